@@ -1,0 +1,149 @@
+# maskmesh — read top to bottom.
+#
+#   make              build every binary into bin/
+#   make test         install what is missing (hack/install-deps.sh), build, run every test
+#   make test-asan    the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-valgrind unit tests under valgrind (memcheck, leaks are errors)
+#   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
+#   make bench        the benchmarks (prints figures and ratios measured in the same run)
+#   make demo         the local system, narrated (README)
+#
+# Layout: lib/<m>/*.c is module <m> (lib/<m>/<m>.h its public header, lib/<m>/module.mk says
+# `<m>_DEPS := other modules`); lib/<m>/test_*.c are its cmocka tests; cmd/<b>/*.c is binary
+# <b> (cmd/<b>/module.mk says `<b>_MODULES := modules it links`); fuzz/fuzz_*.c are libFuzzer
+# targets (fuzz/module.mk says `fuzz_<name>_MODULES := ...`).
+
+# The targets people type first install dependencies, then run the real work with the
+# pkg-config flags that are only known once the -dev packages are there.
+ifndef MM_DEPS_OK
+.DEFAULT_GOAL := all
+ENTRY := all test test-asan test-valgrind test-unit test-integration fuzz fuzz-build bench demo \
+         lint format
+.PHONY: $(ENTRY) deps clean
+$(ENTRY): deps
+	@$(MAKE) --no-print-directory MM_DEPS_OK=1 $@
+deps:
+	@hack/install-deps.sh build
+clean:
+	rm -rf bin build build-asan build-fuzz
+else
+
+BUILD   ?= build
+BIN     ?= bin
+CC      ?= cc
+PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -Ilib $(PKG_CFLAGS) -MMD -MP
+LDFLAGS ?=
+ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
+
+MODULES := $(patsubst lib/%/,%,$(sort $(dir $(wildcard lib/*/*.c))))
+CMDS    := $(patsubst cmd/%/,%,$(sort $(dir $(wildcard cmd/*/*.c))))
+-include $(wildcard lib/*/module.mk) $(wildcard cmd/*/module.mk) fuzz/module.mk
+
+# module archives: build/lib/libmm_<m>.a
+lib_srcs = $(filter-out lib/$(1)/test_%.c,$(wildcard lib/$(1)/*.c))
+lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
+lib_a    = $(BUILD)/lib/libmm_$(1).a
+# a module's archive plus, transitively, those it depends on
+mods_closure = $(sort $(foreach m,$(1),$(m) $(if $($(m)_DEPS),$(call mods_closure,$($(m)_DEPS)))))
+link_libs = -Wl,--start-group $(foreach m,$(call mods_closure,$(1)),$(call lib_a,$(m))) -Wl,--end-group
+
+define MODULE_RULES
+$(call lib_a,$(1)): $(call lib_objs,$(1))
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# binaries
+define CMD_RULES
+$(BIN)/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c)) $(foreach m,$(call mods_closure,$($(1)_MODULES)),$(call lib_a,$(m)))
+	@mkdir -p $$(dir $$@)
+	$(CC) $(ALL_LDFLAGS) -o $$@ $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c)) $(call link_libs,$($(1)_MODULES)) $(PKG_LIBS)
+endef
+$(foreach c,$(CMDS),$(eval $(call CMD_RULES,$(c))))
+
+# unit tests: lib/<m>/test_<x>.c -> build/tests/<m>/test_<x>
+UNIT_SRCS := $(wildcard lib/*/test_*.c)
+UNIT_BINS := $(patsubst lib/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+define UNIT_RULES
+$(BUILD)/tests/$(1)/%: lib/$(1)/%.c $(foreach m,$(call mods_closure,$(1)),$(call lib_a,$(m)))
+	@mkdir -p $$(dir $$@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$(1)) $(PKG_LIBS) $(CMOCKA_LIBS)
+endef
+$(foreach m,$(MODULES),$(eval $(call UNIT_RULES,$(m))))
+
+.PHONY: all build units test test-unit test-integration test-asan test-valgrind fuzz fuzz-build \
+        bench demo lint format
+all: $(addprefix $(BIN)/,$(CMDS))
+build: all
+units: $(UNIT_BINS)
+
+# Every test: unit (cmocka), golden, integration, the API stand-in's own suite. The runner
+# prints one `N passed, N failed` line at the end and fails if anything failed.
+test: all units
+	@hack/run-tests.sh --build $(BUILD) --bin $(BIN) all
+
+test-unit: units
+	@hack/run-tests.sh --build $(BUILD) --bin $(BIN) unit
+
+test-integration: all
+	@hack/run-tests.sh --build $(BUILD) --bin $(BIN) integration
+
+# Sanitizers: separate build tree so normal and sanitized objects never mix.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-asan:
+	@$(MAKE) --no-print-directory MM_DEPS_OK=1 BUILD=build-asan BIN=build-asan/bin \
+	    CFLAGS="-O1 -g" SAN_FLAGS="$(ASAN_FLAGS)" all units
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 MM_SANITIZED=1 \
+	    hack/run-tests.sh --build build-asan --bin build-asan/bin unit golden integration
+
+test-valgrind: units
+	@MM_VALGRIND=1 hack/run-tests.sh --build $(BUILD) --bin $(BIN) unit
+
+# libFuzzer: clang, its own tree. FUZZ_SECONDS bounds each target.
+FUZZ_SECONDS ?= 30
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst fuzz/%.c,build-fuzz/fuzz/%,$(FUZZ_SRCS))
+fuzz-build:
+	@$(MAKE) --no-print-directory MM_DEPS_OK=1 BUILD=build-fuzz BIN=build-fuzz/bin CC=clang \
+	    CFLAGS="-O1 -g -DMM_FUZZING" SAN_FLAGS="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" \
+	    $(FUZZ_BINS)
+fuzz: fuzz-build
+	@hack/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+define FUZZ_RULES
+build-fuzz/fuzz/$(1): fuzz/$(1).c $(foreach m,$(call mods_closure,$($(1)_MODULES)),$(call lib_a,$(m)))
+	@mkdir -p $$(dir $$@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$($(1)_MODULES)) $(PKG_LIBS)
+endef
+$(foreach f,$(patsubst fuzz/%.c,%,$(FUZZ_SRCS)),$(eval $(call FUZZ_RULES,$(f))))
+
+bench: all
+	@hack/install-deps.sh bench
+	@bench/run.sh
+
+demo: all
+	@hack/demo.sh
+
+lint:
+	@hack/lint.sh
+
+format:
+	clang-format -i $(wildcard lib/*/*.[ch] cmd/*/*.[ch] fuzz/*.c)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+endif

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what maskmesh needs to build and test on Debian bookworm, only what is missing.
+# Usage: hack/install-deps.sh [build|bench|all]   (default: build)
+set -euo pipefail
+
+build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3 openssl curl
+            libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjson-c-dev libyaml-dev
+            libcyaml-dev libcmocka-dev libpcre2-dev zlib1g-dev)
+bench_pkgs=(wrk nginx-light nodejs)
+
+want=("${build_pkgs[@]}")
+case "${1:-build}" in
+    build) ;;
+    bench) want=("${bench_pkgs[@]}") ;;
+    all)   want+=("${bench_pkgs[@]}") ;;
+    *) echo "usage: $0 [build|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    # nodejs may come from another repository; any working node counts
+    if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

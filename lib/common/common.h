@@ -1,0 +1,114 @@
+/* lib/common: what every maskmesh module shares — the error type and message buffer,
+ * checked allocation (with fault injection for failure-path tests), a bounded growing
+ * buffer, bounded file reads, and JSON-line logging.
+ * Depends on: libc only. */
+#ifndef MM_COMMON_H
+#define MM_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+typedef enum {
+    MM_OK = 0,
+    MM_ENOMEM,    /* an allocation failed */
+    MM_EPARSE,    /* input is not what its format says */
+    MM_EINVAL,    /* well-formed but not acceptable (validation, bad argument) */
+    MM_EIO,       /* a read, write or socket call failed */
+    MM_ETLS,      /* TLS setup or handshake */
+    MM_EHTTP,     /* an HTTP peer answered with an error */
+    MM_ETIMEOUT,  /* a deadline passed */
+    MM_ECONFLICT, /* optimistic concurrency lost (HTTP 409) */
+    MM_ENOTFOUND, /* no such object or file */
+    MM_EGONE,     /* resource version expired (HTTP 410) */
+    MM_ELIMIT,    /* a bounded buffer or count would be exceeded */
+} mm_err;
+
+const char *mm_strerror(mm_err e);
+
+/* A human message naming the place and what was expected. Never holds a value that may be
+ * sensitive: name the rule, the path and the offset, not the card number. */
+#define MM_ERRBUF_SIZE 512
+typedef struct {
+    char msg[MM_ERRBUF_SIZE];
+} mm_errbuf;
+
+/* Formats into eb (when eb is not NULL) and returns e, so `return mm_errf(eb, MM_EPARSE, ...)`
+ * reads naturally. A message already set is replaced. */
+mm_err mm_errf(mm_errbuf *eb, mm_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Prepends "prefix: " to the message already in eb (adds context on the way up). */
+void mm_errprefix(mm_errbuf *eb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- allocation ----------------------------------------------------------------------- */
+
+/* Every module allocates through these so tests can fail the Nth allocation (curl's
+ * memdebug torture idea). They behave like their libc twins otherwise. */
+void *mm_malloc(size_t n);
+void *mm_calloc(size_t nmemb, size_t size);
+void *mm_realloc(void *p, size_t n);
+char *mm_strdup(const char *s);
+char *mm_strndup(const char *s, size_t n);
+void *mm_memdup(const void *p, size_t n);
+void mm_free(void *p);
+
+/* Fault injection: after `n` more successful allocations, every allocation fails until reset
+ * with n < 0 (the default). Returns the number of allocations made since the last call. */
+long mm_alloc_fail_after(long n);
+
+/* ---- bounded growing buffer ------------------------------------------------------------ */
+
+typedef struct {
+    char *data;   /* NUL-terminated when len > 0 or after mm_buf_cstr */
+    size_t len;
+    size_t cap;
+    size_t limit; /* 0: unbounded (only for data the program itself makes) */
+} mm_buf;
+
+void mm_buf_init(mm_buf *b, size_t limit);
+void mm_buf_free(mm_buf *b);            /* frees data; the struct may be reused after init */
+void mm_buf_reset(mm_buf *b);           /* len = 0, keeps the allocation */
+mm_err mm_buf_reserve(mm_buf *b, size_t extra);
+mm_err mm_buf_append(mm_buf *b, const void *p, size_t n);
+mm_err mm_buf_putc(mm_buf *b, char c);
+mm_err mm_buf_puts(mm_buf *b, const char *s);
+mm_err mm_buf_printf(mm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+mm_err mm_buf_vprintf(mm_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 requires. */
+mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n);
+/* Returns the data as a C string (an empty buffer gives ""). Never NULL after a successful
+ * append; "" when nothing was ever appended. */
+const char *mm_buf_cstr(mm_buf *b);
+/* Hands the data to the caller (who frees it with mm_free) and resets b. */
+char *mm_buf_steal(mm_buf *b, size_t *len);
+
+/* ---- files ---------------------------------------------------------------------------- */
+
+/* Reads a whole file of at most `max` bytes into a NUL-terminated buffer the caller frees
+ * with mm_free. A larger file is MM_ELIMIT; the message names the path. */
+mm_err mm_read_file(const char *path, size_t max, char **out, size_t *len, mm_errbuf *eb);
+
+/* ---- logging -------------------------------------------------------------------------- */
+
+typedef enum { MM_LOG_DEBUG = 0, MM_LOG_INFO, MM_LOG_WARN, MM_LOG_ERROR } mm_log_level;
+
+void mm_log_set_level(mm_log_level min);
+void mm_log_set_component(const char *name); /* borrowed; e.g. "maskmesh-proxy" */
+/* One JSON object per line on stderr: {"ts":...,"level":...,"component":...,"msg":...,k:v...}.
+ * The variadic part is key/value string pairs ending with NULL. Callers never pass masked
+ * values or bodies. */
+void mm_log(mm_log_level lvl, const char *msg, ...);
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+#define MM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MM_UNUSED(x) ((void)(x))
+
+/* Parses a whole decimal string into [min, max]; false on anything else. */
+bool mm_parse_long(const char *s, long min, long max, long *out);
+/* Monotonic clock in nanoseconds. */
+uint64_t mm_now_ns(void);
+
+#endif

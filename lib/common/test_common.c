@@ -1,0 +1,122 @@
+/* Unit tests for lib/common: buffers and their limits, JSON escaping, allocation failure
+ * injection, bounded file reads, number parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+
+static void test_buf_limit(void **state)
+{
+    mm_buf b;
+    (void)state;
+    mm_buf_init(&b, 8);
+    assert_int_equal(mm_buf_append(&b, "12345678", 8), MM_OK);
+    assert_int_equal(mm_buf_putc(&b, 'x'), MM_ELIMIT);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(mm_buf_cstr(&b), "12345678");
+    mm_buf_reset(&b);
+    assert_int_equal(mm_buf_printf(&b, "%d-%s", 42, "ab"), MM_OK);
+    assert_string_equal(mm_buf_cstr(&b), "42-ab");
+    assert_int_equal(mm_buf_printf(&b, "%s", "toolong"), MM_ELIMIT);
+    mm_buf_free(&b);
+}
+
+static void test_json_escape(void **state)
+{
+    mm_buf b;
+    (void)state;
+    mm_buf_init(&b, 0);
+    assert_int_equal(mm_buf_put_json_str(&b, "a\"b\\c\n\x01", 7), MM_OK);
+    assert_string_equal(mm_buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\"");
+    mm_buf_free(&b);
+}
+
+static void test_alloc_fault_injection(void **state)
+{
+    char *a, *b;
+    (void)state;
+    mm_alloc_fail_after(1);
+    a = mm_strdup("x");
+    b = mm_strdup("y");
+    assert_non_null(a);
+    assert_null(b);
+    assert_int_equal(mm_alloc_fail_after(-1), 2);
+    b = mm_strdup("y");
+    assert_non_null(b);
+    mm_free(a);
+    mm_free(b);
+}
+
+static void test_buf_enomem(void **state)
+{
+    mm_buf b;
+    (void)state;
+    mm_buf_init(&b, 0);
+    mm_alloc_fail_after(0);
+    assert_int_equal(mm_buf_puts(&b, "x"), MM_ENOMEM);
+    mm_alloc_fail_after(-1);
+    assert_int_equal(b.len, 0);
+    mm_buf_free(&b);
+}
+
+static void test_read_file(void **state)
+{
+    char path[] = "/tmp/mm_test_XXXXXX";
+    int fd = mkstemp(path);
+    char *text = NULL;
+    size_t len = 0;
+    mm_errbuf eb = {{0}};
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello world", 11), 11);
+    close(fd);
+    assert_int_equal(mm_read_file(path, 100, &text, &len, &eb), MM_OK);
+    assert_int_equal(len, 11);
+    assert_string_equal(text, "hello world");
+    mm_free(text);
+    text = NULL;
+    assert_int_equal(mm_read_file(path, 5, &text, &len, &eb), MM_ELIMIT);
+    assert_null(text);
+    assert_non_null(strstr(eb.msg, path));
+    unlink(path);
+    assert_int_equal(mm_read_file(path, 5, &text, &len, &eb), MM_ENOTFOUND);
+}
+
+static void test_parse_long(void **state)
+{
+    long v;
+    (void)state;
+    assert_true(mm_parse_long("8080", 1, 65535, &v));
+    assert_int_equal(v, 8080);
+    assert_false(mm_parse_long("70000", 1, 65535, &v));
+    assert_false(mm_parse_long("80x", 1, 65535, &v));
+    assert_false(mm_parse_long("", 1, 65535, &v));
+}
+
+static void test_errf_prefix(void **state)
+{
+    mm_errbuf eb;
+    (void)state;
+    assert_int_equal(mm_errf(&eb, MM_EPARSE, "offset %d: expected ':'", 12), MM_EPARSE);
+    mm_errprefix(&eb, "%s", "input.json");
+    assert_string_equal(eb.msg, "input.json: offset 12: expected ':'");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_alloc_fault_injection), cmocka_unit_test(test_buf_enomem),
+        cmocka_unit_test(test_read_file),     cmocka_unit_test(test_parse_long),
+        cmocka_unit_test(test_errf_prefix),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}

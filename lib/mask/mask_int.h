@@ -1,0 +1,95 @@
+/* lib/mask internals shared by its files: detectors (detect.c), actions (action.c), keys
+ * (keys.c), used by the compiler and the stream maskers (masker.c, json.c, text.c).
+ * Not part of the public surface. */
+#ifndef MM_MASK_INT_H
+#define MM_MASK_INT_H
+
+#include "mask/mask.h"
+
+/* ---- detectors (detect.c) ------------------------------------------------------------- */
+
+typedef enum {
+    DET_CREDIT_CARD,
+    DET_US_SSN,
+    DET_EMAIL,
+    DET_PHONE,
+    DET_IBAN,
+    DET_IPV4,
+    DET_IPV6,
+    DET_JWT,
+    DET_AWS_ACCESS_KEY,
+    DET_BEARER_TOKEN,
+    DET_BUILTIN_COUNT
+} det_id;
+
+/* -1 when `name` is not a built-in detector. Names are those of mm_detector_names. */
+int det_lookup(const char *name);
+const char *det_name(det_id id);
+
+/* A compiled set of detectors and custom patterns. Each member carries a caller-chosen `tag`
+ * (the stream code uses the index of the first rule that names it, which is also its
+ * precedence: a lower tag wins an overlap). Immutable once compiled; shareable by threads. */
+typedef struct det_set det_set;
+
+mm_err det_set_new(det_set **out);
+mm_err det_set_add_builtin(det_set *s, det_id id, int tag);
+/* PCRE2 syntax; compiled with JIT when available. `name` appears in findings. */
+mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int tag,
+                           mm_errbuf *eb);
+mm_err det_set_compile(det_set *s, mm_errbuf *eb);
+bool det_set_empty(const det_set *s);
+void det_set_free(det_set *s);
+
+typedef struct {
+    size_t start, end; /* byte span in the scanned text, end exclusive */
+    int tag;
+    const char *name;  /* detector or pattern name (borrowed from the set) */
+} det_match;
+
+/* Called for every match, in order of start offset (ties: lower tag first). Overlapping
+ * matches are all reported; the caller resolves them. A non-OK return stops the scan. */
+typedef mm_err (*det_match_fn)(void *ctx, const det_match *m);
+
+/* Scans `n` bytes of text (a decoded JSON string, a numeric literal's text, or a text body
+ * line). Must be fast where nothing matches: this runs on every value. Per-thread scratch
+ * (PCRE2 match data) lives in `scratch`, made by det_scratch_new for one thread/stream. */
+typedef struct det_scratch det_scratch;
+mm_err det_scratch_new(const det_set *s, det_scratch **out);
+void det_scratch_free(det_scratch *sc);
+mm_err det_scan(const det_set *s, det_scratch *sc, const char *text, size_t n, det_match_fn cb,
+                void *ctx);
+
+/* ---- actions (action.c) --------------------------------------------------------------- */
+
+/* An action with its key resolved (key bytes copied), ready to apply. */
+typedef struct {
+    mm_action_type type;
+    char *text; /* redact: the replacement; replace: the value */
+    size_t text_len;
+    int keep_first, keep_last;
+    char mask_char[8]; /* one UTF-8 character */
+    size_t mask_char_len;
+    bool preserve_format;
+    unsigned char *key; /* hash (optional) / tokenize; NULL when unkeyed */
+    size_t key_len;
+} act_t;
+
+/* `where` names the rule in messages (e.g. "policy shop/payments-api rule card"). A key the
+ * action names that `keys` does not hold is MM_EINVAL. */
+mm_err act_compile(const mm_action *a, const mm_keys *keys, const char *where, act_t *out,
+                   mm_errbuf *eb);
+void act_clear(act_t *a);
+
+/* Appends the transformed form of `in` (raw, unescaped bytes) to `out`, also raw: the caller
+ * escapes it for JSON. remove appends nothing (the caller drops the member or match).
+ * mask counts UTF-8 characters; with preserveFormat only letters and digits are masked and
+ * counted for keepFirst/keepLast, other characters stay. A value with no more maskable
+ * characters than keepFirst+keepLast is masked whole (never shown in full). */
+mm_err act_apply(const act_t *a, const char *in, size_t n, mm_buf *out);
+
+/* ---- keys (keys.c) -------------------------------------------------------------------- */
+
+/* Borrowed view of a key; false when absent. */
+bool keys_get(const mm_keys *k, const char *name, const unsigned char **key, size_t *len);
+
+#endif

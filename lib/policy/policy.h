@@ -1,0 +1,210 @@
+/* lib/policy: the MaskingPolicy model (maskmesh.io/v1alpha1). Parses YAML (one object, a
+ * list, or a multi-document file) and JSON (as the Kubernetes API returns it) into one
+ * validated model; owns the JSONPath subset grammar and the list of built-in detectors;
+ * matches label selectors.
+ * Depends on: lib/common, libyaml, json-c, PCRE2 (only to check that regexes compile).
+ *
+ * The model structs are plain data, read-only once parsed, owned by their mm_policy_set
+ * (or by the mm_policy returned from mm_policy_from_json). */
+#ifndef MM_POLICY_H
+#define MM_POLICY_H
+
+#include "common/common.h"
+
+struct json_object;
+
+/* Bounds on what a policy may hold; exceeding one is a validation error. */
+#define MM_POLICY_FILE_MAX   (4u << 20) /* a policy file */
+#define MM_POLICY_MAX_RULES  256        /* rules (and header rules) per policy */
+#define MM_POLICY_MAX_PATHS  256        /* fields per rule */
+#define MM_POLICY_MAX_KEEP   64         /* keepFirst / keepLast */
+#define MM_POLICY_NAME_MAX   253
+
+/* ---- JSONPath subset: $ .name ['name'] [*] .* [N] ..name ..['name'] ..* ------------------ */
+
+typedef enum {
+    MM_STEP_NAME,     /* .name / ['name'] */
+    MM_STEP_INDEX,    /* [N] */
+    MM_STEP_WILDCARD, /* [*] / .* : every member or element */
+} mm_step_kind;
+
+typedef struct {
+    mm_step_kind kind;
+    bool descendant; /* reached with "..": this step may match at any depth below */
+    char *name;      /* MM_STEP_NAME: the unescaped member name */
+    size_t name_len;
+    long index;      /* MM_STEP_INDEX */
+} mm_path_step;
+
+typedef struct {
+    char *text; /* as written, for messages and findings */
+    mm_path_step *steps;
+    size_t n_steps; /* 0 means "$": the whole document */
+} mm_path;
+
+/* Parses one path. On error the message says the byte offset in the path and what was
+ * expected, e.g. `offset 9: expected a member name after "."`. */
+mm_err mm_path_parse(const char *text, mm_path *out, mm_errbuf *eb);
+void mm_path_clear(mm_path *p);
+
+/* ---- the model ------------------------------------------------------------------------ */
+
+typedef enum {
+    MM_ACTION_REDACT,   /* fixed replacement, default "[REDACTED]" */
+    MM_ACTION_MASK,     /* keepFirst/keepLast, char, preserveFormat */
+    MM_ACTION_HASH,     /* SHA-256 hex; HMAC-SHA256 when key is set */
+    MM_ACTION_TOKENIZE, /* "tok_" + base32(HMAC-SHA256(key, value)); key required */
+    MM_ACTION_REMOVE,   /* drops the JSON member / array element (text: the match) */
+    MM_ACTION_REPLACE,  /* a constant value */
+} mm_action_type;
+
+typedef struct {
+    mm_action_type type;
+    char *replacement;    /* redact; never NULL after parse */
+    int keep_first;       /* mask */
+    int keep_last;        /* mask */
+    char *mask_char;      /* mask: one UTF-8 character, default "*" */
+    bool preserve_format; /* mask: characters that are not letters or digits stay */
+    char *key;            /* hash (optional), tokenize (required): a key name in maskmesh-keys */
+    char *value;          /* replace */
+} mm_action;
+
+typedef struct {
+    char *name;
+    char *regex; /* PCRE2 syntax; checked to compile */
+} mm_pattern;
+
+typedef struct {
+    char *name;
+    mm_path *fields;
+    size_t n_fields;
+    char **detectors; /* built-in detector names, checked against mm_detector_names */
+    size_t n_detectors;
+    mm_pattern *patterns;
+    size_t n_patterns;
+    char **content_types; /* extra body types that detectors read as text */
+    size_t n_content_types;
+    mm_action action;
+} mm_rule;
+
+typedef struct {
+    char *name; /* header name as written; compared case-insensitively */
+    mm_action action;
+} mm_header_rule;
+
+typedef struct {
+    char **principals;
+    size_t n_principals;
+    char **rules; /* names of rules of this policy */
+    size_t n_rules;
+} mm_exemption;
+
+typedef enum { MM_SEL_IN, MM_SEL_NOT_IN, MM_SEL_EXISTS, MM_SEL_DOES_NOT_EXIST } mm_sel_op;
+
+typedef struct {
+    char *key;
+    mm_sel_op op;
+    char **values;
+    size_t n_values;
+} mm_sel_expr;
+
+typedef struct {
+    char **label_keys; /* matchLabels, parallel arrays */
+    char **label_values;
+    size_t n_labels;
+    mm_sel_expr *exprs; /* matchExpressions */
+    size_t n_exprs;
+} mm_selector;
+
+typedef enum { MM_MODE_ENFORCE, MM_MODE_AUDIT } mm_mode;
+typedef enum { MM_ONERR_BLOCK, MM_ONERR_REDACT_ALL, MM_ONERR_PASSTHROUGH } mm_on_error;
+typedef enum { MM_DIR_RESPONSE = 1, MM_DIR_REQUEST = 2, MM_DIR_BOTH = 3 } mm_direction;
+
+typedef struct {
+    char *name;
+    char *ns;               /* metadata.namespace; NULL when absent */
+    char *uid;              /* metadata.uid; NULL when absent (files) */
+    char *resource_version; /* opaque */
+    long generation;        /* 0 when absent */
+    mm_selector selector;
+    char *port; /* spec.port as written (number or name); NULL when absent */
+    mm_mode mode;
+    mm_on_error on_error;
+    mm_direction direction;
+    mm_rule *rules;
+    size_t n_rules;
+    mm_header_rule *headers;
+    size_t n_headers;
+    mm_exemption *exemptions;
+    size_t n_exemptions;
+    char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
+} mm_policy;
+
+/* The built-in detectors, NULL-terminated: credit_card, us_ssn, email, phone, iban, ipv4,
+ * ipv6, jwt, aws_access_key, bearer_token. */
+extern const char *const mm_detector_names[];
+bool mm_detector_known(const char *name);
+
+/* ---- diagnostics ---------------------------------------------------------------------- */
+
+/* Errors and warnings collected while parsing or linting, each one line of the form
+ * `FILE:LINE:COL: spec.rules[2].action.type: unknown action type "x" (expected ...)`
+ * (JSON input has no line: `FILE: spec.rules[2]...`). Never holds a data value. */
+typedef struct mm_diags mm_diags;
+mm_err mm_diags_new(mm_diags **out);
+void mm_diags_free(mm_diags *d);
+size_t mm_diags_errors(const mm_diags *d);
+size_t mm_diags_warnings(const mm_diags *d);
+size_t mm_diags_count(const mm_diags *d);
+const char *mm_diags_get(const mm_diags *d, size_t i, bool *is_warning);
+
+/* ---- parsing -------------------------------------------------------------------------- */
+
+typedef struct mm_policy_set mm_policy_set; /* owns its policies, in input order */
+
+/* `filename` is only used in messages. `diags` (optional) collects every error; `eb` gets
+ * the first. A set is returned only when every policy in the input is valid. */
+mm_err mm_policy_parse_yaml(const char *text, size_t len, const char *filename,
+                            mm_policy_set **out, mm_diags *diags, mm_errbuf *eb);
+/* JSON: one MaskingPolicy, a JSON array of them, or a List ({"items": [...]}). */
+mm_err mm_policy_parse_json(const char *text, size_t len, const char *filename,
+                            mm_policy_set **out, mm_diags *diags, mm_errbuf *eb);
+/* Reads `path` (at most MM_POLICY_FILE_MAX) and parses it as JSON when its first non-blank
+ * byte is '{' or '[', else as YAML. "-" reads standard input. */
+mm_err mm_policy_load(const char *path, mm_policy_set **out, mm_diags *diags, mm_errbuf *eb);
+
+size_t mm_policy_set_count(const mm_policy_set *set);
+const mm_policy *mm_policy_set_get(const mm_policy_set *set, size_t i); /* borrowed */
+void mm_policy_set_free(mm_policy_set *set);
+
+/* One policy from a json-c object as the API server sends it (controller, webhook).
+ * `where` prefixes messages (e.g. "shop/payments-api"). Caller frees with mm_policy_free. */
+mm_err mm_policy_from_json(const struct json_object *obj, const char *where, mm_policy **out,
+                           mm_diags *diags, mm_errbuf *eb);
+void mm_policy_free(mm_policy *p);
+
+/* Warnings for policies that parse but break PCI DSS practice: a card mask keeping more
+ * than the first six and last four digits; an unkeyed hash of cards or SSNs. Adds to diags;
+ * returns how many it added. */
+size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags);
+
+/* ---- selection ------------------------------------------------------------------------ */
+
+/* A pod's labels (parallel arrays), as the downward API file writes them: key="value" lines,
+ * values in Go %q quoting. */
+typedef struct {
+    char **keys;
+    char **values;
+    size_t n;
+} mm_labels;
+
+mm_err mm_labels_parse(const char *text, size_t len, const char *filename, mm_labels *out,
+                       mm_errbuf *eb);
+void mm_labels_clear(mm_labels *l);
+const char *mm_labels_get(const mm_labels *l, const char *key);
+
+/* Kubernetes LabelSelector semantics: every matchLabels pair and every expression must hold;
+ * an empty selector matches every pod. */
+bool mm_selector_matches(const mm_selector *sel, const mm_labels *labels);
+
+#endif
