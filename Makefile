@@ -74,6 +74,17 @@ $(BIN)/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c)) $(foreach m,$
 endef
 $(foreach c,$(CMDS),$(eval $(call CMD_RULES,$(c))))
 
+# test tools (servers and clients the integration tests and benches start):
+# tests/tools/<t>/*.c -> build/tools/<t>, linking `<t>_MODULES` from tests/tools/<t>/module.mk
+TOOLS := $(patsubst tests/tools/%/,%,$(sort $(dir $(wildcard tests/tools/*/*.c))))
+-include $(wildcard tests/tools/*/module.mk)
+define TOOL_RULES
+$(BUILD)/tools/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/tools/$(1)/*.c)) $(foreach m,$(call mods_closure,$($(1)_MODULES)),$(call lib_a,$(m)))
+	@mkdir -p $$(dir $$@)
+	$(CC) $(ALL_LDFLAGS) -o $$@ $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/tools/$(1)/*.c)) $(call link_libs,$($(1)_MODULES)) $(PKG_LIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call TOOL_RULES,$(t))))
+
 # unit tests: lib/<m>/test_<x>.c -> build/tests/<m>/test_<x>
 UNIT_SRCS := $(wildcard lib/*/test_*.c)
 UNIT_BINS := $(patsubst lib/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -88,7 +99,7 @@ $(foreach m,$(MODULES),$(eval $(call UNIT_RULES,$(m))))
         bench demo lint format
 all: $(addprefix $(BIN)/,$(CMDS))
 build: all
-units: $(UNIT_BINS)
+units: $(UNIT_BINS) $(addprefix $(BUILD)/tools/,$(TOOLS))
 
 # Every test: unit (cmocka), golden, integration, the API stand-in's own suite. The runner
 # prints one `N passed, N failed` line at the end and fails if anything failed.
