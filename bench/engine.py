@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Engine benchmark (issue 3): maskctl mask throughput and peak RSS on generated JSON of
+realistic shape (~30% of string values sensitive), beside the floor (cat, a parse-only
+pass) and fast-redact (Node: JSON.parse + redact + JSON.stringify), all in the same run.
+
+Bars: path rules >= 5x fast-redact; all detectors >= 200 MB/s; peak RSS < 32 MB on 1 GB.
+Prints a table and exits 1 when a bar is missed."""
+import json, os, subprocess, sys, tempfile, time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("MM_BIN", os.path.join(TOP, "bin"))
+BUILD = os.environ.get("MM_BUILD", os.path.join(TOP, "build"))
+OUT = os.path.join(TOP, "bench", "out")
+SIZE = int(os.environ.get("BENCH_SIZE", 100_000_000))       # throughput corpus
+BIG = int(os.environ.get("BENCH_BIG", 1_000_000_000))        # RSS corpus
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
+
+FIELDS = ["customer.name", "customer.email", "customer.phone", "customer.ssn",
+          "payment.card_number", "payment.iban", "client_ip"]
+DETECTORS = ["credit_card", "us_ssn", "email", "phone", "iban", "ipv4", "ipv6", "jwt",
+             "aws_access_key", "bearer_token"]
+
+
+def policy(name, rule):
+    return {"apiVersion": "maskmesh.io/v1alpha1", "kind": "MaskingPolicy",
+            "metadata": {"name": name}, "spec": {"selector": {}, "rules": [rule]}}
+
+
+def write_policies():
+    pols = {
+        "parse-only": policy("parse-only", {"name": "none", "fields": ["$.no_such_member"],
+                                            "action": {"type": "redact"}}),
+        "path rules": policy("paths", {"name": "pii", "fields": ["$.records[*]." + f for f in FIELDS],
+                                       "action": {"type": "redact"}}),
+        "all detectors": policy("detectors", {"name": "pii", "detectors": DETECTORS,
+                                              "action": {"type": "redact"}}),
+    }
+    paths = {}
+    for k, v in pols.items():
+        p = os.path.join(OUT, k.replace(" ", "-") + ".json")
+        with open(p, "w") as f:
+            json.dump(v, f)
+        paths[k] = p
+    # NDJSON lines are records themselves
+    nd = policy("paths-ndjson", {"name": "pii", "fields": ["$." + f for f in FIELDS],
+                                 "action": {"type": "redact"}})
+    paths["ndjson path rules"] = os.path.join(OUT, "paths-ndjson.json")
+    with open(paths["ndjson path rules"], "w") as f:
+        json.dump(nd, f)
+    return paths
+
+
+def gen(path, size, ndjson=False):
+    if os.path.exists(path) and os.path.getsize(path) >= size:
+        return
+    args = [os.path.join(BUILD, "tools", "mm-jsongen"), "--size", str(size)]
+    if ndjson:
+        args.append("--ndjson")
+    with open(path + ".tmp", "wb") as f:
+        subprocess.run(args, stdout=f, check=True)
+    os.replace(path + ".tmp", path)
+
+
+def run(args, stdin_path=None):
+    """Runs a command with stdout to /dev/null; returns (seconds, peak RSS in KiB)."""
+    with open(os.devnull, "wb") as null, open(stdin_path or os.devnull, "rb") as inp:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(args, stdin=inp, stdout=null, stderr=subprocess.PIPE)
+        _, status, ru = os.wait4(p.pid, 0)
+        secs = time.perf_counter() - t0
+        err = p.stderr.read().decode(errors="replace")
+        p.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: {' '.join(args)} failed: {err.strip()}")
+    return secs, ru.ru_maxrss
+
+
+def best(args, stdin_path=None):
+    runs = [run(args, stdin_path) for _ in range(ROUNDS)]
+    return min(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def sanity(policy_path, corpus):
+    """The path policy really masks: every sensitive member of the first records is redacted."""
+    head = os.path.join(OUT, "head.json")
+    subprocess.run([os.path.join(BUILD, "tools", "mm-jsongen"), "--size", "20000"],
+                   stdout=open(head, "wb"), check=True)
+    out = subprocess.run([os.path.join(BIN, "maskctl"), "mask", "--policy", policy_path, head],
+                         capture_output=True, check=True).stdout
+    doc = json.loads(out)
+    for r in doc["records"]:
+        for f in FIELDS:
+            obj = r
+            for part in f.split("."):
+                obj = obj[part]
+            if obj != "[REDACTED]":
+                sys.exit(f"bench: sanity check failed: {f} was not redacted")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    maskctl = os.path.join(BIN, "maskctl")
+    pols = write_policies()
+    corpus = os.path.join(OUT, f"records-{SIZE}.json")
+    big_json = os.path.join(OUT, f"records-{BIG}.json")
+    big_nd = os.path.join(OUT, f"records-{BIG}.ndjson")
+    gen(corpus, SIZE)
+    gen(big_json, BIG)
+    gen(big_nd, BIG, ndjson=True)
+    sanity(pols["path rules"], corpus)
+    mb = os.path.getsize(corpus) / 1e6
+
+    rows = []
+    t, _ = best(["cat", corpus])
+    rows.append(("floor: cat > /dev/null", mb / t, None))
+    t, _ = best(["python3", "-c", "import json,sys; json.load(open(sys.argv[1]))", corpus])
+    rows.append(("floor: Python json.load (DOM parse only)", mb / t, None))
+    res = {}
+    for k in ("parse-only", "path rules", "all detectors"):
+        t, rss = best([maskctl, "mask", "--policy", pols[k], corpus])
+        res[k] = mb / t
+        rows.append((f"maskctl mask: {k}", mb / t, rss))
+
+    node_paths = ",".join("records[*]." + f for f in FIELDS)
+    npm_dir = os.path.join(TOP, "bench")
+    if not os.path.isdir(os.path.join(npm_dir, "node_modules", "fast-redact")):
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock",
+                        "--silent"], cwd=npm_dir, check=True)
+    fr = subprocess.run(["node", os.path.join(npm_dir, "fast-redact.js"), corpus, node_paths,
+                         str(ROUNDS)], capture_output=True, text=True, check=True)
+    fr_mbps = json.loads(fr.stdout)["mbps"]
+    rows.append(("fast-redact 3.5.0 (JSON.parse + redact + stringify)", fr_mbps, None))
+
+    big_rows = []
+    for label, path, pol in (("1 GB JSON, all detectors", big_json, pols["all detectors"]),
+                             ("1 GB NDJSON, path rules", big_nd, pols["ndjson path rules"])):
+        t, rss = run([maskctl, "mask", "--policy", pol, path])
+        big_rows.append((label, os.path.getsize(path) / 1e6 / t, rss))
+
+    print(f"engine bench: {mb:.0f} MB of order records, best of {ROUNDS} rounds, one core")
+    print(f"  {'workload':<56} {'MB/s':>9} {'peak RSS':>10}")
+    for name, v, rss in rows + big_rows:
+        r = f"{rss / 1024:.1f} MB" if rss else ""
+        print(f"  {name:<56} {v:>9.1f} {r:>10}")
+    ratio = res["path rules"] / fr_mbps
+    bars = [
+        (f"path rules vs fast-redact: {ratio:.1f}x (bar >= 5x)", ratio >= 5),
+        (f"all detectors: {res['all detectors']:.0f} MB/s (bar >= 200 MB/s)", res["all detectors"] >= 200),
+    ]
+    for label, _, rss in big_rows:
+        bars.append((f"peak RSS, {label}: {rss / 1024:.1f} MB (bar < 32 MB)", rss / 1024 < 32))
+    ok = True
+    for text, passed in bars:
+        print(f"  {'ok  ' if passed else 'MISS'} {text}")
+        ok &= passed
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+mm-jsongen_MODULES := common
