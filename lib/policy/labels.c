@@ -1,0 +1,203 @@
+/* lib/policy: a pod's labels from the downward API file, and LabelSelector matching. */
+#include "policy/policy_int.h"
+
+#include <string.h>
+
+#define LABELS_MAX 1024
+
+void mm_labels_clear(mm_labels *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        mm_free(l->keys[i]);
+        mm_free(l->values[i]);
+    }
+    mm_free(l->keys);
+    mm_free(l->values);
+    memset(l, 0, sizeof(*l));
+}
+
+const char *mm_labels_get(const mm_labels *l, const char *key)
+{
+    for (size_t i = 0; l && i < l->n; i++)
+        if (strcmp(l->keys[i], key) == 0)
+            return l->values[i];
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static mm_err put_utf8(mm_buf *b, unsigned long cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    return mm_buf_append(b, u, n);
+}
+
+/* A Go %q string starting at s[0] == '"'; returns the index past the closing quote or 0. */
+static size_t go_unquote(const char *s, size_t n, mm_buf *out)
+{
+    size_t i = 1;
+    while (i < n && s[i] != '"') {
+        if (s[i] != '\\') {
+            if (mm_buf_putc(out, s[i++]) != MM_OK)
+                return 0;
+            continue;
+        }
+        if (++i >= n)
+            return 0;
+        char c = s[i++];
+        unsigned long cp = 0;
+        int digits = 0;
+        switch (c) {
+        case 'n': cp = '\n'; break;
+        case 't': cp = '\t'; break;
+        case 'r': cp = '\r'; break;
+        case 'a': cp = 7; break;
+        case 'b': cp = 8; break;
+        case 'f': cp = 12; break;
+        case 'v': cp = 11; break;
+        case '\\': case '"': case '\'': cp = (unsigned char)c; break;
+        case 'x': digits = 2; break;
+        case 'u': digits = 4; break;
+        case 'U': digits = 8; break;
+        default: return 0;
+        }
+        if (digits) {
+            for (int k = 0; k < digits; k++, i++) {
+                int h = i < n ? hexval(s[i]) : -1;
+                if (h < 0)
+                    return 0;
+                cp = cp * 16 + (unsigned long)h;
+            }
+            if (c == 'x') { /* a raw byte */
+                if (mm_buf_putc(out, (char)cp) != MM_OK)
+                    return 0;
+                continue;
+            }
+            if (cp > 0x10FFFF)
+                return 0;
+        }
+        if (put_utf8(out, cp) != MM_OK)
+            return 0;
+    }
+    return i < n ? i + 1 : 0;
+}
+
+mm_err mm_labels_parse(const char *text, size_t len, const char *filename, mm_labels *out,
+                       mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    mm_labels l = {0};
+    mm_buf val;
+    size_t pos = 0, line = 0, cap = 0;
+
+    mm_buf_init(&val, 64 * 1024);
+    while (pos < len) {
+        const char *s = text + pos, *nl = memchr(s, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - s) : len - pos, eq, end;
+        line++;
+        pos += n + (nl ? 1 : 0);
+        if (n && s[n - 1] == '\r')
+            n--;
+        if (n == 0)
+            continue;
+        const char *e = memchr(s, '=', n);
+        if (!e || e == s) {
+            rc = mm_errf(eb, MM_EPARSE, "%s:%zu: expected key=\"value\"", filename, line);
+            goto out;
+        }
+        eq = (size_t)(e - s);
+        mm_buf_reset(&val);
+        if (eq + 1 >= n || s[eq + 1] != '"' ||
+            (end = go_unquote(s + eq + 1, n - eq - 1, &val)) == 0 || eq + 1 + end != n) {
+            rc = mm_errf(eb, MM_EPARSE, "%s:%zu: the value of \"%.*s\" is not a quoted string",
+                         filename, line, (int)(eq > 64 ? 64 : eq), s);
+            goto out;
+        }
+        if (l.n == LABELS_MAX) {
+            rc = mm_errf(eb, MM_ELIMIT, "%s:%zu: more than %d labels", filename, line, LABELS_MAX);
+            goto out;
+        }
+        if (l.n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            char **k = mm_realloc(l.keys, ncap * sizeof(char *));
+            if (!k)
+                goto nomem;
+            l.keys = k;
+            char **v = mm_realloc(l.values, ncap * sizeof(char *));
+            if (!v)
+                goto nomem;
+            l.values = v;
+            cap = ncap;
+        }
+        if (!(l.keys[l.n] = mm_strndup(s, eq)))
+            goto nomem;
+        if (!(l.values[l.n] = mm_memdup(val.data ? val.data : "", val.len))) {
+            mm_free(l.keys[l.n]);
+            goto nomem;
+        }
+        l.n++;
+    }
+    *out = l;
+    memset(&l, 0, sizeof(l));
+    goto out;
+nomem:
+    rc = mm_errf(eb, MM_ENOMEM, "%s: out of memory", filename);
+out:
+    mm_buf_free(&val);
+    mm_labels_clear(&l);
+    return rc;
+}
+
+bool mm_selector_matches(const mm_selector *sel, const mm_labels *labels)
+{
+    for (size_t i = 0; i < sel->n_labels; i++) {
+        const char *v = mm_labels_get(labels, sel->label_keys[i]);
+        if (!v || strcmp(v, sel->label_values[i]) != 0)
+            return false;
+    }
+    for (size_t i = 0; i < sel->n_exprs; i++) {
+        const mm_sel_expr *x = &sel->exprs[i];
+        const char *v = mm_labels_get(labels, x->key);
+        bool in = false;
+        for (size_t j = 0; v && j < x->n_values; j++)
+            in |= strcmp(v, x->values[j]) == 0;
+        switch (x->op) {
+        case MM_SEL_IN: if (!in) return false; break;
+        case MM_SEL_NOT_IN: if (in) return false; break; /* absent key: NotIn holds */
+        case MM_SEL_EXISTS: if (!v) return false; break;
+        case MM_SEL_DOES_NOT_EXIST: if (v) return false; break;
+        }
+    }
+    return true;
+}
