@@ -248,12 +248,18 @@ mm_err mm_buf_printf(mm_buf *b, const char *fmt, ...)
 
 mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n)
 {
+    mm_err rc;
+    if ((rc = mm_buf_putc(b, '"')) != MM_OK || (rc = mm_buf_put_json_chars(b, s, n)) != MM_OK)
+        return rc;
+    return mm_buf_putc(b, '"');
+}
+
+mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n)
+{
     static const char hex[] = "0123456789abcdef";
     mm_err rc;
     size_t i, run = 0;
 
-    if ((rc = mm_buf_putc(b, '"')) != MM_OK)
-        return rc;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[7];
@@ -286,9 +292,7 @@ mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n)
             return rc;
         run = i + 1;
     }
-    if ((rc = mm_buf_append(b, s + run, n - run)) != MM_OK)
-        return rc;
-    return mm_buf_putc(b, '"');
+    return mm_buf_append(b, s + run, n - run);
 }
 
 const char *mm_buf_cstr(mm_buf *b)

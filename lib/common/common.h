@@ -78,6 +78,8 @@ mm_err mm_buf_printf(mm_buf *b, const char *fmt, ...) __attribute__((format(prin
 mm_err mm_buf_vprintf(mm_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 requires. */
 mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n);
+/* The same escaping without the quotes (a piece of a string literal). */
+mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n);
 /* Returns the data as a C string (an empty buffer gives ""). Never NULL after a successful
  * append; "" when nothing was ever appended. */
 const char *mm_buf_cstr(mm_buf *b);

@@ -92,4 +92,70 @@ mm_err act_apply(const act_t *a, const char *in, size_t n, mm_buf *out);
 /* Borrowed view of a key; false when absent. */
 bool keys_get(const mm_keys *k, const char *name, const unsigned char **key, size_t *len);
 
+/* ---- the compiled masker (masker.c), read by the streams (stream.c) ------------------- */
+
+#include <limits.h>
+#include <stdatomic.h>
+
+#define RULE_NONE INT_MAX   /* "no rule": larger than every rule index */
+#define SCAN_TAG_BASE (INT_MAX / 2) /* scan mode: detectors no rule names, tag base + id */
+
+typedef struct {
+    char *name;
+    char *policy;
+    act_t act;
+    bool audit;     /* the policy is in audit mode: findings only */
+    unsigned dirs;  /* MM_DIR_* bits of its policy */
+    char **exempt;  /* principals that see this rule's values unmasked */
+    size_t n_exempt;
+} mrule;
+
+typedef struct {
+    mm_step_kind kind;
+    bool descendant;
+    char *name;
+    size_t name_len;
+    long index;
+} mstep;
+
+typedef struct {
+    mstep *steps;
+    size_t n_steps;
+    int rule;
+    size_t first_state; /* states first_state .. first_state + n_steps */
+} mpath;
+
+typedef struct {
+    char *name;
+    char *policy;
+    act_t act;
+    bool audit;
+    unsigned dirs;
+} mhdr;
+
+struct mm_masker {
+    _Atomic long refs;
+    bool scan;
+    mrule *rules;
+    size_t n_rules;
+    mpath *paths;
+    size_t n_paths;
+    size_t n_states; /* path automaton states, one bit each */
+    size_t words;    /* 64-bit words per state set */
+    uint64_t *root_set; /* states active at the document root */
+    uint32_t *state_path; /* state -> index of its path */
+    int root_sel;       /* the first rule a "$" path gives, or RULE_NONE */
+    det_set *det[2]; /* [0] response, [1] request; NULL when empty */
+    bool has_remove; /* a remove action exists: member prefixes must be held back */
+    mhdr *hdrs;
+    size_t n_hdrs;
+    char **ctypes; /* contentTypes named by rules, lowercase */
+    size_t n_ctypes;
+    unsigned dirs_any;
+    mm_on_error on_error[2];
+};
+
+/* Direction index for an mm_direction: 0 response, 1 request. */
+static inline int dir_index(mm_direction d) { return d == MM_DIR_REQUEST ? 1 : 0; }
+
 #endif

@@ -1,0 +1,1 @@
+maskctl_MODULES := mask policy common

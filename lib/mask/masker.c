@@ -1,0 +1,432 @@
+/* lib/mask: compiling policies into an mm_masker — rules in precedence order, the JSONPath
+ * automaton, detector sets per direction, header rules — and the masker's small queries. */
+#include "mask/mask_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int policy_order(const void *a, const void *b)
+{
+    const mm_policy *pa = *(const mm_policy *const *)a, *pb = *(const mm_policy *const *)b;
+    int c = strcmp(pa->name, pb->name);
+    return c ? c : strcmp(pa->ns ? pa->ns : "", pb->ns ? pb->ns : "");
+}
+
+static void rule_clear(mrule *r)
+{
+    mm_free(r->name);
+    mm_free(r->policy);
+    act_clear(&r->act);
+    for (size_t i = 0; i < r->n_exempt; i++)
+        mm_free(r->exempt[i]);
+    mm_free(r->exempt);
+}
+
+static void masker_destroy(mm_masker *m)
+{
+    for (size_t i = 0; i < m->n_rules; i++)
+        rule_clear(&m->rules[i]);
+    mm_free(m->rules);
+    for (size_t i = 0; i < m->n_paths; i++) {
+        for (size_t j = 0; j < m->paths[i].n_steps; j++)
+            mm_free(m->paths[i].steps[j].name);
+        mm_free(m->paths[i].steps);
+    }
+    mm_free(m->paths);
+    mm_free(m->root_set);
+    mm_free(m->state_path);
+    det_set_free(m->det[0]);
+    det_set_free(m->det[1]);
+    for (size_t i = 0; i < m->n_hdrs; i++) {
+        mm_free(m->hdrs[i].name);
+        mm_free(m->hdrs[i].policy);
+        act_clear(&m->hdrs[i].act);
+    }
+    mm_free(m->hdrs);
+    for (size_t i = 0; i < m->n_ctypes; i++)
+        mm_free(m->ctypes[i]);
+    mm_free(m->ctypes);
+    mm_free(m);
+}
+
+mm_masker *mm_masker_ref(mm_masker *m)
+{
+    if (m)
+        atomic_fetch_add(&m->refs, 1);
+    return m;
+}
+
+void mm_masker_free(mm_masker *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+        masker_destroy(m);
+}
+
+/* In scan mode nothing is transformed, so keys are not needed to compile. */
+static mm_err compile_action(const mm_action *a, const mm_keys *keys, bool scan, const char *where,
+                             act_t *out, mm_errbuf *eb)
+{
+    if (scan && (a->type == MM_ACTION_HASH || a->type == MM_ACTION_TOKENIZE)) {
+        mm_action redact = {.type = MM_ACTION_REDACT, .replacement = "[REDACTED]"};
+        return act_compile(&redact, NULL, where, out, eb);
+    }
+    return act_compile(a, keys, where, out, eb);
+}
+
+static mm_err add_ctype(mm_masker *m, const char *t)
+{
+    char *c, **v;
+    for (size_t i = 0; i < m->n_ctypes; i++)
+        if (strcasecmp(m->ctypes[i], t) == 0)
+            return MM_OK;
+    if (!(c = mm_strdup(t)))
+        return MM_ENOMEM;
+    for (char *p = c; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    if (!(v = mm_realloc(m->ctypes, (m->n_ctypes + 1) * sizeof(*v)))) {
+        mm_free(c);
+        return MM_ENOMEM;
+    }
+    m->ctypes = v;
+    m->ctypes[m->n_ctypes++] = c;
+    return MM_OK;
+}
+
+static mm_err add_path(mm_masker *m, const mm_path *p, int rule, size_t *cap)
+{
+    mpath *mp;
+    if (m->n_paths == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        mpath *v = mm_realloc(m->paths, ncap * sizeof(*v));
+        if (!v)
+            return MM_ENOMEM;
+        m->paths = v;
+        *cap = ncap;
+    }
+    mp = &m->paths[m->n_paths];
+    memset(mp, 0, sizeof(*mp));
+    if (p->n_steps && !(mp->steps = mm_calloc(p->n_steps, sizeof(mstep))))
+        return MM_ENOMEM;
+    m->n_paths++; /* owned from here on, so destroy frees a partial copy */
+    for (size_t i = 0; i < p->n_steps; i++) {
+        const mm_path_step *st = &p->steps[i];
+        mp->steps[i].kind = st->kind;
+        mp->steps[i].descendant = st->descendant;
+        mp->steps[i].index = st->index;
+        if (st->kind == MM_STEP_NAME) {
+            if (!(mp->steps[i].name = mm_memdup(st->name, st->name_len)))
+                return MM_ENOMEM;
+            mp->steps[i].name_len = st->name_len;
+        }
+        mp->n_steps = i + 1;
+    }
+    mp->rule = rule;
+    mp->first_state = m->n_states;
+    m->n_states += p->n_steps + 1;
+    return MM_OK;
+}
+
+mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *keys,
+                     const mm_masker_opts *opts, mm_masker **out, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    mm_masker *m = NULL;
+    const mm_policy **sorted = NULL;
+    size_t total = 0, n_hdrs = 0, path_cap = 0;
+    char where[MM_POLICY_NAME_MAX * 2 + 64];
+
+    if (!(m = mm_calloc(1, sizeof(*m))))
+        goto nomem;
+    m->refs = 1;
+    m->scan = opts && opts->scan;
+    m->on_error[0] = m->on_error[1] = MM_ONERR_PASSTHROUGH;
+    if (n && !(sorted = mm_calloc(n, sizeof(*sorted))))
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = policies[i];
+        total += policies[i]->n_rules;
+        n_hdrs += policies[i]->n_headers;
+    }
+    if (n)
+        qsort(sorted, n, sizeof(*sorted), policy_order);
+    if (total && !(m->rules = mm_calloc(total, sizeof(mrule))))
+        goto nomem;
+    if (n_hdrs && !(m->hdrs = mm_calloc(n_hdrs, sizeof(mhdr))))
+        goto nomem;
+    for (int d = 0; d < 2; d++)
+        if (det_set_new(&m->det[d]) != MM_OK)
+            goto nomem;
+
+    for (size_t pi = 0; pi < n; pi++) {
+        const mm_policy *p = sorted[pi];
+        unsigned dirs = (unsigned)p->direction;
+        m->dirs_any |= dirs;
+        for (int d = 0; d < 2; d++)
+            if ((dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)) && p->on_error < m->on_error[d])
+                m->on_error[d] = p->on_error; /* block < redact-all < passthrough: strictest */
+        for (size_t ri = 0; ri < p->n_rules; ri++) {
+            const mm_rule *r = &p->rules[ri];
+            mrule *mr = &m->rules[m->n_rules];
+            int idx = (int)m->n_rules;
+            snprintf(where, sizeof(where), "policy %s%s%s rule %s", p->ns ? p->ns : "",
+                     p->ns ? "/" : "", p->name, r->name);
+            if ((rc = compile_action(&r->action, keys, m->scan, where, &mr->act, eb)) != MM_OK)
+                goto out;
+            m->n_rules++;
+            if (!(mr->name = mm_strdup(r->name)) || !(mr->policy = mm_strdup(p->name)))
+                goto nomem;
+            mr->audit = p->mode == MM_MODE_AUDIT;
+            mr->dirs = dirs;
+            if (r->action.type == MM_ACTION_REMOVE)
+                m->has_remove = true;
+            for (size_t e = 0; e < p->n_exemptions; e++)
+                for (size_t k = 0; k < p->exemptions[e].n_rules; k++) {
+                    if (strcmp(p->exemptions[e].rules[k], r->name) != 0)
+                        continue;
+                    for (size_t q = 0; q < p->exemptions[e].n_principals; q++) {
+                        char **v = mm_realloc(mr->exempt, (mr->n_exempt + 1) * sizeof(*v));
+                        if (!v)
+                            goto nomem;
+                        mr->exempt = v;
+                        if (!(v[mr->n_exempt] = mm_strdup(p->exemptions[e].principals[q])))
+                            goto nomem;
+                        mr->n_exempt++;
+                    }
+                }
+            for (size_t f = 0; f < r->n_fields; f++)
+                if (add_path(m, &r->fields[f], idx, &path_cap) != MM_OK)
+                    goto nomem;
+            for (size_t k = 0; k < r->n_detectors; k++) {
+                int id = det_lookup(r->detectors[k]);
+                if (id < 0) {
+                    rc = mm_errf(eb, MM_EINVAL, "%s: unknown detector %s", where, r->detectors[k]);
+                    goto out;
+                }
+                for (int d = 0; d < 2; d++)
+                    if (m->scan || (dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)))
+                        if (det_set_add_builtin(m->det[d], (det_id)id, idx) != MM_OK)
+                            goto nomem;
+            }
+            for (size_t k = 0; k < r->n_patterns; k++)
+                for (int d = 0; d < 2; d++)
+                    if (m->scan || (dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)))
+                        if ((rc = det_set_add_pattern(m->det[d], r->patterns[k].name,
+                                                      r->patterns[k].regex, idx, eb)) != MM_OK) {
+                            mm_errprefix(eb, "%s", where);
+                            goto out;
+                        }
+            for (size_t k = 0; k < r->n_content_types; k++)
+                if (add_ctype(m, r->content_types[k]) != MM_OK)
+                    goto nomem;
+        }
+        for (size_t hi = 0; hi < p->n_headers; hi++) {
+            const mm_header_rule *h = &p->headers[hi];
+            mhdr *mh = &m->hdrs[m->n_hdrs];
+            snprintf(where, sizeof(where), "policy %s header %s", p->name, h->name);
+            if ((rc = compile_action(&h->action, keys, m->scan, where, &mh->act, eb)) != MM_OK)
+                goto out;
+            m->n_hdrs++;
+            if (!(mh->name = mm_strdup(h->name)) || !(mh->policy = mm_strdup(p->name)))
+                goto nomem;
+            mh->audit = p->mode == MM_MODE_AUDIT;
+            mh->dirs = dirs;
+        }
+    }
+    /* scan mode: every built-in detector, attributed to a rule when one names it */
+    if (m->scan)
+        for (int d = 0; d < 2; d++)
+            for (int id = 0; id < DET_BUILTIN_COUNT; id++)
+                if (det_set_add_builtin(m->det[d], (det_id)id, SCAN_TAG_BASE + id) != MM_OK)
+                    goto nomem;
+    for (int d = 0; d < 2; d++) {
+        if ((rc = det_set_compile(m->det[d], eb)) != MM_OK)
+            goto out;
+        if (det_set_empty(m->det[d])) {
+            det_set_free(m->det[d]);
+            m->det[d] = NULL;
+        }
+    }
+    m->words = (m->n_states + 63) / 64;
+    m->root_sel = RULE_NONE;
+    if (m->words) {
+        if (!(m->root_set = mm_calloc(m->words, sizeof(uint64_t))) ||
+            !(m->state_path = mm_calloc(m->n_states, sizeof(uint32_t))))
+            goto nomem;
+        for (size_t i = 0; i < m->n_paths; i++) {
+            size_t st = m->paths[i].first_state;
+            m->root_set[st / 64] |= 1ull << (st % 64);
+            for (size_t k = 0; k <= m->paths[i].n_steps; k++)
+                m->state_path[st + k] = (uint32_t)i;
+            if (m->paths[i].n_steps == 0 && m->paths[i].rule < m->root_sel)
+                m->root_sel = m->paths[i].rule;
+        }
+    }
+    *out = m;
+    m = NULL;
+    goto out;
+nomem:
+    rc = mm_errf(eb, MM_ENOMEM, "out of memory compiling policies");
+out:
+    mm_free(sorted);
+    if (m)
+        masker_destroy(m);
+    return rc;
+}
+
+bool mm_masker_applies(const mm_masker *m, mm_direction dir)
+{
+    return (m->dirs_any & (unsigned)(dir ? dir : MM_DIR_RESPONSE)) != 0;
+}
+
+mm_on_error mm_masker_on_error(const mm_masker *m, mm_direction dir)
+{
+    return m->on_error[dir_index(dir)];
+}
+
+size_t mm_masker_rule_count(const mm_masker *m) { return m->n_rules; }
+
+const char *mm_masker_rule_name(const mm_masker *m, size_t i)
+{
+    return i < m->n_rules ? m->rules[i].name : NULL;
+}
+
+const char *mm_masker_rule_policy(const mm_masker *m, size_t i)
+{
+    return i < m->n_rules ? m->rules[i].policy : NULL;
+}
+
+/* ---- body kinds ----------------------------------------------------------------------- */
+
+/* The media type without parameters, lowercased, into buf. */
+static size_t media_type(const char *ct, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    for (; *ct && *ct != ';' && *ct != ' ' && *ct != '\t' && n + 1 < cap; ct++)
+        buf[n++] = (char)(*ct >= 'A' && *ct <= 'Z' ? *ct - 'A' + 'a' : *ct);
+    buf[n] = '\0';
+    return n;
+}
+
+mm_body_kind mm_body_kind_for(const mm_masker *m, const char *content_type)
+{
+    char t[128];
+    size_t n;
+
+    if (!content_type || !(n = media_type(content_type, t, sizeof(t))))
+        return MM_BODY_OPAQUE;
+    if (strcmp(t, "application/json") == 0 || (n > 5 && strcmp(t + n - 5, "+json") == 0 &&
+                                               strncmp(t, "application/", 12) == 0))
+        return MM_BODY_JSON;
+    if (strcmp(t, "application/x-ndjson") == 0 || strcmp(t, "application/jsonl") == 0 ||
+        strcmp(t, "application/x-jsonlines") == 0 || strcmp(t, "application/json-seq") == 0 ||
+        strcmp(t, "application/ndjson") == 0 || strcmp(t, "application/jsonlines") == 0)
+        return MM_BODY_NDJSON;
+    if (strcmp(t, "text/event-stream") == 0)
+        return MM_BODY_SSE;
+    if (strncmp(t, "text/", 5) == 0)
+        return MM_BODY_TEXT;
+    for (size_t i = 0; m && i < m->n_ctypes; i++)
+        if (strcmp(t, m->ctypes[i]) == 0)
+            return MM_BODY_TEXT;
+    return MM_BODY_OPAQUE;
+}
+
+const char *mm_body_kind_name(mm_body_kind k)
+{
+    static const char *const names[] = {"json", "ndjson", "sse", "text", "opaque"};
+    return (unsigned)k <= MM_BODY_OPAQUE ? names[k] : "?";
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+mm_body_kind mm_body_kind_sniff(const char *filename, const char *head, size_t len)
+{
+    size_t i = 0;
+    if (filename) {
+        if (ends_with(filename, ".ndjson") || ends_with(filename, ".jsonl"))
+            return MM_BODY_NDJSON;
+        if (ends_with(filename, ".json"))
+            return MM_BODY_JSON;
+        if (ends_with(filename, ".log") || ends_with(filename, ".txt"))
+            return MM_BODY_TEXT;
+    }
+    while (i < len && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
+        i++;
+    if (i == len || (head[i] != '{' && head[i] != '['))
+        return MM_BODY_TEXT;
+    /* A value that ends on its first line and another that starts on a later one: NDJSON.
+     * Objects and arrays pretty-printed over many lines stay JSON. */
+    int depth = 0;
+    bool in_str = false, esc = false;
+    for (; i < len; i++) {
+        char c = head[i];
+        if (in_str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"')
+            in_str = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                for (i++; i < len && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r'); i++)
+                    ;
+                return i < len && head[i] == '\n' ? MM_BODY_NDJSON : MM_BODY_JSON;
+            }
+        } else if (c == '\n')
+            return MM_BODY_JSON; /* the first value spans lines */
+    }
+    return MM_BODY_JSON;
+}
+
+/* ---- headers -------------------------------------------------------------------------- */
+
+mm_err mm_masker_header(const mm_masker *m, mm_direction dir, const char *principal,
+                        const char *name, const char *value, size_t vlen, mm_buf *out,
+                        mm_hdr_result *res, mm_finding_fn on_finding, void *finding_ctx)
+{
+    unsigned d = (unsigned)(dir ? dir : MM_DIR_RESPONSE);
+
+    /* Exemptions name body rules; header rules have no names, so no caller is exempt
+     * from them (DESIGN.md: exemptions list rules). */
+    MM_UNUSED(principal);
+    *res = MM_HDR_KEEP;
+    for (size_t i = 0; i < m->n_hdrs; i++) {
+        const mhdr *h = &m->hdrs[i];
+        if (!(h->dirs & d) || strcasecmp(h->name, name) != 0)
+            continue;
+        bool apply = !h->audit && !m->scan;
+        if (on_finding) {
+            mm_finding f = {.rule = h->name, .policy = h->policy, .detector = NULL,
+                            .path = NULL, .offset = 0, .line = 0, .applied = apply};
+            on_finding(finding_ctx, &f);
+        }
+        if (!apply)
+            return MM_OK;
+        if (h->act.type == MM_ACTION_REMOVE) {
+            *res = MM_HDR_REMOVE;
+            return MM_OK;
+        }
+        mm_buf_reset(out);
+        mm_err rc = act_apply(&h->act, value, vlen, out);
+        if (rc == MM_OK)
+            *res = MM_HDR_REWRITE;
+        return rc;
+    }
+    return MM_OK;
+}
