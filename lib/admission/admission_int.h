@@ -1,0 +1,62 @@
+/* lib/admission internal (shared by its files): a sticky-error json-c builder. Every constructor and insertion
+ * is checked; the first failure sets `oom` and later calls free what they were handed, so a
+ * long construction is written straight and checked once at the end. */
+#ifndef MM_ADMISSION_INT_H
+#define MM_ADMISSION_INT_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+typedef struct {
+    bool oom;
+} jb;
+
+static inline json_object *jb_chk(jb *c, json_object *o)
+{
+    if (!o)
+        c->oom = true;
+    return o;
+}
+static inline json_object *jb_obj(jb *c) { return jb_chk(c, json_object_new_object()); }
+static inline json_object *jb_arr(jb *c) { return jb_chk(c, json_object_new_array()); }
+static inline json_object *jb_str(jb *c, const char *s) { return jb_chk(c, json_object_new_string(s)); }
+static inline json_object *jb_int(jb *c, long v) { return jb_chk(c, json_object_new_int64(v)); }
+static inline json_object *jb_bool(jb *c, bool v) { return jb_chk(c, json_object_new_boolean(v)); }
+
+/* Adds v (owned) to obj under k; frees v when obj is NULL or the insertion fails. */
+static inline void jb_set(jb *c, json_object *obj, const char *k, json_object *v)
+{
+    if (!obj || !v || json_object_object_add(obj, k, v) != 0) {
+        c->oom = true;
+        json_object_put(v);
+    }
+}
+static inline void jb_push(jb *c, json_object *arr, json_object *v)
+{
+    if (!arr || !v || json_object_array_add(arr, v) != 0) {
+        c->oom = true;
+        json_object_put(v);
+    }
+}
+
+/* Borrowed lookups that tolerate NULL and wrong types. */
+static inline json_object *jget(const json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    if (!o || !json_object_is_type((json_object *)o, json_type_object) ||
+        !json_object_object_get_ex((json_object *)o, k, &v))
+        return NULL;
+    return v;
+}
+static inline json_object *jget_type(const json_object *o, const char *k, json_type t)
+{
+    json_object *v = jget(o, k);
+    return v && json_object_is_type(v, t) ? v : NULL;
+}
+static inline const char *jget_str(const json_object *o, const char *k)
+{
+    json_object *v = jget_type(o, k, json_type_string);
+    return v ? json_object_get_string(v) : NULL;
+}
+
+#endif

@@ -1,0 +1,1064 @@
+/* lib/admission: the injection as one pure function. Reads a pod (or pod template), decides
+ * whether to inject and why, and builds the JSON Patch that adds the maskmesh-proxy sidecar,
+ * its volumes, the traffic wiring (named-port or iptables) and the maskmesh.io/status marker.
+ * Ops that touch existing containers come before any insertion, so their indices hold. */
+#include "admission/admission.h"
+#include "admission/admission_int.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const reason_names[MM_ADM_REASON_COUNT] = {
+    [MM_ADM_INJECTED] = "injected",
+    [MM_ADM_REINJECTED] = "reinjected",
+    [MM_ADM_ALREADY_INJECTED] = "already-injected",
+    [MM_ADM_OPTED_OUT] = "opted-out",
+    [MM_ADM_NOT_OPTED_IN] = "not-opted-in",
+    [MM_ADM_HOST_NETWORK] = "host-network",
+    [MM_ADM_INVALID] = "invalid",
+};
+
+const char *mm_adm_reason_name(mm_adm_reason r)
+{
+    return (unsigned)r < MM_ADM_REASON_COUNT ? reason_names[r] : "ignored";
+}
+
+void mm_adm_result_clear(mm_adm_result *r)
+{
+    if (!r)
+        return;
+    json_object_put(r->patch);
+    for (size_t i = 0; i < r->n_warnings; i++)
+        mm_free(r->warnings[i]);
+    mm_free(r->warnings);
+    mm_free(r->message);
+    mm_free(r->explain);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- the builder ---------------------------------------------------------------------- */
+
+typedef struct {
+    jb j;
+    json_object *ops;
+    mm_adm_result *res;
+    mm_buf explain;
+    bool oom;
+} builder;
+
+static void b_warn(builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void b_warn(builder *b, const char *fmt, ...)
+{
+    mm_buf w;
+    va_list ap;
+    char **grown, *s;
+
+    mm_buf_init(&w, 0);
+    va_start(ap, fmt);
+    if (mm_buf_puts(&w, "maskmesh: ") != MM_OK || mm_buf_vprintf(&w, fmt, ap) != MM_OK) {
+        va_end(ap);
+        mm_buf_free(&w);
+        b->oom = true;
+        return;
+    }
+    va_end(ap);
+    grown = mm_realloc(b->res->warnings, (b->res->n_warnings + 1) * sizeof(*grown));
+    if (!grown) {
+        mm_buf_free(&w);
+        b->oom = true;
+        return;
+    }
+    b->res->warnings = grown;
+    s = mm_buf_steal(&w, NULL);
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    b->res->warnings[b->res->n_warnings++] = s;
+    if (mm_buf_printf(&b->explain, "  warning: %s\n", s + strlen("maskmesh: ")) != MM_OK)
+        b->oom = true;
+}
+
+static void b_explain(builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void b_explain(builder *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (mm_buf_vprintf(&b->explain, fmt, ap) != MM_OK)
+        b->oom = true;
+    va_end(ap);
+}
+
+/* Appends {"op": op, "path": <segments>, "value": v}; v is owned (NULL for remove). The
+ * segments are NULL-terminated and escaped here. */
+static void b_op(builder *b, const char *op, json_object *v, ...)
+{
+    mm_buf path;
+    va_list ap;
+    const char *seg;
+    json_object *o;
+
+    mm_buf_init(&path, 0);
+    va_start(ap, v);
+    while ((seg = va_arg(ap, const char *)) != NULL) {
+        if (mm_adm_ptr_append(&path, seg) != MM_OK)
+            b->oom = true;
+    }
+    va_end(ap);
+    if (b->oom) {
+        json_object_put(v);
+        mm_buf_free(&path);
+        return;
+    }
+    o = jb_obj(&b->j);
+    jb_set(&b->j, o, "op", jb_str(&b->j, op));
+    jb_set(&b->j, o, "path", jb_str(&b->j, mm_buf_cstr(&path)));
+    if (v)
+        jb_set(&b->j, o, "value", v);
+    jb_push(&b->j, b->ops, o);
+    mm_buf_free(&path);
+}
+
+static void idx_str(char out[24], size_t i)
+{
+    snprintf(out, 24, "%zu", i);
+}
+
+/* ---- reading the pod ------------------------------------------------------------------ */
+
+static const char *meta_str(const json_object *pod, const char *map, const char *key)
+{
+    return jget_str(jget_type(jget_type(pod, "metadata", json_type_object), map, json_type_object),
+                    key);
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+bool mm_adm_quantity_valid(const char *s)
+{
+    static const char *const suffixes[] = {"", "m", "k", "M", "G", "T", "P", "E",
+                                           "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+    size_t digits = 0;
+    const char *p = s;
+
+    if (!s || strlen(s) > 63)
+        return false;
+    if (*p == '+')
+        p++;
+    while (*p >= '0' && *p <= '9')
+        p++, digits++;
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9')
+            p++, digits++;
+    }
+    if (!digits)
+        return false;
+    if (*p == 'e' || *p == 'E') {
+        const char *q = p + 1;
+        if (*q == '+' || *q == '-')
+            q++;
+        if (*q >= '0' && *q <= '9') {
+            while (*q >= '0' && *q <= '9')
+                q++;
+            return *q == '\0';
+        }
+    }
+    for (size_t i = 0; i < MM_ARRAY_LEN(suffixes); i++)
+        if (strcmp(p, suffixes[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The port the sidecar fronts: where it is declared (container and port index, -1 when
+ * nowhere), its number and name. */
+typedef struct {
+    long number;
+    const char *name; /* borrowed from the pod; NULL when unnamed */
+    long container;   /* index in spec.containers, -1 if undeclared */
+    long port_index;
+    bool guessed;     /* nothing declared: 8080 assumed */
+} app_port;
+
+static bool port_is_tcp(const json_object *p)
+{
+    const char *proto = jget_str(p, "protocol");
+    return !proto || strcmp(proto, "TCP") == 0;
+}
+
+/* Finds a containerPort by number (name NULL) or by name. */
+static bool find_port(json_object *containers, long number, const char *name, app_port *out)
+{
+    size_t nc = json_object_array_length(containers);
+    for (size_t i = 0; i < nc; i++) {
+        json_object *ports = jget_type(json_object_array_get_idx(containers, i), "ports",
+                                       json_type_array);
+        size_t np = ports ? json_object_array_length(ports) : 0;
+        for (size_t k = 0; k < np; k++) {
+            json_object *p = json_object_array_get_idx(ports, k);
+            json_object *num = jget_type(p, "containerPort", json_type_int);
+            const char *pname = jget_str(p, "name");
+            if (!num || !port_is_tcp(p))
+                continue;
+            if (name ? (pname && strcmp(pname, name) == 0) : json_object_get_int64(num) == number) {
+                out->number = json_object_get_int64(num);
+                out->name = pname;
+                out->container = (long)i;
+                out->port_index = (long)k;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static bool first_port(json_object *containers, app_port *out)
+{
+    size_t nc = json_object_array_length(containers);
+    for (size_t i = 0; i < nc; i++) {
+        json_object *ports = jget_type(json_object_array_get_idx(containers, i), "ports",
+                                       json_type_array);
+        size_t np = ports ? json_object_array_length(ports) : 0;
+        for (size_t k = 0; k < np; k++) {
+            json_object *p = json_object_array_get_idx(ports, k);
+            json_object *num = jget_type(p, "containerPort", json_type_int);
+            if (num && port_is_tcp(p)) {
+                out->number = json_object_get_int64(num);
+                out->name = jget_str(p, "name");
+                out->container = (long)i;
+                out->port_index = (long)k;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static bool has_name(json_object *arr, const char *name)
+{
+    size_t n = arr ? json_object_array_length(arr) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = jget_str(json_object_array_get_idx(arr, i), "name");
+        if (v && strcmp(v, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A volume name not used yet: base, base-2, base-3... (into out, 64 bytes). */
+static void unique_volume(json_object *volumes, const char *base, char out[64])
+{
+    snprintf(out, 64, "%s", base);
+    for (int i = 2; has_name(volumes, out) && i < 1000; i++)
+        snprintf(out, 64, "%s-%d", base, i);
+}
+
+/* ---- the parts injected --------------------------------------------------------------- */
+
+typedef struct {
+    const mm_adm_config *cfg;
+    mm_adm_mode mode;
+    bool native;
+    const char *cpu_request, *memory_request, *memory_limit, *cpu_limit;
+    app_port port;
+    const char *proxy_port_name;
+    char vol_policies[64], vol_podinfo[64], vol_keys[64];
+} plan;
+
+static json_object *http_probe(jb *j, const char *path, int period, int failures)
+{
+    json_object *p = jb_obj(j), *get = jb_obj(j);
+    jb_set(j, get, "path", jb_str(j, path));
+    jb_set(j, get, "port", jb_int(j, MM_ADM_ADMIN_PORT));
+    jb_set(j, p, "httpGet", get);
+    jb_set(j, p, "periodSeconds", jb_int(j, period));
+    jb_set(j, p, "timeoutSeconds", jb_int(j, 1));
+    jb_set(j, p, "failureThreshold", jb_int(j, failures));
+    return p;
+}
+
+static json_object *port_obj(jb *j, const char *name, long number)
+{
+    json_object *p = jb_obj(j);
+    jb_set(j, p, "name", jb_str(j, name));
+    jb_set(j, p, "containerPort", jb_int(j, number));
+    jb_set(j, p, "protocol", jb_str(j, "TCP"));
+    return p;
+}
+
+static json_object *mount_obj(jb *j, const char *name, const char *path)
+{
+    json_object *m = jb_obj(j);
+    jb_set(j, m, "name", jb_str(j, name));
+    jb_set(j, m, "mountPath", jb_str(j, path));
+    jb_set(j, m, "readOnly", jb_bool(j, true));
+    return m;
+}
+
+static json_object *arg(jb *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_object *arg(jb *j, const char *fmt, ...)
+{
+    char s[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s, sizeof(s), fmt, ap);
+    va_end(ap);
+    return jb_str(j, s);
+}
+
+static json_object *security_context(jb *j, long uid, bool net_admin)
+{
+    json_object *sc = jb_obj(j), *caps = jb_obj(j), *drop = jb_arr(j), *seccomp = jb_obj(j);
+    jb_push(j, drop, jb_str(j, "ALL"));
+    jb_set(j, caps, "drop", drop);
+    if (net_admin) {
+        json_object *add = jb_arr(j);
+        jb_push(j, add, jb_str(j, "NET_ADMIN"));
+        jb_push(j, add, jb_str(j, "NET_RAW"));
+        jb_set(j, caps, "add", add);
+    }
+    jb_set(j, sc, "capabilities", caps);
+    jb_set(j, sc, "allowPrivilegeEscalation", jb_bool(j, false));
+    jb_set(j, sc, "privileged", jb_bool(j, false));
+    jb_set(j, sc, "readOnlyRootFilesystem", jb_bool(j, true));
+    jb_set(j, sc, "runAsNonRoot", jb_bool(j, !net_admin));
+    jb_set(j, sc, "runAsUser", jb_int(j, uid));
+    jb_set(j, sc, "runAsGroup", jb_int(j, uid));
+    jb_set(j, seccomp, "type", jb_str(j, "RuntimeDefault"));
+    jb_set(j, sc, "seccompProfile", seccomp);
+    return sc;
+}
+
+static json_object *sidecar_container(jb *j, const plan *pl)
+{
+    const mm_adm_config *cfg = pl->cfg;
+    json_object *c = jb_obj(j), *args = jb_arr(j), *ports = jb_arr(j), *mounts = jb_arr(j);
+    json_object *res = jb_obj(j), *req = jb_obj(j), *lim = jb_obj(j);
+
+    jb_set(j, c, "name", jb_str(j, MM_ADM_SIDECAR_NAME));
+    jb_set(j, c, "image", jb_str(j, cfg->image));
+    if (cfg->pull_policy)
+        jb_set(j, c, "imagePullPolicy", jb_str(j, cfg->pull_policy));
+    jb_push(j, args, arg(j, "--listen=0.0.0.0:%d", MM_ADM_PROXY_PORT));
+    jb_push(j, args, arg(j, "--admin=0.0.0.0:%d", MM_ADM_ADMIN_PORT));
+    jb_push(j, args, arg(j, "--upstream=127.0.0.1:%ld", pl->port.number));
+    jb_push(j, args, jb_str(j, "--policies=/etc/maskmesh/policies/policies.yaml"));
+    jb_push(j, args, jb_str(j, "--labels=/etc/maskmesh/podinfo/labels"));
+    jb_push(j, args, jb_str(j, "--keys=/etc/maskmesh/keys"));
+    jb_set(j, c, "args", args);
+    jb_push(j, ports, port_obj(j, pl->proxy_port_name, MM_ADM_PROXY_PORT));
+    jb_push(j, ports, port_obj(j, "maskmesh-admin", MM_ADM_ADMIN_PORT));
+    jb_set(j, c, "ports", ports);
+    if (pl->native) {
+        jb_set(j, c, "restartPolicy", jb_str(j, "Always"));
+        /* the kubelet starts the next container only once this probe passed */
+        jb_set(j, c, "startupProbe", http_probe(j, "/readyz", 1, 120));
+    } else if (cfg->hold_app) {
+        /* the image has no shell: the proxy binary itself polls its /readyz */
+        json_object *life = jb_obj(j), *ps = jb_obj(j), *ex = jb_obj(j), *cmd = jb_arr(j);
+        jb_push(j, cmd, jb_str(j, "maskmesh-proxy"));
+        jb_push(j, cmd, jb_str(j, "--wait-ready"));
+        jb_set(j, ex, "command", cmd);
+        jb_set(j, ps, "exec", ex);
+        jb_set(j, life, "postStart", ps);
+        jb_set(j, c, "lifecycle", life);
+    }
+    jb_set(j, c, "readinessProbe", http_probe(j, "/readyz", 2, 3));
+    jb_set(j, c, "livenessProbe", http_probe(j, "/healthz", 10, 3));
+    if (pl->cpu_request)
+        jb_set(j, req, "cpu", jb_str(j, pl->cpu_request));
+    if (pl->memory_request)
+        jb_set(j, req, "memory", jb_str(j, pl->memory_request));
+    if (pl->cpu_limit)
+        jb_set(j, lim, "cpu", jb_str(j, pl->cpu_limit));
+    if (pl->memory_limit)
+        jb_set(j, lim, "memory", jb_str(j, pl->memory_limit));
+    jb_set(j, res, "requests", req);
+    jb_set(j, res, "limits", lim);
+    jb_set(j, c, "resources", res);
+    jb_set(j, c, "securityContext", security_context(j, cfg->run_as_user, false));
+    jb_push(j, mounts, mount_obj(j, pl->vol_policies, "/etc/maskmesh/policies"));
+    jb_push(j, mounts, mount_obj(j, pl->vol_podinfo, "/etc/maskmesh/podinfo"));
+    jb_push(j, mounts, mount_obj(j, pl->vol_keys, "/etc/maskmesh/keys"));
+    jb_set(j, c, "volumeMounts", mounts);
+    jb_set(j, c, "terminationMessagePolicy", jb_str(j, "FallbackToLogsOnError"));
+    return c;
+}
+
+static json_object *init_container(jb *j, const plan *pl)
+{
+    const mm_adm_config *cfg = pl->cfg;
+    json_object *c = jb_obj(j), *cmd = jb_arr(j), *res = jb_obj(j), *req = jb_obj(j);
+    static const char *const words[] = {"iptables", "-w", "-t", "nat", "-A", "PREROUTING",
+                                        "-p", "tcp", "--dport"};
+
+    jb_set(j, c, "name", jb_str(j, MM_ADM_INIT_NAME));
+    jb_set(j, c, "image", jb_str(j, cfg->init_image ? cfg->init_image : cfg->image));
+    if (cfg->pull_policy)
+        jb_set(j, c, "imagePullPolicy", jb_str(j, cfg->pull_policy));
+    for (size_t i = 0; i < MM_ARRAY_LEN(words); i++)
+        jb_push(j, cmd, jb_str(j, words[i]));
+    jb_push(j, cmd, arg(j, "%ld", pl->port.number));
+    jb_push(j, cmd, jb_str(j, "-j"));
+    jb_push(j, cmd, jb_str(j, "REDIRECT"));
+    jb_push(j, cmd, jb_str(j, "--to-ports"));
+    jb_push(j, cmd, arg(j, "%d", MM_ADM_PROXY_PORT));
+    jb_set(j, c, "command", cmd);
+    jb_set(j, req, "cpu", jb_str(j, "10m"));
+    jb_set(j, req, "memory", jb_str(j, "16Mi"));
+    jb_set(j, res, "requests", req);
+    jb_set(j, c, "resources", res);
+    jb_set(j, c, "securityContext", security_context(j, 0, true));
+    return c;
+}
+
+static json_object *volume(jb *j, const char *name, const char *kind, const char *source)
+{
+    json_object *v = jb_obj(j), *src = jb_obj(j);
+    jb_set(j, v, "name", jb_str(j, name));
+    if (strcmp(kind, "downwardAPI") == 0) {
+        json_object *items = jb_arr(j), *it = jb_obj(j), *ref = jb_obj(j);
+        jb_set(j, ref, "fieldPath", jb_str(j, "metadata.labels"));
+        jb_set(j, it, "path", jb_str(j, "labels"));
+        jb_set(j, it, "fieldRef", ref);
+        jb_push(j, items, it);
+        jb_set(j, src, "items", items);
+    } else {
+        jb_set(j, src, strcmp(kind, "secret") == 0 ? "secretName" : "name", jb_str(j, source));
+        jb_set(j, src, "optional", jb_bool(j, true));
+    }
+    jb_set(j, v, kind, src);
+    return v;
+}
+
+/* ---- probes that name the taken-over port --------------------------------------------- */
+
+static void rewrite_named_probes(builder *b, json_object *container, size_t ci, const char *name,
+                                 long number)
+{
+    static const char *const probes[] = {"livenessProbe", "readinessProbe", "startupProbe"};
+    static const char *const hooks[] = {"postStart", "preStop"};
+    static const char *const handlers[] = {"httpGet", "tcpSocket"};
+    char cis[24];
+    const char *cname = jget_str(container, "name");
+
+    idx_str(cis, ci);
+    for (size_t i = 0; i < MM_ARRAY_LEN(probes) + MM_ARRAY_LEN(hooks); i++) {
+        bool hook = i >= MM_ARRAY_LEN(probes);
+        const char *key = hook ? hooks[i - MM_ARRAY_LEN(probes)] : probes[i];
+        json_object *holder = hook ? jget_type(jget_type(container, "lifecycle", json_type_object),
+                                               key, json_type_object)
+                                   : jget_type(container, key, json_type_object);
+        for (size_t h = 0; holder && h < MM_ARRAY_LEN(handlers); h++) {
+            const char *port = jget_str(jget_type(holder, handlers[h], json_type_object), "port");
+            if (!port || strcmp(port, name) != 0)
+                continue;
+            if (hook)
+                b_op(b, "replace", jb_int(&b->j, number), "spec", "containers", cis, "lifecycle",
+                     key, handlers[h], "port", NULL);
+            else
+                b_op(b, "replace", jb_int(&b->j, number), "spec", "containers", cis, key,
+                     handlers[h], "port", NULL);
+            b_explain(b, "  probe: %s %s.%s of container \"%s\" named port \"%s\": now %ld, so it "
+                         "keeps reaching the app\n",
+                      hook ? "lifecycle hook" : "probe", key, handlers[h], cname ? cname : "?",
+                      name, number);
+        }
+    }
+}
+
+/* ---- status marker -------------------------------------------------------------------- */
+
+static mm_err sha_hex(const char *s, char out[72])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    if (!s)
+        return MM_ENOMEM;
+    if (!SHA256((const unsigned char *)s, strlen(s), md))
+        return MM_ENOMEM;
+    memcpy(out, "sha256:", 7);
+    for (size_t i = 0; i < 8; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+    return MM_OK;
+}
+
+/* ---- removing an older injection (re-injection) --------------------------------------- */
+
+/* Builds, into b->ops, the ops that remove what a previous injection added, as recorded in
+ * its status (names fall back to the defaults when the status is older or unreadable). */
+static void uninject_ops(builder *b, const json_object *pod, const json_object *status)
+{
+    json_object *spec = jget_type(pod, "spec", json_type_object);
+    static const char *const lists[] = {"initContainers", "containers"};
+    json_object *vols_rec = jget_type(status, "volumes", json_type_array);
+    const char *app = jget_str(status, "appContainer"), *pname = jget_str(status, "portName");
+    json_object *appport = jget_type(status, "appPort", json_type_int);
+    json_object *volumes = jget_type(spec, "volumes", json_type_array);
+    char is[24];
+
+    /* restore the port name the sidecar took over, first (indices unchanged yet) */
+    if (app && pname && appport) {
+        json_object *cs = jget_type(spec, "containers", json_type_array);
+        size_t nc = cs ? json_object_array_length(cs) : 0;
+        for (size_t i = 0; i < nc; i++) {
+            json_object *c = json_object_array_get_idx(cs, i);
+            json_object *ports = jget_type(c, "ports", json_type_array);
+            const char *cn = jget_str(c, "name");
+            if (!cn || strcmp(cn, app) != 0 || !ports)
+                continue;
+            for (size_t k = 0; k < json_object_array_length(ports); k++) {
+                json_object *p = json_object_array_get_idx(ports, k);
+                json_object *num = jget_type(p, "containerPort", json_type_int);
+                if (num && json_object_get_int64(num) == json_object_get_int64(appport) &&
+                    !jget(p, "name")) {
+                    char ks[24];
+                    idx_str(is, i);
+                    idx_str(ks, k);
+                    b_op(b, "add", jb_str(&b->j, pname), "spec", "containers", is, "ports", ks,
+                         "name", NULL);
+                    break;
+                }
+            }
+        }
+    }
+    for (size_t l = 0; l < MM_ARRAY_LEN(lists); l++) {
+        json_object *cs = jget_type(spec, lists[l], json_type_array);
+        for (size_t i = cs ? json_object_array_length(cs) : 0; i-- > 0;) {
+            const char *cn = jget_str(json_object_array_get_idx(cs, i), "name");
+            if (cn && (strcmp(cn, MM_ADM_SIDECAR_NAME) == 0 || strcmp(cn, MM_ADM_INIT_NAME) == 0)) {
+                idx_str(is, i);
+                b_op(b, "remove", NULL, "spec", lists[l], is, NULL);
+            }
+        }
+    }
+    for (size_t i = volumes ? json_object_array_length(volumes) : 0; i-- > 0;) {
+        const char *vn = jget_str(json_object_array_get_idx(volumes, i), "name");
+        bool ours = false;
+        if (!vn)
+            continue;
+        if (vols_rec) {
+            for (size_t k = 0; k < json_object_array_length(vols_rec); k++) {
+                json_object *r = json_object_array_get_idx(vols_rec, k);
+                if (json_object_is_type(r, json_type_string) &&
+                    strcmp(json_object_get_string(r), vn) == 0)
+                    ours = true;
+            }
+        } else {
+            ours = strcmp(vn, "maskmesh-policies") == 0 || strcmp(vn, "maskmesh-podinfo") == 0 ||
+                   strcmp(vn, "maskmesh-keys") == 0;
+        }
+        if (ours) {
+            idx_str(is, i);
+            b_op(b, "remove", NULL, "spec", "volumes", is, NULL);
+        }
+    }
+}
+
+/* ---- the decision and the patch ------------------------------------------------------- */
+
+static mm_err set_message(mm_adm_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static mm_err set_message(mm_adm_result *r, const char *fmt, ...)
+{
+    mm_buf m;
+    va_list ap;
+    mm_err rc;
+    mm_buf_init(&m, 0);
+    va_start(ap, fmt);
+    rc = mm_buf_vprintf(&m, fmt, ap);
+    va_end(ap);
+    if (rc != MM_OK) {
+        mm_buf_free(&m);
+        return rc;
+    }
+    mm_free(r->message);
+    r->message = mm_buf_steal(&m, NULL);
+    return r->message ? MM_OK : MM_ENOMEM;
+}
+
+/* Decides with the pod's annotations; fills pl or says why not (MM_ADM_INVALID). */
+static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config *cfg, plan *pl,
+                        bool *ok)
+{
+    json_object *spec = jget_type(pod, "spec", json_type_object);
+    json_object *containers = jget_type(spec, "containers", json_type_array);
+    json_object *volumes = jget_type(spec, "volumes", json_type_array);
+    const char *mode = meta_str(pod, "annotations", MM_ADM_ANN_MODE);
+    const char *native = meta_str(pod, "annotations", MM_ADM_ANN_NATIVE);
+    const char *cpu = meta_str(pod, "annotations", MM_ADM_ANN_CPU);
+    const char *mem = meta_str(pod, "annotations", MM_ADM_ANN_MEMORY);
+    const char *port = meta_str(pod, "annotations", MM_ADM_ANN_PORT);
+    static const char *const lists[] = {"containers", "initContainers"};
+
+    *ok = false;
+    memset(pl, 0, sizeof(*pl));
+    pl->cfg = cfg;
+    pl->mode = cfg->mode;
+    pl->native = cfg->native;
+    pl->cpu_request = cfg->cpu_request;
+    pl->memory_request = cfg->memory_request;
+    pl->cpu_limit = cfg->cpu_limit;
+    pl->memory_limit = cfg->memory_limit;
+    if (mode) {
+        if (strcmp(mode, "named-port") == 0)
+            pl->mode = MM_ADM_MODE_NAMED_PORT;
+        else if (strcmp(mode, "iptables") == 0)
+            pl->mode = MM_ADM_MODE_IPTABLES;
+        else
+            return set_message(b->res, "annotation %s: \"%s\" is not a mode (expected named-port "
+                                       "or iptables)", MM_ADM_ANN_MODE, mode);
+    }
+    if (native) {
+        if (strcmp(native, "true") != 0 && strcmp(native, "false") != 0)
+            return set_message(b->res, "annotation %s: expected \"true\" or \"false\"",
+                               MM_ADM_ANN_NATIVE);
+        pl->native = native[0] == 't';
+    }
+    if (cpu) {
+        if (!mm_adm_quantity_valid(cpu))
+            return set_message(b->res, "annotation %s: \"%s\" is not a resource quantity (e.g. "
+                                       "100m)", MM_ADM_ANN_CPU, cpu);
+        pl->cpu_request = cpu;
+    }
+    if (mem) {
+        if (!mm_adm_quantity_valid(mem))
+            return set_message(b->res, "annotation %s: \"%s\" is not a resource quantity (e.g. "
+                                       "64Mi)", MM_ADM_ANN_MEMORY, mem);
+        pl->memory_request = pl->memory_limit = mem;
+    }
+    pl->port.container = pl->port.port_index = -1;
+    if (port) {
+        long n;
+        if (all_digits(port)) {
+            if (!mm_parse_long(port, 1, 65535, &n))
+                return set_message(b->res, "annotation %s: %s is not a port number (1-65535)",
+                                   MM_ADM_ANN_PORT, port);
+            if (!find_port(containers, n, NULL, &pl->port)) {
+                pl->port.number = n;
+                pl->port.container = pl->port.port_index = -1;
+            }
+        } else if (!find_port(containers, 0, port, &pl->port)) {
+            return set_message(b->res, "annotation %s: no container declares a TCP port named "
+                                       "\"%s\"", MM_ADM_ANN_PORT, port);
+        }
+    } else if (!first_port(containers, &pl->port)) {
+        pl->port.number = 8080;
+        pl->port.guessed = true;
+    }
+    if (pl->port.number == MM_ADM_PROXY_PORT || pl->port.number == MM_ADM_ADMIN_PORT)
+        return set_message(b->res, "the app port %ld is one the sidecar needs (%d, %d); set %s",
+                           pl->port.number, MM_ADM_PROXY_PORT, MM_ADM_ADMIN_PORT, MM_ADM_ANN_PORT);
+    for (size_t l = 0; l < MM_ARRAY_LEN(lists); l++) {
+        json_object *cs = jget_type(spec, lists[l], json_type_array);
+        for (size_t i = 0; cs && i < json_object_array_length(cs); i++) {
+            json_object *ports = jget_type(json_object_array_get_idx(cs, i), "ports",
+                                           json_type_array);
+            for (size_t k = 0; ports && k < json_object_array_length(ports); k++) {
+                json_object *num = jget_type(json_object_array_get_idx(ports, k),
+                                             "containerPort", json_type_int);
+                long v = num ? (long)json_object_get_int64(num) : 0;
+                if (v == MM_ADM_PROXY_PORT || v == MM_ADM_ADMIN_PORT)
+                    return set_message(b->res, "%s[%zu] already declares port %ld, which the "
+                                               "sidecar needs", lists[l], i, v);
+            }
+        }
+    }
+    pl->proxy_port_name = "maskmesh";
+    if (pl->mode == MM_ADM_MODE_NAMED_PORT && pl->port.name)
+        pl->proxy_port_name = pl->port.name;
+    unique_volume(volumes, "maskmesh-policies", pl->vol_policies);
+    unique_volume(volumes, "maskmesh-podinfo", pl->vol_podinfo);
+    unique_volume(volumes, "maskmesh-keys", pl->vol_keys);
+    *ok = true;
+    return MM_OK;
+}
+
+/* Builds the patch of pl on pod; *hash gets the template hash. */
+static mm_err build_patch(builder *b, const json_object *pod, const plan *pl, char hash[72])
+{
+    jb *j = &b->j;
+    json_object *meta = jget_type(pod, "metadata", json_type_object);
+    json_object *annotations = jget_type(meta, "annotations", json_type_object);
+    json_object *spec = jget_type(pod, "spec", json_type_object);
+    json_object *containers = jget_type(spec, "containers", json_type_array);
+    json_object *inits = jget_type(spec, "initContainers", json_type_array);
+    const char *restart = jget_str(spec, "restartPolicy");
+    json_object *sidecar = NULL, *init = NULL, *vols = NULL, *tmpl = NULL, *status = NULL;
+    const char *app_name = NULL;
+    char cis[24], pis[24];
+    mm_err rc = MM_OK;
+    bool jobish = restart && strcmp(restart, "Always") != 0;
+
+    if (pl->port.container >= 0)
+        app_name = jget_str(json_object_array_get_idx(containers, (size_t)pl->port.container),
+                            "name");
+    sidecar = sidecar_container(j, pl);
+    if (pl->mode == MM_ADM_MODE_IPTABLES)
+        init = init_container(j, pl);
+    vols = jb_arr(j);
+    jb_push(j, vols, volume(j, pl->vol_policies, "configMap", "maskmesh-policies"));
+    jb_push(j, vols, volume(j, pl->vol_podinfo, "downwardAPI", NULL));
+    jb_push(j, vols, volume(j, pl->vol_keys, "secret", "maskmesh-keys"));
+    if (j->oom) {
+        rc = MM_ENOMEM;
+        goto out;
+    }
+
+    /* the hash covers everything injected, so any change of config or pod gives a new one */
+    tmpl = jb_obj(j);
+    jb_set(j, tmpl, "sidecar", json_object_get(sidecar));
+    if (init)
+        jb_set(j, tmpl, "init", json_object_get(init));
+    jb_set(j, tmpl, "volumes", json_object_get(vols));
+    jb_set(j, tmpl, "native", jb_bool(j, pl->native));
+    if (j->oom) {
+        rc = MM_ENOMEM;
+        goto out;
+    }
+    if ((rc = sha_hex(json_object_to_json_string_ext(tmpl, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), hash)) != MM_OK)
+        goto out;
+
+    b_explain(b, "  sidecar: %s, image %s, %s\n", MM_ADM_SIDECAR_NAME, pl->cfg->image,
+              pl->native ? "native sidecar (init container, restartPolicy: Always, startup "
+                           "probe on :15481/readyz gates the app)"
+                         : pl->cfg->hold_app ? "first container, postStart `maskmesh-proxy "
+                                               "--wait-ready` holds the app until it is ready"
+                                             : "first container (the app may start before it)");
+    b_explain(b, "  upstream: 127.0.0.1:%ld%s\n", pl->port.number,
+              pl->port.guessed ? " (assumed: no port declared)" : "");
+    b_explain(b, "  resources: requests cpu=%s memory=%s, limits cpu=%s memory=%s\n",
+              pl->cpu_request ? pl->cpu_request : "-", pl->memory_request ? pl->memory_request : "-",
+              pl->cpu_limit ? pl->cpu_limit : "-", pl->memory_limit ? pl->memory_limit : "-");
+    if (pl->port.guessed)
+        b_warn(b, "no container declares a TCP port and %s is not set: the sidecar forwards "
+                  "to 127.0.0.1:8080", MM_ADM_ANN_PORT);
+
+    /* 1. ops on existing containers, at their original indices */
+    if (pl->mode == MM_ADM_MODE_NAMED_PORT) {
+        if (pl->port.name && pl->port.container >= 0) {
+            json_object *c = json_object_array_get_idx(containers, (size_t)pl->port.container);
+            idx_str(cis, (size_t)pl->port.container);
+            idx_str(pis, (size_t)pl->port.port_index);
+            b_op(b, "remove", NULL, "spec", "containers", cis, "ports", pis, "name", NULL);
+            b_explain(b, "  traffic: named-port: the sidecar's port %d takes over the name \"%s\" "
+                         "from port %ld of container \"%s\"\n",
+                      MM_ADM_PROXY_PORT, pl->port.name, pl->port.number, app_name ? app_name : "?");
+            rewrite_named_probes(b, c, (size_t)pl->port.container, pl->port.name, pl->port.number);
+        } else {
+            b_explain(b, "  traffic: named-port: the app port %ld has no name to take over\n",
+                      pl->port.number);
+            b_warn(b, "port %ld has no name for the sidecar to take over: Services must target "
+                      "port %d (name \"maskmesh\") for traffic to be masked; name the port or "
+                      "use %s: iptables", pl->port.number, MM_ADM_PROXY_PORT, MM_ADM_ANN_MODE);
+        }
+    } else {
+        b_explain(b, "  traffic: iptables: init container %s redirects port %ld to %d (NET_ADMIN)\n",
+                  MM_ADM_INIT_NAME, pl->port.number, MM_ADM_PROXY_PORT);
+        b_warn(b, "iptables mode adds the init container %s with NET_ADMIN and NET_RAW; "
+                  "Pod Security baseline and restricted namespaces reject it",
+                  MM_ADM_INIT_NAME);
+    }
+
+    /* 2. insertions: init containers, then the sidecar */
+    if (pl->native) {
+        if (!inits) {
+            json_object *arr = jb_arr(j);
+            if (init)
+                jb_push(j, arr, json_object_get(init));
+            jb_push(j, arr, json_object_get(sidecar));
+            b_op(b, "add", arr, "spec", "initContainers", NULL);
+        } else {
+            b_op(b, "add", json_object_get(sidecar), "spec", "initContainers", "0", NULL);
+            if (init)
+                b_op(b, "add", json_object_get(init), "spec", "initContainers", "0", NULL);
+        }
+    } else {
+        if (init) {
+            if (!inits) {
+                json_object *arr = jb_arr(j);
+                jb_push(j, arr, json_object_get(init));
+                b_op(b, "add", arr, "spec", "initContainers", NULL);
+            } else {
+                b_op(b, "add", json_object_get(init), "spec", "initContainers", "0", NULL);
+            }
+        }
+        b_op(b, "add", json_object_get(sidecar), "spec", "containers", "0", NULL);
+        if (jobish)
+            b_warn(b, "restartPolicy is %s and the sidecar is not native: the proxy does not "
+                      "exit by itself, so the Job must POST http://127.0.0.1:%d/quitquitquit "
+                      "when done (or set %s: \"true\" on Kubernetes >= 1.29)",
+                   restart, MM_ADM_ADMIN_PORT, MM_ADM_ANN_NATIVE);
+    }
+
+    /* 3. volumes */
+    if (!jget_type(spec, "volumes", json_type_array)) {
+        b_op(b, "add", json_object_get(vols), "spec", "volumes", NULL);
+    } else {
+        for (size_t i = 0; i < json_object_array_length(vols); i++)
+            b_op(b, "add", json_object_get(json_object_array_get_idx(vols, i)), "spec", "volumes",
+                 "-", NULL);
+    }
+    b_explain(b, "  volumes: %s (ConfigMap maskmesh-policies, optional), %s (downward API "
+                 "labels), %s (Secret maskmesh-keys, optional)\n",
+              pl->vol_policies, pl->vol_podinfo, pl->vol_keys);
+    if (strcmp(pl->vol_policies, "maskmesh-policies") != 0 ||
+        strcmp(pl->vol_podinfo, "maskmesh-podinfo") != 0 || strcmp(pl->vol_keys, "maskmesh-keys") != 0)
+        b_warn(b, "the pod already has volumes named like maskmesh's; the sidecar's are named "
+                  "%s, %s, %s", pl->vol_policies, pl->vol_podinfo, pl->vol_keys);
+
+    /* 4. the status marker (and kubectl's default container, as the sidecar comes first) */
+    status = jb_obj(j);
+    jb_set(j, status, "version", jb_str(j, MM_ADM_VERSION));
+    jb_set(j, status, "hash", jb_str(j, hash));
+    jb_set(j, status, "mode", jb_str(j, pl->mode == MM_ADM_MODE_IPTABLES ? "iptables" : "named-port"));
+    jb_set(j, status, "native", jb_bool(j, pl->native));
+    {
+        json_object *vn = jb_arr(j);
+        jb_push(j, vn, jb_str(j, pl->vol_policies));
+        jb_push(j, vn, jb_str(j, pl->vol_podinfo));
+        jb_push(j, vn, jb_str(j, pl->vol_keys));
+        jb_set(j, status, "volumes", vn);
+    }
+    if (app_name)
+        jb_set(j, status, "appContainer", jb_str(j, app_name));
+    jb_set(j, status, "appPort", jb_int(j, pl->port.number));
+    if (pl->mode == MM_ADM_MODE_NAMED_PORT && pl->port.name && pl->port.container >= 0)
+        jb_set(j, status, "portName", jb_str(j, pl->port.name));
+    if (j->oom) {
+        rc = MM_ENOMEM;
+        goto out;
+    }
+    {
+        const char *st = json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *first = jget_str(json_object_array_get_idx(containers, 0), "name");
+        bool want_default = !pl->native && first &&
+                            !(annotations && jget(annotations, "kubectl.kubernetes.io/default-container"));
+        if (!meta) {
+            json_object *m = jb_obj(j), *a = jb_obj(j);
+            jb_set(j, a, MM_ADM_ANN_STATUS, jb_str(j, st));
+            if (want_default)
+                jb_set(j, a, "kubectl.kubernetes.io/default-container", jb_str(j, first));
+            jb_set(j, m, "annotations", a);
+            b_op(b, "add", m, "metadata", NULL);
+        } else if (!annotations) {
+            json_object *a = jb_obj(j);
+            jb_set(j, a, MM_ADM_ANN_STATUS, jb_str(j, st));
+            if (want_default)
+                jb_set(j, a, "kubectl.kubernetes.io/default-container", jb_str(j, first));
+            b_op(b, "add", a, "metadata", "annotations", NULL);
+        } else {
+            b_op(b, "add", jb_str(j, st), "metadata", "annotations", MM_ADM_ANN_STATUS, NULL);
+            if (want_default)
+                b_op(b, "add", jb_str(j, first), "metadata", "annotations",
+                     "kubectl.kubernetes.io/default-container", NULL);
+        }
+        b_explain(b, "  status: %s=%s\n", MM_ADM_ANN_STATUS, st);
+    }
+    if (j->oom || b->oom)
+        rc = MM_ENOMEM;
+out:
+    json_object_put(sidecar);
+    json_object_put(init);
+    json_object_put(vols);
+    json_object_put(tmpl);
+    json_object_put(status);
+    return rc;
+}
+
+static bool any_container_named(const json_object *spec, const char *name)
+{
+    return has_name(jget_type(spec, "containers", json_type_array), name) ||
+           has_name(jget_type(spec, "initContainers", json_type_array), name);
+}
+
+mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const mm_adm_opts *opts,
+                     mm_adm_result *out, mm_errbuf *eb)
+{
+    json_object *pod = (json_object *)pod_c; /* read only: json-c getters are not const */
+    builder b = {0};
+    mm_adm_opts none = {0};
+    json_object *spec, *containers, *status_json = NULL, *cleaned = NULL, *un_ops = NULL;
+    json_object *host_net;
+    const char *label, *ann, *status;
+    plan pl;
+    char hash[72] = "";
+    bool ok;
+    mm_err rc = MM_OK;
+
+    memset(out, 0, sizeof(*out));
+    if (!opts)
+        opts = &none;
+    if (!pod || !json_object_is_type(pod, json_type_object))
+        return mm_errf(eb, MM_EINVAL, "the pod is not a JSON object");
+    b.res = out;
+    mm_buf_init(&b.explain, 0);
+    out->allowed = true;
+    if (!(b.ops = jb_arr(&b.j))) {
+        rc = MM_ENOMEM;
+        goto out;
+    }
+    spec = jget_type(pod, "spec", json_type_object);
+    containers = jget_type(spec, "containers", json_type_array);
+    label = meta_str(pod, "labels", MM_ADM_LABEL_INJECT);
+    ann = meta_str(pod, "annotations", MM_ADM_LABEL_INJECT);
+    status = meta_str(pod, "annotations", MM_ADM_ANN_STATUS);
+
+    if (!containers || json_object_array_length(containers) == 0) {
+        out->reason = MM_ADM_INVALID;
+        out->allowed = false;
+        rc = set_message(out, "the pod has no spec.containers");
+        goto out;
+    }
+    if ((label && strcmp(label, "false") == 0) || (ann && strcmp(ann, "false") == 0)) {
+        out->reason = MM_ADM_OPTED_OUT;
+        rc = set_message(out, "not injected: the pod says %s: \"false\"", MM_ADM_LABEL_INJECT);
+        goto out;
+    }
+    if (!(label && strcmp(label, "true") == 0) && !(ann && strcmp(ann, "true") == 0) &&
+        !opts->namespace_opted_in) {
+        out->reason = MM_ADM_NOT_OPTED_IN;
+        rc = set_message(out, "not injected: neither the pod nor its namespace has %s: \"true\"",
+                         MM_ADM_LABEL_INJECT);
+        goto out;
+    }
+    if (status && !opts->reinject) {
+        out->reason = MM_ADM_ALREADY_INJECTED;
+        rc = set_message(out, "not injected again: the pod carries %s", MM_ADM_ANN_STATUS);
+        goto out;
+    }
+    if (!status && any_container_named(spec, MM_ADM_SIDECAR_NAME)) {
+        out->reason = MM_ADM_ALREADY_INJECTED;
+        b_warn(&b, "the pod already has a container named %s but no %s annotation; left as is",
+               MM_ADM_SIDECAR_NAME, MM_ADM_ANN_STATUS);
+        rc = set_message(out, "not injected: a container named %s is already there",
+                         MM_ADM_SIDECAR_NAME);
+        goto out;
+    }
+    host_net = jget_type(spec, "hostNetwork", json_type_boolean);
+    if (host_net && json_object_get_boolean(host_net)) {
+        out->reason = MM_ADM_HOST_NETWORK;
+        b_warn(&b, "hostNetwork pods are not injected: the sidecar's ports would be the node's");
+        rc = set_message(out, "not injected: the pod uses hostNetwork");
+        goto out;
+    }
+
+    if (status) {
+        /* re-injection: take the older injection out first, then inject the current one */
+        json_object *prev_hash;
+        mm_errbuf peb;
+        status_json = json_tokener_parse(status);
+        if (!(un_ops = jb_arr(&b.j))) {
+            rc = MM_ENOMEM;
+            goto out;
+        }
+        {
+            json_object *keep = b.ops;
+            b.ops = un_ops;
+            uninject_ops(&b, pod, status_json);
+            b.ops = keep;
+        }
+        if (b.j.oom || b.oom) {
+            rc = MM_ENOMEM;
+            goto out;
+        }
+        if (json_object_deep_copy(pod, &cleaned, NULL) != 0) {
+            rc = MM_ENOMEM;
+            goto out;
+        }
+        if ((rc = mm_adm_patch_apply(&cleaned, un_ops, &peb)) != MM_OK) {
+            if (rc == MM_ENOMEM)
+                goto out;
+            rc = MM_OK;
+            out->reason = MM_ADM_INVALID;
+            out->allowed = false;
+            rc = set_message(out, "cannot take the older injection out: %s", peb.msg);
+            goto out;
+        }
+        if ((rc = make_plan(&b, cleaned, cfg, &pl, &ok)) != MM_OK)
+            goto out;
+        if (!ok) {
+            out->reason = MM_ADM_INVALID;
+            out->allowed = false;
+            goto out;
+        }
+        if ((rc = build_patch(&b, cleaned, &pl, hash)) != MM_OK)
+            goto out;
+        prev_hash = jget_type(status_json, "hash", json_type_string);
+        if (prev_hash && strcmp(json_object_get_string(prev_hash), hash) == 0) {
+            out->reason = MM_ADM_ALREADY_INJECTED;
+            mm_buf_reset(&b.explain);
+            for (size_t i = 0; i < out->n_warnings; i++)
+                mm_free(out->warnings[i]);
+            out->n_warnings = 0;
+            b_explain(&b, "  status: up to date (%s)\n", hash);
+            rc = set_message(out, "not injected again: the injection is up to date (%s)", hash);
+            goto out;
+        }
+        /* uninject ops first, then the new injection */
+        for (size_t i = 0; i < json_object_array_length(b.ops); i++)
+            jb_push(&b.j, un_ops, json_object_get(json_object_array_get_idx(b.ops, i)));
+        json_object_put(b.ops);
+        b.ops = un_ops;
+        un_ops = NULL;
+        if (b.j.oom) {
+            rc = MM_ENOMEM;
+            goto out;
+        }
+        out->reason = MM_ADM_REINJECTED;
+        rc = set_message(out, "re-injected %s (%s, replacing the injection of version %s)",
+                         MM_ADM_SIDECAR_NAME, hash,
+                         jget_str(status_json, "version") ? jget_str(status_json, "version")
+                                                          : "unknown");
+    } else {
+        if ((rc = make_plan(&b, pod, cfg, &pl, &ok)) != MM_OK)
+            goto out;
+        if (!ok) {
+            out->reason = MM_ADM_INVALID;
+            out->allowed = false;
+            goto out;
+        }
+        if ((rc = build_patch(&b, pod, &pl, hash)) != MM_OK)
+            goto out;
+        out->reason = MM_ADM_INJECTED;
+        rc = set_message(out, "injected %s (%s, upstream 127.0.0.1:%ld, %s)", MM_ADM_SIDECAR_NAME,
+                         pl.mode == MM_ADM_MODE_IPTABLES ? "iptables" : "named-port",
+                         pl.port.number, pl.native ? "native sidecar" : "classic sidecar");
+    }
+    if (rc == MM_OK && (out->reason == MM_ADM_INJECTED || out->reason == MM_ADM_REINJECTED)) {
+        out->patch = b.ops;
+        b.ops = NULL;
+    }
+out:
+    if (rc == MM_OK && (b.oom || b.j.oom))
+        rc = MM_ENOMEM;
+    if (rc == MM_OK) {
+        mm_buf head;
+        mm_buf_init(&head, 0);
+        if (mm_buf_printf(&head, "%s: %s\n", mm_adm_reason_name(out->reason),
+                          out->message ? out->message : "") != MM_OK ||
+            mm_buf_append(&head, b.explain.data ? b.explain.data : "", b.explain.len) != MM_OK ||
+            !(out->explain = mm_buf_steal(&head, NULL))) {
+            mm_buf_free(&head);
+            rc = MM_ENOMEM;
+        }
+    }
+    if (rc != MM_OK) {
+        mm_adm_result_clear(out);
+        if (rc == MM_ENOMEM)
+            mm_errf(eb, rc, "out of memory while injecting");
+    }
+    json_object_put(b.ops);
+    json_object_put(un_ops);
+    json_object_put(cleaned);
+    json_object_put(status_json);
+    mm_buf_free(&b.explain);
+    return rc;
+}

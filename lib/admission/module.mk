@@ -1,0 +1,1 @@
+admission_DEPS := policy common
