@@ -193,6 +193,13 @@ mm_err mm_buf_reserve(mm_buf *b, size_t extra)
 
 mm_err mm_buf_append(mm_buf *b, const void *p, size_t n)
 {
+    if (b->cap - b->len > n) { /* fast path: it fits, NUL included */
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return MM_OK;
+    }
     mm_err rc = mm_buf_reserve(b, n);
     if (rc != MM_OK)
         return rc;

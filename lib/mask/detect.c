@@ -347,8 +347,9 @@ static size_t digit_run(const scan *s, size_t i, const char *seps, char *d, size
             }
             d[(*nd)++] = (char)s->t[i++];
             end = i;
-        } else if (strchr(seps, s->t[i]) && s->t[i] && i + 1 < s->n && is_digit(s->t[i + 1]) &&
-                   i > 0 && is_digit(s->t[i - 1])) {
+        } else if ((s->t[i] == seps[0] || s->t[i] == seps[1] || s->t[i] == seps[2]) &&
+                   s->t[i] && i + 1 < s->n && is_digit(s->t[i + 1]) && i > 0 &&
+                   is_digit(s->t[i - 1])) {
             i++;
         } else {
             break;
@@ -360,7 +361,7 @@ static size_t digit_run(const scan *s, size_t i, const char *seps, char *d, size
 static bool try_card(scan *s, size_t i)
 {
     char d[20];
-    size_t nd, end = digit_run(s, i, " -", d, 19, &nd);
+    size_t nd, end = digit_run(s, i, " --", d, 19, &nd);
     if (nd < 12 || nd > 19 || !boundary_after(s, end))
         return false;
     if (!iin_ok(d, nd) || !luhn(d, nd))
@@ -522,6 +523,14 @@ static bool try_ipv6(scan *s, size_t i)
 
     if (i > 0 && (t[i - 1] == ':' || t[i - 1] == '.' || is_alnum(t[i - 1])))
         return false;
+    /* cheap reject first: an address has a ':' within its first five bytes */
+    {
+        size_t k = i;
+        while (k < s->n && k - i < 4 && (cls[t[k]] & C_HEXL))
+            k++;
+        if (k >= s->n || t[k] != ':')
+            return false;
+    }
     while (j < s->n && ((cls[t[j]] & C_HEXL) || t[j] == ':' || t[j] == '.')) {
         colons += t[j] == ':';
         j++;
@@ -770,13 +779,22 @@ static void scan_builtins(scan *s)
         size_t w = i, before = s->sc->n;
         if (k & C_DIGIT) {
             if (any_digit) {
-                if (set->on[DET_CREDIT_CARD])
+                /* the leading digit group and what follows it decide which checks can
+                 * match at all: most digit words (amounts, ids, timestamps) need none */
+                size_t d = i;
+                while (d < n && d - i < 20 && is_digit(t[d]))
+                    d++;
+                size_t g = d - i;
+                unsigned char nx = d < n ? t[d] : 0;
+                bool sep = nx == ' ' || nx == '-';
+                if (set->on[DET_CREDIT_CARD] && ((g >= 12 && g <= 19) || (sep && g <= 6)))
                     try_card(s, i);
-                if (set->on[DET_US_SSN])
+                if (set->on[DET_US_SSN] && ((g == 3 && sep) || (i == 0 && n == 9 && g == 9)))
                     try_ssn(s, i);
-                if (set->on[DET_PHONE])
+                if (set->on[DET_PHONE] && ((g == 3 && (sep || nx == '.')) ||
+                                           (g == 1 && t[i] == '1' && (sep || nx == '.'))))
                     try_phone_digit(s, i);
-                if (set->on[DET_IPV4])
+                if (set->on[DET_IPV4] && g <= 3 && nx == '.')
                     try_ipv4(s, i);
             }
         } else if (c == 'e' && set->on[DET_JWT]) {
