@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "maskctl.h"
@@ -23,10 +24,28 @@ static const char mask_help[] =
     "      --direction DIR       response (default) or request: which policies apply\n"
     "      --principal ID        caller identity for the policies' exemptions\n"
     "      --max-value BYTES     bound on one value or text line (default 1048576)\n"
-    "      --stats               print counts to stderr at the end\n"
+    "      --stats               print counts and peak memory to stderr at the end\n"
     "  -h, --help                this text\n"
     "\n"
     "exit codes: 0 ok, 1 input or policy error (the message names the place), 2 usage error\n";
+
+/* Peak resident memory of this process image (VmHWM, which exec resets, unlike
+ * ru_maxrss, which a parent's fork inflates); 0 when /proc is not there. */
+static unsigned long peak_rss_kib(void)
+{
+    char line[256];
+    unsigned long kib = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmHWM:", 6) == 0) {
+            kib = strtoul(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
 
 int maskctl_mask(int argc, char **argv)
 {
@@ -112,8 +131,8 @@ int maskctl_mask(int argc, char **argv)
     if (stats)
         fprintf(stderr,
                 "maskctl mask: %" PRIu64 " bytes in, %" PRIu64 " bytes out, %" PRIu64
-                " values matched, %" PRIu64 " transformed\n",
-                total.bytes_in, total.bytes_out, total.findings, total.applied);
+                " values matched, %" PRIu64 " transformed, peak RSS %lu KiB\n",
+                total.bytes_in, total.bytes_out, total.findings, total.applied, peak_rss_kib());
     mm_masker_free(m);
     return ret;
 }
