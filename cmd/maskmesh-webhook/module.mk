@@ -1,0 +1,1 @@
+maskmesh-webhook_MODULES := httpd admission

@@ -1,0 +1,1 @@
+httpd_DEPS := metrics common
