@@ -13,6 +13,7 @@ static const struct {
     {"mask", maskctl_mask, "mask stdin or files with a policy (logs, NDJSON, JSON)"},
     {"check", maskctl_check, "validate a policy file and summarise its rules"},
     {"scan", maskctl_scan, "report sensitive values found in a sample and the rule that masks them"},
+    {"inject", maskctl_inject, "add the maskmesh-proxy sidecar to workload YAML, as the webhook does"},
 };
 
 static void usage(FILE *f)

@@ -1,1 +1,1 @@
-maskctl_MODULES := mask policy common
+maskctl_MODULES := mask policy common admission
