@@ -7,6 +7,8 @@
 #include <string.h>
 
 #define PATH_MAX_STEPS 64
+#define PATH_MAX_NAME  1024 /* bytes of one member name */
+#define PATH_MAX_INDEX 1000000000L
 
 static bool name_char(unsigned char c)
 {
@@ -34,7 +36,8 @@ static mm_err quoted_name(const char *t, size_t *pos, mm_buf *name, mm_errbuf *e
 
     for (;; i++) {
         if (!t[i])
-            return mm_errf(eb, MM_EPARSE, "offset %zu: unterminated quoted name", i);
+            return mm_errf(eb, MM_EPARSE, "offset %zu: the quoted name has no closing %c", *pos - 1,
+                           q);
         if (t[i] == q)
             break;
         if (t[i] == '\\') {
@@ -44,7 +47,9 @@ static mm_err quoted_name(const char *t, size_t *pos, mm_buf *name, mm_errbuf *e
                                "allowed in a quoted name", i - 1);
         }
         if ((rc = mm_buf_putc(name, t[i])) != MM_OK)
-            return rc;
+            return rc == MM_ELIMIT ? mm_errf(eb, rc, "offset %zu: a member name is longer than "
+                                             "%d bytes", *pos, PATH_MAX_NAME)
+                                   : rc;
     }
     if (t[i + 1] != ']')
         return mm_errf(eb, MM_EPARSE, "offset %zu: expected \"]\" after the quoted name", i + 1);
@@ -59,7 +64,7 @@ mm_err mm_path_parse(const char *text, mm_path *out, mm_errbuf *eb)
     mm_buf name;
     size_t i = 1, cap = 0;
 
-    mm_buf_init(&name, 1024);
+    mm_buf_init(&name, PATH_MAX_NAME);
     if (!text || text[0] != '$') {
         rc = mm_errf(eb, MM_EPARSE, "offset 0: a path starts with \"$\"");
         goto out;
@@ -93,8 +98,12 @@ mm_err mm_path_parse(const char *text, mm_path *out, mm_errbuf *eb)
         }
         mm_buf_reset(&name);
         while (name_char((unsigned char)text[i]))
-            if ((rc = mm_buf_putc(&name, text[i++])) != MM_OK)
+            if ((rc = mm_buf_putc(&name, text[i++])) != MM_OK) {
+                if (rc == MM_ELIMIT)
+                    mm_errf(eb, rc, "offset %zu: a member name is longer than %d bytes", start,
+                            PATH_MAX_NAME);
                 goto out;
+            }
         if (!name.len) {
             rc = mm_errf(eb, MM_EPARSE, "offset %zu: expected a member name after \"%s\"", i,
                          st.descendant ? ".." : ".");
@@ -121,9 +130,9 @@ mm_err mm_path_parse(const char *text, mm_path *out, mm_errbuf *eb)
             char *end;
             errno = 0;
             long v = strtol(text + i, &end, 10);
-            if (errno || *end != ']' || v > 1000000000L) {
-                rc = mm_errf(eb, MM_EPARSE, "offset %zu: expected an index from 0 to 1000000000 "
-                             "followed by \"]\"", i);
+            if (errno || *end != ']' || v > PATH_MAX_INDEX) {
+                rc = mm_errf(eb, MM_EPARSE, "offset %zu: expected an index from 0 to %ld "
+                             "followed by \"]\"", i, PATH_MAX_INDEX);
                 goto out;
             }
             st.kind = MM_STEP_INDEX;
