@@ -4,11 +4,28 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define DIAGS_MAX 1000
+
+/* Bounds on lists that policy.h does not name; a policy past them is hostile or a mistake. */
+#define MAX_DETECTORS     32  /* per rule */
+#define MAX_PATTERNS      64  /* per rule */
+#define MAX_CONTENT_TYPES 32  /* per rule */
+#define MAX_EXPRESSIONS   64  /* matchExpressions per selector */
+#define MAX_SEL_VALUES    256 /* values per expression */
+#define MAX_EXEMPTIONS    64
+#define MAX_PRINCIPALS    256 /* per exemption */
+#define MAX_PEERS         256 /* network.allowFrom */
+#define MAX_EXCEPT        64  /* ipBlock.except */
+#define LABEL_NAME_MAX    63
+#define RULE_NAME_MAX     63
+#define PORT_NAME_MAX     15
+#define SECRET_KEY_MAX    253
 
 const char *const mm_detector_names[] = {"credit_card", "us_ssn", "email", "phone",
                                          "iban", "ipv4", "ipv6", "jwt",
@@ -361,22 +378,10 @@ static bool str_list(bctx *c, const node *n, size_t max, const char *what, char 
 
 static bool alnum_lower(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'); }
 
-/* RFC 1123 subdomain, as metadata.name of most kinds. */
-static bool dns_subdomain(const char *s)
+/* RFC 1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, of n bytes. */
+static bool dns_label_n(const char *s, size_t n, size_t max)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > MM_POLICY_NAME_MAX || !alnum_lower(s[0]) || !alnum_lower(s[n - 1]))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!alnum_lower(s[i]) && s[i] != '-' && s[i] != '.')
-            return false;
-    return true;
-}
-
-static bool dns_label(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63 || !alnum_lower(s[0]) || !alnum_lower(s[n - 1]))
+    if (n == 0 || n > max || !alnum_lower(s[0]) || !alnum_lower(s[n - 1]))
         return false;
     for (size_t i = 0; i < n; i++)
         if (!alnum_lower(s[i]) && s[i] != '-')
@@ -384,10 +389,29 @@ static bool dns_label(const char *s)
     return true;
 }
 
+/* RFC 1123 subdomain (metadata.name of most kinds): dot-separated labels, at most 253. */
+static bool dns_subdomain_n(const char *s, size_t n)
+{
+    size_t start = 0;
+    if (n == 0 || n > MM_POLICY_NAME_MAX)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        if (i == n || s[i] == '.') {
+            if (!dns_label_n(s + start, i - start, MM_POLICY_NAME_MAX))
+                return false;
+            start = i + 1;
+        }
+    return true;
+}
+
+static bool dns_subdomain(const char *s) { return dns_subdomain_n(s, strlen(s)); }
+
+static bool dns_label(const char *s) { return dns_label_n(s, strlen(s), LABEL_NAME_MAX); }
+
 static bool rule_name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 63 || !alnum_lower(s[0]) || !alnum_lower(s[n - 1]))
+    if (n == 0 || n > RULE_NAME_MAX || !alnum_lower(s[0]) || !alnum_lower(s[n - 1]))
         return false;
     for (size_t i = 0; i < n; i++)
         if (!alnum_lower(s[i]) && s[i] != '-' && s[i] != '_')
@@ -400,7 +424,7 @@ static bool port_name_ok(const char *s)
 {
     size_t n = strlen(s);
     bool letter = false;
-    if (n == 0 || n > 15 || s[0] == '-' || s[n - 1] == '-' || strstr(s, "--"))
+    if (n == 0 || n > PORT_NAME_MAX || s[0] == '-' || s[n - 1] == '-' || strstr(s, "--"))
         return false;
     for (size_t i = 0; i < n; i++) {
         if (s[i] >= 'a' && s[i] <= 'z')
@@ -417,7 +441,7 @@ static bool label_name_ok(const char *s, size_t n, bool empty_ok)
 {
     if (n == 0)
         return empty_ok;
-    if (n > 63)
+    if (n > LABEL_NAME_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
@@ -432,13 +456,7 @@ static bool label_key_ok(const char *s)
 {
     const char *slash = strchr(s, '/');
     if (slash) {
-        char prefix[254];
-        size_t pl = (size_t)(slash - s);
-        if (pl == 0 || pl >= sizeof(prefix))
-            return false;
-        memcpy(prefix, s, pl);
-        prefix[pl] = '\0';
-        if (!dns_subdomain(prefix))
+        if (!dns_subdomain_n(s, (size_t)(slash - s)))
             return false;
         s = slash + 1;
     }
@@ -459,7 +477,7 @@ static bool http_token(const char *s)
 static bool secret_key_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 253 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+    if (n == 0 || n > SECRET_KEY_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
         return false;
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
@@ -468,13 +486,70 @@ static bool secret_key_ok(const char *s)
     return true;
 }
 
-static size_t utf8_chars(const char *s)
+/* Whether s is exactly one well-formed UTF-8 character (no overlong forms, surrogates or
+ * code points past U+10FFFF). */
+static bool one_utf8_char(const char *str)
 {
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned long cp;
+    size_t n;
+
+    if (s[0] == 0)
+        return false;
+    if (s[0] < 0x80)
+        return s[1] == 0;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        n = 2, cp = s[0] & 0x1F;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        n = 3, cp = s[0] & 0x0F;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        n = 4, cp = s[0] & 0x07;
+    else
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return false;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return false;
+    return s[n] == 0;
+}
+
+/* An IPv4 or IPv6 CIDR: address "/" prefix length within the family's bits. */
+static bool cidr_ok(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    char addr[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[16];
+    size_t alen;
+    long bits;
+
+    if (!slash || (alen = (size_t)(slash - s)) == 0 || alen >= sizeof(addr) ||
+        !(slash[1] >= '0' && slash[1] <= '9'))
+        return false;
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    if (inet_pton(AF_INET, addr, bin) == 1)
+        return mm_parse_long(slash + 1, 0, 32, &bits);
+    if (inet_pton(AF_INET6, addr, bin) == 1)
+        return mm_parse_long(slash + 1, 0, 128, &bits);
+    return false;
+}
+
+/* type/subtype, both HTTP tokens, no parameters. */
+static bool media_type_ok(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    char type[128];
+    size_t tl;
+
+    if (!slash || (tl = (size_t)(slash - s)) == 0 || tl >= sizeof(type))
+        return false;
+    memcpy(type, s, tl);
+    type[tl] = '\0';
+    return http_token(type) && http_token(slash + 1);
 }
 
 /* ---- parts of a policy ---------------------------------------------------------------- */
@@ -565,8 +640,8 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
         if ((f = node_get(n, "char"))) {
             old = push_key(c, "char");
             a->mask_char = want_str(c, f, "one character");
-            if (a->mask_char && utf8_chars(a->mask_char) != 1)
-                bad(c, f, "must be exactly one character");
+            if (a->mask_char && !one_utf8_char(a->mask_char))
+                bad(c, f, "must be exactly one UTF-8 character");
             pop(c, old);
         } else if (!(a->mask_char = mm_strdup("*")))
             c->oom = true;
@@ -602,6 +677,8 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
     }
     MM_UNUSED(header);
 }
+
+static bool nonempty_seq(const node *n) { return n && n->kind == NODE_SEQ && n->n > 0; }
 
 static void check_regex(bctx *c, const node *n, const char *re)
 {
@@ -660,7 +737,7 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
     }
     if ((f = node_get(n, "detectors"))) {
         old = push_key(c, "detectors");
-        if (str_list(c, f, 32, "a detector name", &r->detectors, &r->n_detectors))
+        if (str_list(c, f, MAX_DETECTORS, "a detector name", &r->detectors, &r->n_detectors))
             for (size_t i = 0; i < r->n_detectors; i++)
                 if (!mm_detector_known(r->detectors[i])) {
                     size_t o2 = push(c, "[%zu]", i);
@@ -673,7 +750,7 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
     }
     if ((f = node_get(n, "patterns"))) {
         old = push_key(c, "patterns");
-        if (is_seq(c, f, 64) && (r->patterns = mm_calloc(f->n ? f->n : 1, sizeof(mm_pattern)))) {
+        if (is_seq(c, f, MAX_PATTERNS) && (r->patterns = mm_calloc(f->n ? f->n : 1, sizeof(mm_pattern)))) {
             r->n_patterns = f->n;
             for (size_t i = 0; i < f->n; i++) {
                 static const char *const pkeys[] = {"name", "regex", NULL};
@@ -699,16 +776,15 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
                 }
                 pop(c, o2);
             }
-        } else if (f->kind == NODE_SEQ && f->n <= 64)
+        } else if (f->kind == NODE_SEQ && f->n <= MAX_PATTERNS)
             c->oom = true;
         pop(c, old);
     }
     if ((f = node_get(n, "contentTypes"))) {
         old = push_key(c, "contentTypes");
-        if (str_list(c, f, 32, "a media type", &r->content_types, &r->n_content_types))
+        if (str_list(c, f, MAX_CONTENT_TYPES, "a media type", &r->content_types, &r->n_content_types))
             for (size_t i = 0; i < r->n_content_types; i++) {
-                const char *s = r->content_types[i], *slash = strchr(s, '/');
-                if (!slash || slash == s || !slash[1] || strchr(slash + 1, '/') || strchr(s, ';')) {
+                if (r->content_types[i] && !media_type_ok(r->content_types[i])) {
                     size_t o2 = push(c, "[%zu]", i);
                     bad(c, f->items[i], "expected a media type such as text/csv (no parameters)");
                     pop(c, o2);
@@ -716,8 +792,9 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
             }
         pop(c, old);
     }
-    if (!node_get(n, "fields") && !node_get(n, "detectors") && !node_get(n, "patterns"))
-        bad(c, n, "a rule needs at least one of fields, detectors or patterns");
+    if (!nonempty_seq(node_get(n, "fields")) && !nonempty_seq(node_get(n, "detectors")) &&
+        !nonempty_seq(node_get(n, "patterns")))
+        bad(c, n, "a rule needs at least one of fields, detectors or patterns (a non-empty list)");
     if (!(f = node_get(n, "action")))
         bad(c, n, "action is required");
     else {
@@ -765,7 +842,7 @@ static void build_selector(bctx *c, const node *n, mm_selector *s)
     }
     if ((f = node_get(n, "matchExpressions"))) {
         old = push_key(c, "matchExpressions");
-        if (is_seq(c, f, 64) && (s->exprs = mm_calloc(f->n ? f->n : 1, sizeof(mm_sel_expr)))) {
+        if (is_seq(c, f, MAX_EXPRESSIONS) && (s->exprs = mm_calloc(f->n ? f->n : 1, sizeof(mm_sel_expr)))) {
             s->n_exprs = f->n;
             for (size_t i = 0; i < f->n; i++) {
                 static const char *const ekeys[] = {"key", "operator", "values", NULL};
@@ -803,7 +880,15 @@ static void build_selector(bctx *c, const node *n, mm_selector *s)
                 }
                 if ((x = node_get(e, "values"))) {
                     size_t o3 = push_key(c, "values");
-                    str_list(c, x, 256, "a label value", &se->values, &se->n_values);
+                    if (str_list(c, x, MAX_SEL_VALUES, "a label value", &se->values,
+                                 &se->n_values))
+                        for (size_t k = 0; k < se->n_values; k++)
+                            if (!label_name_ok(se->values[k], strlen(se->values[k]), true)) {
+                                size_t o4 = push(c, "[%zu]", k);
+                                bad(c, x->items[k], "invalid label value: at most 63 of "
+                                    "[A-Za-z0-9-_.], starting and ending alphanumeric");
+                                pop(c, o4);
+                            }
                     pop(c, o3);
                 }
                 if ((se->op == MM_SEL_IN || se->op == MM_SEL_NOT_IN) && se->n_values == 0)
@@ -812,7 +897,7 @@ static void build_selector(bctx *c, const node *n, mm_selector *s)
                     bad(c, e, "values must be empty for Exists and DoesNotExist");
                 pop(c, o2);
             }
-        } else if (f->kind == NODE_SEQ && f->n <= 64)
+        } else if (f->kind == NODE_SEQ && f->n <= MAX_EXPRESSIONS)
             c->oom = true;
         pop(c, old);
     }
@@ -839,7 +924,15 @@ static void build_headers(bctx *c, const node *n, mm_policy *p)
                 size_t o2 = push_key(c, "name");
                 if ((p->headers[i].name = want_str(c, f, "a header name")) &&
                     !http_token(p->headers[i].name))
-                    bad(c, f, "not a valid HTTP header name");
+                    bad(c, f, "not a valid HTTP header name (a token: letters, digits and "
+                        "!#$%%&'*+-.^_`|~)");
+                for (size_t j = 0; p->headers[i].name && j < i; j++)
+                    if (p->headers[j].name &&
+                        strcasecmp(p->headers[j].name, p->headers[i].name) == 0) {
+                        bad(c, f, "header \"%.64s\" already has a rule (spec.headers[%zu])",
+                            p->headers[i].name, j);
+                        break;
+                    }
                 pop(c, o2);
             }
             if (!(f = node_get(h, "action")))
@@ -856,7 +949,7 @@ static void build_headers(bctx *c, const node *n, mm_policy *p)
 
 static void build_exemptions(bctx *c, const node *n, mm_policy *p)
 {
-    if (!is_seq(c, n, 64))
+    if (!is_seq(c, n, MAX_EXEMPTIONS))
         return;
     if (!(p->exemptions = mm_calloc(n->n ? n->n : 1, sizeof(mm_exemption)))) {
         c->oom = true;
@@ -874,7 +967,7 @@ static void build_exemptions(bctx *c, const node *n, mm_policy *p)
                 bad(c, e, "principals is required");
             else {
                 size_t o2 = push_key(c, "principals");
-                if (str_list(c, f, 256, "a principal", &x->principals, &x->n_principals) &&
+                if (str_list(c, f, MAX_PRINCIPALS, "a principal", &x->principals, &x->n_principals) &&
                     x->n_principals == 0)
                     bad(c, f, "at least one principal is required");
                 for (size_t k = 0; k < x->n_principals; k++)
@@ -910,6 +1003,16 @@ static void build_exemptions(bctx *c, const node *n, mm_policy *p)
     }
 }
 
+/* A CIDR at `seg` below the current path ("cidr" or "[2]" of except). */
+static void check_cidr(bctx *c, const node *n, const char *seg)
+{
+    size_t old = seg[0] == '[' ? push(c, "%s", seg) : push_key(c, seg);
+    if (n->kind != NODE_SCALAR || n->type != SC_STRING || strlen(n->text) != n->len ||
+        !cidr_ok(n->text))
+        bad(c, n, "expected a CIDR such as 10.0.0.0/8 or fd00::/8");
+    pop(c, old);
+}
+
 static void build_network(bctx *c, const node *n, mm_policy *p)
 {
     static const char *const keys[] = {"allowFrom", NULL};
@@ -922,7 +1025,7 @@ static void build_network(bctx *c, const node *n, mm_policy *p)
     if (!(f = node_get(n, "allowFrom")))
         return;
     size_t old = push_key(c, "allowFrom");
-    if (is_seq(c, f, 256)) {
+    if (is_seq(c, f, MAX_PEERS)) {
         for (size_t i = 0; i < f->n; i++) {
             const node *peer = f->items[i], *x;
             size_t o2 = push(c, "[%zu]", i);
@@ -949,12 +1052,19 @@ static void build_network(bctx *c, const node *n, mm_policy *p)
                     size_t o3 = push_key(c, "ipBlock");
                     if (is_map(c, x)) {
                         check_keys(c, x, ip_keys);
-                        const node *cidr = node_get(x, "cidr");
+                        const node *cidr = node_get(x, "cidr"), *ex = node_get(x, "except");
                         if (!cidr)
                             bad(c, x, "cidr is required");
-                        else if (cidr->kind != NODE_SCALAR || !strchr(cidr->text, '/')) {
-                            size_t o4 = push_key(c, "cidr");
-                            bad(c, cidr, "expected a CIDR such as 10.0.0.0/8");
+                        else
+                            check_cidr(c, cidr, "cidr");
+                        if (ex) {
+                            size_t o4 = push_key(c, "except");
+                            if (is_seq(c, ex, MAX_EXCEPT))
+                                for (size_t k = 0; k < ex->n; k++) {
+                                    char idx[32];
+                                    snprintf(idx, sizeof(idx), "[%zu]", k);
+                                    check_cidr(c, ex->items[k], idx);
+                                }
                             pop(c, o4);
                         }
                     }
@@ -963,7 +1073,10 @@ static void build_network(bctx *c, const node *n, mm_policy *p)
             }
             pop(c, o2);
         }
-        if (node_to_json(f, &p->allow_from_json) != MM_OK)
+        mm_err rc = node_to_json(f, &p->allow_from_json);
+        if (rc == MM_ELIMIT)
+            bad(c, f, "longer than %u bytes as JSON", NODE_JSON_MAX);
+        else if (rc != MM_OK)
             c->oom = true;
     }
     pop(c, old);
@@ -997,6 +1110,10 @@ static void build_enum(bctx *c, const node *spec, const char *key, const char *c
 
 static mm_policy *build_policy(bctx *c, const node *root)
 {
+    /* status is the controller's; metadata holds much (labels, managedFields...) that is
+     * read as-is or not at all */
+    static const char *const top_keys[] = {"apiVersion", "kind", "metadata", "spec", "status",
+                                           NULL};
     static const char *const spec_keys[] = {"selector", "port", "mode", "onError", "direction",
                                             "rules", "headers", "exemptions", "network", NULL};
     static const char *const modes[] = {"enforce", "audit", NULL};
@@ -1017,6 +1134,7 @@ static mm_policy *build_policy(bctx *c, const node *root)
     p->direction = MM_DIR_RESPONSE;
     if (!is_map(c, root))
         goto fail;
+    check_keys(c, root, top_keys);
 
     if (!(f = node_get(root, "apiVersion")))
         bad(c, root, "apiVersion is required (maskmesh.io/v1alpha1)");
@@ -1181,7 +1299,8 @@ static mm_err build_root(bctx *c, const node *root, mm_policy_set *set, size_t *
 
     if (root->kind == NODE_SEQ) {
         items = root;
-    } else if (kind && kind->kind == NODE_SCALAR && strcmp(kind->text, "List") == 0) {
+    } else if (kind && kind->kind == NODE_SCALAR &&
+               (strcmp(kind->text, "List") == 0 || strcmp(kind->text, "MaskingPolicyList") == 0)) {
         items = node_get(root, "items");
         prefix = "items";
         if (!items || items->kind != NODE_SEQ) {
@@ -1331,10 +1450,16 @@ mm_err mm_policy_from_json(const struct json_object *obj, const char *where, mm_
     mm_buf_init(&c.path, 4096);
     if (!c.eb)
         c.eb = &local;
-    if ((rc = arena_new(&a)) != MM_OK)
+    if ((rc = arena_new(&a)) != MM_OK) {
+        mm_errf(c.eb, rc, "%s: out of memory", c.file);
         goto out;
-    if ((rc = node_from_json_object(a, obj, &root, c.eb)) != MM_OK)
+    }
+    if ((rc = node_from_json_object(a, obj, &root, c.eb)) != MM_OK) {
+        mm_errprefix(c.eb, "%s", c.file);
+        if (rc != MM_ENOMEM && diags_add(diags, false, c.eb->msg) != MM_OK)
+            rc = MM_ENOMEM;
         goto out;
+    }
     p = build_policy(&c, root);
     if (c.oom)
         rc = mm_errf(c.eb, MM_ENOMEM, "%s: out of memory", c.file);

@@ -3,6 +3,7 @@
 #include "policy/policy_int.h"
 
 #include <json-c/json.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
@@ -154,6 +155,74 @@ static mm_err push_item(open_node *o, node *child)
     return MM_OK;
 }
 
+/* Keys of one mapping, sorted by text then by position, so duplicates sit side by side:
+ * O(n log n) where comparing every pair would let one large mapping stall the parser. */
+static int key_cmp(const void *x, const void *y)
+{
+    const node *a = *(const node *const *)x, *b = *(const node *const *)y;
+    int c = strcmp(a->text, b->text);
+    if (c)
+        return c;
+    if (a->line != b->line)
+        return a->line < b->line ? -1 : 1;
+    return a->col < b->col ? -1 : a->col > b->col;
+}
+
+static mm_err check_map_keys(const open_node *o, const char *filename, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    size_t pairs = o->len / 2;
+    node **keys = NULL;
+
+    for (size_t i = 0; i < o->len; i += 2)
+        if (o->items[i]->kind != NODE_SCALAR)
+            return mm_errf(eb, MM_EPARSE, "%s:%u:%u: a mapping key must be a scalar", filename,
+                           o->items[i]->line, o->items[i]->col);
+    if (pairs < 2)
+        return MM_OK;
+    if (!(keys = mm_malloc(pairs * sizeof(*keys))))
+        return mm_errf(eb, MM_ENOMEM, "%s: out of memory", filename);
+    for (size_t i = 0; i < pairs; i++)
+        keys[i] = o->items[2 * i];
+    qsort(keys, pairs, sizeof(*keys), key_cmp);
+    for (size_t i = 1; i < pairs; i++)
+        if (strcmp(keys[i - 1]->text, keys[i]->text) == 0) {
+            rc = mm_errf(eb, MM_EPARSE, "%s:%u:%u: duplicate key \"%.64s\" (first at %u:%u)",
+                         filename, keys[i]->line, keys[i]->col, keys[i]->text, keys[i - 1]->line,
+                         keys[i - 1]->col);
+            break;
+        }
+    mm_free(keys);
+    return rc;
+}
+
+/* A scalar's type: YAML core-schema tags where given, else quoted means string and plain
+ * scalars follow the YAML 1.2 core schema (so `on`, `yes` and `no` stay strings). */
+static scalar_type yaml_scalar_type(const yaml_event_t *ev, const char *text, size_t len)
+{
+    static const struct {
+        const char *tag;
+        scalar_type type;
+    } tags[] = {{YAML_STR_TAG, SC_STRING}, {YAML_INT_TAG, SC_INT}, {YAML_FLOAT_TAG, SC_FLOAT},
+                {YAML_BOOL_TAG, SC_BOOL},  {YAML_NULL_TAG, SC_NULL}};
+    const char *tag = (const char *)ev->data.scalar.tag;
+    scalar_type t;
+
+    if (!tag)
+        return ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? plain_type(text, len) : SC_STRING;
+    for (size_t i = 0; i < MM_ARRAY_LEN(tags); i++)
+        if (strcmp(tag, tags[i].tag) == 0) {
+            if (tags[i].type == SC_STRING)
+                return SC_STRING;
+            /* !!int 8080 is an int; !!int "x" is not, so it stays a string and fails
+             * wherever a number is required */
+            t = plain_type(text, len);
+            return t == tags[i].type || (tags[i].type == SC_FLOAT && t == SC_INT) ? tags[i].type
+                                                                                   : SC_STRING;
+        }
+    return SC_STRING; /* "!" and local tags: the text as written */
+}
+
 mm_err node_parse_yaml(arena *a, const char *text, size_t len, const char *filename,
                        node ***docs_out, size_t *n_docs, mm_errbuf *eb)
 {
@@ -199,9 +268,7 @@ mm_err node_parse_yaml(arena *a, const char *text, size_t len, const char *filen
                 !(n->text = arena_strndup(a, s, slen)))
                 goto nomem_or_limit;
             n->len = slen;
-            n->type = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev.data.scalar.tag
-                          ? plain_type(n->text, slen)
-                          : SC_STRING;
+            n->type = yaml_scalar_type(&ev, n->text, slen);
             break;
         }
         case YAML_MAPPING_START_EVENT:
@@ -227,22 +294,8 @@ mm_err node_parse_yaml(arena *a, const char *text, size_t len, const char *filen
                     goto nomem_or_limit;
                 memcpy(n->items, o->items, o->len * sizeof(node *));
             }
-            if (n->kind == NODE_MAP) {
-                for (size_t i = 0; i < o->len; i += 2) {
-                    if (o->items[i]->kind != NODE_SCALAR) {
-                        rc = mm_errf(eb, MM_EPARSE, "%s:%u:%u: a mapping key must be a scalar",
-                                     filename, o->items[i]->line, o->items[i]->col);
-                        goto out;
-                    }
-                    for (size_t j = 0; j < i; j += 2)
-                        if (strcmp(o->items[j]->text, o->items[i]->text) == 0) {
-                            rc = mm_errf(eb, MM_EPARSE, "%s:%u:%u: duplicate key \"%s\"",
-                                         filename, o->items[i]->line, o->items[i]->col,
-                                         o->items[i]->text);
-                            goto out;
-                        }
-                }
-            }
+            if (n->kind == NODE_MAP && (rc = check_map_keys(o, filename, eb)) != MM_OK)
+                goto out;
             mm_free(o->items);
             *o = (open_node){0};
             depth--;
@@ -305,7 +358,9 @@ static mm_err from_json(arena *a, const struct json_object *obj, unsigned depth,
         for (struct lh_entry *e = tab->head; e; e = e->next) {
             const char *k = (const char *)lh_entry_k(e);
             node *kn = node_new(a, NODE_SCALAR, 0, 0);
-            if (!kn || !(kn->text = arena_strndup(a, k, strlen(k))))
+            if (!kn)
+                return a->nodes >= NODE_MAX_COUNT ? MM_ELIMIT : MM_ENOMEM;
+            if (!(kn->text = arena_strndup(a, k, strlen(k))))
                 return MM_ENOMEM;
             kn->len = strlen(k);
             kn->type = SC_STRING;
@@ -377,6 +432,7 @@ mm_err node_parse_json(arena *a, const char *text, size_t len, const char *filen
 
     if (!tok)
         return mm_errf(eb, MM_ENOMEM, "%s: out of memory", filename);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* no trailing commas, no NaN */
     if (len > (size_t)INT32_MAX) {
         rc = mm_errf(eb, MM_ELIMIT, "%s: too large", filename);
         goto out;
@@ -389,7 +445,7 @@ mm_err node_parse_json(arena *a, const char *text, size_t len, const char *filen
         goto out;
     }
     if (jerr != json_tokener_success) {
-        rc = mm_errf(eb, MM_EPARSE, "%s: JSON: offset %zu: %s", filename, off ? off - 1 : 0,
+        rc = mm_errf(eb, MM_EPARSE, "%s: JSON: offset %zu: %s", filename, off,
                      json_tokener_error_desc(jerr));
         goto out;
     }
@@ -427,12 +483,11 @@ static mm_err to_json(const node *n, mm_buf *b)
         }
         return rc == MM_OK ? mm_buf_putc(b, n->kind == NODE_MAP ? '}' : ']') : rc;
     case NODE_SCALAR:
-        switch (n->type) {
-        case SC_STRING: return mm_buf_put_json_str(b, n->text, n->len);
-        case SC_NULL: return mm_buf_puts(b, "null");
-        case SC_BOOL: return mm_buf_puts(b, (n->text[0] | 0x20) == 't' ? "true" : "false");
-        default: return mm_buf_append(b, n->text, n->len);
-        }
+        /* NetworkPolicyPeer has only string leaves (label keys and values, operators,
+         * CIDRs): YAML's `version: 2` becomes "2", as the API server would require */
+        if (n->type == SC_NULL)
+            return mm_buf_puts(b, "null");
+        return mm_buf_put_json_str(b, n->text, n->len);
     }
     return MM_EINVAL;
 }
@@ -441,7 +496,7 @@ mm_err node_to_json(const node *n, char **out)
 {
     mm_buf b;
     mm_err rc;
-    mm_buf_init(&b, 0);
+    mm_buf_init(&b, NODE_JSON_MAX);
     if ((rc = to_json(n, &b)) != MM_OK) {
         mm_buf_free(&b);
         return rc;

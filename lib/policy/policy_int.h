@@ -8,6 +8,7 @@
 /* Bounds on a document tree: a policy file is small; anything past these is hostile. */
 #define NODE_MAX_COUNT 200000
 #define NODE_MAX_DEPTH 64
+#define NODE_JSON_MAX  (1u << 20) /* node_to_json output (allowFrom) */
 
 typedef enum { NODE_MAP, NODE_SEQ, NODE_SCALAR } node_kind;
 
@@ -42,7 +43,9 @@ mm_err node_from_json_object(arena *a, const struct json_object *obj, node **out
 
 /* The value of `key` in a map, or NULL. */
 node *node_get(const node *map, const char *key);
-/* Compact JSON for a subtree (allowFrom). Caller frees with mm_free. */
+/* Compact JSON for a subtree (allowFrom); every scalar but null becomes a JSON string, as
+ * NetworkPolicyPeer fields are all strings. MM_ELIMIT past NODE_JSON_MAX bytes. Caller
+ * frees with mm_free. */
 mm_err node_to_json(const node *n, char **out);
 
 /* Diagnostics sink, implemented in model.c. */
