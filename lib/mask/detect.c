@@ -762,6 +762,7 @@ static void scan_builtins(scan *s)
             continue;
         }
         if (k & C_TRIG) {
+            size_t before = s->sc->n, next = i + 1;
             if (c == '@' && set->on[DET_EMAIL])
                 try_email(s, i);
             else if (c == '+' && set->on[DET_PHONE] && boundary_before(s, i))
@@ -771,7 +772,11 @@ static void scan_builtins(scan *s)
             else if (c == ':' && set->on[DET_IPV6] && i + 1 < n && t[i + 1] == ':' &&
                      (i == 0 || !(cls[t[i - 1]] & C_HEXL)))
                 try_ipv6(s, i);
-            i++;
+            /* past what matched here, so "+1 (415) ..." is not read again from "(" */
+            for (size_t m = before; m < s->sc->n; m++)
+                if (s->sc->m[m].end > next)
+                    next = s->sc->m[m].end;
+            i = next;
             continue;
         }
         /* a word start: try what may begin here, then skip the word, or past what matched
