@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Static checks of the MaskingPolicy CRD (python3 stdlib only).
+
+Reads the CRD as JSON (one object, or several concatenated, as
+`kubectl annotate --local -o json -f FILE maskmesh.io/x-` prints them) on stdin or from a
+file, and checks what the API server would refuse at CRD registration and what the project
+promises about the API:
+
+  * the names, scope, status subresource and printer columns;
+  * a structural schema: every node has a type (except int-or-string and preserve-unknown
+    nodes), properties only on objects, items only on arrays, no additionalProperties next
+    to properties, metadata restricted to type object, list-map keys required scalars;
+  * bounds: every array has maxItems, every free string has maxLength (or an enum or a
+    format), every map has maxProperties, so CEL cost estimation stays finite;
+  * descriptions on every named field, so `kubectl explain mp.spec...` is useful;
+  * CEL rules: balanced brackets and quotes, `self.<field>` naming a field of that node,
+    and the rules the design asks for being there;
+  * enums and defaults agreeing, every field DESIGN.md names being present.
+
+Prints one line per failed check and `N passed, N failed` last; exits 1 on any failure.
+Usage: hack/check-crd.py [FILE.json]
+"""
+import json
+import re
+import sys
+
+passed = 0
+failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: " + what)
+    return ok
+
+
+def load_objects(text):
+    dec = json.JSONDecoder()
+    out, i = [], 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        obj, i = dec.raw_decode(text, i)
+        if isinstance(obj, dict) and obj.get("kind") == "List":
+            out.extend(obj.get("items", []))
+        else:
+            out.append(obj)
+
+
+def cel_balanced(rule):
+    stack, quote, i = [], None, 0
+    pairs = {")": "(", "]": "[", "}": "{"}
+    while i < len(rule):
+        c = rule[i]
+        if quote:
+            if c == "\\":
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            stack.append(c)
+        elif c in ")]}":
+            if not stack or stack.pop() != pairs[c]:
+                return False
+        i += 1
+    return not stack and quote is None
+
+
+def strip_cel_strings(rule):
+    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", rule)
+
+
+STRUCT_KEYS = {"type", "properties", "items", "additionalProperties"}
+
+
+def walk(node, path, parent_is_properties_child, errors):
+    """Checks one schema node and recurses. `errors` collects (ok, message) tuples."""
+    t = node.get("type")
+    int_or_string = node.get("x-kubernetes-int-or-string") is True
+    preserve = node.get("x-kubernetes-preserve-unknown-fields") is True
+    errors.append((t is not None or int_or_string or preserve,
+                   f"{path}: no type (structural schemas need one)"))
+    if int_or_string:
+        errors.append((t is None, f"{path}: int-or-string must not set type"))
+        for junctor in ("anyOf", "allOf", "oneOf"):
+            for sub in node.get(junctor, []):
+                errors.append((set(sub) <= {"type"} and sub.get("type") in ("integer", "string"),
+                               f"{path}.{junctor}: only [{{type: integer}}, {{type: string}}] is allowed"))
+    for junctor in ("anyOf", "allOf", "oneOf", "not"):
+        if junctor in node and not int_or_string:
+            errors.append((False, f"{path}: {junctor} used; keep the schema free of junctors"))
+    if "properties" in node:
+        errors.append((t == "object", f"{path}: properties on a non-object"))
+        errors.append(("additionalProperties" not in node,
+                       f"{path}: additionalProperties next to properties"))
+    if "additionalProperties" in node:
+        ap = node["additionalProperties"]
+        errors.append((isinstance(ap, dict), f"{path}: additionalProperties must be a schema"))
+        errors.append(("maxProperties" in node, f"{path}: a map needs maxProperties"))
+        if isinstance(ap, dict):
+            walk(ap, path + "{}", False, errors)
+    if "items" in node:
+        errors.append((t == "array", f"{path}: items on a non-array"))
+    if t == "array":
+        errors.append(("items" in node, f"{path}: array without items"))
+        errors.append(("maxItems" in node, f"{path}: array without maxItems"))
+        lt = node.get("x-kubernetes-list-type")
+        errors.append((lt in ("atomic", "set", "map"), f"{path}: x-kubernetes-list-type missing"))
+        items = node.get("items", {})
+        if lt == "map":
+            keys = node.get("x-kubernetes-list-map-keys", [])
+            errors.append((bool(keys), f"{path}: list-type map without list-map-keys"))
+            for k in keys:
+                ks = items.get("properties", {}).get(k, {})
+                errors.append((ks.get("type") in ("string", "integer", "boolean"),
+                               f"{path}: map key {k} must be a scalar field"))
+                errors.append((k in items.get("required", []) or "default" in ks,
+                               f"{path}: map key {k} must be required"))
+        if lt == "set":
+            errors.append((items.get("type") in ("string", "integer", "boolean"),
+                           f"{path}: list-type set needs scalar items"))
+        walk(items, path + "[]", False, errors)
+    if t == "string" and "enum" not in node and "format" not in node and path not in ("apiVersion", "kind"):
+        errors.append(("maxLength" in node, f"{path}: string without maxLength"))
+    if int_or_string:
+        errors.append(("maxLength" in node and "maximum" in node,
+                       f"{path}: int-or-string needs maxLength and maximum"))
+    if "enum" in node:
+        want = {"string": str, "integer": int, "boolean": bool}.get(t)
+        errors.append((want is not None and all(isinstance(v, want) for v in node["enum"]),
+                       f"{path}: enum values must be of type {t}"))
+    if "default" in node:
+        errors.append(("enum" not in node or node["default"] in node["enum"],
+                       f"{path}: default {node['default']!r} is not in the enum"))
+    if parent_is_properties_child:
+        errors.append((bool(node.get("description")), f"{path}: no description"))
+    props = node.get("properties", {})
+    for r in node.get("required", []):
+        errors.append((r in props, f"{path}: required field {r} is not a property"))
+    for v in node.get("x-kubernetes-validations", []):
+        rule = v.get("rule", "")
+        errors.append((bool(rule) and bool(v.get("message")), f"{path}: a validation needs rule and message"))
+        errors.append((cel_balanced(rule), f"{path}: unbalanced CEL rule: {rule}"))
+        bare = strip_cel_strings(rule)
+        for ref in re.findall(r"\bself\.([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", bare):
+            errors.append((ref in props, f"{path}: CEL rule names self.{ref}, which is not a field"))
+    for name, sub in props.items():
+        if path.endswith("metadata"):
+            continue
+        if name == "metadata" and path == "":
+            errors.append((sub == {"type": "object"} or set(sub) <= {"type", "description"},
+                           "metadata: only type object is allowed at the root"))
+            continue
+        walk(sub, f"{path}.{name}" if path else name, True, errors)
+
+
+def get(node, dotted):
+    for part in dotted.split("."):
+        if part == "[]":
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+def rules_text(node):
+    return " ".join(v.get("rule", "") for v in (node or {}).get("x-kubernetes-validations", []))
+
+
+def main():
+    text = open(sys.argv[1]).read() if len(sys.argv) > 1 else sys.stdin.read()
+    objs = [o for o in load_objects(text) if o.get("kind") == "CustomResourceDefinition"]
+    if not check(len(objs) == 1, f"expected one CustomResourceDefinition, found {len(objs)}"):
+        print(f"{passed} passed, {failed} failed")
+        return 1
+    crd = objs[0]
+    spec = crd.get("spec", {})
+    names = spec.get("names", {})
+    check(crd.get("apiVersion") == "apiextensions.k8s.io/v1", "apiVersion apiextensions.k8s.io/v1")
+    check(crd["metadata"].get("name") == "maskingpolicies.maskmesh.io", "name maskingpolicies.maskmesh.io")
+    check(spec.get("group") == "maskmesh.io", "group maskmesh.io")
+    check(spec.get("scope") == "Namespaced", "scope Namespaced")
+    check(names.get("kind") == "MaskingPolicy" and names.get("plural") == "maskingpolicies"
+          and names.get("singular") == "maskingpolicy" and names.get("listKind") == "MaskingPolicyList",
+          "names kind/plural/singular/listKind")
+    check(names.get("shortNames") == ["mp"], "shortNames [mp]")
+    check("maskmesh" in names.get("categories", []), "category maskmesh")
+    versions = spec.get("versions", [])
+    check([v.get("name") for v in versions] == ["v1alpha1"], "one version, v1alpha1")
+    v = versions[0] if versions else {}
+    check(v.get("served") is True and v.get("storage") is True, "v1alpha1 served and storage")
+    check(v.get("subresources", {}).get("status") == {}, "status subresource")
+    cols = {c.get("name"): c for c in v.get("additionalPrinterColumns", [])}
+    check(cols.get("Ready", {}).get("jsonPath") == '.status.conditions[?(@.type=="Ready")].status',
+          "printer column Ready from the Ready condition")
+    check(cols.get("Mode", {}).get("jsonPath") == ".spec.mode", "printer column Mode")
+    check(cols.get("Rules", {}).get("jsonPath") == ".status.ruleCount"
+          and cols.get("Rules", {}).get("type") == "integer", "printer column Rules from status.ruleCount")
+    check(cols.get("Age", {}).get("type") == "date", "printer column Age")
+    for c in cols.values():
+        check(c.get("jsonPath", "").startswith("."), f"printer column {c.get('name')}: jsonPath starts with '.'")
+        check(c.get("type") in ("integer", "number", "string", "boolean", "date"),
+              f"printer column {c.get('name')}: type")
+
+    root = v.get("schema", {}).get("openAPIV3Schema", {})
+    check(root.get("type") == "object", "root schema is an object")
+    errors = []
+    walk(root, "", False, errors)
+    for ok, msg in errors:
+        check(ok, msg)
+
+    # every field DESIGN.md's API section names
+    for f in ["spec.selector.matchLabels", "spec.selector.matchExpressions", "spec.port", "spec.mode",
+              "spec.onError", "spec.direction", "spec.rules.[].name", "spec.rules.[].fields",
+              "spec.rules.[].detectors", "spec.rules.[].patterns.[].name", "spec.rules.[].patterns.[].regex",
+              "spec.rules.[].contentTypes", "spec.rules.[].action.type", "spec.rules.[].action.replacement",
+              "spec.rules.[].action.keepFirst", "spec.rules.[].action.keepLast", "spec.rules.[].action.char",
+              "spec.rules.[].action.preserveFormat", "spec.rules.[].action.key", "spec.rules.[].action.value",
+              "spec.headers.[].name", "spec.headers.[].action.type", "spec.exemptions.[].principals",
+              "spec.exemptions.[].rules", "spec.network.allowFrom.[].podSelector",
+              "spec.network.allowFrom.[].namespaceSelector", "spec.network.allowFrom.[].ipBlock.cidr",
+              "spec.network.allowFrom.[].ipBlock.except", "status.observedGeneration",
+              "status.conditions.[].type", "status.conditions.[].status", "status.conditions.[].reason",
+              "status.conditions.[].message", "status.conditions.[].lastTransitionTime",
+              "status.conditions.[].observedGeneration", "status.configMap", "status.networkPolicy",
+              "status.ruleCount"]:
+        check(get(root, f) is not None, f"field {f} is in the schema")
+
+    def enum(path):
+        return (get(root, path) or {}).get("enum")
+
+    check(enum("spec.mode") == ["enforce", "audit"] and get(root, "spec.mode").get("default") == "enforce",
+          "mode enum enforce|audit, default enforce")
+    check(enum("spec.onError") == ["block", "redact-all", "passthrough"]
+          and get(root, "spec.onError").get("default") == "block", "onError enum, default block")
+    check(enum("spec.direction") == ["response", "request", "both"]
+          and get(root, "spec.direction").get("default") == "response", "direction enum, default response")
+    actions = ["redact", "mask", "hash", "tokenize", "remove", "replace"]
+    check(enum("spec.rules.[].action.type") == actions, "rule action type enum")
+    check(enum("spec.headers.[].action.type") == actions, "header action type enum")
+    check(enum("spec.rules.[].detectors.[]") == ["credit_card", "us_ssn", "email", "phone", "iban", "ipv4",
+                                                 "ipv6", "jwt", "aws_access_key", "bearer_token"],
+          "detector enum is the built-ins")
+    port = get(root, "spec.port") or {}
+    check(port.get("x-kubernetes-int-or-string") is True and port.get("minimum") == 1
+          and port.get("maximum") == 65535, "port is int-or-string, 1-65535")
+    rules = get(root, "spec.rules") or {}
+    check(rules.get("x-kubernetes-list-type") == "map" and rules.get("x-kubernetes-list-map-keys") == ["name"],
+          "rules is a list-map keyed by name")
+    for a in ("spec.rules.[].action", "spec.headers.[].action"):
+        act = get(root, a) or {}
+        r = rules_text(act)
+        check("'tokenize'" in r and "has(self.key)" in r, f"{a}: CEL tokenize requires key")
+        check("'replace'" in r and "has(self.value)" in r, f"{a}: CEL replace requires value")
+        check("self.keepFirst" in r and "self.keepLast" in r and "<= 64" in r,
+              f"{a}: CEL bounds keepFirst + keepLast")
+        ch = (act.get("properties") or {}).get("char", {})
+        check(ch.get("maxLength") == 1 and ch.get("minLength") == 1, f"{a}.char is one character")
+        for k in ("keepFirst", "keepLast"):
+            p = (act.get("properties") or {}).get(k, {})
+            check(p.get("minimum") == 0 and p.get("maximum") == 64, f"{a}.{k} is 0..64")
+    r = rules_text(get(root, "spec.rules.[]"))
+    check("self.fields" in r and "self.detectors" in r and "self.patterns" in r,
+          "CEL: a rule needs fields, detectors or patterns")
+    r = rules_text(get(root, "spec"))
+    check("self.exemptions" in r and "self.rules.exists" in r, "CEL: exemption rules name existing rules")
+    st = get(root, "status.conditions") or {}
+    check(st.get("x-kubernetes-list-type") == "map" and st.get("x-kubernetes-list-map-keys") == ["type"],
+          "status.conditions is a list-map keyed by type")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
