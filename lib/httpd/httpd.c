@@ -437,6 +437,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             long n;
             if (!mm_parse_long(cl, 0, (long)h->body_max, &n))
                 return answer_early(c, st, 413, NULL, "%s", "request body too large");
+            if (n > 0 && mm_buf_reserve(&st->body, (size_t)n + 1) != MM_OK) /* one allocation */
+                return answer_early(c, st, 500, NULL, "%s", "out of memory");
         }
         return MHD_YES;
     }
