@@ -70,7 +70,7 @@ for suite in "${suites[@]}"; do
     golden)
         [ -x tests/golden/run.sh ] && run "golden: tests/golden" tests/golden/run.sh "$MM_BIN" ;;
     integration)
-        for t in $(find tests/integration -maxdepth 1 -type f -name 'test_*' -perm -u+x 2>/dev/null | sort); do
+        for t in $(find -L tests/integration -maxdepth 1 -type f -name 'test_*' -perm -u+x 2>/dev/null | sort); do
             run "integration: ${t#tests/integration/}" "$t"
         done ;;
     apiserver)
