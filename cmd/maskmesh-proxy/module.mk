@@ -1,0 +1,1 @@
+maskmesh-proxy_MODULES := proxy

@@ -1,0 +1,234 @@
+/* lib/proxy/config.c: loading the sidecar's configuration (the policies that select this
+ * pod's labels, compiled with the mounted keys) into an immutable snapshot, publishing it,
+ * and noticing when kubelet swaps the mounted files. Also the x-forwarded-client-cert
+ * parsing that gives exemptions their caller. */
+#include "proxy/proxy_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define LABELS_MAX (256u * 1024)
+
+snap *snap_ref(snap *s)
+{
+    if (s)
+        atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void snap_unref(snap *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    mm_masker_free(s->masker);
+    mm_free(s);
+}
+
+snap *config_current(mm_proxy *p)
+{
+    snap *s;
+
+    pthread_mutex_lock(&p->snap_lock);
+    s = snap_ref(p->cur);
+    pthread_mutex_unlock(&p->snap_lock);
+    return s;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t stat_hash(uint64_t h, const char *path)
+{
+    struct stat st;
+    uint64_t v[5] = {0};
+
+    if (stat(path, &st) == 0) {
+        v[0] = (uint64_t)st.st_dev;
+        v[1] = (uint64_t)st.st_ino;
+        v[2] = (uint64_t)st.st_size;
+        v[3] = (uint64_t)st.st_mtim.tv_sec;
+        v[4] = (uint64_t)st.st_mtim.tv_nsec;
+    } else {
+        v[0] = (uint64_t)errno;
+    }
+    return fnv(h, v, sizeof(v));
+}
+
+/* What the files look like: stat of each (following kubelet's symlinks, so a swapped
+ * ..data gives new inodes) and of every entry of the keys directory. */
+uint64_t config_signature(const mm_proxy *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    DIR *d;
+    struct dirent *e;
+    char path[4096];
+
+    h = stat_hash(h, p->s_policies);
+    h = stat_hash(h, p->s_labels);
+    h = stat_hash(h, p->s_keys);
+    if ((d = opendir(p->s_keys)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            if ((size_t)snprintf(path, sizeof(path), "%s/%s", p->s_keys, e->d_name) >=
+                sizeof(path))
+                continue;
+            h = fnv(h, e->d_name, strlen(e->d_name));
+            h = stat_hash(h, path);
+        }
+        closedir(d);
+    }
+    return h;
+}
+
+mm_err config_load(mm_proxy *p, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    char *text = NULL;
+    size_t len = 0;
+    mm_labels labels = {0};
+    mm_policy_set *set = NULL;
+    mm_keys *keys = NULL;
+    const mm_policy **sel = NULL;
+    size_t n_sel = 0, n;
+    mm_masker *m = NULL;
+    snap *s = NULL, *old = NULL;
+    struct stat st;
+    mm_buf names;
+    uint64_t sig;
+    char gen[24];
+
+    mm_buf_init(&names, 4096);
+    pthread_mutex_lock(&p->reload_lock);
+    sig = config_signature(p);
+    if ((rc = mm_read_file(p->s_labels, LABELS_MAX, &text, &len, eb)) != MM_OK)
+        goto out;
+    if ((rc = mm_labels_parse(text, len, p->s_labels, &labels, eb)) != MM_OK)
+        goto out;
+    if ((rc = mm_policy_load(p->s_policies, &set, NULL, eb)) != MM_OK)
+        goto out;
+    /* an absent keys directory is an absent (optional) Secret; anything else must load */
+    if (stat(p->s_keys, &st) == 0 && (rc = mm_keys_load_dir(p->s_keys, &keys, eb)) != MM_OK)
+        goto out;
+    n = mm_policy_set_count(set);
+    if (n && !(sel = mm_calloc(n, sizeof(*sel)))) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const mm_policy *pol = mm_policy_set_get(set, i);
+        if (mm_selector_matches(&pol->selector, &labels)) {
+            sel[n_sel++] = pol;
+            if (names.len)
+                mm_buf_putc(&names, ',');
+            mm_buf_puts(&names, pol->name);
+        }
+    }
+    if (n_sel &&
+        (rc = mm_masker_new((const mm_policy *const *)sel, n_sel, keys, NULL, &m, eb)) != MM_OK)
+        goto out;
+    if (!(s = mm_calloc(1, sizeof(*s)))) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+        goto out;
+    }
+    atomic_init(&s->refs, 1);
+    s->masker = m;
+    m = NULL;
+    s->resp = s->masker && mm_masker_applies(s->masker, MM_DIR_RESPONSE);
+    s->req = s->masker && mm_masker_applies(s->masker, MM_DIR_REQUEST);
+
+    pthread_mutex_lock(&p->snap_lock);
+    s->gen = ++p->gen;
+    old = p->cur;
+    p->cur = s;
+    pthread_mutex_unlock(&p->snap_lock);
+    p->watch_sig = sig;
+    snprintf(gen, sizeof(gen), "%llu", (unsigned long long)s->gen);
+    mm_metric_set(p->met.config_gen, NULL, (double)s->gen);
+    mm_log(MM_LOG_INFO, "configuration loaded", "generation", gen, "policies",
+           mm_buf_cstr(&names), NULL);
+    s = NULL;
+out:
+    if (rc != MM_OK)
+        p->watch_sig = sig; /* the same bad files are not retried until they change */
+    pthread_mutex_unlock(&p->reload_lock);
+    snap_unref(old);
+    snap_unref(s);
+    mm_masker_free(m);
+    mm_free(sel);
+    mm_keys_free(keys);
+    mm_policy_set_free(set);
+    mm_labels_clear(&labels);
+    mm_free(text);
+    mm_buf_free(&names);
+    return rc;
+}
+
+/* x-forwarded-client-cert: elements separated by ',' (the last one added by the nearest
+ * proxy), each `Key=Value` pairs separated by ';', values optionally double-quoted with
+ * backslash escapes. We want URI of the last element. */
+bool xfcc_uri(const char *v, size_t len, char *out, size_t n)
+{
+    size_t start = 0, i;
+    bool q = false;
+
+    for (i = 0; i < len; i++) { /* the last element starts after the last unquoted comma */
+        if (v[i] == '\\' && q) {
+            i++;
+            continue;
+        }
+        if (v[i] == '"')
+            q = !q;
+        else if (v[i] == ',' && !q)
+            start = i + 1;
+    }
+    i = start;
+    while (i < len) {
+        size_t ks, ke;
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ';'))
+            i++;
+        ks = i;
+        while (i < len && v[i] != '=' && v[i] != ';')
+            i++;
+        ke = i;
+        if (i >= len || v[i] != '=')
+            continue;
+        i++;
+        size_t o = 0;
+        bool want = http_token_eq(v + ks, ke - ks, "uri");
+        bool fits = true;
+        if (i < len && v[i] == '"') {
+            for (i++; i < len && v[i] != '"'; i++) {
+                if (v[i] == '\\' && i + 1 < len)
+                    i++;
+                if (want && o + 1 < n)
+                    out[o++] = v[i];
+                else if (want)
+                    fits = false;
+            }
+            i++;
+        } else {
+            for (; i < len && v[i] != ';'; i++) {
+                if (want && o + 1 < n)
+                    out[o++] = v[i];
+                else if (want)
+                    fits = false;
+            }
+        }
+        if (want) {
+            out[o] = '\0';
+            return fits && o > 0;
+        }
+    }
+    return false;
+}

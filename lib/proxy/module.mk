@@ -1,0 +1,1 @@
+proxy_DEPS := mask policy metrics common

@@ -1,0 +1,1 @@
+mm-testapp_MODULES := common
