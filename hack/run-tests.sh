@@ -61,7 +61,7 @@ for suite in "${suites[@]}"; do
     unit)
         for t in $(find "$build/tests" -type f -name 'test_*' -perm -u+x 2>/dev/null | sort); do
             if [ "${MM_VALGRIND:-0}" = 1 ]; then
-                run "unit(valgrind): ${t#$build/tests/}" valgrind -q --error-exitcode=99 \
+                MM_PCRE2_NO_JIT=1 run "unit(valgrind): ${t#$build/tests/}" valgrind -q --error-exitcode=99 \
                     --leak-check=full --errors-for-leak-kinds=definite,indirect "$t"
             else
                 run "unit: ${t#$build/tests/}" "$t"

@@ -36,6 +36,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -142,8 +143,10 @@ mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int 
         return mm_errf(eb, MM_EINVAL, "pattern %s: %s at offset %zu", name, (const char *)msg,
                        (size_t)off);
     }
-    /* JIT when the platform has it; the interpreter gives the same answers, slower. */
-    p->jit = pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE) == 0;
+    /* JIT when the platform has it; the interpreter gives the same answers, slower.
+     * MM_PCRE2_NO_JIT=1 turns it off for valgrind, which cannot follow JIT-made code. */
+    const char *nojit = getenv("MM_PCRE2_NO_JIT");
+    p->jit = !(nojit && *nojit == '1') && pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE) == 0;
     p->tag = tag;
     s->n_pats++;
     return MM_OK;
