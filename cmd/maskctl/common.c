@@ -131,3 +131,30 @@ out:
         close(fd);
     return rc;
 }
+
+int maskctl_run_inputs(const char *cmd, mm_masker *m, char **inputs, int n, const char *ctype,
+                       const mm_stream_opts *opts, mm_write_fn write, mm_stream_stats *total,
+                       void (*before)(void *ctx, const char *name), void *ctx)
+{
+    mm_errbuf eb = {{0}};
+    for (int i = 0; i < n || i == 0; i++) {
+        const char *in = i < n ? inputs[i] : NULL;
+        mm_stream_stats st = {0};
+        if (before)
+            before(ctx, in ? in : "-");
+        if (maskctl_run_input(m, in, ctype, opts, write, NULL, &st, &eb) != MM_OK) {
+            fflush(stdout);
+            fprintf(stderr, "maskctl %s: %s\n", cmd, eb.msg);
+            return MASKCTL_EINPUT;
+        }
+        if (total) {
+            total->bytes_in += st.bytes_in;
+            total->bytes_out += st.bytes_out;
+            total->findings += st.findings;
+            total->applied += st.applied;
+        }
+        if (i >= n)
+            break;
+    }
+    return MASKCTL_OK;
+}

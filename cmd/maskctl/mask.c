@@ -108,22 +108,8 @@ int maskctl_mask(int argc, char **argv)
         return MASKCTL_EINPUT;
     }
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
-    for (int i = optind; i < argc || i == optind; i++) {
-        const char *in = i < argc ? argv[i] : NULL;
-        mm_stream_stats st = {0};
-        if (maskctl_run_input(m, in, ctype, &opts, maskctl_stdout_write, NULL, &st, &eb) != MM_OK) {
-            fflush(stdout);
-            fprintf(stderr, "maskctl mask: %s\n", eb.msg);
-            ret = MASKCTL_EINPUT;
-            break;
-        }
-        total.bytes_in += st.bytes_in;
-        total.bytes_out += st.bytes_out;
-        total.findings += st.findings;
-        total.applied += st.applied;
-        if (i >= argc)
-            break;
-    }
+    ret = maskctl_run_inputs("mask", m, argv + optind, argc - optind, ctype, &opts,
+                             maskctl_stdout_write, &total, NULL, NULL);
     if (fflush(stdout) != 0 && ret == MASKCTL_OK) {
         fprintf(stderr, "maskctl mask: writing stdout failed\n");
         ret = MASKCTL_EINPUT;

@@ -25,6 +25,12 @@ mm_err maskctl_load(const char *policy_path, const char *keys_dir, bool scan,
 mm_err maskctl_run_input(mm_masker *m, const char *path, const char *content_type,
                          const mm_stream_opts *base, mm_write_fn write, void *wctx,
                          mm_stream_stats *stats, mm_errbuf *eb);
+/* Every input in turn (stdin when n == 0), adding up `total` (optional); `before`
+ * (optional) hears each input's name first. On the first failure prints
+ * "maskctl CMD: message" and returns MASKCTL_EINPUT. */
+int maskctl_run_inputs(const char *cmd, mm_masker *m, char **inputs, int n, const char *ctype,
+                       const mm_stream_opts *opts, mm_write_fn write, mm_stream_stats *total,
+                       void (*before)(void *ctx, const char *name), void *ctx);
 mm_err maskctl_stdout_write(void *ctx, const char *data, size_t len);
 mm_err maskctl_discard_write(void *ctx, const char *data, size_t len);
 

@@ -76,6 +76,11 @@ static void on_finding(void *ctx, const mm_finding *f)
     puts(mm_buf_cstr(b));
 }
 
+static void set_input(void *ctx, const char *name)
+{
+    ((scan_ctx *)ctx)->input = name;
+}
+
 int maskctl_scan(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -120,18 +125,8 @@ int maskctl_scan(int argc, char **argv)
     mm_buf_init(&sc.line, 0);
     opts.on_finding = on_finding;
     opts.finding_ctx = &sc;
-    for (int i = optind; i < argc || i == optind; i++) {
-        const char *in = i < argc ? argv[i] : NULL;
-        sc.input = in ? in : "-";
-        if (maskctl_run_input(m, in, ctype, &opts, maskctl_discard_write, NULL, NULL, &eb) != MM_OK) {
-            fflush(stdout);
-            fprintf(stderr, "maskctl scan: %s\n", eb.msg);
-            ret = MASKCTL_EINPUT;
-            break;
-        }
-        if (i >= argc)
-            break;
-    }
+    ret = maskctl_run_inputs("scan", m, argv + optind, argc - optind, ctype, &opts,
+                             maskctl_discard_write, NULL, set_input, &sc);
     fflush(stdout);
     fprintf(stderr, "maskctl scan: %" PRIu64 " finding%s, %" PRIu64 " masked by a rule, %" PRIu64
                     " not masked\n",

@@ -302,6 +302,34 @@ mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n)
     return mm_buf_append(b, s + run, n - run);
 }
 
+mm_err mm_buf_put_utf8(mm_buf *b, unsigned long cp)
+{
+    char u[4];
+    size_t n;
+    if (cp > 0x10FFFF)
+        return MM_EINVAL;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    return mm_buf_append(b, u, n);
+}
+
 const char *mm_buf_cstr(mm_buf *b)
 {
     return b->data ? b->data : "";

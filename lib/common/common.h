@@ -80,6 +80,8 @@ mm_err mm_buf_vprintf(mm_buf *b, const char *fmt, va_list ap) __attribute__((for
 mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n);
 /* The same escaping without the quotes (a piece of a string literal). */
 mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n);
+/* Appends code point cp (at most 0x10FFFF) encoded as UTF-8. */
+mm_err mm_buf_put_utf8(mm_buf *b, unsigned long cp);
 /* Returns the data as a C string (an empty buffer gives ""). Never NULL after a successful
  * append; "" when nothing was ever appended. */
 const char *mm_buf_cstr(mm_buf *b);

@@ -279,32 +279,6 @@ static int hexv(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-static mm_err put_cp(mm_buf *b, unsigned long cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return mm_buf_append(b, u, n);
-}
-
 /* Decodes the content of a JSON string (already validated) into s->dec, and, when `map`
  * is wanted, s->map[i] = offset in `raw` of the escape or byte that gave decoded byte i
  * (s->map[dec.len] = n). */
@@ -359,7 +333,7 @@ static mm_err decode(mm_stream *s, const char *raw, size_t n, bool map)
             break;
         default: cp = (unsigned char)e; /* \" \\ \/ */
         }
-        rc = put_cp(&s->dec, cp);
+        rc = mm_buf_put_utf8(&s->dec, cp);
         if (map)
             for (size_t k = before; k < s->dec.len; k++)
                 s->map[k] = from;

@@ -39,32 +39,6 @@ static int hexval(char c)
     return -1;
 }
 
-static mm_err put_utf8(mm_buf *b, unsigned long cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return mm_buf_append(b, u, n);
-}
-
 /* A Go %q string starting at s[0] == '"' (as strconv.Unquote reads it): on MM_OK *end is
  * the index past the closing quote. MM_EPARSE for bad quoting, MM_ENOMEM / MM_ELIMIT from
  * the buffer. */
@@ -129,7 +103,7 @@ static mm_err go_unquote(const char *s, size_t n, mm_buf *out, size_t *end)
             if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
                 return MM_EPARSE;
         }
-        if ((rc = put_utf8(out, cp)) != MM_OK)
+        if ((rc = mm_buf_put_utf8(out, cp)) != MM_OK)
             return rc;
     }
     if (i >= n)
