@@ -17,8 +17,13 @@ promises about the API:
     and the rules the design asks for being there;
   * enums and defaults agreeing, every field DESIGN.md names being present.
 
+With --objects CRD.json OBJECTS.json it instead validates MaskingPolicy objects against the
+CRD's schema as the API server would before CEL (types, required, enums, bounds, patterns,
+unknown fields, list-map keys); the CEL rules are left to the API server.
+
 Prints one line per failed check and `N passed, N failed` last; exits 1 on any failure.
 Usage: hack/check-crd.py [FILE.json]
+       hack/check-crd.py --objects CRD.json OBJECTS.json
 """
 import json
 import re
@@ -178,7 +183,82 @@ def rules_text(node):
     return " ".join(v.get("rule", "") for v in (node or {}).get("x-kubernetes-validations", []))
 
 
+def validate(schema, v, path, errs):
+    """OpenAPI v3 validation of value v as a CRD's structural schema defines it."""
+    if schema.get("x-kubernetes-int-or-string"):
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            errs.append(f"{path}: expected an integer or a string")
+            return
+    t = schema.get("type")
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
+    if t and (not isinstance(v, kinds[t]) or (t in ("integer", "number") and isinstance(v, bool))):
+        errs.append(f"{path}: expected {t}, got {type(v).__name__}")
+        return
+    if "enum" in schema and v not in schema["enum"]:
+        errs.append(f"{path}: {v!r} is not one of {schema['enum']}")
+    if isinstance(v, str):
+        if len(v) > schema.get("maxLength", len(v)):
+            errs.append(f"{path}: longer than {schema['maxLength']}")
+        if len(v) < schema.get("minLength", 0):
+            errs.append(f"{path}: shorter than {schema['minLength']}")
+        if "pattern" in schema and not re.search(schema["pattern"], v):
+            errs.append(f"{path}: {v!r} does not match {schema['pattern']}")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if "minimum" in schema and v < schema["minimum"]:
+            errs.append(f"{path}: less than {schema['minimum']}")
+        if "maximum" in schema and v > schema["maximum"]:
+            errs.append(f"{path}: more than {schema['maximum']}")
+    if isinstance(v, list):
+        if len(v) > schema.get("maxItems", len(v)) or len(v) < schema.get("minItems", 0):
+            errs.append(f"{path}: {len(v)} items, outside {schema.get('minItems', 0)}..{schema.get('maxItems')}")
+        lt = schema.get("x-kubernetes-list-type")
+        if lt == "set" and len({json.dumps(x, sort_keys=True) for x in v}) != len(v):
+            errs.append(f"{path}: duplicate entries in a set")
+        if lt == "map":
+            keys = [tuple(x.get(k) for k in schema.get("x-kubernetes-list-map-keys", [])) for x in v if isinstance(x, dict)]
+            if len(set(keys)) != len(keys):
+                errs.append(f"{path}: duplicate keys {schema.get('x-kubernetes-list-map-keys')}")
+        for i, x in enumerate(v):
+            validate(schema.get("items", {}), x, f"{path}[{i}]", errs)
+    if isinstance(v, dict):
+        props = schema.get("properties", {})
+        for r in schema.get("required", []):
+            if r not in v:
+                errs.append(f"{path}.{r}: required")
+        if len(v) > schema.get("maxProperties", len(v)):
+            errs.append(f"{path}: more than {schema['maxProperties']} entries")
+        for k, x in v.items():
+            if k in props:
+                if path == "" and k == "metadata":
+                    continue
+                validate(props[k], x, f"{path}.{k}" if path else k, errs)
+            elif isinstance(schema.get("additionalProperties"), dict):
+                validate(schema["additionalProperties"], x, f"{path}.{k}", errs)
+            elif not schema.get("x-kubernetes-preserve-unknown-fields"):
+                errs.append(f"{path}.{k}: unknown field")
+
+
+def check_objects(crd_file, obj_file):
+    crds = [o for o in load_objects(open(crd_file).read()) if o.get("kind") == "CustomResourceDefinition"]
+    schema = crds[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    objs = load_objects(open(obj_file).read())
+    check(bool(objs), f"{obj_file}: holds objects")
+    for o in objs:
+        name = o.get("metadata", {}).get("name", "?")
+        check(o.get("apiVersion") == "maskmesh.io/v1alpha1" and o.get("kind") == "MaskingPolicy",
+              f"{name}: is a maskmesh.io/v1alpha1 MaskingPolicy")
+        check(bool(o.get("metadata", {}).get("name")), f"{name}: has metadata.name")
+        # kubectl annotate adds an empty annotations map; the object as written has none
+        errs = []
+        validate(schema, o, "", errs)
+        check(not errs, f"{name}: valid against the CRD schema: " + "; ".join(errs))
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--objects":
+        return check_objects(sys.argv[2], sys.argv[3])
     text = open(sys.argv[1]).read() if len(sys.argv) > 1 else sys.stdin.read()
     objs = [o for o in load_objects(text) if o.get("kind") == "CustomResourceDefinition"]
     if not check(len(objs) == 1, f"expected one CustomResourceDefinition, found {len(objs)}"):
