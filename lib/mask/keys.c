@@ -1,14 +1,23 @@
 /* lib/mask: named keys for keyed hashes and tokens, loaded from a directory laid out like a
- * mounted Secret (one file per key; kubelet's ..data links and dot-files skipped). */
+ * mounted Secret. Kubelet writes a Secret volume as
+ *     ..2026_11_24_10_00_00.123/<name>   the data, in a timestamped directory
+ *     ..data -> ..2026_11_24_10_00_00.123 swapped atomically on update
+ *     <name> -> ..data/<name>              what readers open
+ * so names starting with '.' are skipped and symlinks are followed to regular files. A key
+ * is its file's bytes exactly (a trailing newline is part of the key: HMAC keys are bytes,
+ * and a tool computing the same tokens elsewhere reads the same bytes). Key bytes are never
+ * logged or put in a message, and are wiped before their memory is freed. */
 #include "mask/mask_int.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define KEYS_MAX 256
-#define KEY_MAX_BYTES 4096
+#define KEYS_MAX 256        /* keys in one directory (a Secret holds at most 1 MiB anyway) */
+#define KEY_MAX_BYTES 4096  /* one key */
+#define KEYS_PATH_MAX 4096
 
 struct mm_keys {
     char **names;
@@ -28,8 +37,7 @@ void mm_keys_free(mm_keys *k)
         return;
     for (size_t i = 0; i < k->n; i++) {
         mm_free(k->names[i]);
-        if (k->keys[i])
-            memset(k->keys[i], 0, k->lens[i]); /* do not leave keys in freed memory */
+        OPENSSL_cleanse(k->keys[i], k->lens[i]);
         mm_free(k->keys[i]);
     }
     mm_free(k->names);
@@ -40,7 +48,7 @@ void mm_keys_free(mm_keys *k)
 
 bool keys_get(const mm_keys *k, const char *name, const unsigned char **key, size_t *len)
 {
-    for (size_t i = 0; k && i < k->n; i++)
+    for (size_t i = 0; k && name && i < k->n; i++)
         if (strcmp(k->names[i], name) == 0) {
             *key = k->keys[i];
             *len = k->lens[i];
@@ -49,51 +57,111 @@ bool keys_get(const mm_keys *k, const char *name, const unsigned char **key, siz
     return false;
 }
 
+/* Room for one more key in the three parallel arrays. */
+static mm_err keys_grow(mm_keys *k)
+{
+    size_t cap = k->cap ? k->cap * 2 : 4;
+    char **names;
+    unsigned char **keys;
+    size_t *lens;
+
+    if (!(names = mm_realloc(k->names, cap * sizeof(*names))))
+        return MM_ENOMEM;
+    k->names = names;
+    if (!(keys = mm_realloc(k->keys, cap * sizeof(*keys))))
+        return MM_ENOMEM;
+    k->keys = keys;
+    if (!(lens = mm_realloc(k->lens, cap * sizeof(*lens))))
+        return MM_ENOMEM;
+    k->lens = lens;
+    k->cap = cap;
+    return MM_OK;
+}
+
 mm_err mm_keys_add(mm_keys *k, const char *name, const void *key, size_t len)
 {
-    unsigned char *copy;
-    char *nm;
+    mm_err rc = MM_OK;
+    unsigned char *copy = NULL;
+    char *nm = NULL;
 
-    if (!name || !*name || !len || len > KEY_MAX_BYTES)
+    if (!k || !name || !*name || !key || len == 0)
         return MM_EINVAL;
+    if (len > KEY_MAX_BYTES)
+        return MM_ELIMIT;
     if (!(copy = mm_memdup(key, len)))
         return MM_ENOMEM;
     for (size_t i = 0; i < k->n; i++)
         if (strcmp(k->names[i], name) == 0) {
-            memset(k->keys[i], 0, k->lens[i]);
+            OPENSSL_cleanse(k->keys[i], k->lens[i]);
             mm_free(k->keys[i]);
             k->keys[i] = copy;
             k->lens[i] = len;
             return MM_OK;
         }
     if (k->n == KEYS_MAX) {
-        mm_free(copy);
-        return MM_ELIMIT;
+        rc = MM_ELIMIT;
+        goto out;
     }
-    if (k->n == k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 4;
-        char **names = mm_realloc(k->names, cap * sizeof(*names));
-        if (names)
-            k->names = names;
-        unsigned char **keys = names ? mm_realloc(k->keys, cap * sizeof(*keys)) : NULL;
-        if (keys)
-            k->keys = keys;
-        size_t *lens = keys ? mm_realloc(k->lens, cap * sizeof(*lens)) : NULL;
-        if (!lens) {
-            mm_free(copy);
-            return MM_ENOMEM;
-        }
-        k->lens = lens;
-        k->cap = cap;
-    }
+    if (k->n == k->cap && (rc = keys_grow(k)) != MM_OK)
+        goto out;
     if (!(nm = mm_strdup(name))) {
-        mm_free(copy);
-        return MM_ENOMEM;
+        rc = MM_ENOMEM;
+        goto out;
     }
     k->names[k->n] = nm;
     k->keys[k->n] = copy;
     k->lens[k->n++] = len;
-    return MM_OK;
+    copy = NULL;
+out:
+    if (copy) {
+        OPENSSL_cleanse(copy, len);
+        mm_free(copy);
+    }
+    return rc;
+}
+
+/* One directory entry: adds it when it is (or links to) a regular file. */
+static mm_err load_one(mm_keys *k, const char *dir, const char *name, mm_buf *path,
+                       mm_errbuf *eb)
+{
+    mm_err rc;
+    struct stat st;
+    char *data = NULL;
+    size_t len = 0;
+
+    mm_buf_reset(path);
+    if ((rc = mm_buf_printf(path, "%s/%s", dir, name)) != MM_OK)
+        return mm_errf(eb, rc, "%s/%s: %s", dir, name,
+                       rc == MM_ELIMIT ? "path too long" : "out of memory");
+    if (stat(path->data, &st) != 0) {
+        struct stat lst;
+        /* a link whose target kubelet is replacing or removing: the key is going away */
+        if (errno == ENOENT && lstat(path->data, &lst) == 0 && S_ISLNK(lst.st_mode))
+            return MM_OK;
+        return mm_errf(eb, MM_EIO, "%s: %s", path->data, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) /* a Secret volume holds files only */
+        return MM_OK;
+    if (st.st_size > KEY_MAX_BYTES)
+        return mm_errf(eb, MM_ELIMIT, "%s: the key is larger than %d bytes", path->data,
+                       KEY_MAX_BYTES);
+    if ((rc = mm_read_file(path->data, KEY_MAX_BYTES, &data, &len, eb)) != MM_OK)
+        return rc;
+    if (len == 0) {
+        rc = mm_errf(eb, MM_EINVAL, "%s: the key is empty", path->data);
+        goto out;
+    }
+    rc = mm_keys_add(k, name, data, len);
+    if (rc == MM_ELIMIT)
+        rc = mm_errf(eb, rc, "%s: more than %d keys", dir, KEYS_MAX);
+    else if (rc != MM_OK)
+        rc = mm_errf(eb, rc, "%s: out of memory", path->data);
+out:
+    if (data) {
+        OPENSSL_cleanse(data, len);
+        mm_free(data);
+    }
+    return rc;
 }
 
 mm_err mm_keys_load_dir(const char *dir, mm_keys **out, mm_errbuf *eb)
@@ -103,62 +171,35 @@ mm_err mm_keys_load_dir(const char *dir, mm_keys **out, mm_errbuf *eb)
     DIR *d = NULL;
     struct dirent *de;
     mm_buf path;
-    char *data = NULL;
 
-    mm_buf_init(&path, 4096);
-    if ((rc = mm_keys_new(&k)) != MM_OK)
-        goto nomem;
+    mm_buf_init(&path, KEYS_PATH_MAX);
+    if ((rc = mm_keys_new(&k)) != MM_OK) {
+        rc = mm_errf(eb, rc, "%s: out of memory", dir);
+        goto out;
+    }
     if (!(d = opendir(dir))) {
         rc = mm_errf(eb, errno == ENOENT ? MM_ENOTFOUND : MM_EIO, "%s: %s", dir, strerror(errno));
         goto out;
     }
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        struct stat st;
-        size_t len = 0;
-
-        if (de->d_name[0] == '.') /* ., .., ..data, ..2026_11_24_... */
+    for (;;) {
+        errno = 0;
+        if (!(de = readdir(d))) {
+            if (errno) {
+                rc = mm_errf(eb, MM_EIO, "%s: %s", dir, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+        if (de->d_name[0] == '.') /* ., .., ..data, ..2026_11_24_..., hidden files */
             continue;
-        mm_buf_reset(&path);
-        if ((rc = mm_buf_printf(&path, "%s/%s", dir, de->d_name)) != MM_OK) {
-            rc = mm_errf(eb, rc, "%s/%s: path too long", dir, de->d_name);
+        if ((rc = load_one(k, dir, de->d_name, &path, eb)) != MM_OK)
             goto out;
-        }
-        if (stat(path.data, &st) != 0) {
-            rc = mm_errf(eb, MM_EIO, "%s: %s", path.data, strerror(errno));
-            goto out;
-        }
-        if (!S_ISREG(st.st_mode))
-            continue;
-        if ((rc = mm_read_file(path.data, KEY_MAX_BYTES, &data, &len, eb)) != MM_OK)
-            goto out;
-        if (len == 0) {
-            rc = mm_errf(eb, MM_EINVAL, "%s: the key is empty", path.data);
-            goto out;
-        }
-        rc = mm_keys_add(k, de->d_name, data, len);
-        memset(data, 0, len);
-        mm_free(data);
-        data = NULL;
-        if (rc == MM_ELIMIT) {
-            rc = mm_errf(eb, rc, "%s: more than %d keys", dir, KEYS_MAX);
-            goto out;
-        }
-        if (rc != MM_OK)
-            goto nomem;
-    }
-    if (errno) {
-        rc = mm_errf(eb, MM_EIO, "%s: %s", dir, strerror(errno));
-        goto out;
     }
     *out = k;
     k = NULL;
-    goto out;
-nomem:
-    rc = mm_errf(eb, MM_ENOMEM, "%s: out of memory", dir);
 out:
     if (d)
         closedir(d);
-    mm_free(data);
     mm_buf_free(&path);
     mm_keys_free(k);
     return rc;

@@ -72,6 +72,11 @@ typedef struct {
     bool preserve_format;
     unsigned char *key; /* hash (optional) / tokenize; NULL when unkeyed */
     size_t key_len;
+    /* hash / tokenize: the fetched SHA-256 and, when keyed, the HMAC states after the key's
+     * inner and outer pads (RFC 2104), made once by act_compile and only read (copied) by
+     * act_apply, so one act_t serves every thread. Owned; freed by act_clear. */
+    struct evp_md_st *md;
+    struct evp_md_ctx_st *hmac_in, *hmac_out;
 } act_t;
 
 /* `where` names the rule in messages (e.g. "policy shop/payments-api rule card"). A key the
@@ -86,6 +91,10 @@ void act_clear(act_t *a);
  * counted for keepFirst/keepLast, other characters stay. A value with no more maskable
  * characters than keepFirst+keepLast is masked whole (never shown in full). */
 mm_err act_apply(const act_t *a, const char *in, size_t n, mm_buf *out);
+
+/* RFC 4648 base32 of `n` bytes, lowercase, without padding (tokenize's alphabet): writes
+ * (8n + 4) / 5 characters to `out` (no NUL) and returns that count. */
+size_t act_base32(const unsigned char *in, size_t n, char *out);
 
 /* ---- keys (keys.c) -------------------------------------------------------------------- */
 

@@ -196,117 +196,6 @@ static void test_all_and_patterns(void **state)
     det_set_free(set);
 }
 
-static char *apply(const mm_action *a, const mm_keys *keys, const char *in)
-{
-    act_t act;
-    mm_buf out;
-    mm_errbuf eb;
-    mm_buf_init(&out, 0);
-    if (act_compile(a, keys, "test", &act, &eb) != MM_OK)
-        fail_msg("compile: %s", eb.msg);
-    assert_int_equal(act_apply(&act, in, strlen(in), &out), MM_OK);
-    act_clear(&act);
-    return mm_buf_steal(&out, NULL);
-}
-
-static void expect(const mm_action *a, const mm_keys *k, const char *in, const char *want)
-{
-    char *got_s = apply(a, k, in);
-    assert_string_equal(got_s, want);
-    mm_free(got_s);
-}
-
-static void test_actions(void **state)
-{
-    mm_keys *k = NULL;
-    mm_errbuf eb;
-    act_t act;
-    (void)state;
-    assert_int_equal(mm_keys_new(&k), MM_OK);
-    assert_int_equal(mm_keys_add(k, "jefe", "Jefe", 4), MM_OK);
-
-    expect(&(mm_action){.type = MM_ACTION_REDACT, .replacement = "[REDACTED]"}, k, "x", "[REDACTED]");
-    expect(&(mm_action){.type = MM_ACTION_REPLACE, .value = "n/a"}, k, "secret", "n/a");
-    expect(&(mm_action){.type = MM_ACTION_REMOVE}, k, "secret", "");
-    /* mask */
-    mm_action m = {.type = MM_ACTION_MASK, .keep_first = 6, .keep_last = 4, .mask_char = "*",
-                   .preserve_format = true};
-    expect(&m, k, "4111 1111 1111 1111", "4111 11** **** 1111");
-    expect(&m, k, "4111-1111-1111-1111", "4111-11**-****-1111");
-    m.preserve_format = false;
-    expect(&m, k, "4111 1111 1111 1111", "4111 1*********1111");
-    m = (mm_action){.type = MM_ACTION_MASK, .keep_first = 1, .keep_last = 0, .mask_char = "•"};
-    expect(&m, k, "José", "J•••");
-    m = (mm_action){.type = MM_ACTION_MASK, .keep_first = 0, .keep_last = 4, .mask_char = "*"};
-    expect(&m, k, "1234", "****");   /* never shown in full */
-    expect(&m, k, "12345", "*2345");
-    m = (mm_action){.type = MM_ACTION_MASK, .keep_first = 1, .keep_last = 0, .mask_char = "#",
-                    .preserve_format = true};
-    expect(&m, k, "ada@example.com", "a##@#######.###");
-    /* hash: SHA-256("abc"), and HMAC-SHA256 RFC 4231 case 2 */
-    expect(&(mm_action){.type = MM_ACTION_HASH}, k, "abc",
-           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    expect(&(mm_action){.type = MM_ACTION_HASH, .key = "jefe"}, k, "what do ya want for nothing?",
-           "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    /* tokenize: tok_ + base32 of the first 20 bytes of that HMAC */
-    expect(&(mm_action){.type = MM_ACTION_TOKENIZE, .key = "jefe"}, k,
-           "what do ya want for nothing?", "tok_lpomcrv7mb2u42qeeqtarflvy5naapyi");
-    /* a missing key names it */
-    assert_int_equal(act_compile(&(mm_action){.type = MM_ACTION_TOKENIZE, .key = "nope"}, k,
-                                 "policy p rule r", &act, &eb), MM_EINVAL);
-    assert_non_null(strstr(eb.msg, "policy p rule r"));
-    assert_non_null(strstr(eb.msg, "\"nope\""));
-    mm_keys_free(k);
-}
-
-static void test_keys_dir(void **state)
-{
-    char dir[] = "/tmp/mm-keys-XXXXXX", p[256];
-    mm_keys *k = NULL;
-    mm_errbuf eb;
-    const unsigned char *key;
-    size_t len;
-    FILE *f;
-    (void)state;
-    assert_non_null(mkdtemp(dir));
-    /* a mounted Secret: ..2026_11_24/payments, ..data -> it, payments -> ..data/payments */
-    snprintf(p, sizeof(p), "%s/..2026_11_24", dir);
-    assert_int_equal(mkdir(p, 0700), 0);
-    snprintf(p, sizeof(p), "%s/..2026_11_24/payments", dir);
-    assert_non_null(f = fopen(p, "w"));
-    fputs("k3y-bytes", f);
-    fclose(f);
-    snprintf(p, sizeof(p), "%s/..data", dir);
-    assert_int_equal(symlink("..2026_11_24", p), 0);
-    snprintf(p, sizeof(p), "%s/payments", dir);
-    assert_int_equal(symlink("..data/payments", p), 0);
-    assert_int_equal(mm_keys_load_dir(dir, &k, &eb), MM_OK);
-    assert_true(keys_get(k, "payments", &key, &len));
-    assert_int_equal(len, 9);
-    assert_memory_equal(key, "k3y-bytes", 9);
-    assert_false(keys_get(k, "..data", &key, &len));
-    mm_keys_free(k);
-
-    snprintf(p, sizeof(p), "%s/empty", dir);
-    assert_non_null(f = fopen(p, "w"));
-    fclose(f);
-    assert_int_equal(mm_keys_load_dir(dir, &k, &eb), MM_EINVAL);
-    assert_non_null(strstr(eb.msg, "empty"));
-    assert_non_null(strstr(eb.msg, "the key is empty"));
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/big", dir);
-    assert_non_null(f = fopen(p, "w"));
-    for (int i = 0; i < 5000; i++)
-        fputc('x', f);
-    fclose(f);
-    assert_int_equal(mm_keys_load_dir(dir, &k, &eb), MM_ELIMIT);
-    unlink(p);
-    assert_int_equal(mm_keys_load_dir("/nonexistent/keys", &k, &eb), MM_ENOTFOUND);
-
-    snprintf(p, sizeof(p), "rm -rf '%s'", dir);
-    assert_int_equal(system(p), 0);
-}
-
 static void test_alloc_failures(void **state)
 {
     (void)state;
@@ -341,7 +230,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detector_rows), cmocka_unit_test(test_all_and_patterns),
-        cmocka_unit_test(test_actions),       cmocka_unit_test(test_keys_dir),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests_name("mask-detect", tests, NULL, NULL);
