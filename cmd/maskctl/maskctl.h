@@ -14,6 +14,7 @@ int maskctl_mask(int argc, char **argv);   /* mask.c */
 int maskctl_check(int argc, char **argv);  /* check.c */
 int maskctl_scan(int argc, char **argv);   /* scan.c */
 int maskctl_inject(int argc, char **argv); /* inject.c */
+int maskctl_render(int argc, char **argv); /* render.c */
 
 /* common.c */
 /* Loads the policies at `policy_path` (NULL: none) and the keys in `keys_dir` (NULL: none)

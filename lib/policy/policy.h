@@ -188,6 +188,37 @@ void mm_policy_free(mm_policy *p);
  * returns how many it added. */
 size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags);
 
+/* ---- rendering (the controller, maskctl render) ---------------------------------------- */
+
+#define MM_POLICY_CONFIGMAP     "maskmesh-policies"
+#define MM_POLICY_CONFIGMAP_KEY "policies.yaml"
+#define MM_MANAGED_BY_LABEL     "app.kubernetes.io/managed-by"
+#define MM_MANAGED_BY_VALUE     "maskmesh"
+#define MM_POLICY_LABEL         "maskmesh.io/policy"
+#define MM_SIDECAR_PORT         15480
+#define MM_ADMIN_PORT           15481
+
+/* The ConfigMap maskmesh-policies of namespace `ns` for `n` MaskingPolicy objects as the API
+ * returns them (valid ones: the caller leaves invalid policies out). policies.yaml holds them
+ * as a list sorted by name, each reduced to apiVersion, kind, metadata {name, namespace, uid,
+ * generation} and spec, written as canonical JSON (sorted keys, fixed indentation: valid
+ * YAML, and byte-stable so an unchanged set renders identically). ownerReferences name every
+ * policy (none is the controller), so the ConfigMap is collected when the last one goes.
+ * The caller owns *out (json_object_put). */
+mm_err mm_policy_render_configmap(struct json_object *const *policies, size_t n, const char *ns,
+                                  struct json_object **out, mm_errbuf *eb);
+
+/* The NetworkPolicy maskmesh-<name> for one policy object: the pods its selector matches
+ * accept ingress only on the sidecar port from spec.network.allowFrom (any source when
+ * absent or empty) and on the admin port from `monitoring_from` (a NetworkPolicyPeer array;
+ * NULL or empty: no admin ingress). A controller ownerReference points at the policy. */
+mm_err mm_policy_render_networkpolicy(const struct json_object *policy,
+                                      const struct json_object *monitoring_from,
+                                      struct json_object **out, mm_errbuf *eb);
+
+/* Canonical JSON of any json-c value: keys sorted, two-space indentation, "\n" at the end. */
+mm_err mm_policy_canonical_json(const struct json_object *obj, mm_buf *out);
+
 /* ---- selection ------------------------------------------------------------------------ */
 
 /* A pod's labels (parallel arrays), as the downward API file writes them: key="value" lines,
