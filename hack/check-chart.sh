@@ -10,7 +10,10 @@
 #   * manifests/: kubectl kustomize of the base, the cert-manager overlay and the overlay
 #     hack/gen-certs.sh writes, checked the same way;
 #   * image names: the chart's and manifests/' defaults are those of hack/images.env;
-#   * the examples: every examples/policies/*.yaml is a MaskingPolicy the CRD accepts in shape.
+#   * the examples: every examples/policies/*.yaml is a MaskingPolicy the CRD accepts in shape;
+#   * when bin/maskmesh-webhook is built: the real webhook, started with a rendered Deployment's
+#     arguments, sidecar configuration and certificate, answers its probes and every webhook
+#     path over TLS verified as the API server verifies it (hack/check-webhook-live.py).
 # Ends with `N passed, N failed`; exits 1 on any failure.
 # YAML is turned into JSON by `kubectl annotate --local -o json` (no cluster needed).
 set -uo pipefail
@@ -95,18 +98,49 @@ render() { # render LABEL -- helm args -- check args
     if "$helm" template mm "$chart" "${hargs[@]}" >"$tmp/r.yaml" 2>"$tmp/r.err" && to_json <"$tmp/r.yaml" >"$tmp/r.json"; then
         ok
         py python3 hack/check-rendered.py --label "$label" --helm-test --images "$workload_images" "${cargs[@]}" <"$tmp/r.json"
+        cp "$tmp/r.json" "$tmp/last.json"
     else
         cat "$tmp/r.err"; bad "helm template ($label) failed"
     fi
 }
 render "default values" -n maskmesh --include-crds -- \
     --crd --topology-spread --sidecar-image "$proxy_image"
+# the real webhook with this rendering: the chart's own generated certificate
+review="$root/../shared/k8s-samples/admissionreview-pod-create.json"
+[ -f "$review" ] || review=""
+live() { # live LABEL OBJECTS.json CERTDIR
+    if [ ! -x bin/maskmesh-webhook ]; then
+        echo "   (bin/maskmesh-webhook is not built: the live webhook check of $1 did not run)"
+        return
+    fi
+    to_json <examples/policies/shop-cards.yaml >"$tmp/policy.json"
+    py python3 hack/check-webhook-live.py --label "$1" --bin bin/maskmesh-webhook --objects "$2" \
+        --cert "$3/tls.crt" --key "$3/tls.key" --ca "$3/ca.crt" ${review:+--review "$review"} --policy "$tmp/policy.json"
+}
+python3 - "$tmp/last.json" "$tmp/helmcert" <<'PY' && ok || bad "no Secret in the default rendering"
+import base64, json, os, sys
+dec, text, i, objs = json.JSONDecoder(), open(sys.argv[1]).read(), 0, []
+while True:
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text):
+        break
+    o, i = dec.raw_decode(text, i)
+    objs.append(o)
+secret = [o for o in objs if o["kind"] == "Secret"][0]
+os.makedirs(sys.argv[2], exist_ok=True)
+for k in ("tls.crt", "tls.key", "ca.crt"):
+    open(os.path.join(sys.argv[2], k), "wb").write(base64.b64decode(secret["data"][k]))
+PY
+live "live webhook: default values, chart-made certificate" "$tmp/last.json" "$tmp/helmcert"
 render "cert-manager, iptables, native sidecar, port 10250, two namespaces, monitoring, NetworkPolicies, templated CRD" \
     -n mm-system --set certificates.mode=cert-manager --set sidecar.injectionMode=iptables \
     --set sidecar.nativeSidecar=true --set webhook.port=10250 --set 'controller.watchNamespaces={shop,payments}' \
     --api-versions monitoring.coreos.com/v1 --set networkPolicy.enabled=true --set crds.templated=true -- \
     --namespace mm-system --cert-mode cert-manager --injection-mode iptables --native --webhook-port 10250 \
     --watch shop,payments --monitoring --network-policy --crd --crd-keep --topology-spread
+hack/gen-certs.sh --namespace mm-system --out "$tmp/mmcert" >/dev/null 2>&1 || bad "hack/gen-certs.sh --namespace mm-system failed"
+live "live webhook: iptables, native sidecar, port 10250, gen-certs certificate" "$tmp/last.json" "$tmp/mmcert"
 hack/gen-certs.sh --out "$tmp/ext" >/dev/null 2>&1 || bad "hack/gen-certs.sh --out failed"
 ext_ca="$(base64 -w0 "$tmp/ext/ca.crt" 2>/dev/null)"
 render "external certificates, monitoring off, own registry and tag, Service port 8443" \
