@@ -1,0 +1,109 @@
+/* lib/k8s internals shared by its files: the config and client structs, the request
+ * machinery the watch, informer and lease code build on, and JSON helpers. */
+#ifndef MM_K8S_INT_H
+#define MM_K8S_INT_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+
+#include "k8s/k8s.h"
+
+struct mm_k8s_config {
+    char *server; /* scheme://host[:port][/prefix], no trailing '/' */
+    char *ns;
+    mm_k8s_auth auth;
+    char *token;      /* literal bearer token */
+    char *token_file; /* re-read when it changes */
+    char *username, *password;
+    char *ca_file;
+    char *ca_data; /* PEM bytes (decoded -data), ca_len long */
+    size_t ca_len;
+    char *cert_file, *cert_data;
+    size_t cert_len;
+    char *key_file, *key_data;
+    size_t key_len;
+    bool insecure;
+};
+
+mm_err k8s_config_copy(const mm_k8s_config *src, mm_k8s_config **out);
+/* Frees and wipes a string that may hold a secret. */
+void k8s_free_secret(char *s, size_t len);
+
+struct mm_k8s_client {
+    mm_k8s_config *cfg;
+    long connect_timeout_ms, request_timeout_ms, watch_idle_s, max_retry_after_s;
+    int max_retries;
+    char *user_agent;
+
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per curl share data kind */
+
+    pthread_mutex_t req_lock; /* guards req: plain requests are serialised on it */
+    CURL *req;
+
+    pthread_mutex_t tok_lock; /* guards token and the tok_* file identity */
+    char *token;              /* the current bearer token (from cfg->token or the file) */
+    bool tok_known;
+    dev_t tok_dev;
+    ino_t tok_ino;
+    off_t tok_size;
+    struct timespec tok_mtime;
+    uint64_t token_reads; /* how many times the token file was read (tests) */
+};
+
+/* One transfer's state: response body (bounded), headers we act on, and, for watches, the
+ * decoder fed from the write callback. */
+typedef struct {
+    mm_k8s_client *c;
+    CURL *h;
+    mm_k8s_result *res;
+    mm_buf body;
+    long retry_after_s; /* -1: no Retry-After header */
+    bool is_json;
+    /* watch only */
+    mm_k8s_watch_decoder *dec;
+    mm_k8s_event_fn fn;
+    void *ud;
+    const atomic_bool *stop;
+    bool stopped;
+    bool streaming; /* the response is a 2xx watch: bytes go to the decoder */
+    mm_err werr;
+    mm_errbuf weeb;
+} k8s_xfer;
+
+/* Per-call overrides of the client's settings (NULL: none). */
+typedef struct {
+    long timeout_ms; /* 0: the client's request timeout */
+    int max_retries; /* <0: the client's */
+} k8s_tuning;
+
+/* Builds method + URL for ref/query and runs it with retries; see mm_k8s_get & co. */
+mm_err k8s_request(mm_k8s_client *c, const char *method, const mm_k8s_ref *ref,
+                   const char *const *query, const char *content_type, const char *body,
+                   size_t body_len, const k8s_tuning *tune, mm_k8s_result *res,
+                   mm_errbuf *eb);
+/* Prepares handle h (after curl_easy_reset) for url with the client's TLS, auth, timeouts
+ * and callbacks into x. *hdrs receives the header list (caller frees with
+ * curl_slist_free_all after the transfer); *auth the Authorization header string to wipe. */
+mm_err k8s_setup_handle(mm_k8s_client *c, CURL *h, const char *url, bool watch,
+                        const char *content_type, k8s_xfer *x, struct curl_slist **hdrs,
+                        char **auth, size_t *auth_len, mm_errbuf *eb);
+/* Re-reads the token file when it changed (or unconditionally with force). */
+mm_err k8s_refresh_token(mm_k8s_client *c, bool force, mm_errbuf *eb);
+mm_err k8s_curl_err(CURLcode cc, const char *what, const char *errbuf, mm_errbuf *eb);
+void k8s_sleep_ms(long ms);
+
+/* JSON */
+mm_err k8s_json_parse(const char *s, size_t len, struct json_object **out, mm_errbuf *eb);
+/* The string member key of obj, or NULL when absent or not a string. */
+const char *k8s_json_str(struct json_object *obj, const char *key);
+struct json_object *k8s_json_get(struct json_object *obj, const char *key, json_type t);
+/* metadata.<key> as a string, or NULL. */
+const char *k8s_meta_str(struct json_object *obj, const char *key);
+
+/* A random 64-bit value from OpenSSL (falls back to time and address on failure). */
+uint64_t k8s_random64(void);
+
+#endif
