@@ -27,8 +27,8 @@ int det_lookup(const char *name);
 const char *det_name(det_id id);
 
 /* A compiled set of detectors and custom patterns. Each member carries a caller-chosen `tag`
- * (the stream code uses the index of the first rule that names it, which is also its
- * precedence: a lower tag wins an overlap). Immutable once compiled; shareable by threads. */
+ * (the stream code uses a detector slot, see mslot, and resolves precedence itself).
+ * Immutable once compiled; shareable by threads. */
 typedef struct det_set det_set;
 
 mm_err det_set_new(det_set **out);
@@ -101,13 +101,13 @@ size_t act_base32(const unsigned char *in, size_t n, char *out);
 /* Borrowed view of a key; false when absent. */
 bool keys_get(const mm_keys *k, const char *name, const unsigned char **key, size_t *len);
 
-/* ---- the compiled masker (masker.c), read by the streams (stream.c) ------------------- */
+/* ---- the compiled masker (masker.c, path.c), read by the streams (stream.c, json.c,
+ * text.c) ------------------------------------------------------------------------------ */
 
 #include <limits.h>
 #include <stdatomic.h>
 
-#define RULE_NONE INT_MAX   /* "no rule": larger than every rule index */
-#define SCAN_TAG_BASE (INT_MAX / 2) /* scan mode: detectors no rule names, tag base + id */
+#define RULE_NONE INT_MAX /* "no rule": larger than every rule index */
 
 typedef struct {
     char *name;
@@ -118,6 +118,47 @@ typedef struct {
     char **exempt;  /* principals that see this rule's values unmasked */
     size_t n_exempt;
 } mrule;
+
+/* A detector slot: the tag its det_set reports. Built-in `id` is slot id; the k-th pattern
+ * is slot DET_BUILTIN_COUNT + k. `rules` lists the rules that name it, ascending: a stream
+ * gives a match to the first of them that applies to it (audit and exempt rules report but
+ * do not shield the value from the next rule). */
+typedef struct {
+    int *rules;
+    size_t n_rules;
+} mslot;
+
+/* The JSONPath automaton (path.c). A path of n steps owns the states first..first+n: state
+ * first+k means "steps 0..k-1 matched", first+n that the path selects the node. A node's
+ * active states are a bit set of `words` 64-bit words; a child's set is computed from its
+ * parent's by the bit masks below (step k of a path leads from state first+k to first+k+1,
+ * a shift by one bit), so matching costs a few word operations and, when some active state
+ * waits for a member name, one hash lookup of the name. */
+typedef struct {
+    const char *name; /* borrowed from the step */
+    size_t len;
+    uint64_t hash;
+    uint64_t *states; /* the states whose next step is this name */
+} mpname;
+
+typedef struct {
+    size_t n_states;
+    size_t words;
+    uint64_t *root;  /* the first state of every path: active at the document root */
+    uint64_t *any;   /* the next step is * */
+    uint64_t *desc;  /* the next step is reached with "..": the state stays active below */
+    uint64_t *named; /* the next step is a name */
+    uint64_t *idx;   /* the next step is [N] */
+    uint64_t *final; /* every step matched: the node is selected */
+    int *rule;       /* per state: the rule of its path */
+    long *index;     /* per state whose next step is [N]: N */
+    uint64_t lens;   /* bit min(len, 63) set when a name step has that length */
+    mpname *names;
+    size_t n_names;
+    uint32_t *table; /* open addressing over names: index + 1, 0 empty */
+    size_t table_mask;
+    uint64_t *pool;  /* the bit sets above live here */
+} mpaths;
 
 typedef struct {
     mm_step_kind kind;
@@ -147,15 +188,12 @@ struct mm_masker {
     bool scan;
     mrule *rules;
     size_t n_rules;
-    mpath *paths;
+    mpath *paths; /* copied steps, which pa's names point into */
     size_t n_paths;
-    size_t n_states; /* path automaton states, one bit each */
-    size_t words;    /* 64-bit words per state set */
-    uint64_t *root_set; /* states active at the document root */
-    uint32_t *state_path; /* state -> index of its path */
-    int root_sel;       /* the first rule a "$" path gives, or RULE_NONE */
+    mpaths pa;
     det_set *det[2]; /* [0] response, [1] request; NULL when empty */
-    bool has_remove; /* a remove action exists: member prefixes must be held back */
+    mslot *slots;    /* DET_BUILTIN_COUNT + number of patterns */
+    size_t n_slots;
     mhdr *hdrs;
     size_t n_hdrs;
     char **ctypes; /* contentTypes named by rules, lowercase */
@@ -163,6 +201,11 @@ struct mm_masker {
     unsigned dirs_any;
     mm_on_error on_error[2];
 };
+
+/* path.c: builds m->pa from m->paths. */
+mm_err paths_compile(mm_masker *m);
+void paths_clear(mpaths *pa);
+uint64_t paths_hash(const char *p, size_t n);
 
 /* Direction index for an mm_direction: 0 response, 1 request. */
 static inline int dir_index(mm_direction d) { return d == MM_DIR_REQUEST ? 1 : 0; }

@@ -1,5 +1,6 @@
 /* lib/mask: compiling policies into an mm_masker — rules in precedence order, the JSONPath
- * automaton, detector sets per direction, header rules — and the masker's small queries. */
+ * automaton (path.c), detector sets per direction with their slots, header rules — and the
+ * masker's small queries: body kinds, header rules. */
 #include "mask/mask_int.h"
 
 #include <stdio.h>
@@ -7,11 +8,19 @@
 #include <string.h>
 #include <strings.h>
 
+/* Policy name, then namespace, then input order: a stable order whatever qsort does. */
+typedef struct {
+    const mm_policy *p;
+    size_t at;
+} porder;
+
 static int policy_order(const void *a, const void *b)
 {
-    const mm_policy *pa = *(const mm_policy *const *)a, *pb = *(const mm_policy *const *)b;
-    int c = strcmp(pa->name, pb->name);
-    return c ? c : strcmp(pa->ns ? pa->ns : "", pb->ns ? pb->ns : "");
+    const porder *x = a, *y = b;
+    int c = strcmp(x->p->name, y->p->name);
+    if (!c)
+        c = strcmp(x->p->ns ? x->p->ns : "", y->p->ns ? y->p->ns : "");
+    return c ? c : x->at < y->at ? -1 : x->at > y->at;
 }
 
 static void rule_clear(mrule *r)
@@ -35,8 +44,10 @@ static void masker_destroy(mm_masker *m)
         mm_free(m->paths[i].steps);
     }
     mm_free(m->paths);
-    mm_free(m->root_set);
-    mm_free(m->state_path);
+    paths_clear(&m->pa);
+    for (size_t i = 0; i < m->n_slots; i++)
+        mm_free(m->slots[i].rules);
+    mm_free(m->slots);
     det_set_free(m->det[0]);
     det_set_free(m->det[1]);
     for (size_t i = 0; i < m->n_hdrs; i++) {
@@ -124,8 +135,20 @@ static mm_err add_path(mm_masker *m, const mm_path *p, int rule, size_t *cap)
         mp->n_steps = i + 1;
     }
     mp->rule = rule;
-    mp->first_state = m->n_states;
-    m->n_states += p->n_steps + 1;
+    return MM_OK;
+}
+
+/* Rule `rule` names slot `slot`; rules arrive in ascending order. */
+static mm_err slot_add(mm_masker *m, size_t slot, int rule)
+{
+    mslot *sl = &m->slots[slot];
+    if (sl->n_rules && sl->rules[sl->n_rules - 1] == rule)
+        return MM_OK;
+    int *v = mm_realloc(sl->rules, (sl->n_rules + 1) * sizeof(int));
+    if (!v)
+        return MM_ENOMEM;
+    sl->rules = v;
+    sl->rules[sl->n_rules++] = rule;
     return MM_OK;
 }
 
@@ -134,8 +157,8 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
 {
     mm_err rc = MM_OK;
     mm_masker *m = NULL;
-    const mm_policy **sorted = NULL;
-    size_t total = 0, n_hdrs = 0, path_cap = 0;
+    porder *sorted = NULL;
+    size_t total = 0, n_hdrs = 0, n_pats = 0, path_cap = 0, pat = 0;
     char where[MM_POLICY_NAME_MAX * 2 + 64];
 
     if (!(m = mm_calloc(1, sizeof(*m))))
@@ -146,9 +169,11 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
     if (n && !(sorted = mm_calloc(n, sizeof(*sorted))))
         goto nomem;
     for (size_t i = 0; i < n; i++) {
-        sorted[i] = policies[i];
+        sorted[i] = (porder){policies[i], i};
         total += policies[i]->n_rules;
         n_hdrs += policies[i]->n_headers;
+        for (size_t r = 0; r < policies[i]->n_rules; r++)
+            n_pats += policies[i]->rules[r].n_patterns;
     }
     if (n)
         qsort(sorted, n, sizeof(*sorted), policy_order);
@@ -156,12 +181,15 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
         goto nomem;
     if (n_hdrs && !(m->hdrs = mm_calloc(n_hdrs, sizeof(mhdr))))
         goto nomem;
+    if (!(m->slots = mm_calloc(DET_BUILTIN_COUNT + n_pats, sizeof(mslot))))
+        goto nomem;
+    m->n_slots = DET_BUILTIN_COUNT + n_pats;
     for (int d = 0; d < 2; d++)
         if (det_set_new(&m->det[d]) != MM_OK)
             goto nomem;
 
     for (size_t pi = 0; pi < n; pi++) {
-        const mm_policy *p = sorted[pi];
+        const mm_policy *p = sorted[pi].p;
         unsigned dirs = (unsigned)p->direction;
         m->dirs_any |= dirs;
         for (int d = 0; d < 2; d++)
@@ -180,8 +208,6 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
                 goto nomem;
             mr->audit = p->mode == MM_MODE_AUDIT;
             mr->dirs = dirs;
-            if (r->action.type == MM_ACTION_REMOVE)
-                m->has_remove = true;
             for (size_t e = 0; e < p->n_exemptions; e++)
                 for (size_t k = 0; k < p->exemptions[e].n_rules; k++) {
                     if (strcmp(p->exemptions[e].rules[k], r->name) != 0)
@@ -205,19 +231,25 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
                     rc = mm_errf(eb, MM_EINVAL, "%s: unknown detector %s", where, r->detectors[k]);
                     goto out;
                 }
+                if (slot_add(m, (size_t)id, idx) != MM_OK)
+                    goto nomem;
                 for (int d = 0; d < 2; d++)
                     if (m->scan || (dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)))
-                        if (det_set_add_builtin(m->det[d], (det_id)id, idx) != MM_OK)
+                        if (det_set_add_builtin(m->det[d], (det_id)id, id) != MM_OK)
                             goto nomem;
             }
-            for (size_t k = 0; k < r->n_patterns; k++)
+            for (size_t k = 0; k < r->n_patterns; k++, pat++) {
+                int slot = DET_BUILTIN_COUNT + (int)pat;
+                if (slot_add(m, (size_t)slot, idx) != MM_OK)
+                    goto nomem;
                 for (int d = 0; d < 2; d++)
                     if (m->scan || (dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)))
                         if ((rc = det_set_add_pattern(m->det[d], r->patterns[k].name,
-                                                      r->patterns[k].regex, idx, eb)) != MM_OK) {
+                                                      r->patterns[k].regex, slot, eb)) != MM_OK) {
                             mm_errprefix(eb, "%s", where);
                             goto out;
                         }
+            }
             for (size_t k = 0; k < r->n_content_types; k++)
                 if (add_ctype(m, r->content_types[k]) != MM_OK)
                     goto nomem;
@@ -235,11 +267,11 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
             mh->dirs = dirs;
         }
     }
-    /* scan mode: every built-in detector, attributed to a rule when one names it */
+    /* scan mode: every built-in detector, attributed to the rules that name it, if any */
     if (m->scan)
         for (int d = 0; d < 2; d++)
             for (int id = 0; id < DET_BUILTIN_COUNT; id++)
-                if (det_set_add_builtin(m->det[d], (det_id)id, SCAN_TAG_BASE + id) != MM_OK)
+                if (det_set_add_builtin(m->det[d], (det_id)id, id) != MM_OK)
                     goto nomem;
     for (int d = 0; d < 2; d++) {
         if ((rc = det_set_compile(m->det[d], eb)) != MM_OK)
@@ -249,21 +281,8 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
             m->det[d] = NULL;
         }
     }
-    m->words = (m->n_states + 63) / 64;
-    m->root_sel = RULE_NONE;
-    if (m->words) {
-        if (!(m->root_set = mm_calloc(m->words, sizeof(uint64_t))) ||
-            !(m->state_path = mm_calloc(m->n_states, sizeof(uint32_t))))
-            goto nomem;
-        for (size_t i = 0; i < m->n_paths; i++) {
-            size_t st = m->paths[i].first_state;
-            m->root_set[st / 64] |= 1ull << (st % 64);
-            for (size_t k = 0; k <= m->paths[i].n_steps; k++)
-                m->state_path[st + k] = (uint32_t)i;
-            if (m->paths[i].n_steps == 0 && m->paths[i].rule < m->root_sel)
-                m->root_sel = m->paths[i].rule;
-        }
-    }
+    if (paths_compile(m) != MM_OK)
+        goto nomem;
     *out = m;
     m = NULL;
     goto out;

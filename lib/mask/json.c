@@ -1,0 +1,1090 @@
+/* lib/mask: the JSON (and NDJSON) stream masker.
+ *
+ * No DOM: a byte-level state machine writes every byte no rule touches as it came (runs of
+ * the input are passed on whole, one sink call per push), and buffers only what it may have
+ * to change: the scalar in progress (a string, number or literal that a path selects or that
+ * detectors must read) and, in containers where a member may be removed, the separator and
+ * member name before a value. Memory is bounded by the largest value (max_value), never by
+ * the document. Paths are matched by the automaton of path.c: a bit set of active states
+ * per open container, a few word operations and at most one hash lookup per member.
+ *
+ * Decisions (DESIGN.md "Precedence" made exact; README cites this block):
+ *  - Rules are numbered in policy name order (then namespace, then input order), then rule
+ *    order; a lower number is a higher precedence.
+ *  - A value a `fields` path selects — itself, or through an enclosing object or array — is
+ *    transformed by the lowest-numbered rule whose path selects it. Detectors do not read it
+ *    again. A path that selects an object or array transforms every scalar inside it; with
+ *    `remove` it drops the whole member or element.
+ *  - Every other string and number is read by the detectors and patterns of the rules that
+ *    apply in the stream's direction. Overlapping matches: the lower rule wins, then the
+ *    earlier start; matches that do not overlap are each transformed and the rest of the
+ *    string is copied as written, escapes included (strings with escapes are decoded for the
+ *    detectors and the matches mapped back onto the escaped text). A masked number becomes
+ *    a string. A detector match whose rule removes drops the whole member or element.
+ *  - remove drops the member with its separator (or the array element), so the output stays
+ *    valid JSON: {"a":1,"b":2} without a is {"b":2}, without b {"a":1}. Removing the root
+ *    value writes `null`.
+ *  - Literals: `null` under a path stays null (there is nothing to hide; remove still drops
+ *    it); `true`/`false` under a path are transformed like the strings "true"/"false".
+ *    Detectors never read literals.
+ *  - Audit-mode policies and exempt callers: their rules report findings (applied=false)
+ *    and change nothing, and they never shield a value from a later rule that does apply:
+ *    adding an audit policy cannot weaken an enforcing one.
+ *  - Member names are matched decoded (`{"a\u0062":1}` is member "ab"), byte for byte;
+ *    strings and names that are not valid UTF-8 pass through unchanged unless masked.
+ *    Lone surrogates in \u escapes are kept as written and read as U+FFFD by detectors.
+ *  - Action output is JSON-escaped; a span inside a string is escaped without quotes.
+ *  - An empty body (only whitespace) is valid and passes.
+ *  - Malformed input: the error names the byte offset (NDJSON: also the line) and what was
+ *    expected; nothing of a value that a rule reads has been written (it is buffered), and
+ *    the stream takes no more input. Values no rule can touch stream through as they come.
+ *  - NDJSON: one value per line, each masked on its own; blank lines, CRLF endings and a
+ *    last line without a newline are kept as they are.
+ */
+#include "mask/stream_int.h"
+
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+enum {
+    J_VALUE,     /* a value must start */
+    J_ARR_FIRST, /* after '[': a value or ']' */
+    J_OBJ_FIRST, /* after '{': a member name or '}' */
+    J_OBJ_KEY,   /* after ',' in an object: a member name */
+    J_KEY,       /* in a member name */
+    J_COLON,     /* after a member name */
+    J_AFTER,     /* after a value in a container: ',' or the closer */
+    J_STR,       /* in a string value */
+    J_NUM,       /* in a number */
+    J_LIT,       /* in true, false or null */
+    J_END,       /* after the top-level value */
+    J_NEXT,      /* NDJSON: after a newline, a value may start */
+};
+
+enum { V_STR, V_NUM, V_LIT };
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static const unsigned char is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
+
+static int hexv(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Bytes that cannot appear unescaped in a string, and the two that end or escape it. */
+static const unsigned char str_stop[256] = {
+    [0 ... 31] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
+/* Index of the first byte at or after i that ends or escapes a string (or is a control
+ * byte), or len. Sixteen bytes at a time where SSE2 is there (every x86-64). */
+static inline size_t str_scan(const char *p, size_t i, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  ctl = _mm_set1_epi8(0x1f);
+    while (i + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask)
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+        i += 16;
+    }
+#endif
+    while (i < len && !str_stop[(unsigned char)p[i]])
+        i++;
+    return i;
+}
+
+static jframe *top(mm_stream *s)
+{
+    return s->depth ? &s->fr[s->depth - 1] : NULL;
+}
+
+static uint64_t *set_at(mm_stream *s, size_t k)
+{
+    return s->sets + k * s->words;
+}
+
+/* ---- the path automaton --------------------------------------------------------------- */
+
+static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
+{
+    if (!((pa->lens >> (n < 63 ? n : 63)) & 1))
+        return NULL;
+    uint64_t h = paths_hash(k, n);
+    for (size_t at = (size_t)h & pa->table_mask; pa->table[at]; at = (at + 1) & pa->table_mask) {
+        const mpname *e = &pa->names[pa->table[at] - 1];
+        if (e->hash == h && e->len == n && memcmp(e->name, k, n) == 0)
+            return e->states;
+    }
+    return NULL;
+}
+
+/* The child's states, its liveness and the rules that select it, from the parent's states
+ * `in` and the member name (k, n) or the element index (k NULL). */
+static void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
+                       long index)
+{
+    const mpaths *pa = &s->m->pa;
+    const uint64_t *ns = named && k ? name_states(pa, k, n) : NULL;
+    uint64_t carry = 0, live = 0, nam = 0, fin = 0;
+    for (size_t w = 0; w < s->words; w++) {
+        uint64_t hit = in[w] & pa->any[w];
+        if (ns)
+            hit |= in[w] & ns[w];
+        if (!k && (in[w] & pa->idx[w])) {
+            uint64_t b = in[w] & pa->idx[w];
+            while (b) {
+                size_t st = w * 64 + (size_t)__builtin_ctzll(b);
+                b &= b - 1;
+                if (pa->index[st] == index)
+                    hit |= 1ull << (st % 64);
+            }
+        }
+        uint64_t out = (hit << 1) | carry | (in[w] & pa->desc[w]);
+        carry = hit >> 63;
+        s->cset[w] = out;
+        live |= out & ~pa->final[w];
+        nam |= out & pa->named[w];
+        fin |= out & pa->final[w];
+    }
+    s->clive = live != 0;
+    s->cnamed = nam != 0;
+    s->csel = s->casel = RULE_NONE;
+    if (!fin)
+        return;
+    for (size_t w = 0; w < s->words; w++) {
+        uint64_t b = s->cset[w] & pa->final[w];
+        while (b) {
+            int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
+            b &= b - 1;
+            if (s->rs[r] == RS_APPLY && r < s->csel)
+                s->csel = r;
+            else if (s->rs[r] == RS_SILENT && r < s->casel)
+                s->casel = r;
+        }
+    }
+}
+
+/* The root value's states: those of the paths whose rule is on in this stream. */
+static void step_root(mm_stream *s)
+{
+    const mpaths *pa = &s->m->pa;
+    uint64_t live = 0, nam = 0, fin = 0;
+    for (size_t w = 0; w < s->words; w++) {
+        s->cset[w] = s->root[w];
+        live |= s->root[w] & ~pa->final[w];
+        nam |= s->root[w] & pa->named[w];
+        fin |= s->root[w] & pa->final[w];
+    }
+    s->clive = live != 0;
+    s->cnamed = nam != 0;
+    s->csel = s->casel = RULE_NONE;
+    for (size_t w = 0; fin && w < s->words; w++) {
+        uint64_t b = s->cset[w] & pa->final[w];
+        while (b) {
+            int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
+            b &= b - 1;
+            if (s->rs[r] == RS_APPLY && r < s->csel)
+                s->csel = r;
+            else if (s->rs[r] == RS_SILENT && r < s->casel)
+                s->casel = r;
+        }
+    }
+}
+
+static void child_none(mm_stream *s)
+{
+    s->clive = s->cnamed = false;
+    s->csel = s->casel = RULE_NONE;
+}
+
+/* ---- findings paths ------------------------------------------------------------------- */
+
+static bool ident(const char *k, size_t n)
+{
+    if (!n || (k[0] >= '0' && k[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+              (k[i] >= '0' && k[i] <= '9') || k[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Appends the segment of the value starting now: $, .name, ['na me'] or [N]. */
+static mm_err path_push(mm_stream *s)
+{
+    jframe *f = top(s);
+    mm_err rc = MM_OK;
+    if (!f)
+        return mm_buf_putc(&s->path, '$');
+    if (f->kind == '[')
+        return mm_buf_printf(&s->path, "[%ld]", f->index);
+    const char *k = s->key.data ? s->key.data : "";
+    if (ident(k, s->key.len)) {
+        if ((rc = mm_buf_putc(&s->path, '.')) == MM_OK)
+            rc = mm_buf_append(&s->path, k, s->key.len);
+        return rc;
+    }
+    if ((rc = mm_buf_puts(&s->path, "['")) != MM_OK)
+        return rc;
+    for (size_t i = 0; i < s->key.len && rc == MM_OK; i++) {
+        if (k[i] == '\'' || k[i] == '\\')
+            rc = mm_buf_putc(&s->path, '\\');
+        if (rc == MM_OK)
+            rc = mm_buf_putc(&s->path, k[i]);
+    }
+    return rc == MM_OK ? mm_buf_puts(&s->path, "']") : rc;
+}
+
+static void path_pop(mm_stream *s, size_t base)
+{
+    s->path.len = base;
+    if (s->path.data)
+        s->path.data[base] = '\0';
+}
+
+static const char *path_str(mm_stream *s)
+{
+    return s->findings ? mm_buf_cstr(&s->path) : NULL;
+}
+
+/* ---- strings: decoding for detection -------------------------------------------------- */
+
+/* Decodes the content of a JSON string (already validated) into s->dec and, when `map` is
+ * wanted, s->map[i] = the offset in `raw` of the escape or byte that gave decoded byte i
+ * (s->map[dec.len] = n), so spans found in the decoded text map back onto the raw one. */
+static mm_err decode(mm_stream *s, const char *raw, size_t n, bool map)
+{
+    mm_err rc = MM_OK;
+    mm_buf_reset(&s->dec);
+    if (map && s->mapcap < n + 1) {
+        size_t *m = mm_realloc(s->map, (n + 1) * sizeof(size_t));
+        if (!m)
+            return MM_ENOMEM;
+        s->map = m;
+        s->mapcap = n + 1;
+    }
+    for (size_t i = 0; i < n && rc == MM_OK;) {
+        size_t from = i, before = s->dec.len;
+        if (raw[i] != '\\') {
+            const char *e = memchr(raw + i, '\\', n - i);
+            size_t j = e ? (size_t)(e - raw) : n;
+            rc = mm_buf_append(&s->dec, raw + i, j - i);
+            if (map)
+                for (size_t k = 0; k < j - i; k++)
+                    s->map[before + k] = i + k;
+            i = j;
+            continue;
+        }
+        char e = raw[i + 1];
+        unsigned long cp = 0;
+        i += 2;
+        switch (e) {
+        case 'n': cp = '\n'; break;
+        case 't': cp = '\t'; break;
+        case 'r': cp = '\r'; break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'u':
+            for (int k = 0; k < 4; k++)
+                cp = cp * 16 + (unsigned long)hexv((unsigned char)raw[i + k]);
+            i += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= n && raw[i] == '\\' && raw[i + 1] == 'u') {
+                unsigned long lo = 0;
+                for (int k = 0; k < 4; k++)
+                    lo = lo * 16 + (unsigned long)hexv((unsigned char)raw[i + 2 + k]);
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    i += 6;
+                }
+            }
+            if (cp >= 0xD800 && cp < 0xE000)
+                cp = 0xFFFD; /* a lone surrogate reads as the replacement character */
+            break;
+        default: cp = (unsigned char)e; /* \" \\ \/ */
+        }
+        rc = mm_buf_put_utf8(&s->dec, cp);
+        if (map)
+            for (size_t k = before; k < s->dec.len; k++)
+                s->map[k] = from;
+    }
+    if (map && rc == MM_OK)
+        s->map[s->dec.len] = n;
+    return rc;
+}
+
+/* A JSON string literal: raw content outside the kept spans as written, spans transformed
+ * and escaped. `dec`/`map` describe the decoded text the spans refer to (map NULL: the raw
+ * text is the decoded one). */
+static mm_err build_json_string(mm_stream *s, const char *raw, size_t rawlen, const char *dec,
+                                const size_t *map, mm_buf *out)
+{
+    mm_err rc = mm_buf_putc(out, '"');
+    size_t at = 0;
+    for (size_t i = 0; i < s->nsp && rc == MM_OK; i++) {
+        const span *p = &s->sp[i];
+        size_t rs = map ? map[p->start] : p->start, re = map ? map[p->end] : p->end;
+        if ((rc = mm_buf_append(out, raw + at, rs - at)) != MM_OK)
+            break;
+        mm_buf_reset(&s->abuf);
+        if ((rc = act_apply(&s->m->rules[p->rule].act, dec + p->start, p->end - p->start,
+                            &s->abuf)) == MM_OK)
+            rc = mm_buf_put_json_chars(out, s->abuf.data ? s->abuf.data : "", s->abuf.len);
+        at = re;
+    }
+    if (rc == MM_OK)
+        rc = mm_buf_append(out, raw + at, rawlen - at);
+    return rc == MM_OK ? mm_buf_putc(out, '"') : rc;
+}
+
+/* ---- output around values ------------------------------------------------------------- */
+
+/* Passes data[run..i) on (not while a removed container is being read). */
+static mm_err flush_to(mm_stream *s, const char *data, size_t i)
+{
+    mm_err rc = MM_OK;
+    if (i > s->run && !s->supp)
+        rc = st_out_put(s, data + s->run, i - s->run);
+    s->run = i;
+    return rc;
+}
+
+/* The held member prefix (s->pre, then data[run..i)) is written — without its comma when
+ * nothing was written before it in this container — or dropped. */
+static mm_err release(mm_stream *s, const char *data, size_t i, bool keep)
+{
+    mm_err rc = MM_OK;
+    jframe *f = top(s);
+    if (s->pre.len + (i - s->run) > s->max_value)
+        return st_fail(s, s->eb, MM_ELIMIT, s->hoff, "member name longer than the limit");
+    s->holding = false;
+    if (keep) {
+        const char *a = s->pre.data, *b = data + s->run;
+        size_t an = s->pre.len, bn = i - s->run;
+        if (!f->emitted) {
+            if (an && a[0] == ',')
+                a++, an--;
+            else if (!an && bn && b[0] == ',')
+                b++, bn--;
+        }
+        if ((rc = st_out_put(s, a, an)) == MM_OK)
+            rc = st_out_put(s, b, bn);
+        f->emitted = true;
+    }
+    s->pre.len = 0;
+    s->run = i;
+    return rc;
+}
+
+static mm_err ensure_depth(mm_stream *s, size_t d)
+{
+    if (d > s->frcap) {
+        size_t cap = s->frcap ? s->frcap * 2 : 16;
+        while (cap < d)
+            cap *= 2;
+        jframe *f = mm_realloc(s->fr, cap * sizeof(*f));
+        if (!f)
+            return MM_ENOMEM;
+        s->fr = f;
+        s->frcap = cap;
+    }
+    if (s->words && d > s->setcap) {
+        size_t cap = s->setcap ? s->setcap * 2 : 16;
+        while (cap < d)
+            cap *= 2;
+        uint64_t *v = mm_realloc(s->sets, cap * s->words * sizeof(uint64_t));
+        if (!v)
+            return MM_ENOMEM;
+        s->sets = v;
+        s->setcap = cap;
+    }
+    return MM_OK;
+}
+
+static bool any_and(const uint64_t *a, const uint64_t *b, size_t words)
+{
+    for (size_t w = 0; w < words; w++)
+        if (a[w] & b[w])
+            return true;
+    return false;
+}
+
+/* ---- values --------------------------------------------------------------------------- */
+
+/* The child selection for a value starting now (objects: computed at its name). */
+static void child_for_value(mm_stream *s)
+{
+    jframe *f = top(s);
+    if (!f) {
+        if (s->words)
+            step_root(s);
+        else
+            child_none(s);
+    } else if (f->kind == '[') {
+        if (f->live)
+            step_child(s, set_at(s, s->depth - 1), false, NULL, 0, f->index);
+        else
+            child_none(s);
+    }
+}
+
+/* An object or array opens at data[i]. */
+static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kind)
+{
+    mm_err rc;
+    jframe *f = top(s);
+    int sel = f ? f->sel : RULE_NONE, asel = f ? f->asel : RULE_NONE;
+    size_t base = s->path.len;
+
+    if ((rc = ensure_depth(s, s->depth + 1)) != MM_OK)
+        return rc;
+    f = top(s);
+    child_for_value(s);
+    if (s->csel < sel)
+        sel = s->csel;
+    if (s->casel < asel)
+        asel = s->casel;
+    if (s->findings && !s->supp && (rc = path_push(s)) != MM_OK)
+        return rc;
+
+    jframe *nf = &s->fr[s->depth];
+    *nf = (jframe){.kind = kind, .sel = RULE_NONE, .asel = RULE_NONE, .path_base = base};
+    if (s->supp) {
+        s->depth++;
+        return MM_OK;
+    }
+    if (sel != RULE_NONE && s->m->rules[sel].act.type == MM_ACTION_REMOVE) {
+        st_report(s, sel, NULL, path_str(s), s->off + i, s->line, true);
+        rc = s->holding ? release(s, data, i, false) : flush_to(s, data, i);
+        if (rc == MM_OK && !f)
+            rc = st_out_put(s, "null", 4); /* the root value is removed */
+        s->depth++;
+        s->supp = s->depth;
+        return rc;
+    }
+    if (s->holding && (rc = release(s, data, i, true)) != MM_OK)
+        return rc;
+    nf->sel = sel;
+    nf->asel = asel < sel ? asel : RULE_NONE;
+    nf->live = s->clive;
+    nf->named = s->cnamed;
+    if (s->clive)
+        memcpy(set_at(s, s->depth), s->cset, s->words * sizeof(uint64_t));
+    nf->hold = s->det_remove || (s->clive && any_and(s->cset, s->rmhold, s->words));
+    s->depth++;
+    if (nf->hold) { /* the first member's prefix starts after the opener */
+        if ((rc = flush_to(s, data, i + 1)) != MM_OK)
+            return rc;
+        s->holding = true;
+        s->hoff = s->off + i + 1;
+    }
+    return MM_OK;
+}
+
+/* A string, number or literal starts at data[i]. */
+static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
+{
+    mm_err rc;
+    jframe *f = top(s);
+    int sel = f ? f->sel : RULE_NONE, asel = f ? f->asel : RULE_NONE;
+
+    s->vkind = vkind;
+    s->buf_on = false;
+    if (s->supp)
+        return MM_OK;
+    child_for_value(s);
+    if (s->csel < sel)
+        sel = s->csel;
+    if (s->casel < asel)
+        asel = s->casel;
+    s->vsel = sel;
+    s->vasel = asel < sel ? asel : RULE_NONE;
+    bool want = sel != RULE_NONE || (s->det && vkind != V_LIT) ||
+                (s->vasel != RULE_NONE && !s->m->scan);
+    if (!want) {
+        if (s->holding)
+            return release(s, data, i, true);
+        return MM_OK;
+    }
+    s->vpath_base = s->path.len;
+    if (s->findings && (rc = path_push(s)) != MM_OK)
+        return rc;
+    if (!s->holding && (rc = flush_to(s, data, i)) != MM_OK)
+        return rc;
+    s->buf_on = true;
+    s->vstart = i;
+    s->val.len = 0;
+    s->vesc = false;
+    s->voff = s->off + i;
+    s->vline = s->line;
+    return MM_OK;
+}
+
+/* The buffered scalar s->vptr[0..vlen) is complete: decide, and write it or its
+ * replacement (or nothing, when removed). */
+static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
+{
+    mm_err rc = MM_OK;
+    const char *raw = s->vptr;
+    size_t n = s->vlen;
+    int sel = s->vsel;
+    enum { SAME, NEW, DROP } what = SAME;
+    const char *path = path_str(s);
+
+    /* the content: strings without their quotes, decoded when they have escapes */
+    const char *content = raw, *dec = raw;
+    size_t clen = n, dlen = n;
+    const size_t *map = NULL;
+    uint64_t cbase = s->voff;
+    if (s->vkind == V_STR) {
+        content = raw + 1;
+        clen = n - 2;
+        cbase = s->voff + 1;
+        dec = content;
+        dlen = clen;
+        if (s->vesc) {
+            if ((rc = decode(s, content, clen, true)) != MM_OK)
+                return rc;
+            dec = s->dec.data ? s->dec.data : "";
+            dlen = s->dec.len;
+            map = s->map;
+        }
+    }
+
+    mm_buf_reset(&s->tmp);
+    if (s->vasel != RULE_NONE && !s->m->scan) /* an audit or exempt path selects it */
+        st_report(s, s->vasel, NULL, path, s->voff, s->vline, false);
+    if (sel != RULE_NONE) {
+        const act_t *a = &s->m->rules[sel].act;
+        if (a->type == MM_ACTION_REMOVE) {
+            st_report(s, sel, NULL, path, s->voff, s->vline, true);
+            what = DROP;
+        } else if (s->vkind == V_LIT && raw[0] == 'n') {
+            st_report(s, sel, NULL, path, s->voff, s->vline, false); /* null stays null */
+        } else {
+            st_report(s, sel, NULL, path, s->voff, s->vline, true);
+            mm_buf_reset(&s->abuf);
+            if ((rc = act_apply(a, dec, dlen, &s->abuf)) == MM_OK)
+                rc = mm_buf_put_json_str(&s->tmp, s->abuf.data ? s->abuf.data : "", s->abuf.len);
+            what = NEW;
+        }
+    } else if (s->det && s->vkind != V_LIT) {
+        bool apply, remove;
+        int attrib = s->m->scan ? s->vasel : RULE_NONE;
+        if ((rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib, &apply, &remove)) !=
+            MM_OK)
+            return rc;
+        if (remove) {
+            what = DROP;
+        } else if (apply) {
+            what = NEW;
+            rc = s->vkind == V_STR ? build_json_string(s, content, clen, dec, map, &s->tmp)
+                                   : build_json_string(s, raw, n, raw, NULL, &s->tmp);
+        }
+    }
+    if (rc != MM_OK)
+        return rc;
+
+    bool in_place = !s->val.len;
+    if (s->holding && (rc = release(s, data, in_place ? s->vstart : 0, what != DROP)) != MM_OK)
+        return rc;
+    switch (what) {
+    case SAME:
+        if (in_place) { /* the bytes go on with the run they are part of */
+            s->run = s->vstart;
+            return MM_OK;
+        }
+        rc = st_out_put(s, raw, n);
+        break;
+    case NEW:
+        rc = st_out_put(s, s->tmp.data, s->tmp.len);
+        break;
+    case DROP:
+        if (!top(s))
+            rc = st_out_put(s, "null", 4); /* the root value is removed */
+        break;
+    }
+    s->run = end;
+    return rc;
+}
+
+/* The parent moves on after a value; returns the state to continue in. */
+static int value_end(mm_stream *s)
+{
+    jframe *f = top(s);
+    if (!f)
+        return J_END;
+    f->index++;
+    return J_AFTER;
+}
+
+/* The scalar ends before data[i]. */
+static mm_err scalar_end(mm_stream *s, const char *data, size_t i)
+{
+    mm_err rc = MM_OK;
+    if (!s->buf_on)
+        return MM_OK;
+    s->buf_on = false;
+    if (!s->val.len) { /* all of it in this chunk: read it in place */
+        if (i - s->vstart > s->max_value)
+            return MM_ELIMIT;
+        s->vptr = data + s->vstart;
+        s->vlen = i - s->vstart;
+    } else {
+        if (s->val.len + i > s->max_value)
+            return MM_ELIMIT;
+        if ((rc = mm_buf_append(&s->val, data, i)) != MM_OK)
+            return rc;
+        s->vptr = s->val.data;
+        s->vlen = s->val.len;
+    }
+    rc = scalar_decide(s, data, i);
+    s->val.len = 0;
+    if (s->findings)
+        path_pop(s, s->vpath_base);
+    return rc;
+}
+
+/* The container at the top closes with data[i]. */
+static mm_err container_end(mm_stream *s, const char *data, size_t i)
+{
+    mm_err rc = MM_OK;
+    jframe *f = top(s);
+    if (s->holding && (rc = release(s, data, i, true)) != MM_OK)
+        return rc;
+    if (s->supp == s->depth) { /* the removed container ends: skip it, closer included */
+        s->supp = 0;
+        s->run = i + 1;
+    }
+    s->depth--;
+    if (s->findings)
+        path_pop(s, f->path_base);
+    return MM_OK;
+}
+
+/* The member name ends before data[q]: the child's states follow from it. */
+static mm_err key_end(mm_stream *s, const char *data, size_t q)
+{
+    mm_err rc;
+    jframe *f = top(s);
+    const char *k = NULL;
+    size_t kn = 0;
+
+    if (s->key_on) {
+        s->key_on = false;
+        if (!s->kesc && !s->key_raw.len) {
+            k = data + s->kstart;
+            kn = q - s->kstart;
+        } else {
+            if (s->key_raw.len + (q - s->kstart) > s->max_value)
+                return MM_ELIMIT;
+            if ((rc = mm_buf_append(&s->key_raw, data + s->kstart, q - s->kstart)) != MM_OK)
+                return rc;
+            k = s->key_raw.data;
+            kn = s->key_raw.len;
+            if (s->kesc) {
+                if ((rc = decode(s, k, kn, false)) != MM_OK)
+                    return rc;
+                k = s->dec.data ? s->dec.data : "";
+                kn = s->dec.len;
+            }
+        }
+        if (kn > s->max_value)
+            return MM_ELIMIT; /* raw and in one chunk */
+        if (s->findings) {
+            mm_buf_reset(&s->key);
+            if ((rc = mm_buf_append(&s->key, k, kn)) != MM_OK)
+                return rc;
+        }
+    }
+    if (f->live)
+        step_child(s, set_at(s, s->depth - 1), f->named, k ? k : "", kn, 0);
+    else
+        child_none(s);
+    return MM_OK;
+}
+
+/* ---- numbers -------------------------------------------------------------------------- */
+
+/* The number grammar as a table: states 0 start, 1 after '-', 2 after a leading 0, 3 in the
+ * integer, 4 after '.', 5 in the fraction, 6 after 'e', 7 after its sign, 8 in the
+ * exponent. NUM_END: the number ended before this byte; NUM_ERR: malformed. */
+enum { NC_OTHER, NC_ZERO, NC_DIGIT, NC_MINUS, NC_PLUS, NC_DOT, NC_E };
+#define NUM_END 20
+#define NUM_ERR 21
+static const unsigned char num_class[256] = {
+    ['0'] = NC_ZERO, ['1' ... '9'] = NC_DIGIT, ['-'] = NC_MINUS, ['+'] = NC_PLUS,
+    ['.'] = NC_DOT, ['e'] = NC_E, ['E'] = NC_E, /* everything else NC_OTHER */
+};
+static const unsigned char num_next[9][7] = {
+    /*      other    0        1-9      -        +        .        e */
+    /* 0 */ {NUM_ERR, 2, 3, 1, NUM_ERR, NUM_ERR, NUM_ERR},
+    /* 1 */ {NUM_ERR, 2, 3, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
+    /* 2 */ {NUM_END, NUM_ERR, NUM_ERR, NUM_END, NUM_END, 4, 6},
+    /* 3 */ {NUM_END, 3, 3, NUM_END, NUM_END, 4, 6},
+    /* 4 */ {NUM_ERR, 5, 5, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
+    /* 5 */ {NUM_END, 5, 5, NUM_END, NUM_END, NUM_END, 6},
+    /* 6 */ {NUM_ERR, 8, 8, 7, 7, NUM_ERR, NUM_ERR},
+    /* 7 */ {NUM_ERR, 8, 8, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
+    /* 8 */ {NUM_END, 8, 8, NUM_END, NUM_END, NUM_END, NUM_END},
+};
+static const char *const num_err[9] = {
+    "expected a number",
+    "expected a digit after '-'",
+    "a number cannot have a leading zero",
+    "expected a digit or the end of the number",
+    "expected a digit after '.'",
+    "expected a digit or the end of the number",
+    "expected a digit in the exponent",
+    "expected a digit in the exponent",
+    "expected a digit or the end of the number",
+};
+
+static bool num_complete(int st)
+{
+    return st == 2 || st == 3 || st == 5 || st == 8;
+}
+
+/* ---- the machine ---------------------------------------------------------------------- */
+
+static mm_err limit(mm_stream *s, mm_errbuf *eb, mm_err rc)
+{
+    if (rc == MM_ELIMIT)
+        return st_fail(s, eb, rc, s->voff, "value longer than the limit");
+    return rc;
+}
+
+mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    size_t i = 0;
+    int js = s->js;
+
+    s->run = 0;
+    if (s->buf_on)
+        s->vstart = 0;
+    if (s->key_on)
+        s->kstart = 0;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)data[i];
+        switch (js) {
+        case J_STR:
+        case J_KEY:
+            if (s->uleft) {
+                if (hexv(c) < 0)
+                    return st_fail(s, eb, MM_EPARSE, s->off + i, "expected four hex digits after \\u");
+                s->uleft--;
+                i++;
+                continue;
+            }
+            if (s->esc) {
+                if (c == 'u')
+                    s->uleft = 4;
+                else if (c == 0 || !strchr("\"\\/bfnrt", c))
+                    return st_fail(s, eb, MM_EPARSE, s->off + i, "invalid escape in a string");
+                s->esc = false;
+                i++;
+                continue;
+            }
+            i = str_scan(data, i, len);
+            if (i == len)
+                continue;
+            c = (unsigned char)data[i];
+            if (c == '\\') {
+                s->esc = true;
+                if (js == J_KEY)
+                    s->kesc = true;
+                else
+                    s->vesc = true;
+                i++;
+                continue;
+            }
+            if (c != '"')
+                return st_fail(s, eb, MM_EPARSE, s->off + i, "control character in a string");
+            if (js == J_KEY) {
+                if ((rc = key_end(s, data, i)) != MM_OK)
+                    goto err_key;
+                js = J_COLON;
+                i++;
+                continue;
+            }
+            i++;
+            if ((rc = scalar_end(s, data, i)) != MM_OK)
+                return limit(s, eb, rc);
+            js = value_end(s);
+            continue;
+
+        case J_VALUE:
+        case J_ARR_FIRST:
+        case J_NEXT:
+            if (is_ws[c]) {
+                s->line += c == '\n';
+                i++;
+                continue;
+            }
+            if (c == '"') {
+                if ((rc = scalar_begin(s, data, i, V_STR)) != MM_OK)
+                    return rc;
+                js = J_STR;
+                s->esc = false;
+                s->uleft = 0;
+                i++;
+                continue;
+            }
+            if (c == '-' || (c >= '0' && c <= '9')) {
+                if ((rc = scalar_begin(s, data, i, V_NUM)) != MM_OK)
+                    return rc;
+                js = J_NUM;
+                s->numst = 0;
+                continue; /* J_NUM reads this byte */
+            }
+            if (c == '{' || c == '[') {
+                if (s->depth >= MM_MASK_MAX_DEPTH)
+                    return st_fail(s, eb, MM_ELIMIT, s->off + i, "nesting deeper than the limit");
+                if ((rc = container_begin(s, data, i, (char)c)) != MM_OK)
+                    return rc;
+                js = c == '{' ? J_OBJ_FIRST : J_ARR_FIRST;
+                i++;
+                continue;
+            }
+            if (c == ']' && js == J_ARR_FIRST) {
+                if ((rc = container_end(s, data, i)) != MM_OK)
+                    return rc;
+                js = value_end(s);
+                i++;
+                continue;
+            }
+            if (c == 't' || c == 'f' || c == 'n') {
+                if ((rc = scalar_begin(s, data, i, V_LIT)) != MM_OK)
+                    return rc;
+                js = J_LIT;
+                s->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+                s->litpos = 0;
+                continue;
+            }
+            return st_fail(s, eb, MM_EPARSE, s->off + i, "expected a value");
+
+        case J_OBJ_FIRST:
+        case J_OBJ_KEY: {
+            if (is_ws[c]) {
+                s->line += c == '\n';
+                i++;
+                continue;
+            }
+            if (c == '}' && js == J_OBJ_FIRST) {
+                if ((rc = container_end(s, data, i)) != MM_OK)
+                    return rc;
+                js = value_end(s);
+                i++;
+                continue;
+            }
+            if (c != '"')
+                return st_fail(s, eb, MM_EPARSE, s->off + i, "expected a member name");
+            jframe *f = top(s);
+            s->key_on = f->named || (s->findings && !s->supp);
+            s->kesc = false;
+            s->kstart = i + 1;
+            s->key_raw.len = 0;
+            s->voff = s->off + i; /* for a name over the limit */
+            js = J_KEY;
+            s->esc = false;
+            s->uleft = 0;
+            i++;
+            continue;
+        }
+
+        case J_COLON:
+            if (is_ws[c]) {
+                s->line += c == '\n';
+                i++;
+                continue;
+            }
+            if (c != ':')
+                return st_fail(s, eb, MM_EPARSE, s->off + i, "expected ':' after a member name");
+            js = J_VALUE;
+            i++;
+            continue;
+
+        case J_AFTER: {
+            jframe *f = top(s);
+            if (is_ws[c]) {
+                s->line += c == '\n';
+                i++;
+                continue;
+            }
+            if (c == ',') {
+                if (f->hold && !s->supp) {
+                    if ((rc = flush_to(s, data, i)) != MM_OK)
+                        return rc;
+                    s->holding = true;
+                    s->hoff = s->off + i;
+                }
+                js = f->kind == '{' ? J_OBJ_KEY : J_VALUE;
+                i++;
+                continue;
+            }
+            if (c == (f->kind == '{' ? '}' : ']')) {
+                if ((rc = container_end(s, data, i)) != MM_OK)
+                    return rc;
+                js = value_end(s);
+                i++;
+                continue;
+            }
+            return st_fail(s, eb, MM_EPARSE, s->off + i,
+                           f->kind == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+
+        case J_NUM: {
+            int st = s->numst;
+            for (; i < len; i++) {
+                int nx = num_next[st][num_class[(unsigned char)data[i]]];
+                if (nx >= NUM_END) {
+                    if (nx == NUM_ERR)
+                        return st_fail(s, eb, MM_EPARSE, s->off + i, num_err[st]);
+                    break;
+                }
+                st = nx;
+            }
+            s->numst = st;
+            if (i == len)
+                continue;
+            if ((rc = scalar_end(s, data, i)) != MM_OK)
+                return limit(s, eb, rc);
+            js = value_end(s);
+            continue; /* the delimiter is read in the new state */
+        }
+
+        case J_LIT:
+            if (c != (unsigned char)s->lit[s->litpos])
+                return st_fail(s, eb, MM_EPARSE, s->off + i,
+                               "invalid literal (expected true, false or null)");
+            s->litpos++;
+            i++;
+            if (!s->lit[s->litpos]) {
+                if ((rc = scalar_end(s, data, i)) != MM_OK)
+                    return limit(s, eb, rc);
+                js = value_end(s);
+            }
+            continue;
+
+        case J_END:
+            if (is_ws[c]) {
+                if (c == '\n') {
+                    s->line++;
+                    if (s->o.kind == MM_BODY_NDJSON)
+                        js = J_NEXT;
+                }
+                i++;
+                continue;
+            }
+            return st_fail(s, eb, MM_EPARSE, s->off + i,
+                           s->o.kind == MM_BODY_NDJSON ? "expected a newline between values"
+                                                       : "unexpected data after the JSON value");
+        }
+    }
+
+    /* The chunk ends: what is settled goes on; a scalar or name in progress is kept. */
+    s->js = js;
+    size_t tail = len;
+    if (s->buf_on) {
+        if (s->val.len + (len - s->vstart) > s->max_value)
+            return limit(s, eb, MM_ELIMIT);
+        if ((rc = mm_buf_append(&s->val, data + s->vstart, len - s->vstart)) != MM_OK)
+            return rc;
+        tail = s->vstart;
+    }
+    if (s->key_on) {
+        if (s->key_raw.len + (len - s->kstart) > s->max_value) {
+            rc = MM_ELIMIT;
+            goto err_key;
+        }
+        if ((rc = mm_buf_append(&s->key_raw, data + s->kstart, len - s->kstart)) != MM_OK)
+            return rc;
+    }
+    if (s->holding && !s->supp) {
+        if (s->pre.len + (tail - s->run) > s->max_value)
+            return st_fail(s, eb, MM_ELIMIT, s->hoff, "member name longer than the limit");
+        if ((rc = mm_buf_append(&s->pre, data + s->run, tail - s->run)) != MM_OK)
+            return rc;
+        s->run = tail;
+        return MM_OK;
+    }
+    return flush_to(s, data, tail);
+
+err_key:
+    if (rc == MM_ELIMIT)
+        return st_fail(s, eb, rc, s->voff, "member name longer than the limit");
+    return rc;
+}
+
+mm_err json_finish(mm_stream *s, mm_errbuf *eb)
+{
+    mm_err rc;
+    if (s->js == J_NUM && !s->depth && num_complete(s->numst)) {
+        s->run = 0;
+        if (s->buf_on)
+            s->vstart = 0;
+        if ((rc = scalar_end(s, "", 0)) != MM_OK)
+            return limit(s, eb, rc);
+        s->js = value_end(s);
+    }
+    if (s->js == J_END || s->js == J_NEXT || (s->js == J_VALUE && !s->depth))
+        return MM_OK;
+    return st_fail(s, eb, MM_EPARSE, s->off, "unexpected end of input: the JSON value is incomplete");
+}
+
+void json_reset(mm_stream *s)
+{
+    s->js = J_VALUE;
+    s->esc = false;
+    s->uleft = 0;
+    s->depth = 0;
+    s->run = 0;
+    s->holding = false;
+    s->supp = 0;
+    s->buf_on = s->key_on = false;
+    s->val.len = s->key_raw.len = s->key.len = s->pre.len = 0;
+    mm_buf_reset(&s->path);
+}
+
+/* Per stream: the root states of the rules on here, and the states whose children a
+ * removing rule selects (members in containers with such states are held back). */
+mm_err json_init(mm_stream *s)
+{
+    const mpaths *pa = &s->m->pa;
+    s->words = pa->words;
+    if (!s->words)
+        return MM_OK;
+    if (!(s->root = mm_calloc(s->words, sizeof(uint64_t))) ||
+        !(s->rmhold = mm_calloc(s->words, sizeof(uint64_t))) ||
+        !(s->cset = mm_calloc(s->words, sizeof(uint64_t))))
+        return MM_ENOMEM;
+    for (size_t i = 0; i < s->m->n_paths; i++) {
+        const mpath *p = &s->m->paths[i];
+        size_t st = p->first_state;
+        if (s->rs[p->rule] == RS_OFF)
+            continue;
+        s->root[st / 64] |= 1ull << (st % 64);
+        if (s->rs[p->rule] == RS_APPLY && s->m->rules[p->rule].act.type == MM_ACTION_REMOVE) {
+            /* the state before the last step: its child completes the path ("$" itself is
+             * the root, removed by writing null; no member to hold) */
+            if (p->n_steps) {
+                size_t k = st + p->n_steps - 1;
+                s->rmhold[k / 64] |= 1ull << (k % 64);
+            }
+        }
+    }
+    return MM_OK;
+}

@@ -1,0 +1,132 @@
+/* lib/mask: the stream state shared by stream.c (the public surface, output, findings,
+ * detection), json.c (JSON and NDJSON) and text.c (text and server-sent events).
+ * Not part of the public surface. */
+#ifndef MM_STREAM_INT_H
+#define MM_STREAM_INT_H
+
+#include "mask/mask_int.h"
+
+#define OUT_FLUSH (64u << 10) /* staged output is handed to the sink past this */
+
+enum { RS_OFF = 0, RS_APPLY = 1, RS_SILENT = 2 }; /* per rule, for one stream */
+
+typedef struct {
+    char kind;        /* '{' or '[' */
+    bool live;        /* some path state is active here: children may be selected */
+    bool named;       /* an active state waits for a member name: names are looked up */
+    bool hold;        /* members are held back until their value decides (remove) */
+    bool emitted;     /* a member was written: the next one written keeps its comma */
+    int sel;          /* the rule (applied in this stream) selecting this container */
+    int asel;         /* the first audit/exempt rule selecting it, when lower than sel */
+    long index;       /* arrays: index of the next element */
+    size_t path_base; /* findings path length before this container's segment */
+} jframe;
+
+typedef struct {
+    size_t start, end; /* in the scanned (decoded) text */
+    int rule;
+    const char *name;
+} span;
+
+/* SSE: a finding of a data line, held until the line parses as JSON (its strings are the
+ * masker's; its path is dropped) */
+typedef mm_finding held_finding;
+
+struct mm_stream {
+    mm_masker *m;
+    mm_stream_opts o;
+    mm_write_fn write;
+    void *wctx;
+    unsigned char *rs;   /* per rule: RS_* */
+    int *slot_rule;      /* per detector slot: the first rule applied here, RULE_NONE */
+    int *slot_silent;    /* per slot: the first audit/exempt rule before it, RULE_NONE */
+    const det_set *det;
+    det_scratch *sc;
+    size_t max_value;
+    bool findings;       /* on_finding is set: build paths */
+    bool failed;
+    mm_errbuf *eb;       /* the caller's, during a push or finish */
+    mm_stream_stats st;
+    mm_buf ob;     /* staged output */
+    uint64_t off;  /* absolute offset of the first byte of the chunk being pushed */
+    uint64_t line; /* 1-based line at the read position (JSON: where whitespace is read) */
+
+    /* JSON: paths */
+    size_t words;
+    uint64_t *root;      /* the automaton's root states, for rules that are on here */
+    uint64_t *rmhold;    /* states whose child a removing rule may select */
+    bool det_remove;     /* a detector or pattern rule applied here removes */
+    uint64_t *sets;      /* active states per open container: sets + k * words */
+    size_t setcap;
+    uint64_t *cset;      /* the next child's states */
+    bool clive, cnamed;
+    int csel, casel;
+
+    /* JSON: the machine */
+    int js;
+    bool esc;
+    int uleft;
+    int numst;
+    const char *lit;
+    size_t litpos;
+    jframe *fr;
+    size_t depth, frcap;
+    size_t run;      /* start of the chunk's bytes not yet passed on */
+    bool holding;    /* a member's prefix is held: pre + data[run..] */
+    uint64_t hoff;   /* where the held prefix starts */
+    size_t supp;     /* > 0: the container at this depth is removed; nothing inside is written */
+    bool buf_on;     /* the current scalar is collected (data[vstart..], after val) */
+    size_t vstart;
+    int vkind;
+    int vsel, vasel;
+    uint64_t voff, vline;
+    bool vesc;
+    const char *vptr; /* the complete scalar: in the chunk, or s->val */
+    size_t vlen;
+    size_t vpath_base;
+    bool key_on;     /* the member name being read is wanted (paths or findings) */
+    bool kesc;
+    size_t kstart;
+    mm_buf val, key_raw, key, pre, path, dec, tmp, abuf;
+    size_t *map;
+    size_t mapcap;
+    span *sp;
+    size_t nsp, spcap;
+
+    /* text and SSE: a line at a time */
+    mm_buf lbuf;
+    uint64_t loff;
+    mm_stream *child; /* SSE: masks JSON data lines */
+    mm_buf cout;
+    held_finding *hf;
+    size_t nhf, hfcap;
+    bool hf_fail;     /* holding a finding failed for lack of memory */
+    mm_stream *parent;
+};
+
+/* stream.c */
+mm_err st_out_put(mm_stream *s, const char *p, size_t n);
+mm_err st_out_flush(mm_stream *s);
+void st_report(mm_stream *s, int rule, const char *detector, const char *path, uint64_t off,
+               uint64_t line, bool applied);
+mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *what);
+/* Runs the detectors over t[0..n), reports what they find (offsets: base + map[i], or
+ * base + i without map) and leaves in s->sp, sorted by start, the matches to transform:
+ * per overlap the lowest rule wins, then the earliest start. `attrib` names the rule a
+ * path gives the value in scan mode (RULE_NONE otherwise). *apply: some match transforms;
+ * *remove: one of them removes. */
+mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
+                 uint64_t line, const char *path, int attrib, bool *apply, bool *remove);
+
+/* json.c */
+mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
+mm_err json_finish(mm_stream *s, mm_errbuf *eb);
+void json_reset(mm_stream *s);
+mm_err json_init(mm_stream *s);
+
+/* text.c */
+mm_err lines_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
+mm_err lines_finish(mm_stream *s, mm_errbuf *eb);
+mm_err lines_init(mm_stream *s);
+
+#endif

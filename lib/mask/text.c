@@ -1,0 +1,203 @@
+/* lib/mask: text and server-sent event bodies, masked a line at a time.
+ *
+ * Text: the detectors and patterns read each line (without its line ending); matches are
+ * transformed where they are, the rest of the line is copied as it came; `remove` drops the
+ * match. A line is bounded by max_value: a longer one is an MM_ELIMIT error naming its line
+ * and offset, never a silent pass and never a window that could cut a match in two.
+ * SSE: a `data:` line whose value is JSON is masked as JSON (paths and detectors); other data
+ * lines as text; `event:`, `id:`, `retry:`, comments and blank lines pass as they are. Each
+ * line is written as soon as it is complete, so an event is never held beyond its line.
+ * Findings in SSE JSON carry no path (a data line is its own document). */
+#include "mask/stream_int.h"
+
+#include <string.h>
+
+/* t[0..n) with the kept spans transformed, into out. */
+static mm_err build_text(mm_stream *s, const char *t, size_t n, mm_buf *out)
+{
+    mm_err rc = MM_OK;
+    size_t at = 0;
+    for (size_t i = 0; i < s->nsp && rc == MM_OK; i++) {
+        const span *p = &s->sp[i];
+        if ((rc = mm_buf_append(out, t + at, p->start - at)) != MM_OK)
+            break;
+        rc = act_apply(&s->m->rules[p->rule].act, t + p->start, p->end - p->start, out);
+        at = p->end;
+    }
+    return rc == MM_OK ? mm_buf_append(out, t + at, n - at) : rc;
+}
+
+/* Appends the masked form of text t[0..n) at offset `off` to out; *same when unchanged
+ * (nothing appended then). */
+static mm_err text_part(mm_stream *s, const char *t, size_t n, uint64_t off, mm_buf *out,
+                        bool *same)
+{
+    mm_err rc;
+    bool apply = false, remove = false;
+    *same = true;
+    if (!s->det || !n)
+        return MM_OK;
+    if ((rc = st_detect(s, t, n, NULL, off, s->line, NULL, RULE_NONE, &apply, &remove)) != MM_OK)
+        return rc;
+    if (!apply)
+        return MM_OK;
+    *same = false;
+    return build_text(s, t, n, out);
+}
+
+/* ---- SSE ------------------------------------------------------------------------------ */
+
+static mm_err child_write(void *ctx, const char *data, size_t len)
+{
+    return mm_buf_append(ctx, data, len);
+}
+
+/* The child's findings wait until its line is known to be JSON. */
+static void child_finding(void *ctx, const mm_finding *f)
+{
+    mm_stream *s = ctx;
+    if (s->nhf == s->hfcap) {
+        size_t cap = s->hfcap ? s->hfcap * 2 : 8;
+        held_finding *v = mm_realloc(s->hf, cap * sizeof(*v));
+        if (!v) {
+            s->hf_fail = true;
+            return;
+        }
+        s->hf = v;
+        s->hfcap = cap;
+    }
+    s->hf[s->nhf++] = *f;
+}
+
+/* One SSE line without its ending; *same when it passes unchanged. */
+static mm_err sse_line(mm_stream *s, const char *t, size_t n, uint64_t off, mm_buf *out,
+                       bool *same)
+{
+    mm_err rc;
+    mm_errbuf ceb;
+    size_t p;
+
+    *same = true;
+    if (n < 5 || memcmp(t, "data:", 5) != 0)
+        return MM_OK;
+    p = 5 + (n > 5 && t[5] == ' ');
+    const char *d = t + p;
+    size_t dn = n - p, k = 0;
+    while (k < dn && (d[k] == ' ' || d[k] == '\t'))
+        k++;
+    if (k < dn && (d[k] == '{' || d[k] == '[' || d[k] == '"')) {
+        mm_stream_reset(s->child);
+        mm_buf_reset(&s->cout);
+        s->nhf = 0;
+        s->hf_fail = false;
+        if ((rc = mm_stream_push(s->child, d, dn, &ceb)) == MM_OK)
+            rc = mm_stream_finish(s->child, &ceb);
+        if (rc == MM_ENOMEM || s->hf_fail)
+            return MM_ENOMEM;
+        if (rc == MM_OK) {
+            mm_stream_stats cst;
+            mm_stream_stats_get(s->child, &cst);
+            s->st.findings += cst.findings;
+            s->st.applied += cst.applied;
+            for (size_t i = 0; i < s->nhf; i++) {
+                mm_finding f = s->hf[i];
+                f.offset += off + p;
+                f.line = s->line;
+                f.path = NULL;
+                s->o.on_finding(s->o.finding_ctx, &f);
+            }
+            if (cst.applied == 0)
+                return MM_OK; /* JSON, and nothing changed */
+            *same = false;
+            if ((rc = mm_buf_append(out, t, p)) != MM_OK)
+                return rc;
+            return mm_buf_append(out, s->cout.data ? s->cout.data : "", s->cout.len);
+        }
+        /* not JSON after all: read it as text */
+    }
+    if ((rc = mm_buf_append(out, t, p)) != MM_OK)
+        return rc;
+    if ((rc = text_part(s, d, dn, off + p, out, same)) != MM_OK)
+        return rc;
+    if (*same)
+        out->len = 0;
+    return MM_OK;
+}
+
+/* ---- lines ---------------------------------------------------------------------------- */
+
+/* A complete line t[0..n) (ending included, when there is one) at absolute offset `off`. */
+static mm_err do_line(mm_stream *s, const char *t, size_t n, uint64_t off)
+{
+    mm_err rc;
+    bool same = true;
+    size_t body = n;
+    if (body && t[body - 1] == '\n')
+        body--;
+    if (body && t[body - 1] == '\r')
+        body--;
+    mm_buf_reset(&s->tmp);
+    rc = s->o.kind == MM_BODY_SSE ? sse_line(s, t, body, off, &s->tmp, &same)
+                                  : text_part(s, t, body, off, &s->tmp, &same);
+    if (rc == MM_OK) {
+        if (same)
+            rc = st_out_put(s, t, n);
+        else if ((rc = mm_buf_append(&s->tmp, t + body, n - body)) == MM_OK)
+            rc = st_out_put(s, s->tmp.data, s->tmp.len);
+    }
+    s->line++;
+    return rc;
+}
+
+mm_err lines_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
+{
+    mm_err rc;
+    size_t i = 0;
+    while (i < len) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - data) + 1 : len;
+        if (!nl || s->lbuf.len) { /* a line spread over chunks is collected */
+            if (!s->lbuf.len)
+                s->loff = s->off + i;
+            if (s->lbuf.len + (end - i) > s->max_value)
+                return st_fail(s, eb, MM_ELIMIT, s->loff, "line longer than the limit");
+            if ((rc = mm_buf_append(&s->lbuf, data + i, end - i)) != MM_OK)
+                return rc;
+            if (nl) {
+                rc = do_line(s, s->lbuf.data, s->lbuf.len, s->loff);
+                s->lbuf.len = 0;
+                if (rc != MM_OK)
+                    return rc;
+            }
+        } else {
+            if (end - i > s->max_value)
+                return st_fail(s, eb, MM_ELIMIT, s->off + i, "line longer than the limit");
+            if ((rc = do_line(s, data + i, end - i, s->off + i)) != MM_OK)
+                return rc;
+        }
+        i = end;
+    }
+    return MM_OK;
+}
+
+mm_err lines_finish(mm_stream *s, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    MM_UNUSED(eb);
+    if (s->lbuf.len) {
+        rc = do_line(s, s->lbuf.data, s->lbuf.len, s->loff);
+        s->lbuf.len = 0;
+    }
+    return rc;
+}
+
+mm_err lines_init(mm_stream *s)
+{
+    if (s->o.kind != MM_BODY_SSE)
+        return MM_OK;
+    mm_stream_opts co = s->o;
+    co.kind = MM_BODY_JSON;
+    co.on_finding = s->o.on_finding ? child_finding : NULL;
+    co.finding_ctx = s;
+    return mm_stream_new(s->m, &co, child_write, &s->cout, &s->child);
+}
