@@ -780,6 +780,7 @@ class State:
 
     def compact(self):
         with self.lock:
+            self.rv += 1  # like an etcd compaction: every revision handed out before it is gone
             self.history = []
             self.oldest = self.rv
 
@@ -1823,6 +1824,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         if n > MAX_BODY:
             self.close_connection = True
+            left = n if n <= 16 * MAX_BODY else 0  # drain a moderate body so the client sees the answer
+            while left > 0:
+                got = self.rfile.read(min(left, 65536))
+                if not got:
+                    break
+                left -= len(got)
             raise ApiError(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
         return self.rfile.read(n) if n > 0 else b""
 
