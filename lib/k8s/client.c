@@ -499,6 +499,15 @@ void mm_k8s_client_free(mm_k8s_client *c)
 
 const char *mm_k8s_client_namespace(const mm_k8s_client *c) { return c->cfg->ns; }
 
+uint64_t mm_k8s_client_connections(const mm_k8s_client *c) { return atomic_load(&c->connections); }
+
+void k8s_count_connections(mm_k8s_client *c, CURL *h)
+{
+    long n = 0;
+    if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0)
+        atomic_fetch_add(&c->connections, (uint64_t)n);
+}
+
 /* ---- tokens ------------------------------------------------------------------------------- */
 
 mm_err k8s_refresh_token(mm_k8s_client *c, bool force, mm_errbuf *eb)
@@ -891,6 +900,7 @@ mm_err k8s_request(mm_k8s_client *c, const char *method, const mm_k8s_ref *ref,
             }
         }
         CURLcode cc = curl_easy_perform(c->req);
+        k8s_count_connections(c, c->req);
         free_headers(hdrs, auth, auth_len);
         hdrs = NULL;
         auth = NULL;

@@ -104,6 +104,8 @@ typedef struct {
 mm_err mm_k8s_client_new(const mm_k8s_config *cfg, const mm_k8s_client_opts *o,
                          mm_k8s_client **out, mm_errbuf *eb);
 void mm_k8s_client_free(mm_k8s_client *c);
+/* How many connections the client's transfers opened (a reused connection counts once). */
+uint64_t mm_k8s_client_connections(const mm_k8s_client *c);
 /* Default namespace of the client's config. Borrowed. */
 const char *mm_k8s_client_namespace(const mm_k8s_client *c);
 

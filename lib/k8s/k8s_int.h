@@ -51,6 +51,7 @@ struct mm_k8s_client {
     off_t tok_size;
     struct timespec tok_mtime;
     uint64_t token_reads; /* how many times the token file was read (tests) */
+    _Atomic uint64_t connections; /* TCP connections opened by this client's transfers */
 };
 
 /* One transfer's state: response body (bounded), headers we act on, and, for watches, the
@@ -94,6 +95,7 @@ mm_err k8s_setup_handle(mm_k8s_client *c, CURL *h, const char *url, bool watch,
 mm_err k8s_refresh_token(mm_k8s_client *c, bool force, mm_errbuf *eb);
 mm_err k8s_curl_err(CURLcode cc, const char *what, const char *errbuf, mm_errbuf *eb);
 void k8s_sleep_ms(long ms);
+void k8s_count_connections(mm_k8s_client *c, CURL *h);
 
 /* JSON */
 mm_err k8s_json_parse(const char *s, size_t len, struct json_object **out, mm_errbuf *eb);

@@ -246,6 +246,7 @@ mm_err mm_k8s_watch(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_watch_
             goto out;
         }
         CURLcode cc = curl_easy_perform(h);
+        k8s_count_connections(c, h);
         /* free the header list now: it holds the bearer token */
         for (struct curl_slist *p = hdrs; p; p = p->next)
             if (strncmp(p->data, "Authorization:", 14) == 0)
