@@ -131,6 +131,7 @@ class Watch:
         self.status = self.r.status
         self.headers = dict((k.lower(), v) for k, v in self.r.getheaders())
         self.buf = b""
+        self.abrupt = False
 
     def next(self, timeout=5):
         """The next event, or None at end of stream. Raises TimeoutError."""
@@ -140,6 +141,9 @@ class Watch:
                 chunk = self.r.read1(65536)
             except TimeoutError:
                 raise
+            except http.client.IncompleteRead:
+                self.abrupt = True
+                return None
             except OSError as e:
                 raise TimeoutError(str(e))
             if not chunk:
