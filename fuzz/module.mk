@@ -2,3 +2,5 @@
 fuzz_policy_MODULES := policy
 fuzz_mask_MODULES := mask
 fuzz_admission_MODULES := admission
+fuzz_k8s_watch_MODULES := k8s
+fuzz_k8s_kubeconfig_MODULES := k8s
