@@ -123,10 +123,34 @@ static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
     uint64_t h = paths_hash(k, n);
     for (size_t at = (size_t)h & pa->table_mask; pa->table[at]; at = (at + 1) & pa->table_mask) {
         const mpname *e = &pa->names[pa->table[at] - 1];
-        if (e->hash == h && e->len == n && memcmp(e->name, k, n) == 0)
-            return e->states;
+        if (e->hash == h && e->len == n) {
+            size_t j = 0;
+            while (j < n && e->name[j] == k[j])
+                j++;
+            if (j == n)
+                return e->states;
+        }
     }
     return NULL;
+}
+
+/* The rules whose paths the child's states complete: the first applied, the first silent. */
+static void final_rules(mm_stream *s)
+{
+    const mpaths *pa = &s->m->pa;
+    for (size_t w = 0; w < s->words; w++) {
+        if (!(s->cset[w] & pa->final[w]))
+            continue;
+        uint64_t b = s->cset[w] & pa->final[w];
+        while (b) {
+            int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
+            b &= b - 1;
+            if (s->rs[r] == RS_APPLY && r < s->csel)
+                s->csel = r;
+            else if (s->rs[r] == RS_SILENT && r < s->casel)
+                s->casel = r;
+        }
+    }
 }
 
 /* The child's states, its liveness and the rules that select it, from the parent's states
@@ -135,6 +159,30 @@ static void step_child(mm_stream *s, const uint64_t *in, bool named, const char 
                        long index)
 {
     const mpaths *pa = &s->m->pa;
+    if (s->words == 1) { /* up to 64 states: the usual case, without loops */
+        uint64_t a = in[0], hit = a & pa->any[0];
+        if (k) {
+            if (named && (a & pa->named[0])) {
+                const uint64_t *ns = name_states(pa, k, n);
+                if (ns)
+                    hit |= a & ns[0];
+            }
+        } else if (a & pa->idx[0]) {
+            for (uint64_t b = a & pa->idx[0]; b; b &= b - 1) {
+                size_t st = (size_t)__builtin_ctzll(b);
+                if (pa->index[st] == index)
+                    hit |= 1ull << st;
+            }
+        }
+        uint64_t out = (hit << 1) | (a & pa->desc[0]);
+        s->cset[0] = out;
+        s->clive = (out & ~pa->final[0]) != 0;
+        s->cnamed = (out & pa->named[0]) != 0;
+        s->csel = s->casel = RULE_NONE;
+        if (out & pa->final[0])
+            final_rules(s);
+        return;
+    }
     const uint64_t *ns = named && k ? name_states(pa, k, n) : NULL;
     uint64_t carry = 0, live = 0, nam = 0, fin = 0;
     for (size_t w = 0; w < s->words; w++) {
@@ -160,19 +208,8 @@ static void step_child(mm_stream *s, const uint64_t *in, bool named, const char 
     s->clive = live != 0;
     s->cnamed = nam != 0;
     s->csel = s->casel = RULE_NONE;
-    if (!fin)
-        return;
-    for (size_t w = 0; w < s->words; w++) {
-        uint64_t b = s->cset[w] & pa->final[w];
-        while (b) {
-            int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
-            b &= b - 1;
-            if (s->rs[r] == RS_APPLY && r < s->csel)
-                s->csel = r;
-            else if (s->rs[r] == RS_SILENT && r < s->casel)
-                s->casel = r;
-        }
-    }
+    if (fin)
+        final_rules(s);
 }
 
 /* The root value's states: those of the paths whose rule is on in this stream. */
@@ -189,17 +226,8 @@ static void step_root(mm_stream *s)
     s->clive = live != 0;
     s->cnamed = nam != 0;
     s->csel = s->casel = RULE_NONE;
-    for (size_t w = 0; fin && w < s->words; w++) {
-        uint64_t b = s->cset[w] & pa->final[w];
-        while (b) {
-            int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
-            b &= b - 1;
-            if (s->rs[r] == RS_APPLY && r < s->csel)
-                s->csel = r;
-            else if (s->rs[r] == RS_SILENT && r < s->casel)
-                s->casel = r;
-        }
-    }
+    if (fin)
+        final_rules(s);
 }
 
 static void child_none(mm_stream *s)
@@ -492,6 +520,22 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
     return MM_OK;
 }
 
+/* Whether a scalar starting now is certainly passed on untouched: checked inline before
+ * scalar_begin, which decides the rest. */
+static inline bool scalar_quiet(const mm_stream *s, int vkind)
+{
+    const jframe *f = s->depth ? &s->fr[s->depth - 1] : NULL;
+    if (!f || s->holding || (s->det && vkind != V_LIT))
+        return false;
+    if (s->supp)
+        return true;
+    if (f->sel != RULE_NONE || f->asel != RULE_NONE)
+        return false;
+    if (f->kind == '{')
+        return s->csel == RULE_NONE && s->casel == RULE_NONE;
+    return !f->live;
+}
+
 /* A string, number or literal starts at data[i]. */
 static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
 {
@@ -572,6 +616,9 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
             what = DROP;
         } else if (s->vkind == V_LIT && raw[0] == 'n') {
             st_report(s, sel, NULL, path, s->voff, s->vline, false); /* null stays null */
+        } else if (s->m->rules[sel].jconst) { /* a constant: escaped once, at compile time */
+            st_report(s, sel, NULL, path, s->voff, s->vline, true);
+            what = NEW;
         } else {
             st_report(s, sel, NULL, path, s->voff, s->vline, true);
             mm_buf_reset(&s->abuf);
@@ -608,7 +655,10 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
         rc = st_out_put(s, raw, n);
         break;
     case NEW:
-        rc = st_out_put(s, s->tmp.data, s->tmp.len);
+        if (sel != RULE_NONE && s->m->rules[sel].jconst)
+            rc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
+        else
+            rc = st_out_put(s, s->tmp.data, s->tmp.len);
         break;
     case DROP:
         if (!top(s))
@@ -758,6 +808,19 @@ static bool num_complete(int st)
 
 /* ---- the machine ---------------------------------------------------------------------- */
 
+/* A member name starts with the quote at data[i]. */
+static inline void key_begin(mm_stream *s, size_t i)
+{
+    const jframe *f = &s->fr[s->depth - 1];
+    s->key_on = f->named || (s->findings && !s->supp);
+    s->kesc = false;
+    s->kstart = i + 1;
+    s->key_raw.len = 0;
+    s->voff = s->off + i; /* for a name over the limit */
+    s->esc = false;
+    s->uleft = 0;
+}
+
 static mm_err limit(mm_stream *s, mm_errbuf *eb, mm_err rc)
 {
     if (rc == MM_ELIMIT)
@@ -814,14 +877,22 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
             if (c != '"')
                 return st_fail(s, eb, MM_EPARSE, s->off + i, "control character in a string");
             if (js == J_KEY) {
-                if ((rc = key_end(s, data, i)) != MM_OK)
-                    goto err_key;
+                if (s->key_on || top(s)->live) {
+                    if ((rc = key_end(s, data, i)) != MM_OK)
+                        goto err_key;
+                } else {
+                    child_none(s);
+                }
                 js = J_COLON;
                 i++;
+                if (i < len && data[i] == ':') { /* the usual "name":, without a dispatch */
+                    js = J_VALUE;
+                    i++;
+                }
                 continue;
             }
             i++;
-            if ((rc = scalar_end(s, data, i)) != MM_OK)
+            if (s->buf_on && (rc = scalar_end(s, data, i)) != MM_OK)
                 return limit(s, eb, rc);
             js = value_end(s);
             continue;
@@ -835,7 +906,9 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
                 continue;
             }
             if (c == '"') {
-                if ((rc = scalar_begin(s, data, i, V_STR)) != MM_OK)
+                if (scalar_quiet(s, V_STR))
+                    s->buf_on = false;
+                else if ((rc = scalar_begin(s, data, i, V_STR)) != MM_OK)
                     return rc;
                 js = J_STR;
                 s->esc = false;
@@ -844,7 +917,9 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
                 continue;
             }
             if (c == '-' || (c >= '0' && c <= '9')) {
-                if ((rc = scalar_begin(s, data, i, V_NUM)) != MM_OK)
+                if (scalar_quiet(s, V_NUM))
+                    s->buf_on = false;
+                else if ((rc = scalar_begin(s, data, i, V_NUM)) != MM_OK)
                     return rc;
                 js = J_NUM;
                 s->numst = 0;
@@ -867,7 +942,9 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
                 continue;
             }
             if (c == 't' || c == 'f' || c == 'n') {
-                if ((rc = scalar_begin(s, data, i, V_LIT)) != MM_OK)
+                if (scalar_quiet(s, V_LIT))
+                    s->buf_on = false;
+                else if ((rc = scalar_begin(s, data, i, V_LIT)) != MM_OK)
                     return rc;
                 js = J_LIT;
                 s->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
@@ -892,15 +969,8 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
             }
             if (c != '"')
                 return st_fail(s, eb, MM_EPARSE, s->off + i, "expected a member name");
-            jframe *f = top(s);
-            s->key_on = f->named || (s->findings && !s->supp);
-            s->kesc = false;
-            s->kstart = i + 1;
-            s->key_raw.len = 0;
-            s->voff = s->off + i; /* for a name over the limit */
+            key_begin(s, i);
             js = J_KEY;
-            s->esc = false;
-            s->uleft = 0;
             i++;
             continue;
         }
@@ -931,8 +1001,16 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
                     s->holding = true;
                     s->hoff = s->off + i;
                 }
-                js = f->kind == '{' ? J_OBJ_KEY : J_VALUE;
                 i++;
+                if (f->kind == '[') {
+                    js = J_VALUE;
+                } else if (i < len && data[i] == '"') { /* the usual ,"name" */
+                    key_begin(s, i);
+                    js = J_KEY;
+                    i++;
+                } else {
+                    js = J_OBJ_KEY;
+                }
                 continue;
             }
             if (c == (f->kind == '{' ? '}' : ']')) {
@@ -949,6 +1027,12 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
         case J_NUM: {
             int st = s->numst;
             for (; i < len; i++) {
+                if (st == 3 || st == 5 || st == 8) { /* a run of digits, without the table */
+                    while (i < len && (unsigned char)(data[i] - '0') < 10)
+                        i++;
+                    if (i == len)
+                        break;
+                }
                 int nx = num_next[st][num_class[(unsigned char)data[i]]];
                 if (nx >= NUM_END) {
                     if (nx == NUM_ERR)
@@ -960,7 +1044,7 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
             s->numst = st;
             if (i == len)
                 continue;
-            if ((rc = scalar_end(s, data, i)) != MM_OK)
+            if (s->buf_on && (rc = scalar_end(s, data, i)) != MM_OK)
                 return limit(s, eb, rc);
             js = value_end(s);
             continue; /* the delimiter is read in the new state */
@@ -973,7 +1057,7 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
             s->litpos++;
             i++;
             if (!s->lit[s->litpos]) {
-                if ((rc = scalar_end(s, data, i)) != MM_OK)
+                if (s->buf_on && (rc = scalar_end(s, data, i)) != MM_OK)
                     return limit(s, eb, rc);
                 js = value_end(s);
             }

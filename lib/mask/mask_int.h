@@ -106,6 +106,7 @@ bool keys_get(const mm_keys *k, const char *name, const unsigned char **key, siz
 
 #include <limits.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #define RULE_NONE INT_MAX /* "no rule": larger than every rule index */
 
@@ -117,6 +118,8 @@ typedef struct {
     unsigned dirs;  /* MM_DIR_* bits of its policy */
     char **exempt;  /* principals that see this rule's values unmasked */
     size_t n_exempt;
+    char *jconst;   /* redact/replace: the whole-value output as a JSON string literal */
+    size_t jconst_len;
 } mrule;
 
 /* A detector slot: the tag its det_set reports. Built-in `id` is slot id; the k-th pattern
@@ -205,7 +208,28 @@ struct mm_masker {
 /* path.c: builds m->pa from m->paths. */
 mm_err paths_compile(mm_masker *m);
 void paths_clear(mpaths *pa);
-uint64_t paths_hash(const char *p, size_t n);
+/* The hash of a member name, for the name table (inline: it runs on every member name a
+ * path waits for). */
+static inline uint64_t paths_hash(const char *p, size_t n)
+{
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        for (size_t k = 0; k < n; k++)
+            w |= (uint64_t)(unsigned char)p[k] << (8 * k);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h;
+}
 
 /* Direction index for an mm_direction: 0 response, 1 request. */
 static inline int dir_index(mm_direction d) { return d == MM_DIR_REQUEST ? 1 : 0; }

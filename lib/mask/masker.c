@@ -31,6 +31,7 @@ static void rule_clear(mrule *r)
     for (size_t i = 0; i < r->n_exempt; i++)
         mm_free(r->exempt[i]);
     mm_free(r->exempt);
+    mm_free(r->jconst);
 }
 
 static void masker_destroy(mm_masker *m)
@@ -206,6 +207,16 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
             m->n_rules++;
             if (!(mr->name = mm_strdup(r->name)) || !(mr->policy = mm_strdup(p->name)))
                 goto nomem;
+            if (mr->act.type == MM_ACTION_REDACT || mr->act.type == MM_ACTION_REPLACE) {
+                mm_buf jb;
+                mm_buf_init(&jb, 0);
+                if (mm_buf_put_json_str(&jb, mr->act.text ? mr->act.text : "", mr->act.text_len) !=
+                    MM_OK) {
+                    mm_buf_free(&jb);
+                    goto nomem;
+                }
+                mr->jconst = mm_buf_steal(&jb, &mr->jconst_len);
+            }
             mr->audit = p->mode == MM_MODE_AUDIT;
             mr->dirs = dirs;
             for (size_t e = 0; e < p->n_exemptions; e++)

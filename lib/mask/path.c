@@ -5,27 +5,6 @@
 
 #include <string.h>
 
-uint64_t paths_hash(const char *p, size_t n)
-{
-    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        for (size_t k = 0; k < n; k++)
-            w |= (uint64_t)(unsigned char)p[k] << (8 * k);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    return h;
-}
-
 void paths_clear(mpaths *pa)
 {
     mm_free(pa->rule);
