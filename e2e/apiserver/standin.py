@@ -1935,6 +1935,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 groups = [self.group_obj(g) for g in st.group_order if g]
             self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
             return
+        if method == "GET" and path == "/openapi/v2":
+            # A protobuf openapi_v2.Document holding only swagger: "2.0" (field 1). Clients find no
+            # schemas in it, so kubectl skips client-side validation instead of failing on a 404.
+            data = b"\x0a\x032.0"
+            self.send_response(200)
+            self.common_headers()
+            self.send_header("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if method == "GET" and parts[:2] == ["openapi", "v3"]:
             self.openapi_v3(parts[2:])
             return
