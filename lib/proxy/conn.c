@@ -64,6 +64,7 @@ struct conn {
     bool is_head;
     int req_minor;
     bool shut; /* our side shut down for a lingering close */
+    bool mute_in; /* EPOLLIN fired while we did not want to read: now really drop it */
     http_framing rqf;
     uint64_t rq_remaining, rq_total;
     http_chunked rq_ch;
@@ -1190,6 +1191,11 @@ static void up_failed(conn *c, const char *reason)
 {
     worker *w = c->w;
     bool retry = c->up && c->up->reused && !c->resp_seen && !c->retried && c->reqhead.len > 0;
+    int e = errno;
+
+    mm_log(MM_LOG_DEBUG, "upstream connection failed", "reason", reason, "error", strerror(e),
+           "pooled", c->up && c->up->reused ? "yes" : "no", "retry", retry ? "yes" : "no",
+           NULL);
 
     if (c->up) {
         up_close(c->up);
@@ -1386,6 +1392,12 @@ static void conn_sync(conn *c)
         ce |= EPOLLOUT;
     if (c->st == CS_HEAD && pending(&c->out, c->out_off) > OUT_HIGH)
         ce &= ~(uint32_t)EPOLLIN;
+    /* Lazy interest: EPOLLIN stays registered through an exchange (saving two epoll_ctl
+     * calls per request) until it fires when unwanted; then it goes for real. */
+    if (ce & EPOLLIN)
+        c->mute_in = false;
+    else if (c->events != UINT32_MAX && (c->events & EPOLLIN) && !c->mute_in)
+        ce |= EPOLLIN;
     if (!ep_set(w, c->fd, c, &c->events, ce)) {
         conn_close(c);
         return;
@@ -1643,7 +1655,13 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
                 count_code(w, 499);
             conn_close(c);
         } else if (c->fd >= 0 && (ev->events & EPOLLIN)) {
-            client_read(c);
+            bool want = c->st == CS_HEAD || c->st == CS_CLOSING ||
+                        (c->st == CS_EXCHANGE && !c->req_done &&
+                         pending(&c->uout, c->uout_off) < OUT_HIGH);
+            if (want && !c->client_eof)
+                client_read(c);
+            else
+                c->mute_in = true;
         }
     }
 done:

@@ -16,7 +16,8 @@
  *   /sleep?ms=D                   small JSON after D ms
  *   /reset                        closes the connection without an answer
  *   /binary                       application/octet-stream with a card number inside
- * Common: ct=TYPE overrides the Content-Type, delay_ms=D sleeps before each chunk.
+ *   /peer                         {"port":N}: the caller's source port (pool reuse checks)
+ * Common: ct=TYPE overrides the Content-Type, delay_ms=D sleeps between chunks.
  * Usage: mm-testapp [--listen 127.0.0.1:PORT]  (port 0: any; prints `ready PORT`). */
 #include "common/common.h"
 
@@ -82,6 +83,9 @@ static struct {
     size_t len;
 } cache[16];
 
+/* Sizes past the cache are made per request (the caller frees *owned). */
+static const char *json_for(size_t size, size_t *len, char **owned);
+
 static const char *cached_json(size_t size, size_t *len)
 {
     const char *r = NULL;
@@ -110,6 +114,22 @@ out:
     return r;
 }
 
+static const char *json_for(size_t size, size_t *len, char **owned)
+{
+    const char *d = cached_json(size, len);
+    mm_buf b;
+
+    *owned = NULL;
+    if (d)
+        return d;
+    mm_buf_init(&b, 0);
+    if (json_body(&b, size) != MM_OK)
+        return NULL;
+    *len = b.len;
+    *owned = mm_buf_steal(&b, NULL);
+    return *owned;
+}
+
 /* ---- streamed bodies ------------------------------------------------------------------ */
 
 typedef enum { ST_BYTES, ST_NDJSON, ST_SSE, ST_LARGE } st_kind;
@@ -133,7 +153,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
     size_t n;
     (void)pos;
 
-    if (s->delay_ms)
+    if (s->delay_ms && s->made > 0) /* the first piece at once, then one per delay */
         sleep_ms(s->delay_ms);
     if (s->kind == ST_BYTES) {
         if (s->off >= s->len)
@@ -145,6 +165,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
             n = max;
         memcpy(buf, s->data + s->off, n);
         s->off += n;
+        s->made += n;
         return (ssize_t)n;
     }
     if (s->pend.len == 0) {
@@ -310,12 +331,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
     if (strcmp(url, "/json") == 0 || strcmp(url, "/hdrs") == 0) {
         size_t len = 0;
-        const char *d = cached_json((size_t)qnum(c, "size", 1024, MAX_BODY), &len);
+        char *owned = NULL;
+        const char *d = json_for((size_t)qnum(c, "size", 1024, MAX_BODY), &len, &owned);
         if (!d)
             return MHD_NO;
         if (delay)
             sleep_ms(delay);
-        r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)d, MHD_RESPMEM_PERSISTENT);
+        r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)d,
+                                            owned ? MHD_RESPMEM_MUST_FREE
+                                                  : MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            mm_free(owned);
         if (r && strcmp(url, "/hdrs") == 0) {
             MHD_add_response_header(r, "Authorization", "Bearer abc.def.ghi");
             MHD_add_response_header(r, "Set-Cookie", "session=s3cr3t; HttpOnly");
@@ -326,12 +352,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (strcmp(url, "/chunked") == 0 || strcmp(url, "/gzip") == 0) {
         size_t len = 0;
-        const char *d = cached_json((size_t)qnum(c, "size", 1024, MAX_BODY), &len);
+        char *owned = NULL;
+        const char *d = json_for((size_t)qnum(c, "size", 1024, MAX_BODY), &len, &owned);
         stream_t *s = d ? stream_new(ST_BYTES, c) : NULL;
         bool gz = strcmp(url, "/gzip") == 0;
-        if (!s)
+        if (!s) {
+            mm_free(owned);
             return MHD_NO;
+        }
         s->data = gz ? gzip_of(d, len, &s->len) : mm_memdup(d, len);
+        mm_free(owned);
         if (!gz)
             s->len = len;
         if (!s->data) {
@@ -439,6 +469,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (strcmp(url, "/reset") == 0)
         return MHD_NO;
+    if (strcmp(url, "/peer") == 0) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char *d = mm_malloc(64);
+        int n;
+        if (!d || !ci)
+            return mm_free(d), MHD_NO;
+        n = snprintf(d, 64, "{\"port\":%u}\n",
+                     (unsigned)ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port));
+        r = MHD_create_response_from_buffer((size_t)n, d, MHD_RESPMEM_MUST_FREE);
+        if (!r)
+            mm_free(d);
+        return queue(c, 200, r, "application/json");
+    }
     if (strcmp(url, "/binary") == 0) {
         static const char bin[] = "\x01\x02" "card 4111 1111 1111 1111" "\x03";
         r = MHD_create_response_from_buffer(sizeof(bin) - 1, (void *)(uintptr_t)bin,
