@@ -55,7 +55,8 @@ typedef struct {
 } file_stamp;
 
 struct mm_httpd {
-    char *listen, *cert_file, *key_file;
+    char *listen, *cert_file, *key_file; /* no files: plain HTTP */
+    bool plain;
     size_t body_max;
     unsigned threads, reload_ms;
     struct MHD_Daemon *d;
@@ -529,7 +530,7 @@ static void h_readyz(void *ud, const mm_httpd_req *req, mm_httpd_resp *resp)
     bool has_cert;
     MM_UNUSED(req);
     pthread_mutex_lock(&h->cert_lock);
-    has_cert = h->current != NULL;
+    has_cert = h->plain || h->current != NULL;
     pthread_mutex_unlock(&h->cert_lock);
     resp->content_type = "text/plain; charset=utf-8";
     if (atomic_load(&h->ready) && has_cert) {
@@ -563,8 +564,9 @@ mm_err mm_httpd_new(const mm_httpd_opts *o, mm_httpd **out, mm_errbuf *eb)
     static const char *const reload_labels[] = {"result", NULL};
 
     *out = NULL;
-    if (!o->cert_file || !o->key_file || !o->metrics)
-        return mm_errf(eb, MM_EINVAL, "the server needs a certificate file, a key file and metrics");
+    if (!o->metrics || !o->cert_file != !o->key_file)
+        return mm_errf(eb, MM_EINVAL, "the server needs metrics, and a certificate file with its "
+                       "key file (or neither, for plain HTTP)");
     if (!(h = mm_calloc(1, sizeof(*h))))
         return MM_ENOMEM;
     pthread_mutex_init(&h->cert_lock, NULL);
@@ -580,8 +582,10 @@ mm_err mm_httpd_new(const mm_httpd_opts *o, mm_httpd **out, mm_errbuf *eb)
     h->body_max = o->body_max ? o->body_max : (4u << 20);
     h->threads = o->threads;
     h->reload_ms = o->reload_ms ? o->reload_ms : 1000;
+    h->plain = !o->cert_file;
     if (!(h->listen = mm_strdup(o->listen ? o->listen : "0.0.0.0:8443")) ||
-        !(h->cert_file = mm_strdup(o->cert_file)) || !(h->key_file = mm_strdup(o->key_file))) {
+        (!h->plain && (!(h->cert_file = mm_strdup(o->cert_file)) ||
+                       !(h->key_file = mm_strdup(o->key_file))))) {
         rc = MM_ENOMEM;
         goto fail;
     }
@@ -592,20 +596,23 @@ mm_err mm_httpd_new(const mm_httpd_opts *o, mm_httpd **out, mm_errbuf *eb)
                                    "Time from the request's first byte to its response, by route.",
                                    lat_labels, mm_metrics_latency_buckets,
                                    mm_metrics_latency_buckets_len, &h->m_latency)) != MM_OK ||
-        (rc = mm_metrics_gauge(h->metrics, "maskmesh_tls_certificate_expiry_timestamp_seconds",
-                               "notAfter of the serving certificate, Unix seconds.", NULL,
-                               &h->m_expiry)) != MM_OK ||
-        (rc = mm_metrics_counter(h->metrics, "maskmesh_tls_certificate_reloads_total",
-                                 "Certificate reloads after the files changed, by result.",
-                                 reload_labels, &h->m_reloads)) != MM_OK) {
+        (!h->plain &&
+         ((rc = mm_metrics_gauge(h->metrics, "maskmesh_tls_certificate_expiry_timestamp_seconds",
+                                 "notAfter of the serving certificate, Unix seconds.", NULL,
+                                 &h->m_expiry)) != MM_OK ||
+          (rc = mm_metrics_counter(h->metrics, "maskmesh_tls_certificate_reloads_total",
+                                   "Certificate reloads after the files changed, by result.",
+                                   reload_labels, &h->m_reloads)) != MM_OK))) {
         mm_errf(eb, rc, "registering the server's metrics failed");
         goto fail;
     }
-    stamp_of(h->cert_file, &h->cert_stamp);
-    stamp_of(h->key_file, &h->key_stamp);
-    if ((rc = gen_load(h->cert_file, h->key_file, &g, eb)) != MM_OK)
-        goto fail;
-    publish(h, g);
+    if (!h->plain) {
+        stamp_of(h->cert_file, &h->cert_stamp);
+        stamp_of(h->key_file, &h->key_stamp);
+        if ((rc = gen_load(h->cert_file, h->key_file, &g, eb)) != MM_OK)
+            goto fail;
+        publish(h, g);
+    }
     if ((rc = mm_httpd_route(h, "GET", "/healthz", false, h_healthz, h)) != MM_OK ||
         (rc = mm_httpd_route(h, "GET", "/readyz", false, h_readyz, h)) != MM_OK ||
         (rc = mm_httpd_route(h, "GET", "/metrics", false, h_metrics, h)) != MM_OK)
@@ -673,8 +680,8 @@ mm_err mm_httpd_start(mm_httpd *h, mm_errbuf *eb)
 {
     struct sockaddr_storage ss;
     unsigned threads = h->threads;
-    unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC;
     const union MHD_DaemonInfo *info;
     mm_err rc;
 
@@ -686,6 +693,26 @@ mm_err mm_httpd_start(mm_httpd *h, mm_errbuf *eb)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 && n < 256 ? (unsigned)n : 2;
     }
+    if (h->plain) { /* an admin port (metrics, probes) inside the cluster network */
+        h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10),
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                                MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                                MHD_OPTION_END);
+        if (!h->d)
+            return mm_errf(eb, MM_EIO, "cannot serve HTTP on %s: %s", h->listen,
+                           errno ? strerror(errno) : "libmicrohttpd refused the options");
+        info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+        h->port = info ? info->port : 0;
+        h->stopping = false;
+        return MM_OK;
+    }
+    flags |= MHD_USE_TLS;
     pthread_mutex_lock(&owner_lock);
     if (tls_owner && tls_owner != h) {
         pthread_mutex_unlock(&owner_lock);

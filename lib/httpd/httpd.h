@@ -33,7 +33,8 @@ typedef void (*mm_httpd_handler)(void *ud, const mm_httpd_req *req, mm_httpd_res
 
 typedef struct {
     const char *listen;    /* "ADDR:PORT" or "[V6ADDR]:PORT"; port 0 picks a free one */
-    const char *cert_file; /* PEM chain, leaf first */
+    const char *cert_file; /* PEM chain, leaf first; NULL (with key_file NULL): plain HTTP,
+                              for admin ports (probes, metrics) */
     const char *key_file;  /* PEM private key */
     size_t body_max;       /* bigger bodies get 413; 0: 4 MiB */
     unsigned threads;      /* worker threads (each with its own epoll); 0: one per CPU */

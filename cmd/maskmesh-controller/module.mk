@@ -1,0 +1,1 @@
+maskmesh-controller_MODULES := controller httpd

@@ -1,0 +1,786 @@
+/* lib/controller: informers, a namespace-keyed work queue with backoff, and the reconcile
+ * that renders policies into the ConfigMap, NetworkPolicies and status. */
+#include "controller/controller.h"
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+
+#define QUEUE_MAX 100000          /* namespaces waiting at once */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
+#define INDEX_MAX 1000000         /* policies known at once */
+
+static const mm_k8s_ref POLICIES = {"maskmesh.io", "v1alpha1", "maskingpolicies", NULL, NULL, NULL};
+static const mm_k8s_ref CONFIGMAPS = {"", "v1", "configmaps", NULL, NULL, NULL};
+static const mm_k8s_ref NETPOLS = {"networking.k8s.io", "v1", "networkpolicies", NULL, NULL, NULL};
+
+typedef struct {
+    char *ns;
+    uint64_t not_before_ns; /* monotonic; 0: now */
+    unsigned failures;
+} qitem;
+
+typedef struct {
+    char *ns, *name;
+} pkey;
+
+struct mm_ctrl {
+    mm_ctrl_opts o;
+    char *field_manager;
+    char *identity;
+    struct json_object *monitoring; /* NetworkPolicyPeer array or NULL */
+    char **namespaces;              /* NULL-terminated copy; NULL: all */
+    size_t n_ns;
+    mm_k8s_informer **inf;          /* 3 per watched namespace (or 3 cluster-wide) */
+    size_t n_inf;
+
+    pthread_mutex_t lock; /* guards queue, failures, index, stopping */
+    pthread_cond_t cond;
+    qitem *queue;
+    size_t nq, capq;
+    pkey *index; /* policies known: namespace and name */
+    size_t nidx, capidx;
+    bool stopping;
+    atomic_bool active;
+    pthread_t worker;
+    bool worker_running;
+    uint64_t next_resync_ns;
+
+    _Atomic uint64_t reconciles, failures, writes;
+    mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_writes;
+};
+
+/* ---- queue ---------------------------------------------------------------------------- */
+
+/* Adds ns (dedup). With delay_ms > 0 the item waits; failures carry the item's backoff. */
+static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned failures)
+{
+    uint64_t when = delay_ms > 0 ? mm_now_ns() + (uint64_t)delay_ms * 1000000ull : 0;
+    for (size_t i = 0; i < c->nq; i++)
+        if (strcmp(c->queue[i].ns, ns) == 0) {
+            if (when < c->queue[i].not_before_ns) /* an event beats a pending retry */
+                c->queue[i].not_before_ns = when;
+            if (failures > c->queue[i].failures)
+                c->queue[i].failures = failures;
+            return;
+        }
+    if (c->nq == QUEUE_MAX) {
+        mm_log(MM_LOG_ERROR, "work queue full; a periodic resync will catch up", "namespace", ns, NULL);
+        return;
+    }
+    if (c->nq == c->capq) {
+        size_t cap = c->capq ? c->capq * 2 : 64;
+        qitem *q = mm_realloc(c->queue, cap * sizeof(*q));
+        if (!q)
+            return; /* the periodic resync will catch up */
+        c->queue = q;
+        c->capq = cap;
+    }
+    char *copy = mm_strdup(ns);
+    if (!copy)
+        return;
+    c->queue[c->nq++] = (qitem){copy, when, failures};
+    pthread_cond_signal(&c->cond);
+}
+
+static void enqueue(mm_ctrl *c, const char *ns)
+{
+    pthread_mutex_lock(&c->lock);
+    enqueue_locked(c, ns, 0, 0);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the index of policies ------------------------------------------------------------ */
+
+static const char *meta_str(struct json_object *o, const char *field)
+{
+    struct json_object *m = NULL, *v = NULL;
+    if (!json_object_object_get_ex(o, "metadata", &m) || !json_object_object_get_ex(m, field, &v))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static void index_set(mm_ctrl *c, const char *ns, const char *name, bool present)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nidx; i++)
+        if (strcmp(c->index[i].ns, ns) == 0 && strcmp(c->index[i].name, name) == 0) {
+            if (!present) {
+                mm_free(c->index[i].ns);
+                mm_free(c->index[i].name);
+                c->index[i] = c->index[--c->nidx];
+            }
+            goto out;
+        }
+    if (present && c->nidx < INDEX_MAX) {
+        if (c->nidx == c->capidx) {
+            size_t cap = c->capidx ? c->capidx * 2 : 64;
+            pkey *v = mm_realloc(c->index, cap * sizeof(*v));
+            if (!v)
+                goto out;
+            c->index = v;
+            c->capidx = cap;
+        }
+        char *a = mm_strdup(ns), *b = mm_strdup(name);
+        if (!a || !b) {
+            mm_free(a);
+            mm_free(b);
+            goto out;
+        }
+        c->index[c->nidx++] = (pkey){a, b};
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The names of the namespace's policies, sorted (caller frees each and the array). */
+static char **index_names(mm_ctrl *c, const char *ns, size_t *n)
+{
+    char **v = NULL;
+    size_t k = 0;
+    pthread_mutex_lock(&c->lock);
+    if ((v = mm_calloc(c->nidx + 1, sizeof(char *))))
+        for (size_t i = 0; i < c->nidx; i++)
+            if (strcmp(c->index[i].ns, ns) == 0 && (v[k] = mm_strdup(c->index[i].name)))
+                k++;
+    pthread_mutex_unlock(&c->lock);
+    *n = k;
+    return v;
+}
+
+/* ---- informer handlers ---------------------------------------------------------------- */
+
+static void pol_add(void *ud, struct json_object *o)
+{
+    mm_ctrl *c = ud;
+    const char *ns = meta_str(o, "namespace"), *name = meta_str(o, "name");
+    if (!ns || !name)
+        return;
+    index_set(c, ns, name, true);
+    enqueue(c, ns);
+}
+
+static void pol_update(void *ud, struct json_object *old_obj, struct json_object *o)
+{
+    MM_UNUSED(old_obj);
+    pol_add(ud, o);
+}
+
+static void pol_delete(void *ud, struct json_object *o)
+{
+    mm_ctrl *c = ud;
+    const char *ns = meta_str(o, "namespace"), *name = meta_str(o, "name");
+    if (!ns || !name)
+        return;
+    index_set(c, ns, name, false);
+    enqueue(c, ns);
+}
+
+/* A managed object changed or went: the namespace is checked again (drift repair). */
+static void owned_any(void *ud, struct json_object *o)
+{
+    const char *ns = meta_str(o, "namespace");
+    if (ns)
+        enqueue(ud, ns);
+}
+
+static void owned_update(void *ud, struct json_object *old_obj, struct json_object *o)
+{
+    MM_UNUSED(old_obj);
+    owned_any(ud, o);
+}
+
+/* ---- reconcile ------------------------------------------------------------------------ */
+
+static void count_write(mm_ctrl *c)
+{
+    atomic_fetch_add(&c->writes, 1);
+    mm_metric_add(c->m_writes, NULL, 1);
+}
+
+static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const char *name,
+                    struct json_object *obj, mm_errbuf *eb)
+{
+    mm_k8s_ref ref = *kind;
+    mm_k8s_result res = {0};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true};
+    const char *body = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+    ref.ns = ns;
+    ref.name = name;
+    mm_err rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_APPLY, body, strlen(body), &po, &res, eb);
+    count_write(c);
+    mm_k8s_result_clear(&res);
+    return rc;
+}
+
+static struct json_object *field(struct json_object *o, const char *a, const char *b)
+{
+    struct json_object *x = NULL, *y = NULL;
+    if (!o || !json_object_object_get_ex(o, a, &x))
+        return NULL;
+    if (!b)
+        return x;
+    return json_object_object_get_ex(x, b, &y) ? y : NULL;
+}
+
+/* The parts of a managed object maskmesh decides: equal means no write. */
+static bool same(struct json_object *actual, struct json_object *desired, const char *a, const char *b)
+{
+    struct json_object *x = field(actual, a, b), *y = field(desired, a, b);
+    if (!x || !y)
+        return !x && !y;
+    return json_object_equal(x, y) != 0;
+}
+
+static bool owners_same(struct json_object *actual, struct json_object *desired)
+{
+    struct json_object *x = field(actual, "metadata", "ownerReferences"),
+                       *y = field(desired, "metadata", "ownerReferences");
+    size_t nx = x ? json_object_array_length(x) : 0, ny = y ? json_object_array_length(y) : 0;
+    if (nx != ny)
+        return false;
+    for (size_t i = 0; i < ny; i++) {
+        const char *uid = json_object_get_string(field(json_object_array_get_idx(y, i), "uid", NULL));
+        bool found = false;
+        for (size_t j = 0; j < nx && !found; j++)
+            found = strcmp(json_object_get_string(field(json_object_array_get_idx(x, j), "uid", NULL)),
+                           uid) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static bool label_same(struct json_object *actual, struct json_object *desired)
+{
+    struct json_object *la = field(actual, "metadata", "labels"), *ld = field(desired, "metadata", "labels");
+    json_object_object_foreach(ld, k, v) {
+        struct json_object *x = NULL;
+        if (!la || !json_object_object_get_ex(la, k, &x) || !json_object_equal(x, v))
+            return false;
+    }
+    return true;
+}
+
+static void now_rfc3339(char out[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* An events.k8s.io/v1 Event on the policy (best effort: a lost Event is only a lost note). */
+static void event(mm_ctrl *c, struct json_object *policy, bool warning, const char *reason,
+                  const char *note)
+{
+    char micro[MM_K8S_MICROTIME_LEN + 1], name[300];
+    mm_k8s_result res = {0};
+    mm_errbuf eb;
+    const char *ns = meta_str(policy, "namespace"), *pname = meta_str(policy, "name");
+    int64_t now = mm_k8s_now_us();
+    mm_k8s_format_microtime(now, micro);
+    snprintf(name, sizeof(name), "%.240s.%llx", pname, (unsigned long long)now * 1000ull);
+    struct json_object *e = json_object_new_object(), *m = json_object_new_object(),
+                       *r = json_object_new_object();
+    if (!e || !m || !r) {
+        json_object_put(e);
+        json_object_put(m);
+        json_object_put(r);
+        return;
+    }
+    json_object_object_add(e, "apiVersion", json_object_new_string("events.k8s.io/v1"));
+    json_object_object_add(e, "kind", json_object_new_string("Event"));
+    json_object_object_add(m, "name", json_object_new_string(name));
+    json_object_object_add(m, "namespace", json_object_new_string(ns));
+    json_object_object_add(e, "metadata", m);
+    json_object_object_add(e, "eventTime", json_object_new_string(micro));
+    json_object_object_add(e, "reportingController", json_object_new_string("maskmesh.io/controller"));
+    json_object_object_add(e, "reportingInstance", json_object_new_string(c->identity));
+    json_object_object_add(e, "action", json_object_new_string("Reconcile"));
+    json_object_object_add(e, "reason", json_object_new_string(reason));
+    json_object_object_add(e, "type", json_object_new_string(warning ? "Warning" : "Normal"));
+    json_object_object_add(e, "note", json_object_new_string(note));
+    json_object_object_add(r, "apiVersion", json_object_new_string("maskmesh.io/v1alpha1"));
+    json_object_object_add(r, "kind", json_object_new_string("MaskingPolicy"));
+    json_object_object_add(r, "name", json_object_new_string(pname));
+    json_object_object_add(r, "namespace", json_object_new_string(ns));
+    if (meta_str(policy, "uid"))
+        json_object_object_add(r, "uid", json_object_new_string(meta_str(policy, "uid")));
+    json_object_object_add(e, "regarding", r);
+    mm_k8s_ref ref = {"events.k8s.io", "v1", "events", ns, NULL, NULL};
+    mm_k8s_write_opts wo = {.field_manager = c->field_manager};
+    if (mm_k8s_create(c->o.client, &ref, e, &wo, &res, &eb) != MM_OK)
+        mm_log(MM_LOG_WARN, "could not record an event", "policy", pname, "error", eb.msg, NULL);
+    mm_k8s_result_clear(&res);
+    json_object_put(e);
+}
+
+/* Writes status when it differs from what the policy says now; an Event on Ready changes. */
+static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, const char *reason,
+                         const char *message, bool rendered, size_t rules, mm_errbuf *eb)
+{
+    struct json_object *st = field(policy, "status", NULL), *conds = field(st, "conditions", NULL);
+    struct json_object *old = NULL;
+    const char *ns = meta_str(policy, "namespace"), *name = meta_str(policy, "name");
+    int64_t gen = json_object_get_int64(field(policy, "metadata", "generation"));
+    char npname[300], ts[32];
+    mm_err rc = MM_OK;
+
+    snprintf(npname, sizeof(npname), "maskmesh-%.240s", name);
+    for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
+        struct json_object *cd = json_object_array_get_idx(conds, i);
+        if (strcmp(json_object_get_string(field(cd, "type", NULL)) ?: "", "Ready") == 0)
+            old = cd;
+    }
+    const char *want_status = ready ? "True" : "False";
+    bool cond_same = old && strcmp(json_object_get_string(field(old, "status", NULL)) ?: "", want_status) == 0 &&
+                     strcmp(json_object_get_string(field(old, "reason", NULL)) ?: "", reason) == 0 &&
+                     strcmp(json_object_get_string(field(old, "message", NULL)) ?: "", message) == 0 &&
+                     json_object_get_int64(field(old, "observedGeneration", NULL)) == gen;
+    bool rest_same = st && json_object_get_int64(field(st, "observedGeneration", NULL)) == gen &&
+                     json_object_get_int64(field(st, "ruleCount", NULL)) == (int64_t)rules &&
+                     (!rendered || (strcmp(json_object_get_string(field(st, "configMap", NULL)) ?: "",
+                                           MM_POLICY_CONFIGMAP) == 0 &&
+                                    strcmp(json_object_get_string(field(st, "networkPolicy", NULL)) ?: "",
+                                           npname) == 0));
+    if (cond_same && rest_same)
+        return MM_OK; /* nothing to say: no write */
+
+    /* the transition time moves only when the status of the condition does */
+    bool flipped = !old || strcmp(json_object_get_string(field(old, "status", NULL)) ?: "", want_status) != 0;
+    if (flipped)
+        now_rfc3339(ts);
+    else
+        snprintf(ts, sizeof(ts), "%s", json_object_get_string(field(old, "lastTransitionTime", NULL)) ?: "");
+
+    mm_buf patch;
+    mm_buf_init(&patch, 0);
+    mm_buf_printf(&patch, "{\"status\":{\"observedGeneration\":%lld,\"ruleCount\":%zu,",
+                  (long long)gen, rules);
+    if (rendered)
+        mm_buf_printf(&patch, "\"configMap\":\"%s\",\"networkPolicy\":", MM_POLICY_CONFIGMAP);
+    if (rendered)
+        mm_buf_put_json_str(&patch, npname, strlen(npname));
+    else
+        mm_buf_puts(&patch, "\"configMap\":null");
+    mm_buf_printf(&patch, ",\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\",\"reason\":\"%s\","
+                          "\"observedGeneration\":%lld,\"lastTransitionTime\":\"%s\",\"message\":",
+                  want_status, reason, (long long)gen, ts);
+    mm_buf_put_json_str(&patch, message, strlen(message));
+    if (mm_buf_puts(&patch, "}]}}") != MM_OK) {
+        mm_buf_free(&patch);
+        return mm_errf(eb, MM_ENOMEM, "out of memory");
+    }
+    mm_k8s_ref ref = POLICIES;
+    mm_k8s_result res = {0};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager};
+    ref.ns = ns;
+    ref.name = name;
+    ref.subresource = "status";
+    rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_MERGE, patch.data, patch.len, &po, &res, eb);
+    count_write(c);
+    mm_k8s_result_clear(&res);
+    mm_buf_free(&patch);
+    if (rc == MM_OK && flipped)
+        event(c, policy, !ready, reason, message);
+    return rc;
+}
+
+static mm_k8s_informer *informer_for(mm_ctrl *c, int kind, const char *ns)
+{
+    size_t per = 3;
+    if (!c->namespaces)
+        return c->inf[kind];
+    for (size_t i = 0; i < c->n_ns; i++)
+        if (strcmp(c->namespaces[i], ns) == 0)
+            return c->inf[i * per + (size_t)kind];
+    return NULL;
+}
+
+mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK, first = MM_OK;
+    size_t n = 0, nvalid = 0;
+    char **names = index_names(c, ns, &n);
+    struct json_object **pols = NULL, **valid = NULL, *cm = NULL, *cm_actual = NULL;
+    char **why = NULL;
+    mm_k8s_informer *pinf = informer_for(c, 0, ns), *cinf = informer_for(c, 1, ns),
+                    *ninf = informer_for(c, 2, ns);
+    mm_errbuf web;
+
+    if (!names || !pinf)
+        return mm_errf(eb, names ? MM_EINVAL : MM_ENOMEM, "namespace %s is not watched", ns);
+    if (!(pols = mm_calloc(n + 1, sizeof(*pols))) || !(valid = mm_calloc(n + 1, sizeof(*valid))) ||
+        !(why = mm_calloc(n + 1, sizeof(*why)))) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        mm_policy *model = NULL;
+        mm_errbuf peb = {{0}};
+        if (!(pols[i] = mm_k8s_informer_get(pinf, ns, names[i])))
+            continue; /* gone since indexed: its delete event reconciles again */
+        if (mm_policy_from_json(pols[i], names[i], &model, NULL, &peb) == MM_OK)
+            valid[nvalid++] = pols[i];
+        else if (!(why[i] = mm_strdup(peb.msg[0] ? peb.msg : "invalid")))
+            rc = MM_ENOMEM;
+        mm_policy_free(model);
+    }
+    if (rc != MM_OK) {
+        rc = mm_errf(eb, rc, "out of memory");
+        goto out;
+    }
+
+    /* the ConfigMap: the valid policies, or nothing when there are none */
+    cm_actual = mm_k8s_informer_get(cinf, ns, MM_POLICY_CONFIGMAP);
+    if (nvalid) {
+        if ((rc = mm_policy_render_configmap(valid, nvalid, ns, &cm, eb)) != MM_OK)
+            goto out;
+        if (!cm_actual || !same(cm_actual, cm, "data", MM_POLICY_CONFIGMAP_KEY) ||
+            !owners_same(cm_actual, cm) || !label_same(cm_actual, cm))
+            if ((rc = apply(c, &CONFIGMAPS, ns, MM_POLICY_CONFIGMAP, cm, &web)) != MM_OK && first == MM_OK) {
+                first = rc;
+                mm_errf(eb, rc, "%s: ConfigMap %s: %s", ns, MM_POLICY_CONFIGMAP, web.msg);
+            }
+    } else if (cm_actual) {
+        mm_k8s_ref ref = CONFIGMAPS;
+        mm_k8s_result res = {0};
+        mm_k8s_delete_opts d = {.precondition_uid = meta_str(cm_actual, "uid"), .grace_period_seconds = -1};
+        ref.ns = ns;
+        ref.name = MM_POLICY_CONFIGMAP;
+        rc = mm_k8s_delete(c->o.client, &ref, &d, &res, &web);
+        count_write(c);
+        mm_k8s_result_clear(&res);
+        if (rc != MM_OK && rc != MM_ENOTFOUND && first == MM_OK) {
+            first = rc;
+            mm_errf(eb, rc, "%s: deleting ConfigMap %s: %s", ns, MM_POLICY_CONFIGMAP, web.msg);
+        }
+        rc = MM_OK;
+    }
+    mm_err cm_rc = first;
+
+    /* per policy: its NetworkPolicy when valid, and its status either way */
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *p = pols[i], *np = NULL, *np_actual = NULL;
+        char npname[300], msg[MM_ERRBUF_SIZE + 64];
+        size_t rules = json_object_array_length(field(field(p, "spec", NULL), "rules", NULL));
+        if (!p)
+            continue;
+        if (why[i]) {
+            snprintf(msg, sizeof(msg), "%s", why[i]);
+            rc = set_status(c, p, false, "InvalidPolicy", msg, false, rules, &web);
+        } else {
+            snprintf(npname, sizeof(npname), "maskmesh-%.240s", names[i]);
+            mm_err ap = cm_rc;
+            if ((rc = mm_policy_render_networkpolicy(p, c->monitoring, &np, &web)) == MM_OK) {
+                np_actual = mm_k8s_informer_get(ninf, ns, npname);
+                if (!np_actual || !same(np_actual, np, "spec", NULL) || !owners_same(np_actual, np) ||
+                    !label_same(np_actual, np))
+                    if ((rc = apply(c, &NETPOLS, ns, npname, np, &web)) != MM_OK)
+                        ap = rc;
+            } else {
+                ap = rc;
+            }
+            if (ap != MM_OK) {
+                snprintf(msg, sizeof(msg), "applying failed: %s", cm_rc != MM_OK ? eb->msg : web.msg);
+                if (first == MM_OK) {
+                    first = ap;
+                    mm_errf(eb, ap, "%s/%s: %s", ns, names[i], msg);
+                }
+                rc = set_status(c, p, false, "ApplyFailed", msg, false, rules, &web);
+            } else {
+                snprintf(msg, sizeof(msg), "rendered into ConfigMap %s and NetworkPolicy %s",
+                         MM_POLICY_CONFIGMAP, npname);
+                rc = set_status(c, p, true, "Rendered", msg, true, rules, &web);
+            }
+            json_object_put(np);
+            json_object_put(np_actual);
+        }
+        if (rc != MM_OK && rc != MM_ENOTFOUND && first == MM_OK) {
+            first = rc;
+            mm_errf(eb, rc, "%s/%s: status: %s", ns, names[i], web.msg);
+        }
+    }
+    rc = first;
+out:
+    for (size_t i = 0; i < n; i++) {
+        json_object_put(pols ? pols[i] : NULL);
+        mm_free(why ? why[i] : NULL);
+        mm_free(names[i]);
+    }
+    mm_free(names);
+    mm_free(pols);
+    mm_free(valid);
+    mm_free(why);
+    json_object_put(cm);
+    json_object_put(cm_actual);
+    return rc;
+}
+
+/* ---- the worker ----------------------------------------------------------------------- */
+
+static void resync_all(mm_ctrl *c)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->nidx; i++)
+        enqueue_locked(c, c->index[i].ns, 0, 0);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    mm_ctrl *c = arg;
+    for (;;) {
+        qitem it = {0};
+        bool got = false;
+        pthread_mutex_lock(&c->lock);
+        while (!c->stopping) {
+            uint64_t now = mm_now_ns(), wake = now + 1000000000ull;
+            if (now >= c->next_resync_ns) {
+                c->next_resync_ns = now + (uint64_t)c->o.resync_s * 1000000000ull;
+                pthread_mutex_unlock(&c->lock);
+                resync_all(c);
+                pthread_mutex_lock(&c->lock);
+            }
+            if (atomic_load(&c->active))
+                for (size_t i = 0; i < c->nq; i++) {
+                    if (c->queue[i].not_before_ns <= now) {
+                        it = c->queue[i];
+                        c->queue[i] = c->queue[--c->nq];
+                        got = true;
+                        break;
+                    }
+                    if (c->queue[i].not_before_ns < wake)
+                        wake = c->queue[i].not_before_ns;
+                }
+            if (got)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t until = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + (wake - now);
+            ts.tv_sec = (time_t)(until / 1000000000ull);
+            ts.tv_nsec = (long)(until % 1000000000ull);
+            pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+        }
+        mm_metric_set(c->m_queue, NULL, (double)c->nq);
+        pthread_mutex_unlock(&c->lock);
+        if (!got)
+            return NULL;
+
+        mm_errbuf eb = {{0}};
+        uint64_t t0 = mm_now_ns();
+        mm_err rc = mm_ctrl_reconcile(c, it.ns, &eb);
+        double secs = (double)(mm_now_ns() - t0) / 1e9;
+        mm_metric_observe(c->m_duration, NULL, secs);
+        atomic_fetch_add(&c->reconciles, 1);
+        if (rc == MM_OK) {
+            mm_metric_add(c->m_reconciles, (const char *const[]){"success"}, 1);
+        } else {
+            /* rate-limited retry: 100 ms doubling to 30 s, per namespace */
+            unsigned f = it.failures + 1;
+            long delay = BACKOFF_MIN_MS << (f > 9 ? 9 : f - 1);
+            if (delay > BACKOFF_MAX_MS)
+                delay = BACKOFF_MAX_MS;
+            atomic_fetch_add(&c->failures, 1);
+            mm_metric_add(c->m_reconciles, (const char *const[]){"error"}, 1);
+            mm_log(MM_LOG_WARN, "reconcile failed; retrying", "namespace", it.ns, "error", eb.msg, NULL);
+            pthread_mutex_lock(&c->lock);
+            enqueue_locked(c, it.ns, delay, f);
+            pthread_mutex_unlock(&c->lock);
+        }
+        mm_free(it.ns);
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    mm_ctrl *c = mm_calloc(1, sizeof(*c));
+    char host[256] = "maskmesh-controller";
+
+    if (!c)
+        return mm_errf(eb, MM_ENOMEM, "out of memory");
+    pthread_mutex_init(&c->lock, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    c->o = *o;
+    if (!c->o.resync_s)
+        c->o.resync_s = 300;
+    gethostname(host, sizeof(host) - 1);
+    if (!(c->field_manager = mm_strdup(o->field_manager ? o->field_manager : "maskmesh-controller")) ||
+        !(c->identity = mm_strdup(o->identity ? o->identity : host))) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (o->monitoring_from && *o->monitoring_from) {
+        c->monitoring = json_tokener_parse(o->monitoring_from);
+        if (!c->monitoring || !json_object_is_type(c->monitoring, json_type_array)) {
+            rc = mm_errf(eb, MM_EINVAL, "--monitoring-from: expected a JSON array of NetworkPolicyPeer");
+            goto fail;
+        }
+    }
+    if (o->namespaces && o->namespaces[0]) {
+        while (o->namespaces[c->n_ns])
+            c->n_ns++;
+        if (!(c->namespaces = mm_calloc(c->n_ns + 1, sizeof(char *)))) {
+            rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < c->n_ns; i++)
+            if (!(c->namespaces[i] = mm_strdup(o->namespaces[i]))) {
+                rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+                goto fail;
+            }
+    }
+    size_t scopes = c->namespaces ? c->n_ns : 1;
+    if (!(c->inf = mm_calloc(scopes * 3, sizeof(*c->inf)))) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t s = 0; s < scopes; s++) {
+        const mm_k8s_ref *kinds[3] = {&POLICIES, &CONFIGMAPS, &NETPOLS};
+        for (int k = 0; k < 3; k++) {
+            mm_k8s_ref ref = *kinds[k];
+            mm_k8s_informer_opts io = {0};
+            mm_k8s_handlers h = {.ud = c};
+            ref.ns = c->namespaces ? c->namespaces[s] : NULL;
+            if (k == 0) {
+                h.on_add = pol_add;
+                h.on_update = pol_update;
+                h.on_delete = pol_delete;
+            } else {
+                io.label_selector = MM_MANAGED_BY_LABEL "=" MM_MANAGED_BY_VALUE;
+                h.on_add = owned_any;
+                h.on_update = owned_update;
+                h.on_delete = owned_any;
+            }
+            if ((rc = mm_k8s_informer_new(o->client, &ref, &io, &h, &c->inf[c->n_inf], eb)) != MM_OK)
+                goto fail;
+            c->n_inf++;
+        }
+    }
+    if (o->metrics) {
+        static const char *const result[] = {"result", NULL};
+        if ((rc = mm_metrics_counter(o->metrics, "maskmesh_controller_reconciles_total",
+                                     "Namespace reconciles, by result.", result, &c->m_reconciles)) != MM_OK ||
+            (rc = mm_metrics_histogram(o->metrics, "maskmesh_controller_reconcile_duration_seconds",
+                                       "Time one namespace reconcile took.", NULL,
+                                       mm_metrics_latency_buckets, mm_metrics_latency_buckets_len,
+                                       &c->m_duration)) != MM_OK ||
+            (rc = mm_metrics_gauge(o->metrics, "maskmesh_controller_queue_depth",
+                                   "Namespaces waiting to be reconciled.", NULL, &c->m_queue)) != MM_OK ||
+            (rc = mm_metrics_gauge(o->metrics, "maskmesh_controller_leader",
+                                   "1 while this replica reconciles.", NULL, &c->m_leader)) != MM_OK ||
+            (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_writes_total",
+                                     "Applies, deletes and status patches sent to the API server.",
+                                     NULL, &c->m_writes)) != MM_OK) {
+            mm_errf(eb, rc, "registering the controller's metrics failed");
+            goto fail;
+        }
+    }
+    *out = c;
+    return MM_OK;
+fail:
+    mm_ctrl_free(c);
+    return rc;
+}
+
+mm_err mm_ctrl_start(mm_ctrl *c, mm_errbuf *eb)
+{
+    mm_err rc;
+    for (size_t i = 0; i < c->n_inf; i++)
+        if ((rc = mm_k8s_informer_start(c->inf[i], eb)) != MM_OK)
+            return rc;
+    c->next_resync_ns = mm_now_ns() + (uint64_t)c->o.resync_s * 1000000000ull;
+    if (pthread_create(&c->worker, NULL, worker_main, c) != 0)
+        return mm_errf(eb, MM_EIO, "cannot start the controller's worker thread");
+    c->worker_running = true;
+    return MM_OK;
+}
+
+void mm_ctrl_set_active(mm_ctrl *c, bool active)
+{
+    atomic_store(&c->active, active);
+    mm_metric_set(c->m_leader, NULL, active ? 1 : 0);
+    if (active)
+        resync_all(c); /* a new leader looks at everything once */
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool mm_ctrl_synced(mm_ctrl *c)
+{
+    for (size_t i = 0; i < c->n_inf; i++)
+        if (!mm_k8s_informer_synced(c->inf[i]))
+            return false;
+    return true;
+}
+
+void mm_ctrl_stop(mm_ctrl *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    if (c->worker_running) {
+        pthread_join(c->worker, NULL);
+        c->worker_running = false;
+    }
+    for (size_t i = 0; i < c->n_inf; i++)
+        mm_k8s_informer_stop(c->inf[i]);
+}
+
+void mm_ctrl_free(mm_ctrl *c)
+{
+    if (!c)
+        return;
+    mm_ctrl_stop(c);
+    for (size_t i = 0; i < c->n_inf; i++)
+        mm_k8s_informer_free(c->inf[i]);
+    mm_free(c->inf);
+    for (size_t i = 0; i < c->nq; i++)
+        mm_free(c->queue[i].ns);
+    mm_free(c->queue);
+    for (size_t i = 0; i < c->nidx; i++) {
+        mm_free(c->index[i].ns);
+        mm_free(c->index[i].name);
+    }
+    mm_free(c->index);
+    for (size_t i = 0; c->namespaces && i < c->n_ns; i++)
+        mm_free(c->namespaces[i]);
+    mm_free(c->namespaces);
+    json_object_put(c->monitoring);
+    mm_free(c->field_manager);
+    mm_free(c->identity);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+    mm_free(c);
+}
+
+void mm_ctrl_get_stats(mm_ctrl *c, mm_ctrl_stats *out)
+{
+    out->reconciles = atomic_load(&c->reconciles);
+    out->failures = atomic_load(&c->failures);
+    out->writes = atomic_load(&c->writes);
+    pthread_mutex_lock(&c->lock);
+    out->queued = c->nq;
+    pthread_mutex_unlock(&c->lock);
+}

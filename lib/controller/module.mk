@@ -1,0 +1,1 @@
+controller_DEPS := k8s policy metrics common
