@@ -15,7 +15,7 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUN = os.path.join(os.path.dirname(HERE), "run")
+RUN = os.environ.get("STANDIN_RUN") or os.path.join(os.path.dirname(HERE), "run")
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 SAMPLES = "/work/shared/k8s-samples"
 READONLY = "readonly-token-for-tests"
