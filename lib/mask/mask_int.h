@@ -52,7 +52,12 @@ typedef mm_err (*det_match_fn)(void *ctx, const det_match *m);
 
 /* Scans `n` bytes of text (a decoded JSON string, a numeric literal's text, or a text body
  * line). Must be fast where nothing matches: this runs on every value. Per-thread scratch
- * (PCRE2 match data) lives in `scratch`, made by det_scratch_new for one thread/stream. */
+ * (PCRE2 match data) lives in `scratch`, made by det_scratch_new for one thread/stream.
+ * Errors: MM_EINVAL when the set was not compiled or the scratch was made for another set;
+ * MM_ELIMIT when a pattern hits its match limit (catastrophic backtracking) or a value has
+ * more than 65536 matches; MM_ENOMEM; or the callback's error. On error nothing more is
+ * reported, and the caller should treat the value as not scannable (onError). What each
+ * built-in accepts is documented at the top of detect.c. */
 typedef struct det_scratch det_scratch;
 mm_err det_scratch_new(const det_set *s, det_scratch **out);
 void det_scratch_free(det_scratch *sc);
