@@ -31,8 +31,8 @@ static void wait_ms(long ms) { k8s_sleep_ms(ms); }
 
 static double since(uint64_t t0) { return (double)(mm_now_ns() - t0) / 1e9; }
 
-/* POST /_maskmesh/fault with the admin token and the stand-in's CA. */
-static void fault(const char *json)
+/* POSTs body to path with the admin token and the stand-in's CA; returns the HTTP code. */
+static long post_admin(const char *path, const char *body)
 {
     CURL *h = curl_easy_init();
     struct curl_slist *hd = NULL;
@@ -41,27 +41,63 @@ static void fault(const char *json)
     assert_non_null(h);
     mm_buf_init(&url, 0);
     mm_buf_init(&auth, 0);
-    assert_int_equal(mm_buf_printf(&url, "%s/_maskmesh/fault", g_cfg->server), MM_OK);
+    assert_int_equal(mm_buf_printf(&url, "%s%s", g_cfg->server, path), MM_OK);
     assert_int_equal(mm_buf_printf(&auth, "Authorization: Bearer %s", g_cfg->token), MM_OK);
     hd = curl_slist_append(hd, mm_buf_cstr(&auth));
     hd = curl_slist_append(hd, "Content-Type: application/json");
     struct curl_blob ca = {g_cfg->ca_data, g_cfg->ca_len, CURL_BLOB_COPY};
+    FILE *devnull = fopen("/dev/null", "w");
+    assert_non_null(devnull);
     curl_easy_setopt(h, CURLOPT_URL, mm_buf_cstr(&url));
     curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, NULL);
-    FILE *devnull = fopen("/dev/null", "w");
     curl_easy_setopt(h, CURLOPT_WRITEDATA, devnull);
     assert_int_equal(curl_easy_perform(h), CURLE_OK);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    assert_int_equal(code, 200);
     fclose(devnull);
     curl_slist_free_all(hd);
     curl_easy_cleanup(h);
     mm_buf_free(&url);
     mm_buf_free(&auth);
+    return code;
+}
+
+/* Sets a fault: `knob` is the README's POST /_maskmesh/fault body. A stand-in build that
+ * serves the older /_fault endpoint (one {"action": ...} per call) gets `action` instead. */
+static void fault2(const char *knob, const char *action)
+{
+    static int dialect; /* 0 unknown, 1 /_maskmesh/fault, 2 /_fault */
+    long code;
+    if (dialect != 2) {
+        code = post_admin("/_maskmesh/fault", knob);
+        if (code == 200) {
+            dialect = 1;
+            return;
+        }
+        assert_int_equal(code, 404);
+    }
+    code = post_admin("/_fault", action);
+    assert_int_equal(code, 200);
+    dialect = 2;
+}
+
+#define FAULT_DROP_WATCHES() fault2("{\"dropWatches\":true}", "{\"action\":\"drop-watches\"}")
+#define FAULT_COMPACT() fault2("{\"compact\":true}", "{\"action\":\"compact\"}")
+#define FAULT_CLEAR() fault2("{\"fail\":null}", "{\"action\":\"reset\"}")
+/* The next `count` requests under `path` fail with `code`, with Retry-After `ra` (<0: none). */
+static void fault_fail(int code, int count, int ra, const char *path)
+{
+    char knob[256], action[256], rabuf[16];
+    snprintf(rabuf, sizeof(rabuf), "%d", ra);
+    snprintf(knob, sizeof(knob),
+             "{\"fail\":{\"code\":%d,\"count\":%d,\"retryAfter\":%s,\"path\":\"%s\"}}", code,
+             count, ra >= 0 ? rabuf : "null", path);
+    snprintf(action, sizeof(action),
+             "{\"action\":\"fail\",\"code\":%d,\"count\":%d,\"retryAfter\":%s,\"match\":\"%s\"}",
+             code, count, ra >= 0 ? rabuf : "null", path);
+    fault2(knob, action);
 }
 
 static struct json_object *configmap(const char *name, const char *label, const char *value)
@@ -188,40 +224,59 @@ static void test_verbs(void **state)
     mm_k8s_result_clear(&res);
 }
 
+static const char *status_message(struct json_object *o)
+{
+    return k8s_json_str(k8s_json_get(o, "status", json_type_object), "message");
+}
+
+/* /status writes change only status; main-resource writes leave it alone (wire rule 7). */
 static void test_status_subresource(void **state)
 {
     MM_UNUSED(state);
     char name[64], text[1024];
     mm_k8s_result res = {0};
     mm_errbuf eb = {{0}};
-    name_of(name, sizeof(name), "svc");
-    mm_k8s_ref svcs = {.version = "v1", .resource = "services", .ns = NS};
-    mm_k8s_ref svc = {.version = "v1", .resource = "services", .ns = NS, .name = name};
-    mm_k8s_ref st = {.version = "v1", .resource = "services", .ns = NS, .name = name,
+    name_of(name, sizeof(name), "pod");
+    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = NS};
+    mm_k8s_ref pod = {.version = "v1", .resource = "pods", .ns = NS, .name = name};
+    mm_k8s_ref st = {.version = "v1", .resource = "pods", .ns = NS, .name = name,
                      .subresource = "status"};
     snprintf(text, sizeof(text),
-             "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"%s\"},"
-             "\"spec\":{\"ports\":[{\"port\":80}]}}",
+             "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\"},"
+             "\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"busybox\"}]}}",
              name);
     struct json_object *o = json_tokener_parse(text);
-    if (mm_k8s_create(g_cl, &svcs, o, NULL, &res, &eb) != MM_OK)
-        fail_msg("create service: %s", eb.msg);
+    if (mm_k8s_create(g_cl, &pods, o, NULL, &res, &eb) != MM_OK)
+        fail_msg("create pod: %s", eb.msg);
+    assert_int_equal(res.http_code, 201);
     json_object_put(o);
     mm_k8s_result_clear(&res);
-    const char *patch = "{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"192.0.2.7\"}]}}}";
+
+    const char *patch = "{\"status\":{\"message\":\"from-status\"}}";
     if (mm_k8s_patch(g_cl, &st, MM_K8S_PATCH_MERGE, patch, strlen(patch), NULL, &res, &eb) != MM_OK)
         fail_msg("patch status: %s", eb.msg);
+    assert_string_equal(status_message(res.body), "from-status");
     mm_k8s_result_clear(&res);
-    assert_int_equal(mm_k8s_get(g_cl, &svc, &res, &eb), MM_OK);
-    const char *js = json_object_to_json_string(res.body);
-    assert_non_null(strstr(js, "192.0.2.7"));
+    const char *main_patch = "{\"status\":{\"message\":\"from-main\"}}";
+    assert_int_equal(mm_k8s_patch(g_cl, &pod, MM_K8S_PATCH_MERGE, main_patch, strlen(main_patch),
+                                  NULL, &res, &eb),
+                     MM_OK);
+    mm_k8s_result_clear(&res);
+    assert_int_equal(mm_k8s_get(g_cl, &pod, &res, &eb), MM_OK);
+    assert_string_equal(status_message(res.body), "from-status");
+
     /* PUT on /status with the fresh object */
     struct json_object *cur = json_object_get(res.body);
     mm_k8s_result_clear(&res);
-    assert_int_equal(mm_k8s_update(g_cl, &st, cur, NULL, &res, &eb), MM_OK);
+    json_object_object_add(json_object_object_get(cur, "status"), "message",
+                           json_object_new_string("from-put"));
+    if (mm_k8s_update(g_cl, &st, cur, NULL, &res, &eb) != MM_OK)
+        fail_msg("update status: %s", eb.msg);
+    assert_string_equal(status_message(res.body), "from-put");
     json_object_put(cur);
     mm_k8s_result_clear(&res);
-    assert_int_equal(mm_k8s_delete(g_cl, &svc, NULL, &res, &eb), MM_OK);
+    mm_k8s_delete_opts d = {.grace_period_seconds = 0};
+    assert_int_equal(mm_k8s_delete(g_cl, &pod, &d, &res, &eb), MM_OK);
     mm_k8s_result_clear(&res);
 }
 
@@ -402,7 +457,7 @@ static void test_informer_resume_after_drop(void **state)
     /* the server drops every watch: the informer resumes from its last RV, no relist */
     mm_k8s_informer_stats s0, s1;
     mm_k8s_informer_get_stats(inf, &s0);
-    fault("{\"dropWatches\":true}");
+    FAULT_DROP_WATCHES();
     wait_ms(300);
     snprintf(name, sizeof(name), "%s-2", label);
     create_cm(name, label, "c");
@@ -443,6 +498,46 @@ static void test_informer_resume_after_drop(void **state)
     }
 }
 
+/* A BOOKMARK advances the resume RV without an event: a change outside the informer's
+ * selector moves the server's RV, and the next bookmark (every second here) carries it. */
+static void test_informer_bookmarks_advance_rv(void **state)
+{
+    MM_UNUSED(state);
+    char label[64], sel[96], other[96];
+    counts c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    mm_k8s_informer *inf = NULL;
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    name_of(label, sizeof(label), "bm");
+    snprintf(sel, sizeof(sel), "mmtest=%s", label);
+    mm_k8s_ref cms = {.version = "v1", .resource = "configmaps", .ns = NS};
+    mm_k8s_informer_opts io = {.label_selector = sel, .watch_timeout_s = 60};
+    mm_k8s_handlers h = {on_add, on_update, on_delete, &c};
+    assert_int_equal(mm_k8s_informer_new(g_cl, &cms, &io, &h, &inf, &eb), MM_OK);
+    assert_int_equal(mm_k8s_informer_start(inf, &eb), MM_OK);
+    for (int i = 0; i < 200 && !mm_k8s_informer_synced(inf); i++)
+        wait_ms(50);
+    assert_true(mm_k8s_informer_synced(inf));
+    char *rv0 = mm_k8s_informer_resource_version(inf);
+    snprintf(other, sizeof(other), "%s-other", label);
+    create_cm(other, "not-selected", "x");
+    bool moved = false;
+    for (int i = 0; i < 100 && !moved; i++) { /* up to 5 s: a few bookmark intervals */
+        wait_ms(50);
+        char *rv = mm_k8s_informer_resource_version(inf);
+        moved = rv && strcmp(rv, rv0) != 0;
+        mm_free(rv);
+    }
+    assert_true(moved);
+    assert_int_equal(get_count(&c, 0), 0); /* no event reached the handlers */
+    assert_int_equal(mm_k8s_informer_count(inf), 0);
+    mm_free(rv0);
+    mm_k8s_informer_free(inf);
+    mm_k8s_ref cm = {.version = "v1", .resource = "configmaps", .ns = NS, .name = other};
+    assert_int_equal(mm_k8s_delete(g_cl, &cm, NULL, &res, &eb), MM_OK);
+    mm_k8s_result_clear(&res);
+}
+
 static void test_informer_relist_after_compact(void **state)
 {
     MM_UNUSED(state);
@@ -467,7 +562,7 @@ static void test_informer_relist_after_compact(void **state)
     assert_non_null(rv0);
     snprintf(name, sizeof(name), "%s-1", label);
     create_cm(name, label, "b");
-    fault("{\"compact\":true}");
+    FAULT_COMPACT();
     mm_err rc = mm_k8s_informer_step(inf, &delay, &eb);
     assert_int_equal(rc, MM_EGONE); /* an ERROR event with code 410, or an HTTP 410 */
     mm_k8s_informer_stats s;
@@ -502,7 +597,7 @@ static void test_retry_after(void **state)
     mm_k8s_ref ns = {.version = "v1", .resource = "namespaces", .name = NS};
 
     /* 429 with Retry-After: 1 is retried after a second */
-    fault("{\"fail\":{\"code\":429,\"count\":1,\"retryAfter\":1,\"path\":\"/api/v1/namespaces\"}}");
+    fault_fail(429, 1, 1, "/api/v1/namespaces");
     uint64_t t0 = mm_now_ns();
     assert_int_equal(mm_k8s_get(g_cl, &ns, &res, &eb), MM_OK);
     double dt = since(t0);
@@ -511,7 +606,7 @@ static void test_retry_after(void **state)
     mm_k8s_result_clear(&res);
 
     /* 503 twice with Retry-After */
-    fault("{\"fail\":{\"code\":503,\"count\":2,\"retryAfter\":1,\"path\":\"/api/v1/namespaces\"}}");
+    fault_fail(503, 2, 1, "/api/v1/namespaces");
     t0 = mm_now_ns();
     assert_int_equal(mm_k8s_get(g_cl, &ns, &res, &eb), MM_OK);
     assert_int_equal(res.retries, 2);
@@ -519,13 +614,13 @@ static void test_retry_after(void **state)
     mm_k8s_result_clear(&res);
 
     /* without Retry-After: no retry, the Status comes back */
-    fault("{\"fail\":{\"code\":429,\"count\":1,\"path\":\"/api/v1/namespaces\"}}");
+    fault_fail(429, 1, -1, "/api/v1/namespaces");
     assert_int_equal(mm_k8s_get(g_cl, &ns, &res, &eb), MM_EHTTP);
     assert_int_equal(res.retries, 0);
     assert_int_equal(res.status.code, 429);
     assert_string_equal(res.status.reason, "TooManyRequests");
     mm_k8s_result_clear(&res);
-    fault("{\"fail\":null}");
+    FAULT_CLEAR();
 
     /* the informer, on a client that does not retry itself, backs off for Retry-After */
     mm_k8s_client *noretry = NULL;
@@ -535,8 +630,7 @@ static void test_retry_after(void **state)
     mm_k8s_ref cms = {.version = "v1", .resource = "configmaps", .ns = NS};
     mm_k8s_informer_opts io = {.backoff_initial_ms = 50};
     assert_int_equal(mm_k8s_informer_new(noretry, &cms, &io, NULL, &inf, &eb), MM_OK);
-    fault("{\"fail\":{\"code\":429,\"count\":1,\"retryAfter\":3,\"path\":\"/api/v1/namespaces/" NS
-          "/configmaps\"}}");
+    fault_fail(429, 1, 3, "/api/v1/namespaces/" NS "/configmaps");
     long delay = 0;
     assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_EHTTP);
     assert_true(delay >= 3000);
@@ -784,12 +878,12 @@ static void test_leader_election(void **state)
     mm_k8s_leader_free(c);
 
     /* renewals failing past the renew deadline: d steps down (callback) */
-    fault("{\"fail\":{\"code\":500,\"count\":1000,\"path\":\"/apis/coordination.k8s.io\"}}");
+    fault_fail(500, 1000, -1, "/apis/coordination.k8s.io");
     t0 = mm_now_ns();
     assert_true(wait_leader(d, false, 5.0));
     assert_true(since(t0) >= 1.5);
     assert_int_equal(atomic_load(&cd.stopped), 1);
-    fault("{\"fail\":null}");
+    FAULT_CLEAR();
     assert_true(wait_leader(d, true, 8.0)); /* and it wins again once the API answers */
     assert_int_equal(atomic_load(&cd.started), 2);
     mm_k8s_leader_free(d);
@@ -818,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_conflict_then_fresh_get),
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_informer_resume_after_drop),
+        cmocka_unit_test(test_informer_bookmarks_advance_rv),
         cmocka_unit_test(test_informer_relist_after_compact),
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_token_rotation),
