@@ -64,7 +64,7 @@ bad:
  * letter unless it is in a block of spaces, punctuation or symbols (Latin-1 punctuation,
  * General Punctuation, currency, arrows to dingbats, CJK punctuation, fullwidth punctuation,
  * emoji). Malformed bytes count as letters, so they are masked, never shown. */
-static bool maskable(uint32_t c)
+static inline bool maskable(uint32_t c)
 {
     if (c < 0x80)
         return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
@@ -229,30 +229,41 @@ static mm_err apply_mask(const act_t *a, const unsigned char *in, size_t n, mm_b
     size_t total = 0, idx = 0, i, k, first = (size_t)a->keep_first, last = (size_t)a->keep_last;
     uint32_t cp;
     mm_err rc;
+    char *o;
     bool whole;
 
+    if (n == 0)
+        return MM_OK;
     for (i = 0; i < n; i += k) {
-        k = u8dec(in + i, n - i, &cp);
+        k = in[i] < 0x80 ? (cp = in[i], 1) : u8dec(in + i, n - i, &cp);
         if (!a->preserve_format || maskable(cp))
             total++;
     }
     /* never show a value in full: too short to keep anything means nothing is kept */
     whole = total <= first + last;
-    if (n && (rc = mm_buf_reserve(out, n * a->mask_char_len)) != MM_OK)
+    /* a character of k bytes becomes k bytes or one mask char: at most n mask chars */
+    if ((rc = mm_buf_reserve(out, n * a->mask_char_len)) != MM_OK)
         return rc;
+    o = out->data + out->len;
     for (i = 0; i < n; i += k) {
-        k = u8dec(in + i, n - i, &cp);
+        k = in[i] < 0x80 ? (cp = in[i], 1) : u8dec(in + i, n - i, &cp);
+        bool keep;
         if (a->preserve_format && !maskable(cp)) {
-            rc = mm_buf_append(out, in + i, k);
+            keep = true;
         } else {
-            bool keep = !whole && (idx < first || idx >= total - last);
-            rc = keep ? mm_buf_append(out, in + i, k)
-                      : mm_buf_append(out, a->mask_char, a->mask_char_len);
+            keep = !whole && (idx < first || idx >= total - last);
             idx++;
         }
-        if (rc != MM_OK)
-            return rc;
+        if (keep) {
+            memcpy(o, in + i, k);
+            o += k;
+        } else {
+            memcpy(o, a->mask_char, a->mask_char_len);
+            o += a->mask_char_len;
+        }
     }
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0'; /* mm_buf keeps its data NUL-terminated */
     return MM_OK;
 }
 
