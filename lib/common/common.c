@@ -188,6 +188,7 @@ mm_err mm_buf_reserve(mm_buf *b, size_t extra)
         return MM_ENOMEM;
     b->data = d;
     b->cap = cap;
+    b->data[b->len] = '\0'; /* mm_buf_cstr is a C string after any successful reserve */
     return MM_OK;
 }
 

@@ -29,6 +29,17 @@ static void test_buf_limit(void **state)
     mm_buf_free(&b);
 }
 
+static void test_cstr_after_reserve(void **state)
+{
+    mm_buf b;
+    (void)state;
+    mm_buf_init(&b, 0);
+    assert_string_equal(mm_buf_cstr(&b), "");
+    assert_int_equal(mm_buf_reserve(&b, 100), MM_OK);
+    assert_string_equal(mm_buf_cstr(&b), ""); /* allocated but empty: still a C string */
+    mm_buf_free(&b);
+}
+
 static void test_json_escape(void **state)
 {
     mm_buf b;
@@ -116,7 +127,7 @@ int main(void)
         cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_alloc_fault_injection), cmocka_unit_test(test_buf_enomem),
         cmocka_unit_test(test_read_file),     cmocka_unit_test(test_parse_long),
-        cmocka_unit_test(test_errf_prefix),
+        cmocka_unit_test(test_errf_prefix),   cmocka_unit_test(test_cstr_after_reserve),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
