@@ -54,7 +54,7 @@ struct mm_ctrl {
     uint64_t next_resync_ns;
 
     _Atomic uint64_t reconciles, failures, writes;
-    mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_writes;
+    mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_writes, *m_restarts;
 };
 
 /* ---- queue ---------------------------------------------------------------------------- */
@@ -572,6 +572,13 @@ static void *worker_main(void *arg)
         }
         mm_metric_set(c->m_queue, NULL, (double)c->nq);
         pthread_mutex_unlock(&c->lock);
+        uint64_t restarts = 0; /* the informers' own counters, summed: monotonic */
+        for (size_t i = 0; i < c->n_inf; i++) {
+            mm_k8s_informer_stats st;
+            mm_k8s_informer_get_stats(c->inf[i], &st);
+            restarts += st.resumes + st.relists_410;
+        }
+        mm_metric_set(c->m_restarts, NULL, (double)restarts);
         if (!got)
             return NULL;
 
@@ -688,7 +695,10 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
                                    "1 while this replica reconciles.", NULL, &c->m_leader)) != MM_OK ||
             (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_writes_total",
                                      "Applies, deletes and status patches sent to the API server.",
-                                     NULL, &c->m_writes)) != MM_OK) {
+                                     NULL, &c->m_writes)) != MM_OK ||
+            (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_watch_restarts_total",
+                                     "Watches resumed after a drop, plus relists after 410 Gone.",
+                                     NULL, &c->m_restarts)) != MM_OK) {
             mm_errf(eb, rc, "registering the controller's metrics failed");
             goto fail;
         }

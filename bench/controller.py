@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Controller benchmark (issue 6): 10,000 MaskingPolicies in 1,000 namespaces in the API
+stand-in. Measures the time from the controller's start to everything rendered, its peak
+RSS, the p50/p99 time from a policy change to its ConfigMap and NetworkPolicy being written
+(steady state), and the writes made during an idle resync. Bars: RSS < 64 MB, p99 < 100 ms,
+zero idle writes. BENCH_NS / BENCH_PER_NS scale it down for a quick run."""
+import base64, http.client, json, os, re, signal, ssl, subprocess, sys, tempfile, threading, time
+import urllib.request
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("MM_BIN", os.path.join(TOP, "bin"))
+NS = int(os.environ.get("BENCH_NS", 1000))
+PER = int(os.environ.get("BENCH_PER_NS", 10))
+CHANGES = int(os.environ.get("BENCH_CHANGES", 100))
+RESYNC = 10
+
+
+class Api:
+    def __init__(self, server, token, ca):
+        u = urllib.request.urlparse(server)
+        self.host, self.port = u.hostname, u.port
+        self.ctx = ssl.create_default_context(cafile=ca)
+        self.token = token
+        self.conn = None
+
+    def req(self, method, path, body=None, ctype="application/json"):
+        for attempt in range(3):
+            try:
+                if not self.conn:
+                    self.conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
+                data = json.dumps(body) if isinstance(body, (dict, list)) else body
+                self.conn.request(method, path, body=data, headers={
+                    "Authorization": "Bearer " + self.token, "Content-Type": ctype,
+                    "Accept": "application/json"})
+                r = self.conn.getresponse()
+                text = r.read()
+                return r.status, json.loads(text) if text else None
+            except (http.client.HTTPException, OSError):
+                self.conn = None
+        raise RuntimeError("request failed: %s %s" % (method, path))
+
+
+def policy(ns, name, regex="EMP-[0-9]{6}", app=None):
+    return {"apiVersion": "maskmesh.io/v1alpha1", "kind": "MaskingPolicy",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"matchLabels": {"app": app or name}},
+                     "rules": [{"name": "card", "detectors": ["credit_card"], "action": {"type": "redact"}},
+                               {"name": "ids", "patterns": [{"name": "emp", "regex": regex}],
+                                "action": {"type": "redact"}}]}}
+
+
+def metric(port, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    total = 0.0
+    for m in re.finditer(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), text, re.M):
+        total += float(m.group(1))
+    return total
+
+
+def vmhwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="mm-bench-ctrl-")
+    kc = os.path.join(d, "kubeconfig")
+    procs = []
+    try:
+        api_p = subprocess.Popen([os.path.join(TOP, "e2e/apiserver/run"), "--listen", "127.0.0.1:0",
+                                  "--kubeconfig", kc], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs.append(api_p)
+        server = api_p.stdout.readline().split()[1]
+        cfg = open(kc).read()
+        token = re.search(r"token: (\S+)", cfg).group(1)
+        ca_pem = base64.b64decode(re.search(r"certificate-authority-data: (\S+)", cfg).group(1))
+        ca = os.path.join(d, "ca.pem")
+        open(ca, "wb").write(ca_pem)
+        api = Api(server, token, ca)
+        crd = subprocess.run(["kubectl", "--kubeconfig", kc, "create", "-f",
+                              os.path.join(TOP, "crds/maskmesh.io_maskingpolicies.yaml")], capture_output=True)
+        if crd.returncode:
+            sys.exit("bench: creating the CRD failed: %s" % crd.stderr.decode())
+
+        t0 = time.time()
+        for i in range(NS):
+            ns = "ns-%04d" % i
+            api.req("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            for j in range(PER):
+                s, _ = api.req("POST", "/apis/maskmesh.io/v1alpha1/namespaces/%s/maskingpolicies" % ns,
+                               policy(ns, "p-%02d" % j))
+                if s != 201:
+                    sys.exit("bench: creating a policy answered %d" % s)
+        seed_s = time.time() - t0
+
+        log = open(os.path.join(d, "ctrl.log"), "w+")
+        t0 = time.time()
+        ctrl = subprocess.Popen([os.path.join(BIN, "maskmesh-controller"), "--kubeconfig", kc,
+                                 "--admin", "127.0.0.1:0", "--resync", str(RESYNC)], stdout=log, stderr=log)
+        procs.append(ctrl)
+        port = None
+        while not port and time.time() - t0 < 30:
+            log.seek(0)
+            m = re.search(r'"admin_port":"(\d+)"', log.read())
+            port = int(m.group(1)) if m else None
+            time.sleep(0.05)
+        total = NS * PER
+        want_writes = NS + 2 * total  # a ConfigMap per namespace, a NetworkPolicy and a status per policy
+        while time.time() - t0 < 1800:
+            if metric(port, "maskmesh_controller_writes_total") >= want_writes and \
+                    metric(port, "maskmesh_controller_queue_depth") == 0:
+                break
+            time.sleep(0.2)
+        else:
+            sys.exit("bench: not everything was rendered within 30 minutes")
+        render_s = time.time() - t0
+        failures = metric(port, 'maskmesh_controller_reconciles_total{result="error"}')
+
+        # steady state: one change at a time, timed until its ConfigMap and NetworkPolicy change
+        lat = []
+        for k in range(CHANGES):
+            ns, name = "ns-%04d" % (k % NS), "p-00"
+            st, cm = api.req("GET", "/api/v1/namespaces/%s/configmaps/maskmesh-policies" % ns)
+            st, np = api.req("GET", "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/maskmesh-%s" % (ns, name))
+            cm_rv, np_rv = cm["metadata"]["resourceVersion"], np["metadata"]["resourceVersion"]
+            patch = {"spec": {"selector": {"matchLabels": {"app": "v%d" % k}}}}
+            t1 = time.time()
+            api.req("PATCH", "/apis/maskmesh.io/v1alpha1/namespaces/%s/maskingpolicies/%s" % (ns, name),
+                    json.dumps(patch), "application/merge-patch+json")
+            done = set()
+            while len(done) < 2 and time.time() - t1 < 10:
+                if "cm" not in done:
+                    _, cm = api.req("GET", "/api/v1/namespaces/%s/configmaps/maskmesh-policies" % ns)
+                    if cm["metadata"]["resourceVersion"] != cm_rv:
+                        done.add("cm")
+                if "np" not in done:
+                    _, np = api.req("GET", "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/maskmesh-%s" % (ns, name))
+                    if np["metadata"]["resourceVersion"] != np_rv:
+                        done.add("np")
+            if len(done) < 2:
+                sys.exit("bench: a change did not reach its objects within 10 s")
+            lat.append(time.time() - t1)
+        lat.sort()
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+        time.sleep(2)
+        w0 = metric(port, "maskmesh_controller_writes_total")
+        r0 = metric(port, "maskmesh_controller_reconciles_total")
+        time.sleep(RESYNC + 3)
+        idle_writes = metric(port, "maskmesh_controller_writes_total") - w0
+        idle_reconciles = metric(port, "maskmesh_controller_reconciles_total") - r0
+        rss = vmhwm_kib(ctrl.pid) / 1024
+
+        print("controller bench: %d policies in %d namespaces (API stand-in on this machine)" % (total, NS))
+        print("  seeding the stand-in (not the controller)        %8.1f s" % seed_s)
+        print("  start to all rendered (%d writes)             %8.1f s" % (want_writes, render_s))
+        print("  reconciles that failed and were retried          %8d" % failures)
+        print("  peak RSS                                         %8.1f MB" % rss)
+        print("  change -> ConfigMap and NetworkPolicy, p50 / p99 %6.1f / %.1f ms (%d changes)" %
+              (p50 * 1000, p99 * 1000, CHANGES))
+        print("  idle resync: %d reconciles, %d writes" % (idle_reconciles, idle_writes))
+        bars = [("peak RSS %.1f MB (bar < 64 MB)" % rss, rss < 64),
+                ("p99 %.1f ms (bar < 100 ms)" % (p99 * 1000), p99 < 0.1),
+                ("idle writes %d (bar 0)" % idle_writes, idle_writes == 0 and idle_reconciles > 0)]
+        ok = True
+        for text, passed in bars:
+            print("  %s %s" % ("ok  " if passed else "MISS", text))
+            ok &= passed
+        return 0 if ok else 1
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        subprocess.run(["rm", "-rf", d])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
