@@ -158,3 +158,6 @@ format:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 endif
+
+# container images (make images, images-push, image-list): names and tags in hack/images.env
+include hack/images.mk
