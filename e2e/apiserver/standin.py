@@ -31,6 +31,7 @@ MAX_BODY = 3 * 1024 * 1024
 CACHE_CONTROL = "no-cache, private"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 HISTORY_MAX = 20000
+READONLY_USER = "maskmesh-e2e-readonly"
 NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 MERGE_KEYS = {  # strategic-merge-patch: list field name -> merge key (practical subset)
@@ -628,12 +629,16 @@ def validate_schema(schema, value, path, errs, top=False):
 TRACKED_META = ("labels", "annotations", "ownerReferences", "finalizers", "generateName")
 
 
+ATOMIC = {("networking.k8s.io", "networkpolicies"): {("f:spec", "f:podSelector")}}
+
+
 def field_paths(obj, res, sub):
-    """Leaf field paths (tuples of 'f:x') an object sets; lists are atomic leaves."""
+    """Leaf field paths (tuples of 'f:x') an object sets; lists and atomic structs are leaves."""
     out = set()
+    atomic = ATOMIC.get(res.gp, ())
 
     def walk(v, prefix):
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict) and v and prefix not in atomic:
             for k, x in v.items():
                 walk(x, prefix + ("f:" + k,))
         else:
@@ -673,13 +678,13 @@ def delete_at(obj, path):
         cur.pop(path[-1][2:], None)
 
 
-def paths_to_fields(paths, dots):
+def paths_to_fields(paths, dots, top_dots=True):
     root = {}
     for p in sorted(paths):
         cur = root
         for i, e in enumerate(p):
             cur = cur.setdefault(e, {})
-            if dots and i < len(p) - 1 and not (i == 0 and e == "f:metadata"):
+            if dots and i < len(p) - 1 and not (i == 0 and (e == "f:metadata" or not top_dots)):
                 cur.setdefault(".", {})
     return root
 
@@ -969,7 +974,7 @@ class StandIn:
             else:
                 ps = ps - changed
             if ps:
-                e["fieldsV1"] = paths_to_fields(ps, e.get("operation") != "Apply")
+                e["fieldsV1"] = paths_to_fields(ps, e.get("operation") != "Apply", res.is_cr)
                 if same:
                     e["time"] = now_rfc3339()
                 out.append(e)
@@ -977,7 +982,7 @@ class StandIn:
             ps = mine if mine is not None else changed
             if ps:
                 e = {"manager": manager, "operation": op, "apiVersion": res.gv, "time": now_rfc3339(),
-                     "fieldsType": "FieldsV1", "fieldsV1": paths_to_fields(ps, op != "Apply")}
+                     "fieldsType": "FieldsV1", "fieldsV1": paths_to_fields(ps, op != "Apply", res.is_cr)}
                 if sub:
                     e["subresource"] = sub
                 out.append(e)
@@ -994,9 +999,16 @@ class StandIn:
                 continue
             if (e.get("subresource") or None) != sub:
                 continue
+            who = json.dumps(e.get("manager"))
+            if e.get("subresource"):
+                who += " with subresource %s" % json.dumps(e["subresource"])
+            if e.get("operation") == "Update":
+                who += " using %s" % e.get("apiVersion")
+                if e.get("time"):
+                    who += " at %s" % e["time"]
             for p in sorted(fields_to_paths(e.get("fieldsV1")) & mine):
                 if value_at(cur, p) != value_at(applied, p):
-                    conflicts.append((e.get("manager"), e.get("apiVersion"), "." + ".".join(x[2:] for x in p)))
+                    conflicts.append((who, "." + ".".join(x[2:] for x in p)))
         return conflicts
 
     def strip_for_compare(self, obj, res, generation=False):
@@ -1034,7 +1046,7 @@ class StandIn:
         """None for the admin; else (verbs, resources) the user may use."""
         if user == "admin":
             return None
-        if user == "readonly":
+        if user == READONLY_USER:
             return ({"get", "list", "watch"}, {"*"})
         for u, verbs, res in self.tokens.values():
             if u == user:
@@ -1409,7 +1421,7 @@ class StandIn:
                 raise conflict(res, name)
             if not want_rv and res.is_cr:
                 raise invalid(res, name, [{"reason": "FieldValueInvalid",
-                                           "message": "Invalid value: 0: must be specified for an update",
+                                           "message": "Invalid value: 0x0: must be specified for an update",
                                            "field": "metadata.resourceVersion"}])
             warnings = []
             result = self.build_update(ctx, res, old, new, sub, manager, "Update")
@@ -1470,18 +1482,17 @@ class StandIn:
                 conflicts = [] if force else self.apply_conflicts(res, old, applied, manager, sub)
                 if conflicts:
                     by = {}
-                    for m, v, f in conflicts:
-                        by.setdefault((m, v), []).append(f)
+                    for m, f in conflicts:
+                        by.setdefault(m, []).append(f)
                     if len(conflicts) == 1:
-                        (m, v), fs = next(iter(by.items()))
-                        msg = 'Apply failed with 1 conflict: conflict with "%s" using %s: %s' % (m, v, fs[0])
+                        m, fs = next(iter(by.items()))
+                        msg = "Apply failed with 1 conflict: conflict with %s: %s" % (m, fs[0])
                     else:
-                        parts = ['conflicts with "%s" using %s:\n%s' % (m, v, "\n".join("- " + f for f in fs))
-                                 for (m, v), fs in by.items()]
+                        parts = ["conflicts with %s:\n%s" % (m, "\n".join("- " + f for f in fs)) for m, fs in by.items()]
                         msg = "Apply failed with %d conflicts: %s" % (len(conflicts), "\n".join(parts))
                     raise ApiError(409, "Conflict", msg, {"causes": [
-                        {"reason": "FieldManagerConflict", "message": 'conflict with "%s" using %s' % (m, v), "field": f}
-                        for m, v, f in conflicts]})
+                        {"reason": "FieldManagerConflict", "message": "conflict with %s" % m, "field": f}
+                        for m, f in conflicts]})
                 merged = deep_merge(old, {k: v for k, v in applied.items() if k != "metadata"})
                 amd = {k: v for k, v in applied["metadata"].items() if k in ("labels", "annotations", "ownerReferences", "finalizers")}
                 merged["metadata"] = deep_merge(old["metadata"], amd)
@@ -1625,7 +1636,7 @@ class StandIn:
                     self.state.commit(r, "MODIFIED", n, o)
 
     def deleted_response(self, res, obj):
-        if res.is_cr or res.gp in (("", "pods"), ("", "namespaces")):
+        if res.gp in (("", "pods"), ("", "namespaces")):
             return obj
         d = {"name": obj["metadata"]["name"]}
         if res.group:
@@ -1753,7 +1764,16 @@ class StandIn:
 
 
 def parse_simple_yaml(text):
-    raise bad_request("error decoding YAML: only JSON bodies are supported by this stand-in for apply patches")
+    """YAML apply bodies: parsed with kapi/yamlmini.py (the other stand-in's reader) when it is there."""
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from kapi import yamlmini
+    except ImportError:
+        raise bad_request("error decoding YAML: no YAML reader available; send the apply patch as JSON")
+    try:
+        return yamlmini.load(text)
+    except Exception as e:  # noqa: BLE001 - any parse failure is the client's
+        raise bad_request("error decoding YAML: %s" % e)
 
 
 # ------------------------------------------------------------------------------------ HTTP layer
@@ -1867,7 +1887,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if token and token == self.si.admin_token:
                 user = "admin"
             elif token and self.si.readonly_token and token == self.si.readonly_token:
-                user = "readonly"
+                user = READONLY_USER
             elif token and token in self.si.tokens:
                 user = self.si.tokens[token][0]
             else:
@@ -1877,6 +1897,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if path == "/_maskmesh/fault":
                 body = self.read_body()
                 self.fault(method, ctx, body)
+                return
+            if path == "/_fault" and method == "POST":
+                # alias used by tests written for kapi/: {"action": "compact" | "dropWatches" | "restart"}
+                body = self.read_body()
+                try:
+                    act = json.loads(body or b"{}").get("action")
+                except (ValueError, AttributeError):
+                    act = None
+                if act not in ("compact", "dropWatches", "restart"):
+                    raise bad_request("unknown fault action %r" % act)
+                self.fault(method, ctx, json.dumps({act: True}).encode())
                 return
             self.si.apply_faults(path)
             body = self.read_body()
@@ -2127,8 +2158,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             paths[base] = {"patch": op}
             if r.status:
                 paths[base + "/status"] = {"patch": dict(op, operationId="patch" + r.kind + "Status")}
+        schemas = {}
+        for (g, v, _), r in sorted(self.si.state.resources.items()):
+            if g == group and v == version and r.is_cr:
+                name = ".".join(reversed(g.split("."))) + "." + v + "." + r.kind
+                sch = copy.deepcopy(((r.crd.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"})
+                sch["x-kubernetes-group-version-kind"] = [{"group": g, "kind": r.kind, "version": v}]
+                schemas[name] = sch
         return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": paths,
-                "components": {"schemas": {}}}
+                "components": {"schemas": schemas}}
 
     def openapi_v3(self, rest):
         st = self.si.state
@@ -2195,6 +2233,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise bad_request("invalid timeoutSeconds")
         rv = params.get("resourceVersion") or ""
         send_initial = params.get("sendInitialEvents") == "true"
+        if send_initial and params.get("resourceVersionMatch") != "NotOlderThan":
+            raise ApiError(422, "Invalid", 'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: '
+                           'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan',
+                           {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [
+                               {"reason": "FieldValueForbidden",
+                                "message": "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                                "field": "resourceVersionMatch"}]})
         w = Watcher(res.gp, ns, lsel, fsel)
         initial = []
         expired = None
@@ -2363,12 +2408,12 @@ def _standin_write_kubeconfig(self, path):
              "    server: %s" % server, "    certificate-authority-data: %s" % ca, "users:", "- name: admin",
              "  user:", "    token: %s" % self.admin_token]
     if self.readonly_token:
-        lines += ["- name: readonly", "  user:", "    token: %s" % self.readonly_token]
+        lines += ["- name: %s" % READONLY_USER, "  user:", "    token: %s" % self.readonly_token]
     lines += ["contexts:", "- name: admin", "  context:", "    cluster: maskmesh-e2e", "    user: admin",
               "    namespace: default"]
     if self.readonly_token:
-        lines += ["- name: readonly", "  context:", "    cluster: maskmesh-e2e", "    user: readonly",
-                  "    namespace: default"]
+        lines += ["- name: %s" % READONLY_USER, "  context:", "    cluster: maskmesh-e2e",
+                  "    user: %s" % READONLY_USER, "    namespace: default"]
     lines += ["current-context: admin", "preferences: {}", ""]
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

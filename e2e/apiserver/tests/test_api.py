@@ -80,7 +80,7 @@ class AuthTest(ServerTest):
         st, _, body = self.s.req("PUT", "/api/v1/namespaces/default/configmaps/maskmesh-policies", body, token=READONLY)
         self.assertEqual(st, 403)
         self.status_like(body, sample("status-403-forbidden.json"), 403)
-        self.assertEqual(body["message"], 'configmaps "maskmesh-policies" is forbidden: User "readonly" cannot update '
+        self.assertEqual(body["message"], 'configmaps "maskmesh-policies" is forbidden: User "maskmesh-e2e-readonly" cannot update '
                                           'resource "configmaps" in API group "" in the namespace "default"')
         self.assertEqual(body["details"], {"name": "maskmesh-policies", "kind": "configmaps"})
         st, _, _ = self.s.req("POST", "/_maskmesh/fault", {"delay": 0}, token=READONLY)
@@ -279,7 +279,8 @@ class CrudTest(ServerTest):
         self.assertIn("Precondition failed: UID in precondition", body["message"])
         st, _, body = self.s.req("DELETE", MP + "/del", {"preconditions": {"resourceVersion": obj["metadata"]["resourceVersion"]}})
         self.assertEqual(st, 200)
-        self.assertEqual(body["metadata"]["name"], "del")
+        self.assertEqual((body["kind"], body["status"], body["details"]["name"], body["details"]["uid"]),
+                         ("Status", "Success", "del", obj["metadata"]["uid"]))
         st, _, body = self.s.req("DELETE", MP + "/del")
         self.assertEqual(st, 404)
         cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
