@@ -127,11 +127,21 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if body is None:
+            # drain what the client is still sending (bounded) so it can read the answer
             self.close_connection = True
+            try:
+                left = min(int(self.headers.get('Content-Length') or 0), 64 << 20)
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 16))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+            except (ValueError, OSError):
+                pass
             self.write_response(413, srv.status(413, 'RequestEntityTooLarge',
                                                 'Request entity too large: limit is %d' % api.max_body), audit=audit)
             return
-        d = api.faults.take_delay() if u.path != '/_fault' else 0
+        d = api.faults.take_delay() if not (u.path.startswith('/_fault') or u.path.startswith('/_maskmesh/')) else 0
         if d:
             time.sleep(d)
         public = u.path in ('/healthz', '/livez', '/readyz', '/version')
@@ -139,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
         if user is None and not public:
             self.write_response(401, srv.status(401, 'Unauthorized', 'Unauthorized'), audit=audit)
             return
-        if u.path != '/_fault':
+        if not u.path.startswith('/_fault') and not u.path.startswith('/_maskmesh/') and not public:
             f = api.faults.take(u.path)
             if f is not None:
                 hdrs = {}
@@ -441,7 +451,7 @@ def parse_args(argv):
     p.add_argument('--listen', default='127.0.0.1:0', help='ADDR:PORT (port 0: any free port)')
     p.add_argument('--kubeconfig', required=True, help='where to write the admin kubeconfig')
     p.add_argument('--token', default=None, help='admin bearer token (default: random)')
-    p.add_argument('--token-readonly', default=None,
+    p.add_argument('--token-readonly', '--readonly-token', dest='token_readonly', default=None,
                    help='a second token allowed only get, list and watch (context maskmesh-e2e-readonly)')
     p.add_argument('--tokens', default=None,
                    help='file: one "TOKEN USER VERBS [RESOURCES]" per line; VERBS and RESOURCES comma lists or *')

@@ -305,6 +305,8 @@ class API:
             return self.route_openapi(parts)
         if parts == ['_fault']:
             return self.route_fault(req)
+        if parts == ['_maskmesh', 'fault']:
+            return self.route_fault_keys(req)
         if parts[:2] == ['api', 'v1']:
             group, version, rest = '', 'v1', parts[2:]
         elif parts[:1] == ['apis'] and len(parts) >= 2:
@@ -404,11 +406,60 @@ class API:
             return 200, self.gv_doc(g, v)
         raise NOT_FOUND_PAGE
 
+    def route_fault_keys(self, req):
+        """The key-style fault API (the contract standin.py offers): {"dropWatches": true},
+        {"compact": true}, {"fail": {...}|null}, {"delay": s}, {"restart": true}."""
+        if req.user.verbs is not None:
+            raise APIError(403, status(403, 'Forbidden', 'forbidden: User "%s" cannot post path "/_maskmesh/fault"'
+                                       % req.user.name, {}))
+        if req.method == 'POST':
+            try:
+                f = json.loads(req.body or b'{}')
+            except ValueError as e:
+                raise err_bad_request('invalid fault JSON: %s' % e)
+            if not isinstance(f, dict):
+                raise err_bad_request('a fault is a JSON object')
+            unknown = set(f) - {'dropWatches', 'compact', 'fail', 'delay', 'restart'}
+            if unknown:
+                raise err_bad_request('unknown fault keys: %s' % ', '.join(sorted(unknown)))
+            if f.get('dropWatches'):
+                self.store.drop_watches()
+            if f.get('compact'):
+                self.store.compact()
+            if 'fail' in f:
+                with self.faults.lock:
+                    self.faults.fail = []
+                    if f['fail']:
+                        fl = f['fail']
+                        code = int(fl.get('code', 500))
+                        if code < 400 or code > 599:
+                            raise err_bad_request('code must be 4xx or 5xx')
+                        self.faults.fail.append({'code': code, 'remaining': int(fl.get('count', 1)),
+                                                 'retryAfter': fl.get('retryAfter'), 'plain': bool(fl.get('plain')),
+                                                 'match': fl.get('path', '')})
+            if 'delay' in f:
+                with self.faults.lock:
+                    self.faults.delay = float(f['delay'] or 0)
+                    self.faults.delay_count = None
+            if f.get('restart'):
+                threading.Thread(target=self.opts['restart'], args=(1.0,), daemon=True).start()
+        elif req.method != 'GET':
+            raise err_method()
+        with self.faults.lock:
+            fl = [x for x in self.faults.fail if x['remaining'] > 0]
+            return 200, {'fail': ({'code': fl[0]['code'], 'count': fl[0]['remaining'], 'retryAfter': fl[0]['retryAfter'],
+                                   'path': fl[0]['match']} if fl else None),
+                         'delay': self.faults.delay, 'resourceVersion': str(self.store.rv),
+                         'compactedResourceVersion': str(self.store.compacted_rv)}
+
     def gv_doc(self, g, v):
         rts = sorted((t for t in self.types.values() if t.group == g and t.version == v), key=lambda t: t.resource)
         return openapi.group_version_doc(rts, SERVER_VERSION['gitVersion'])
 
     def route_fault(self, req):
+        if req.user.verbs is not None:
+            raise APIError(403, status(403, 'Forbidden', 'forbidden: User "%s" cannot post path "/_fault"'
+                                       % req.user.name, {}))
         if req.method == 'GET':
             with self.faults.lock:
                 return 200, {'fail': [dict(f) for f in self.faults.fail], 'delay': self.faults.delay,
@@ -1006,10 +1057,9 @@ class API:
             if rt.resource == 'customresourcedefinitions':
                 self.crd_defaults_and_status(obj, now)
         if apply_manager is None:
-            if manager or md.get('managedFields') is None:
-                md.pop('managedFields', None)
-                if manager:
-                    fieldmanager.record_update(None, obj, manager, rt.api_version, now, rt.typeinfo)
+            # managedFields sent by the client are replaced (like the apiserver does on create)
+            md.pop('managedFields', None)
+            fieldmanager.record_update(None, obj, manager, rt.api_version, now, rt.typeinfo)
         if rt.namespaced:
             self.require_namespace_exists(ns)
         name = md.get('name')

@@ -144,6 +144,8 @@ class Store:
     def compact(self):
         """Forget all history: every older resourceVersion now gives 410."""
         with self.lock:
+            # bump the revision too, so even the newest resourceVersion handed out expires
+            self.rv += 1
             self.compacted_rv = self.rv
             self.history = []
             self.history_rvs = []

@@ -19,7 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 APISERVER = os.path.dirname(HERE)
 REPO = os.path.dirname(os.path.dirname(APISERVER))
 SAMPLES = os.path.join(os.path.dirname(REPO), 'shared', 'k8s-samples')
-RUN = os.path.join(APISERVER, 'run')
+# kapi's own launcher (e2e/apiserver/run starts standin.py); KAPI_RUN overrides
+RUN = os.environ.get('KAPI_RUN') or os.path.join(APISERVER, 'run-kapi')
 CRD_FILE = os.path.join(REPO, 'crds', 'maskmesh.io_maskingpolicies.yaml')
 FIXTURE_CRD = os.path.join(HERE, 'fixtures', 'maskingpolicies-crd.yaml')
 
@@ -73,7 +74,8 @@ class Server:
             raise RuntimeError('apiserver did not get ready: %r %s' % (line, self.stderr()))
         self.url = m.group(1).decode()
         self.port = int(m.group(2))
-        kc = yamlmini.load(open(self.kubeconfig).read())
+        with open(self.kubeconfig) as f:
+            kc = yamlmini.load(f.read())
         self.token = kc['users'][0]['user']['token']
         self.ca_pem = base64.b64decode(kc['clusters'][0]['cluster']['certificate-authority-data'])
         self.ctx = ssl.create_default_context(cadata=self.ca_pem.decode())

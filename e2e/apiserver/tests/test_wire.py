@@ -80,12 +80,15 @@ class WireTest(unittest.TestCase):
 
     def test_401_without_or_with_bad_token(self):
         for tok in ('', 'wrong'):
-            r = self.srv.client(token=tok).get(MP)
+            c = self.srv.client(token=tok)
+            r = c.get(MP)
+            c.close()
             self.assertEqual(r.status, 401)
             self.assertEqual(r.json(), support.sample('status-401.json'))
 
     def test_403_for_readonly_token(self):
         ro = self.srv.client(token='readonly-token')
+        self.addCleanup(ro.close)
         self.assertEqual(ro.get(CM).status, 200)
         self.c.post(CM, {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'maskmesh-policies'}})
         cm = ro.get(CM + '/maskmesh-policies').json()
@@ -101,7 +104,9 @@ class WireTest(unittest.TestCase):
 
     def test_413_body_too_large(self):
         big = b'{"x":"' + b'a' * (3 * 1024 * 1024 + 10) + b'"}'
-        r = self.srv.client().post(CM, big)
+        c = self.srv.client()
+        r = c.post(CM, big)
+        c.close()
         self.assertEqual(r.status, 413)
         self.assertEqual(r.json()['reason'], 'RequestEntityTooLarge')
 
@@ -358,9 +363,14 @@ class WireTest(unittest.TestCase):
 
     # ------------------------------------------------------------------ server-side apply
     def test_server_side_apply(self):
-        req = support.sample('ssa-configmap-request.yaml')
+        # the owner must exist, or the garbage collector removes the ConfigMap: create it and
+        # put its uid where the sample has the invented one
+        owner = self.c.post(MP, policy()).json()
+        uid = owner['metadata']['uid']
+        sample_uid = support.sample('ssa-configmap-response.json')['metadata']['ownerReferences'][0]['uid']
         with open(support.SAMPLES + '/ssa-configmap-request.yaml', 'rb') as f:
-            yaml_body = f.read()
+            yaml_body = f.read().replace(sample_uid.encode(), uid.encode())
+        req = support.yamlmini.load(yaml_body)
         path = CM + '/maskmesh-policies'
         r = self.c.patch(path, yaml_body, 'application/apply-patch+yaml')
         self.assertEqual(r.status, 422)
@@ -368,7 +378,7 @@ class WireTest(unittest.TestCase):
         r = self.c.patch(path + '?fieldManager=maskmesh-controller&force=true', yaml_body, 'application/apply-patch+yaml')
         self.assertEqual(r.status, 201, r.body)
         got = r.json()
-        want = support.sample('ssa-configmap-response.json')
+        want = json.loads(json.dumps(support.sample('ssa-configmap-response.json')).replace(sample_uid, uid))
         self.assertEqual(list(got), list(want))
         self.assertEqual(got['data'], want['data'])
         self.assertEqual(got['metadata']['ownerReferences'], want['metadata']['ownerReferences'])
