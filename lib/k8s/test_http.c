@@ -381,6 +381,81 @@ static void test_watch_stream(void **state)
     fake_stop(&f);
 }
 
+/* ---- informer ------------------------------------------------------------------------------- */
+
+typedef struct {
+    int adds, updates, deletes;
+} hcount;
+
+static void h_add(void *ud, struct json_object *o)
+{
+    MM_UNUSED(o);
+    ((hcount *)ud)->adds++;
+}
+static void h_update(void *ud, struct json_object *a, struct json_object *b)
+{
+    MM_UNUSED(a);
+    MM_UNUSED(b);
+    ((hcount *)ud)->updates++;
+}
+static void h_delete(void *ud, struct json_object *o)
+{
+    MM_UNUSED(o);
+    ((hcount *)ud)->deletes++;
+}
+
+/* An ERROR event whose Status says reason "Gone" (older servers) is still a 410: the
+ * informer relists, matched by code. The relist's new objects reach on_add, the unchanged
+ * one (same resourceVersion) no handler. */
+static void test_informer_gone_by_code(void **state)
+{
+    MM_UNUSED(state);
+    fake f = {0};
+    mm_k8s_config *cfg = NULL;
+    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
+    add(&f, 200, "application/json", NULL, NULL,
+        "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+        "\"metadata\":{},\"status\":\"Failure\",\"message\":\"too old resource version\","
+        "\"reason\":\"Gone\",\"code\":410}}\n",
+        5);
+    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
+    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
+    fake_start(&f);
+    mm_k8s_client *cl = client_for(&f, &cfg);
+    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
+    mm_k8s_informer_opts io = {.page_size = 2, .watch_timeout_s = 30};
+    hcount hc = {0};
+    mm_k8s_handlers h = {h_add, h_update, h_delete, &hc};
+    mm_k8s_informer *inf = NULL;
+    mm_errbuf eb = {{0}};
+    long delay = -1;
+    assert_int_equal(mm_k8s_informer_new(cl, &pods, &io, &h, &inf, &eb), MM_OK);
+
+    assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_OK);
+    assert_true(mm_k8s_informer_synced(inf));
+    assert_int_equal(hc.adds, 1);
+    assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_EGONE);
+    assert_string_equal(f.reqs[1], "GET /api/v1/namespaces/shop/pods?watch=1&resourceVersion=482913"
+                                   "&allowWatchBookmarks=true&timeoutSeconds=30 HTTP/1.1");
+    mm_k8s_informer_stats st;
+    mm_k8s_informer_get_stats(inf, &st);
+    assert_int_equal(st.relists_410, 1);
+    assert_null(mm_k8s_informer_resource_version(inf)); /* the next step lists */
+    assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_OK);
+    assert_int_equal(f.nreqs, 4);
+    assert_int_equal(hc.adds, 3);
+    assert_int_equal(hc.updates, 0);
+    assert_int_equal(hc.deletes, 0);
+    assert_int_equal(mm_k8s_informer_count(inf), 3);
+    struct json_object *o = mm_k8s_informer_get(inf, "shop", "payments-7c9d8b5f4d-qp9wr");
+    assert_non_null(o);
+    json_object_put(o);
+    mm_k8s_informer_free(inf);
+    mm_k8s_client_free(cl);
+    mm_k8s_config_free(cfg);
+    fake_stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_list_all_expired_continue),
         cmocka_unit_test(test_errors_and_retries),
         cmocka_unit_test(test_watch_stream),
+        cmocka_unit_test(test_informer_gone_by_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,7 @@
-/* Unit tests for lib/k8s configuration: kubeconfig files of every auth kind (token,
- * tokenFile, client certificate as files and as -data, CA as file and -data, insecure),
- * server path prefixes, KUBECONFIG and ~/.kube/config lookup, errors that name the field,
- * in-cluster settings from a test directory, token-file re-reads, and every allocation
- * failing in turn while parsing. Files are written under a fresh temporary folder. */
+/* Unit tests for lib/k8s configuration beyond test_k8s.c: the ~/.kube/config and explicit
+ * path lookup order, the client's token-file re-reads (size, mtime, forced as after a 401,
+ * a vanished file), and every allocation failing in turn while parsing and copying configs
+ * of each auth kind. Files are written under a fresh temporary folder. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,110 +71,6 @@ static int teardown(void **state)
 #define CERT_B64 "aGVsbG8gY2VydAo="
 #define KEY_B64 "aGVsbG8ga2V5Cg=="
 
-static mm_k8s_config *load_ok(const char *text)
-{
-    mm_k8s_config *c = NULL;
-    mm_errbuf eb = {{0}};
-    write_file("kc", text);
-    if (mm_k8s_config_kubeconfig(tpath("kc"), NULL, &c, &eb) != MM_OK)
-        fail_msg("kubeconfig: %s", eb.msg);
-    return c;
-}
-
-static mm_err load_err(const char *text, mm_errbuf *eb)
-{
-    mm_k8s_config *c = NULL;
-    write_file("kc", text);
-    mm_err rc = mm_k8s_config_kubeconfig(tpath("kc"), NULL, &c, eb);
-    assert_null(c);
-    return rc;
-}
-
-static void test_token_and_ca_data(void **state)
-{
-    MM_UNUSED(state);
-    mm_k8s_config *c = load_ok(KC_HEAD "clusters:\n- name: c1\n  cluster:\n"
-                                       "    server: https://10.0.0.1:6443/\n"
-                                       "    certificate-authority-data: " CA_B64 "\n"
-                                       "users:\n- name: u1\n  user:\n    token: s3cr3t-token\n");
-    assert_string_equal(mm_k8s_config_server(c), "https://10.0.0.1:6443");
-    assert_string_equal(mm_k8s_config_namespace(c), "shop");
-    assert_int_equal(mm_k8s_config_auth(c), MM_K8S_AUTH_TOKEN);
-    assert_false(mm_k8s_config_insecure(c));
-    assert_string_equal(c->token, "s3cr3t-token");
-    assert_int_equal(c->ca_len, 9);
-    assert_memory_equal(c->ca_data, "hello CA\n", 9);
-    assert_null(c->ca_file);
-    mm_k8s_config_free(c);
-}
-
-static void test_token_file_and_ca_file(void **state)
-{
-    MM_UNUSED(state);
-    write_file("token", "file-token\n");
-    write_file("ca.crt", "PEM CA\n");
-    /* relative paths are relative to the kubeconfig's folder */
-    mm_k8s_config *c = load_ok(KC_HEAD "clusters:\n- name: c1\n  cluster:\n"
-                                       "    server: https://k8s.example:443/prefix/path\n"
-                                       "    certificate-authority: ca.crt\n"
-                                       "users:\n- name: u1\n  user:\n    tokenFile: token\n");
-    assert_string_equal(mm_k8s_config_server(c), "https://k8s.example:443/prefix/path");
-    assert_int_equal(mm_k8s_config_auth(c), MM_K8S_AUTH_TOKEN_FILE);
-    assert_string_equal(c->token_file, tpath("token"));
-    assert_string_equal(c->ca_file, tpath("ca.crt"));
-    assert_null(c->token);
-    mm_k8s_config_free(c);
-}
-
-static void test_client_cert_data_and_files(void **state)
-{
-    MM_UNUSED(state);
-    mm_k8s_config *c = load_ok(KC_HEAD "clusters:\n- name: c1\n  cluster:\n"
-                                       "    server: https://h\n"
-                                       "    insecure-skip-tls-verify: true\n"
-                                       "users:\n- name: u1\n  user:\n"
-                                       "    client-certificate-data: " CERT_B64 "\n"
-                                       "    client-key-data: " KEY_B64 "\n");
-    assert_int_equal(mm_k8s_config_auth(c), MM_K8S_AUTH_CERT);
-    assert_true(mm_k8s_config_insecure(c));
-    assert_int_equal(c->cert_len, 11);
-    assert_memory_equal(c->cert_data, "hello cert\n", 11);
-    assert_int_equal(c->key_len, 10);
-    assert_memory_equal(c->key_data, "hello key\n", 10);
-    mm_k8s_config_free(c);
-
-    write_file("tls.crt", "CERT\n");
-    write_file("tls.key", "KEY\n");
-    char text[2048];
-    snprintf(text, sizeof(text),
-             KC_HEAD "clusters:\n- name: c1\n  cluster:\n    server: https://h\n"
-                     "users:\n- name: u1\n  user:\n    client-certificate: %s\n"
-                     "    client-key: %s\n",
-             tpath("tls.crt"), tpath("tls.key"));
-    c = load_ok(text);
-    assert_int_equal(mm_k8s_config_auth(c), MM_K8S_AUTH_CERT);
-    assert_string_equal(c->cert_file, tpath("tls.crt"));
-    assert_string_equal(c->key_file, tpath("tls.key"));
-    assert_null(c->cert_data);
-    mm_k8s_config_free(c);
-}
-
-static void test_named_context_and_no_user(void **state)
-{
-    MM_UNUSED(state);
-    mm_k8s_config *c = NULL;
-    mm_errbuf eb = {{0}};
-    const char *text = KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://one'}\n"
-                               "- name: c2\n  cluster: {server: 'http://two:8080'}\n"
-                               "users:\n- name: u1\n  user: {token: t1}\n- name: u2\n  user: {}\n";
-    write_file("kc", text);
-    assert_int_equal(mm_k8s_config_kubeconfig(tpath("kc"), "other", &c, &eb), MM_OK);
-    assert_string_equal(mm_k8s_config_server(c), "http://two:8080");
-    assert_string_equal(mm_k8s_config_namespace(c), "default");
-    assert_int_equal(mm_k8s_config_auth(c), MM_K8S_AUTH_NONE);
-    mm_k8s_config_free(c);
-}
-
 static void test_lookup_order(void **state)
 {
     MM_UNUSED(state);
@@ -220,105 +115,6 @@ static void test_lookup_order(void **state)
         setenv("HOME", old_home, 1);
     free(old_kc);
     free(old_home);
-}
-
-static void test_errors_name_the_field(void **state)
-{
-    MM_UNUSED(state);
-    static const struct {
-        const char *text;
-        mm_err rc;
-        const char *want; /* substring of the message */
-    } cases[] = {
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h'}\n"
-                 "users:\n- name: u1\n  user: {client-key-data: '!!notbase64!!', "
-                 "client-certificate-data: " CERT_B64 "}\n",
-         MM_EPARSE, "users[0].user.client-key-data: not valid base64"},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h', "
-                 "certificate-authority: /nonexistent/ca.crt}\nusers:\n- name: u1\n  user: {}\n",
-         MM_EIO, "clusters[0].cluster.certificate-authority: cannot read the file"},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'ftp://h'}\n", MM_EINVAL,
-         "clusters[0].cluster.server"},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {}\n", MM_EINVAL, "server: required"},
-        {KC_HEAD "clusters: []\n", MM_EINVAL, "no cluster named \"c1\""},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h'}\nusers: []\n", MM_EINVAL,
-         "no user named \"u1\""},
-        {"apiVersion: v1\nkind: Config\ncurrent-context: nope\ncontexts: []\n", MM_EINVAL,
-         "current-context"},
-        {"apiVersion: v1\nkind: Config\n", MM_EINVAL, "current-context"},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h', "
-                 "insecure-skip-tls-verify: maybe}\n",
-         MM_EPARSE, "clusters[0].cluster.insecure-skip-tls-verify"},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h'}\n"
-                 "users:\n- name: u1\n  user: {client-certificate-data: " CERT_B64 "}\n",
-         MM_EINVAL, "client-key"},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h'}\n"
-                 "users:\n- name: u1\n  user: {tokenFile: /nonexistent/token}\n",
-         MM_EIO, "users[0].user.tokenFile"},
-        {KC_HEAD "clusters:\n- name: c1\n  cluster: {server: 'https://h'}\n"
-                 "users:\n- name: u1\n  user: {exec: {command: aws}}\n",
-         MM_EINVAL, "users[0].user.exec"},
-        {"kind: Config\ncurrent-context: [\n", MM_EPARSE, "kc:"},
-        {"- just\n- a list\n", MM_EPARSE, "expected a mapping"},
-    };
-    for (size_t i = 0; i < MM_ARRAY_LEN(cases); i++) {
-        mm_errbuf eb = {{0}};
-        mm_err rc = load_err(cases[i].text, &eb);
-        if (rc != cases[i].rc || !strstr(eb.msg, cases[i].want))
-            fail_msg("case %zu: got %s \"%s\", want %s containing \"%s\"", i, mm_strerror(rc),
-                     eb.msg, mm_strerror(cases[i].rc), cases[i].want);
-        /* the message names the file and never carries a secret */
-        assert_non_null(strstr(eb.msg, "kc"));
-        assert_null(strstr(eb.msg, "notbase64"));
-    }
-}
-
-static void test_incluster(void **state)
-{
-    MM_UNUSED(state);
-    mm_k8s_config *c = NULL;
-    mm_errbuf eb = {{0}};
-    write_file("token", "sa-token\n");
-    write_file("ca.crt", "CA\n");
-    write_file("namespace", "maskmesh\n");
-    mm_k8s_incluster_opts o = {.host = "10.96.0.1",
-                               .port = "443",
-                               .token_path = tpath("token"),
-                               .ca_path = tpath("ca.crt"),
-                               .namespace_path = tpath("namespace")};
-    assert_int_equal(mm_k8s_config_incluster(&o, &c, &eb), MM_OK);
-    assert_string_equal(mm_k8s_config_server(c), "https://10.96.0.1:443");
-    assert_string_equal(mm_k8s_config_namespace(c), "maskmesh");
-    assert_int_equal(mm_k8s_config_auth(c), MM_K8S_AUTH_TOKEN_FILE);
-    assert_string_equal(c->ca_file, tpath("ca.crt"));
-    mm_k8s_config_free(c);
-
-    o.host = "fd00::1";
-    o.namespace_path = tpath("no-such-namespace");
-    assert_int_equal(mm_k8s_config_incluster(&o, &c, &eb), MM_OK);
-    assert_string_equal(mm_k8s_config_server(c), "https://[fd00::1]:443");
-    assert_string_equal(mm_k8s_config_namespace(c), "default");
-    mm_k8s_config_free(c);
-
-    o.port = "99999";
-    assert_int_equal(mm_k8s_config_incluster(&o, &c, &eb), MM_EINVAL);
-    assert_non_null(strstr(eb.msg, "KUBERNETES_SERVICE_PORT"));
-    o.port = "443";
-    o.token_path = tpath("no-token");
-    assert_int_equal(mm_k8s_config_incluster(&o, &c, &eb), MM_ENOTFOUND);
-    assert_non_null(strstr(eb.msg, "token"));
-
-    /* from the environment when the options leave host/port unset */
-    mm_k8s_incluster_opts env = {.token_path = tpath("token"), .ca_path = tpath("ca.crt"),
-                                 .namespace_path = tpath("namespace")};
-    setenv("KUBERNETES_SERVICE_HOST", "10.96.0.9", 1);
-    setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
-    assert_int_equal(mm_k8s_config_incluster(&env, &c, &eb), MM_OK);
-    assert_string_equal(mm_k8s_config_server(c), "https://10.96.0.9:6443");
-    mm_k8s_config_free(c);
-    unsetenv("KUBERNETES_SERVICE_HOST");
-    unsetenv("KUBERNETES_SERVICE_PORT");
-    assert_int_equal(mm_k8s_config_incluster(&env, &c, &eb), MM_EINVAL);
 }
 
 /* The client re-reads its token file only when it changed (size, mtime or inode). */
@@ -409,13 +205,7 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_and_ca_data),
-        cmocka_unit_test(test_token_file_and_ca_file),
-        cmocka_unit_test(test_client_cert_data_and_files),
-        cmocka_unit_test(test_named_context_and_no_user),
         cmocka_unit_test(test_lookup_order),
-        cmocka_unit_test(test_errors_name_the_field),
-        cmocka_unit_test(test_incluster),
         cmocka_unit_test(test_token_rotation),
         cmocka_unit_test(test_alloc_failures),
     };
