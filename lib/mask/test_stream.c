@@ -64,27 +64,72 @@ static mm_err run(mm_masker *m, const mm_stream_opts *o, const char *in, size_t 
     return rc;
 }
 
-static void check_opts(mm_masker *m, const mm_stream_opts *o, const char *in, const char *want,
+/* Findings of one run, summed into a fingerprint that splitting must not change. */
+typedef struct {
+    int n, applied;
+    uint64_t sum;
+} tally;
+
+static void count_finding(void *ctx, const mm_finding *f)
+{
+    tally *t = ctx;
+    t->n++;
+    t->applied += f->applied;
+    t->sum += f->offset * 31 + f->line * 7 + (f->rule ? strlen(f->rule) : 0) +
+              (f->path ? strlen(f->path) * 3 : 0) + (f->detector ? strlen(f->detector) * 5 : 0);
+}
+
+/* Where two outputs first differ: failure messages name the place, never the bytes (they
+ * could be a value that should have been masked). */
+static size_t diff_at(const char *a, const char *b)
+{
+    size_t i = 0;
+    while (a[i] && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* Masked output compared without printing it: a failure names the first differing byte. */
+#define assert_output(got, want)                                                                   \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        if (strcmp(g_, w_) != 0)                                                                   \
+            fail_msg("output differs from expected at byte %zu", diff_at(g_, w_));                 \
+    } while (0)
+
+static void check_opts(mm_masker *m, const mm_stream_opts *opts, const char *in, const char *want,
                        const char *name)
 {
     size_t n = strlen(in);
     mm_errbuf eb = {{0}};
     mm_buf out;
+    tally whole = {0}, t;
+    mm_stream_opts o = *opts;
+    bool own = !o.on_finding; /* count findings ourselves, and compare them across splits */
+    if (own) {
+        o.on_finding = count_finding;
+        o.finding_ctx = &whole;
+    }
     mm_buf_init(&out, 0);
-    if (run(m, o, in, n ? n : 1, n ? n : 1, &out, &eb) != MM_OK)
+    if (run(m, &o, in, n ? n : 1, n ? n : 1, &out, &eb) != MM_OK)
         fail_msg("%s: whole: %s", name, eb.msg);
     if (strcmp(mm_buf_cstr(&out), want) != 0)
-        fail_msg("%s: whole:\n got: %s\nwant: %s", name, mm_buf_cstr(&out), want);
-    for (size_t split = 1; split < n; split++) {
+        fail_msg("%s: whole: output differs from expected at byte %zu (%zu vs %zu bytes)", name,
+                 diff_at(mm_buf_cstr(&out), want), out.len, strlen(want));
+    if (own)
+        o.finding_ctx = &t;
+    for (size_t split = 0; split <= n; split++) {
+        size_t first = split ? split : 1, step = split ? n : 1; /* 0: byte by byte */
         mm_buf_reset(&out);
-        if (run(m, o, in, split, n, &out, &eb) != MM_OK)
+        memset(&t, 0, sizeof(t));
+        if (run(m, &o, in, first, step, &out, &eb) != MM_OK)
             fail_msg("%s: split at %zu: %s", name, split, eb.msg);
         if (strcmp(mm_buf_cstr(&out), want) != 0)
-            fail_msg("%s: split at %zu:\n got: %s\nwant: %s", name, split, mm_buf_cstr(&out), want);
+            fail_msg("%s: split at %zu: output differs at byte %zu", name, split,
+                     diff_at(mm_buf_cstr(&out), want));
+        if (own && (t.n != whole.n || t.applied != whole.applied || t.sum != whole.sum))
+            fail_msg("%s: split at %zu: findings differ (%d vs %d)", name, split, t.n, whole.n);
     }
-    mm_buf_reset(&out);
-    if (run(m, o, in, 1, 1, &out, &eb) != MM_OK || strcmp(mm_buf_cstr(&out), want) != 0)
-        fail_msg("%s: byte by byte:\n got: %s\nwant: %s", name, mm_buf_cstr(&out), want);
     mm_buf_free(&out);
 }
 
@@ -129,6 +174,17 @@ static void test_paths(void **state)
         {"$.items[*].card", "{\"items\":[{\"card\":\"c1\"},{\"card\":\"c2\",\"x\":1}]}",
          "{\"items\":[{\"card\":\"X\"},{\"card\":\"X\",\"x\":1}]}"},
         {"$.ab", "{\"a\\u0062\":1, \"ab\":2}", "{\"a\\u0062\":\"X\", \"ab\":\"X\"}"}, /* names decoded */
+        {"$[0]", "[[1,2],3]", "[[\"X\",\"X\"],3]"},
+        {"$[*]", "[1,{\"a\":null}]", "[\"X\",{\"a\":null}]"},
+        {"$.*", "[1,2]", "[\"X\",\"X\"]"},
+        {"$..['a b']", "{\"x\":[{\"a b\":\"q\"}],\"a b\":{\"c\":1}}", "{\"x\":[{\"a b\":\"X\"}],\"a b\":{\"c\":\"X\"}}"},
+        {"$.a..b", "{\"b\":1,\"a\":{\"b\":2,\"c\":[{\"b\":3}]}}", "{\"b\":1,\"a\":{\"b\":\"X\",\"c\":[{\"b\":\"X\"}]}}"},
+        {"$..a.b", "{\"a\":{\"b\":1},\"x\":{\"a\":{\"b\":2,\"c\":3}}}", "{\"a\":{\"b\":\"X\"},\"x\":{\"a\":{\"b\":\"X\",\"c\":3}}}"},
+        {"$.a[2]", "{\"a\":[0,1]}", "{\"a\":[0,1]}"}, /* out of range: nothing */
+        {"$.a.b", "{\"a\":[{\"b\":1}],\"b\":2}", "{\"a\":[{\"b\":1}],\"b\":2}"}, /* a name does not match elements */
+        {"$.a[0]", "{\"a\":{\"0\":1}}", "{\"a\":{\"0\":1}}"}, /* an index does not match members */
+        {"$['it\\\\'s']", "{\"it's\":1}", "{\"it's\":\"X\"}"},
+        {"$.a", " {\n  \"a\" :\t\"v\" ,\r\n  \"b\" : [ 1 , 2 ]\n} ", " {\n  \"a\" :\t\"X\" ,\r\n  \"b\" : [ 1 , 2 ]\n} "},
     };
     for (size_t i = 0; i < MM_ARRAY_LEN(rows); i++) {
         char name[64];
@@ -155,6 +211,23 @@ static void test_remove(void **state)
     const char *d = pol("p", "  rules:\n  - {name: r, detectors: [email], action: {type: remove}}\n");
     check(d, MM_BODY_JSON, "{\"a\":\"x ada@example.com\",\"b\":[\"bo@example.org\",\"k\"]}",
           "{\"b\":[\"k\"]}", "detector remove");
+    check(d, MM_BODY_JSON, "[\"a@b.co\",\"c@d.co\"]", "[]", "detector remove all elements");
+    check(d, MM_BODY_JSON, "\"a@b.co\"", "null", "detector remove root scalar");
+    check(p, MM_BODY_JSON, "{\"a\":[0,1,2],\"rm\":null}", "{\"a\":[0,2]}", "remove null too");
+    check(p, MM_BODY_JSON, "{\"a\":[ 0 , 1 ]}", "{\"a\":[ 0  ]}", "remove last element, spaces");
+    check(p, MM_BODY_JSON, "{\"a\":[[1],[2],[3]]}", "{\"a\":[[1],[3]]}", "remove an array element");
+    check(p, MM_BODY_JSON, "{\"o\":{\"rm\":\"x\"},\"rm\":[{\"a\":[1,2]}],\"z\":{}}", "{\"o\":{},\"z\":{}}",
+          "remove nested and last");
+    /* removing the first element of $.a: the comma before the second goes */
+    const char *f = pol("p", "  rules:\n  - {name: r, fields: [\"$.a[0]\", \"$.b[*].x\"], action: {type: remove}}\n");
+    check(f, MM_BODY_JSON, "{\"a\":[0,1,2]}", "{\"a\":[1,2]}", "remove first element");
+    check(f, MM_BODY_JSON, "{\"a\":[\"0\",{\"k\":[1]}]}", "{\"a\":[{\"k\":[1]}]}", "remove first, object after");
+    check(f, MM_BODY_JSON, "{\"b\":[{\"x\":1,\"y\":2},{\"y\":3,\"x\":4},{\"x\":5}]}",
+          "{\"b\":[{\"y\":2},{\"y\":3},{}]}", "remove in every element");
+    /* the root itself */
+    const char *r = pol("p", "  rules:\n  - {name: r, fields: [\"$\"], action: {type: remove}}\n");
+    check(r, MM_BODY_JSON, " {\"a\":[1,{\"b\":2}]} ", " null ", "remove root container");
+    check(r, MM_BODY_NDJSON, "{\"a\":1}\n[2]\n3", "null\nnull\nnull", "remove every ndjson line");
 }
 
 static void test_values_and_precedence(void **state)
@@ -294,13 +367,181 @@ static void test_findings_and_scan(void **state)
     mm_buf_reset(&out);
     const char *in = "{\"e\":\"a@b.co\",\"s\":\"123-45-6789\"}";
     assert_int_equal(mm_mask_buffer(m, &o, in, strlen(in), &out, &eb), MM_OK);
-    assert_string_equal(mm_buf_cstr(&out), in);
+    assert_output(mm_buf_cstr(&out), in);
     assert_int_equal(s.n, 2);
     assert_string_equal(s.paths[0], "$.e email d 6");
     assert_string_equal(s.paths[1], "$.s us_ssn - 19");
     assert_int_equal(s.applied, 0);
     mm_buf_free(&out);
     mm_masker_free(m);
+}
+
+static void test_audit_never_shields(void **state)
+{
+    (void)state;
+    /* "a-audit" sorts first; its rules report, and the enforcing policy still masks */
+    const char *y = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: b-enforce}\n"
+                    "spec: {selector: {}, rules: [{name: e, fields: [$.x], detectors: [email], action: {type: redact, replacement: E}}]}\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: a-audit}\n"
+                    "spec: {selector: {}, mode: audit, rules: [{name: a, fields: [$.x, $.y], detectors: [email], action: {type: redact}}]}\n";
+    mm_masker *m = compile(y, false);
+    assert_int_equal(mm_masker_rule_count(m), 2);
+    assert_string_equal(mm_masker_rule_policy(m, 0), "a-audit");
+    assert_string_equal(mm_masker_rule_name(m, 1), "e");
+    assert_null(mm_masker_rule_name(m, 2));
+    mm_stream_opts o = {.kind = MM_BODY_JSON};
+    const char *in = "{\"x\":\"p\",\"y\":\"q\",\"z\":\"ada@example.com\"}";
+    check_opts(m, &o, in, "{\"x\":\"E\",\"y\":\"q\",\"z\":\"E\"}", "audit does not shield");
+    seen sn = {0};
+    o.on_finding = on_finding;
+    o.finding_ctx = &sn;
+    mm_buf out;
+    mm_errbuf eb;
+    mm_buf_init(&out, 0);
+    assert_int_equal(mm_mask_buffer(m, &o, in, strlen(in), &out, &eb), MM_OK);
+    /* x: audit (a) + applied (e); y: audit only; z: audit + applied */
+    assert_int_equal(sn.n, 5);
+    assert_int_equal(sn.applied, 3 - 1); /* x and z applied */
+    assert_string_equal(sn.paths[0], "$.x - a 5");
+    assert_string_equal(sn.paths[1], "$.x - e 5");
+    assert_string_equal(sn.paths[2], "$.y - a 13");
+    assert_string_equal(sn.paths[3], "$.z email a 22");
+    assert_string_equal(sn.paths[4], "$.z email e 22");
+    mm_buf_free(&out);
+    mm_masker_free(m);
+}
+
+static void test_strings_and_utf8(void **state)
+{
+    (void)state;
+    const char *p = pol("p", "  rules:\n  - {name: m, detectors: [email], action: {type: replace, value: \"<\\\"m\\\">\"}}\n"
+                             "  - {name: f, fields: [$.f], action: {type: mask, keepLast: 1}}\n");
+    /* escapes outside matches stay as written, in values and names; output is escaped */
+    check(p, MM_BODY_JSON, "{\"k\\u00e9\\n\":\"\\u0041\\/ a@b.co \\ud83d\\ude00 \\\\ c@d.io\\t\"}",
+          "{\"k\\u00e9\\n\":\"\\u0041\\/ <\\\"m\\\"> \\ud83d\\ude00 \\\\ <\\\"m\\\">\\t\"}", "escapes kept");
+    /* a match written with escapes is decoded for the detector and replaced whole */
+    check(p, MM_BODY_JSON, "[\"x a\\u0040b.co y\"]", "[\"x <\\\"m\\\"> y\"]", "escaped match");
+    /* not valid UTF-8: passes unchanged unless masked */
+    check(p, MM_BODY_JSON, "[\"\xff\xfe a\", {\"\xc3\":\"\xe2\x82\"}]", "[\"\xff\xfe a\", {\"\xc3\":\"\xe2\x82\"}]",
+          "invalid utf-8 passes");
+    check(p, MM_BODY_JSON, "{\"f\":\"ab\xc3\xa9\"}", "{\"f\":\"**\xc3\xa9\"}", "utf-8 masked by characters");
+    /* a lone surrogate is kept as written */
+    check(p, MM_BODY_JSON, "[\"\\ud800 a@b.co\"]", "[\"\\ud800 <\\\"m\\\">\"]", "lone surrogate");
+    /* numbers: every spelling kept; a masked one becomes a string */
+    check(p, MM_BODY_JSON, "{\"n\":[-0,1E+2,0.5e-3,-12.50],\"f\":1234.5}",
+          "{\"n\":[-0,1E+2,0.5e-3,-12.50],\"f\":\"*****5\"}", "numbers");
+    check(p, MM_BODY_JSON, "-1.5e3", "-1.5e3", "root number");
+    check(p, MM_BODY_JSON, "true", "true", "root literal");
+}
+
+static void test_headers(void **state)
+{
+    (void)state;
+    const char *y = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: p}\n"
+                    "spec:\n  selector: {}\n  direction: response\n  rules: [{name: r, fields: [$.r], action: {type: redact}}]\n"
+                    "  headers: [{name: Authorization, action: {type: mask, keepFirst: 7}}, {name: Set-Cookie, action: {type: remove}}]\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: q}\n"
+                    "spec:\n  selector: {}\n  mode: audit\n  direction: request\n  rules: [{name: r, fields: [$.r], action: {type: redact}}]\n"
+                    "  headers: [{name: X-Card, action: {type: redact}}]\n";
+    mm_masker *m = compile(y, false);
+    mm_buf out;
+    mm_hdr_result res;
+    seen sn = {0};
+    mm_buf_init(&out, 0);
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, NULL, "authorization", "Bearer abcdef", 13, &out,
+                                      &res, on_finding, &sn), MM_OK);
+    assert_int_equal(res, MM_HDR_REWRITE);
+    assert_output(mm_buf_cstr(&out), "Bearer ******");
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, NULL, "SET-COOKIE", "a=b", 3, &out, &res, NULL, NULL),
+                     MM_OK);
+    assert_int_equal(res, MM_HDR_REMOVE);
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, NULL, "Content-Type", "x", 1, &out, &res, NULL, NULL),
+                     MM_OK);
+    assert_int_equal(res, MM_HDR_KEEP);
+    /* a response rule leaves requests alone; the audit rule reports and keeps */
+    assert_int_equal(mm_masker_header(m, MM_DIR_REQUEST, NULL, "Authorization", "x", 1, &out, &res, NULL, NULL),
+                     MM_OK);
+    assert_int_equal(res, MM_HDR_KEEP);
+    assert_int_equal(mm_masker_header(m, MM_DIR_REQUEST, NULL, "x-card", "4111", 4, &out, &res, on_finding, &sn),
+                     MM_OK);
+    assert_int_equal(res, MM_HDR_KEEP);
+    assert_int_equal(sn.n, 2);
+    assert_int_equal(sn.applied, 1);
+    assert_true(mm_masker_applies(m, MM_DIR_REQUEST));
+    assert_true(mm_masker_applies(m, MM_DIR_RESPONSE));
+    mm_buf_free(&out);
+    mm_masker_free(m);
+
+    /* onError: the strictest of the policies that apply in the direction */
+    const char *e = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: a}\n"
+                    "spec: {selector: {}, onError: passthrough, direction: both, rules: [{name: r, fields: [$.a], action: {type: redact}}]}\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: b}\n"
+                    "spec: {selector: {}, onError: redact-all, direction: request, rules: [{name: r, fields: [$.a], action: {type: redact}}]}\n";
+    m = compile(e, false);
+    assert_int_equal(mm_masker_on_error(m, MM_DIR_RESPONSE), MM_ONERR_PASSTHROUGH);
+    assert_int_equal(mm_masker_on_error(m, MM_DIR_REQUEST), MM_ONERR_REDACT_ALL);
+    mm_masker_free(mm_masker_ref(m)); /* a reference dropped leaves the masker alive */
+    assert_int_equal(mm_masker_rule_count(m), 2);
+    mm_masker_free(m);
+}
+
+static void test_lines(void **state)
+{
+    (void)state;
+    const char *p = pol("p", "  rules:\n  - {name: r, detectors: [email], action: {type: redact, replacement: X}}\n"
+                             "  - {name: f, fields: [$.k], action: {type: remove}}\n"
+                             "  - {name: c, patterns: [{name: c, regex: \"zz+\"}], action: {type: remove}}\n");
+    /* NDJSON: CRLF, blank lines and a last line without a newline are kept */
+    check(p, MM_BODY_NDJSON, "\r\n{\"k\":1,\"e\":\"a@b.co\"}\r\n\n  \n[\"x\"]  \n\"a@b.co\"", 
+          "\r\n{\"e\":\"X\"}\r\n\n  \n[\"x\"]  \n\"X\"", "ndjson layout");
+    /* text: matches transformed in place; remove drops the match only */
+    check(p, MM_BODY_TEXT, "a@b.co zzz\r\n\nend zz", "X \r\n\nend ", "text");
+    check(p, MM_BODY_TEXT, "", "", "empty text");
+    /* SSE: JSON data lines as JSON, other data lines as text, other fields untouched */
+    check(p, MM_BODY_SSE,
+          ": comment a@b.co\nevent: a@b.co\ndata: {\"k\": 1, \"e\": \"a@b.co\"}\ndata:[\"a@b.co\"]\n"
+          "data: {not json a@b.co\nid: 7\nretry: 10\n\r\ndata\n",
+          ": comment a@b.co\nevent: a@b.co\ndata: { \"e\": \"X\"}\ndata:[\"X\"]\n"
+          "data: {not json X\nid: 7\nretry: 10\n\r\ndata\n", "sse");
+    /* SSE findings: offsets in the whole body, no path */
+    mm_masker *m = compile(p, false);
+    seen sn = {0};
+    mm_stream_opts o = {.kind = MM_BODY_SSE, .on_finding = on_finding, .finding_ctx = &sn};
+    mm_buf out;
+    mm_errbuf eb;
+    mm_buf_init(&out, 0);
+    const char *in = "id: 1\ndata: {\"e\":\"a@b.co\"}\ndata: x a@b.co {\n";
+    assert_int_equal(mm_mask_buffer(m, &o, in, strlen(in), &out, &eb), MM_OK);
+    assert_int_equal(sn.n, 2);
+    assert_string_equal(sn.paths[0], "- email r 18");
+    assert_string_equal(sn.paths[1], "- email r 35");
+    mm_buf_free(&out);
+    mm_masker_free(m);
+}
+
+/* An input that must fail with `rc` and a message containing `err`, whole, split at every
+ * byte and byte by byte; the message must not depend on the split and nothing of `secret`
+ * (the value in progress) may have been written. */
+static void check_err(mm_masker *m, const mm_stream_opts *o, const char *in, mm_err want_rc,
+                      const char *err, const char *secret, const char *name)
+{
+    size_t n = strlen(in);
+    char first_msg[MM_ERRBUF_SIZE] = "";
+    for (size_t split = 0; split <= n; split++) {
+        mm_buf out;
+        mm_errbuf eb = {{0}};
+        mm_buf_init(&out, 0);
+        mm_err rc = run(m, o, in, split ? split : 1, split ? n : 1, &out, &eb);
+        if (rc != want_rc || !strstr(eb.msg, err))
+            fail_msg("%s: split %zu: rc %d, message \"%s\", want \"%s\"", name, split, rc, eb.msg, err);
+        if (split == 0)
+            snprintf(first_msg, sizeof(first_msg), "%s", eb.msg);
+        else if (strcmp(first_msg, eb.msg) != 0)
+            fail_msg("%s: split %zu: message \"%s\" differs from \"%s\"", name, split, eb.msg, first_msg);
+        if (secret && strstr(mm_buf_cstr(&out), secret))
+            fail_msg("%s: split %zu: the value in progress was written", name, split);
+        mm_buf_free(&out);
+    }
 }
 
 static void test_malformed(void **state)
@@ -311,94 +552,160 @@ static void test_malformed(void **state)
         mm_err rc;
     } rows[] = {
         {"{\"a\":\"4111111111111111", "offset 22: unexpected end of input", MM_EPARSE},
+        {"{\"a\":\"4111111111111111\"", "offset 23: unexpected end of input", MM_EPARSE},
+        {"[4111111111111111", "offset 17: unexpected end of input", MM_EPARSE},
         {"{\"a\" 1}", "offset 5: expected ':'", MM_EPARSE},
         {"{\"a\":1,}", "offset 7: expected a member name", MM_EPARSE},
+        {"{1:2}", "offset 1: expected a member name", MM_EPARSE},
         {"[1,]", "offset 3: expected a value", MM_EPARSE},
         {"[01]", "offset 2: a number cannot have a leading zero", MM_EPARSE},
         {"[1.]", "offset 3: expected a digit after '.'", MM_EPARSE},
-        {"[\"a\\x\"]", "offset 4: invalid escape", MM_EPARSE},
-        {"[\"a\\u12g4\"]", "offset 7: expected four hex digits", MM_EPARSE},
-        {"[\"a\nb\"]", "offset 3: control character", MM_EPARSE},
+        {"[-]", "offset 2: expected a digit after '-'", MM_EPARSE},
+        {"[1e+]", "offset 4: expected a digit in the exponent", MM_EPARSE},
+        {"[\"4111111111111111\\x\"]", "offset 19: invalid escape", MM_EPARSE},
+        {"[\"4111111111111111\\u12g4\"]", "offset 22: expected four hex digits", MM_EPARSE},
+        {"[\"4111111111111111\nb\"]", "offset 18: control character", MM_EPARSE},
         {"[tru]", "offset 4: invalid literal", MM_EPARSE},
+        {"[nul", "offset 4: unexpected end of input", MM_EPARSE},
         {"{} {}", "offset 3: unexpected data after the JSON value", MM_EPARSE},
-        {"[1] x", "offset 4", MM_EPARSE},
+        {"[1] x", "offset 4: unexpected data after the JSON value", MM_EPARSE},
         {"{\"a\":[1}", "offset 7: expected ',' or ']'", MM_EPARSE},
+        {"{\"a\":1]", "offset 6: expected ',' or '}'", MM_EPARSE},
+        {"]", "offset 0: expected a value", MM_EPARSE},
+        {"[\"a\"", "offset 4: unexpected end of input", MM_EPARSE},
     };
-    mm_masker *m = compile(pol("p", "  rules: [{name: r, detectors: [credit_card], action: {type: redact}}]\n"), false);
+    mm_masker *m = compile(pol("p", "  rules: [{name: r, detectors: [credit_card], action: {type: redact}},\n"
+                                    "          {name: f, fields: [$.a], action: {type: redact}}]\n"), false);
+    mm_stream_opts o = {.kind = MM_BODY_JSON};
     for (size_t i = 0; i < MM_ARRAY_LEN(rows); i++) {
-        mm_stream_opts o = {.kind = MM_BODY_JSON};
-        mm_buf out;
-        mm_errbuf eb = {{0}};
-        mm_buf_init(&out, 0);
-        mm_err rc = run(m, &o, rows[i].in, strlen(rows[i].in), 1, &out, &eb);
-        if (rc != rows[i].rc || !strstr(eb.msg, rows[i].err))
-            fail_msg("malformed row %zu: rc %d, message \"%s\", want \"%s\"", i, rc, eb.msg, rows[i].err);
-        if (strstr(mm_buf_cstr(&out), "4111"))
-            fail_msg("malformed row %zu: the value in progress was written", i);
-        mm_buf_free(&out);
+        char name[32];
+        snprintf(name, sizeof(name), "malformed row %zu", i);
+        check_err(m, &o, rows[i].in, rows[i].rc, rows[i].err, "4111", name);
     }
-    /* NDJSON errors name the line; values and depth are bounded */
-    mm_stream_opts o = {.kind = MM_BODY_NDJSON, .max_value = 64};
-    mm_buf out;
-    mm_errbuf eb = {{0}};
-    mm_buf_init(&out, 0);
-    assert_int_equal(run(m, &o, "{}\n{}\n{\"a\" 1}\n", 100, 100, &out, &eb), MM_EPARSE);
-    assert_non_null(strstr(eb.msg, "line 3:"));
-    mm_buf_reset(&out);
-    char big[200];
-    memset(big, 'a', sizeof(big));
-    memcpy(big, "[\"", 2);
-    memcpy(big + sizeof(big) - 3, "\"]", 3);
-    assert_int_equal(run(m, &o, big, 10, 10, &out, &eb), MM_ELIMIT);
-    assert_non_null(strstr(eb.msg, "offset 1: value longer than the limit"));
-    mm_buf_reset(&out);
-    char deep[MM_MASK_MAX_DEPTH + 10];
+    /* NDJSON errors name the line */
+    o = (mm_stream_opts){.kind = MM_BODY_NDJSON};
+    check_err(m, &o, "{}\n{}\n{\"a\" 1}\n", MM_EPARSE, "line 3: offset 11: expected ':'", NULL, "ndjson line");
+    check_err(m, &o, "{}\n{} {}\n", MM_EPARSE, "line 2: offset 6: expected a newline between values",
+              NULL, "ndjson two values");
+    check_err(m, &o, "{}\n{\"a\":\"4111111111111111", MM_EPARSE, "line 2: offset 25: unexpected end",
+              "4111", "ndjson truncated");
+    /* a value over max_value: the offset is the value's; nothing of it written */
+    o = (mm_stream_opts){.kind = MM_BODY_JSON, .max_value = 16};
+    check_err(m, &o, "{\"b\":1,\"a\":\"4111111111111111xx\"}", MM_ELIMIT,
+              "offset 11: value longer than the limit", "4111", "value limit");
+    check_err(m, &o, "[\"x\", \"4111 1111 1111 1111\"]", MM_ELIMIT, "offset 6: value longer than the limit",
+              "4111", "detector value limit");
+    check_err(m, &o, "{\"a_member_name_longer_than_16\":1}", MM_ELIMIT,
+              "offset 1: member name longer than the limit", NULL, "name limit");
+    /* exactly at the limit passes: 16 bytes with the quotes */
+    check_opts(m, &o, "[\"12345678901234\"]", "[\"12345678901234\"]", "value at the limit");
+    /* depth */
+    char deep[MM_MASK_MAX_DEPTH + 2];
     memset(deep, '[', sizeof(deep) - 1);
     deep[sizeof(deep) - 1] = '\0';
     o = (mm_stream_opts){.kind = MM_BODY_JSON};
-    assert_int_equal(run(m, &o, deep, sizeof(deep), 1, &out, &eb), MM_ELIMIT);
-    assert_non_null(strstr(eb.msg, "nesting deeper than the limit"));
-    /* a text line over the bound is an error, never a silent pass */
-    o = (mm_stream_opts){.kind = MM_BODY_TEXT, .max_value = 64};
+    mm_buf out;
+    mm_errbuf eb = {{0}};
+    mm_buf_init(&out, 0);
+    assert_int_equal(run(m, &o, deep, sizeof(deep), 7, &out, &eb), MM_ELIMIT);
+    assert_non_null(strstr(eb.msg, "offset 512: nesting deeper than the limit"));
+    /* exactly MM_MASK_MAX_DEPTH levels are fine */
+    char ok[2 * MM_MASK_MAX_DEPTH + 1];
+    memset(ok, '[', MM_MASK_MAX_DEPTH);
+    memset(ok + MM_MASK_MAX_DEPTH, ']', MM_MASK_MAX_DEPTH);
+    ok[2 * MM_MASK_MAX_DEPTH] = '\0';
     mm_buf_reset(&out);
-    assert_int_equal(run(m, &o, big, 50, 50, &out, &eb), MM_ELIMIT);
+    assert_int_equal(run(m, &o, ok, sizeof(ok), 100, &out, &eb), MM_OK);
+    assert_output(mm_buf_cstr(&out), ok);
+    /* a failed stream refuses more input until reset */
+    mm_stream *s = NULL;
+    assert_int_equal(mm_stream_new(m, &o, to_buf, &out, &s), MM_OK);
+    assert_int_equal(mm_stream_push(s, "[x", 2, &eb), MM_EPARSE);
+    assert_int_equal(mm_stream_push(s, "]", 1, &eb), MM_EINVAL);
+    assert_int_equal(mm_stream_finish(s, &eb), MM_EINVAL);
+    mm_stream_reset(s);
+    mm_buf_reset(&out);
+    assert_int_equal(mm_stream_push(s, "[1]", 3, &eb), MM_OK);
+    assert_int_equal(mm_stream_finish(s, &eb), MM_OK);
+    assert_output(mm_buf_cstr(&out), "[1]");
+    mm_stream_free(s);
+    /* a text line over the bound is an error, never a silent pass */
+    o = (mm_stream_opts){.kind = MM_BODY_TEXT, .max_value = 16};
+    check_err(m, &o, "ok\n4111111111111111 and more\n", MM_ELIMIT, "line 2: offset 3: line longer than the limit",
+              "4111", "text line limit");
     mm_buf_free(&out);
     mm_masker_free(m);
 }
 
+static void ignore_finding(void *ctx, const mm_finding *f)
+{
+    (void)ctx;
+    (void)f;
+}
+
+/* Every allocation of compiling and masking fails in turn: each failure is MM_ENOMEM (the
+ * sanitizers and valgrind check that nothing leaks), and the run that succeeds is right. */
 static void test_alloc_failures(void **state)
 {
-    const char *yaml = pol("p", "  rules:\n  - {name: r, fields: [\"$..a\", \"$.b[*]\"], detectors: [email], "
+    const char *yaml = pol("p", "  rules:\n  - {name: r, fields: [\"$..a\", \"$.b[*]\", \"$['x y'][0]\"], detectors: [email], "
                                 "patterns: [{name: x, regex: \"z+\"}], action: {type: remove}}\n"
+                                "  - {name: h, fields: [$.h], action: {type: hash, key: k}}\n"
                                 "  headers: [{name: X-A, action: {type: redact}}]\n");
-    const char *in = "{\"a\":1,\"b\":[\"q@x.io\",2],\"c\":\"zz\",\"d\":{\"a\":[1]}}";
+    const char *in = "{\"a\":1,\"b\":[\"q@x.io\",2],\"c\":\"zz\",\"d\":{\"a\":[1]},\"x y\":[1,2],\"h\":\"v\"}";
+    const char *sse = "event: e\ndata: {\"a\":1,\"m\":\"q@x.io\"}\ndata: q@x.io\n\n";
     mm_policy_set *set = NULL;
+    mm_keys *keys = NULL;
     mm_errbuf eb;
     (void)state;
     assert_int_equal(mm_policy_parse_yaml(yaml, strlen(yaml), "p", &set, NULL, &eb), MM_OK);
+    assert_int_equal(mm_keys_new(&keys), MM_OK);
+    assert_int_equal(mm_keys_add(keys, "k", "secret", 6), MM_OK);
     const mm_policy *p = mm_policy_set_get(set, 0);
     for (long n = 0;; n++) {
         mm_masker *m = NULL;
-        mm_buf out;
+        mm_buf out, o2, o3, hb;
+        mm_hdr_result res;
         mm_buf_init(&out, 0);
+        mm_buf_init(&o2, 0);
+        mm_buf_init(&o3, 0);
+        mm_buf_init(&hb, 0);
         mm_alloc_fail_after(n);
-        mm_err rc = mm_masker_new(&p, 1, NULL, NULL, &m, &eb);
+        mm_err rc = mm_masker_new(&p, 1, keys, NULL, &m, &eb);
         if (rc == MM_OK) {
-            mm_stream_opts o = {.kind = MM_BODY_JSON};
+            mm_stream_opts o = {.kind = MM_BODY_JSON, .on_finding = ignore_finding};
             rc = mm_mask_buffer(m, &o, in, strlen(in), &out, &eb);
         }
+        if (rc == MM_OK) {
+            mm_stream_opts o = {.kind = MM_BODY_SSE, .on_finding = ignore_finding};
+            rc = mm_mask_buffer(m, &o, sse, strlen(sse), &o2, &eb);
+        }
+        if (rc == MM_OK) {
+            mm_stream_opts o = {.kind = MM_BODY_NDJSON};
+            rc = mm_mask_buffer(m, &o, "{\"a\":1}\n[\"q@x.io\"]\n", 19, &o3, &eb);
+        }
+        if (rc == MM_OK)
+            rc = mm_masker_header(m, MM_DIR_RESPONSE, NULL, "x-a", "v", 1, &hb, &res, NULL, NULL);
         mm_alloc_fail_after(-1);
         mm_masker_free(m);
         if (rc == MM_OK) {
             /* $.b[*] removes the elements, not b */
-            assert_string_equal(mm_buf_cstr(&out), "{\"b\":[],\"d\":{}}");
-            mm_buf_free(&out);
-            break;
+            assert_output(mm_buf_cstr(&out),
+                                "{\"b\":[],\"d\":{},\"x y\":[2],\"h\":"
+                                "\"38ff772159e49b67fc04d7f1727ceaca870ae13a29242fcd1f841adff0c782be\"}");
+            assert_output(mm_buf_cstr(&o2), "event: e\ndata: {}\ndata: \n\n");
+            assert_output(mm_buf_cstr(&o3), "{}\n[]\n");
+            assert_output(mm_buf_cstr(&hb), "[REDACTED]");
         }
         mm_buf_free(&out);
+        mm_buf_free(&o2);
+        mm_buf_free(&o3);
+        mm_buf_free(&hb);
+        if (rc == MM_OK)
+            break;
         assert_int_equal(rc, MM_ENOMEM);
-        assert_true(n < 1000);
+        assert_true(n < 5000);
     }
+    mm_keys_free(keys);
     mm_policy_set_free(set);
 }
 
@@ -409,6 +716,8 @@ int main(void)
         cmocka_unit_test(test_values_and_precedence), cmocka_unit_test(test_audit_exempt_direction),
         cmocka_unit_test(test_body_kinds),     cmocka_unit_test(test_findings_and_scan),
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_audit_never_shields), cmocka_unit_test(test_strings_and_utf8),
+        cmocka_unit_test(test_headers),        cmocka_unit_test(test_lines),
     };
     return cmocka_run_group_tests_name("mask-stream", tests, NULL, NULL);
 }
