@@ -57,8 +57,9 @@ class Server:
     def __init__(self, *extra):
         self.dir = tempfile.mkdtemp(prefix='apiserver-test-')
         self.kubeconfig = os.path.join(self.dir, 'kubeconfig')
-        self.proc = subprocess.Popen([RUN, '--listen', '127.0.0.1:0', '--kubeconfig', self.kubeconfig] + list(extra),
-                                     stdout=subprocess.PIPE, stderr=open(os.path.join(self.dir, 'stderr'), 'wb'))
+        with open(os.path.join(self.dir, 'stderr'), 'wb') as errf:
+            self.proc = subprocess.Popen([RUN, '--listen', '127.0.0.1:0', '--kubeconfig', self.kubeconfig] + list(extra),
+                                         stdout=subprocess.PIPE, stderr=errf)
         deadline = time.monotonic() + 20
         line = b''
         while time.monotonic() < deadline:
