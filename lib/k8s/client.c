@@ -78,6 +78,17 @@ const char *k8s_json_str(struct json_object *obj, const char *key)
     return v ? json_object_get_string(v) : NULL;
 }
 
+int k8s_json_add(struct json_object *o, const char *key, struct json_object *v)
+{
+    if (!v)
+        return -1;
+    if (json_object_object_add(o, key, v) != 0) {
+        json_object_put(v);
+        return -1;
+    }
+    return 0;
+}
+
 const char *k8s_meta_str(struct json_object *obj, const char *key)
 {
     return k8s_json_str(k8s_json_get(obj, "metadata", json_type_object), key);
@@ -1075,37 +1086,39 @@ mm_err mm_k8s_delete(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_delet
     if (!(o = json_object_new_object()))
         return MM_ENOMEM;
     rc = MM_ENOMEM;
-    if (json_object_object_add(o, "kind", json_object_new_string("DeleteOptions")) ||
-        json_object_object_add(o, "apiVersion", json_object_new_string("v1")))
+    if (k8s_json_add(o, "kind", json_object_new_string("DeleteOptions")) ||
+        k8s_json_add(o, "apiVersion", json_object_new_string("v1")))
         goto out;
     if (d->precondition_uid || d->precondition_resource_version) {
         if (!(pre = json_object_new_object()))
             goto out;
         if ((d->precondition_uid &&
-             json_object_object_add(pre, "uid", json_object_new_string(d->precondition_uid))) ||
+             k8s_json_add(pre, "uid", json_object_new_string(d->precondition_uid))) ||
             (d->precondition_resource_version &&
-             json_object_object_add(pre, "resourceVersion",
-                                    json_object_new_string(d->precondition_resource_version))))
+             k8s_json_add(pre, "resourceVersion",
+                          json_object_new_string(d->precondition_resource_version))))
             goto out;
-        if (json_object_object_add(o, "preconditions", pre))
+        int bad = k8s_json_add(o, "preconditions", pre);
+        pre = NULL; /* o owns it now, or it was released */
+        if (bad)
             goto out;
-        pre = NULL;
     }
     if (d->propagation_policy &&
-        json_object_object_add(o, "propagationPolicy",
-                               json_object_new_string(d->propagation_policy)))
+        k8s_json_add(o, "propagationPolicy", json_object_new_string(d->propagation_policy)))
         goto out;
     if (d->grace_period_seconds >= 0 &&
-        json_object_object_add(o, "gracePeriodSeconds",
-                               json_object_new_int64(d->grace_period_seconds)))
+        k8s_json_add(o, "gracePeriodSeconds", json_object_new_int64(d->grace_period_seconds)))
         goto out;
     if (d->dry_run) {
         struct json_object *a = json_object_new_array();
-        if (!a || json_object_array_add(a, json_object_new_string("All")) ||
-            json_object_object_add(o, "dryRun", a)) {
+        struct json_object *all = json_object_new_string("All");
+        if (!a || !all || json_object_array_add(a, all)) {
+            json_object_put(all);
             json_object_put(a);
             goto out;
         }
+        if (k8s_json_add(o, "dryRun", a))
+            goto out;
     }
     size_t len = 0;
     const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);

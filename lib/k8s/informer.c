@@ -231,7 +231,7 @@ static int collect(void *ud, struct json_object *item)
     char *key = obj_key(item);
     if (!key)
         return 0; /* an item without a name cannot be stored; skip it */
-    int bad = json_object_object_add(map, key, json_object_get(item));
+    int bad = k8s_json_add(map, key, json_object_get(item));
     mm_free(key);
     return bad;
 }
@@ -350,7 +350,7 @@ static int on_event(void *ud, const mm_k8s_event *ev)
         json_object_object_del(inf->store, key);
         bad = 0;
     } else {
-        bad = json_object_object_add(inf->store, key, json_object_get(ev->object));
+        bad = k8s_json_add(inf->store, key, json_object_get(ev->object));
     }
     char *nrv = rv ? mm_strdup(rv) : NULL;
     if (nrv) {

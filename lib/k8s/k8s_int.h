@@ -102,6 +102,10 @@ mm_err k8s_json_parse(const char *s, size_t len, struct json_object **out, mm_er
 /* The string member key of obj, or NULL when absent or not a string. */
 const char *k8s_json_str(struct json_object *obj, const char *key);
 struct json_object *k8s_json_get(struct json_object *obj, const char *key, json_type t);
+/* Adds v to object o under key and owns v in every case: -1 (v released) when v is NULL
+ * because its allocation failed, or when the add fails. json-c's own add stores a NULL
+ * value as null and leaves v to the caller on failure. */
+int k8s_json_add(struct json_object *o, const char *key, struct json_object *v);
 /* metadata.<key> as a string, or NULL. */
 const char *k8s_meta_str(struct json_object *obj, const char *key);
 

@@ -184,27 +184,15 @@ static mm_err put_spec(struct json_object *lease, const char *holder, long dur_s
         return MM_ENOMEM;
     mm_k8s_format_microtime(acquire_us, at);
     mm_k8s_format_microtime(renew_us, rt);
-    struct json_object *h = json_object_new_string(holder), *d = json_object_new_int64(dur_s),
-                       *a = json_object_new_string(at), *r = json_object_new_string(rt),
-                       *t = json_object_new_int64(transitions);
-    if (!h || !d || !a || !r || !t) {
-        json_object_put(h);
-        json_object_put(d);
-        json_object_put(a);
-        json_object_put(r);
-        json_object_put(t);
+    if (k8s_json_add(spec, "holderIdentity", json_object_new_string(holder)) ||
+        k8s_json_add(spec, "leaseDurationSeconds", json_object_new_int64(dur_s)) ||
+        k8s_json_add(spec, "acquireTime", json_object_new_string(at)) ||
+        k8s_json_add(spec, "renewTime", json_object_new_string(rt)) ||
+        k8s_json_add(spec, "leaseTransitions", json_object_new_int64(transitions))) {
         json_object_put(spec);
         return MM_ENOMEM;
     }
-    /* json-c's object_add only fails on allocation; then spec is incomplete: refuse it */
-    if (json_object_object_add(spec, "holderIdentity", h) ||
-        json_object_object_add(spec, "leaseDurationSeconds", d) ||
-        json_object_object_add(spec, "acquireTime", a) ||
-        json_object_object_add(spec, "renewTime", r) ||
-        json_object_object_add(spec, "leaseTransitions", t) ||
-        json_object_object_add(lease, "spec", spec))
-        return MM_ENOMEM;
-    return MM_OK;
+    return k8s_json_add(lease, "spec", spec) ? MM_ENOMEM : MM_OK;
 }
 
 /* ---- elector ------------------------------------------------------------------------------- */
@@ -387,21 +375,18 @@ static mm_err try_acquire_or_renew(mm_k8s_leader *le, bool *acquired, mm_errbuf 
     *acquired = false;
     rc = k8s_request(le->c, "GET", &le->ref, NULL, NULL, NULL, 0, &tune, &res, eb);
     if (rc == MM_ENOTFOUND) {
-        if (!(lease = json_object_new_object()) ||
-            json_object_object_add(lease, "apiVersion",
-                                   json_object_new_string("coordination.k8s.io/v1")) ||
-            json_object_object_add(lease, "kind", json_object_new_string("Lease"))) {
-            rc = MM_ENOMEM;
-            goto out;
-        }
         struct json_object *meta = json_object_new_object();
-        if (!meta || json_object_object_add(lease, "metadata", meta)) {
+        if (!(lease = json_object_new_object()) ||
+            k8s_json_add(lease, "apiVersion", json_object_new_string("coordination.k8s.io/v1")) ||
+            k8s_json_add(lease, "kind", json_object_new_string("Lease")) ||
+            k8s_json_add(lease, "metadata", json_object_get(meta))) {
             json_object_put(meta);
             rc = MM_ENOMEM;
             goto out;
         }
-        if (json_object_object_add(meta, "name", json_object_new_string(le->name)) ||
-            json_object_object_add(meta, "namespace", json_object_new_string(le->ns)) ||
+        json_object_put(meta); /* lease holds it */
+        if (k8s_json_add(meta, "name", json_object_new_string(le->name)) ||
+            k8s_json_add(meta, "namespace", json_object_new_string(le->ns)) ||
             put_spec(lease, le->identity, lease_seconds(le), now, now, 0) != MM_OK) {
             rc = MM_ENOMEM;
             goto out;
