@@ -16,8 +16,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define READ_CHUNK (32u * 1024)        /* one read from a socket */
-#define OUT_HIGH (64u * 1024)          /* pending output past which the source stops */
+#define READ_CHUNK (16u * 1024)        /* one read from a socket */
+#define HEAD_CHUNK (8u * 1024)         /* reads while a response head is awaited */
+#define OUT_HIGH (32u * 1024)          /* pending output past which the source stops */
 #define RESP_HEAD_MAX (64u * 1024)     /* an upstream response head */
 #define POOL_MAX 64                    /* idle upstream connections kept per worker */
 #define POOL_IDLE_NS (30ull * 1000000000ull)
@@ -111,6 +112,7 @@ typedef struct {
     const char *rule, *detector;
     bool applied;
     mm_series *s;
+    uint64_t pending; /* counted here, added to the series at the next sweep */
 } find_ent;
 
 struct worker {
@@ -123,6 +125,7 @@ struct worker {
     int n_conns;
     upconn *pool;
     int n_pool;
+    upconn *dead_up; /* closed this batch, freed after it */
     uint64_t now, last_sweep;
     char *scratch; /* READ_CHUNK for reads */
     char *ztmp;    /* READ_CHUNK for inflate output */
@@ -180,6 +183,16 @@ static void count_code(worker *w, int code)
     mm_series_add(w->code_s[code], 1);
 }
 
+/* The per-worker finding counts go to the shared series (at most every SWEEP_NS). */
+static void flush_findings(worker *w)
+{
+    for (size_t i = 0; i < w->n_fcache; i++)
+        if (w->fcache[i].pending) {
+            mm_series_add(w->fcache[i].s, (double)w->fcache[i].pending);
+            w->fcache[i].pending = 0;
+        }
+}
+
 static void on_finding(void *ctx, const mm_finding *f)
 {
     conn *c = ctx;
@@ -189,13 +202,14 @@ static void on_finding(void *ctx, const mm_finding *f)
     size_t i;
 
     if (w->fcache_gen != gen) {
+        flush_findings(w);
         w->n_fcache = 0;
         w->fcache_gen = gen;
     }
     for (i = 0; i < w->n_fcache; i++) {
         find_ent *e = &w->fcache[i];
         if (e->rule == f->rule && e->detector == f->detector && e->applied == f->applied) {
-            mm_series_add(e->s, 1);
+            e->pending++; /* no shared atomic per value on the hot path */
             return;
         }
     }
@@ -289,6 +303,7 @@ static bool flush_fd(int fd, mm_buf *b, size_t *off, uint64_t *last_io, uint64_t
 
 /* ---- upstream connections ------------------------------------------------------------- */
 
+/* Closes now, frees after the event batch: a later event of the batch may still name it. */
 static void up_close(upconn *u)
 {
     worker *w = u->w;
@@ -297,7 +312,19 @@ static void up_close(upconn *u)
         epoll_ctl(w->ep, EPOLL_CTL_DEL, u->fd, NULL);
         close(u->fd);
     }
-    mm_free(u);
+    u->fd = -1;
+    u->c = NULL;
+    u->next = w->dead_up;
+    w->dead_up = u;
+}
+
+static void free_dead_up(worker *w)
+{
+    while (w->dead_up) {
+        upconn *u = w->dead_up;
+        w->dead_up = u->next;
+        mm_free(u);
+    }
 }
 
 static void pool_remove(worker *w, upconn *u)
@@ -727,6 +754,12 @@ static bool send_head(conn *c, long long length)
 
 static bool emit(conn *c, const char *p, size_t n)
 {
+    /* keep the pending bytes at the front: the buffer then stays near OUT_HIGH */
+    if (c->out_off > 0 && c->out_off >= c->out.len / 2) {
+        memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+        c->out.len -= c->out_off;
+        c->out_off = 0;
+    }
     c->b_rs_out += n;
     return put_body(&c->out, c->out_chunked, p, n);
 }
@@ -1279,11 +1312,11 @@ static void up_read(conn *c)
                 reply_error(c, 502, "response head from upstream too large", false);
                 return;
             }
-            if (mm_buf_reserve(&c->uin, READ_CHUNK) != MM_OK) {
+            if (mm_buf_reserve(&c->uin, HEAD_CHUNK) != MM_OK) {
                 reply_error(c, 500, "out of memory", false);
                 return;
             }
-            n = recv(c->up->fd, c->uin.data + c->uin.len, READ_CHUNK, 0);
+            n = recv(c->up->fd, c->uin.data + c->uin.len, HEAD_CHUNK, 0);
         } else if (c->rs == RS_BODY) {
             if (pending(&c->out, c->out_off) >= OUT_HIGH)
                 return;
@@ -1296,13 +1329,14 @@ static void up_read(conn *c)
         if (n > 0) {
             c->last_io = w->now;
             c->resp_seen = true;
+            bool full = (size_t)n == (c->rs == RS_WAIT_HEAD ? HEAD_CHUNK : READ_CHUNK);
             if (c->rs == RS_WAIT_HEAD) {
                 c->uin.len += (size_t)n;
                 up_process(c);
             } else {
                 rs_feed(c, w->scratch, (size_t)n);
             }
-            if ((size_t)n < READ_CHUNK)
+            if (!full)
                 return;
             continue;
         }
@@ -1616,6 +1650,8 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
     }
     if (kind == EV_UP) {
         upconn *u = ev->data.ptr;
+        if (u->fd < 0)
+            return;
         if (!u->c) { /* idle in the pool and readable: closed by the app, or junk */
             pool_remove(w, u);
             up_close(u);
@@ -1715,12 +1751,14 @@ void *worker_main(void *arg)
         if (w->now - w->last_sweep >= SWEEP_NS) {
             w->last_sweep = w->now;
             sweep(w, &dead);
+            flush_findings(w);
         }
         while (dead) {
             conn *d = dead;
             dead = d->next;
             conn_free(d);
         }
+        free_dead_up(w);
         if (!w->listening && (w->n_conns == 0 || w->now >= drain_deadline))
             break;
     }
@@ -1735,6 +1773,8 @@ void *worker_main(void *arg)
         pool_remove(w, u);
         up_close(u);
     }
+    free_dead_up(w);
+    flush_findings(w);
     return NULL;
 }
 

@@ -18,7 +18,8 @@
  *   /binary                       application/octet-stream with a card number inside
  *   /peer                         {"port":N}: the caller's source port (pool reuse checks)
  * Common: ct=TYPE overrides the Content-Type, delay_ms=D sleeps between chunks.
- * Usage: mm-testapp [--listen 127.0.0.1:PORT]  (port 0: any; prints `ready PORT`). */
+ * Usage: mm-testapp [--listen 127.0.0.1:PORT] [--threads N]  (port 0: any; prints
+ * `ready PORT`; --threads: a fixed epoll pool instead of a thread per connection). */
 #include "common/common.h"
 
 #include <arpa/inet.h>
@@ -522,13 +523,16 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d;
     const union MHD_DaemonInfo *info;
     char host[64];
-    long port;
+    long port, threads = 0;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen = argv[++i];
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
+                   mm_parse_long(argv[i + 1], 1, 64, &threads)) {
+            i++;
         } else {
-            fprintf(stderr, "usage: mm-testapp [--listen 127.0.0.1:PORT]\n");
+            fprintf(stderr, "usage: mm-testapp [--listen 127.0.0.1:PORT] [--threads N]\n");
             return 2;
         }
     }
@@ -546,6 +550,19 @@ int main(int argc, char **argv)
     }
     sin.sin_port = htons((uint16_t)port);
     signal(SIGPIPE, SIG_IGN);
+    /* one thread per connection by default (slow bodies sleep in their thread); a fixed
+     * epoll pool with --threads, so that a benchmark's app does not crowd the CPUs with
+     * one runnable thread per connection (only endpoints without delays then) */
+    if (threads > 0)
+        d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                 MHD_USE_ERROR_LOG,
+                             0, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sin,
+                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+                             MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
+                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+    else
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                              MHD_USE_POLL | MHD_USE_ERROR_LOG,
                          0, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sin,

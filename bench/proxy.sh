@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# bench/proxy.sh: maskmesh-proxy against nginx, measured in the same run on this machine.
+# wrk at 64 connections for BENCH_SECONDS (10) each against (a) mm-testapp directly,
+# (b) nginx as a plain reverse proxy with upstream keepalive, (c) maskmesh-proxy masking with
+# a realistic policy; on 1 KB and 64 KB JSON. Then memory: VmHWM idle, and at 256
+# connections streaming 100 MB bodies. Prints the figures and the bars; exits 1 on a miss.
+# Environment: MM_BIN, MM_BUILD (as bench/run.sh sets them), BENCH_SECONDS, BENCH_CONNS.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${MM_BIN:-$PWD/bin}
+BUILD=${MM_BUILD:-$PWD/build}
+SECS=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNS:-64}
+WORKERS=$(nproc)
+[ "$WORKERS" -gt 4 ] && WORKERS=4
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+for t in wrk "$NGINX" "$BIN/maskmesh-proxy" "$BUILD/tools/mm-testapp"; do
+    command -v "$t" >/dev/null 2>&1 || [ -x "$t" ] || { echo "proxy.sh: missing $t (make bench installs wrk and nginx-light)"; exit 1; }
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # port
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "proxy.sh: nothing listens on $1"; exit 1
+}
+
+# the app
+"$BUILD/tools/mm-testapp" --listen 127.0.0.1:0 --threads "$WORKERS" >"$tmp/app.out" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 100); do grep -q ready "$tmp/app.out" && break; sleep 0.05; done
+APP=$(awk '/^ready/ {print $2; exit}' "$tmp/app.out")
+[ -n "$APP" ] || { echo "proxy.sh: mm-testapp did not start"; exit 1; }
+
+# nginx: a plain reverse proxy with upstream keepalive, as many workers as the proxy
+NGX=$(free_port)
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes $WORKERS;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    upstream app { server 127.0.0.1:$APP; keepalive 128; }
+    server {
+        listen 127.0.0.1:$NGX reuseport;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+"$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>"$tmp/nginx/stderr" &
+pids+=($!)
+wait_port "$NGX"
+
+# maskmesh-proxy with a realistic policy: fields, detectors, a pattern, header rules
+mkdir -p "$tmp/cfg"
+cat >"$tmp/cfg/policies.yaml" <<'EOF'
+- apiVersion: maskmesh.io/v1alpha1
+  kind: MaskingPolicy
+  metadata: {name: payments-api, namespace: shop}
+  spec:
+    selector: {matchLabels: {app: payments}}
+    port: 8080
+    rules:
+      - name: card
+        fields: ["$..card"]
+        detectors: [credit_card]
+        action: {type: mask, keepFirst: 6, keepLast: 4, char: "*", preserveFormat: true}
+      - name: contact
+        detectors: [email, phone]
+        action: {type: tokenize, key: payments}
+      - name: ssn
+        fields: ["$.items[*].ssn"]
+        action: {type: redact}
+      - name: ids
+        patterns: [{name: employee_id, regex: "EMP-[0-9]{6}"}]
+        action: {type: redact, replacement: "[ID]"}
+    headers:
+      - {name: Authorization, action: {type: redact}}
+      - {name: Set-Cookie, action: {type: remove}}
+EOF
+printf 'app="payments"\npod-template-hash="abc"\n' >"$tmp/cfg/labels"
+mkdir -p "$tmp/cfg/keys"
+printf 'bench-key-0123456789abcdef' >"$tmp/cfg/keys/payments"
+PX=$(free_port)
+"$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PX" --admin "" --upstream 127.0.0.1:"$APP" \
+    --policies "$tmp/cfg/policies.yaml" --labels "$tmp/cfg/labels" --keys "$tmp/cfg/keys" \
+    --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/proxy.err" &
+PXPID=$!
+pids+=($PXPID)
+wait_port "$PX"
+# masking really is on
+if curl -s "http://127.0.0.1:$PX/json?size=1024" | grep -q '4111 1111 1111 1111'; then
+    echo "proxy.sh: the proxy did not mask; refusing to report figures"; exit 1
+fi
+
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+idle_kb=$(hwm $PXPID)
+
+# one wrk run: prints "rps p50_ms p99_ms errors"
+bench() { # url [conns] [secs]
+    local out
+    out=$(wrk -t2 -c"${2:-$CONNS}" -d"${3:-$SECS}s" --timeout 10s --latency "$1" 2>&1)
+    echo "$out" | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
+                         if (v ~ /s$/) return v * 1000; return v }
+        /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec/ { rps = $2 }
+        /Non-2xx|Socket errors/ { err = 1 }
+        END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }'
+}
+
+status=0
+printf '%-28s %10s %9s %9s %9s %9s\n' target req/s p50_ms p99_ms rps/nginx p99/nginx
+for size in 1024 65536; do
+    path="/json?size=$size"
+    read -r a_rps a_p50 a_p99 a_err < <(bench "http://127.0.0.1:$APP$path")
+    read -r n_rps n_p50 n_p99 n_err < <(bench "http://127.0.0.1:$NGX$path")
+    read -r m_rps m_p50 m_p99 m_err < <(bench "http://127.0.0.1:$PX$path")
+    label=$((size / 1024))KB
+    printf '%-28s %10s %9s %9s\n' "app direct $label" "$a_rps" "$a_p50" "$a_p99"
+    printf '%-28s %10s %9s %9s %9s %9s\n' "nginx $label" "$n_rps" "$n_p50" "$n_p99" 1.00 1.00
+    r_rps=$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+    r_p99=$(awk -v a="$m_p99" -v b="$n_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+    printf '%-28s %10s %9s %9s %9s %9s\n' "maskmesh-proxy $label" "$m_rps" "$m_p50" "$m_p99" "$r_rps" "$r_p99"
+    if [ "$m_err" != 0 ] || [ "$n_err" != 0 ]; then
+        echo "  errors during the $label run"; status=1
+    fi
+    if [ "$size" = 1024 ]; then
+        awk -v r="$r_rps" 'BEGIN { exit !(r >= 0.80) }' || { echo "  BAR MISSED: 1KB req/s $r_rps of nginx (< 0.80)"; status=1; }
+        awk -v r="$r_p99" 'BEGIN { exit !(r <= 1.50) }' || { echo "  BAR MISSED: 1KB p99 $r_p99 x nginx (> 1.50)"; status=1; }
+    fi
+done
+
+# memory: 256 connections each streaming a 100 MB masked body, as fast as wrk reads
+MEMSECS=${BENCH_MEM_SECONDS:-15}
+wrk -t2 -c256 -d"${MEMSECS}s" --timeout 120s "http://127.0.0.1:$PX/large?size=100000000&chunk=65536" >"$tmp/mem.txt" 2>&1
+busy_kb=$(hwm $PXPID)
+streamed=$(awk '/read$/ || / read/ {print $(NF-1), $NF; exit}' "$tmp/mem.txt" | tr -d '\n')
+printf 'memory: VmHWM idle %.1f MB (bar 16), at 256 streaming connections %.1f MB (bar 64); wrk %s\n' \
+    "$(echo "$idle_kb" | awk '{print $1/1024}')" "$(echo "$busy_kb" | awk '{print $1/1024}')" "$streamed"
+[ "$idle_kb" -lt $((16 * 1024)) ] || { echo "  BAR MISSED: idle VmHWM"; status=1; }
+[ "$busy_kb" -lt $((64 * 1024)) ] || { echo "  BAR MISSED: VmHWM at 256 streaming connections"; status=1; }
+[ $status -eq 0 ] && echo "proxy bench: every bar met"
+exit $status
