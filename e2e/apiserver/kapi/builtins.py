@@ -106,6 +106,33 @@ def default_pod(obj):
     obj.setdefault('status', {})
 
 
+def admit_pod_builtin(obj):
+    """What kube-apiserver's built-in admission plugins do to a new pod before the webhooks run:
+    ServiceAccount (the kube-api-access-XXXXX projected volume and its mounts) and
+    DefaultTolerationSeconds (not-ready/unreachable NoExecute for 300 s)."""
+    import random
+    spec = obj.setdefault('spec', {})
+    if spec.get('automountServiceAccountToken') is not False:
+        vols = spec.setdefault('volumes', [])
+        if not any(str((v or {}).get('name', '')).startswith('kube-api-access-') for v in vols):
+            name = 'kube-api-access-' + ''.join(random.choice('bcdfghjklmnpqrstvwxz2456789') for _ in range(5))
+            vols.insert(0, {'name': name, 'projected': {'sources': [
+                {'serviceAccountToken': {'expirationSeconds': 3607, 'path': 'token'}},
+                {'configMap': {'name': 'kube-root-ca.crt', 'items': [{'key': 'ca.crt', 'path': 'ca.crt'}]}},
+                {'downwardAPI': {'items': [{'path': 'namespace', 'fieldRef': {'apiVersion': 'v1', 'fieldPath': 'metadata.namespace'}}]}}],
+                'defaultMode': 420}})
+            for c in (spec.get('initContainers') or []) + (spec.get('containers') or []):
+                if isinstance(c, dict):
+                    mounts = c.setdefault('volumeMounts', [])
+                    if not any((m or {}).get('mountPath') == '/var/run/secrets/kubernetes.io/serviceaccount' for m in mounts):
+                        mounts.append({'name': name, 'readOnly': True,
+                                       'mountPath': '/var/run/secrets/kubernetes.io/serviceaccount'})
+    tols = spec.setdefault('tolerations', [])
+    for key in ('node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable'):
+        if not any((t or {}).get('key') == key and (t or {}).get('effect') in (None, '', 'NoExecute') for t in tols):
+            tols.append({'key': key, 'operator': 'Exists', 'effect': 'NoExecute', 'tolerationSeconds': 300})
+
+
 def pod_status_on_create(obj):
     qos = 'BestEffort'
     cs = (obj.get('spec') or {}).get('containers') or []

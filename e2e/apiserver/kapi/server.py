@@ -1063,6 +1063,8 @@ class API:
         if rt.namespaced:
             self.require_namespace_exists(ns)
         name = md.get('name')
+        if (rt.group, rt.resource) == ('', 'pods'):
+            builtins.admit_pod_builtin(obj)
         obj = self.admit(req, rt, 'CREATE', ns, name, obj, None, None, dry,
                          self.options('CreateOptions', req, req.q('fieldManager')), True)
         md = obj.setdefault('metadata', {})
