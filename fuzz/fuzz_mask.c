@@ -1,7 +1,8 @@
-/* libFuzzer target for the JSON stream masker: a fixed policy with paths, detectors,
- * patterns and remove. The input is masked whole and in two chunks split at a point taken
- * from its first byte; both must agree, and when masking succeeds the output must be valid
- * JSON (json-c re-parses it). */
+/* libFuzzer target for the JSON stream masker: fixed policies with every path form,
+ * detectors, patterns, remove and an audit policy. The input is masked whole (with findings,
+ * so their paths are built) and in two chunks split at a point taken from its first byte;
+ * verdicts, outputs and the number of findings must agree, and when masking succeeds the
+ * output must be valid JSON (json-c re-parses it). */
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,7 +19,11 @@ static const char policy[] =
     "  - {name: b, fields: [\"$.rm\", \"$.list[1]\"], action: {type: remove}}\n"
     "  - {name: c, detectors: [credit_card, email, us_ssn, phone, iban, ipv4, ipv6, jwt, "
     "aws_access_key, bearer_token], action: {type: redact}}\n"
-    "  - {name: d, patterns: [{name: emp, regex: \"EMP-[0-9]{3}\"}], action: {type: remove}}\n";
+    "  - {name: d, patterns: [{name: emp, regex: \"EMP-[0-9]{3}\"}], action: {type: remove}}\n"
+    "  - {name: e, fields: [\"$..['x y']\", \"$.arr[2]\", \"$[0]\", \"$..z.*\"], action: {type: hash}}\n"
+    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: audit}\n"
+    "spec:\n  selector: {}\n  mode: audit\n  rules:\n"
+    "  - {name: f, fields: [\"$.a\", \"$..rm\"], detectors: [email], action: {type: remove}}\n";
 
 static mm_masker *masker;
 
@@ -27,9 +32,17 @@ static mm_err to_buf(void *ctx, const char *d, size_t n)
     return mm_buf_append(ctx, d, n);
 }
 
-static mm_err mask(const char *in, size_t n, size_t split, mm_buf *out)
+static void count(void *ctx, const mm_finding *f)
 {
-    mm_stream_opts o = {.kind = MM_BODY_JSON, .max_value = 4096};
+    (*(size_t *)ctx)++;
+    if (f->path && f->path[0] != '$')
+        abort(); /* a finding's path is a JSONPath */
+}
+
+static mm_err mask(const char *in, size_t n, size_t split, mm_buf *out, size_t *findings)
+{
+    mm_stream_opts o = {.kind = MM_BODY_JSON, .max_value = 4096, .on_finding = count,
+                        .finding_ctx = findings};
     mm_stream *s = NULL;
     mm_errbuf eb;
     mm_err rc = mm_stream_new(masker, &o, to_buf, out, &s);
@@ -52,18 +65,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mm_errbuf eb;
         if (mm_policy_parse_yaml(policy, sizeof(policy) - 1, "fuzz", &set, NULL, &eb) != MM_OK)
             abort();
-        const mm_policy *p = mm_policy_set_get(set, 0);
-        if (mm_masker_new(&p, 1, NULL, NULL, &masker, &eb) != MM_OK)
+        const mm_policy *p[2] = {mm_policy_set_get(set, 0), mm_policy_set_get(set, 1)};
+        if (mm_masker_new(p, 2, NULL, NULL, &masker, &eb) != MM_OK)
             abort();
         mm_policy_set_free(set);
     }
     size_t split = size ? data[0] % (size + 1) : 0;
     mm_buf_init(&whole, 0);
     mm_buf_init(&parts, 0);
-    mm_err a = mask((const char *)data, size, size, &whole);
-    mm_err b = mask((const char *)data, size, split, &parts);
+    size_t fa = 0, fb = 0;
+    mm_err a = mask((const char *)data, size, size, &whole, &fa);
+    mm_err b = mask((const char *)data, size, split, &parts, &fb);
     if (a != b)
         abort(); /* chunking changed the verdict */
+    if (a == MM_OK && fa != fb)
+        abort(); /* chunking changed the findings */
     if (a == MM_OK) {
         if (whole.len != parts.len || (whole.len && memcmp(whole.data, parts.data, whole.len) != 0))
             abort(); /* chunking changed the output */
