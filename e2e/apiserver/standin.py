@@ -337,6 +337,97 @@ def json_patch(doc, ops):
     return doc
 
 
+def _default_container(c):
+    for pt in c.get("ports") or []:
+        if isinstance(pt, dict):
+            pt.setdefault("protocol", "TCP")
+    c.setdefault("resources", {})
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    img = c.get("image") or ""
+    tagged = ":" in img.rsplit("/", 1)[-1] or "@" in img
+    c.setdefault("imagePullPolicy", "IfNotPresent" if tagged and not img.endswith(":latest") else "Always")
+
+
+def default_pod(obj):
+    """The defaulting the apiserver applies to a pod when it decodes one (subset)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            if isinstance(c, dict):
+                _default_container(c)
+    for v in spec.get("volumes") or []:
+        for src in ("configMap", "secret", "projected", "downwardAPI"):
+            if isinstance(v, dict) and isinstance(v.get(src), dict):
+                v[src].setdefault("defaultMode", 420)
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+
+
+def check_pod_update(old, new):
+    """Pod spec is immutable except container images, activeDeadlineSeconds, tolerations additions."""
+    def strip(spec):
+        spec = copy.deepcopy(spec or {})
+        for key in ("containers", "initContainers"):
+            for c in spec.get(key) or []:
+                if isinstance(c, dict):
+                    c.pop("image", None)
+        for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+            spec.pop(key, None)
+        return spec
+    if strip(old.get("spec")) != strip(new.get("spec")):
+        name = old["metadata"]["name"]
+        msg = ("Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
+               "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+               "to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+               "previously negative)")
+        raise invalid(("Pod", "", "Pod"), name, [{"reason": "FieldValueForbidden", "message": msg, "field": "spec"}])
+
+
+EV_V1_TO_CORE = [("regarding", "involvedObject"), ("note", "message"), ("deprecatedSource", "source"),
+                 ("deprecatedFirstTimestamp", "firstTimestamp"), ("deprecatedLastTimestamp", "lastTimestamp"),
+                 ("deprecatedCount", "count"), ("reportingController", "reportingComponent")]
+
+
+def event_to_core(ev):
+    """events.k8s.io/v1 Event -> core/v1 Event (field order of the core Go type)."""
+    m = dict(EV_V1_TO_CORE)
+    src = {m.get(k, k): v for k, v in ev.items()}
+    out = {"kind": "Event", "apiVersion": "v1", "metadata": src.get("metadata") or {}}
+    for k, always in (("involvedObject", {}), ("reason", None), ("message", None), ("source", {}),
+                      ("firstTimestamp", "null"), ("lastTimestamp", "null"), ("count", None), ("type", None),
+                      ("eventTime", "null"), ("series", None), ("action", None), ("related", None),
+                      ("reportingComponent", ""), ("reportingInstance", "")):
+        if src.get(k) is not None:
+            out[k] = src[k]
+        elif always is not None:
+            out[k] = None if always == "null" else copy.deepcopy(always)
+    return out
+
+
+def event_to_v1(core):
+    """core/v1 Event -> events.k8s.io/v1 Event (field order of the events/v1 Go type)."""
+    m = {c: v for v, c in EV_V1_TO_CORE}
+    src = {m.get(k, k): v for k, v in core.items()}
+    out = {"kind": "Event", "apiVersion": "events.k8s.io/v1", "metadata": src.get("metadata") or {}}
+    for k, always in (("eventTime", "null"), ("series", None), ("reportingController", None),
+                      ("reportingInstance", None), ("action", None), ("reason", None), ("regarding", {}),
+                      ("related", None), ("note", None), ("type", None), ("deprecatedSource", {}),
+                      ("deprecatedFirstTimestamp", "null"), ("deprecatedLastTimestamp", "null"), ("deprecatedCount", None)):
+        v = src.get(k)
+        if v is not None and v != "":
+            out[k] = v
+        elif always is not None:
+            out[k] = None if always == "null" else copy.deepcopy(always)
+    return out
+
+
 # ------------------------------------------------------------------------------------ selectors
 
 class LabelSelector:
@@ -538,6 +629,30 @@ def apply_defaults(schema, value):
     return value
 
 
+def prune(schema, value, path, unknown, top=False):
+    """Drop fields a structural schema does not declare (like the apiextensions pruning); their
+    paths go to unknown."""
+    if not isinstance(schema, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        ap = schema.get("additionalProperties")
+        for k in list(value):
+            if top and k in ("apiVersion", "kind", "metadata"):
+                continue
+            sub = (props or {}).get(k)
+            if sub is None and isinstance(ap, dict):
+                sub = ap
+            if sub is None and ap is not True and (props is not None or schema.get("type") == "object"):
+                unknown.append((path + "." + k) if path else k)
+                del value[k]
+                continue
+            prune(sub, value[k], (path + "." + k) if path else k, unknown)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            prune(schema["items"], v, "%s[%d]" % (path, i), unknown)
+
+
 def validate_schema(schema, value, path, errs, top=False):
     if not isinstance(schema, dict):
         return
@@ -630,6 +745,22 @@ TRACKED_META = ("labels", "annotations", "ownerReferences", "finalizers", "gener
 
 
 ATOMIC = {("networking.k8s.io", "networkpolicies"): {("f:spec", "f:podSelector")}}
+LIST_KEYS = {  # associative lists in fieldsV1: field -> (key fields, items atomic)
+    "ownerReferences": (("uid",), True), "conditions": (("type",), False), "containers": (("name",), False),
+    "initContainers": (("name",), False), "volumes": (("name",), False), "env": (("name",), False),
+    "volumeMounts": (("mountPath",), False), "ports": (("containerPort", "protocol"), False),
+}
+
+
+def _find_keyed(lst, seg):
+    try:
+        want = json.loads(seg[2:])
+    except ValueError:
+        return None
+    for i, x in enumerate(lst):
+        if isinstance(x, dict) and all(x.get(k) == v for k, v in want.items()):
+            return i
+    return None
 
 
 def field_paths(obj, res, sub):
@@ -641,6 +772,16 @@ def field_paths(obj, res, sub):
         if isinstance(v, dict) and v and prefix not in atomic:
             for k, x in v.items():
                 walk(x, prefix + ("f:" + k,))
+        elif isinstance(v, list) and v and prefix and prefix[-1][2:] in LIST_KEYS and \
+                (res.is_cr is False or prefix[-1] in ("f:conditions", "f:ownerReferences")) and \
+                all(isinstance(x, dict) and all(k in x for k in LIST_KEYS[prefix[-1][2:]][0]) for x in v):
+            keys, item_atomic = LIST_KEYS[prefix[-1][2:]]
+            for x in v:
+                k = "k:" + json.dumps({kk: x[kk] for kk in sorted(keys)}, separators=(",", ":"))
+                if item_atomic:
+                    out.add(prefix + (k,))
+                else:
+                    walk(x, prefix + (k,))
         else:
             out.add(prefix)
     for k, v in (obj or {}).items():
@@ -662,6 +803,12 @@ def field_paths(obj, res, sub):
 def value_at(obj, path):
     cur = obj
     for p in path:
+        if p.startswith("k:") and isinstance(cur, list):
+            i = _find_keyed(cur, p)
+            if i is None:
+                return None
+            cur = cur[i]
+            continue
         if not isinstance(cur, dict) or p[2:] not in cur:
             return None
         cur = cur[p[2:]]
@@ -671,11 +818,22 @@ def value_at(obj, path):
 def delete_at(obj, path):
     cur = obj
     for p in path[:-1]:
+        if p.startswith("k:") and isinstance(cur, list):
+            i = _find_keyed(cur, p)
+            if i is None:
+                return
+            cur = cur[i]
+            continue
         if not isinstance(cur, dict) or p[2:] not in cur:
             return
         cur = cur[p[2:]]
-    if isinstance(cur, dict):
-        cur.pop(path[-1][2:], None)
+    last = path[-1]
+    if last.startswith("k:") and isinstance(cur, list):
+        i = _find_keyed(cur, last)
+        if i is not None:
+            cur.pop(i)
+    elif isinstance(cur, dict):
+        cur.pop(last[2:], None)
 
 
 def paths_to_fields(paths, dots, top_dots=True):
@@ -815,6 +973,7 @@ class StandIn:
             k, _, v = s.partition("=")
             self.service_hosts[k.strip()] = v.strip()
         self.faults = {"fail": None, "delay": 0.0}
+        self.snapshots = {}  # (gp, ns, rv) -> objects at rv, for continue tokens (consistent pages)
         self.fault_lock = threading.Lock()
         self.conns = set()
         self.conns_lock = threading.Lock()
@@ -1222,6 +1381,16 @@ class StandIn:
         return obj
 
     def admit_and_validate(self, ctx, res, sub, op, obj, old, ns, name, dry_run, options, warnings):
+        if res.is_cr:
+            unknown = []
+            prune(((res.crd.get("schema") or {}).get("openAPIV3Schema")) or {}, obj, "", unknown, top=True)
+            fv = ctx.get("fieldValidation") or "Warn"
+            if unknown and fv == "Strict":
+                raise bad_request('%s in version "%s" cannot be handled as a %s: strict decoding error: %s'
+                                  % (res.kind, res.version, res.kind,
+                                     ", ".join('unknown field "%s"' % u for u in unknown)))
+            if fv != "Ignore":
+                warnings.extend('unknown field "%s"' % u for u in unknown)
         obj = self.run_webhooks("mutatingwebhookconfigurations", ctx, res, sub, op, obj, old, ns, name,
                                 dry_run, options, warnings)
         if res.is_cr:
@@ -1297,6 +1466,7 @@ class StandIn:
         if res.is_cr and res.status:
             obj.pop("status", None)
         if res.gp == ("", "pods"):
+            default_pod(obj)
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         manager = self.manager_of(ctx, params)
         self.set_managed(res, None, obj, manager, op_name, None, applied=applied)
@@ -1339,6 +1509,10 @@ class StandIn:
 
     def build_update(self, ctx, res, old, new, sub, manager, op, applied=None):
         """The object a write to the main resource or /status turns old into."""
+        if res.gp == ("", "pods") and sub != "status":
+            new = copy.deepcopy(new)
+            default_pod(new)
+            check_pod_update(old, new)
         if sub == "status":
             result = copy.deepcopy(old)
             if "status" in new:
@@ -1508,6 +1682,9 @@ class StandIn:
                 now = field_paths(applied, res, sub)
                 for p in sorted(prev - now - others, key=len, reverse=True):
                     delete_at(merged, p)
+                    for i in range(len(p) - 1, 1, -1):  # parents left empty go too (labels: {})
+                        if value_at(merged, p[:i]) == {}:
+                            delete_at(merged, p[:i])
                 if force:
                     pass
                 result = self.build_update(ctx, res, old, merged, sub, manager, "Apply", applied=applied)
@@ -1670,6 +1847,7 @@ class StandIn:
             if want < self.state.oldest:
                 raise ApiError(410, "Expired", "The resourceVersion for the provided list is too old.")
         items, rv = self.list_items(res, ns, lsel, fsel)
+        snap_key = None
         start = None
         if params.get("continue"):
             try:
@@ -1689,11 +1867,26 @@ class StandIn:
                                metadata={"continue": fresh})
             if trv != -1:
                 rv = trv
+                with self.state.lock:
+                    snap = self.snapshots.get((res.gp, ns, trv))
+                if snap is not None:
+                    items = [o for o in snap if lsel.matches(o["metadata"].get("labels")) and fsel.matches(o)]
             s = start.rstrip("\x00")
             items = [o for o in items if self.obj_key(o) > s]
         meta = {"resourceVersion": str(rv)}
         limit = int(params.get("limit") or 0)
         if limit > 0 and len(items) > limit:
+            with self.state.lock:
+                key = (res.gp, ns, rv)
+                if key not in self.snapshots:
+                    self.snapshots[key] = sorted(
+                        (o for (ons, _), o in self.state.store(res.gp).items() if ns is None or ons == ns),
+                        key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])) \
+                        if rv == self.state.rv else None
+                    if self.snapshots[key] is None:
+                        del self.snapshots[key]
+                    while len(self.snapshots) > 64:
+                        self.snapshots.pop(next(iter(self.snapshots)))
             rest = len(items) - limit
             items = items[:limit]
             meta["continue"] = base64.urlsafe_b64encode(json.dumps(
@@ -1893,7 +2086,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.read_body()
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            ctx = {"user": user, "ua": self.headers.get("User-Agent") or ""}
+            ctx = {"user": user, "ua": self.headers.get("User-Agent") or "",
+                   "fieldValidation": params.get("fieldValidation")}
             if path == "/_maskmesh/fault":
                 body = self.read_body()
                 self.fault(method, ctx, body)
@@ -2074,6 +2268,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sort = res.is_cr
         accept = self.headers.get("Accept") or ""
         as_table = "as=Table" in accept
+        if res.gp == ("events.k8s.io", "events"):
+            self.route_events_v1(verb, res, ns, name, params, body, ctx, as_table)
+            return
         if verb == "get":
             with st.lock:
                 obj = st.get(res, ns, name)
@@ -2114,6 +2311,81 @@ class Handler(http.server.BaseHTTPRequestHandler):
             code, out = self.delete_collection(ctx, res, ns, params, body)
         hdrs = [("Warning", '299 - "%s"' % w.replace('"', '\\"')) for w in warnings]
         self.send_json(code, out, hdrs, sort=sort and out.get("kind") != "Status")
+
+    def route_events_v1(self, verb, res, ns, name, params, body, ctx, as_table):
+        """events.k8s.io/v1 is a second view of the core/v1 events (one storage, converted)."""
+        st = self.si.state
+        core = st.resources[("", "v1", "events")]
+        warnings = []
+        if verb == "get":
+            with st.lock:
+                obj = st.get(core, ns, name)
+            if obj is None:
+                raise not_found(res, name)
+            obj = event_to_v1(obj)
+            if as_table:
+                self.send_json(200, self.si.table(res, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                                                  params.get("includeObject", "Metadata")), ctype=TABLE_CT)
+            else:
+                self.send_json(200, obj)
+            return
+        if verb == "list":
+            lst, items = self.si.do_list(core, ns, params)
+            items = [event_to_v1(o) for o in items]
+            if as_table:
+                self.send_json(200, self.si.table(res, items, lst["metadata"], params.get("includeObject", "Metadata")),
+                               ctype=TABLE_CT)
+            else:
+                self.send_json(200, {"kind": "EventList", "apiVersion": res.gv, "metadata": lst["metadata"],
+                                     "items": [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
+                                               for o in items]})
+            return
+        if verb == "watch":
+            self.watch(core, ns, params, as_table, conv=event_to_v1, shown=res)
+            return
+        if verb == "create":
+            code, out, warnings = self.si.do_create(ctx, core, ns, event_to_core(self.si.check_kind(res, self.parse_obj(body))), params)
+        elif verb == "update":
+            code, out, warnings = self.si.do_update(ctx, core, ns, name, None,
+                                                    event_to_core(self.si.check_kind(res, self.parse_obj(body))), params)
+        elif verb == "patch":
+            ct = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ct == "application/apply-patch+yaml":
+                applied = self.parse_obj(body)
+                code, out, warnings = self.si.do_patch(ctx, core, ns, name, None,
+                                                       json.dumps(event_to_core(self.si.check_kind(res, applied))).encode(),
+                                                       ct, params)
+            else:
+                with st.lock:
+                    cur = st.get(core, ns, name)
+                if cur is None:
+                    raise not_found(res, name)
+                view = event_to_v1(cur)
+                try:
+                    patch = json.loads(body or b"null")
+                except ValueError as e:
+                    raise bad_request("error decoding patch: %s" % e)
+                if ct == "application/json-patch+json":
+                    patched = json_patch(view, patch)
+                elif ct == "application/merge-patch+json" and isinstance(patch, dict):
+                    patched = merge_patch(view, patch)
+                elif ct == "application/strategic-merge-patch+json" and isinstance(patch, dict):
+                    patched = strategic_merge(view, patch)
+                else:
+                    raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                                   "accepted media types include: application/json-patch+json, application/merge-patch+json, "
+                                   "application/apply-patch+yaml, application/strategic-merge-patch+json")
+                patched.setdefault("metadata", {})["resourceVersion"] = cur["metadata"]["resourceVersion"]
+                code, out, warnings = self.si.do_update(ctx, core, ns, name, None, event_to_core(patched), params)
+        elif verb == "delete":
+            code, out = self.si.do_delete(ctx, core, ns, name, params, body)
+        else:
+            code, out = self.delete_collection(ctx, core, ns, params, body)
+            out = dict(out, kind="EventList", apiVersion=res.gv)
+        if out.get("kind") == "Event":
+            out = event_to_v1(out)
+        hdrs = [("Warning", '299 - "%s"' % w.replace('"', '\\"')) for w in warnings]
+        self.send_json(code, out, hdrs)
 
     def delete_collection(self, ctx, res, ns, params, body):
         lst, items = self.si.do_list(res, ns, {k: v for k, v in params.items() if k in ("labelSelector", "fieldSelector")})
@@ -2222,7 +2494,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def watch(self, res, ns, params, as_table):
+    def watch(self, res, ns, params, as_table, conv=None, shown=None):
+        """conv: converts stored objects for the client; shown: the Res the client asked for."""
+        shown = shown or res
         st = self.si.state
         lsel = LabelSelector(params.get("labelSelector"))
         fsel = FieldSelector(params.get("fieldSelector"))
@@ -2271,6 +2545,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sort = res.is_cr
 
         def emit(etype, obj):
+            if conv is not None and etype in ("ADDED", "MODIFIED", "DELETED"):
+                obj = conv(obj)
             if as_table and etype in ("ADDED", "MODIFIED", "DELETED"):
                 obj = self.si.table(res, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
                                     params.get("includeObject", "Metadata"))
@@ -2284,7 +2560,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             for et, o in initial:
                 if et == "BOOKMARK-END":
-                    emit("BOOKMARK", {"kind": res.kind, "apiVersion": res.gv, "metadata": {
+                    emit("BOOKMARK", {"kind": shown.kind, "apiVersion": shown.gv, "metadata": {
                         "resourceVersion": o, "annotations": {"k8s.io/initial-events-end": "true"}}})
                 else:
                     emit(et, o)
@@ -2307,7 +2583,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         with st.lock:
                             brv = str(st.rv) if w.q.empty() else None
                         if brv:
-                            emit("BOOKMARK", {"kind": res.kind, "apiVersion": res.gv, "metadata": {"resourceVersion": brv}})
+                            emit("BOOKMARK", {"kind": shown.kind, "apiVersion": shown.gv, "metadata": {"resourceVersion": brv}})
                         next_bm = time.monotonic() + interval
                     continue
                 emit(*item)

@@ -47,10 +47,11 @@ class Server:
     def __init__(self, *extra):
         self.dir = tempfile.mkdtemp(prefix="standin-test-")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
+        self.errlog = open(os.path.join(self.dir, "stderr"), "wb")
         self.proc = subprocess.Popen(
             [sys.executable, RUN, "--listen", "127.0.0.1:0", "--kubeconfig", self.kubeconfig,
              "--readonly-token", READONLY] + list(extra),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=self.errlog, text=True)
         line = [None]
 
         def read():
@@ -61,7 +62,9 @@ class Server:
         m = re.match(r"^ready https://127\.0\.0\.1:(\d+)\n$", line[0] or "")
         if not m:
             self.proc.kill()
-            raise RuntimeError("stand-in did not start: %r %s" % (line[0], self.proc.stderr.read()[-2000:]))
+            self.errlog.close()
+            with open(os.path.join(self.dir, "stderr"), errors="replace") as f:
+                raise RuntimeError("stand-in did not start: %r %s" % (line[0], f.read()[-2000:]))
         self.port = int(m.group(1))
         self.url = "https://127.0.0.1:%d" % self.port
         with open(self.kubeconfig) as f:
@@ -82,7 +85,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        self.errlog.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def conn(self, timeout=10):
