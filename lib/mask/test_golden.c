@@ -141,7 +141,7 @@ static void test_golden(void **state)
     }
     closedir(d);
     printf("golden: %d cases, %d failed\n", cases, failures);
-    assert_true(cases >= 6);
+    assert_true(cases >= 9);
     assert_int_equal(failures, 0);
 }
 
