@@ -146,9 +146,11 @@ def pod_status_on_create(obj):
     obj['status'] = {'phase': 'Pending', 'qosClass': qos}
 
 
-def default_namespace(obj):
+def default_namespace(obj, label=True):
+    """spec.finalizers is a decode-time default; the kubernetes.io/metadata.name label is set by
+    the namespace strategy (after field tracking, so no manager owns it)."""
     md = obj.setdefault('metadata', {})
-    if md.get('name'):
+    if label and md.get('name'):
         md.setdefault('labels', {})['kubernetes.io/metadata.name'] = md['name']
     obj.setdefault('spec', {}).setdefault('finalizers', ['kubernetes'])
 
@@ -208,7 +210,7 @@ def apply_defaults(rt, obj):
     if key == ('', 'pods'):
         default_pod(obj)
     elif key == ('', 'namespaces'):
-        default_namespace(obj)
+        default_namespace(obj, label=False)
     elif key == ('', 'secrets'):
         default_secret(obj)
     elif key == ('networking.k8s.io', 'networkpolicies'):

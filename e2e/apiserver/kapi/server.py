@@ -12,7 +12,7 @@ import urllib.parse
 import uuid
 
 from . import admission, builtins, fieldmanager, openapi, patch as patchmod, registry, schema as schemamod
-from . import selectors, yamlmini
+from . import protobuf, selectors, yamlmini
 from .store import Expired, Store
 
 SERVER_VERSION = {'major': '1', 'minor': '34', 'emulationMajor': '1', 'emulationMinor': '34',
@@ -510,6 +510,11 @@ class API:
         try:
             if ctype in ('application/yaml', 'application/apply-patch+yaml'):
                 obj = yamlmini.loads_json_or_yaml(body)
+            elif ctype == 'application/vnd.kubernetes.protobuf':
+                try:
+                    obj = protobuf.decode(body)
+                except protobuf.ProtoError as e:
+                    raise APIError(415, status(415, 'UnsupportedMediaType', str(e)))
             elif ctype in ('application/json', '*/*', '') or ctype.endswith('+json'):
                 obj = json.loads(body.decode('utf-8'), object_pairs_hook=_no_dup_pairs)
             else:
@@ -1165,8 +1170,6 @@ class API:
                 obj['status'] = copy.deepcopy(old['status'])
             else:
                 obj.pop('status', None)
-        if rt.resource == 'namespaces' and not rt.group:
-            builtins.default_namespace(obj)
         manager = self.field_manager(req, required=apply_info is not None)
         if apply_info is None:
             if md.get('managedFields') == omd.get('managedFields') or 'managedFields' not in md:
@@ -1174,6 +1177,8 @@ class API:
                 if md['managedFields'] is None:
                     md.pop('managedFields')
                 fieldmanager.record_update(old, obj, manager or 'unknown', rt.api_version, now, rt.typeinfo, sub)
+        if rt.resource == 'namespaces' and not rt.group:
+            builtins.default_namespace(obj)
         # generation: bumped when anything outside metadata (and status) changes via the main resource
         if (rt.generation or rt.is_cr) and sub is None:
             def body(o):

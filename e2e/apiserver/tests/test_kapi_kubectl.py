@@ -1,5 +1,6 @@
 """The real kubectl (current and 1.27) against kapi through the kubeconfig it writes."""
 
+import base64
 import json
 import os
 import shutil
@@ -218,6 +219,29 @@ class KubectlTest(unittest.TestCase):
         self.assertEqual(out[1].split()[:2], ['shop', 'Active'])
         self.assertIn('kubernetes.io/metadata.name=shop', out[1])
         self.kubectl('delete', 'cm', 'settings', '-n', 'shop')
+
+    def test_6_imperative_create_sends_protobuf(self):
+        # kubectl's generators POST application/vnd.kubernetes.protobuf bodies
+        out = self.kubectl('create', 'namespace', 'imperative').stdout
+        self.assertEqual(out.strip(), 'namespace/imperative created')
+        ns = json.loads(self.kubectl('get', 'ns', 'imperative', '-o', 'json', '--show-managed-fields').stdout)
+        self.assertEqual(ns['metadata']['labels'], {'kubernetes.io/metadata.name': 'imperative'})
+        self.assertNotIn('generateName', ns['metadata'])
+        self.assertEqual(ns['metadata']['managedFields'][0]['manager'], 'kubectl-create')
+        self.assertNotIn('f:metadata', ns['metadata']['managedFields'][0]['fieldsV1'],
+                         'the name label is set by the server, not owned by kubectl-create')
+        out = self.kubectl('create', 'secret', 'generic', 'maskmesh-keys', '-n', 'imperative',
+                           '--from-literal=payments=s3cr3t', '--from-literal=other=x').stdout
+        self.assertEqual(out.strip(), 'secret/maskmesh-keys created')
+        sec = json.loads(self.kubectl('get', 'secret', 'maskmesh-keys', '-n', 'imperative', '-o', 'json').stdout)
+        self.assertEqual(sec['type'], 'Opaque')
+        self.assertEqual({k: base64.b64decode(v).decode() for k, v in sec['data'].items()}, {'payments': 's3cr3t', 'other': 'x'})
+        self.kubectl('create', 'configmap', 'maskmesh-policies', '-n', 'imperative', '--from-literal=policies.yaml=[]')
+        cm = json.loads(self.kubectl('get', 'cm', 'maskmesh-policies', '-n', 'imperative', '-o', 'json').stdout)
+        self.assertEqual(cm['data'], {'policies.yaml': '[]'})
+        out = self.kubectl('delete', 'ns', 'imperative').stdout
+        self.assertEqual(out.strip(), 'namespace "imperative" deleted')
+        self.assertEqual(self.c.get('/api/v1/namespaces/imperative/configmaps/maskmesh-policies').status, 404)
 
     @unittest.skipUnless(KUBECTL_127, 'kubectl 1.27 not installed')
     def test_5_kubectl_127(self):
