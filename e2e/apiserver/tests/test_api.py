@@ -505,3 +505,97 @@ class FaultTest(ServerTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FidelityTest(ServerTest):
+    """Behaviour added so the stand-in matches the apiserver more closely."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        t = cls("run")
+        t.ensure_crd()
+        t.ensure_ns("shop")
+
+    def test_events_v1_and_core_share_storage(self):
+        ev = sample("event.json")
+        body = {k: v for k, v in ev.items() if k != "metadata"}
+        body["metadata"] = {"name": ev["metadata"]["name"]}
+        st, _, got = self.s.req("POST", "/apis/events.k8s.io/v1/namespaces/shop/events", body)
+        self.assertEqual(st, 201, got)
+        self.assertEqual([k for k in got if k != "metadata"], [k for k in ev if k != "metadata"])
+        for k in ev:
+            if k != "metadata":
+                self.assertEqual(got[k], ev[k], k)
+        st, _, core = self.s.req("GET", "/api/v1/namespaces/shop/events/" + ev["metadata"]["name"])
+        self.assertEqual(st, 200)
+        self.assertEqual((core["apiVersion"], core["involvedObject"], core["message"], core["reportingComponent"]),
+                         ("v1", ev["regarding"], ev["note"], ev["reportingController"]))
+        st, _, patched = self.s.req("PATCH", "/apis/events.k8s.io/v1/namespaces/shop/events/" + ev["metadata"]["name"],
+                                    {"note": "again", "deprecatedCount": 2}, ctype="application/strategic-merge-patch+json")
+        self.assertEqual((st, patched["note"], patched["deprecatedCount"]), (200, "again", 2))
+        st, _, core = self.s.req("GET", "/api/v1/namespaces/shop/events/" + ev["metadata"]["name"])
+        self.assertEqual((core["message"], core["count"]), ("again", 2))
+        st, _, lst = self.s.req("GET", "/apis/events.k8s.io/v1/namespaces/shop/events")
+        self.assertEqual(lst["kind"], "EventList")
+        self.assertEqual(lst["items"][0]["note"], "again")
+
+    def test_unknown_fields_pruned_strict_rejected(self):
+        p = mp("prune")
+        p["spec"]["bogus"] = 1
+        st, _, body = self.s.req("POST", MP + "?fieldValidation=Strict", p)
+        self.assertEqual(st, 400)
+        self.assertEqual(body["message"], 'MaskingPolicy in version "v1alpha1" cannot be handled as a MaskingPolicy: '
+                                          'strict decoding error: unknown field "spec.bogus"')
+        st, hdrs, body = self.s.req("POST", MP, p)
+        self.assertEqual(st, 201)
+        self.assertEqual([v for k, v in hdrs if k.lower() == "warning"], ['299 - "unknown field \\"spec.bogus\\""'])
+        self.assertNotIn("bogus", body["spec"])
+        p["metadata"]["name"] = "prune2"
+        st, hdrs, body = self.s.req("POST", MP + "?fieldValidation=Ignore", p)
+        self.assertEqual(st, 201)
+        self.assertEqual([v for k, v in hdrs if k.lower() == "warning"], [])
+
+    def test_pod_defaults_and_update_rule(self):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "defaults"},
+               "spec": {"containers": [{"name": "a", "image": "a:1", "ports": [{"containerPort": 80}]},
+                                       {"name": "b", "image": "b"}]}}
+        st, _, body = self.s.req("POST", "/api/v1/namespaces/shop/pods", pod)
+        self.assertEqual(st, 201)
+        c0, c1 = body["spec"]["containers"]
+        self.assertEqual((c0["ports"][0]["protocol"], c0["terminationMessagePath"], c0["imagePullPolicy"]),
+                         ("TCP", "/dev/termination-log", "IfNotPresent"))
+        self.assertEqual(c1["imagePullPolicy"], "Always")
+        self.assertEqual((body["spec"]["restartPolicy"], body["spec"]["dnsPolicy"]), ("Always", "ClusterFirst"))
+        st, _, body = self.s.req("PATCH", "/api/v1/namespaces/shop/pods/defaults",
+                                 {"spec": {"containers": [{"name": "a", "image": "a:2"}]}},
+                                 ctype="application/strategic-merge-patch+json")
+        self.assertEqual(st, 200)
+        st, _, body = self.s.req("PATCH", "/api/v1/namespaces/shop/pods/defaults",
+                                 {"spec": {"containers": [{"name": "b", "$patch": "delete"}]}},
+                                 ctype="application/strategic-merge-patch+json")
+        self.assertEqual(st, 422)
+        self.assertTrue(body["message"].startswith('Pod "defaults" is invalid: spec: Forbidden: pod updates may not change'))
+
+    def test_continue_pages_are_a_snapshot(self):
+        self.ensure_ns("snap")
+        for n in ("s1", "s2", "s3"):
+            self.s.req("POST", "/api/v1/namespaces/snap/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}})
+        st, _, p1 = self.s.req("GET", "/api/v1/namespaces/snap/configmaps?limit=2")
+        self.s.req("POST", "/api/v1/namespaces/snap/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s4"}})
+        self.s.req("DELETE", "/api/v1/namespaces/snap/configmaps/s3")
+        st, _, p2 = self.s.req("GET", "/api/v1/namespaces/snap/configmaps?limit=2&continue=" + p1["metadata"]["continue"])
+        self.assertEqual([i["metadata"]["name"] for i in p2["items"]], ["s3"])
+        self.assertEqual(p2["metadata"]["resourceVersion"], p1["metadata"]["resourceVersion"])
+
+    def test_apply_yaml_body(self):
+        with open("/work/shared/k8s-samples/ssa-configmap-request.yaml", "rb") as f:
+            yaml_body = f.read()
+        st, _, body = self.s.req("PATCH", "/api/v1/namespaces/shop/configmaps/maskmesh-policies?fieldManager=maskmesh-controller",
+                                 yaml_body, ctype="application/apply-patch+yaml")
+        if st == 400 and "no YAML reader" in body.get("message", ""):
+            self.skipTest("kapi/yamlmini.py not present")
+        self.assertEqual(st, 201, body)
+        want = sample("ssa-configmap-response.json")
+        self.assertEqual(body["data"], want["data"])
+        self.assertEqual(body["metadata"]["managedFields"][0]["fieldsV1"], want["metadata"]["managedFields"][0]["fieldsV1"])
