@@ -1,6 +1,9 @@
 """REST behaviour of the stand-in against the wire samples in /work/shared/k8s-samples."""
 import base64
 import json
+import os
+import ssl
+import subprocess
 import time
 import unittest
 
@@ -599,3 +602,33 @@ class FidelityTest(ServerTest):
         want = sample("ssa-configmap-response.json")
         self.assertEqual(body["data"], want["data"])
         self.assertEqual(body["metadata"]["managedFields"][0]["fieldsV1"], want["metadata"]["managedFields"][0]["fieldsV1"])
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_kubeconfig_ready_line_and_sigterm(self):
+        import re
+        import signal
+        import socket
+        from e2e.apiserver.tests._support import Server, Watch
+        s = Server()
+        try:
+            with open(s.kubeconfig) as f:
+                kc = f.read()
+            self.assertIn("current-context: admin\n", kc)
+            self.assertIn("server: https://127.0.0.1:%d\n" % s.port, kc)
+            self.assertRegex(kc, r"certificate-authority-data: [A-Za-z0-9+/=]+\n")
+            self.assertEqual(oct(os.stat(s.kubeconfig).st_mode & 0o777), "0o600")
+            der = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"],
+                                 input=ssl.get_server_certificate(("127.0.0.1", s.port)), capture_output=True,
+                                 text=True, timeout=10).stdout
+            self.assertIn("IP Address:127.0.0.1", der)
+            self.assertIn("DNS:localhost", der)
+            w = Watch(s, "/api/v1/namespaces?watch=1")
+            self.assertEqual(w.next(5)["type"], "ADDED")
+            s.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(s.proc.wait(10), 0)
+            w.close()
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", s.port), timeout=2).close()
+        finally:
+            s.stop()
