@@ -595,10 +595,10 @@ mm_err k8s_curl_err(CURLcode cc, const char *what, const char *errbuf, mm_errbuf
 
 /* Parses one Warning header value: `299 - "text" [, 299 - "text" ...]` (RFC 7234 5.5);
  * only code 299 warnings are kept, as client-go does. */
-static void parse_warnings(k8s_xfer *x, const char *v, size_t n)
+void k8s_parse_warnings(mm_k8s_result *res, const char *v, size_t n)
 {
     size_t i = 0;
-    while (i < n && x->res && x->res->nwarnings < MM_K8S_MAX_WARNINGS) {
+    while (i < n && res && res->nwarnings < MM_K8S_MAX_WARNINGS) {
         while (i < n && (v[i] == ' ' || v[i] == ',' || v[i] == '\t'))
             i++;
         size_t code_at = i;
@@ -632,7 +632,7 @@ static void parse_warnings(k8s_xfer *x, const char *v, size_t n)
         if (ok && is299) {
             char *s = mm_buf_steal(&t, NULL);
             if (s)
-                x->res->warnings[x->res->nwarnings++] = s;
+                res->warnings[res->nwarnings++] = s;
         }
         mm_buf_free(&t);
     }
@@ -676,7 +676,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
         if (mm_parse_long(tmp, 0, 86400, &secs))
             x->retry_after_s = secs;
     } else if (header_is(ptr, len, "Warning", &v)) {
-        parse_warnings(x, ptr + v, len - v);
+        k8s_parse_warnings(x->res, ptr + v, len - v);
     } else if (header_is(ptr, len, "Content-Type", &v)) {
         x->is_json = len - v >= 16 && strncasecmp(ptr + v, "application/json", 16) == 0;
     }

@@ -96,6 +96,9 @@ mm_err k8s_refresh_token(mm_k8s_client *c, bool force, mm_errbuf *eb);
 mm_err k8s_curl_err(CURLcode cc, const char *what, const char *errbuf, mm_errbuf *eb);
 void k8s_sleep_ms(long ms);
 void k8s_count_connections(mm_k8s_client *c, CURL *h);
+/* Appends the texts of one Warning header value (`299 - "text"`, comma-separated, quoted
+ * strings with backslash escapes, optional quoted date) to res; other codes are dropped. */
+void k8s_parse_warnings(mm_k8s_result *res, const char *v, size_t n);
 
 /* JSON */
 mm_err k8s_json_parse(const char *s, size_t len, struct json_object **out, mm_errbuf *eb);

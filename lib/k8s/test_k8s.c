@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "k8s/k8s.h"
+#include "k8s/k8s_int.h" /* k8s_parse_warnings */
 
 #define SAMPLES "../shared/k8s-samples/"
 
@@ -545,6 +545,37 @@ static void test_status_text_bodies(void **state)
     json_object_put(o);
 }
 
+/* ---- Warning headers ---------------------------------------------------------------------- */
+
+static void test_warning_headers(void **state)
+{
+    (void)state;
+    mm_k8s_result res = {0};
+    const char *one = "299 - \"spec.foo: deprecated, use spec.bar\"";
+    k8s_parse_warnings(&res, one, strlen(one));
+    assert_int_equal(res.nwarnings, 1);
+    assert_string_equal(res.warnings[0], "spec.foo: deprecated, use spec.bar");
+    /* several in one header, an escaped quote, a date, and a non-299 code that is dropped */
+    const char *many = "299 - \"a \\\"quoted\\\" word\", 199 agent \"misc\", "
+                       "299 kube-apiserver \"with date\" \"Sat, 20 Jul 2026 10:20:32 GMT\",299 - \"last\"";
+    k8s_parse_warnings(&res, many, strlen(many));
+    assert_int_equal(res.nwarnings, 4);
+    assert_string_equal(res.warnings[1], "a \"quoted\" word");
+    assert_string_equal(res.warnings[2], "with date");
+    assert_string_equal(res.warnings[3], "last");
+    /* malformed values add nothing and never read past the end */
+    const char *bad[] = {"299", "299 -", "299 - \"unterminated", "", ",,,"};
+    for (size_t i = 0; i < MM_ARRAY_LEN(bad); i++)
+        k8s_parse_warnings(&res, bad[i], strlen(bad[i]));
+    assert_true(res.nwarnings <= 5);
+    /* bounded */
+    for (int i = 0; i < 100; i++)
+        k8s_parse_warnings(&res, one, strlen(one));
+    assert_int_equal(res.nwarnings, MM_K8S_MAX_WARNINGS);
+    mm_k8s_result_clear(&res);
+    assert_int_equal(res.nwarnings, 0);
+}
+
 /* ---- watch framing ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -905,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_status_samples),
         cmocka_unit_test(test_status_fields),
         cmocka_unit_test(test_status_text_bodies),
+        cmocka_unit_test(test_warning_headers),
         cmocka_unit_test(test_watch_samples_every_split),
         cmocka_unit_test(test_watch_event_content),
         cmocka_unit_test(test_watch_framing_errors),
