@@ -5,8 +5,6 @@ import http.client
 import json
 import socket
 import ssl
-import tempfile
-import os
 import urllib.parse
 import uuid
 
@@ -122,14 +120,11 @@ class Caller:
             except (ValueError, ssl.SSLError) as e:
                 raise WebhookFailed('failed to call webhook: invalid caBundle: %s' % e)
         body = json.dumps(review).encode()
+        # connect to the resolved endpoint, verify the certificate against the service DNS name
         conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
-        # verify the certificate against the service DNS name (or URL host)
-        conn._tunnel_host = None
-        sock = None
         try:
             raw = socket.create_connection((host, port), timeout=timeout)
-            sock = ctx.wrap_socket(raw, server_hostname=server_name)
-            conn.sock = sock
+            conn.sock = ctx.wrap_socket(raw, server_hostname=server_name)
             conn.request('POST', path, body=body, headers={
                 'Content-Type': 'application/json', 'Accept': 'application/json, */*',
                 'User-Agent': 'kube-apiserver-admission', 'Host': '%s:%d' % (server_name, port)})

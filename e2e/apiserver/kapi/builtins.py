@@ -2,7 +2,7 @@
 
 import copy
 
-from .registry import ResourceType, ALL_VERBS
+from .registry import ResourceType
 
 POD_FIELDS = ('spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName',
               'status.phase', 'status.podIP', 'status.nominatedNodeName')
@@ -275,4 +275,4 @@ def is_events_v1(rt):
 
 
 __all__ = ['builtin_types', 'apply_defaults', 'pod_status_on_create', 'event_to_v1', 'event_from_v1',
-           'order_meta', 'is_events_v1', 'ALL_VERBS']
+           'order_meta', 'is_events_v1', 'admit_pod_builtin']

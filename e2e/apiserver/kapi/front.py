@@ -3,7 +3,6 @@
 import argparse
 import base64
 import email.utils
-import json
 import os
 import secrets
 import shutil

@@ -7,10 +7,6 @@ class SelectorError(ValueError):
     pass
 
 
-_KEY = r'[A-Za-z0-9][-A-Za-z0-9_./]*'
-_TOKEN_RE = re.compile(r'\s*(' + _KEY + r'|!=|==|=|!|\(|\)|,|>|<|notin\b|in\b)')
-
-
 def _tokens(s):
     out = []
     i = 0
