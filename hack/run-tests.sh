@@ -19,7 +19,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
 
 passed=0; failed=0; failures=()
-log=$(mktemp -d); trap 'rm -rf "$log"' EXIT
+mkdir -p "$build"; log=$(mktemp -d "$build/test-logs.XXXXXX"); trap 'rm -rf "$log"' EXIT
 
 # Adds the counts a finished command printed (cmocka, unittest or our plain line); a command
 # that failed without printing counts is one failure, one that passed silently one pass.
