@@ -39,7 +39,8 @@
  *    expected; nothing of a value that a rule reads has been written (it is buffered), and
  *    the stream takes no more input. Values no rule can touch stream through as they come.
  *  - NDJSON: one value per line, each masked on its own; blank lines, CRLF endings and a
- *    last line without a newline are kept as they are.
+ *    last line without a newline are kept as they are; so is the record separator (0x1E)
+ *    that application/json-seq puts before each value. A value may span lines (lenient).
  */
 #include "mask/stream_int.h"
 
@@ -939,6 +940,10 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
                     return rc;
                 js = value_end(s);
                 i++;
+                continue;
+            }
+            if (c == 0x1E && js != J_ARR_FIRST && !s->depth && s->o.kind == MM_BODY_NDJSON) {
+                i++; /* application/json-seq: the record separator before a value */
                 continue;
             }
             if (c == 't' || c == 'f' || c == 'n') {

@@ -494,6 +494,8 @@ static void test_lines(void **state)
     /* NDJSON: CRLF, blank lines and a last line without a newline are kept */
     check(p, MM_BODY_NDJSON, "\r\n{\"k\":1,\"e\":\"a@b.co\"}\r\n\n  \n[\"x\"]  \n\"a@b.co\"", 
           "\r\n{\"e\":\"X\"}\r\n\n  \n[\"x\"]  \n\"X\"", "ndjson layout");
+    /* application/json-seq: a record separator before each value */
+    check(p, MM_BODY_NDJSON, "\x1e{\"k\":1}\n\x1e[\"a@b.co\"]\n", "\x1e{}\n\x1e[\"X\"]\n", "json-seq");
     /* text: matches transformed in place; remove drops the match only */
     check(p, MM_BODY_TEXT, "a@b.co zzz\r\n\nend zz", "X \r\n\nend ", "text");
     check(p, MM_BODY_TEXT, "", "", "empty text");
@@ -503,6 +505,11 @@ static void test_lines(void **state)
           "data: {not json a@b.co\nid: 7\nretry: 10\n\r\ndata\n",
           ": comment a@b.co\nevent: a@b.co\ndata: { \"e\": \"X\"}\ndata:[\"X\"]\n"
           "data: {not json X\nid: 7\nretry: 10\n\r\ndata\n", "sse");
+    /* text that nothing reads passes whatever its lines */
+    mm_masker *pm = compile(pol("p", "  rules: [{name: f, fields: [$.k], action: {type: redact}}]\n"), false);
+    mm_stream_opts lo = {.kind = MM_BODY_TEXT, .max_value = 4};
+    check_opts(pm, &lo, "a long line a@b.co\nx", "a long line a@b.co\nx", "text without detectors");
+    mm_masker_free(pm);
     /* SSE findings: offsets in the whole body, no path */
     mm_masker *m = compile(p, false);
     seen sn = {0};

@@ -3,7 +3,8 @@
  * Text: the detectors and patterns read each line (without its line ending); matches are
  * transformed where they are, the rest of the line is copied as it came; `remove` drops the
  * match. A line is bounded by max_value: a longer one is an MM_ELIMIT error naming its line
- * and offset, never a silent pass and never a window that could cut a match in two.
+ * and offset, never a silent pass and never a window that could cut a match in two. (When
+ * no detector or pattern applies, text passes as it comes, whatever its lines.)
  * SSE: a `data:` line whose value is JSON is masked as JSON (paths and detectors); other data
  * lines as text; `event:`, `id:`, `retry:`, comments and blank lines pass as they are. Each
  * line is written as soon as it is complete, so an event is never held beyond its line.
@@ -153,6 +154,8 @@ mm_err lines_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
 {
     mm_err rc;
     size_t i = 0;
+    if (s->o.kind == MM_BODY_TEXT && !s->det)
+        return st_out_put(s, data, len); /* nothing reads text: no lines to find */
     while (i < len) {
         const char *nl = memchr(data + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - data) + 1 : len;
