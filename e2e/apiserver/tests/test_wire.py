@@ -629,6 +629,34 @@ class WireTest(unittest.TestCase):
         self.assertIn('io.maskmesh.v1alpha1.MaskingPolicy', doc['components']['schemas'])
         self.assertEqual(self.c.get('/version').json()['major'], '1')
 
+    def test_crd_lifecycle_serves_and_unserves(self):
+        crd = {'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition',
+               'metadata': {'name': 'widgets.example.com'},
+               'spec': {'group': 'example.com', 'scope': 'Cluster',
+                        'names': {'plural': 'widgets', 'kind': 'Widget'},
+                        'versions': [{'name': 'v1', 'served': True, 'storage': True,
+                                      'schema': {'openAPIV3Schema': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}]}}
+        path = '/apis/example.com/v1/widgets'
+        self.assertEqual(self.c.get(path).body, b'404 page not found\n')
+        r = self.c.post('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd)
+        self.assertEqual(r.status, 201)
+        st = r.json()['status']
+        self.assertEqual({c['type']: c['status'] for c in st['conditions']}, {'NamesAccepted': 'True', 'Established': 'True'})
+        self.assertEqual(st['acceptedNames']['singular'], 'widget')
+        self.assertEqual(st['storedVersions'], ['v1'])
+        r = self.c.post(path, {'apiVersion': 'example.com/v1', 'kind': 'Widget', 'metadata': {'name': 'w1'}, 'anything': {'goes': 1}})
+        self.assertEqual(r.status, 201)
+        self.assertEqual(r.json()['anything'], {'goes': 1}, 'preserve-unknown-fields keeps undeclared fields')
+        self.assertNotIn('namespace', r.json()['metadata'])
+        bad = dict(crd, metadata={'name': 'wrong.example.com'})
+        r = self.c.post('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', bad)
+        self.assertEqual(r.status, 422)
+        self.assertIn('metadata.name: Invalid value: "wrong.example.com": must be spec.names.plural+"."+spec.group', r.json()['message'])
+        self.assertEqual(self.c.delete('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com').status, 200)
+        self.assertEqual(self.c.get(path).status, 404)
+        self.assertEqual(self.c.get(path).body, b'404 page not found\n')
+        self.assertNotIn('example.com', {g['name'] for g in self.c.get('/apis').json()['groups']})
+
     def test_events_both_apis_share_storage(self):
         ev = support.sample('event.json')
         body = {k: v for k, v in ev.items() if k not in ('metadata',)}
