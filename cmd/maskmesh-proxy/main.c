@@ -2,6 +2,7 @@
  * Prints one line on stdout once serving: `ready proxy=PORT admin=PORT` (useful with
  * port 0); logs are JSON lines on stderr. */
 #include "proxy/proxy.h"
+#include "waitready.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -44,8 +45,11 @@ static void usage(FILE *f)
           "  --connect-timeout MS      upstream connect (5000)\n"
           "  --upstream-timeout MS     upstream silence, else 504 (60000)\n"
           "  --drain-timeout MS        in-flight time allowed on SIGTERM (20000)\n"
+          "  --pool-idle-timeout MS    idle pooled upstream connection lifetime (30000)\n"
           "  --watch-interval MS       config file check period (1000)\n"
           "  --log-level debug|info|warn|error (info)\n"
+          "  --wait-ready [--admin ADDR:PORT] [--timeout S]  poll /readyz, exit 0 when ready\n"
+          "                            (the classic sidecar's postStart hook)\n"
           "Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads.\n",
           f);
 }
@@ -62,7 +66,7 @@ int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_ADMIN, O_UPSTREAM, O_POLICIES, O_LABELS, O_KEYS, O_IDENTITY,
            O_WORKERS, O_MAXVALUE, O_MAXHEADER, O_MAXBODY, O_HTO, O_ITO, O_IOTO, O_CTO, O_UTO,
-           O_DTO, O_WATCH, O_LOG, O_HELP };
+           O_DTO, O_PIT, O_WATCH, O_LOG, O_HELP };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"admin", required_argument, NULL, O_ADMIN},
@@ -81,6 +85,7 @@ int main(int argc, char **argv)
         {"connect-timeout", required_argument, NULL, O_CTO},
         {"upstream-timeout", required_argument, NULL, O_UTO},
         {"drain-timeout", required_argument, NULL, O_DTO},
+        {"pool-idle-timeout", required_argument, NULL, O_PIT},
         {"watch-interval", required_argument, NULL, O_WATCH},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
@@ -95,6 +100,9 @@ int main(int argc, char **argv)
 
     mm_proxy_config_defaults(&cfg);
     mm_log_set_component("maskmesh-proxy");
+    /* the sidecar's postStart hook: a mode of its own, before any other flag */
+    if (argc > 1 && strcmp(argv[1], "--wait-ready") == 0)
+        return proxy_wait_ready(argc, argv);
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         const char *flag = optind > 1 ? argv[optind - 1] : "";
         switch (o) {
@@ -140,6 +148,7 @@ int main(int argc, char **argv)
         case O_CTO: if (!num(flag, optarg, 1, day, &v)) return 2; cfg.connect_timeout_ms = (int)v; break;
         case O_UTO: if (!num(flag, optarg, 1, day, &v)) return 2; cfg.upstream_timeout_ms = (int)v; break;
         case O_DTO: if (!num(flag, optarg, 0, day, &v)) return 2; cfg.drain_timeout_ms = (int)v; break;
+        case O_PIT: if (!num(flag, optarg, 1, day, &v)) return 2; cfg.pool_idle_ms = (int)v; break;
         case O_WATCH: if (!num(flag, optarg, 10, day, &v)) return 2; cfg.watch_interval_ms = (int)v; break;
         case O_LOG:
             if (strcmp(optarg, "debug") == 0) mm_log_set_level(MM_LOG_DEBUG);

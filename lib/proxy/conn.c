@@ -21,7 +21,6 @@
 #define OUT_HIGH (32u * 1024)          /* pending output past which the source stops */
 #define RESP_HEAD_MAX (64u * 1024)     /* an upstream response head */
 #define POOL_MAX 64                    /* idle upstream connections kept per worker */
-#define POOL_IDLE_NS (30ull * 1000000000ull)
 #define LINGER_NS (2ull * 1000000000ull)
 #define SWEEP_NS (200ull * 1000000ull)
 #define PRINCIPAL_MAX 512
@@ -1626,7 +1625,7 @@ static void sweep(worker *w, conn **dead)
     /* idle pooled upstream connections age out */
     for (upconn *u = w->pool, *un; u; u = un) {
         un = u->next;
-        if (w->now - u->idle_since > POOL_IDLE_NS || draining) {
+        if (w->now - u->idle_since > (uint64_t)p->cfg.pool_idle_ms * 1000000ull || draining) {
             pool_remove(w, u);
             up_close(u);
         }

@@ -29,6 +29,7 @@ void mm_proxy_config_defaults(mm_proxy_config *c)
     c->connect_timeout_ms = 5000;
     c->upstream_timeout_ms = 60000;
     c->drain_timeout_ms = 20000;
+    c->pool_idle_ms = 30000;
     c->watch_interval_ms = 1000;
 }
 

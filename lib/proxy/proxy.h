@@ -30,6 +30,7 @@ typedef struct {
     int connect_timeout_ms;  /* upstream connect */
     int upstream_timeout_ms; /* upstream silent this long (head or between body reads): 504 */
     int drain_timeout_ms;    /* on stop, in-flight exchanges get this long to finish */
+    int pool_idle_ms;        /* an idle pooled upstream connection is closed after this */
     int watch_interval_ms;   /* how often config files are checked for changes */
 } mm_proxy_config;
 
