@@ -101,7 +101,6 @@ struct mm_stream {
     held_finding *hf;
     size_t nhf, hfcap;
     bool hf_fail;     /* holding a finding failed for lack of memory */
-    mm_stream *parent;
 };
 
 /* stream.c */
