@@ -18,7 +18,7 @@
 ifndef MM_DEPS_OK
 .DEFAULT_GOAL := all
 ENTRY := all test test-asan test-valgrind test-unit test-integration fuzz fuzz-build bench demo \
-         lint format
+         demo-engine e2e-local lint format
 .PHONY: $(ENTRY) deps clean
 $(ENTRY): deps
 	@$(MAKE) --no-print-directory MM_DEPS_OK=1 $@
@@ -96,7 +96,7 @@ endef
 $(foreach m,$(MODULES),$(eval $(call UNIT_RULES,$(m))))
 
 .PHONY: all build units test test-unit test-integration test-asan test-valgrind fuzz fuzz-build \
-        bench demo lint format
+        bench demo demo-engine e2e-local lint format
 all: $(addprefix $(BIN)/,$(CMDS))
 build: all
 units: $(UNIT_BINS) $(addprefix $(BUILD)/tools/,$(TOOLS))
@@ -146,7 +146,15 @@ bench: all
 	@hack/install-deps.sh bench
 	@bench/run.sh
 
+# The whole system on this machine (API stand-in, controller, webhook, proxy, an app): told
+# for a person (demo) or asserted (e2e-local, run in CI). demo-engine: maskctl on sample data.
 demo: all
+	@MM_BIN=$(abspath $(BIN)) e2e/local.py --narrate
+
+e2e-local: all
+	@MM_BIN=$(abspath $(BIN)) e2e/local.py
+
+demo-engine: all
 	@hack/demo.sh
 
 lint:
