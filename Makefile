@@ -18,7 +18,7 @@
 ifndef MM_DEPS_OK
 .DEFAULT_GOAL := all
 ENTRY := all test test-asan test-valgrind test-unit test-integration fuzz fuzz-build bench demo \
-         demo-engine e2e-local lint format
+         demo-engine e2e-local e2e lint format
 .PHONY: $(ENTRY) deps clean
 $(ENTRY): deps
 	@$(MAKE) --no-print-directory MM_DEPS_OK=1 $@
@@ -96,7 +96,7 @@ endef
 $(foreach m,$(MODULES),$(eval $(call UNIT_RULES,$(m))))
 
 .PHONY: all build units test test-unit test-integration test-asan test-valgrind fuzz fuzz-build \
-        bench demo demo-engine e2e-local lint format
+        bench demo demo-engine e2e-local e2e lint format
 all: $(addprefix $(BIN)/,$(CMDS))
 build: all
 units: $(UNIT_BINS) $(addprefix $(BUILD)/tools/,$(TOOLS))
@@ -156,6 +156,10 @@ e2e-local: all
 
 demo-engine: all
 	@hack/demo.sh
+
+# kind: a real cluster with Docker (hack/kind.env pins kind and the node image)
+e2e:
+	@e2e/kind.sh
 
 lint:
 	@hack/lint.sh
