@@ -515,15 +515,27 @@ def selector_from_labelselector(sel):
     return pred
 
 
+FIELD_LABELS = {  # field selectors the apiserver supports beyond metadata.name/namespace
+    ("", "events"): {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+                     "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+                     "reason", "reportingComponent", "source", "type"},
+    ("", "pods"): {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                   "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
+    ("", "secrets"): {"type"},
+    ("", "namespaces"): {"status.phase"},
+}
+
+
 class FieldSelector:
-    def __init__(self, text):
+    def __init__(self, text, res=None):
         self.reqs = []
+        extra = FIELD_LABELS.get(res.gp, set()) if res is not None else set()
         for p in [x for x in (text or "").split(",") if x.strip()]:
             m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*$", p)
             if not m:
                 raise bad_request("invalid selector: '%s'; can't understand '%s'" % (text, p))
             f, op, v = m.groups()
-            if f not in ("metadata.name", "metadata.namespace"):
+            if f not in ("metadata.name", "metadata.namespace") and f not in extra:
                 raise bad_request('field label not supported: %s' % f)
             self.reqs.append((f, op != "!=", v))
 
@@ -531,9 +543,15 @@ class FieldSelector:
         return not self.reqs
 
     def matches(self, obj):
-        md = obj.get("metadata", {})
         for f, eq, v in self.reqs:
-            actual = md.get("name" if f == "metadata.name" else "namespace", "")
+            cur = obj
+            for part in f.split("."):
+                cur = cur.get(part) if isinstance(cur, dict) else None
+            if f == "source" and isinstance(cur, dict):
+                cur = cur.get("component")
+            if isinstance(cur, bool):
+                cur = "true" if cur else "false"
+            actual = "" if cur is None else str(cur)
             if (actual == v) != eq:
                 return False
         return True
@@ -1838,7 +1856,7 @@ class StandIn:
 
     def do_list(self, res, ns, params):
         lsel = LabelSelector(params.get("labelSelector"))
-        fsel = FieldSelector(params.get("fieldSelector"))
+        fsel = FieldSelector(params.get("fieldSelector"), res)
         if params.get("resourceVersionMatch") == "Exact" and params.get("resourceVersion"):
             try:
                 want = int(params["resourceVersion"])
@@ -2499,7 +2517,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         shown = shown or res
         st = self.si.state
         lsel = LabelSelector(params.get("labelSelector"))
-        fsel = FieldSelector(params.get("fieldSelector"))
+        fsel = FieldSelector(params.get("fieldSelector"), res)
         bookmarks = params.get("allowWatchBookmarks") in ("1", "true")
         try:
             timeout = float(params.get("timeoutSeconds") or 1800)

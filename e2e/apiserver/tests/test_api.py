@@ -543,6 +543,19 @@ class FidelityTest(ServerTest):
         self.assertEqual(lst["kind"], "EventList")
         self.assertEqual(lst["items"][0]["note"], "again")
 
+    def test_resource_specific_field_selectors(self):
+        self.s.req("POST", "/api/v1/namespaces/shop/events", {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+                                                             "involvedObject": {"kind": "Pod", "name": "p1", "namespace": "shop"},
+                                                             "reason": "Started", "type": "Normal"})
+        st, _, body = self.s.req("GET", "/api/v1/namespaces/shop/events?fieldSelector=involvedObject.name%3Dp1,type%3DNormal")
+        self.assertEqual([i["metadata"]["name"] for i in body["items"]], ["e1"])
+        st, _, body = self.s.req("GET", "/api/v1/namespaces/shop/events?fieldSelector=involvedObject.name%3Dp2")
+        self.assertEqual(body["items"], [])
+        st, _, body = self.s.req("GET", "/api/v1/namespaces/shop/pods?fieldSelector=status.phase%3DRunning")
+        self.assertEqual((st, body["items"]), (200, []))
+        st, _, body = self.s.req("GET", "/api/v1/namespaces/shop/configmaps?fieldSelector=status.phase%3DRunning")
+        self.assertEqual((st, body["message"]), (400, "field label not supported: status.phase"))
+
     def test_unknown_fields_pruned_strict_rejected(self):
         p = mp("prune")
         p["spec"]["bogus"] = 1
