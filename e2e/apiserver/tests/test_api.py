@@ -399,7 +399,7 @@ class ListTest(ServerTest):
         self.assertEqual(self.names("?labelSelector=tier"), ["a1", "a2", "a3", "a4"])
         self.assertEqual(self.names("?fieldSelector=metadata.name%3Da3"), ["a3"])
         self.assertEqual(self.names("?fieldSelector=metadata.name!%3Da3,metadata.namespace%3Dshop"), ["a1", "a2", "a4", "a5"])
-        st, _, body = self.s.req("GET", "/api/v1/namespaces/shop/pods?fieldSelector=spec.nodeName%3Dx")
+        st, _, body = self.s.req("GET", "/api/v1/namespaces/shop/pods?fieldSelector=spec.bogus%3Dx")
         self.assertEqual(st, 400)
 
     def test_cross_namespace_list_and_cr_items_have_kind(self):
