@@ -22,6 +22,22 @@ class DiscoveryTest(ServerTest):
         st, hdrs, body = self.s.req("GET", "/api/v1/namespaces/nope-ns")
         self.assertEqual(dict((k.lower(), v) for k, v in hdrs)["content-type"], "application/json")
 
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        c = self.s.conn()
+        try:
+            ports = set()
+            for path, tok, want in (("/api", self.s.token, 200), ("/api/v1/namespaces/nope", self.s.token, 404),
+                                    ("/nothing", self.s.token, 404), ("/api", "bad", 401), ("/version", self.s.token, 200)):
+                c.request("GET", path, headers={"Authorization": "Bearer " + tok})
+                r = c.getresponse()
+                r.read()
+                self.assertEqual(r.status, want, path)
+                self.assertEqual(r.version, 11)
+                ports.add(c.sock.getsockname()[1])
+            self.assertEqual(len(ports), 1)
+        finally:
+            c.close()
+
     def test_discovery_documents(self):
         st, _, v = self.s.req("GET", "/version")
         self.assertEqual(st, 200)
