@@ -1203,6 +1203,23 @@ class StandIn:
     # -- validation and admission
     def validate(self, res, obj, name):
         causes = []
+        if res.group == "admissionregistration.k8s.io":
+            for i, wh in enumerate(obj.get("webhooks") or []):
+                f = "webhooks[%d]" % i
+                se = wh.get("sideEffects")
+                if se is None:
+                    causes.append({"reason": "FieldValueRequired", "message": "Required value: must specify one of None, "
+                                   "NoneOnDryRun", "field": f + ".sideEffects"})
+                elif se not in ("None", "NoneOnDryRun"):
+                    causes.append({"reason": "FieldValueNotSupported", "message": 'Unsupported value: %s: supported '
+                                   'values: "None", "NoneOnDryRun"' % fmt_value(se), "field": f + ".sideEffects"})
+                if not wh.get("admissionReviewVersions"):
+                    causes.append({"reason": "FieldValueRequired", "message": "Required value: must specify one of v1, "
+                                   "v1beta1", "field": f + ".admissionReviewVersions"})
+                cc = wh.get("clientConfig") or {}
+                if bool(cc.get("url")) == bool(cc.get("service")):
+                    causes.append({"reason": "FieldValueRequired", "message": "Required value: exactly one of url or "
+                                   "service is required", "field": f + ".clientConfig"})
         md = obj.get("metadata", {})
         if not md.get("name") and not md.get("generateName"):
             causes.append({"reason": "FieldValueRequired", "message": "Required value: name or generateName is required",
@@ -1345,8 +1362,6 @@ class StandIn:
                 if not self.webhook_matches(wh, res, sub, op, obj, old, ns):
                     continue
                 whname = wh.get("name")
-                if dry_run and wh.get("sideEffects") not in ("None", "NoneOnDryRun"):
-                    raise bad_request('admission webhook "%s" does not support dry run' % whname)
                 gvk = {"group": res.group, "version": res.version, "kind": res.kind}
                 gvr = {"group": res.group, "version": res.version, "resource": res.plural}
                 req = {"uid": str(uuid.uuid4()), "kind": gvk, "resource": gvr}
@@ -1483,6 +1498,8 @@ class StandIn:
         md.pop("managedFields", None)
         if res.is_cr and res.status:
             obj.pop("status", None)
+        if res.gp == ("", "secrets"):
+            obj.setdefault("type", "Opaque")
         if res.gp == ("", "pods"):
             default_pod(obj)
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
@@ -1945,7 +1962,33 @@ class StandIn:
             st = {"name": "Status", "type": "string", "format": "", "description": "The status of the namespace",
                   "priority": 0}
             return [name_col, st, age_col], [None, ".status.phase", ".metadata.creationTimestamp"]
-        return [name_col, age_col], [None, ".metadata.creationTimestamp"]
+
+        def col(n, desc):
+            return {"name": n, "type": "string", "format": "", "description": desc, "priority": 0}
+        age = ".metadata.creationTimestamp"
+        if res.gp == ("", "pods"):  # k/k pkg/printers/internalversion/printers.go
+            def ready(o):
+                cs = (o.get("status") or {}).get("containerStatuses") or []
+                return "%d/%d" % (sum(1 for c in cs if c.get("ready")), len((o.get("spec") or {}).get("containers") or []))
+
+            def phase(o):
+                st = o.get("status") or {}
+                return st.get("reason") or st.get("phase") or ""
+
+            def restarts(o):
+                return str(sum(c.get("restartCount", 0) for c in (o.get("status") or {}).get("containerStatuses") or []))
+            return ([name_col, col("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+                     col("Status", "The aggregate status of the containers in this pod."),
+                     col("Restarts", "The number of times the containers in this pod have been restarted and when the "
+                                     "last container in this pod has restarted."), age_col],
+                    [None, ready, phase, restarts, age])
+        if res.gp == ("", "configmaps"):
+            return ([name_col, col("Data", "Data contains the configuration data."), age_col],
+                    [None, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}), age])
+        if res.gp == ("", "secrets"):
+            return ([name_col, col("Type", "The type of the secret"), col("Data", "The number of data entries"), age_col],
+                    [None, lambda o: o.get("type", "Opaque"), lambda o: len(o.get("data") or {}), age])
+        return [name_col, age_col], [None, age]
 
     def table(self, res, objs, meta, include):
         defs, paths = self.columns(res)
@@ -1955,6 +1998,9 @@ class StandIn:
             for d, p in zip(defs, paths):
                 if p is None:
                     cells.append(o["metadata"]["name"])
+                    continue
+                if callable(p):
+                    cells.append(p(o))
                     continue
                 vals = jsonpath(o, p)
                 v = vals[0] if vals else None
@@ -2422,6 +2468,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     @staticmethod
     def parse_obj(body):
+        if body.startswith(b"k8s\x00"):  # application/vnd.kubernetes.protobuf (kubectl create ns/cm/secret)
+            try:
+                sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+                from kapi import protobuf
+            except ImportError:
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                               "accepted media types include: application/json, application/yaml")
+            try:
+                return protobuf.decode(body)
+            except protobuf.ProtoError as e:
+                raise ApiError(415, "UnsupportedMediaType", str(e))
         try:
             obj = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:

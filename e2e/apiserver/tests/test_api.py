@@ -435,7 +435,8 @@ class ListTest(ServerTest):
                                  headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
         self.assertEqual(t["kind"], "Table")
         self.assertEqual(t["apiVersion"], "meta.k8s.io/v1")
-        self.assertEqual([c["name"] for c in t["columnDefinitions"]], ["Name", "Age"])
+        self.assertEqual([c["name"] for c in t["columnDefinitions"]], ["Name", "Ready", "Status", "Restarts", "Age"])
+        self.assertEqual(t["rows"][0]["cells"][1:4], ["0/1", "Pending", "0"])
         self.assertEqual([r["cells"][0] for r in t["rows"]], ["a1", "a2", "a3", "a4", "a5"])
         self.assertEqual(t["rows"][0]["object"]["kind"], "PartialObjectMetadata")
 

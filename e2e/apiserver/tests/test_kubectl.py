@@ -142,7 +142,17 @@ class KubectlTest(ServerTest):
         self.assertIn("configured", self.kubectl("apply", "-f", "-", stdin=cm.replace('"1"', '"2"')))
         self.assertEqual(self.get_json("cm", "settings", "-n", "shop")["data"], {"a": "2"})
         out = self.kubectl("get", "cm", "-n", "shop")
-        self.assertEqual(out.splitlines()[0].split(), ["NAME", "AGE"])
+        self.assertEqual(out.splitlines()[0].split(), ["NAME", "DATA", "AGE"])
+        # kubectl's imperative create commands send protobuf bodies
+        self.assertIn("namespace/imperative created", self.kubectl("create", "namespace", "imperative"))
+        self.assertIn("configmap/imp created", self.kubectl("create", "configmap", "imp", "-n", "imperative",
+                                                            "--from-literal=policies.yaml=[]"))
+        self.assertIn("secret/maskmesh-keys created", self.kubectl("create", "secret", "generic", "maskmesh-keys",
+                                                                   "-n", "imperative", "--from-literal=k1=c2VjcmV0"))
+        self.assertEqual(self.get_json("cm", "imp", "-n", "imperative")["data"], {"policies.yaml": "[]"})
+        out = self.kubectl("get", "secret", "-n", "imperative").splitlines()
+        self.assertEqual(out[0].split(), ["NAME", "TYPE", "DATA", "AGE"])
+        self.assertEqual(out[1].split()[:3], ["maskmesh-keys", "Opaque", "1"])
 
     def test_get_watch(self):
         self.apply_yaml("watched")

@@ -223,11 +223,24 @@ class WebhookTest(ServerTest):
         self.assertEqual(st, 201)
         self.assertTrue(self.hook.seen[0][1]["request"]["dryRun"])
         self.assertEqual(self.hook.seen[0][1]["request"]["options"]["dryRun"], ["All"])
-        self.setUp()
-        self.config("mutatingwebhookconfigurations", "effects.maskmesh.io", "/mutate-pods", side_effects="Some")
-        st, _, body = self.s.req("POST", path + "?dryRun=All", pod)
-        self.assertEqual(st, 400)
-        self.assertEqual(body["message"], 'admission webhook "effects.maskmesh.io" does not support dry run')
+        st, _, lst = self.s.req("GET", path)
+        self.assertNotIn(body["metadata"]["name"], [i["metadata"]["name"] for i in lst["items"]])
+
+    def test_configuration_validation(self):
+        # admissionregistration/v1 allows only sideEffects None/NoneOnDryRun (Some/Unknown were v1beta1)
+        cfg = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+               "metadata": {"name": "bad.maskmesh.io"},
+               "webhooks": [{"name": "bad.maskmesh.io", "sideEffects": "Some", "admissionReviewVersions": ["v1"],
+                             "clientConfig": {"url": "https://127.0.0.1:1/x"}}]}
+        st, _, body = self.s.req("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", cfg)
+        self.assertEqual(st, 422)
+        self.assertEqual(body["details"]["causes"][0]["field"], "webhooks[0].sideEffects")
+        del cfg["webhooks"][0]["sideEffects"]
+        del cfg["webhooks"][0]["admissionReviewVersions"]
+        st, _, body = self.s.req("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", cfg)
+        self.assertEqual(st, 422)
+        self.assertEqual(sorted(c["field"] for c in body["details"]["causes"]),
+                         ["webhooks[0].admissionReviewVersions", "webhooks[0].sideEffects"])
 
 
 if __name__ == "__main__":
