@@ -1211,3 +1211,19 @@ out:
     mm_free(cont);
     return rc;
 }
+
+void k8s_wait_stop(pthread_mutex_t *lock, pthread_cond_t *cond, const atomic_bool *stop, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(lock);
+    while (!atomic_load(stop) && pthread_cond_timedwait(cond, lock, &ts) == 0)
+        ;
+    pthread_mutex_unlock(lock);
+}

@@ -464,21 +464,8 @@ static void *run(void *arg)
         if (rc != MM_OK && !atomic_load(&inf->stop))
             mm_log(rc == MM_EGONE ? MM_LOG_INFO : MM_LOG_WARN, "k8s informer", "resource",
                    inf->resource, "error", eb.msg, NULL);
-        if (delay > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += delay / 1000;
-            ts.tv_nsec += (delay % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_mutex_lock(&inf->wait_lock);
-            while (!atomic_load(&inf->stop) &&
-                   pthread_cond_timedwait(&inf->wait_cond, &inf->wait_lock, &ts) == 0)
-                ;
-            pthread_mutex_unlock(&inf->wait_lock);
-        }
+        if (delay > 0)
+            k8s_wait_stop(&inf->wait_lock, &inf->wait_cond, &inf->stop, delay);
     }
     return NULL;
 }

@@ -115,4 +115,9 @@ const char *k8s_meta_str(struct json_object *obj, const char *key);
 /* A random 64-bit value from OpenSSL (falls back to time and address on failure). */
 uint64_t k8s_random64(void);
 
+/* Sleeps up to `ms` on cond (with lock) unless *stop turns true (a stopper signals cond):
+ * the wait of the informer's and the elector's threads between steps. CLOCK_REALTIME, as
+ * the conds are made with the default clock. */
+void k8s_wait_stop(pthread_mutex_t *lock, pthread_cond_t *cond, const atomic_bool *stop, long ms);
+
 #endif

@@ -518,19 +518,7 @@ static void *run(void *arg)
         mm_errbuf eb = {{0}};
         if (mm_k8s_leader_step(le, &delay, &eb) != MM_OK && !atomic_load(&le->stop))
             mm_log(MM_LOG_WARN, "k8s: leader election", "lease", le->name, "error", eb.msg, NULL);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += delay / 1000;
-        ts.tv_nsec += (delay % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&le->wait_lock);
-        while (!atomic_load(&le->stop) &&
-               pthread_cond_timedwait(&le->wait_cond, &le->wait_lock, &ts) == 0)
-            ;
-        pthread_mutex_unlock(&le->wait_lock);
+        k8s_wait_stop(&le->wait_lock, &le->wait_cond, &le->stop, delay);
     }
     return NULL;
 }
