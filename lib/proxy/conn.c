@@ -416,26 +416,49 @@ static void reply_error(conn *c, int status, const char *msg, bool close_conn)
 
 /* ---- request side --------------------------------------------------------------------- */
 
-static bool hop_by_hop(const http_hdr *h, const http_hdr *hdrs, size_t n)
+/* Index of the Connection header when it names more than close/keep-alive (those extra
+ * names are hop-by-hop too), else -1: found once per head, not once per field. */
+static long conn_extra(const http_hdr *hdrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (http_token_eq(hdrs[i].name, hdrs[i].name_len, "connection") &&
+            !http_token_eq(hdrs[i].value, hdrs[i].value_len, "close") &&
+            !http_token_eq(hdrs[i].value, hdrs[i].value_len, "keep-alive"))
+            return (long)i;
+    return -1;
+}
+
+static bool hop_by_hop(const http_hdr *h, const http_hdr *hdrs, long extra)
 {
     static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
                                       "trailer", "transfer-encoding", "upgrade",
                                       "content-length", NULL};
-    for (size_t i = 0; hop[i]; i++)
-        if (http_token_eq(h->name, h->name_len, hop[i]))
-            return true;
-    /* names the Connection header lists are hop-by-hop too */
-    for (size_t i = 0; i < n; i++)
-        if (http_token_eq(hdrs[i].name, hdrs[i].name_len, "connection")) {
-            char name[128];
-            if (h->name_len >= sizeof(name))
-                continue;
-            memcpy(name, h->name, h->name_len);
-            name[h->name_len] = '\0';
-            if (http_list_has(hdrs[i].value, hdrs[i].value_len, name))
+    char c0 = h->name_len ? (char)(h->name[0] | 0x20) : 0;
+
+    if (c0 == 'c' || c0 == 'k' || c0 == 'p' || c0 == 't' || c0 == 'u')
+        for (size_t i = 0; hop[i]; i++)
+            if (http_token_eq(h->name, h->name_len, hop[i]))
                 return true;
-        }
+    if (extra >= 0 && h->name_len < 128) {
+        char name[128];
+        memcpy(name, h->name, h->name_len);
+        name[h->name_len] = '\0';
+        return http_list_has(hdrs[extra].value, hdrs[extra].value_len, name);
+    }
     return false;
+}
+
+/* Appends a decimal number (no printf on the per-request path). */
+static bool put_u64(mm_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t k = sizeof(tmp);
+
+    do {
+        tmp[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return mm_buf_append(b, tmp + k, sizeof(tmp) - k) == MM_OK;
 }
 
 /* Copies one header into b, through spec.headers when a masker applies. */
@@ -476,12 +499,13 @@ static bool build_upstream_head(conn *c, const http_req_head *rq)
 {
     mm_buf *b = &c->uout;
     bool masking_resp = c->sn && c->sn->resp;
+    long extra = conn_extra(rq->hdrs, rq->n_hdrs);
     bool ok = out_put(b, rq->method, rq->method_len) && out_put(b, " ", 1) &&
               out_put(b, rq->target, rq->target_len) && out_put(b, " HTTP/1.1\r\n", 11);
 
     for (size_t i = 0; ok && i < rq->n_hdrs; i++) {
         const http_hdr *h = &rq->hdrs[i];
-        if (hop_by_hop(h, rq->hdrs, rq->n_hdrs) || http_token_eq(h->name, h->name_len, "expect"))
+        if (hop_by_hop(h, rq->hdrs, extra) || http_token_eq(h->name, h->name_len, "expect"))
             continue;
         /* masking needs whole, identity-coded bodies: no ranges, no compression */
         if (masking_resp && (http_token_eq(h->name, h->name_len, "accept-encoding") ||
@@ -493,8 +517,8 @@ static bool build_upstream_head(conn *c, const http_req_head *rq)
     if (ok && masking_resp)
         ok = out_put(b, "Accept-Encoding: identity\r\n", 27);
     if (ok && c->rqf.kind == HTTP_BODY_LENGTH && !c->rq_chunked_out)
-        ok = mm_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)c->rqf.length) ==
-             MM_OK;
+        ok = out_put(b, "Content-Length: ", 16) && put_u64(b, c->rqf.length) &&
+             out_put(b, "\r\n", 2);
     if (ok && (c->rq_chunked_out ||
                (c->rqf.kind == HTTP_BODY_CHUNKED)))
         ok = out_put(b, "Transfer-Encoding: chunked\r\n", 28);
@@ -734,11 +758,12 @@ static bool send_head(conn *c, long long length)
         /* no body: HEAD keeps the app's length unless masking would change it */
     } else if (ok && length >= 0) {
         c->out_chunked = false;
-        ok = mm_buf_printf(&c->out, "Content-Length: %lld\r\n", length) == MM_OK;
+        ok = out_put(&c->out, "Content-Length: ", 16) && put_u64(&c->out, (uint64_t)length) &&
+             out_put(&c->out, "\r\n", 2);
     } else if (ok) {
         if (c->rsf.kind == HTTP_BODY_LENGTH && !c->rs_mask && !c->gz)
-            ok = mm_buf_printf(&c->out, "Content-Length: %llu\r\n",
-                               (unsigned long long)c->rsf.length) == MM_OK;
+            ok = out_put(&c->out, "Content-Length: ", 16) && put_u64(&c->out, c->rsf.length) &&
+                 out_put(&c->out, "\r\n", 2);
         else if (c->out_chunked)
             ok = out_put(&c->out, "Transfer-Encoding: chunked\r\n", 28);
     }
@@ -1025,11 +1050,13 @@ static void rs_head(conn *c, const http_resp_head *h)
 
     /* the head, without its framing lines */
     c->rhead.len = 0;
-    bool ok = mm_buf_printf(&c->rhead, "HTTP/1.1 %d ", h->status) == MM_OK &&
-              out_put(&c->rhead, h->reason, h->reason_len) && out_put(&c->rhead, "\r\n", 2);
+    long extra = conn_extra(h->hdrs, h->n_hdrs);
+    bool ok = out_put(&c->rhead, "HTTP/1.1 ", 9) && put_u64(&c->rhead, (uint64_t)h->status) &&
+              out_put(&c->rhead, " ", 1) && out_put(&c->rhead, h->reason, h->reason_len) &&
+              out_put(&c->rhead, "\r\n", 2);
     for (size_t i = 0; ok && i < h->n_hdrs; i++) {
         const http_hdr *hd = &h->hdrs[i];
-        if (hop_by_hop(hd, h->hdrs, h->n_hdrs)) {
+        if (hop_by_hop(hd, h->hdrs, extra)) {
             /* HEAD and 304 keep the app's length when no masking can change the body */
             if (http_token_eq(hd->name, hd->name_len, "content-length") &&
                 c->rsf.kind == HTTP_BODY_NONE && kind == MM_BODY_OPAQUE)
