@@ -243,14 +243,15 @@ static bool owners_same(struct json_object *actual, struct json_object *desired)
 {
     struct json_object *x = field(actual, "metadata", "ownerReferences"),
                        *y = field(desired, "metadata", "ownerReferences");
-    size_t nx = x ? json_object_array_length(x) : 0, ny = y ? json_object_array_length(y) : 0;
+    size_t nx = x && json_object_is_type(x, json_type_array) ? json_object_array_length(x) : 0,
+           ny = y && json_object_is_type(y, json_type_array) ? json_object_array_length(y) : 0;
     if (nx != ny)
         return false;
     for (size_t i = 0; i < ny; i++) {
-        const char *uid = json_object_get_string(field(json_object_array_get_idx(y, i), "uid", NULL));
+        const char *uid = json_object_get_string(field(json_object_array_get_idx(y, i), "uid", NULL)) ?: "";
         bool found = false;
         for (size_t j = 0; j < nx && !found; j++)
-            found = strcmp(json_object_get_string(field(json_object_array_get_idx(x, j), "uid", NULL)),
+            found = strcmp(json_object_get_string(field(json_object_array_get_idx(x, j), "uid", NULL)) ?: "",
                            uid) == 0;
         if (!found)
             return false;
@@ -335,6 +336,8 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
     mm_err rc = MM_OK;
 
     snprintf(npname, sizeof(npname), "maskmesh-%.240s", name);
+    if (conds && !json_object_is_type(conds, json_type_array))
+        conds = NULL; /* a status someone else wrote: treat as no conditions */
     for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
         struct json_object *cd = json_object_array_get_idx(conds, i);
         if (strcmp(json_object_get_string(field(cd, "type", NULL)) ?: "", "Ready") == 0)
@@ -469,11 +472,13 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
 
     /* per policy: its NetworkPolicy when valid, and its status either way */
     for (size_t i = 0; i < n; i++) {
-        struct json_object *p = pols[i], *np = NULL, *np_actual = NULL;
+        struct json_object *p = pols[i], *np = NULL, *np_actual = NULL, *rl;
         char npname[300], msg[MM_ERRBUF_SIZE + 64];
-        size_t rules = json_object_array_length(field(field(p, "spec", NULL), "rules", NULL));
         if (!p)
             continue;
+        /* json-c asserts on a non-array: an invalid policy may have no rules list */
+        rl = field(field(p, "spec", NULL), "rules", NULL);
+        size_t rules = rl && json_object_is_type(rl, json_type_array) ? json_object_array_length(rl) : 0;
         if (why[i]) {
             snprintf(msg, sizeof(msg), "%s", why[i]);
             rc = set_status(c, p, false, "InvalidPolicy", msg, false, rules, &web);
