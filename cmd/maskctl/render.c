@@ -87,8 +87,9 @@ int maskctl_render(int argc, char **argv)
         struct json_object *d = json_object_array_get_idx(docs, i), *items = NULL;
         if (json_object_is_type(d, json_type_array))
             items = d;
-        else if (!json_object_object_get_ex(d, "items", &items))
-            items = NULL;
+        else if (!json_object_object_get_ex(d, "items", &items) ||
+                 !json_object_is_type(items, json_type_array))
+            items = NULL; /* not a list: validated (and refused) as a policy below */
         size_t k = items ? json_object_array_length(items) : 1;
         for (size_t j = 0; j < k; j++) {
             struct json_object *p = items ? json_object_array_get_idx(items, j) : d;
