@@ -741,10 +741,16 @@ static void rs_count_error(conn *c, const char *msg)
            c->status == 200 ? "200" : "other", NULL);
 }
 
+/* Cuts a response midway: a reset, not a FIN, so the client cannot take the truncated
+ * body for a whole one and the kernel drops what it still buffered for a stalled reader. */
 static void resp_abort(conn *c, const char *why)
 {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
     mm_log(MM_LOG_WARN, "response aborted", "reason", why, NULL);
     count_code(c->w, c->status ? c->status : 502);
+    if (c->fd >= 0 && setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) != 0)
+        mm_log(MM_LOG_DEBUG, "SO_LINGER failed", "error", strerror(errno), NULL);
     conn_close(c);
 }
 

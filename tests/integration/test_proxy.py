@@ -513,6 +513,48 @@ def t_head_204_304(env):
     c.close()
 
 
+def t_slow_reader(env):
+    # a client that stops reading a big masked stream holds no worker: others go on, and
+    # after --io-timeout without progress the stalled response is cut
+    px = Proxy(env.app_port, args=["--io-timeout", "1000"])
+    try:
+        slow = Conn(px.port)
+        slow.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.send(b"GET /large?size=50000000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        time.sleep(0.3)
+        for _ in range(10):
+            t0 = time.time()
+            st, h, body = get(px.port, "/json?size=500")
+            assert st == 200 and time.time() - t0 < 0.5, (st, time.time() - t0)
+        time.sleep(2.0)
+        got = 0
+        slow.s.settimeout(5)
+        try:
+            while True:
+                d = slow.s.recv(1 << 20)
+                if not d:
+                    break
+                got += len(d)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        slow.close()
+        assert got < 20_000_000, "the stalled response was not cut (%d bytes)" % got
+    finally:
+        px.stop()
+
+
+def t_http10_client(env):
+    # a 1.0 client cannot take chunks: a streamed masked body runs to the close
+    c = Conn(env.px.port)
+    c.send(b"GET /ndjson?lines=3&delay_ms=100 HTTP/1.0\r\n\r\n")
+    st, h, body = c.read_response()
+    c.close()
+    assert st == 200 and "transfer-encoding" not in h, (st, h)
+    assert h.get("connection") == ["close"], h
+    assert len(body.decode().splitlines()) == 3
+    assert_masked(body)
+
+
 def t_request_bodies(env):
     # no request masking (direction: response): a chunked upload is forwarded as it is
     c = Conn(env.px.port)
@@ -794,7 +836,7 @@ TESTS = [t_json_content_length, t_chunk_boundaries_inside_values, t_ndjson_strea
          t_sse_event_by_event, t_gzip_decoded_and_masked, t_opaque_passes, t_text_masked,
          t_large_body, t_keepalive_and_pool_reuse, t_pipelined, t_concurrent,
          t_upstream_failures, t_malformed_blocks, t_onerror_passthrough_and_redact,
-         t_headers_masked, t_head_204_304, t_request_bodies, t_audit_mode, t_exemptions,
+         t_headers_masked, t_head_204_304, t_slow_reader, t_http10_client, t_request_bodies, t_audit_mode, t_exemptions,
          t_limits, t_admin, t_reload_under_load, t_upstream_timeout, t_sigterm_drain,
          t_quitquitquit, t_log_is_json_without_values]
 
