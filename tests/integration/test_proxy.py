@@ -777,6 +777,26 @@ def t_reload_under_load(env):
     px.stop()
 
 
+def t_inflight_keeps_old_config(env):
+    # a response that started under one config finishes under it, however long it runs
+    px = Proxy(env.app_port)
+    try:
+        c = Conn(px.port)
+        c.send(b"GET /sse?events=5&delay_ms=400 HTTP/1.1\r\nHost: a\r\n\r\n")
+        st, h = c.read_head()
+        assert st == 200
+        px.write_config(policy(email_action="hash"), 'app="payments"\n')
+        wait_for(lambda: metric(px, "maskmesh_proxy_reloads_total", result="success") >= 2,
+                 what="reload")
+        _, _, fresh = get(px.port, "/json?size=300")
+        assert b"[REDACTED]" not in fresh, "the new config is not in force for new requests"
+        body = c.read_chunks()
+        c.close()
+        assert body.count(b'"email":"[REDACTED]"') == 5, "the in-flight stream changed config"
+    finally:
+        px.stop()
+
+
 def t_log_is_json_without_values(env):
     log = env.px.log()
     lines = [l for l in log.splitlines() if l.strip()]
@@ -854,7 +874,7 @@ TESTS = [t_json_content_length, t_chunk_boundaries_inside_values, t_ndjson_strea
          t_upstream_failures, t_malformed_blocks, t_malformed_mid_stream_is_cut,
          t_onerror_passthrough_and_redact,
          t_headers_masked, t_head_204_304, t_slow_reader, t_http10_client, t_request_bodies, t_audit_mode, t_exemptions,
-         t_limits, t_admin, t_reload_under_load, t_upstream_timeout, t_sigterm_drain,
+         t_limits, t_admin, t_reload_under_load, t_inflight_keeps_old_config, t_upstream_timeout, t_sigterm_drain,
          t_quitquitquit, t_log_is_json_without_values]
 
 
