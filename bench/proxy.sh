@@ -183,6 +183,7 @@ for size in 1024 65536; do
             "$(awk -v a="$t_3" -v b="$n_3" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
     fi
     echo "  rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f1 "$tmp/m" | tr '\n' ' ')"
+    echo "  rounds (p99 ms): nginx $(cut -d' ' -f3 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f3 "$tmp/m" | tr '\n' ' ')"
     if [ "$m_err" != 0 ] || [ "$n_err" != 0 ]; then
         echo "  errors during the $label run"; status=1
     fi
