@@ -73,6 +73,7 @@ const char *mm_adm_reason_name(mm_adm_reason r); /* "injected", "already-injecte
 typedef struct {
     bool namespace_opted_in; /* the caller vouches the namespace has maskmesh.io/inject=true */
     bool reinject;           /* replace an older injection whose hash differs (maskctl) */
+    bool no_explain;         /* leave the result's explain NULL (the webhook never shows it) */
 } mm_adm_opts;
 
 typedef struct {
@@ -82,7 +83,8 @@ typedef struct {
     char **warnings;             /* for the user: AdmissionResponse.warnings */
     size_t n_warnings;
     char *message;               /* one line: why (not), or the denial */
-    char *explain;               /* several lines: what was (or would be) injected and why */
+    char *explain;               /* several lines: what was (or would be) injected and why;
+                                    NULL with opts.no_explain */
 } mm_adm_result;
 
 void mm_adm_result_clear(mm_adm_result *r);

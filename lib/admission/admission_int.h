@@ -7,6 +7,8 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+#include "common/common.h"
+
 typedef struct {
     bool oom;
 } jb;
@@ -58,5 +60,9 @@ static inline const char *jget_str(const json_object *o, const char *k)
     json_object *v = jget_type(o, k, json_type_string);
     return v ? json_object_get_string(v) : NULL;
 }
+
+/* Appends v as compact JSON, exactly as json_object_to_json_string_ext(v,
+ * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) writes it (jsonw.c). */
+mm_err adm_json_put(mm_buf *out, const json_object *v);
 
 #endif

@@ -44,6 +44,7 @@ typedef struct {
     json_object *ops;
     mm_adm_result *res;
     mm_buf explain;
+    bool no_explain; /* the text is not wanted: skip formatting it */
     bool oom;
 } builder;
 
@@ -76,7 +77,7 @@ static void b_warn(builder *b, const char *fmt, ...)
         return;
     }
     b->res->warnings[b->res->n_warnings++] = s;
-    if (mm_buf_printf(&b->explain, "  warning: %s\n", s + strlen("maskmesh: ")) != MM_OK)
+    if (!b->no_explain && mm_buf_printf(&b->explain, "  warning: %s\n", s + strlen("maskmesh: ")) != MM_OK)
         b->oom = true;
 }
 
@@ -84,6 +85,8 @@ static void b_explain(builder *b, const char *fmt, ...) __attribute__((format(pr
 static void b_explain(builder *b, const char *fmt, ...)
 {
     va_list ap;
+    if (b->no_explain)
+        return;
     va_start(ap, fmt);
     if (mm_buf_vprintf(&b->explain, fmt, ap) != MM_OK)
         b->oom = true;
@@ -478,12 +481,10 @@ static void rewrite_named_probes(builder *b, json_object *container, size_t ci, 
 
 /* ---- status marker -------------------------------------------------------------------- */
 
-static mm_err sha_hex(const char *s, char out[72])
+static mm_err sha_hex(const mm_buf *s, char out[72])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    if (!s)
-        return MM_ENOMEM;
-    if (!SHA256((const unsigned char *)s, strlen(s), md))
+    if (!SHA256((const unsigned char *)(s->data ? s->data : ""), s->len, md))
         return MM_ENOMEM;
     memcpy(out, "sha256:", 7);
     for (size_t i = 0; i < 8; i++)
@@ -694,8 +695,11 @@ static mm_err build_patch(builder *b, const json_object *pod, const plan *pl, ch
     json_object *sidecar = NULL, *init = NULL, *vols = NULL, *tmpl = NULL, *status = NULL;
     const char *app_name = NULL;
     char cis[24], pis[24];
+    mm_buf text; /* the hash's input, then the status annotation */
     mm_err rc = MM_OK;
     bool jobish = restart && strcmp(restart, "Always") != 0;
+
+    mm_buf_init(&text, 0);
 
     if (pl->port.container >= 0)
         app_name = jget_str(json_object_array_get_idx(containers, (size_t)pl->port.container),
@@ -723,7 +727,7 @@ static mm_err build_patch(builder *b, const json_object *pod, const plan *pl, ch
         rc = MM_ENOMEM;
         goto out;
     }
-    if ((rc = sha_hex(json_object_to_json_string_ext(tmpl, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), hash)) != MM_OK)
+    if ((rc = adm_json_put(&text, tmpl)) != MM_OK || (rc = sha_hex(&text, hash)) != MM_OK)
         goto out;
 
     b_explain(b, "  sidecar: %s, image %s, %s\n", MM_ADM_SIDECAR_NAME, pl->cfg->image,
@@ -837,10 +841,13 @@ static mm_err build_patch(builder *b, const json_object *pod, const plan *pl, ch
         goto out;
     }
     {
-        const char *st = json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        const char *first = jget_str(json_object_array_get_idx(containers, 0), "name");
+        const char *st, *first = jget_str(json_object_array_get_idx(containers, 0), "name");
         bool want_default = !pl->native && first &&
                             !(annotations && jget(annotations, "kubectl.kubernetes.io/default-container"));
+        mm_buf_reset(&text);
+        if ((rc = adm_json_put(&text, status)) != MM_OK)
+            goto out;
+        st = mm_buf_cstr(&text);
         if (!meta) {
             json_object *m = jb_obj(j), *a = jb_obj(j);
             jb_set(j, a, MM_ADM_ANN_STATUS, jb_str(j, st));
@@ -870,6 +877,7 @@ out:
     json_object_put(vols);
     json_object_put(tmpl);
     json_object_put(status);
+    mm_buf_free(&text);
     return rc;
 }
 
@@ -899,6 +907,7 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
     if (!pod || !json_object_is_type(pod, json_type_object))
         return mm_errf(eb, MM_EINVAL, "the pod is not a JSON object");
     b.res = out;
+    b.no_explain = opts->no_explain;
     mm_buf_init(&b.explain, 0);
     out->allowed = true;
     if (!(b.ops = jb_arr(&b.j))) {
@@ -1039,7 +1048,7 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
 out:
     if (rc == MM_OK && (b.oom || b.j.oom))
         rc = MM_ENOMEM;
-    if (rc == MM_OK) {
+    if (rc == MM_OK && !opts->no_explain) {
         mm_buf head;
         mm_buf_init(&head, 0);
         if (mm_buf_printf(&head, "%s: %s\n", mm_adm_reason_name(out->reason),

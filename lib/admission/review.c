@@ -101,28 +101,27 @@ mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int co
                               const char *audit_value)
 {
     mm_err rc;
-    unsigned char *b64 = NULL;
+    mm_buf js;
 
+    mm_buf_init(&js, 0);
     if ((rc = mm_buf_puts(out, "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\","
                                "\"response\":{\"uid\":")) != MM_OK ||
         (rc = mm_buf_put_json_str(out, uid, strlen(uid))) != MM_OK ||
         (rc = mm_buf_puts(out, allowed ? ",\"allowed\":true" : ",\"allowed\":false")) != MM_OK)
         goto out;
     if (patch) {
-        const char *js = json_object_to_json_string_ext((json_object *)patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        size_t n;
-        if (!js) {
-            rc = MM_ENOMEM;
+        /* the patch's JSON, base64-encoded in place at the end of out */
+        size_t b64_len;
+        if ((rc = mm_buf_reserve(&js, 4096)) != MM_OK || (rc = adm_json_put(&js, patch)) != MM_OK ||
+            (rc = mm_buf_puts(out, ",\"patchType\":\"JSONPatch\",\"patch\":\"")) != MM_OK)
             goto out;
-        }
-        n = strlen(js);
-        if (!(b64 = mm_malloc(4 * ((n + 2) / 3) + 1))) {
-            rc = MM_ENOMEM;
+        b64_len = 4 * ((js.len + 2) / 3);
+        if ((rc = mm_buf_reserve(out, b64_len + 1)) != MM_OK)
             goto out;
-        }
-        EVP_EncodeBlock(b64, (const unsigned char *)js, (int)n);
-        if ((rc = mm_buf_puts(out, ",\"patchType\":\"JSONPatch\",\"patch\":\"")) != MM_OK ||
-            (rc = mm_buf_puts(out, (const char *)b64)) != MM_OK || (rc = mm_buf_putc(out, '"')) != MM_OK)
+        EVP_EncodeBlock((unsigned char *)out->data + out->len, (const unsigned char *)js.data,
+                        (int)js.len);
+        out->len += b64_len;
+        if ((rc = mm_buf_putc(out, '"')) != MM_OK)
             goto out;
     }
     if (n_warnings) {
@@ -160,7 +159,7 @@ mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int co
     }
     rc = mm_buf_puts(out, "}}");
 out:
-    mm_free(b64);
+    mm_buf_free(&js);
     return rc;
 }
 
@@ -189,7 +188,8 @@ mm_err mm_adm_mutate(const mm_adm_review *rv, const mm_adm_config *cfg, bool nam
                      mm_buf *out, mm_adm_reason *reason, mm_errbuf *eb)
 {
     mm_adm_result res = {0};
-    mm_adm_opts opts = {.namespace_opted_in = namespace_opted_in, .reinject = false};
+    mm_adm_opts opts = {.namespace_opted_in = namespace_opted_in, .reinject = false,
+                        .no_explain = true};
     mm_err rc;
 
     *reason = MM_ADM_REASON_COUNT;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admission/admission.h"
+#include "admission/admission_int.h"
 
 #define SAMPLES "../shared/k8s-samples/"
 
@@ -874,6 +875,52 @@ static void test_alloc_failures(void **state)
     mm_adm_config_clear(&cfg);
 }
 
+/* adm_json_put writes what json-c writes (the status hash is taken over this text): the whole
+ * sample review, a patch, and values with escapes, doubles, big numbers, nulls, empties. */
+static void assert_writes_like_json_c(json_object *v)
+{
+    mm_buf b;
+    const char *want = json_object_to_json_string_ext(
+        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    mm_buf_init(&b, 0);
+    assert_int_equal(adm_json_put(&b, v), MM_OK);
+    assert_string_equal(mm_buf_cstr(&b), want);
+    mm_buf_free(&b);
+}
+
+static void test_json_writer(void **state)
+{
+    static const char *const docs[] = {
+        "{}", "[]", "null", "true", "0", "-42", "9223372036854775807", "18446744073709551615",
+        "-9223372036854775808", "1.5", "1e300", "-0.0", "\"\"",
+        "\"a/b \\\\ \\\" \\n\\r\\t\\b\\f \\u0001 \\u001f \\u007f \\u00e9 \\ud83d\\ude00\"",
+        "{\"k/\\\"\":[1,2.25,null,{},[],{\"x\":false}],\"n\":null,\"\":\"\"}",
+        "[[[[[[[[1]]]]]]]]",
+    };
+    mm_adm_config cfg;
+    mm_adm_result r;
+    mm_adm_opts opts = {0};
+    mm_errbuf eb;
+    json_object *v;
+    (void)state;
+
+    for (size_t i = 0; i < MM_ARRAY_LEN(docs); i++) {
+        v = json_tokener_parse(docs[i]);
+        assert_true(v != NULL || strcmp(docs[i], "null") == 0);
+        assert_writes_like_json_c(v);
+        json_object_put(v);
+    }
+    v = load_json(SAMPLES "admissionreview-pod-create.json");
+    assert_writes_like_json_c(v);
+    assert_int_equal(mm_adm_config_init(&cfg), MM_OK);
+    assert_int_equal(mm_adm_inject(jget(jget(v, "request"), "object"), &cfg, &opts, &r, &eb), MM_OK);
+    assert_non_null(r.patch);
+    assert_writes_like_json_c(r.patch);
+    mm_adm_result_clear(&r);
+    mm_adm_config_clear(&cfg);
+    json_object_put(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -884,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_review_errors),     cmocka_unit_test(test_validate_policy),
         cmocka_unit_test(test_pointer_and_patch), cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_config_and_templates), cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_json_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,77 @@
+/* lib/admission: json-c trees written as compact JSON straight into an mm_buf. Byte for byte
+ * what json_object_to_json_string_ext(v, PLAIN | NOSLASHESCAPE) gives (the status hash is
+ * taken over this text, so it must not change), without json-c's per-object printbuf and
+ * its growth: the webhook writes its patch and the injection's hash input with it. */
+#include "admission/admission.h"
+#include "admission/admission_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define JSONW_DEPTH_MAX 256 /* deeper trees than any pod; json-c's tokener stops at 32 */
+
+static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
+{
+    json_object *o = (json_object *)v; /* json-c getters are not const */
+    mm_err rc;
+
+    if (depth > JSONW_DEPTH_MAX)
+        return MM_ELIMIT;
+    switch (json_object_get_type(o)) {
+    case json_type_null: return mm_buf_append(out, "null", 4);
+    case json_type_boolean:
+        return json_object_get_boolean(o) ? mm_buf_append(out, "true", 4)
+                                          : mm_buf_append(out, "false", 5);
+    case json_type_int: {
+        int64_t n = json_object_get_int64(o);
+        char num[24];
+        int len;
+        if (n == INT64_MAX) /* maybe a uint64 above it: json-c knows how it prints */
+            break;
+        len = snprintf(num, sizeof(num), "%" PRId64, n);
+        return mm_buf_append(out, num, (size_t)len);
+    }
+    case json_type_string:
+        return mm_buf_put_json_str(out, json_object_get_string(o),
+                                   (size_t)json_object_get_string_len(o));
+    case json_type_object: {
+        bool first = true;
+        if ((rc = mm_buf_putc(out, '{')) != MM_OK)
+            return rc;
+        json_object_object_foreach(o, key, val)
+        {
+            if ((!first && (rc = mm_buf_putc(out, ',')) != MM_OK) ||
+                (rc = mm_buf_put_json_str(out, key, strlen(key))) != MM_OK ||
+                (rc = mm_buf_putc(out, ':')) != MM_OK || (rc = put(out, val, depth + 1)) != MM_OK)
+                return rc;
+            first = false;
+        }
+        return mm_buf_putc(out, '}');
+    }
+    case json_type_array: {
+        size_t n = json_object_array_length(o);
+        if ((rc = mm_buf_putc(out, '[')) != MM_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            if ((i && (rc = mm_buf_putc(out, ',')) != MM_OK) ||
+                (rc = put(out, json_object_array_get_idx(o, i), depth + 1)) != MM_OK)
+                return rc;
+        }
+        return mm_buf_putc(out, ']');
+    }
+    case json_type_double:
+        break; /* json-c's own formatting (and a parsed number's original text) */
+    }
+    {
+        size_t len;
+        const char *s = json_object_to_json_string_length(
+            o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        return s ? mm_buf_append(out, s, len) : MM_ENOMEM;
+    }
+}
+
+mm_err adm_json_put(mm_buf *out, const json_object *v)
+{
+    return put(out, v, 0);
+}
