@@ -27,6 +27,8 @@ import time
 import urllib.parse
 import uuid
 
+import clientcert
+
 MAX_BODY = 3 * 1024 * 1024
 CACHE_CONTROL = "no-cache, private"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -1022,8 +1024,18 @@ class StandIn:
         self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ssl_ctx.load_cert_chain(os.path.join(d, "server.crt"), os.path.join(d, "server.key"))
         self.ssl_ctx.set_alpn_protocols(["http/1.1"])
+        # x509 client certificates (kube-apiserver --client-ca-file): the stand-in's own CA,
+        # which signs the --client-cert certificates, and any --client-ca-file bundles
+        clientcert.request_client_certs(self.ssl_ctx, [os.path.join(d, "ca.crt")] +
+                                        list(getattr(self.args, "client_ca_file", None) or []))
         with open(os.path.join(d, "ca.crt"), "rb") as f:
             self.ca_pem = f.read()
+        self.client_certs = []  # (name, groups, cert PEM, key PEM)
+        for spec in getattr(self.args, "client_cert", None) or []:
+            name, groups = clientcert.parse_spec(spec)
+            cert, key = clientcert.issue(d, "ca.crt", "ca.key", "client-%d" % len(self.client_certs),
+                                         name, groups)
+            self.client_certs.append((name, groups, cert, key))
 
     # -- resources
     def add_res(self, res):
@@ -1236,9 +1248,10 @@ class StandIn:
         if causes:
             raise invalid(res, name or md.get("name") or "", causes)
 
-    def limits(self, user):
-        """None for the admin; else (verbs, resources) the user may use."""
-        if user == "admin":
+    def limits(self, user, groups=()):
+        """None for the admin (or a certificate in group system:masters, RBAC's superuser
+        group); else (verbs, resources) the user may use."""
+        if user == "admin" or "system:masters" in groups:
             return None
         if user == READONLY_USER:
             return ({"get", "list", "watch"}, {"*"})
@@ -1248,6 +1261,8 @@ class StandIn:
         return (set(), set())
 
     def user_info(self, ctx):
+        if ctx.get("groups"):
+            return {"username": ctx["user"], "groups": list(ctx["groups"]) + ["system:authenticated"]}
         if ctx["user"] != "admin":
             return {"username": ctx["user"], "uid": ctx["user"] + "-uid", "groups": ["system:authenticated"]}
         return {"username": "admin", "uid": "admin-uid", "groups": ["system:masters", "system:authenticated"]}
@@ -2141,7 +2156,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             auth = self.headers.get("Authorization") or ""
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-            if token and token == self.si.admin_token:
+            ident = getattr(self.connection, "mm_identity", None)
+            groups = ()
+            if ident:  # the x509 authenticator comes before the token authenticators
+                user, groups = ident
+            elif token and token == self.si.admin_token:
                 user = "admin"
             elif token and self.si.readonly_token and token == self.si.readonly_token:
                 user = READONLY_USER
@@ -2150,7 +2169,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.read_body()
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            ctx = {"user": user, "ua": self.headers.get("User-Agent") or "",
+            ctx = {"user": user, "groups": tuple(groups), "ua": self.headers.get("User-Agent") or "",
                    "fieldValidation": params.get("fieldValidation")}
             if path == "/_maskmesh/fault":
                 body = self.read_body()
@@ -2186,7 +2205,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
 
     def fault(self, method, ctx, body):
-        if ctx["user"] != "admin":
+        if self.si.limits(ctx["user"], ctx["groups"]) is not None:
             raise ApiError(403, "Forbidden", 'User "%s" cannot change faults' % ctx["user"])
         if method == "GET":
             with self.si.fault_lock:
@@ -2318,7 +2337,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             verb = "watch"
         if verb is None or (verb == "create" and res.namespaced and ns is None):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-        limited = self.si.limits(ctx["user"])
+        limited = self.si.limits(ctx["user"], ctx["groups"])
         if limited is not None and not ((("*" in limited[0]) or verb in limited[0])
                                         and ("*" in limited[1] or res.plural in limited[1])):
             what = '%s "%s"' % (res.qualified, name) if name else res.qualified
@@ -2682,9 +2701,10 @@ class Server(http.server.ThreadingHTTPServer):
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request.settimeout(30)
         try:
-            tls = si.ssl_ctx.wrap_socket(request, server_side=True)
+            tls, ident = clientcert.wrap(si.ssl_ctx, request)
         except (OSError, ssl.SSLError):
             return
+        tls.mm_identity = ident
         tls.settimeout(None)
         with si.conns_lock:
             si.conns.add(tls)
@@ -2760,11 +2780,29 @@ def _standin_write_kubeconfig(self, path):
              "  user:", "    token: %s" % self.admin_token]
     if self.readonly_token:
         lines += ["- name: %s" % READONLY_USER, "  user:", "    token: %s" % self.readonly_token]
+    # --client-cert NAME: user/context NAME with the certificate and key inline (-data), and
+    # NAME-files with them in files next to the kubeconfig, named relative to it
+    base = os.path.basename(path)
+    for name, _, cert, key in self.client_certs:
+        lines += ["- name: %s" % name, "  user:",
+                  "    client-certificate-data: %s" % base64.b64encode(cert).decode(),
+                  "    client-key-data: %s" % base64.b64encode(key).decode()]
+        cf, kf = "%s.%s.crt" % (base, name), "%s.%s.key" % (base, name)
+        for fn, data in ((cf, cert), (kf, key)):
+            with open(os.path.join(os.path.dirname(os.path.abspath(path)), fn), "wb") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(data)
+        lines += ["- name: %s-files" % name, "  user:", "    client-certificate: %s" % cf,
+                  "    client-key: %s" % kf]
     lines += ["contexts:", "- name: admin", "  context:", "    cluster: maskmesh-e2e", "    user: admin",
               "    namespace: default"]
     if self.readonly_token:
         lines += ["- name: %s" % READONLY_USER, "  context:", "    cluster: maskmesh-e2e",
                   "    user: %s" % READONLY_USER, "    namespace: default"]
+    for name, _, _, _ in self.client_certs:
+        for ctxname in (name, name + "-files"):
+            lines += ["- name: %s" % ctxname, "  context:", "    cluster: maskmesh-e2e", "    user: %s" % ctxname,
+                      "    namespace: default"]
     lines += ["current-context: admin", "preferences: {}", ""]
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -2826,6 +2864,12 @@ def main(argv=None):
     ap.add_argument("--tokens", help='file: one "TOKEN USER VERBS [RESOURCES]" per line (VERBS, RESOURCES: '
                                      'comma lists or *); more users with limited rights')
     ap.add_argument("--ca-out", help="also write the CA certificate (PEM) to this file")
+    ap.add_argument("--client-ca-file", action="append", metavar="FILE",
+                    help="also accept client certificates signed by the CAs in FILE (PEM; repeatable); "
+                         "the stand-in's own CA is always accepted")
+    ap.add_argument("--client-cert", action="append", metavar="USER[:GROUP,...]",
+                    help="issue a client certificate (CN=USER, O=each GROUP) and add kubeconfig contexts "
+                         "USER (client-certificate-data) and USER-files (client-certificate files); repeatable")
     ap.add_argument("--history", type=int, default=HISTORY_MAX, help="watch events kept for resuming (default 20000)")
     ap.add_argument("--max-body", type=int, default=MAX_BODY, help="request body limit in bytes (default 3 MiB)")
     ap.add_argument("--service-host", action="append", metavar="NAME.NS.svc=HOST:PORT",

@@ -3,8 +3,10 @@
  * Retry-After on 429/5xx, token rotation (tokenFile rewritten between requests, and the
  * 401-then-reread path), TLS with the custom CA (data and file) and without it, watches,
  * the informer (resume after dropped watches, relist after compaction, 429 backoff, its own
- * thread with a clean stop) and leader election with contenders. Every wait is bounded.
- * Run from the top of the tree. */
+ * thread with a clean stop) and leader election with contenders, x509 client certificates
+ * (the stand-in's --client-cert contexts, -data and file forms; a certificate from another CA
+ * is 401), and the HTTP/1.1 fallback of a client that asks for h2 (test_k8s_h2 has the h2
+ * side). Every wait is bounded. Run from the top of the tree. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +30,7 @@
 #include <curl/curl.h>
 
 #include "k8s/k8s_int.h" /* token_reads: which path re-read the token */
+#include "k8s/test_support.h"
 
 extern char **environ;
 
@@ -111,7 +114,9 @@ static int start_standin(void **state)
     snprintf(kubeconfig, sizeof(kubeconfig), "%s/kubeconfig", dir);
     snprintf(log, sizeof(log), "%s/standin.log", dir);
     char *argv[] = {"python3", "e2e/apiserver/run", "--listen", "127.0.0.1:0", "--kubeconfig",
-                    kubeconfig, "--token", ADMIN_TOKEN, "--bookmark-interval", "0.3", NULL};
+                    kubeconfig, "--token", ADMIN_TOKEN, "--bookmark-interval", "0.3",
+                    "--client-cert", "mm-cert:system:masters", "--client-cert", "mm-dev:dev",
+                    NULL};
     if ((standin = fork()) < 0)
         return -1;
     if (standin == 0) {
@@ -706,6 +711,105 @@ static void test_tls(void **state)
     mm_k8s_result_clear(&res);
 }
 
+/* The stand-in's kubeconfig contexts with client certificates: mm-cert (O=system:masters)
+ * may do everything, with the certificate inline (-data) or in files named relative to the
+ * kubeconfig; mm-dev authenticates but has no rights (403 naming the user). */
+static void test_client_cert(void **state)
+{
+    (void)state;
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    mm_k8s_ref ns = {.version = "v1", .resource = "namespaces", .name = "default"};
+    const char *contexts[] = {"mm-cert", "mm-cert-files"};
+    for (size_t i = 0; i < 2; i++) {
+        mm_k8s_config *cfg = NULL;
+        mm_k8s_client *c = NULL;
+        if (mm_k8s_config_kubeconfig(kubeconfig, contexts[i], &cfg, &eb) != MM_OK)
+            fail_msg("kubeconfig %s: %s", contexts[i], eb.msg);
+        assert_int_equal(mm_k8s_config_auth(cfg), MM_K8S_AUTH_CERT);
+        OK(mm_k8s_client_new(cfg, NULL, &c, &eb));
+        mm_k8s_config_free(cfg);
+        OK(mm_k8s_get(c, &ns, &res, &eb));
+        assert_int_equal(res.http_code, 200);
+        char name[64];
+        snprintf(name, sizeof(name), "cert-%zu", i);
+        create_cm(c, name, "{\"t\":\"cert\"}");
+        mm_k8s_ref r = cm(name);
+        OK(mm_k8s_delete(c, &r, NULL, &res, &eb));
+        mm_k8s_client_free(c);
+    }
+
+    mm_k8s_config *cfg = NULL;
+    mm_k8s_client *c = NULL;
+    OK(mm_k8s_config_kubeconfig(kubeconfig, "mm-dev", &cfg, &eb));
+    OK(mm_k8s_client_new(cfg, NULL, &c, &eb));
+    mm_k8s_config_free(cfg);
+    assert_int_equal(mm_k8s_get(c, &ns, &res, &eb), MM_EHTTP);
+    assert_int_equal(res.status.code, 403);
+    assert_string_equal(res.status.reason, "Forbidden");
+    assert_non_null(strstr(res.status.message, "User \"mm-dev\""));
+    mm_k8s_client_free(c);
+    mm_k8s_result_clear(&res);
+}
+
+/* A certificate and key from a CA the stand-in does not trust: TLS succeeds, the request is
+ * 401 (kube-apiserver asks for a certificate without requiring one); the stand-in's own
+ * certificate with another key is refused by the client's TLS layer before any request. */
+static void test_client_cert_refused(void **state)
+{
+    (void)state;
+    char kc[300], key[300], crt[300], user[1000], cluster[400];
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    mm_k8s_ref ns = {.version = "v1", .resource = "namespaces", .name = "default"};
+
+    /* mallory: O=system:masters, from a CA the stand-in does not trust */
+    assert_int_equal(test_make_cert(dir, "other", "/O=system:masters/CN=mallory", NULL), 0);
+    snprintf(key, sizeof(key), "%s/other.key", dir);
+    snprintf(crt, sizeof(crt), "%s/other.crt", dir);
+    char capath[300];
+    snprintf(capath, sizeof(capath), "%s/ca.pem", dir);
+    write_text(capath, ca_pem);
+    snprintf(cluster, sizeof(cluster), "    certificate-authority: %s\n", capath);
+    snprintf(kc, sizeof(kc), "%s/kc-othercert", dir);
+    snprintf(user, sizeof(user), "    client-certificate: %s\n    client-key: %s\n", crt, key);
+    write_kubeconfig(kc, cluster, user);
+    mm_k8s_client *c = client_from(kc, NULL);
+    assert_int_equal(mm_k8s_get(c, &ns, &res, &eb), MM_EHTTP);
+    assert_int_equal(res.status.code, 401);
+    assert_string_equal(res.status.reason, "Unauthorized");
+    mm_k8s_client_free(c);
+
+    /* mm-cert's certificate (the stand-in writes kubeconfig.mm-cert.crt) with mallory's key */
+    snprintf(user, sizeof(user),
+             "    client-certificate: kubeconfig.mm-cert.crt\n    client-key: %s\n", key);
+    snprintf(kc, sizeof(kc), "%s/kc-mismatch", dir);
+    write_kubeconfig(kc, cluster, user);
+    c = client_from(kc, NULL);
+    assert_int_equal(mm_k8s_get(c, &ns, &res, &eb), MM_ETLS);
+    mm_k8s_client_free(c);
+    mm_k8s_result_clear(&res);
+}
+
+/* The client asks for h2 over TLS; the stand-in's ALPN offers only http/1.1, so the
+ * transfers are HTTP/1.1, on one kept-alive connection. */
+static void test_http11_fallback(void **state)
+{
+    (void)state;
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    mm_k8s_client *c = admin();
+    mm_k8s_ref ns = {.version = "v1", .resource = "namespaces", .name = "default"};
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&test_last_http_version, -1);
+        OK(mm_k8s_get(c, &ns, &res, &eb));
+        assert_int_equal(atomic_load(&test_last_http_version), CURL_HTTP_VERSION_1_1);
+    }
+    assert_int_equal(mm_k8s_client_connections(c), 1);
+    mm_k8s_result_clear(&res);
+    mm_k8s_client_free(c);
+}
+
 static void test_timeouts(void **state)
 {
     (void)state;
@@ -1163,6 +1267,9 @@ int main(void)
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_token_rotation),
         cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_client_cert),
+        cmocka_unit_test(test_client_cert_refused),
+        cmocka_unit_test(test_http11_fallback),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_watch),
         cmocka_unit_test(test_informer_steps),
