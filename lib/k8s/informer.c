@@ -1,9 +1,28 @@
 /* lib/k8s informer: list (paged) then watch from the list's resourceVersion into a local
- * store keyed namespace/name; resume after drops, relist on 410, back off with jitter. */
+ * store keyed namespace/name; resume after drops, relist on 410, back off with jitter.
+ * The store keeps each object as its compact JSON text (managedFields dropped, then the
+ * caller's transform), not as a json-c tree: a tree costs about 1 KB a node, the text a byte
+ * a byte. Objects are parsed again when someone asks for them. */
 #include "k8s/k8s_int.h"
 
 #include <string.h>
 #include <time.h>
+
+/* One stored object: key, resourceVersion and text in one allocation. */
+typedef struct store_ent {
+    struct store_ent *next; /* bucket chain */
+    uint64_t hash;
+    size_t text_len;
+    const char *rv;   /* into data */
+    const char *text; /* into data */
+    char data[];      /* key \0 rv \0 text \0 */
+} store_ent;
+
+/* A chained hash table of store_ent keyed by "ns/name" (or "name"). */
+typedef struct {
+    store_ent **b;
+    size_t nb, n;
+} store;
 
 struct mm_k8s_informer {
     mm_k8s_client *c;
@@ -11,10 +30,13 @@ struct mm_k8s_informer {
     mm_k8s_ref ref;
     long page_size, watch_timeout_s, backoff_initial_ms, backoff_max_ms;
     mm_k8s_handlers h;
+    bool keep_managed_fields;
+    mm_k8s_transform_fn transform;
+    void *transform_ud;
 
-    pthread_mutex_t lock;      /* guards store, rv, synced and stats */
-    struct json_object *store; /* "ns/name" (or "name") -> object */
-    char *rv;                  /* where the next watch starts; NULL: list first */
+    pthread_mutex_t lock; /* guards store, rv, synced and stats */
+    store store;
+    char *rv;             /* where the next watch starts; NULL: list first */
     bool synced;
     mm_k8s_informer_stats stats;
 
@@ -32,6 +54,120 @@ struct mm_k8s_informer {
     pthread_t thread;
     bool running;
 };
+
+/* ---- the store ------------------------------------------------------------------------------ */
+
+static uint64_t hash_key(const char *k)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+    return h;
+}
+
+static store_ent *ent_new(const char *key, const char *rv, const char *text, size_t text_len)
+{
+    size_t kl = strlen(key), rl = rv ? strlen(rv) : 0;
+    store_ent *e;
+    if (text_len > SIZE_MAX - sizeof(*e) - kl - rl - 3 ||
+        !(e = mm_malloc(sizeof(*e) + kl + rl + text_len + 3)))
+        return NULL;
+    e->next = NULL;
+    e->hash = hash_key(key);
+    e->text_len = text_len;
+    memcpy(e->data, key, kl + 1);
+    e->rv = e->data + kl + 1;
+    memcpy(e->data + kl + 1, rv ? rv : "", rl + 1);
+    e->text = e->rv + rl + 1;
+    memcpy(e->data + kl + rl + 2, text, text_len);
+    e->data[kl + rl + 2 + text_len] = '\0';
+    return e;
+}
+
+static store_ent **store_slot(const store *s, const char *key, uint64_t h)
+{
+    if (!s->nb)
+        return NULL;
+    store_ent **pp = &s->b[h & (s->nb - 1)];
+    while (*pp && ((*pp)->hash != h || strcmp((*pp)->data, key) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static store_ent *store_find(const store *s, const char *key)
+{
+    store_ent **pp = store_slot(s, key, hash_key(key));
+    return pp ? *pp : NULL;
+}
+
+/* Unlinks and returns the entry under key (the caller frees it), or NULL. */
+static store_ent *store_take(store *s, const char *key)
+{
+    store_ent **pp = store_slot(s, key, hash_key(key)), *e;
+    if (!pp || !(e = *pp))
+        return NULL;
+    *pp = e->next;
+    e->next = NULL;
+    s->n--;
+    return e;
+}
+
+/* Doubles the buckets when the table is full; a failed grow only makes chains longer. */
+static void store_grow(store *s)
+{
+    size_t nb = s->nb ? s->nb * 2 : 64;
+    store_ent **b;
+    if (s->n < s->nb || nb > SIZE_MAX / sizeof(*b) || !(b = mm_calloc(nb, sizeof(*b))))
+        return;
+    for (size_t i = 0; i < s->nb; i++)
+        for (store_ent *e = s->b[i], *next; e; e = next) {
+            next = e->next;
+            e->next = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+        }
+    mm_free(s->b);
+    s->b = b;
+    s->nb = nb;
+}
+
+/* Inserts e, returning the entry it replaced (the caller frees it) or NULL. MM_ENOMEM only
+ * when the table has no buckets at all and cannot get any; e is then still the caller's. */
+static mm_err store_put(store *s, store_ent *e, store_ent **replaced)
+{
+    store_ent **pp;
+    *replaced = NULL;
+    store_grow(s);
+    if (!(pp = store_slot(s, e->data, e->hash)))
+        return MM_ENOMEM;
+    if (*pp) {
+        *replaced = *pp;
+        e->next = (*pp)->next;
+        (*replaced)->next = NULL;
+    } else {
+        e->next = NULL;
+        s->n++;
+    }
+    *pp = e;
+    return MM_OK;
+}
+
+static void store_clear(store *s)
+{
+    for (size_t i = 0; i < s->nb; i++)
+        for (store_ent *e = s->b[i], *next; e; e = next) {
+            next = e->next;
+            mm_free(e);
+        }
+    mm_free(s->b);
+    *s = (store){0};
+}
+
+/* The stored object as a fresh tree (the caller puts it); NULL when out of memory. */
+static struct json_object *ent_parse(const store_ent *e)
+{
+    struct json_object *o = NULL;
+    return k8s_json_parse(e->text, e->text_len, &o, NULL) == MM_OK ? o : NULL;
+}
 
 static uint64_t next_rand(mm_k8s_informer *inf)
 {
@@ -69,8 +205,7 @@ mm_err mm_k8s_informer_new(mm_k8s_client *c, const mm_k8s_ref *ref,
     if (!copy_opt(ref->group, &inf->group) || !copy_opt(ref->version, &inf->version) ||
         !copy_opt(ref->resource, &inf->resource) || !copy_opt(ref->ns, &inf->ns) ||
         !copy_opt(o->label_selector, &inf->label_selector) ||
-        !copy_opt(o->field_selector, &inf->field_selector) ||
-        !(inf->store = json_object_new_object())) {
+        !copy_opt(o->field_selector, &inf->field_selector)) {
         rc = MM_ENOMEM;
         goto out;
     }
@@ -85,6 +220,9 @@ mm_err mm_k8s_informer_new(mm_k8s_client *c, const mm_k8s_ref *ref,
     inf->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : 30000;
     if (h)
         inf->h = *h;
+    inf->keep_managed_fields = o->keep_managed_fields;
+    inf->transform = o->transform;
+    inf->transform_ud = o->transform_ud;
     inf->rng = k8s_random64() | 1;
     atomic_init(&inf->stop, false);
     if (pthread_mutex_init(&inf->lock, NULL) != 0)
@@ -105,7 +243,6 @@ out:
         pthread_mutex_destroy(&inf->wait_lock);
     if (locks > 0)
         pthread_mutex_destroy(&inf->lock);
-    json_object_put(inf->store);
     mm_free(inf->group);
     mm_free(inf->version);
     mm_free(inf->resource);
@@ -124,7 +261,7 @@ void mm_k8s_informer_free(mm_k8s_informer *inf)
     pthread_cond_destroy(&inf->wait_cond);
     pthread_mutex_destroy(&inf->wait_lock);
     pthread_mutex_destroy(&inf->lock);
-    json_object_put(inf->store);
+    store_clear(&inf->store);
     mm_free(inf->rv);
     mm_free(inf->group);
     mm_free(inf->version);
@@ -146,7 +283,7 @@ bool mm_k8s_informer_synced(mm_k8s_informer *inf)
 size_t mm_k8s_informer_count(mm_k8s_informer *inf)
 {
     pthread_mutex_lock(&inf->lock);
-    size_t n = (size_t)json_object_object_length(inf->store);
+    size_t n = inf->store.n;
     pthread_mutex_unlock(&inf->lock);
     return n;
 }
@@ -169,19 +306,19 @@ static char *obj_key(struct json_object *obj)
 
 struct json_object *mm_k8s_informer_get(mm_k8s_informer *inf, const char *ns, const char *name)
 {
-    struct json_object *v, *copy = NULL;
+    struct json_object *obj = NULL;
+    store_ent *e;
     mm_buf b;
     mm_buf_init(&b, 0);
     if ((ns && *ns ? mm_buf_printf(&b, "%s/%s", ns, name) : mm_buf_puts(&b, name)) != MM_OK)
         goto out;
     pthread_mutex_lock(&inf->lock);
-    if (json_object_object_get_ex(inf->store, b.data, &v) &&
-        json_object_deep_copy(v, &copy, NULL) != 0)
-        copy = NULL;
+    if ((e = store_find(&inf->store, b.data)))
+        obj = ent_parse(e);
     pthread_mutex_unlock(&inf->lock);
 out:
     mm_buf_free(&b);
-    return copy;
+    return obj;
 }
 
 char *mm_k8s_informer_resource_version(mm_k8s_informer *inf)
@@ -223,32 +360,117 @@ static long backoff(mm_k8s_informer *inf, long retry_after_s)
     return d;
 }
 
+/* ---- objects in, entries out ------------------------------------------------------------------ */
+
+/* Shapes obj (owned by the informer for the moment: a watch event's object or an item of a
+ * list page about to be freed) as it is stored and handed to the handlers: managedFields
+ * dropped unless kept, then the caller's transform. With ent_out, also its store entry.
+ * *key_out: its store key (caller frees). MM_EINVAL for an object without a name. */
+static mm_err shape(mm_k8s_informer *inf, struct json_object *obj, char **key_out,
+                    store_ent **ent_out, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    const char *rvp = k8s_meta_str(obj, "resourceVersion"), *text;
+    char *key = NULL, *rv = NULL;
+    size_t len = 0;
+
+    *key_out = NULL;
+    if (ent_out)
+        *ent_out = NULL;
+    if (!(key = obj_key(obj))) {
+        rc = mm_errf(eb, k8s_meta_str(obj, "name") ? MM_ENOMEM : MM_EINVAL,
+                     "%s: an object without metadata.name", inf->resource);
+        goto out;
+    }
+    /* copied: the transform may drop or change what it points into */
+    if (rvp && !(rv = mm_strdup(rvp))) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+        goto out;
+    }
+    struct json_object *meta = k8s_json_get(obj, "metadata", json_type_object);
+    if (meta && !inf->keep_managed_fields)
+        json_object_object_del(meta, "managedFields");
+    if (inf->transform && (rc = inf->transform(inf->transform_ud, obj)) != MM_OK) {
+        mm_errf(eb, rc, "%s %s: the informer's transform failed", inf->resource, key);
+        goto out;
+    }
+    if (ent_out) {
+        if (!(text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len)) ||
+            !(*ent_out = ent_new(key, rv, text, len))) {
+            rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    *key_out = key;
+    key = NULL;
+out:
+    mm_free(key);
+    mm_free(rv);
+    return rc;
+}
+
 /* ---- list ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    mm_k8s_informer *inf;
+    store fresh;
+    mm_errbuf eb; /* why collect stopped the list */
+    mm_err rc;
+} list_ctx;
 
 static int collect(void *ud, struct json_object *item)
 {
-    struct json_object *map = ud;
-    char *key = obj_key(item);
-    if (!key)
-        return 0; /* an item without a name cannot be stored; skip it */
-    int bad = k8s_json_add(map, key, json_object_get(item));
+    list_ctx *lc = ud;
+    store_ent *e = NULL, *dup = NULL;
+    char *key = NULL;
+    mm_err rc = shape(lc->inf, item, &key, &e, &lc->eb);
+    if (rc == MM_EINVAL)
+        rc = MM_OK; /* an item without a name cannot be stored; skip it */
+    else if (rc == MM_OK && store_put(&lc->fresh, e, &dup) != MM_OK)
+        rc = mm_errf(&lc->eb, MM_ENOMEM, "out of memory");
+    else
+        e = NULL; /* stored; a restarted list stores an item again: dup is the old copy */
+    mm_free(e);
+    mm_free(dup);
     mm_free(key);
-    return bad;
+    lc->rc = rc;
+    return rc != MM_OK;
+}
+
+/* Hands one store difference to a handler: the entries parsed into fresh trees. */
+static void diff_handler(mm_k8s_informer *inf, const store_ent *old, const store_ent *cur)
+{
+    struct json_object *a = old ? ent_parse(old) : NULL, *b = cur ? ent_parse(cur) : NULL;
+    if ((old && !a) || (cur && !b)) {
+        mm_log(MM_LOG_ERROR, "k8s informer: out of memory; a change was not handed on",
+               "resource", inf->resource, "key", old ? old->data : cur->data, NULL);
+    } else if (!cur) {
+        if (inf->h.on_delete)
+            inf->h.on_delete(inf->h.ud, a);
+    } else if (!old) {
+        if (inf->h.on_add)
+            inf->h.on_add(inf->h.ud, b);
+    } else if (inf->h.on_update) {
+        inf->h.on_update(inf->h.ud, a, b);
+    }
+    json_object_put(a);
+    json_object_put(b);
 }
 
 static mm_err do_list(mm_k8s_informer *inf, long *delay_ms, mm_errbuf *eb)
 {
     mm_err rc;
     mm_k8s_result res = {0};
-    struct json_object *fresh = json_object_new_object(), *old = NULL;
+    list_ctx lc = {.inf = inf};
+    store old = {0};
     char *rv = NULL;
     mm_k8s_list_opts lo = {.label_selector = inf->label_selector,
                            .field_selector = inf->field_selector,
                            .limit = inf->page_size};
 
-    if (!fresh)
-        return MM_ENOMEM;
-    rc = mm_k8s_list_all(inf->c, &inf->ref, &lo, collect, fresh, &rv, &res, eb);
+    rc = mm_k8s_list_all(inf->c, &inf->ref, &lo, collect, &lc, &rv, &res, eb);
+    if (rc == MM_EINVAL && lc.rc != MM_OK)
+        rc = mm_errf(eb, lc.rc, "LIST %s: %s", inf->resource, lc.eb.msg); /* collect stopped it */
     if (rc != MM_OK) {
         pthread_mutex_lock(&inf->lock);
         inf->stats.errors++;
@@ -256,49 +478,37 @@ static mm_err do_list(mm_k8s_informer *inf, long *delay_ms, mm_errbuf *eb)
         *delay_ms = backoff(inf, res.status.retry_after_s);
         goto out;
     }
+    mm_k8s_result_clear(&res); /* the last page: not needed while the handlers run */
     pthread_mutex_lock(&inf->lock);
     old = inf->store;
-    inf->store = fresh;
-    fresh = NULL;
+    inf->store = lc.fresh;
+    lc.fresh = (store){0};
     mm_free(inf->rv);
     inf->rv = rv;
     rv = NULL;
     inf->stats.lists++;
     pthread_mutex_unlock(&inf->lock);
 
-    /* the differences between what we had and what the list says reach the handlers; the
-     * store already holds its own references, old keeps the previous ones alive */
-    json_object_object_foreach(old, okey, oval) {
-        struct json_object *nv;
-        pthread_mutex_lock(&inf->lock);
-        bool still = json_object_object_get_ex(inf->store, okey, &nv);
-        pthread_mutex_unlock(&inf->lock);
-        if (!still && inf->h.on_delete)
-            inf->h.on_delete(inf->h.ud, oval);
-    }
-    pthread_mutex_lock(&inf->lock);
-    struct json_object *cur = json_object_get(inf->store); /* this thread alone replaces it */
-    pthread_mutex_unlock(&inf->lock);
-    json_object_object_foreach(cur, nkey, nval) {
-        struct json_object *ov;
-        if (!json_object_object_get_ex(old, nkey, &ov)) {
-            if (inf->h.on_add)
-                inf->h.on_add(inf->h.ud, nval);
-        } else {
-            const char *a = k8s_meta_str(ov, "resourceVersion"), *b = k8s_meta_str(nval, "resourceVersion");
-            if (inf->h.on_update && (!a || !b || strcmp(a, b) != 0))
-                inf->h.on_update(inf->h.ud, ov, nval);
+    /* the differences between what we had and what the list says reach the handlers. Only
+     * this thread changes the store, so it reads it without the lock. */
+    for (size_t i = 0; i < old.nb; i++)
+        for (const store_ent *e = old.b[i]; e; e = e->next)
+            if (!store_find(&inf->store, e->data))
+                diff_handler(inf, e, NULL);
+    for (size_t i = 0; i < inf->store.nb; i++)
+        for (const store_ent *e = inf->store.b[i]; e; e = e->next) {
+            const store_ent *o = store_find(&old, e->data);
+            if (!o || !*o->rv || !*e->rv || strcmp(o->rv, e->rv) != 0)
+                diff_handler(inf, o, e);
         }
-    }
-    json_object_put(cur);
     pthread_mutex_lock(&inf->lock);
     inf->synced = true;
     pthread_mutex_unlock(&inf->lock);
     inf->backoff_ms = 0;
     *delay_ms = 0;
 out:
-    json_object_put(old);
-    json_object_put(fresh);
+    store_clear(&old);
+    store_clear(&lc.fresh);
     mm_free(rv);
     mm_k8s_result_clear(&res);
     return rc;
@@ -306,12 +516,15 @@ out:
 
 /* ---- watch ---------------------------------------------------------------------------------- */
 
-static int on_event(void *ud, const mm_k8s_event *ev)
+int k8s_informer_on_event(void *ud, const mm_k8s_event *ev)
 {
     mm_k8s_informer *inf = ud;
     const char *rv = k8s_meta_str(ev->object, "resourceVersion");
-    struct json_object *old = NULL;
-    char *key = NULL;
+    struct json_object *old_obj = NULL;
+    store_ent *e = NULL, *old = NULL;
+    char *key = NULL, *nrv = NULL;
+    mm_errbuf eb = {{0}};
+    bool failed = true;
 
     pthread_mutex_lock(&inf->lock);
     inf->stats.events++;
@@ -338,43 +551,53 @@ static int on_event(void *ud, const mm_k8s_event *ev)
     case MM_K8S_DELETED:
         break;
     }
-    if (!(key = obj_key(ev->object))) {
-        inf->watch_failed = true; /* out of memory or a nameless object: start over */
-        return 1;
-    }
+    /* rv first: shape may change the object it points into */
+    if ((rv && !(nrv = mm_strdup(rv))) ||
+        shape(inf, ev->object, &key, ev->type == MM_K8S_DELETED ? NULL : &e, &eb) != MM_OK)
+        goto out; /* out of memory, a nameless object or a failed transform: start over */
     pthread_mutex_lock(&inf->lock);
-    if (json_object_object_get_ex(inf->store, key, &old))
-        json_object_get(old);
-    int bad;
-    if (ev->type == MM_K8S_DELETED) {
-        json_object_object_del(inf->store, key);
-        bad = 0;
-    } else {
-        bad = k8s_json_add(inf->store, key, json_object_get(ev->object));
-    }
-    char *nrv = rv ? mm_strdup(rv) : NULL;
-    if (nrv) {
+    const store_ent *cur = store_find(&inf->store, key);
+    /* the old state is parsed before the store changes: a failure leaves the store as it
+     * was, and the informer starts over with a relist that hands the change on */
+    bool parse_ok = !cur || ev->type == MM_K8S_DELETED || !inf->h.on_update ||
+                    (old_obj = ent_parse(cur)) != NULL;
+    bool put_ok = parse_ok;
+    if (parse_ok && ev->type == MM_K8S_DELETED)
+        old = store_take(&inf->store, key);
+    else if (parse_ok && store_put(&inf->store, e, &old) == MM_OK)
+        e = NULL;
+    else
+        put_ok = false;
+    if (put_ok && nrv) {
         mm_free(inf->rv);
         inf->rv = nrv;
+        nrv = NULL;
     }
     pthread_mutex_unlock(&inf->lock);
-    mm_free(key);
-    if (bad || (rv && !nrv)) {
-        json_object_put(old);
-        inf->watch_failed = true;
-        return 1;
-    }
+    if (!put_ok)
+        goto out;
+    failed = false;
     if (ev->type == MM_K8S_DELETED) {
         if (old && inf->h.on_delete)
             inf->h.on_delete(inf->h.ud, ev->object);
     } else if (old) {
         if (inf->h.on_update)
-            inf->h.on_update(inf->h.ud, old, ev->object);
+            inf->h.on_update(inf->h.ud, old_obj, ev->object);
     } else if (inf->h.on_add) {
         inf->h.on_add(inf->h.ud, ev->object);
     }
-    json_object_put(old);
-    return 0;
+out:
+    if (failed) {
+        inf->watch_failed = true;
+        mm_log(MM_LOG_WARN, "k8s informer: an event could not be stored; resuming", "resource",
+               inf->resource, "error", eb.msg[0] ? eb.msg : "out of memory", NULL);
+    }
+    json_object_put(old_obj);
+    mm_free(old);
+    mm_free(e);
+    mm_free(key);
+    mm_free(nrv);
+    return failed;
 }
 
 static mm_err do_watch(mm_k8s_informer *inf, long *delay_ms, mm_errbuf *eb)
@@ -399,7 +622,7 @@ static mm_err do_watch(mm_k8s_informer *inf, long *delay_ms, mm_errbuf *eb)
     pthread_mutex_lock(&inf->lock);
     inf->stats.watches++;
     pthread_mutex_unlock(&inf->lock);
-    rc = mm_k8s_watch(inf->c, &inf->ref, &wo, on_event, inf, &res, eb);
+    rc = mm_k8s_watch(inf->c, &inf->ref, &wo, k8s_informer_on_event, inf, &res, eb);
     *delay_ms = 0;
     if (rc == MM_OK && inf->relist)
         rc = mm_errf(eb, MM_EGONE, "WATCH %s: ERROR event 410: resourceVersion expired",

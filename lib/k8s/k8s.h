@@ -311,7 +311,11 @@ mm_err mm_k8s_watch(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_watch_
  *    session and says how long to wait before the next call.
  * Handlers run on the thread that runs the informer, never concurrently with each other,
  * without the store's lock held (they may call mm_k8s_informer_get). Objects passed to them
- * are borrowed for the call. */
+ * are borrowed for the call.
+ *
+ * The store holds each object as compact JSON text, not as a tree, shaped first (as
+ * client-go's SetTransform does): metadata.managedFields dropped unless keep_managed_fields,
+ * then the caller's transform. Handlers and mm_k8s_informer_get see the shaped object. */
 typedef struct mm_k8s_informer mm_k8s_informer;
 
 typedef struct {
@@ -321,6 +325,13 @@ typedef struct {
     void *ud;
 } mm_k8s_handlers;
 
+/* Edits obj in place before it is stored (drop what the caller never reads: the store keeps
+ * only what is left). Runs on the informer's thread for every listed item and watch event,
+ * DELETED ones included. The store key and resourceVersion are read before it runs; leave
+ * metadata.name and namespace for the handlers. Anything but MM_OK fails that list or watch
+ * session, which is retried like any other failure. */
+typedef mm_err (*mm_k8s_transform_fn)(void *ud, struct json_object *obj);
+
 typedef struct {
     const char *label_selector;
     const char *field_selector;
@@ -328,6 +339,9 @@ typedef struct {
     long watch_timeout_s;    /* 0: 300..600 s at random per watch, like client-go */
     long backoff_initial_ms; /* 0: 800 ms */
     long backoff_max_ms;     /* 0: 30 s */
+    bool keep_managed_fields; /* default: metadata.managedFields is dropped */
+    mm_k8s_transform_fn transform; /* NULL: none */
+    void *transform_ud;
 } mm_k8s_informer_opts;
 
 /* ref: group/version/resource and ns (NULL: all namespaces); name must be NULL. Strings are
@@ -343,7 +357,8 @@ mm_err mm_k8s_informer_step(mm_k8s_informer *inf, long *delay_ms, mm_errbuf *eb)
 void mm_k8s_informer_free(mm_k8s_informer *inf);   /* stops first */
 bool mm_k8s_informer_synced(mm_k8s_informer *inf); /* the first list completed */
 size_t mm_k8s_informer_count(mm_k8s_informer *inf);
-/* A deep copy of the stored object (caller puts it), or NULL. ns NULL for cluster-scoped. */
+/* The stored object, parsed afresh (caller puts it), or NULL (absent or out of memory). ns
+ * NULL for cluster-scoped. */
 struct json_object *mm_k8s_informer_get(mm_k8s_informer *inf, const char *ns, const char *name);
 /* The resourceVersion the next watch resumes from (caller frees), or NULL before a list. */
 char *mm_k8s_informer_resource_version(mm_k8s_informer *inf);

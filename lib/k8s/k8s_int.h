@@ -112,6 +112,11 @@ int k8s_json_add(struct json_object *o, const char *key, struct json_object *v);
 /* metadata.<key> as a string, or NULL. */
 const char *k8s_meta_str(struct json_object *obj, const char *key);
 
+/* What the informer does with one watch event (an mm_k8s_event_fn; ud is the informer):
+ * the store and the handlers follow it. Exposed so the store can be tested without a server;
+ * ev->object may be changed (shaped) by the call. */
+int k8s_informer_on_event(void *ud, const mm_k8s_event *ev);
+
 /* A random 64-bit value from OpenSSL (falls back to time and address on failure). */
 uint64_t k8s_random64(void);
 

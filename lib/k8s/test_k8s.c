@@ -1,7 +1,8 @@
 /* Unit tests for lib/k8s without a server: URL building and escaping, kubeconfig of every
  * auth kind (files and -data) and its errors, in-cluster config, Status parsing of every
  * status-*.json sample, watch framing of the ndjson samples split at every byte, lease.json
- * and MicroTime, and allocation failures in kubeconfig parsing and watch framing.
+ * and MicroTime, allocation failures in kubeconfig parsing and watch framing, and the
+ * informer's store fed events directly (shaping, transforms, many objects, failures).
  * Run from the top of the tree: samples are read from ../shared/k8s-samples. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -922,6 +923,323 @@ static void test_alloc_failures(void **state)
     mm_free(text);
 }
 
+/* ---- informer store (no server: events go straight to what the watch calls) --------------- */
+
+typedef struct {
+    int adds, updates, deletes;
+    int with_managed_fields; /* handed objects that still carried metadata.managedFields */
+    char last_old_rv[32], last_rv[32];
+} istore_log;
+
+static bool has_managed_fields(struct json_object *o)
+{
+    struct json_object *m = NULL;
+    return json_object_object_get_ex(o, "metadata", &m) &&
+           json_object_object_get_ex(m, "managedFields", NULL);
+}
+
+static const char *obj_rv(struct json_object *o)
+{
+    struct json_object *m = NULL, *v = NULL;
+    if (!json_object_object_get_ex(o, "metadata", &m) ||
+        !json_object_object_get_ex(m, "resourceVersion", &v))
+        return "";
+    return json_object_get_string(v);
+}
+
+static void is_add(void *ud, struct json_object *o)
+{
+    istore_log *l = ud;
+    l->adds++;
+    l->with_managed_fields += has_managed_fields(o);
+    snprintf(l->last_rv, sizeof(l->last_rv), "%s", obj_rv(o));
+}
+static void is_update(void *ud, struct json_object *a, struct json_object *b)
+{
+    istore_log *l = ud;
+    l->updates++;
+    l->with_managed_fields += has_managed_fields(a) + has_managed_fields(b);
+    snprintf(l->last_old_rv, sizeof(l->last_old_rv), "%s", obj_rv(a));
+    snprintf(l->last_rv, sizeof(l->last_rv), "%s", obj_rv(b));
+}
+static void is_delete(void *ud, struct json_object *o)
+{
+    istore_log *l = ud;
+    l->deletes++;
+    l->with_managed_fields += has_managed_fields(o);
+    snprintf(l->last_rv, sizeof(l->last_rv), "%s", obj_rv(o));
+}
+
+/* An informer whose client is never asked anything: the tests feed it events. */
+static mm_k8s_informer *store_informer(mm_k8s_client **cl, const mm_k8s_informer_opts *io,
+                                       istore_log *l)
+{
+    mm_k8s_config *cfg = kc_ok(KC_HEAD "users:\n- name: u\n  user:\n    token: abc.def\n", "other");
+    mm_k8s_ref ref = {.group = "maskmesh.io", .version = "v1alpha1", .resource = "maskingpolicies"};
+    mm_k8s_handlers h = {is_add, is_update, is_delete, l};
+    mm_k8s_informer *inf = NULL;
+    mm_errbuf eb = {{0}};
+    assert_int_equal(mm_k8s_client_new(cfg, NULL, cl, &eb), MM_OK);
+    mm_k8s_config_free(cfg);
+    assert_int_equal(mm_k8s_informer_new(*cl, &ref, io, &h, &inf, &eb), MM_OK);
+    return inf;
+}
+
+/* One event, as the watch delivers it. Returns what the informer's callback returned. */
+static int feed_event(mm_k8s_informer *inf, mm_k8s_event_type type, const char *json)
+{
+    mm_k8s_event ev = {.type = type, .object = json_tokener_parse(json)};
+    assert_non_null(ev.object);
+    int r = k8s_informer_on_event(inf, &ev);
+    json_object_put(ev.object);
+    return r;
+}
+
+static struct json_object *member(struct json_object *o, const char *a, const char *b)
+{
+    struct json_object *x = NULL, *y = NULL;
+    if (!o || !json_object_object_get_ex(o, a, &x))
+        return NULL;
+    return !b ? x : json_object_object_get_ex(x, b, &y) ? y : NULL;
+}
+
+/* The sample watch stream (ADDED, MODIFIED, BOOKMARK, MODIFIED x2, DELETED of a
+ * MaskingPolicy with managedFields) decoded straight into the informer: the store follows
+ * every event, keeps no managedFields, and get returns the latest state. */
+static void test_informer_store_sample(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = slurp(SAMPLES "watch-maskingpolicies.ndjson", &len);
+    mm_k8s_client *cl = NULL;
+    istore_log l = {0};
+    mm_k8s_informer *inf = store_informer(&cl, NULL, &l);
+    mm_k8s_watch_decoder *d = NULL;
+    mm_errbuf eb = {{0}};
+    bool stopped;
+    static const char *const rvs[] = {"481502", "481503", "482950", "483118", "483120", "483377"};
+    assert_int_equal(mm_k8s_watch_decoder_new(0, &d), MM_OK);
+    const char *line = text;
+    for (size_t i = 0; i < MM_ARRAY_LEN(rvs); i++) {
+        const char *nl = memchr(line, '\n', len - (size_t)(line - text));
+        assert_non_null(nl);
+        /* the sample's own object, to compare what get returns with */
+        char *one = mm_strndup(line, (size_t)(nl - line));
+        struct json_object *want = NULL, *ev = json_tokener_parse(one);
+        mm_free(one);
+        assert_non_null(ev);
+        want = member(ev, "object", NULL);
+        assert_int_equal(mm_k8s_watch_decoder_feed(d, line, (size_t)(nl - line + 1),
+                                                   k8s_informer_on_event, inf, &stopped, &eb),
+                         MM_OK);
+        assert_false(stopped);
+        char *rv = mm_k8s_informer_resource_version(inf);
+        assert_string_equal(rv, rvs[i]);
+        mm_free(rv);
+        struct json_object *got = mm_k8s_informer_get(inf, "shop", "payments-api");
+        const char *type = json_object_get_string(member(ev, "type", NULL));
+        if (strcmp(type, "DELETED") == 0) {
+            assert_null(got);
+            assert_int_equal(mm_k8s_informer_count(inf), 0);
+        } else {
+            assert_non_null(got);
+            assert_int_equal(mm_k8s_informer_count(inf), 1);
+            assert_false(has_managed_fields(got));
+            if (strcmp(type, "BOOKMARK") != 0) {
+                assert_true(has_managed_fields(want)); /* the sample has them: they were dropped */
+                assert_string_equal(obj_rv(got), rvs[i]);
+                assert_true(json_object_equal(member(got, "spec", NULL), member(want, "spec", NULL)));
+                assert_true(json_object_equal(member(got, "status", NULL), member(want, "status", NULL)));
+                assert_true(json_object_equal(member(got, "metadata", "uid"), member(want, "metadata", "uid")));
+            }
+        }
+        json_object_put(got);
+        json_object_put(ev);
+        line = nl + 1;
+    }
+    assert_int_equal(l.adds, 1);
+    assert_int_equal(l.updates, 3);
+    assert_int_equal(l.deletes, 1);
+    assert_int_equal(l.with_managed_fields, 0);
+    assert_string_equal(l.last_old_rv, "483118"); /* the last update: old and new as stored */
+    assert_string_equal(l.last_rv, "483377");     /* the delete: the object's final state */
+    mm_k8s_watch_decoder_free(d);
+    mm_k8s_informer_free(inf);
+    mm_k8s_client_free(cl);
+    mm_free(text);
+}
+
+static int transforms;
+
+/* Keeps metadata and data.keep; anything named "refuse" fails. */
+static mm_err keep_some(void *ud, struct json_object *o)
+{
+    (void)ud;
+    transforms++;
+    struct json_object *data = member(o, "data", NULL);
+    if (strcmp(json_object_get_string(member(o, "metadata", "name")) ?: "", "refuse") == 0)
+        return MM_EINVAL;
+    if (data)
+        json_object_object_del(data, "drop");
+    json_object_object_del(o, "spec");
+    return MM_OK;
+}
+
+#define CM_EVENT(name, rv, drop)                                                                   \
+    "{\"metadata\":{\"name\":\"" name "\",\"namespace\":\"a\",\"resourceVersion\":\"" rv "\","   \
+    "\"managedFields\":[{\"manager\":\"m\"}]},\"spec\":{\"x\":1},"                                 \
+    "\"data\":{\"keep\":\"k" rv "\",\"drop\":\"" drop "\"}}"
+
+/* keep_managed_fields and a transform: what is stored and handed on is the shaped object; a
+ * failing transform or a nameless object leaves the store as it was and stops the watch. */
+static void test_informer_transform(void **state)
+{
+    (void)state;
+    mm_k8s_client *cl = NULL;
+    istore_log l = {0};
+    mm_k8s_informer_opts io = {.keep_managed_fields = true};
+    mm_k8s_informer *inf = store_informer(&cl, &io, &l);
+    assert_int_equal(feed_event(inf, MM_K8S_ADDED, CM_EVENT("one", "1", "x")), 0);
+    struct json_object *got = mm_k8s_informer_get(inf, "a", "one");
+    assert_true(has_managed_fields(got));
+    assert_non_null(member(got, "spec", NULL));
+    json_object_put(got);
+    assert_int_equal(l.with_managed_fields, 1);
+    mm_k8s_informer_free(inf);
+    mm_k8s_client_free(cl);
+
+    l = (istore_log){0};
+    transforms = 0;
+    io = (mm_k8s_informer_opts){.transform = keep_some};
+    inf = store_informer(&cl, &io, &l);
+    assert_int_equal(feed_event(inf, MM_K8S_ADDED, CM_EVENT("one", "1", "x")), 0);
+    assert_int_equal(feed_event(inf, MM_K8S_MODIFIED, CM_EVENT("one", "2", "y")), 0);
+    got = mm_k8s_informer_get(inf, "a", "one");
+    assert_non_null(got);
+    assert_false(has_managed_fields(got));
+    assert_null(member(got, "spec", NULL));
+    assert_null(member(member(got, "data", NULL), "drop", NULL));
+    assert_string_equal(json_object_get_string(member(got, "data", "keep")), "k2");
+    assert_string_equal(obj_rv(got), "2");
+    json_object_put(got);
+    assert_int_equal(l.with_managed_fields, 0);
+    assert_string_equal(l.last_old_rv, "1");
+    /* a transform that fails: nothing stored, the RV does not move, the watch stops */
+    assert_int_not_equal(feed_event(inf, MM_K8S_ADDED, CM_EVENT("refuse", "3", "z")), 0);
+    assert_null(mm_k8s_informer_get(inf, "a", "refuse"));
+    assert_int_equal(mm_k8s_informer_count(inf), 1);
+    char *rv = mm_k8s_informer_resource_version(inf);
+    assert_string_equal(rv, "2");
+    mm_free(rv);
+    /* a nameless object likewise */
+    assert_int_not_equal(feed_event(inf, MM_K8S_MODIFIED, "{\"metadata\":{\"resourceVersion\":\"4\"}}"), 0);
+    assert_int_equal(mm_k8s_informer_count(inf), 1);
+    /* DELETED objects are shaped too before the handler sees them */
+    assert_int_equal(feed_event(inf, MM_K8S_DELETED, CM_EVENT("one", "5", "w")), 0);
+    assert_int_equal(l.deletes, 1);
+    assert_int_equal(l.with_managed_fields, 0);
+    assert_int_equal(transforms, 4); /* one, one, refuse, one */
+    assert_int_equal(mm_k8s_informer_count(inf), 0);
+    mm_k8s_informer_free(inf);
+    mm_k8s_client_free(cl);
+}
+
+/* Thousands of objects across namespaces (the store's table grows many times): every get
+ * returns its own object's latest state after adds, updates and deletes. */
+static void test_informer_store_many(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    mm_k8s_client *cl = NULL;
+    istore_log l = {0};
+    mm_k8s_informer *inf = store_informer(&cl, NULL, &l);
+    char json[256], ns[16], name[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(json, sizeof(json),
+                 "{\"metadata\":{\"name\":\"p-%d\",\"namespace\":\"ns-%d\",\"resourceVersion\":\"%d\"},"
+                 "\"spec\":{\"i\":%d}}", i % 100, i / 100, i + 1, i);
+        assert_int_equal(feed_event(inf, MM_K8S_ADDED, json), 0);
+    }
+    for (int i = 0; i < N; i += 3) { /* every third changes */
+        snprintf(json, sizeof(json),
+                 "{\"metadata\":{\"name\":\"p-%d\",\"namespace\":\"ns-%d\",\"resourceVersion\":\"%d\"},"
+                 "\"spec\":{\"i\":%d}}", i % 100, i / 100, N + i + 1, -i);
+        assert_int_equal(feed_event(inf, MM_K8S_MODIFIED, json), 0);
+    }
+    for (int i = 0; i < N; i += 2) { /* every second goes */
+        snprintf(json, sizeof(json),
+                 "{\"metadata\":{\"name\":\"p-%d\",\"namespace\":\"ns-%d\",\"resourceVersion\":\"%d\"}}",
+                 i % 100, i / 100, 2 * N + i + 1);
+        assert_int_equal(feed_event(inf, MM_K8S_DELETED, json), 0);
+    }
+    assert_int_equal(l.adds, N);
+    assert_int_equal(l.updates, N / 3);
+    assert_int_equal(l.deletes, N / 2);
+    assert_int_equal(mm_k8s_informer_count(inf), N / 2);
+    for (int i = 0; i < N; i++) {
+        snprintf(ns, sizeof(ns), "ns-%d", i / 100);
+        snprintf(name, sizeof(name), "p-%d", i % 100);
+        struct json_object *got = mm_k8s_informer_get(inf, ns, name);
+        if (i % 2 == 0) {
+            assert_null(got);
+            continue;
+        }
+        assert_non_null(got);
+        assert_string_equal(json_object_get_string(member(got, "metadata", "namespace")), ns);
+        assert_string_equal(json_object_get_string(member(got, "metadata", "name")), name);
+        assert_int_equal(json_object_get_int(member(got, "spec", "i")), i % 3 == 0 ? -i : i);
+        json_object_put(got);
+    }
+    /* the same name in another namespace is another object */
+    assert_null(mm_k8s_informer_get(inf, "ns-99", "p-1"));
+    assert_null(mm_k8s_informer_get(inf, NULL, "p-1"));
+    mm_k8s_informer_free(inf);
+    mm_k8s_client_free(cl);
+}
+
+/* Every allocation of an update fails in turn: the call either stores the new state or
+ * reports failure with the old state intact (never half of each, never a crash or a leak). */
+static void test_informer_store_alloc_failures(void **state)
+{
+    (void)state;
+    mm_k8s_client *cl = NULL;
+    istore_log l = {0};
+    mm_k8s_informer *inf = store_informer(&cl, NULL, &l);
+    int failures = 0;
+    assert_int_equal(feed_event(inf, MM_K8S_ADDED, CM_EVENT("one", "1", "old")), 0);
+    for (long n = 0;; n++) {
+        struct json_object *ev = json_tokener_parse(CM_EVENT("one", "2", "new"));
+        assert_non_null(ev);
+        mm_k8s_event e = {.type = MM_K8S_MODIFIED, .object = ev};
+        int updates = l.updates;
+        mm_alloc_fail_after(n);
+        int r = k8s_informer_on_event(inf, &e);
+        mm_alloc_fail_after(-1);
+        json_object_put(ev);
+        struct json_object *got = mm_k8s_informer_get(inf, "a", "one");
+        assert_non_null(got);
+        char *rv = mm_k8s_informer_resource_version(inf);
+        if (r == 0) {
+            assert_string_equal(json_object_get_string(member(got, "data", "drop")), "new");
+            assert_string_equal(rv, "2");
+            assert_int_equal(l.updates, updates + 1);
+            json_object_put(got);
+            mm_free(rv);
+            break;
+        }
+        failures++;
+        assert_string_equal(json_object_get_string(member(got, "data", "drop")), "old");
+        assert_string_equal(rv, "1");
+        assert_int_equal(l.updates, updates);
+        json_object_put(got);
+        mm_free(rv);
+    }
+    assert_true(failures >= 2);
+    assert_int_equal(mm_k8s_informer_count(inf), 1);
+    mm_k8s_informer_free(inf);
+    mm_k8s_client_free(cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -943,6 +1261,10 @@ int main(void)
         cmocka_unit_test(test_lease_sample),
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_informer_store_sample),
+        cmocka_unit_test(test_informer_transform),
+        cmocka_unit_test(test_informer_store_many),
+        cmocka_unit_test(test_informer_store_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }
