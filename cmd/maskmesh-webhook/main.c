@@ -63,7 +63,7 @@ static void mutate(app *a, bool ns_opted_in, const mm_httpd_req *req, mm_httpd_r
     mm_err rc;
     const char *result;
 
-    if ((rc = mm_adm_review_parse(req->body, req->body_len, &rv, &eb)) != MM_OK) {
+    if ((rc = mm_adm_review_parse_pod(req->body, req->body_len, &rv, &eb)) != MM_OK) {
         mm_httpd_error(resp, rc == MM_ENOMEM ? 500 : 400, "%s", eb.msg);
         count(a, "mutate", "unknown", "error", "bad-request", t0);
         return;

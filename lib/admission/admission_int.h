@@ -61,6 +61,15 @@ static inline const char *jget_str(const json_object *o, const char *k)
     return v ? json_object_get_string(v) : NULL;
 }
 
+#define ADM_JSON_DEPTH_MAX 64 /* nesting read; a pod needs about 12 */
+
+/* Parses one JSON text (RFC 8259, strict: no comments, trailing commas or bare words) into a
+ * json-c tree (caller puts it). `skip`, NULL or NULL-terminated: paths like
+ * "request/object/metadata/managedFields" whose members are checked but not built. Errors
+ * name the byte: `not JSON at byte 12: expected ',' or '}'` (jsonr.c). */
+mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_object **out,
+                      mm_errbuf *eb);
+
 /* Appends v as compact JSON, exactly as json_object_to_json_string_ext(v,
  * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) writes it (jsonw.c). */
 mm_err adm_json_put(mm_buf *out, const json_object *v);

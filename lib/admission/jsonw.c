@@ -9,14 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define JSONW_DEPTH_MAX 256 /* deeper trees than any pod; json-c's tokener stops at 32 */
+#define WRITE_DEPTH_MAX 256 /* the trees written are built here, never this deep */
 
 static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
 {
     json_object *o = (json_object *)v; /* json-c getters are not const */
     mm_err rc;
 
-    if (depth > JSONW_DEPTH_MAX)
+    if (depth > WRITE_DEPTH_MAX)
         return MM_ELIMIT;
     switch (json_object_get_type(o)) {
     case json_type_null: return mm_buf_append(out, "null", 4);

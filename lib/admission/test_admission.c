@@ -921,6 +921,117 @@ static void test_json_writer(void **state)
     json_object_put(v);
 }
 
+/* The review reader: valid texts give json-c's own tree; invalid ones are refused naming the
+ * byte; skipped members are checked but left out; nesting is bounded. */
+static void test_json_reader(void **state)
+{
+    static const char *const good[] = {
+        "{}", "[]", "null", "true", "false", "0", "-0", "-42", "1.5", "-1e5", "1E+2", "0.1e1",
+        "9223372036854775807", "9223372036854775808", "12345678901234567890",
+        "-12345678901234567890", "\"\"", "\"a\\/b\\\"\\\\\\b\\f\\n\\r\\t\"",
+        "\"\\u00e9\\ud83d\\ude00\\uD834\\uDD1E\"", "\"\\ud800\"", "\"\\udc00x\\ud800\\u0041\"",
+        "{\"a\":1,\"a\":2}", " \t\r\n{ \"x\" : [ 1 , { \"y\" : null } ] } \n",
+        "{\"k\\u00e9y\":\"v\",\"\":[[],{}]}", "[\"caf\xc3\xa9\"]",
+    };
+    static const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"", "at byte 0: unexpected end of input"},
+        {"[1,]", "at byte 3: unexpected character"},
+        {"{\"a\":1,}", "at byte 7: expected a string key"},
+        {"{'a':1}", "at byte 1: expected a string key"},
+        {"01", "after the JSON value at byte 1"},
+        {"1.", "at byte 2: bad number"},
+        {"-", "at byte 1: bad number"},
+        {"[1e400]", "at byte 1: number out of range"},
+        {"\"abc", "unexpected end of input in a string"},
+        {"\"a\nb\"", "at byte 2: control character"},
+        {"\"\\x\"", "at byte 1: bad escape"},
+        {"\"\\u12\"", "at byte 1: bad \\u escape"},
+        {"[1 2]", "at byte 3: expected ',' or ']'"},
+        {"{\"a\" 1}", "at byte 5: expected ':'"},
+        {"nul", "at byte 0: unexpected character"},
+        {"truex", "after the JSON value at byte 4"},
+        {"/* c */ {}", "at byte 0: unexpected character"},
+    };
+    static const char *const skip[] = {"a/b", "c", NULL};
+    char deep[2 * ADM_JSON_DEPTH_MAX + 8];
+    mm_errbuf eb;
+    json_object *v, *want;
+    size_t n = 0;
+    (void)state;
+
+    for (size_t i = 0; i < MM_ARRAY_LEN(good); i++) {
+        v = NULL;
+        if (adm_json_parse(good[i], strlen(good[i]), NULL, &v, &eb) != MM_OK)
+            fail_msg("\"%s\": %s", good[i], eb.msg);
+        want = json_tokener_parse(good[i]);
+        if (!json_object_equal(v, want))
+            fail_msg("\"%s\" read differently from json-c", good[i]);
+        json_object_put(v);
+        json_object_put(want);
+    }
+    for (size_t i = 0; i < MM_ARRAY_LEN(bad); i++) {
+        v = NULL;
+        assert_int_not_equal(adm_json_parse(bad[i].text, strlen(bad[i].text), NULL, &v, &eb), MM_OK);
+        assert_null(v);
+        if (!strstr(eb.msg, bad[i].msg))
+            fail_msg("\"%s\": \"%s\" does not say \"%s\"", bad[i].text, eb.msg, bad[i].msg);
+    }
+    /* skipped members are left out, but must still be valid */
+    {
+        const char *t = "{\"a\":{\"b\":[1,{\"x\":2}],\"bb\":3},\"c\":{},\"d\":4}";
+        assert_int_equal(adm_json_parse(t, strlen(t), skip, &v, &eb), MM_OK);
+    }
+    want = json_tokener_parse("{\"a\":{\"bb\":3},\"d\":4}");
+    assert_true(json_object_equal(v, want));
+    json_object_put(v);
+    json_object_put(want);
+    assert_int_equal(adm_json_parse("{\"c\":[1,}", 9, skip, &v, &eb), MM_EPARSE);
+    /* nesting */
+    for (size_t i = 0; i < ADM_JSON_DEPTH_MAX; i++)
+        deep[n++] = '[';
+    for (size_t i = 0; i < ADM_JSON_DEPTH_MAX; i++)
+        deep[n++] = ']';
+    assert_int_equal(adm_json_parse(deep, n, NULL, &v, &eb), MM_OK);
+    json_object_put(v);
+    memmove(deep + 1, deep, n);
+    deep[0] = '[';
+    deep[++n] = ']';
+    n++;
+    assert_int_equal(adm_json_parse(deep, n, NULL, &v, &eb), MM_EPARSE);
+    assert_non_null(strstr(eb.msg, "nested too deep"));
+
+    /* /mutate-pods reads less of the review and answers the same */
+    {
+        size_t len;
+        char *body = slurp(SAMPLES "admissionreview-pod-create.json", &len);
+        mm_adm_review full, pod;
+        mm_adm_config cfg;
+        mm_adm_reason r1, r2;
+        mm_buf o1, o2;
+        mm_buf_init(&o1, 0);
+        mm_buf_init(&o2, 0);
+        assert_int_equal(mm_adm_config_init(&cfg), MM_OK);
+        assert_int_equal(mm_adm_review_parse(body, len, &full, &eb), MM_OK);
+        assert_int_equal(mm_adm_review_parse_pod(body, len, &pod, &eb), MM_OK);
+        assert_non_null(jget(jget(full.object, "metadata"), "managedFields"));
+        assert_null(jget(jget(pod.object, "metadata"), "managedFields"));
+        assert_null(jget(jget(pod.root, "request"), "userInfo"));
+        assert_int_equal(mm_adm_mutate(&full, &cfg, false, &o1, &r1, &eb), MM_OK);
+        assert_int_equal(mm_adm_mutate(&pod, &cfg, false, &o2, &r2, &eb), MM_OK);
+        assert_int_equal(r1, MM_ADM_INJECTED);
+        assert_int_equal(r2, MM_ADM_INJECTED);
+        assert_string_equal(mm_buf_cstr(&o1), mm_buf_cstr(&o2));
+        mm_buf_free(&o1);
+        mm_buf_free(&o2);
+        mm_adm_review_clear(&full);
+        mm_adm_review_clear(&pod);
+        mm_adm_config_clear(&cfg);
+        mm_free(body);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -931,7 +1042,7 @@ int main(void)
         cmocka_unit_test(test_review_errors),     cmocka_unit_test(test_validate_policy),
         cmocka_unit_test(test_pointer_and_patch), cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_config_and_templates), cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_json_writer),
+        cmocka_unit_test(test_json_writer), cmocka_unit_test(test_json_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,432 @@
+/* lib/admission: a strict RFC 8259 reader that builds json-c trees. json-c's tokener runs a
+ * state machine per byte and copies every string through its printbuf; an AdmissionReview is
+ * a few kilobytes read on every request, so the webhook reads it with this recursive-descent
+ * parser instead: strings without escapes go to json-c straight from the input, and the
+ * subtrees the caller says it never reads (a pod's managedFields) are checked but not built. */
+#include "admission/admission.h"
+#include "admission/admission_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *s;
+    size_t len, pos;
+    unsigned depth;
+    mm_buf scratch;  /* unescaped strings and NUL-terminated keys */
+    const char *err; /* what is wrong at pos (static) */
+    bool oom;
+} reader;
+
+static void ws(reader *r)
+{
+    while (r->pos < r->len) {
+        char c = r->s[r->pos];
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+            return;
+        r->pos++;
+    }
+}
+
+static bool fail(reader *r, const char *what)
+{
+    if (!r->err)
+        r->err = what;
+    return false;
+}
+
+static int hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* Reads the string at pos (after its opening quote). Sets *out and *out_len to the bytes: the
+ * input itself when there is no escape, else r->scratch (replaced by the next string). */
+static bool string(reader *r, const char **out, size_t *out_len)
+{
+    size_t start = r->pos;
+    const char *s = r->s;
+
+    while (r->pos < r->len) { /* the common case: no escape */
+        unsigned char c = (unsigned char)s[r->pos];
+        if (c == '"') {
+            *out = s + start;
+            *out_len = r->pos - start;
+            r->pos++;
+            return true;
+        }
+        if (c == '\\')
+            break;
+        if (c < 0x20)
+            return fail(r, "control character in a string");
+        r->pos++;
+    }
+    mm_buf_reset(&r->scratch);
+    if (mm_buf_append(&r->scratch, s + start, r->pos - start) != MM_OK) {
+        r->oom = true;
+        return false;
+    }
+    while (r->pos < r->len) {
+        unsigned char c = (unsigned char)s[r->pos];
+        mm_err rc = MM_OK;
+        if (c == '"') {
+            r->pos++;
+            *out = mm_buf_cstr(&r->scratch);
+            *out_len = r->scratch.len;
+            return true;
+        }
+        if (c < 0x20)
+            return fail(r, "control character in a string");
+        if (c != '\\') {
+            size_t run = r->pos;
+            while (run < r->len && s[run] != '"' && s[run] != '\\' && (unsigned char)s[run] >= 0x20)
+                run++;
+            rc = mm_buf_append(&r->scratch, s + r->pos, run - r->pos);
+            r->pos = run;
+        } else {
+            char e;
+            if (r->pos + 1 >= r->len)
+                break;
+            e = s[r->pos + 1];
+            r->pos += 2;
+            switch (e) {
+            case '"': rc = mm_buf_putc(&r->scratch, '"'); break;
+            case '\\': rc = mm_buf_putc(&r->scratch, '\\'); break;
+            case '/': rc = mm_buf_putc(&r->scratch, '/'); break;
+            case 'b': rc = mm_buf_putc(&r->scratch, '\b'); break;
+            case 'f': rc = mm_buf_putc(&r->scratch, '\f'); break;
+            case 'n': rc = mm_buf_putc(&r->scratch, '\n'); break;
+            case 'r': rc = mm_buf_putc(&r->scratch, '\r'); break;
+            case 't': rc = mm_buf_putc(&r->scratch, '\t'); break;
+            case 'u': {
+                int cp = r->pos + 4 <= r->len ? hex4(s + r->pos) : -1;
+                if (cp < 0) {
+                    r->pos -= 2;
+                    return fail(r, "bad \\u escape");
+                }
+                r->pos += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF && r->pos + 6 <= r->len && s[r->pos] == '\\' &&
+                    s[r->pos + 1] == 'u') {
+                    int lo = hex4(s + r->pos + 2);
+                    if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        r->pos += 6;
+                    }
+                }
+                if (cp >= 0xD800 && cp <= 0xDFFF) /* a lone surrogate, as json-c does */
+                    cp = 0xFFFD;
+                rc = mm_buf_put_utf8(&r->scratch, (unsigned long)cp);
+                break;
+            }
+            default: r->pos -= 2; return fail(r, "bad escape in a string");
+            }
+        }
+        if (rc != MM_OK) {
+            r->oom = true;
+            return false;
+        }
+    }
+    return fail(r, "unexpected end of input in a string");
+}
+
+static bool literal(reader *r, const char *word)
+{
+    size_t n = strlen(word);
+    if (r->len - r->pos < n || memcmp(r->s + r->pos, word, n) != 0)
+        return fail(r, "unexpected character");
+    r->pos += n;
+    return true;
+}
+
+static json_object *number(reader *r, bool build)
+{
+    const char *s = r->s;
+    size_t start = r->pos;
+    bool integral = true;
+    char buf[64];
+    json_object *o;
+
+    if (r->pos < r->len && s[r->pos] == '-')
+        r->pos++;
+    if (r->pos >= r->len || s[r->pos] < '0' || s[r->pos] > '9')
+        return fail(r, r->pos == start ? "unexpected character" : "bad number"), NULL;
+    if (s[r->pos] == '0')
+        r->pos++;
+    else
+        while (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9')
+            r->pos++;
+    if (r->pos < r->len && s[r->pos] == '.') {
+        integral = false;
+        r->pos++;
+        if (r->pos >= r->len || s[r->pos] < '0' || s[r->pos] > '9')
+            return fail(r, "bad number"), NULL;
+        while (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9')
+            r->pos++;
+    }
+    if (r->pos < r->len && (s[r->pos] == 'e' || s[r->pos] == 'E')) {
+        integral = false;
+        r->pos++;
+        if (r->pos < r->len && (s[r->pos] == '+' || s[r->pos] == '-'))
+            r->pos++;
+        if (r->pos >= r->len || s[r->pos] < '0' || s[r->pos] > '9')
+            return fail(r, "bad number"), NULL;
+        while (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9')
+            r->pos++;
+    }
+    if (!build)
+        return NULL;
+    if (r->pos - start >= sizeof(buf)) {
+        r->pos = start;
+        return fail(r, "number longer than 63 characters"), NULL;
+    }
+    memcpy(buf, s + start, r->pos - start);
+    buf[r->pos - start] = '\0';
+    errno = 0;
+    if (integral) { /* as json-c: int64, else uint64, saturating at either end */
+        long long v = strtoll(buf, NULL, 10);
+        if (errno == 0 || buf[0] == '-')
+            o = json_object_new_int64(v);
+        else
+            o = json_object_new_uint64(strtoull(buf, NULL, 10));
+    } else {
+        double d = strtod(buf, NULL);
+        if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL)) {
+            r->pos = start;
+            return fail(r, "number out of range"), NULL;
+        }
+        o = json_object_new_double_s(d, buf); /* keeps the text for output */
+    }
+    if (!o)
+        r->oom = true;
+    return o;
+}
+
+/* The value at pos; *out is NULL for JSON null and when !build (the value is checked only). */
+static bool value(reader *r, bool build, const char *const *skip, json_object **out);
+
+/* skip: the paths (NULL-terminated, "a/b/c") still to match, relative to this object. A path
+ * that is just `key` drops the member; longer ones starting with `key/` go on, relative to it,
+ * into *sub (at most max - 1 of them, NULL-terminated). */
+static bool drop_member(const char *const *skip, const char *key, size_t klen, const char **sub,
+                        size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; skip && skip[i]; i++) {
+        if (strncmp(skip[i], key, klen) != 0)
+            continue;
+        if (skip[i][klen] == '\0')
+            return true;
+        if (skip[i][klen] == '/' && n + 1 < max)
+            sub[n++] = skip[i] + klen + 1;
+    }
+    sub[n] = NULL;
+    return false;
+}
+
+static bool object(reader *r, bool build, const char *const *skip, json_object **out)
+{
+    json_object *o = NULL;
+    char small[128], *heap = NULL;
+
+    r->pos++; /* { */
+    if (build && !(o = json_object_new_object())) {
+        r->oom = true;
+        return false;
+    }
+    ws(r);
+    if (r->pos < r->len && r->s[r->pos] == '}') {
+        r->pos++;
+        *out = o;
+        return true;
+    }
+    for (;;) {
+        const char *k, *sub[8];
+        char *key = small;
+        size_t klen;
+        bool keep;
+        json_object *v = NULL;
+
+        ws(r);
+        if (r->pos >= r->len || r->s[r->pos] != '"') {
+            fail(r, r->pos >= r->len ? "unexpected end of input" : "expected a string key");
+            goto bad;
+        }
+        r->pos++;
+        if (!string(r, &k, &klen))
+            goto bad;
+        keep = build && !drop_member(skip, k, klen, sub, MM_ARRAY_LEN(sub));
+        if (keep) { /* json-c wants the key NUL-terminated, and the value may reuse scratch */
+            if (klen >= sizeof(small)) {
+                mm_free(heap);
+                if (!(key = heap = mm_malloc(klen + 1))) {
+                    r->oom = true;
+                    goto bad;
+                }
+            }
+            memcpy(key, k, klen);
+            key[klen] = '\0';
+        }
+        ws(r);
+        if (r->pos >= r->len || r->s[r->pos] != ':') {
+            fail(r, r->pos >= r->len ? "unexpected end of input" : "expected ':'");
+            goto bad;
+        }
+        r->pos++;
+        if (!value(r, keep, keep && sub[0] ? sub : NULL, &v))
+            goto bad;
+        if (keep && json_object_object_add(o, key, v) != 0) {
+            json_object_put(v);
+            r->oom = true;
+            goto bad;
+        }
+        ws(r);
+        if (r->pos < r->len && r->s[r->pos] == ',') {
+            r->pos++;
+            continue;
+        }
+        if (r->pos < r->len && r->s[r->pos] == '}') {
+            r->pos++;
+            break;
+        }
+        fail(r, r->pos >= r->len ? "unexpected end of input" : "expected ',' or '}'");
+        goto bad;
+    }
+    mm_free(heap);
+    *out = o;
+    return true;
+bad:
+    mm_free(heap);
+    json_object_put(o);
+    return false;
+}
+
+static bool array(reader *r, bool build, json_object **out)
+{
+    json_object *a = NULL;
+
+    r->pos++; /* [ */
+    if (build && !(a = json_object_new_array())) {
+        r->oom = true;
+        return false;
+    }
+    ws(r);
+    if (r->pos < r->len && r->s[r->pos] == ']') {
+        r->pos++;
+        *out = a;
+        return true;
+    }
+    for (;;) {
+        json_object *v = NULL;
+        if (!value(r, build, NULL, &v))
+            goto bad;
+        if (build && json_object_array_add(a, v) != 0) {
+            json_object_put(v);
+            r->oom = true;
+            goto bad;
+        }
+        ws(r);
+        if (r->pos < r->len && r->s[r->pos] == ',') {
+            r->pos++;
+            continue;
+        }
+        if (r->pos < r->len && r->s[r->pos] == ']') {
+            r->pos++;
+            break;
+        }
+        fail(r, r->pos >= r->len ? "unexpected end of input" : "expected ',' or ']'");
+        goto bad;
+    }
+    *out = a;
+    return true;
+bad:
+    json_object_put(a);
+    return false;
+}
+
+static bool value(reader *r, bool build, const char *const *skip, json_object **out)
+{
+    const char *str;
+    size_t len;
+    bool ok;
+
+    *out = NULL;
+    ws(r);
+    if (r->pos >= r->len)
+        return fail(r, "unexpected end of input");
+    switch (r->s[r->pos]) {
+    case '{':
+    case '[':
+        if (++r->depth > ADM_JSON_DEPTH_MAX)
+            return fail(r, "nested too deep");
+        ok = r->s[r->pos] == '{' ? object(r, build, skip, out) : array(r, build, out);
+        r->depth--;
+        return ok;
+    case '"':
+        r->pos++;
+        if (!string(r, &str, &len))
+            return false;
+        if (build && !(*out = json_object_new_string_len(str, (int)len))) {
+            r->oom = true;
+            return false;
+        }
+        return true;
+    case 't':
+        if (!literal(r, "true"))
+            return false;
+        if (build && !(*out = json_object_new_boolean(1)))
+            return r->oom = true, false;
+        return true;
+    case 'f':
+        if (!literal(r, "false"))
+            return false;
+        if (build && !(*out = json_object_new_boolean(0)))
+            return r->oom = true, false;
+        return true;
+    case 'n': return literal(r, "null");
+    default: *out = number(r, build); return !r->err && !r->oom;
+    }
+}
+
+mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_object **out,
+                      mm_errbuf *eb)
+{
+    reader r = {.s = s, .len = len};
+    json_object *v = NULL;
+    mm_err rc = MM_OK;
+
+    *out = NULL;
+    if (len > INT32_MAX)
+        return mm_errf(eb, MM_ELIMIT, "not JSON: longer than 2 GiB");
+    mm_buf_init(&r.scratch, 0);
+    if (!value(&r, true, skip, &v)) {
+        rc = r.oom ? mm_errf(eb, MM_ENOMEM, "out of memory reading JSON")
+                   : mm_errf(eb, MM_EPARSE, "not JSON at byte %zu: %s", r.pos, r.err);
+        goto out;
+    }
+    ws(&r);
+    if (r.pos < len) {
+        rc = mm_errf(eb, MM_EPARSE, "unexpected data after the JSON value at byte %zu", r.pos);
+        goto out;
+    }
+    *out = v;
+    v = NULL;
+out:
+    json_object_put(v);
+    mm_buf_free(&r.scratch);
+    return rc;
+}
