@@ -424,6 +424,7 @@ static json_object *init_container(jb *j, const plan *pl)
     return c;
 }
 
+/* kind: "configMap", "downwardAPI" or "secret" (a constant: it becomes a key) */
 static json_object *volume(jb *j, const char *name, const char *kind, const char *source)
 {
     json_object *v = jb_obj(j), *src = jb_obj(j);

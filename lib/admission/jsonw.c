@@ -11,6 +11,25 @@
 
 #define WRITE_DEPTH_MAX 256 /* the trees written are built here, never this deep */
 
+/* A string literal: most have nothing to escape, and those are copied in one piece. */
+static mm_err put_str(mm_buf *out, const char *s, size_t n)
+{
+    size_t i = 0;
+    mm_err rc;
+    while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+        i++;
+    if (i < n)
+        return mm_buf_put_json_str(out, s, n);
+    if ((rc = mm_buf_reserve(out, n + 2)) != MM_OK)
+        return rc;
+    out->data[out->len++] = '"';
+    memcpy(out->data + out->len, s, n);
+    out->len += n;
+    out->data[out->len++] = '"';
+    out->data[out->len] = '\0';
+    return MM_OK;
+}
+
 static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
 {
     json_object *o = (json_object *)v; /* json-c getters are not const */
@@ -33,8 +52,7 @@ static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
         return mm_buf_append(out, num, (size_t)len);
     }
     case json_type_string:
-        return mm_buf_put_json_str(out, json_object_get_string(o),
-                                   (size_t)json_object_get_string_len(o));
+        return put_str(out, json_object_get_string(o), (size_t)json_object_get_string_len(o));
     case json_type_object: {
         bool first = true;
         if ((rc = mm_buf_putc(out, '{')) != MM_OK)
@@ -42,7 +60,7 @@ static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
         json_object_object_foreach(o, key, val)
         {
             if ((!first && (rc = mm_buf_putc(out, ',')) != MM_OK) ||
-                (rc = mm_buf_put_json_str(out, key, strlen(key))) != MM_OK ||
+                (rc = put_str(out, key, strlen(key))) != MM_OK ||
                 (rc = mm_buf_putc(out, ':')) != MM_OK || (rc = put(out, val, depth + 1)) != MM_OK)
                 return rc;
             first = false;
