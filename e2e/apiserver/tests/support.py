@@ -19,13 +19,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 APISERVER = os.path.dirname(HERE)
 REPO = os.path.dirname(os.path.dirname(APISERVER))
 SAMPLES = os.path.join(os.path.dirname(REPO), 'shared', 'k8s-samples')
-# kapi's own launcher (e2e/apiserver/run starts standin.py); KAPI_RUN overrides
-RUN = os.environ.get('KAPI_RUN') or os.path.join(APISERVER, 'run-kapi')
+# the stand-in's launcher; STANDIN_RUN points the tests at another build of the same contract
+RUN = os.environ.get('STANDIN_RUN') or os.path.join(APISERVER, 'run')
 CRD_FILE = os.path.join(REPO, 'crds', 'maskmesh.io_maskingpolicies.yaml')
 FIXTURE_CRD = os.path.join(HERE, 'fixtures', 'maskingpolicies-crd.yaml')
 
 sys.path.insert(0, APISERVER)
-from kapi import yamlmini  # noqa: E402
+from standin import yamlmini  # noqa: E402
 
 
 def crd_path():

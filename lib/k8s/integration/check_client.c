@@ -64,40 +64,21 @@ static long post_admin(const char *path, const char *body)
     return code;
 }
 
-/* Sets a fault: `knob` is the README's POST /_maskmesh/fault body. A stand-in build that
- * serves the older /_fault endpoint (one {"action": ...} per call) gets `action` instead. */
-static void fault2(const char *knob, const char *action)
-{
-    static int dialect; /* 0 unknown, 1 /_maskmesh/fault, 2 /_fault */
-    long code;
-    if (dialect != 2) {
-        code = post_admin("/_maskmesh/fault", knob);
-        if (code == 200) {
-            dialect = 1;
-            return;
-        }
-        assert_int_equal(code, 404);
-    }
-    code = post_admin("/_fault", action);
-    assert_int_equal(code, 200);
-    dialect = 2;
-}
+/* Sets a fault: `knob` is a POST /_maskmesh/fault body (e2e/apiserver/README.md). */
+static void fault(const char *knob) { assert_int_equal(post_admin("/_maskmesh/fault", knob), 200); }
 
-#define FAULT_DROP_WATCHES() fault2("{\"dropWatches\":true}", "{\"action\":\"drop-watches\"}")
-#define FAULT_COMPACT() fault2("{\"compact\":true}", "{\"action\":\"compact\"}")
-#define FAULT_CLEAR() fault2("{\"fail\":null}", "{\"action\":\"reset\"}")
+#define FAULT_DROP_WATCHES() fault("{\"dropWatches\":true}")
+#define FAULT_COMPACT() fault("{\"compact\":true}")
+#define FAULT_CLEAR() fault("{\"fail\":null}")
 /* The next `count` requests under `path` fail with `code`, with Retry-After `ra` (<0: none). */
 static void fault_fail(int code, int count, int ra, const char *path)
 {
-    char knob[256], action[256], rabuf[16];
+    char knob[256], rabuf[16];
     snprintf(rabuf, sizeof(rabuf), "%d", ra);
     snprintf(knob, sizeof(knob),
              "{\"fail\":{\"code\":%d,\"count\":%d,\"retryAfter\":%s,\"path\":\"%s\"}}", code,
              count, ra >= 0 ? rabuf : "null", path);
-    snprintf(action, sizeof(action),
-             "{\"action\":\"fail\",\"code\":%d,\"count\":%d,\"retryAfter\":%s,\"match\":\"%s\"}",
-             code, count, ra >= 0 ? rabuf : "null", path);
-    fault2(knob, action);
+    fault(knob);
 }
 
 static struct json_object *configmap(const char *name, const char *label, const char *value)
