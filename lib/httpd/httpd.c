@@ -319,17 +319,24 @@ void mm_httpd_error(mm_httpd_resp *resp, int status, const char *fmt, ...)
     mm_buf_free(&msg);
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *c, mm_httpd_resp *r, const char *allow)
+/* keep: r->body stays allocated until the request completes (a connection's buffer), so it
+ * is sent from where it is; else MHD takes it over. */
+static enum MHD_Result send_resp(struct MHD_Connection *c, mm_httpd_resp *r, const char *allow,
+                                 bool keep)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
     size_t len = r->body.len;
-    char *data = len ? mm_buf_steal(&r->body, &len) : NULL;
+    char *data = NULL;
 
-    if (data)
+    if (!len)
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    else if (keep)
+        resp = MHD_create_response_from_buffer(len, r->body.data, MHD_RESPMEM_PERSISTENT);
+    else if ((data = mm_buf_steal(&r->body, &len)) != NULL)
         resp = MHD_create_response_from_buffer_with_free_callback(len, data, mm_free);
     else
-        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        resp = NULL;
     if (!resp) {
         mm_free(data);
         return MHD_NO;
@@ -350,11 +357,21 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, mm_httpd_resp *r, con
 typedef struct {
     const route *rt;       /* NULL: answered early */
     mm_buf body;
+    mm_buf out;            /* the response body, sent from here (kept until completed) */
     bool too_big, answered;
     uint64_t t0;
     int status;
     const char *route_label;
 } req_state;
+
+/* One per connection (MHD_OPTION_NOTIFY_CONNECTION): a keep-alive connection's requests reuse
+ * the state and the two buffers instead of allocating them for each request. A connection is
+ * served by one thread at a time, and its requests one after the other. */
+#define CONN_KEEP_BYTES (16u << 10) /* bigger buffers are freed after their request */
+typedef struct {
+    req_state req;
+    bool busy; /* req belongs to a request in flight */
+} conn_state;
 
 static const route *find_route(mm_httpd *h, const char *path, const char *method, bool *path_known,
                                const char **label, char *allow, size_t allow_len)
@@ -406,9 +423,80 @@ answer_early(struct MHD_Connection *c, req_state *st, int status, const char *al
     mm_httpd_error(&r, status, "%s", msg);
     st->answered = true;
     st->status = status;
-    enum MHD_Result ret = send_resp(c, &r, allow);
+    enum MHD_Result ret = send_resp(c, &r, allow, false);
     mm_buf_free(&r.body);
     return ret;
+}
+
+static conn_state *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request state: the connection's own when it has one, else allocated (freed when the
+ * request completes). */
+static req_state *req_begin(mm_httpd *h, struct MHD_Connection *c)
+{
+    conn_state *cs = conn_of(c);
+    req_state *st;
+
+    if (cs && !cs->busy) {
+        mm_buf body = cs->req.body, out = cs->req.out;
+        cs->busy = true;
+        st = &cs->req;
+        memset(st, 0, sizeof(*st));
+        st->body = body;
+        st->out = out;
+        mm_buf_reset(&st->body);
+        mm_buf_reset(&st->out);
+        st->body.limit = h->body_max;
+        return st;
+    }
+    if (!(st = mm_calloc(1, sizeof(*st))))
+        return NULL;
+    mm_buf_init(&st->body, h->body_max);
+    mm_buf_init(&st->out, 0);
+    return st;
+}
+
+static void req_end(struct MHD_Connection *c, req_state *st)
+{
+    conn_state *cs = conn_of(c);
+    if (cs && st == &cs->req) {
+        if (st->body.cap > CONN_KEEP_BYTES)
+            mm_buf_free(&st->body);
+        if (st->out.cap > CONN_KEEP_BYTES)
+            mm_buf_free(&st->out);
+        cs->busy = false;
+        return;
+    }
+    mm_buf_free(&st->body);
+    mm_buf_free(&st->out);
+    mm_free(st);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    conn_state *cs = *socket_context;
+    MM_UNUSED(cls);
+    MM_UNUSED(c);
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* without one (out of memory) the connection's requests allocate their own */
+        if ((cs = mm_calloc(1, sizeof(*cs))) != NULL) {
+            mm_buf_init(&cs->req.body, 0);
+            mm_buf_init(&cs->req.out, 0);
+        }
+        *socket_context = cs;
+    } else if (cs) {
+        mm_buf_free(&cs->req.body);
+        mm_buf_free(&cs->req.out);
+        mm_free(cs);
+        *socket_context = NULL;
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -423,10 +511,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         char allow[128];
         bool known;
         const char *cl;
-        if (!(st = mm_calloc(1, sizeof(*st))))
+        if (!(st = req_begin(h, c)))
             return MHD_NO;
         st->t0 = mm_now_ns();
-        mm_buf_init(&st->body, h->body_max);
         *con_cls = st;
         st->rt = find_route(h, url, method, &known, &st->route_label, allow, sizeof(allow));
         if (!known)
@@ -463,7 +550,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (st->too_big)
         return answer_early(c, st, 413, NULL, "%s", "request body too large");
     {
-        mm_httpd_resp r = {.status = 200, .content_type = "application/json"};
+        mm_httpd_resp r = {.status = 200, .content_type = "application/json", .body = st->out};
         mm_httpd_req q = {
             .method = method,
             .path = url,
@@ -472,14 +559,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             .body = mm_buf_cstr(&st->body),
             .body_len = st->body.len,
         };
-        enum MHD_Result ret;
-        mm_buf_init(&r.body, 0);
         st->rt->fn(st->rt->ud, &q, &r);
         st->answered = true;
         st->status = r.status;
-        ret = send_resp(c, &r, NULL);
-        mm_buf_free(&r.body);
-        return ret;
+        st->out = r.body; /* sent from here; kept (and reused) after the request */
+        return send_resp(c, &r, NULL, true);
     }
 }
 
@@ -489,7 +573,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     mm_httpd *h = cls;
     req_state *st = *con_cls;
     char code[16];
-    MM_UNUSED(c);
 
     if (!st)
         return;
@@ -501,8 +584,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     } else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         mm_metric_add(h->m_requests, (const char *const[]){st->route_label, "aborted"}, 1);
     }
-    mm_buf_free(&st->body);
-    mm_free(st);
+    req_end(c, st);
     *con_cls = NULL;
 }
 
@@ -706,6 +788,7 @@ mm_err mm_httpd_start(mm_httpd *h, mm_errbuf *eb)
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL_BYTES,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                 MHD_OPTION_END);
@@ -735,6 +818,7 @@ mm_err mm_httpd_start(mm_httpd *h, mm_errbuf *eb)
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL_BYTES,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                             MHD_OPTION_END);
