@@ -1,4 +1,5 @@
-"""Shared helpers for the stand-in's tests: start/stop a server, a small HTTPS JSON client."""
+"""Shared helpers for the stand-in's tests: start/stop a server (`Server`), one-shot requests
+(`Server.req`), a keep-alive client (`Server.client()`), raw watches, samples and the CRD."""
 import base64
 import http.client
 import json
@@ -20,11 +21,16 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 SAMPLES = "/work/shared/k8s-samples"
 READONLY = "readonly-token-for-tests"
 
+sys.path.insert(0, os.path.dirname(HERE))
+from standin import yamlmini  # noqa: E402
+
 
 def sample(name):
     with open(os.path.join(SAMPLES, name)) as f:
         if name.endswith(".ndjson"):
             return [json.loads(line) for line in f if line.strip()]
+        if name.endswith(".yaml"):
+            return yamlmini.load(f.read())
         return json.load(f)
 
 
@@ -36,6 +42,20 @@ def crd_path():
             if n.endswith(".yaml") and "maskingpolic" in n:
                 return os.path.join(d, n)
     return os.path.join(HERE, "fixtures", "maskingpolicies-crd.json")
+
+
+def load_crd():
+    """The CRD of crd_path() as an object."""
+    with open(crd_path()) as f:
+        return yamlmini.load(f.read())
+
+
+def find_kubectl(name):
+    """/usr/bin/NAME or /usr/lib/google-cloud-sdk/bin/NAME, whichever is executable, else None."""
+    for d in ("/usr/bin", "/usr/lib/google-cloud-sdk/bin"):
+        if os.access(os.path.join(d, name), os.X_OK):
+            return os.path.join(d, name)
+    return None
 
 
 # A JSON CRD (the stand-in accepts JSON bodies only; kubectl converts YAML itself).
@@ -77,16 +97,24 @@ class Server:
         self.ctx = ssl.create_default_context(cafile=self.ca_file)
 
     def stop(self):
-        if self.proc.poll() is None:
+        """SIGTERM; returns the exit status (0 after a clean stop) or "killed"."""
+        rc = self.proc.poll()
+        if rc is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                rc = self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+                rc = "killed"
         self.proc.stdout.close()
         self.errlog.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+    def client(self, token=None):
+        """A keep-alive client with the admin token (or `token`)."""
+        return Client(self, token if token is not None else self.token)
 
     def conn(self, timeout=10):
         return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=timeout)
@@ -120,6 +148,74 @@ class Server:
         st, _, body = self.req("POST", "/_maskmesh/fault", kw)
         assert st == 200, (st, body)
         return body
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header(self, name):
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+class Client:
+    """Requests on one kept-alive connection (reopened once if the server closed it)."""
+
+    def __init__(self, server, token):
+        self.server = server
+        self.token = token
+        self.conn = None
+
+    def request(self, method, path, body=None, ctype=None, headers=None, accept="application/json"):
+        h = {"Accept": accept, "User-Agent": "apiserver-tests/1.0 (linux/amd64)"}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        data = None
+        if body is not None:
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            if isinstance(data, str):
+                data = data.encode()
+            h["Content-Type"] = ctype or "application/json"
+        h.update(headers or {})
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = self.server.conn(30)
+            try:
+                self.conn.request(method, path, body=data, headers=h)
+                r = self.conn.getresponse()
+                return Response(r.status, r.getheaders(), r.read())
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt == 2:
+                    raise
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path, body, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path, body, ctype, **kw):
+        return self.request("PATCH", path, body, ctype=ctype, **kw)
+
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body, **kw)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 class Watch:

@@ -15,7 +15,7 @@ import time
 import unittest
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from . import support
+from . import _support as support
 
 SVC = 'maskmesh-webhook.maskmesh.svc'
 UUID_RE = r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'

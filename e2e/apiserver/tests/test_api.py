@@ -634,7 +634,6 @@ class FidelityTest(ServerTest):
 
 class LifecycleTest(unittest.TestCase):
     def test_kubeconfig_ready_line_and_sigterm(self):
-        import re
         import signal
         import socket
         from e2e.apiserver.tests._support import Server, Watch

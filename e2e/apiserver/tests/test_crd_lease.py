@@ -2,7 +2,7 @@
 
 import unittest
 
-from . import support
+from . import _support as support
 
 MP = '/apis/maskmesh.io/v1alpha1/namespaces/shop/maskingpolicies'
 CM = '/api/v1/namespaces/shop/configmaps'
@@ -12,7 +12,7 @@ PODS = '/api/v1/namespaces/shop/pods'
 class WireTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = support.Server('--token-readonly', 'readonly-token', '--bookmark-interval', '0.5')
+        cls.srv = support.Server('--bookmark-interval', '0.5')
         cls.c = cls.srv.client()
         r = cls.c.post('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', support.load_crd())
         assert r.status == 201, r.body

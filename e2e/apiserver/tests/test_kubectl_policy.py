@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from . import support
+from . import _support as support
 
 KUBECTL = support.find_kubectl('kubectl')
 KUBECTL_127 = support.find_kubectl('kubectl.1.27')

@@ -2,7 +2,7 @@
 
 import unittest
 
-from . import support
+from . import _support as support
 
 CM = '/api/v1/namespaces/default/configmaps'
 
