@@ -377,9 +377,13 @@ static mm_err shape(mm_k8s_informer *inf, struct json_object *obj, char **key_ou
     *key_out = NULL;
     if (ent_out)
         *ent_out = NULL;
+    const char *name = k8s_meta_str(obj, "name");
+    if (!name || !*name) {
+        rc = mm_errf(eb, MM_EINVAL, "%s: an object without metadata.name", inf->resource);
+        goto out;
+    }
     if (!(key = obj_key(obj))) {
-        rc = mm_errf(eb, k8s_meta_str(obj, "name") ? MM_ENOMEM : MM_EINVAL,
-                     "%s: an object without metadata.name", inf->resource);
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
     }
     /* copied: the transform may drop or change what it points into */
@@ -423,13 +427,16 @@ static int collect(void *ud, struct json_object *item)
     list_ctx *lc = ud;
     store_ent *e = NULL, *dup = NULL;
     char *key = NULL;
+    const char *name = k8s_meta_str(item, "name");
+    if (!name || !*name)
+        return 0; /* an item without a name cannot be stored; skip it */
     mm_err rc = shape(lc->inf, item, &key, &e, &lc->eb);
-    if (rc == MM_EINVAL)
-        rc = MM_OK; /* an item without a name cannot be stored; skip it */
-    else if (rc == MM_OK && store_put(&lc->fresh, e, &dup) != MM_OK)
-        rc = mm_errf(&lc->eb, MM_ENOMEM, "out of memory");
-    else
-        e = NULL; /* stored; a restarted list stores an item again: dup is the old copy */
+    if (rc == MM_OK) {
+        if (store_put(&lc->fresh, e, &dup) == MM_OK)
+            e = NULL; /* stored; a restarted list stores an item again: dup is the old copy */
+        else
+            rc = mm_errf(&lc->eb, MM_ENOMEM, "out of memory");
+    }
     mm_free(e);
     mm_free(dup);
     mm_free(key);
