@@ -25,6 +25,8 @@ import threading
 _state = threading.local()
 _CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
 SSL_VERIFY_PEER = 1
+SSL_CTRL_SET_SESS_CACHE_MODE = 44  # openssl/ssl.h
+SSL_SESS_CACHE_OFF = 0
 STRICT_FALLBACK = False
 
 
@@ -62,8 +64,15 @@ def request_client_certs(ctx, ca_files):
         lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
         lib.SSL_CTX_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, _CB]
         lib.SSL_CTX_set_verify.restype = None
+        lib.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        lib.SSL_CTX_ctrl.restype = ctypes.c_long
         ptr = _ctx_pointer(ctx, lib)
         lib.SSL_CTX_set_verify(ptr, SSL_VERIFY_PEER, _verify_c)
+        # A resumed session skips the verify callback, so a refused certificate would come
+        # back as verified: no session cache (TLS 1.2) and no tickets (1.2 and 1.3)
+        lib.SSL_CTX_ctrl(ptr, SSL_CTRL_SET_SESS_CACHE_MODE, SSL_SESS_CACHE_OFF, None)
+        ctx.options |= ssl.OP_NO_TICKET
+        ctx.num_tickets = 0
     except (OSError, AttributeError, RuntimeError, ValueError) as e:
         sys.stderr.write("apiserver: client certificates are verified in the handshake (%s)\n" % e)
         ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -76,7 +85,7 @@ def wrap(ctx, sock):
     (username, [groups])."""
     _state.ok = True
     tls = ctx.wrap_socket(sock, server_side=True)
-    ok = _state.ok
+    ok = _state.ok and not tls.session_reused
     der = tls.getpeercert(binary_form=True)
     if der is None:
         return tls, None

@@ -5,6 +5,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -121,6 +122,32 @@ class ClientCertTest(unittest.TestCase):
         # a bad certificate does not stop a valid token from authenticating (union of authenticators)
         st, body = self.get("/api/v1/namespaces", cert=self.mallory, token=self.s.token)
         self.assertEqual(st, 200, body)
+
+    def raw_get(self, ctx, session=None):
+        """GET /api on a fresh TLS connection from `ctx` (offering `session` for resumption);
+        returns (status code, whether the session was resumed, the session for the next time)."""
+        with socket.create_connection(("127.0.0.1", self.s.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as tls:
+                tls.sendall(b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+                            b"Connection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                return int(data.split(b" ", 2)[1]), tls.session_reused, tls.session
+
+    def test_no_session_resumption(self):
+        # a resumed TLS session would skip certificate verification, so the server offers none:
+        # a refused certificate stays refused and a good one is verified again
+        for cert, code in ((self.mallory, 401), (self.carol, 200)):
+            ctx = ssl.create_default_context(cafile=self.s.ca_file)
+            ctx.load_cert_chain(*cert)
+            st, reused, session = self.raw_get(ctx)
+            self.assertEqual((st, reused), (code, False))
+            st, reused, _ = self.raw_get(ctx, session)
+            self.assertEqual((st, reused), (code, False))
 
     def test_kubectl_with_certificate_contexts(self):
         for kubectl in KUBECTLS:
