@@ -2,14 +2,20 @@
 # bench/webhook.sh: maskmesh-webhook's /mutate-pods against nginx over TLS, same machine,
 # same run. wrk, 32 keep-alive TLS connections, the sample pod AdmissionReview POSTed; nginx
 # (Debian nginx-light) answers the same POST over TLS with a static body of the webhook's
-# response size. Prints requests/s and p50/p99 for both and the ratio.
+# response size. BENCH_ROUNDS rounds alternate nginx and the webhook, so a busy spell of a
+# shared machine hits both alike; each figure is the median of its rounds. Prints requests/s,
+# p50/p99, and the CPU time per request of the server and of wrk (from /proc and `times`),
+# which say where the time goes when wrk and the server share the cores.
 # Bar: webhook >= 50% of nginx's requests/s and webhook p99 < 2 ms; exits 1 when missed.
-# Env: MM_BIN (binaries), BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 32).
+# Env: MM_BIN (binaries), BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 32),
+# BENCH_ROUNDS (default 3), BENCH_WEBHOOK_THREADS (--threads; default: the webhook's own).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${MM_BIN:-$PWD/bin}
 secs=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNECTIONS:-32}
+rounds=${BENCH_ROUNDS:-3}
+wthreads=${BENCH_WEBHOOK_THREADS:+--threads $BENCH_WEBHOOK_THREADS}
 sample=../shared/k8s-samples/admissionreview-pod-create.json
 for tool in wrk nginx openssl curl; do
     command -v "$tool" >/dev/null 2>&1 || { echo "webhook bench: $tool is missing (hack/install-deps.sh bench)" >&2; exit 1; }
@@ -42,8 +48,9 @@ chmod 644 "$tmp/key.pem"
 
 wport=$(free_port)
 "$BIN/maskmesh-webhook" --listen "127.0.0.1:$wport" --cert "$tmp/cert.pem" --key "$tmp/key.pem" \
-    --log-level warn 2>"$tmp/webhook.log" &
+    --log-level warn $wthreads 2>"$tmp/webhook.log" &
 pids+=($!)
+wpid=$!
 wait_up "https://127.0.0.1:$wport/mutate-pods" || exit 1
 curl -ks -o "$tmp/body.json" -X POST -H 'Content-Type: application/json' --data-binary @"$sample" \
     "https://127.0.0.1:$wport/mutate-pods"
@@ -80,6 +87,7 @@ http {
 EOF
 nginx -p "$tmp" -c "$tmp/nginx.conf" -g 'daemon off;' 2>"$tmp/nginx-start.log" &
 pids+=($!)
+npid=$!
 wait_up "https://127.0.0.1:$nport/mutate-pods" || { cat "$tmp"/nginx-*.log >&2; exit 1; }
 nsize=$(curl -ks -X POST -H 'Content-Type: application/json' --data-binary @"$sample" \
     "https://127.0.0.1:$nport/mutate-pods" | wc -c)
@@ -95,28 +103,54 @@ EOF
 
 # wrk's latency (e.g. 812.00us, 1.20ms, 1.01s) in milliseconds
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
-bench() { # name url -> sets rps p50 p99
-    local out="$tmp/wrk-$1.txt"
-    wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$tmp/post.lua" "$2" >"$out" 2>&1 || { cat "$out" >&2; return 1; }
+# CPU ticks (user+system) of a process and its children threads/processes (nginx workers)
+ticks() { # pid...
+    local t=0 p
+    for p in "$@" $(pgrep -P "$1" 2>/dev/null); do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+hz=$(getconf CLK_TCK)
+round() { # name url pid -> appends "rps p50 p99 server-us/req wrk-us/req" to $tmp/<name>
+    local out="$tmp/wrk-$1.txt" t0 t1 n wrk_cpu
+    t0=$(ticks "$3")
+    TIMEFORMAT='%U %S'
+    { time wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$tmp/post.lua" "$2" >"$out" 2>&1; } 2>"$tmp/time" ||
+        { cat "$out" >&2; return 1; }
+    t1=$(ticks "$3")
     if grep -q "Non-2xx" "$out" || grep -qE "Socket errors" "$out"; then
         echo "webhook bench: $1 had errors:" >&2; cat "$out" >&2; return 1
     fi
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    n=$(awk '/requests in/ { print $1 }' "$out")
+    wrk_cpu=$(awk '{ print $1 + $2 }' "$tmp/time")
+    echo "$(awk '/^Requests\/sec:/ {print $2}' "$out") $(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")" \
+         "$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")" \
+         "$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')" \
+         "$(awk -v c="$wrk_cpu" -v n="$n" 'BEGIN { printf "%.1f", c / n * 1e6 }')" >>"$tmp/$1"
 }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-echo "webhook bench: ${conns} keep-alive TLS connections, ${secs}s each, POST $(stat -c %s "$sample")-byte AdmissionReview, ${size}-byte response, $(nproc) CPUs"
-bench nginx "https://127.0.0.1:$nport/mutate-pods" || exit 1
-n_rps=$rps n_p50=$p50 n_p99=$p99
-bench webhook "https://127.0.0.1:$wport/mutate-pods" || exit 1
-w_rps=$rps w_p50=$p50 w_p99=$p99
-ratio=$(awk -v a="$w_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", a / b }')
-printf '  %-28s %12s %10s %10s\n' "" "requests/s" "p50 ms" "p99 ms"
-printf '  %-28s %12.0f %10.3f %10.3f\n' "nginx (static, TLS)" "$n_rps" "$n_p50" "$n_p99"
-printf '  %-28s %12.0f %10.3f %10.3f\n' "maskmesh-webhook /mutate-pods" "$w_rps" "$w_p50" "$w_p99"
-echo "  webhook/nginx requests/s: $ratio (bar >= 0.50); webhook p99 ${w_p99} ms (bar < 2 ms)"
-if awk -v r="$ratio" -v p="$w_p99" 'BEGIN { exit !(r >= 0.5 && p < 2.0) }'; then
+echo "webhook bench: ${conns} keep-alive TLS connections, ${rounds} rounds of ${secs}s each, POST $(stat -c %s "$sample")-byte AdmissionReview, ${size}-byte response, $(nproc) CPUs"
+for _ in $(seq "$rounds"); do
+    round nginx "https://127.0.0.1:$nport/mutate-pods" "$npid" || exit 1
+    round webhook "https://127.0.0.1:$wport/mutate-pods" "$wpid" || exit 1
+done
+for t in nginx webhook; do
+    for col in 1 2 3 4 5; do
+        eval "${t}_$col=$(cut -d' ' -f$col "$tmp/$t" | median)"
+    done
+done
+ratio=$(awk -v a="$webhook_1" -v b="$nginx_1" 'BEGIN { printf "%.2f", a / b }')
+printf '  %-30s %11s %8s %9s %17s %14s\n' "" "requests/s" "p50 ms" "p99 ms" "server CPU us/req" "wrk CPU us/req"
+printf '  %-30s %11.0f %8.3f %9.3f %17.1f %14.1f\n' "nginx (static, TLS)" "$nginx_1" "$nginx_2" "$nginx_3" "$nginx_4" "$nginx_5"
+printf '  %-30s %11.0f %8.3f %9.3f %17.1f %14.1f\n' "maskmesh-webhook /mutate-pods" "$webhook_1" "$webhook_2" "$webhook_3" "$webhook_4" "$webhook_5"
+echo "  rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/nginx" | tr '\n' ' ')| webhook $(cut -d' ' -f1 "$tmp/webhook" | tr '\n' ' ')"
+echo "  rounds (p99 ms): nginx $(cut -d' ' -f3 "$tmp/nginx" | tr '\n' ' ')| webhook $(cut -d' ' -f3 "$tmp/webhook" | tr '\n' ' ')"
+# Little's law: $conns requests always in flight means a mean latency of conns / (req/s)
+echo "  mean latency floor at ${conns} connections (conns / req/s): nginx $(awk -v c="$conns" -v r="$nginx_1" 'BEGIN { printf "%.2f", c / r * 1000 }') ms, webhook $(awk -v c="$conns" -v r="$webhook_1" 'BEGIN { printf "%.2f", c / r * 1000 }') ms"
+echo "  webhook/nginx requests/s: $ratio (bar >= 0.50); webhook p99 ${webhook_3} ms (bar < 2 ms)"
+if awk -v r="$ratio" -v p="$webhook_3" 'BEGIN { exit !(r >= 0.5 && p < 2.0) }'; then
     echo "webhook bench: bar met"
 else
     echo "webhook bench: bar MISSED"
