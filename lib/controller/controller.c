@@ -29,6 +29,7 @@ typedef struct {
     char *ns;
     uint64_t not_before_ns; /* monotonic; 0: now */
     unsigned failures;
+    bool resync; /* only a periodic resync asked: waits behind namespaces something changed in */
 } qitem;
 
 typedef struct {
@@ -63,8 +64,11 @@ struct mm_ctrl {
 
 /* ---- queue ---------------------------------------------------------------------------- */
 
-/* Adds ns (dedup). With delay_ms > 0 the item waits; failures carry the item's backoff. */
-static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned failures)
+/* Adds ns (dedup). With delay_ms > 0 the item waits; failures carry the item's backoff.
+ * resync: a periodic resync's item, served after every ready item an event queued, so a
+ * change is not stuck behind a thousand namespaces that are only being checked. */
+static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned failures,
+                           bool resync)
 {
     uint64_t when = delay_ms > 0 ? mm_now_ns() + (uint64_t)delay_ms * 1000000ull : 0;
     for (size_t i = 0; i < c->nq; i++)
@@ -73,6 +77,7 @@ static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned f
                 c->queue[i].not_before_ns = when;
             if (failures > c->queue[i].failures)
                 c->queue[i].failures = failures;
+            c->queue[i].resync &= resync;
             return;
         }
     if (c->nq == QUEUE_MAX) {
@@ -90,14 +95,14 @@ static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned f
     char *copy = mm_strdup(ns);
     if (!copy)
         return;
-    c->queue[c->nq++] = (qitem){copy, when, failures};
+    c->queue[c->nq++] = (qitem){copy, when, failures, resync};
     pthread_cond_signal(&c->cond);
 }
 
 static void enqueue(mm_ctrl *c, const char *ns)
 {
     pthread_mutex_lock(&c->lock);
-    enqueue_locked(c, ns, 0, 0);
+    enqueue_locked(c, ns, 0, 0, false);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -574,7 +579,7 @@ static void resync_all(mm_ctrl *c)
 {
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->nidx; i++)
-        enqueue_locked(c, c->index[i].ns, 0, 0);
+        enqueue_locked(c, c->index[i].ns, 0, 0, true);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -593,17 +598,25 @@ static void *worker_main(void *arg)
                 resync_all(c);
                 pthread_mutex_lock(&c->lock);
             }
-            if (atomic_load(&c->active))
+            if (atomic_load(&c->active)) {
+                /* the first ready item an event queued, else the first ready resync item */
+                size_t pick = c->nq;
                 for (size_t i = 0; i < c->nq; i++) {
                     if (c->queue[i].not_before_ns <= now) {
-                        it = c->queue[i];
-                        c->queue[i] = c->queue[--c->nq];
-                        got = true;
-                        break;
-                    }
-                    if (c->queue[i].not_before_ns < wake)
+                        if (pick == c->nq || (c->queue[pick].resync && !c->queue[i].resync))
+                            pick = i;
+                        if (!c->queue[i].resync)
+                            break;
+                    } else if (c->queue[i].not_before_ns < wake) {
                         wake = c->queue[i].not_before_ns;
+                    }
                 }
+                if (pick < c->nq) {
+                    it = c->queue[pick];
+                    c->queue[pick] = c->queue[--c->nq];
+                    got = true;
+                }
+            }
             if (got)
                 break;
             struct timespec ts;
@@ -643,7 +656,7 @@ static void *worker_main(void *arg)
             mm_metric_add(c->m_reconciles, (const char *const[]){"error"}, 1);
             mm_log(MM_LOG_WARN, "reconcile failed; retrying", "namespace", it.ns, "error", eb.msg, NULL);
             pthread_mutex_lock(&c->lock);
-            enqueue_locked(c, it.ns, delay, f);
+            enqueue_locked(c, it.ns, delay, f, false);
             pthread_mutex_unlock(&c->lock);
         }
         mm_free(it.ns);
