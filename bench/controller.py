@@ -58,9 +58,10 @@ def metric(port, name):
     return total
 
 
-def vmhwm_kib(pid):
+def status_kib(pid, field):
+    """VmHWM (peak resident set) or VmRSS (now) of a process, in KiB."""
     with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+        return int(re.search(r"%s:\s+(\d+)" % field, f.read()).group(1))
 
 
 def main():
@@ -115,6 +116,7 @@ def main():
         else:
             sys.exit("bench: not everything was rendered within 30 minutes")
         render_s = time.time() - t0
+        rss_rendered = status_kib(ctrl.pid, "VmRSS") / 1024
         failures = metric(port, 'maskmesh_controller_reconciles_total{result="error"}')
 
         # steady state: one change at a time, timed until its ConfigMap and NetworkPolicy change
@@ -150,13 +152,15 @@ def main():
         time.sleep(RESYNC + 3)
         idle_writes = metric(port, "maskmesh_controller_writes_total") - w0
         idle_reconciles = metric(port, "maskmesh_controller_reconciles_total") - r0
-        rss = vmhwm_kib(ctrl.pid) / 1024
+        rss = status_kib(ctrl.pid, "VmHWM") / 1024
+        rss_end = status_kib(ctrl.pid, "VmRSS") / 1024
 
         print("controller bench: %d policies in %d namespaces (API stand-in on this machine)" % (total, NS))
         print("  seeding the stand-in (not the controller)        %8.1f s" % seed_s)
         print("  start to all rendered (%d writes)             %8.1f s" % (want_writes, render_s))
         print("  reconciles that failed and were retried          %8d" % failures)
-        print("  peak RSS                                         %8.1f MB" % rss)
+        print("  peak RSS (VmHWM, the whole run)                  %8.1f MB" % rss)
+        print("  RSS when all was rendered / at the end           %6.1f / %.1f MB" % (rss_rendered, rss_end))
         print("  change -> ConfigMap and NetworkPolicy, p50 / p99 %6.1f / %.1f ms (%d changes)" %
               (p50 * 1000, p99 * 1000, CHANGES))
         print("  idle resync: %d reconciles, %d writes" % (idle_reconciles, idle_writes))
