@@ -744,10 +744,10 @@ mm_err k8s_setup_handle(mm_k8s_client *c, CURL *h, const char *url, bool watch,
     SETOPT(h, CURLOPT_SHARE, c->share);
     SETOPT(h, CURLOPT_NOSIGNAL, 1L);
     SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* h2 when the server offers it in ALPN (test_k8s_h2), HTTP/1.1 otherwise. PIPEWAIT makes
-     * a transfer wait for a connection that can multiplex rather than open another; it only
-     * acts among transfers of one multi handle, so with one easy transfer per request (here)
-     * sequential requests reuse the one h2 connection and concurrent ones open their own. */
+    /* h2 when the server offers it in ALPN, HTTP/1.1 otherwise. PIPEWAIT: a transfer waits
+     * for a connection that can multiplex rather than opening another. With the shared
+     * connection cache, sequential and concurrent requests of one client use one h2
+     * connection (test_k8s_h2: four threads, one connection). */
     SETOPT(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SETOPT(h, CURLOPT_PIPEWAIT, 1L);
     SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);

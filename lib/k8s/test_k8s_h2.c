@@ -1,11 +1,11 @@
 /* lib/k8s over HTTP/2: the client asks for h2 over TLS (CURL_HTTP_VERSION_2TLS), so against a
- * server that offers it in ALPN every request must go out as HTTP/2, and several requests in
- * a row must share one connection. The server is Debian's nghttpd (package nghttp2-server,
+ * server that offers it in ALPN every request must go out as HTTP/2, and several requests,
+ * in a row or from four threads at once, must share one connection. The server is Debian's nghttpd (package nghttp2-server,
  * installed by hack/install-deps.sh), serving JSON files over TLS with a CA made here; the API
  * stand-in cannot speak h2 (test_k8s_standin checks the HTTP/1.1 fallback against it).
  *
- * What the client negotiated is read from libcurl itself: this file defines
- * curl_easy_perform, which the client's static library binds to, forwards to libcurl's and
+ * What the client negotiated is read from libcurl itself: test_support.h defines
+ * curl_easy_perform, which the client's static library binds to; it forwards to libcurl's and
  * records CURLINFO_HTTP_VERSION of the handle. nghttpd's own frame log is checked too: every
  * path arrives as an h2 stream of its first session. Run from the top of the tree. */
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,11 +265,49 @@ static void test_h2_not_found(void **state)
     mm_k8s_client_free(c);
 }
 
+/* Four threads share one client (one connection cache): their requests, made at the same
+ * time, all go over the one h2 connection. */
+static mm_k8s_client *shared;
+
+static void *getter(void *arg)
+{
+    const char *name = arg;
+    for (int i = 0; i < 10; i++) {
+        mm_k8s_ref r = {.version = "v1", .resource = "configmaps", .ns = "default", .name = name};
+        mm_k8s_result res = {0};
+        mm_errbuf eb = {{0}};
+        mm_err rc = mm_k8s_get(shared, &r, &res, &eb);
+        mm_k8s_result_clear(&res);
+        if (rc != MM_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_h2_threads_one_connection(void **state)
+{
+    (void)state;
+    shared = client();
+    pthread_t t[4];
+    char *names[] = {"h2-a", "h2-b", "h2-c", "h2-a"};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, getter, names[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        void *ret = NULL;
+        assert_int_equal(pthread_join(t[i], &ret), 0);
+        assert_null(ret);
+    }
+    assert_int_equal(atomic_load(&test_last_http_version), CURL_HTTP_VERSION_2_0);
+    assert_int_equal(mm_k8s_client_connections(shared), 1);
+    mm_k8s_client_free(shared);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_h2_one_connection),
         cmocka_unit_test(test_h2_not_found),
+        cmocka_unit_test(test_h2_threads_one_connection),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
