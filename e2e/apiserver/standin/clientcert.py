@@ -11,7 +11,8 @@ does not fail the handshake; the request is simply not authenticated by it (no o
 Python's ssl module only offers "require and verify" or "do not ask". To ask without failing the
 handshake, `request_client_certs` installs an OpenSSL verify callback on the context through
 ctypes that records the verification result for the handshaking thread and accepts the
-certificate; `handshake_identity` then reads the result. If ctypes cannot reach OpenSSL
+certificate; `wrap` then reads the result for the connection. TLS session resumption is off:
+a resumed session skips the callback. If ctypes cannot reach OpenSSL
 (another Python layout), the context falls back to CERT_OPTIONAL: a certificate from another CA
 then fails the handshake instead of giving 401 (`STRICT_FALLBACK` is True then).
 """
