@@ -219,6 +219,25 @@ static json_object *number(reader *r, bool build)
 /* The value at pos; *out is NULL for JSON null and when !build (the value is checked only). */
 static bool value(reader *r, bool build, const char *const *skip, json_object **out);
 
+/* After a member or element: 1 when a ',' says another follows, 0 at the closing bracket,
+ * -1 on anything else. */
+static int next_item(reader *r, char close)
+{
+    ws(r);
+    if (r->pos < r->len && r->s[r->pos] == ',') {
+        r->pos++;
+        return 1;
+    }
+    if (r->pos < r->len && r->s[r->pos] == close) {
+        r->pos++;
+        return 0;
+    }
+    fail(r, r->pos >= r->len ? "unexpected end of input"
+            : close == '}'   ? "expected ',' or '}'"
+                             : "expected ',' or ']'");
+    return -1;
+}
+
 /* skip: the paths (NULL-terminated, "a/b/c") still to match, relative to this object. A path
  * that is just `key` drops the member; longer ones starting with `key/` go on, relative to it,
  * into *sub (at most max - 1 of them, NULL-terminated). */
@@ -255,10 +274,11 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
         return true;
     }
     for (;;) {
-        const char *k, *sub[8];
+        const char *k, *sub[16];
         char *key = small;
         size_t klen;
         bool keep;
+        int more;
         json_object *v = NULL;
 
         ws(r);
@@ -294,17 +314,10 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
             r->oom = true;
             goto bad;
         }
-        ws(r);
-        if (r->pos < r->len && r->s[r->pos] == ',') {
-            r->pos++;
-            continue;
-        }
-        if (r->pos < r->len && r->s[r->pos] == '}') {
-            r->pos++;
+        if ((more = next_item(r, '}')) < 0)
+            goto bad;
+        if (!more)
             break;
-        }
-        fail(r, r->pos >= r->len ? "unexpected end of input" : "expected ',' or '}'");
-        goto bad;
     }
     mm_free(heap);
     *out = o;
@@ -332,6 +345,7 @@ static bool array(reader *r, bool build, json_object **out)
     }
     for (;;) {
         json_object *v = NULL;
+        int more;
         if (!value(r, build, NULL, &v))
             goto bad;
         if (build && json_object_array_add(a, v) != 0) {
@@ -339,17 +353,10 @@ static bool array(reader *r, bool build, json_object **out)
             r->oom = true;
             goto bad;
         }
-        ws(r);
-        if (r->pos < r->len && r->s[r->pos] == ',') {
-            r->pos++;
-            continue;
-        }
-        if (r->pos < r->len && r->s[r->pos] == ']') {
-            r->pos++;
+        if ((more = next_item(r, ']')) < 0)
+            goto bad;
+        if (!more)
             break;
-        }
-        fail(r, r->pos >= r->len ? "unexpected end of input" : "expected ',' or ']'");
-        goto bad;
     }
     *out = a;
     return true;
