@@ -50,7 +50,7 @@ struct mm_ctrl {
     pthread_cond_t cond;
     qitem *queue;
     size_t nq, capq;
-    pkey *index; /* policies known: namespace and name */
+    pkey *index; /* policies known: namespace and name, sorted */
     size_t nidx, capidx;
     bool stopping;
     atomic_bool active;
@@ -131,19 +131,35 @@ static void keep_only(struct json_object *o, const char *const *keys, size_t n)
     }
 }
 
+/* Where (ns, name) is or would go in the index, which is sorted by namespace, then name;
+ * name NULL: where the namespace's first policy is. */
+static size_t index_find(const mm_ctrl *c, const char *ns, const char *name)
+{
+    size_t lo = 0, hi = c->nidx;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(c->index[mid].ns, ns);
+        if (d == 0 && name)
+            d = strcmp(c->index[mid].name, name);
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static void index_set(mm_ctrl *c, const char *ns, const char *name, bool present)
 {
     pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->nidx; i++)
-        if (strcmp(c->index[i].ns, ns) == 0 && strcmp(c->index[i].name, name) == 0) {
-            if (!present) {
-                mm_free(c->index[i].ns);
-                mm_free(c->index[i].name);
-                c->index[i] = c->index[--c->nidx];
-            }
-            goto out;
-        }
-    if (present && c->nidx < INDEX_MAX) {
+    size_t i = index_find(c, ns, name);
+    bool found = i < c->nidx && strcmp(c->index[i].ns, ns) == 0 && strcmp(c->index[i].name, name) == 0;
+    if (found && !present) {
+        mm_free(c->index[i].ns);
+        mm_free(c->index[i].name);
+        memmove(&c->index[i], &c->index[i + 1], (c->nidx - i - 1) * sizeof(*c->index));
+        c->nidx--;
+    } else if (!found && present && c->nidx < INDEX_MAX) {
         if (c->nidx == c->capidx) {
             size_t cap = c->capidx ? c->capidx * 2 : 64;
             pkey *v = mm_realloc(c->index, cap * sizeof(*v));
@@ -158,7 +174,9 @@ static void index_set(mm_ctrl *c, const char *ns, const char *name, bool present
             mm_free(b);
             goto out;
         }
-        c->index[c->nidx++] = (pkey){a, b};
+        memmove(&c->index[i + 1], &c->index[i], (c->nidx - i) * sizeof(*c->index));
+        c->index[i] = (pkey){a, b};
+        c->nidx++;
     }
 out:
     pthread_mutex_unlock(&c->lock);
@@ -170,9 +188,12 @@ static char **index_names(mm_ctrl *c, const char *ns, size_t *n)
     char **v = NULL;
     size_t k = 0;
     pthread_mutex_lock(&c->lock);
-    if ((v = mm_calloc(c->nidx + 1, sizeof(char *))))
-        for (size_t i = 0; i < c->nidx; i++)
-            if (strcmp(c->index[i].ns, ns) == 0 && (v[k] = mm_strdup(c->index[i].name)))
+    size_t first = index_find(c, ns, NULL), end = first;
+    while (end < c->nidx && strcmp(c->index[end].ns, ns) == 0)
+        end++;
+    if ((v = mm_calloc(end - first + 1, sizeof(char *))))
+        for (size_t i = first; i < end; i++)
+            if ((v[k] = mm_strdup(c->index[i].name)))
                 k++;
     pthread_mutex_unlock(&c->lock);
     *n = k;
@@ -578,8 +599,9 @@ out:
 static void resync_all(mm_ctrl *c)
 {
     pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->nidx; i++)
-        enqueue_locked(c, c->index[i].ns, 0, 0, true);
+    for (size_t i = 0; i < c->nidx; i++) /* the index is sorted: one item a namespace */
+        if (i == 0 || strcmp(c->index[i].ns, c->index[i - 1].ns) != 0)
+            enqueue_locked(c, c->index[i].ns, 0, 0, true);
     pthread_mutex_unlock(&c->lock);
 }
 
