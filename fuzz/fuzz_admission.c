@@ -1,5 +1,7 @@
-/* libFuzzer target for lib/admission: the input as an AdmissionReview (decoded, then the
- * mutate and validate decisions), its pod through the injection with the patch applied and
+/* libFuzzer target for lib/admission: the input as an AdmissionReview (decoded by the strict
+ * reader, which must build the tree json-c builds for any input it accepts; then the mutate
+ * and validate decisions; and decoded by the /mutate-pods reader, which must accept exactly
+ * what the full reader accepts and mutate alike), its pod through the injection with the patch applied and
  * injected again (must be "already injected"), as a JSON Patch on a fixed document, and as
  * YAML (parsed and emitted). Errors are fine; crashes, leaks, hangs and a doubled injection
  * are not. */
@@ -9,6 +11,9 @@
 #include <string.h>
 
 #include "admission/admission.h"
+
+/* deeper than the strict reader's own limit, so json-c never refuses first */
+#define ADM_FUZZ_DEPTH 1024
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,6 +38,43 @@ out:
     json_object_put(copy);
 }
 
+/* The strict reader accepted data: json-c must accept it too and build an equal tree. */
+static void same_as_json_c(const uint8_t *data, size_t size, json_object *root)
+{
+    json_tokener *tok = json_tokener_new_ex(ADM_FUZZ_DEPTH);
+    json_object *ref;
+
+    if (!tok)
+        return;
+    ref = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+    if (!ref || json_tokener_get_parse_end(tok) != size || !json_object_equal(ref, root))
+        abort();
+    json_object_put(ref);
+    json_tokener_free(tok);
+}
+
+/* /mutate-pods' reader leaves out what mutate never reads: same verdict, same answer. */
+static void pod_reader_agrees(const uint8_t *data, size_t size, bool full_ok,
+                              mm_err full_rc, const mm_buf *full, const mm_adm_config *cfg)
+{
+    mm_adm_review rv;
+    mm_adm_reason reason;
+    mm_errbuf eb;
+    mm_buf out;
+    bool ok = mm_adm_review_parse_pod((const char *)data, size, &rv, &eb) == MM_OK;
+
+    if (ok != full_ok)
+        abort();
+    if (!ok)
+        return;
+    mm_buf_init(&out, 0);
+    if (mm_adm_mutate(&rv, cfg, false, &out, &reason, &eb) != full_rc ||
+        (full_rc == MM_OK && (out.len != full->len || memcmp(out.data, full->data, out.len) != 0)))
+        abort();
+    mm_buf_free(&out);
+    mm_adm_review_clear(&rv);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     mm_adm_config cfg;
@@ -41,13 +83,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mm_errbuf eb;
     mm_buf out;
     json_object *docs = NULL, *patch, *doc;
-    bool allowed;
+    bool allowed, full_ok = false;
+    mm_err full_rc = MM_OK;
 
     if (mm_adm_config_init(&cfg) != MM_OK)
         return 0;
     mm_buf_init(&out, 0);
     if (mm_adm_review_parse((const char *)data, size, &rv, &eb) == MM_OK) {
-        mm_adm_mutate(&rv, &cfg, false, &out, &reason, &eb);
+        full_ok = true;
+        if (size < (1u << 20))
+            same_as_json_c(data, size, rv.root);
+        full_rc = mm_adm_mutate(&rv, &cfg, false, &out, &reason, &eb);
+    }
+    if (size < (1u << 20))
+        pod_reader_agrees(data, size, full_ok, full_rc, &out, &cfg);
+    if (full_ok) {
         mm_buf_reset(&out);
         mm_adm_validate_policy(&rv, &out, &allowed, &eb);
         if (rv.object)
