@@ -1146,22 +1146,28 @@ mm_err mm_k8s_list_all(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_lis
     mm_err rc = MM_OK;
     mm_k8s_list_opts o = lo ? *lo : none;
     char *cont = NULL;
-    bool restarted = false;
+    int restarts = 0;
 
     if (rv_out)
         *rv_out = NULL;
     o.continue_token = NULL;
     for (;;) {
         if ((rc = mm_k8s_list(c, ref, &o, res, eb)) != MM_OK) {
-            if (rc == MM_EGONE && o.continue_token && !restarted) {
-                /* the continue token expired: start over without paging (one consistent
-                 * read), as client-go's pager does */
-                restarted = true;
-                o.limit = 0;
+            if (rc == MM_EGONE && o.continue_token && restarts < 2) {
+                /* The continue token expired (compaction). Start over: first paged again,
+                 * so memory stays one page; if that expires too, as client-go's pager
+                 * does, in one unpaged read that compaction cannot cut. item_fn hears
+                 * NULL: forget what this list handed you so far. */
+                if (++restarts == 2)
+                    o.limit = 0;
                 o.continue_token = NULL;
                 if (rv_out) {
                     mm_free(*rv_out);
                     *rv_out = NULL;
+                }
+                if (item_fn && item_fn(ud, NULL) != 0) {
+                    rc = mm_errf(eb, MM_EINVAL, "list %s: stopped by the caller", ref->resource);
+                    goto out;
                 }
                 continue;
             }
@@ -1175,8 +1181,6 @@ mm_err mm_k8s_list_all(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_lis
             rc = mm_errf(eb, MM_EPARSE, "list %s: the response has no items array", ref->resource);
             goto out;
         }
-        /* restarts (see above) call item_fn again for the same objects: the informer's
-         * store replaces rather than appends, so that is harmless */
         for (size_t i = 0; items && i < json_object_array_length(items); i++) {
             struct json_object *it = json_object_array_get_idx(items, i);
             if (!json_object_is_type(it, json_type_object)) {

@@ -427,13 +427,17 @@ static int collect(void *ud, struct json_object *item)
     list_ctx *lc = ud;
     store_ent *e = NULL, *dup = NULL;
     char *key = NULL;
+    if (!item) {
+        store_clear(&lc->fresh); /* the list starts over: items gone meanwhile must not stay */
+        return 0;
+    }
     const char *name = k8s_meta_str(item, "name");
     if (!name || !*name)
         return 0; /* an item without a name cannot be stored; skip it */
     mm_err rc = shape(lc->inf, item, &key, &e, &lc->eb);
     if (rc == MM_OK) {
         if (store_put(&lc->fresh, e, &dup) == MM_OK)
-            e = NULL; /* stored; a restarted list stores an item again: dup is the old copy */
+            e = NULL; /* stored; dup: the same key twice in one list, the last wins */
         else
             rc = mm_errf(&lc->eb, MM_ENOMEM, "out of memory");
     }

@@ -227,9 +227,11 @@ mm_err mm_k8s_delete(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_delet
 
 /* Lists every page (limit/continue), calling item_fn for each item (borrowed, valid during
  * the call; items of built-in kinds carry no kind/apiVersion). A continue token that expired
- * mid-way (410) restarts the list once without paging, for a consistent view. *rv_out gets
- * the list's resourceVersion (caller frees with mm_free). item_fn returning non-zero stops
- * with MM_EINVAL. */
+ * mid-way (410) restarts the list from the start: paged the first time, unpaged the second
+ * (one consistent read, as client-go's pager falls back to); before a restart item_fn is
+ * called with NULL, meaning "forget the items of this list so far". *rv_out gets the list's
+ * resourceVersion (caller frees with mm_free). item_fn returning non-zero stops with
+ * MM_EINVAL. */
 typedef int (*mm_k8s_item_fn)(void *ud, struct json_object *item);
 mm_err mm_k8s_list_all(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_list_opts *lo,
                        mm_k8s_item_fn item_fn, void *ud, char **rv_out, mm_k8s_result *res,

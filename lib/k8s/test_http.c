@@ -187,6 +187,10 @@ static int on_item(void *ud, struct json_object *item)
 {
     items *it = ud;
     struct json_object *meta, *name, *kind;
+    if (!item) { /* the list starts over */
+        it->n = 0;
+        return 0;
+    }
     if (it->n >= 8 || !json_object_object_get_ex(item, "metadata", &meta) ||
         !json_object_object_get_ex(meta, "name", &name))
         return 1;
@@ -232,12 +236,48 @@ static void test_list_all_pages(void **state)
     fake_stop(&f);
 }
 
-/* An expired continue token (410) restarts the list once, without paging. */
+/* An expired continue token (410) restarts the list from the first page, still paged; the
+ * items handed before the restart are taken back (item_fn hears NULL). */
 static void test_list_all_expired_continue(void **state)
 {
     MM_UNUSED(state);
     fake f = {0};
     mm_k8s_config *cfg = NULL;
+    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
+    add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
+    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
+    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
+    fake_start(&f);
+    mm_k8s_client *cl = client_for(&f, &cfg);
+    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
+    mm_k8s_list_opts lo = {.limit = 2};
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    items it = {0};
+    char *rv = NULL;
+    assert_int_equal(mm_k8s_list_all(cl, &pods, &lo, on_item, &it, &rv, &res, &eb), MM_OK);
+    assert_int_equal(f.nreqs, 4);
+    assert_string_equal(f.reqs[2], "GET /api/v1/namespaces/shop/pods?limit=2 HTTP/1.1");
+    assert_string_equal(f.reqs[3], "GET /api/v1/namespaces/shop/pods?limit=2&continue=" TOKEN1
+                                   " HTTP/1.1");
+    assert_int_equal(it.n, 3); /* not 5: the first pass was taken back */
+    assert_string_equal(it.names[0], "payments-7c9d8b5f4d-m4tzn");
+    assert_string_equal(rv, "482913");
+    mm_free(rv);
+    mm_k8s_result_clear(&res);
+    mm_k8s_client_free(cl);
+    mm_k8s_config_free(cfg);
+    fake_stop(&f);
+}
+
+/* Expired again on the paged restart: one unpaged read, as client-go's pager falls back to. */
+static void test_list_all_expired_twice(void **state)
+{
+    MM_UNUSED(state);
+    fake f = {0};
+    mm_k8s_config *cfg = NULL;
+    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
+    add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
     add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
     add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
     add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
@@ -250,9 +290,10 @@ static void test_list_all_expired_continue(void **state)
     items it = {0};
     char *rv = NULL;
     assert_int_equal(mm_k8s_list_all(cl, &pods, &lo, on_item, &it, &rv, &res, &eb), MM_OK);
-    assert_int_equal(f.nreqs, 3);
-    assert_string_equal(f.reqs[2], "GET /api/v1/namespaces/shop/pods HTTP/1.1");
-    assert_int_equal(it.n, 3);
+    assert_int_equal(f.nreqs, 5);
+    assert_string_equal(f.reqs[4], "GET /api/v1/namespaces/shop/pods HTTP/1.1");
+    assert_int_equal(it.n, 1);
+    assert_string_equal(it.names[0], "payments-7c9d8b5f4d-x8k2q");
     assert_string_equal(rv, "482913");
     mm_free(rv);
     mm_k8s_result_clear(&res);
@@ -456,14 +497,50 @@ static void test_informer_gone_by_code(void **state)
     fake_stop(&f);
 }
 
+/* A list whose continue token expires restarts; the informer's store holds only what the
+ * restarted list said: objects of the first pass that are gone do not stay as ghosts. */
+static void test_informer_list_restart_forgets(void **state)
+{
+    MM_UNUSED(state);
+    fake f = {0};
+    mm_k8s_config *cfg = NULL;
+    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
+    add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
+    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0); /* the rest went */
+    fake_start(&f);
+    mm_k8s_client *cl = client_for(&f, &cfg);
+    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
+    mm_k8s_informer_opts io = {.page_size = 2, .watch_timeout_s = 30};
+    hcount hc = {0};
+    mm_k8s_handlers h = {h_add, h_update, h_delete, &hc};
+    mm_k8s_informer *inf = NULL;
+    mm_errbuf eb = {{0}};
+    long delay = -1;
+    assert_int_equal(mm_k8s_informer_new(cl, &pods, &io, &h, &inf, &eb), MM_OK);
+    assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_OK);
+    assert_int_equal(f.nreqs, 3);
+    assert_int_equal(mm_k8s_informer_count(inf), 1);
+    assert_int_equal(hc.adds, 1);
+    assert_null(mm_k8s_informer_get(inf, "shop", "payments-7c9d8b5f4d-m4tzn"));
+    struct json_object *o = mm_k8s_informer_get(inf, "shop", "payments-7c9d8b5f4d-x8k2q");
+    assert_non_null(o);
+    json_object_put(o);
+    mm_k8s_informer_free(inf);
+    mm_k8s_client_free(cl);
+    mm_k8s_config_free(cfg);
+    fake_stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_all_pages),
         cmocka_unit_test(test_list_all_expired_continue),
+        cmocka_unit_test(test_list_all_expired_twice),
         cmocka_unit_test(test_errors_and_retries),
         cmocka_unit_test(test_watch_stream),
         cmocka_unit_test(test_informer_gone_by_code),
+        cmocka_unit_test(test_informer_list_restart_forgets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
