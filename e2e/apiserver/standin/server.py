@@ -150,8 +150,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = self.read_body()
                 self.fault(method, ctx, body)
                 return
+            body = self.read_body()  # before a fault answers: what is left unread would be the next request
             self.si.apply_faults(path)
-            body = self.read_body()
             self.route(method, path, params, body, ctx)
         except ApiError as e:
             try:

@@ -495,6 +495,24 @@ class FaultTest(ServerTest):
         self.assertEqual((st, body["reason"], body["code"]), (500, "InternalError", 500))
         self.assertNotIn("Retry-After", dict(hdrs))
 
+    def test_fail_on_a_body_keeps_the_connection(self):
+        # the failed request's body is read before the fault answers, so the next request
+        # on the same keep-alive connection is read as a request, not as the leftover body
+        self.s.fault(fail={"code": 500, "count": 1})
+        c = self.s.conn()
+        h = {"Authorization": "Bearer " + self.s.token, "Accept": "application/json",
+             "Content-Type": "application/merge-patch+json"}
+        c.request("PATCH", "/api/v1/namespaces/default", body=json.dumps({"metadata": {"labels": {"a": "b" * 200}}}),
+                  headers=h)
+        r = c.getresponse()
+        self.assertEqual(r.status, 500)
+        r.read()
+        c.request("GET", "/api/v1/namespaces/default", headers=h)
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(r.read())["metadata"]["name"], "default")
+        c.close()
+
     def test_delay(self):
         self.s.fault(delay=0.5)
         t = time.monotonic()
