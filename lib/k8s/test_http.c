@@ -62,8 +62,8 @@ static void add(fake *f, int code, const char *ct, const char *hdrs, const char 
     if (file) {
         c->body = sample(file, &c->len);
     } else {
-        c->len = strlen(text);
-        c->body = mm_strdup(text);
+        c->len = text ? strlen(text) : 0;
+        c->body = mm_strdup(text ? text : "");
     }
 }
 
@@ -204,36 +204,48 @@ static int on_item(void *ud, struct json_object *item)
     "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDgyOTEzLCJzdGFydCI6InBheW1lbnRzLTdjOWQ4YjVmNGQtcXA5d3Jc" \
     "dTAwMDAifQ"
 
-static void test_list_all_pages(void **state)
+/* Serves the canned bodies (code, sample file) in order and lists pods of shop, 2 a page,
+ * through mm_k8s_list_all; the items and the requests seen are left in *it and *f. */
+static void list_pods(fake *f, const int *codes, const char *const *files, size_t n, items *it)
 {
-    MM_UNUSED(state);
-    fake f = {0};
     mm_k8s_config *cfg = NULL;
-    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
-    fake_start(&f);
-    mm_k8s_client *cl = client_for(&f, &cfg);
+    for (size_t i = 0; i < n; i++)
+        add(f, codes[i], "application/json", NULL, files[i], NULL, 0);
+    fake_start(f);
+    mm_k8s_client *cl = client_for(f, &cfg);
     mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
     mm_k8s_list_opts lo = {.limit = 2};
     mm_k8s_result res = {0};
     mm_errbuf eb = {{0}};
-    items it = {0};
     char *rv = NULL;
-    if (mm_k8s_list_all(cl, &pods, &lo, on_item, &it, &rv, &res, &eb) != MM_OK)
+    if (mm_k8s_list_all(cl, &pods, &lo, on_item, it, &rv, &res, &eb) != MM_OK)
         fail_msg("list_all: %s", eb.msg);
-    assert_int_equal(it.n, 3);
-    assert_string_equal(it.names[0], "payments-7c9d8b5f4d-m4tzn");
-    assert_string_equal(it.names[2], "payments-7c9d8b5f4d-x8k2q");
     assert_string_equal(rv, "482913");
-    assert_int_equal(f.nreqs, 2);
-    assert_string_equal(f.reqs[0], "GET /api/v1/namespaces/shop/pods?limit=2 HTTP/1.1");
-    assert_string_equal(f.reqs[1], "GET /api/v1/namespaces/shop/pods?limit=2&continue=" TOKEN1
-                                   " HTTP/1.1");
     mm_free(rv);
     mm_k8s_result_clear(&res);
     mm_k8s_client_free(cl);
     mm_k8s_config_free(cfg);
-    fake_stop(&f);
+    fake_stop(f);
+}
+
+#define PAGE1 "list-pods.json"
+#define PAGE2 "list-pods-page2.json"
+#define GONE "status-410-gone-list.json"
+#define LIST_PAGE1 "GET /api/v1/namespaces/shop/pods?limit=2 HTTP/1.1"
+#define LIST_PAGE2 "GET /api/v1/namespaces/shop/pods?limit=2&continue=" TOKEN1 " HTTP/1.1"
+
+static void test_list_all_pages(void **state)
+{
+    MM_UNUSED(state);
+    fake f = {0};
+    items it = {0};
+    list_pods(&f, (int[]){200, 200}, (const char *[]){PAGE1, PAGE2}, 2, &it);
+    assert_int_equal(it.n, 3);
+    assert_string_equal(it.names[0], "payments-7c9d8b5f4d-m4tzn");
+    assert_string_equal(it.names[2], "payments-7c9d8b5f4d-x8k2q");
+    assert_int_equal(f.nreqs, 2);
+    assert_string_equal(f.reqs[0], LIST_PAGE1);
+    assert_string_equal(f.reqs[1], LIST_PAGE2);
 }
 
 /* An expired continue token (410) restarts the list from the first page, still paged; the
@@ -242,32 +254,13 @@ static void test_list_all_expired_continue(void **state)
 {
     MM_UNUSED(state);
     fake f = {0};
-    mm_k8s_config *cfg = NULL;
-    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
-    add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
-    fake_start(&f);
-    mm_k8s_client *cl = client_for(&f, &cfg);
-    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
-    mm_k8s_list_opts lo = {.limit = 2};
-    mm_k8s_result res = {0};
-    mm_errbuf eb = {{0}};
     items it = {0};
-    char *rv = NULL;
-    assert_int_equal(mm_k8s_list_all(cl, &pods, &lo, on_item, &it, &rv, &res, &eb), MM_OK);
+    list_pods(&f, (int[]){200, 410, 200, 200}, (const char *[]){PAGE1, GONE, PAGE1, PAGE2}, 4, &it);
     assert_int_equal(f.nreqs, 4);
-    assert_string_equal(f.reqs[2], "GET /api/v1/namespaces/shop/pods?limit=2 HTTP/1.1");
-    assert_string_equal(f.reqs[3], "GET /api/v1/namespaces/shop/pods?limit=2&continue=" TOKEN1
-                                   " HTTP/1.1");
+    assert_string_equal(f.reqs[2], LIST_PAGE1);
+    assert_string_equal(f.reqs[3], LIST_PAGE2);
     assert_int_equal(it.n, 3); /* not 5: the first pass was taken back */
     assert_string_equal(it.names[0], "payments-7c9d8b5f4d-m4tzn");
-    assert_string_equal(rv, "482913");
-    mm_free(rv);
-    mm_k8s_result_clear(&res);
-    mm_k8s_client_free(cl);
-    mm_k8s_config_free(cfg);
-    fake_stop(&f);
 }
 
 /* Expired again on the paged restart: one unpaged read, as client-go's pager falls back to. */
@@ -275,31 +268,13 @@ static void test_list_all_expired_twice(void **state)
 {
     MM_UNUSED(state);
     fake f = {0};
-    mm_k8s_config *cfg = NULL;
-    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
-    add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
-    add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
-    fake_start(&f);
-    mm_k8s_client *cl = client_for(&f, &cfg);
-    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
-    mm_k8s_list_opts lo = {.limit = 2};
-    mm_k8s_result res = {0};
-    mm_errbuf eb = {{0}};
     items it = {0};
-    char *rv = NULL;
-    assert_int_equal(mm_k8s_list_all(cl, &pods, &lo, on_item, &it, &rv, &res, &eb), MM_OK);
+    list_pods(&f, (int[]){200, 410, 200, 410, 200},
+              (const char *[]){PAGE1, GONE, PAGE1, GONE, PAGE2}, 5, &it);
     assert_int_equal(f.nreqs, 5);
     assert_string_equal(f.reqs[4], "GET /api/v1/namespaces/shop/pods HTTP/1.1");
     assert_int_equal(it.n, 1);
     assert_string_equal(it.names[0], "payments-7c9d8b5f4d-x8k2q");
-    assert_string_equal(rv, "482913");
-    mm_free(rv);
-    mm_k8s_result_clear(&res);
-    mm_k8s_client_free(cl);
-    mm_k8s_config_free(cfg);
-    fake_stop(&f);
 }
 
 /* ---- errors and retries ------------------------------------------------------------------ */
