@@ -420,56 +420,75 @@ static void h_delete(void *ud, struct json_object *o)
     ((hcount *)ud)->deletes++;
 }
 
+/* An informer on pods of shop (2 a page) over the fake, which serves what was add()ed to t.f. */
+typedef struct {
+    fake f;
+    mm_k8s_config *cfg;
+    mm_k8s_client *cl;
+    hcount hc;
+    mm_k8s_informer *inf;
+} informer_test;
+
+static void informer_start(informer_test *t)
+{
+    static const mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
+    mm_k8s_informer_opts io = {.page_size = 2, .watch_timeout_s = 30};
+    mm_k8s_handlers h = {h_add, h_update, h_delete, &t->hc};
+    mm_errbuf eb = {{0}};
+    fake_start(&t->f);
+    t->cl = client_for(&t->f, &t->cfg);
+    if (mm_k8s_informer_new(t->cl, &pods, &io, &h, &t->inf, &eb) != MM_OK)
+        fail_msg("informer_new: %s", eb.msg);
+}
+
+static void informer_stop(informer_test *t)
+{
+    mm_k8s_informer_free(t->inf);
+    mm_k8s_client_free(t->cl);
+    mm_k8s_config_free(t->cfg);
+    fake_stop(&t->f);
+}
+
 /* An ERROR event whose Status says reason "Gone" (older servers) is still a 410: the
  * informer relists, matched by code. The relist's new objects reach on_add, the unchanged
  * one (same resourceVersion) no handler. */
 static void test_informer_gone_by_code(void **state)
 {
     MM_UNUSED(state);
-    fake f = {0};
-    mm_k8s_config *cfg = NULL;
-    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, NULL,
+    informer_test t = {0};
+    add(&t.f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
+    add(&t.f, 200, "application/json", NULL, NULL,
         "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
         "\"metadata\":{},\"status\":\"Failure\",\"message\":\"too old resource version\","
         "\"reason\":\"Gone\",\"code\":410}}\n",
         5);
-    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
-    fake_start(&f);
-    mm_k8s_client *cl = client_for(&f, &cfg);
-    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
-    mm_k8s_informer_opts io = {.page_size = 2, .watch_timeout_s = 30};
-    hcount hc = {0};
-    mm_k8s_handlers h = {h_add, h_update, h_delete, &hc};
-    mm_k8s_informer *inf = NULL;
+    add(&t.f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
+    add(&t.f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0);
+    informer_start(&t);
+    mm_k8s_informer *inf = t.inf;
     mm_errbuf eb = {{0}};
     long delay = -1;
-    assert_int_equal(mm_k8s_informer_new(cl, &pods, &io, &h, &inf, &eb), MM_OK);
 
     assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_OK);
     assert_true(mm_k8s_informer_synced(inf));
-    assert_int_equal(hc.adds, 1);
+    assert_int_equal(t.hc.adds, 1);
     assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_EGONE);
-    assert_string_equal(f.reqs[1], "GET /api/v1/namespaces/shop/pods?watch=1&resourceVersion=482913"
-                                   "&allowWatchBookmarks=true&timeoutSeconds=30 HTTP/1.1");
+    assert_string_equal(t.f.reqs[1], "GET /api/v1/namespaces/shop/pods?watch=1&resourceVersion=482913"
+                                     "&allowWatchBookmarks=true&timeoutSeconds=30 HTTP/1.1");
     mm_k8s_informer_stats st;
     mm_k8s_informer_get_stats(inf, &st);
     assert_int_equal(st.relists_410, 1);
     assert_null(mm_k8s_informer_resource_version(inf)); /* the next step lists */
     assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_OK);
-    assert_int_equal(f.nreqs, 4);
-    assert_int_equal(hc.adds, 3);
-    assert_int_equal(hc.updates, 0);
-    assert_int_equal(hc.deletes, 0);
+    assert_int_equal(t.f.nreqs, 4);
+    assert_int_equal(t.hc.adds, 3);
+    assert_int_equal(t.hc.updates, 0);
+    assert_int_equal(t.hc.deletes, 0);
     assert_int_equal(mm_k8s_informer_count(inf), 3);
     struct json_object *o = mm_k8s_informer_get(inf, "shop", "payments-7c9d8b5f4d-qp9wr");
     assert_non_null(o);
     json_object_put(o);
-    mm_k8s_informer_free(inf);
-    mm_k8s_client_free(cl);
-    mm_k8s_config_free(cfg);
-    fake_stop(&f);
+    informer_stop(&t);
 }
 
 /* A list whose continue token expires restarts; the informer's store holds only what the
@@ -477,33 +496,23 @@ static void test_informer_gone_by_code(void **state)
 static void test_informer_list_restart_forgets(void **state)
 {
     MM_UNUSED(state);
-    fake f = {0};
-    mm_k8s_config *cfg = NULL;
-    add(&f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
-    add(&f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
-    add(&f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0); /* the rest went */
-    fake_start(&f);
-    mm_k8s_client *cl = client_for(&f, &cfg);
-    mm_k8s_ref pods = {.version = "v1", .resource = "pods", .ns = "shop"};
-    mm_k8s_informer_opts io = {.page_size = 2, .watch_timeout_s = 30};
-    hcount hc = {0};
-    mm_k8s_handlers h = {h_add, h_update, h_delete, &hc};
-    mm_k8s_informer *inf = NULL;
+    informer_test t = {0};
+    add(&t.f, 200, "application/json", NULL, "list-pods.json", NULL, 0);
+    add(&t.f, 410, "application/json", NULL, "status-410-gone-list.json", NULL, 0);
+    add(&t.f, 200, "application/json", NULL, "list-pods-page2.json", NULL, 0); /* the rest went */
+    informer_start(&t);
+    mm_k8s_informer *inf = t.inf;
     mm_errbuf eb = {{0}};
     long delay = -1;
-    assert_int_equal(mm_k8s_informer_new(cl, &pods, &io, &h, &inf, &eb), MM_OK);
     assert_int_equal(mm_k8s_informer_step(inf, &delay, &eb), MM_OK);
-    assert_int_equal(f.nreqs, 3);
+    assert_int_equal(t.f.nreqs, 3);
     assert_int_equal(mm_k8s_informer_count(inf), 1);
-    assert_int_equal(hc.adds, 1);
+    assert_int_equal(t.hc.adds, 1);
     assert_null(mm_k8s_informer_get(inf, "shop", "payments-7c9d8b5f4d-m4tzn"));
     struct json_object *o = mm_k8s_informer_get(inf, "shop", "payments-7c9d8b5f4d-x8k2q");
     assert_non_null(o);
     json_object_put(o);
-    mm_k8s_informer_free(inf);
-    mm_k8s_client_free(cl);
-    mm_k8s_config_free(cfg);
-    fake_stop(&f);
+    informer_stop(&t);
 }
 
 int main(void)
