@@ -1,0 +1,340 @@
+/* lib/mask: FF1 format-preserving encryption, NIST SP 800-38G (March 2016) section 5.1,
+ * over OpenSSL's AES in ECB mode (the PRF is CBC-MAC with a zero IV, built block by block).
+ *
+ * Two arithmetic paths compute the same function:
+ *   - 64-bit: when radix^v fits in 64 bits (radix 10 up to 38 numerals, radix 36 up to 24,
+ *     radix 62 up to 20), NUM_radix(B) fits in b <= 8 bytes, y in d <= 12 bytes, and one
+ *     128-bit remainder per round does the modular step. Cards, SSNs and phone numbers
+ *     take this path.
+ *   - BIGNUM: any length up to FF1_MAX_LEN.
+ * The key schedule is expanded once (ff1_key_new); a call copies that context, so one key
+ * serves every thread. The first PRF block, CIPH(P), depends only on radix, n, u and the
+ * tweak length, so it is computed once per call rather than once per round. */
+#include "mask/crypt_int.h"
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+struct ff1_key {
+    EVP_CIPHER_CTX *ecb; /* AES-k-ECB, encrypting, no padding, key set */
+};
+
+mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
+{
+    mm_err rc = MM_ENOMEM;
+    ff1_key *k = NULL;
+    EVP_CIPHER *c = NULL;
+    const char *name = len == 16 ? "AES-128-ECB" : len == 24 ? "AES-192-ECB"
+                     : len == 32 ? "AES-256-ECB" : NULL;
+
+    if (!name)
+        return MM_EINVAL;
+    if (!(k = mm_calloc(1, sizeof(*k))) || !(k->ecb = EVP_CIPHER_CTX_new()))
+        goto out;
+    if (!(c = EVP_CIPHER_fetch(NULL, name, NULL)) ||
+        !EVP_EncryptInit_ex2(k->ecb, c, key, NULL, NULL) ||
+        !EVP_CIPHER_CTX_set_padding(k->ecb, 0))
+        goto out;
+    *out = k;
+    k = NULL;
+    rc = MM_OK;
+out:
+    EVP_CIPHER_free(c);
+    ff1_key_free(k);
+    return rc;
+}
+
+void ff1_key_free(ff1_key *k)
+{
+    if (!k)
+        return;
+    EVP_CIPHER_CTX_free(k->ecb); /* OpenSSL clears the key schedule */
+    mm_free(k);
+}
+
+/* One AES block: out = CIPH(in). */
+static inline bool ciph(EVP_CIPHER_CTX *c, const unsigned char in[16], unsigned char out[16])
+{
+    int ol = 0;
+    return EVP_EncryptUpdate(c, out, &ol, in, 16) && ol == 16;
+}
+
+/* What both paths share for one call. */
+typedef struct {
+    EVP_CIPHER_CTX *c;
+    unsigned radix;
+    size_t n, u, v, t, b, d;
+    const unsigned char *tweak;
+    unsigned char y0[16];  /* CIPH(P): the CBC-MAC state after P */
+    size_t qlen;           /* |Q| = t + pad + 1 + b, a multiple of 16 */
+    unsigned char *q;      /* Q, its tweak and padding filled once */
+} ff1_call;
+
+/* R = PRF(P || Q) continuing from CIPH(P); then S = R || CIPH(R ^ [1]) || ... to d bytes. */
+static bool round_s(ff1_call *f, unsigned char *s)
+{
+    unsigned char r[16], x[16];
+
+    memcpy(r, f->y0, 16);
+    for (size_t off = 0; off < f->qlen; off += 16) {
+        for (int i = 0; i < 16; i++)
+            x[i] = r[i] ^ f->q[off + i];
+        if (!ciph(f->c, x, r))
+            return false;
+    }
+    memcpy(s, r, f->d < 16 ? f->d : 16);
+    for (size_t j = 1; 16 * j < f->d; j++) {
+        unsigned char blk[16];
+        memcpy(x, r, 16);
+        for (int i = 0; i < 4; i++) /* [j]^16: j big-endian in the last bytes */
+            x[15 - i] ^= (unsigned char)((uint64_t)j >> (8 * i));
+        if (!ciph(f->c, x, blk))
+            return false;
+        memcpy(s + 16 * j, blk, f->d - 16 * j < 16 ? f->d - 16 * j : 16);
+    }
+    return true;
+}
+
+/* ---- the 64-bit path ------------------------------------------------------------------ */
+
+static uint64_t num64(const uint8_t *x, size_t m, unsigned radix)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < m; i++)
+        v = v * radix + x[i];
+    return v;
+}
+
+static void str64(uint64_t v, uint8_t *x, size_t m, unsigned radix)
+{
+    for (size_t i = m; i-- > 0;) {
+        x[i] = (uint8_t)(v % radix);
+        v /= radix;
+    }
+}
+
+/* radix^m, or 0 when it does not fit in 64 bits. */
+static uint64_t pow64(unsigned radix, size_t m)
+{
+    uint64_t p = 1;
+    for (size_t i = 0; i < m; i++) {
+        if (p > UINT64_MAX / radix)
+            return 0;
+        p *= radix;
+    }
+    return p;
+}
+
+static bool run64(ff1_call *f, uint8_t *x, bool decrypt, uint64_t mod_u, uint64_t mod_v)
+{
+    uint64_t a = num64(x, f->u, f->radix), bb = num64(x + f->u, f->v, f->radix);
+    unsigned char s[16];
+    unsigned char *qb = f->q + f->qlen - f->b; /* [NUM(B)]^b */
+    unsigned char *qi = qb - 1;                 /* [i] */
+
+    for (int step = 0; step < 10; step++) {
+        int i = decrypt ? 9 - step : step;
+        uint64_t mod = (i & 1) ? mod_v : mod_u;
+        uint64_t in = decrypt ? a : bb; /* the half fed to the PRF */
+        unsigned __int128 y = 0;
+
+        *qi = (unsigned char)i;
+        for (size_t k = 0; k < f->b; k++)
+            qb[k] = (unsigned char)(in >> (8 * (f->b - 1 - k)));
+        if (!round_s(f, s))
+            return false;
+        for (size_t k = 0; k < f->d; k++) /* d <= 12: y < 2^96 */
+            y = y << 8 | s[k];
+        uint64_t ym = (uint64_t)(y % mod);
+        if (!decrypt) {
+            /* c = (NUM(A) + y) mod radix^m; both terms below mod < 2^64 */
+            uint64_t c = (uint64_t)(((unsigned __int128)a + ym) % mod);
+            a = bb;
+            bb = c;
+        } else {
+            uint64_t c = bb >= ym ? bb - ym : (uint64_t)((unsigned __int128)bb + mod - ym);
+            bb = a;
+            a = c;
+        }
+    }
+    str64(a, x, f->u, f->radix);
+    str64(bb, x + f->u, f->v, f->radix);
+    return true;
+}
+
+/* ---- the BIGNUM path ------------------------------------------------------------------ */
+
+static bool bn_num(BIGNUM *r, const uint8_t *x, size_t m, unsigned radix)
+{
+    BN_zero(r);
+    for (size_t i = 0; i < m; i++)
+        if (!BN_mul_word(r, radix) || !BN_add_word(r, x[i]))
+            return false;
+    return true;
+}
+
+/* STR^m_radix(v); v is consumed. */
+static bool bn_str(BIGNUM *v, uint8_t *x, size_t m, unsigned radix)
+{
+    for (size_t i = m; i-- > 0;) {
+        BN_ULONG rem = BN_div_word(v, radix);
+        if (rem == (BN_ULONG)-1)
+            return false;
+        x[i] = (uint8_t)rem;
+    }
+    return true;
+}
+
+static bool run_bn(ff1_call *f, uint8_t *x, bool decrypt, const BIGNUM *mod_u,
+                   const BIGNUM *mod_v, BN_CTX *bc)
+{
+    bool ok = false;
+    unsigned char *s = NULL;
+    unsigned char *qb = f->q + f->qlen - f->b, *qi = qb - 1;
+    BIGNUM *a, *bb, *y, *c;
+
+    BN_CTX_start(bc);
+    a = BN_CTX_get(bc);
+    bb = BN_CTX_get(bc);
+    y = BN_CTX_get(bc);
+    if (!(c = BN_CTX_get(bc)) || !(s = mm_malloc(f->d)))
+        goto out;
+    if (!bn_num(a, x, f->u, f->radix) || !bn_num(bb, x + f->u, f->v, f->radix))
+        goto out;
+    for (int step = 0; step < 10; step++) {
+        int i = decrypt ? 9 - step : step;
+        const BIGNUM *mod = (i & 1) ? mod_v : mod_u;
+
+        *qi = (unsigned char)i;
+        if (BN_bn2binpad(decrypt ? a : bb, qb, (int)f->b) < 0 || !round_s(f, s) ||
+            !BN_bin2bn(s, (int)f->d, y))
+            goto out;
+        if (!decrypt) {
+            if (!BN_mod_add(c, a, y, mod, bc) || !BN_copy(a, bb) || !BN_copy(bb, c))
+                goto out;
+        } else {
+            if (!BN_mod_sub(c, bb, y, mod, bc) || !BN_copy(bb, a) || !BN_copy(a, c))
+                goto out;
+        }
+    }
+    ok = bn_str(a, x, f->u, f->radix) && bn_str(bb, x + f->u, f->v, f->radix);
+out:
+    mm_free(s);
+    BN_CTX_end(bc);
+    return ok;
+}
+
+/* ---- the call ------------------------------------------------------------------------- */
+
+mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, size_t tlen,
+                 const uint8_t *in, size_t n, uint8_t *out, bool decrypt, bool bignum)
+{
+    mm_err rc = MM_ENOMEM;
+    ff1_call f = {0};
+    unsigned char p[16];
+    unsigned char qbuf[64];
+    BN_CTX *bc = NULL;
+    BIGNUM *mod_u = NULL, *mod_v = NULL;
+    uint64_t m64u, m64v;
+    size_t bits;
+
+    if (radix < 2 || radix > 62 || (tlen && !tweak))
+        return MM_EINVAL;
+    if (n > FF1_MAX_LEN || tlen > FF1_MAX_TWEAK)
+        return MM_ELIMIT;
+    if (n < 2) /* u = floor(n/2) must be at least 1 */
+        return MM_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (in[i] >= radix)
+            return MM_EINVAL;
+    {   /* radix^n >= 100 */
+        uint64_t dom = 1;
+        for (size_t i = 0; i < n && dom < 100; i++)
+            dom *= radix;
+        if (dom < 100)
+            return MM_EINVAL;
+    }
+    f.radix = radix;
+    f.n = n;
+    f.u = n / 2;
+    f.v = n - f.u;
+    f.t = tlen;
+    f.tweak = tweak;
+    m64u = bignum ? 0 : pow64(radix, f.u);
+    m64v = bignum ? 0 : pow64(radix, f.v);
+    if (m64v) {
+        /* b = ceil(ceil(v log2 radix) / 8); ceil(v log2 radix) is the bit length of
+         * radix^v - 1 */
+        bits = 0;
+        for (uint64_t w = m64v - 1; w; w >>= 1)
+            bits++;
+    } else {
+        if (!(bc = BN_CTX_new()) || !(mod_u = BN_new()) || !(mod_v = BN_new()))
+            goto out;
+        if (!BN_set_word(mod_u, radix) || !BN_set_word(mod_v, radix))
+            goto out;
+        BIGNUM *r = BN_new();
+        bool ok = r && BN_set_word(r, radix) && BN_set_word(mod_u, (BN_ULONG)f.u) &&
+                  BN_exp(mod_u, r, mod_u, bc) && BN_set_word(mod_v, (BN_ULONG)f.v) &&
+                  BN_exp(mod_v, r, mod_v, bc) && BN_sub_word(mod_v, 1);
+        BN_free(r);
+        if (!ok)
+            goto out;
+        bits = (size_t)BN_num_bits(mod_v);
+        if (!BN_add_word(mod_v, 1))
+            goto out;
+    }
+    f.b = (bits + 7) / 8;
+    f.d = 4 * ((f.b + 3) / 4) + 4;
+    f.qlen = (tlen + f.b + 1 + 15) / 16 * 16;
+
+    /* P = [1] [2] [1] [radix]^3 [10] [u mod 256] [n]^4 [t]^4 */
+    p[0] = 1;
+    p[1] = 2;
+    p[2] = 1;
+    p[3] = (unsigned char)(radix >> 16);
+    p[4] = (unsigned char)(radix >> 8);
+    p[5] = (unsigned char)radix;
+    p[6] = 10;
+    p[7] = (unsigned char)(f.u & 0xFF);
+    for (int i = 0; i < 4; i++) {
+        p[8 + i] = (unsigned char)(n >> (24 - 8 * i));
+        p[12 + i] = (unsigned char)(tlen >> (24 - 8 * i));
+    }
+    f.q = f.qlen <= sizeof(qbuf) ? qbuf : mm_malloc(f.qlen);
+    if (!f.q)
+        goto out;
+    memset(f.q, 0, f.qlen);
+    if (tlen)
+        memcpy(f.q, tweak, tlen);
+    if (!(f.c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(f.c, k->ecb) ||
+        !ciph(f.c, p, f.y0))
+        goto out;
+    if (out != in)
+        memcpy(out, in, n);
+    if (m64v ? run64(&f, out, decrypt, m64u, m64v) : run_bn(&f, out, decrypt, mod_u, mod_v, bc))
+        rc = MM_OK;
+out:
+    if (f.q && f.q != qbuf)
+        mm_free(f.q);
+    OPENSSL_cleanse(&f.y0, sizeof(f.y0));
+    EVP_CIPHER_CTX_free(f.c);
+    BN_free(mod_u);
+    BN_free(mod_v);
+    BN_CTX_free(bc);
+    return rc;
+}
+
+mm_err ff1_encrypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, size_t tlen,
+                   const uint8_t *in, size_t n, uint8_t *out)
+{
+    return ff1_crypt(k, radix, tweak, tlen, in, n, out, false, false);
+}
+
+mm_err ff1_decrypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, size_t tlen,
+                   const uint8_t *in, size_t n, uint8_t *out)
+{
+    return ff1_crypt(k, radix, tweak, tlen, in, n, out, true, false);
+}
