@@ -5,9 +5,11 @@
  * once at compile time: a value then costs two short SHA-256 runs from copies of those
  * states (about 180 ns for a 24-byte value, against about 1 µs for OpenSSL 3's one-shot
  * HMAC(), which fetches the algorithm on every call). Only EVP digest calls are used. */
+#include "mask/crypt_int.h"
 #include "mask/mask_int.h"
 
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <openssl/evp.h>
 #include <string.h>
 
@@ -172,11 +174,18 @@ mm_err act_compile(const mm_action *a, const mm_keys *keys, const char *where, a
             rc = mm_errf(eb, MM_EINVAL, "%s: tokenize needs a key", where);
             goto out;
         }
-        if (a->key && !keys_get(keys, a->key, &k, &klen)) {
-            /* the key's name is configuration, not a secret: naming it helps the operator */
-            rc = mm_errf(eb, MM_EINVAL, "%s: key \"%s\" is not in the keys (the Secret "
-                         "maskmesh-keys, or --keys DIR)", where, a->key);
-            goto out;
+        if (a->key) {
+            /* a versioned tokenize key is the entry <key>.v<N> (as encrypt's are) */
+            char name[300];
+            snprintf(name, sizeof(name), a->key_version ? "%s.v%d" : "%s", a->key,
+                     a->key_version);
+            if (!keys_get(keys, name, &k, &klen)) {
+                /* the key's name is configuration, not a secret: naming it helps */
+                rc = mm_errf(eb, MM_EINVAL, "%s: key \"%s\" is not in the keys (the Secret "
+                             "maskmesh-keys, or --keys DIR)", where, name);
+                goto out;
+            }
+            out->key_version = a->type == MM_ACTION_TOKENIZE ? a->key_version : 0;
         }
         if (!(out->md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
             rc = mm_errf(eb, MM_ENOMEM, "%s: SHA-256 is not available from OpenSSL", where);
@@ -189,6 +198,10 @@ mm_err act_compile(const mm_action *a, const mm_keys *keys, const char *where, a
             if (hmac_prepare(out) != MM_OK)
                 goto nomem;
         }
+        break;
+    case MM_ACTION_ENCRYPT:
+        if ((rc = enc_compile(a, keys, 0, where, &out->enc, eb)) != MM_OK)
+            goto out;
         break;
     case MM_ACTION_REMOVE:
         break;
@@ -219,6 +232,7 @@ void act_clear(act_t *a)
     EVP_MD_CTX_free(a->hmac_in); /* clears the key-derived state too */
     EVP_MD_CTX_free(a->hmac_out);
     EVP_MD_free(a->md);
+    enc_free(a->enc);
     memset(a, 0, sizeof(*a));
 }
 
@@ -316,7 +330,7 @@ mm_err act_apply(const act_t *a, const char *in, size_t n, mm_buf *out)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[SHA256_LEN];
-    char text[2 * SHA256_LEN];
+    char text[2 * SHA256_LEN + 16];
     size_t o;
     mm_err rc;
 
@@ -335,13 +349,17 @@ mm_err act_apply(const act_t *a, const char *in, size_t n, mm_buf *out)
             text[2 * i] = hex[md[i] >> 4];
             text[2 * i + 1] = hex[md[i] & 15];
         }
-        return mm_buf_append(out, text, sizeof(text));
+        return mm_buf_append(out, text, 2 * SHA256_LEN);
     case MM_ACTION_TOKENIZE:
         if ((rc = digest(a, in, n, md)) != MM_OK)
             return rc;
-        memcpy(text, "tok_", 4);
-        o = 4 + act_base32(md, TOKEN_BYTES, text + 4);
+        /* versioned: tok_v<N>_<base32>; the unversioned tok_<base32> never holds '_' */
+        o = (size_t)snprintf(text, sizeof(text), a->key_version ? "tok_v%d_" : "tok_",
+                             a->key_version);
+        o += act_base32(md, TOKEN_BYTES, text + o);
         return mm_buf_append(out, text, o);
+    case MM_ACTION_ENCRYPT:
+        return enc_encrypt(a->enc, in, n, out);
     }
     return MM_EINVAL;
 }

@@ -5,6 +5,9 @@
 #define MM_MASK_CRYPT_INT_H
 
 #include "common/common.h"
+#include "policy/policy.h"
+
+struct mm_keys;
 
 /* ---- FF1 (ff1.c) ---------------------------------------------------------------------- */
 
@@ -52,5 +55,34 @@ mm_err siv_seal(const siv_key *k, const unsigned char *const *ad, const size_t *
  * wrong key), with nothing written that the caller should use. `len` counts V || C. */
 mm_err siv_open(const siv_key *k, const unsigned char *const *ad, const size_t *ad_len,
                 size_t n_ad, const unsigned char *in, size_t len, unsigned char *out);
+
+/* ---- the encrypt action's values (fpe.c) ---------------------------------------------- */
+
+/* Key material for encrypt is derived from the Secret entry <key>.v<N> (at least
+ * ENC_MIN_KEY bytes, any content) with HKDF-SHA256 (RFC 5869, no salt): info "maskmesh ff1"
+ * gives the 32-byte AES-256 key of FF1, "maskmesh siv" the 64-byte AES-256-SIV key. So one
+ * entry serves both modes, and a tool elsewhere derives the same keys from the same bytes. */
+#define ENC_MIN_KEY 16
+#define ENC_MAX_WALK 1000 /* cycle-walking rounds before giving up (expected: about 1) */
+
+typedef struct enc_t enc_t;
+
+/* `version` 0 means the action's keyVersion. A missing or short key entry is MM_EINVAL with
+ * a message naming the entry (never its bytes). */
+mm_err enc_compile(const mm_action *a, const struct mm_keys *keys, int version,
+                   const char *where, enc_t **out, mm_errbuf *eb);
+void enc_free(enc_t *e);
+int enc_version(const enc_t *e);
+/* Appends the encrypted form of in[0..n) to out (see fpe.c for the formats). */
+mm_err enc_encrypt(const enc_t *e, const char *in, size_t n, mm_buf *out);
+/* The inverse. MM_EINVAL when `in` is not something this action and version wrote. */
+mm_err enc_decrypt(const enc_t *e, const char *in, size_t n, mm_buf *out);
+/* The key version a value names (an siv token's enc_v<N>_, an ff1 surrogate's .v<N>:), 0
+ * when it names none (ff1 without surrogate), -1 when it is not in this action's form. */
+int enc_value_version(const mm_action *a, const char *in, size_t n);
+
+/* HKDF-SHA256 of `ikm` with `info`, `outlen` bytes. */
+mm_err enc_derive(const unsigned char *ikm, size_t len, const char *info, unsigned char *out,
+                  size_t outlen);
 
 #endif

@@ -82,6 +82,8 @@ typedef struct {
      * act_apply, so one act_t serves every thread. Owned; freed by act_clear. */
     struct evp_md_st *md;
     struct evp_md_ctx_st *hmac_in, *hmac_out;
+    int key_version;     /* tokenize: tok_v<N>_ when the key is versioned; 0 not */
+    struct enc_t *enc;   /* encrypt (crypt_int.h); owned */
 } act_t;
 
 /* `where` names the rule in messages (e.g. "policy shop/payments-api rule card"). A key the

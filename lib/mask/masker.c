@@ -80,7 +80,8 @@ void mm_masker_free(mm_masker *m)
 static mm_err compile_action(const mm_action *a, const mm_keys *keys, bool scan, const char *where,
                              act_t *out, mm_errbuf *eb)
 {
-    if (scan && (a->type == MM_ACTION_HASH || a->type == MM_ACTION_TOKENIZE)) {
+    if (scan && (a->type == MM_ACTION_HASH || a->type == MM_ACTION_TOKENIZE ||
+                 a->type == MM_ACTION_ENCRYPT)) {
         mm_action redact = {.type = MM_ACTION_REDACT, .replacement = "[REDACTED]"};
         return act_compile(&redact, NULL, where, out, eb);
     }

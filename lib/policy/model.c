@@ -116,6 +116,8 @@ static void action_clear(mm_action *a)
     mm_free(a->mask_char);
     mm_free(a->key);
     mm_free(a->value);
+    mm_free(a->tweak);
+    mm_free(a->surrogate);
 }
 
 static void selector_clear(mm_selector *s)
@@ -166,6 +168,15 @@ void mm_policy_free(mm_policy *p)
         strv_free(p->exemptions[i].rules, p->exemptions[i].n_rules);
     }
     mm_free(p->exemptions);
+    for (size_t i = 0; i < p->n_grants; i++) {
+        strv_free(p->grants[i].principals, p->grants[i].n_principals);
+        for (size_t k = 0; k < p->grants[i].n_rules; k++) {
+            mm_free(p->grants[i].rules[k].rule);
+            action_clear(&p->grants[i].rules[k].action);
+        }
+        mm_free(p->grants[i].rules);
+    }
+    mm_free(p->grants);
     mm_free(p->allow_from_json);
     mm_free(p);
 }
@@ -555,12 +566,16 @@ static bool media_type_ok(const char *s)
 /* ---- parts of a policy ---------------------------------------------------------------- */
 
 static const char *const action_types[] = {"redact", "mask", "hash", "tokenize", "remove",
-                                           "replace", NULL};
+                                           "replace", "encrypt", NULL};
+#define ACTION_TYPES "redact, mask, hash, tokenize, remove, replace, encrypt"
+
+static void build_encrypt(bctx *c, const node *n, mm_action *a);
 
 static void build_action(bctx *c, const node *n, mm_action *a, bool header)
 {
     static const char *const keys[] = {"type", "replacement", "keepFirst", "keepLast", "char",
-                                       "preserveFormat", "key", "value", NULL};
+                                       "preserveFormat", "key", "value", "mode", "format",
+                                       "keyVersion", "tweak", "luhn", "surrogate", NULL};
     const node *t = node_get(n, "type");
     size_t old;
     long v;
@@ -571,7 +586,7 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
         return;
     check_keys(c, n, keys);
     if (!t) {
-        bad(c, n, "type is required (one of redact, mask, hash, tokenize, remove, replace)");
+        bad(c, n, "type is required (one of " ACTION_TYPES ")");
         return;
     }
     old = push_key(c, "type");
@@ -581,8 +596,7 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
             if (strcmp(type, action_types[k]) == 0)
                 break;
         if (!action_types[k])
-            bad(c, t, "unknown action type \"%.40s\" (expected one of redact, mask, hash, "
-                "tokenize, remove, replace)", type);
+            bad(c, t, "unknown action type \"%.40s\" (expected one of " ACTION_TYPES ")", type);
         else
             a->type = (mm_action_type)k;
         mm_free(type);
@@ -599,11 +613,17 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
         const char *field;
         unsigned types; /* bit per mm_action_type */
     } owners[] = {
-        {"replacement", 1u << MM_ACTION_REDACT}, {"keepFirst", 1u << MM_ACTION_MASK},
-        {"keepLast", 1u << MM_ACTION_MASK},      {"char", 1u << MM_ACTION_MASK},
+        {"replacement", 1u << MM_ACTION_REDACT},
+        {"keepFirst", (1u << MM_ACTION_MASK) | (1u << MM_ACTION_ENCRYPT)},
+        {"keepLast", (1u << MM_ACTION_MASK) | (1u << MM_ACTION_ENCRYPT)},
+        {"char", 1u << MM_ACTION_MASK},
         {"preserveFormat", 1u << MM_ACTION_MASK},
-        {"key", (1u << MM_ACTION_HASH) | (1u << MM_ACTION_TOKENIZE)},
+        {"key", (1u << MM_ACTION_HASH) | (1u << MM_ACTION_TOKENIZE) | (1u << MM_ACTION_ENCRYPT)},
+        {"keyVersion", (1u << MM_ACTION_TOKENIZE) | (1u << MM_ACTION_ENCRYPT)},
         {"value", 1u << MM_ACTION_REPLACE},
+        {"mode", 1u << MM_ACTION_ENCRYPT}, {"format", 1u << MM_ACTION_ENCRYPT},
+        {"tweak", 1u << MM_ACTION_ENCRYPT}, {"luhn", 1u << MM_ACTION_ENCRYPT},
+        {"surrogate", 1u << MM_ACTION_ENCRYPT},
     };
     for (size_t i = 0; i < MM_ARRAY_LEN(owners); i++) {
         const node *f = node_get(n, owners[i].field);
@@ -662,6 +682,15 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
         } else if (a->type == MM_ACTION_TOKENIZE) {
             bad(c, n, "tokenize requires key (an entry of the Secret maskmesh-keys)");
         }
+        if ((f = node_get(n, "keyVersion"))) { /* tokenize: tok_v<N>_..., entry <key>.v<N> */
+            old = push_key(c, "keyVersion");
+            if (want_int(c, f, 1, MM_POLICY_MAX_KEY_VERSION, &v))
+                a->key_version = (int)v;
+            pop(c, old);
+        }
+        break;
+    case MM_ACTION_ENCRYPT:
+        build_encrypt(c, n, a);
         break;
     case MM_ACTION_REPLACE:
         if ((f = node_get(n, "value"))) {
@@ -678,6 +707,111 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
     MM_UNUSED(header);
 }
 
+/* encrypt: mode (or format: ff1), key and keyVersion required; tweak a constant string or
+ * {fromRule: true} (build_rule fills in the rule's name); luhn and surrogate for ff1. */
+static void build_encrypt(bctx *c, const node *n, mm_action *a)
+{
+    const node *f, *mode = node_get(n, "mode"), *format = node_get(n, "format");
+    size_t old;
+    long v;
+    char *s;
+
+    if (mode && format)
+        bad(c, n, "give mode or format, not both (format: ff1 is mode: ff1)");
+    if (!mode && !format)
+        bad(c, n, "encrypt requires mode (ff1 or siv; format: ff1 is the same as mode: ff1)");
+    if ((f = mode ? mode : format)) {
+        old = push_key(c, mode ? "mode" : "format");
+        if ((s = want_str(c, f, "ff1 or siv"))) {
+            if (strcmp(s, "ff1") == 0)
+                a->enc_mode = MM_ENC_FF1;
+            else if (strcmp(s, "siv") == 0 && mode)
+                a->enc_mode = MM_ENC_SIV;
+            else
+                bad(c, f, "unknown %s \"%.20s\" (expected %s)", mode ? "mode" : "format", s,
+                    mode ? "ff1 or siv" : "ff1");
+            mm_free(s);
+        }
+        pop(c, old);
+    }
+    if ((f = node_get(n, "key"))) {
+        old = push_key(c, "key");
+        a->key = want_str(c, f, "a key name of the Secret maskmesh-keys");
+        if (a->key && (!secret_key_ok(a->key) || strstr(a->key, ".v")))
+            bad(c, f, "\"%.64s\" is not a valid key name ([-._a-zA-Z0-9]+, without the .v<N> "
+                "that keyVersion adds)", a->key);
+        pop(c, old);
+    } else {
+        bad(c, n, "encrypt requires key (entries <key>.v<N> of the Secret maskmesh-keys)");
+    }
+    if ((f = node_get(n, "keyVersion"))) {
+        old = push_key(c, "keyVersion");
+        if (want_int(c, f, 1, MM_POLICY_MAX_KEY_VERSION, &v))
+            a->key_version = (int)v;
+        pop(c, old);
+    } else {
+        bad(c, n, "encrypt requires keyVersion (the N of the entry <key>.v<N> it writes with)");
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *field = i ? "keepLast" : "keepFirst";
+        if ((f = node_get(n, field))) {
+            old = push_key(c, field);
+            if (a->enc_mode != MM_ENC_FF1)
+                bad(c, f, "applies to mode ff1 only");
+            else if (want_int(c, f, 0, MM_POLICY_MAX_KEEP, &v))
+                *(i ? &a->keep_last : &a->keep_first) = (int)v;
+            pop(c, old);
+        }
+    }
+    if ((f = node_get(n, "tweak"))) {
+        old = push_key(c, "tweak");
+        if (f->kind == NODE_MAP) {
+            const node *fr = node_get(f, "fromRule");
+            static const char *const tkeys[] = {"fromRule", NULL};
+            bool yes = false;
+            check_keys(c, f, tkeys);
+            if (!fr || !want_bool(c, fr, &yes) || !yes)
+                bad(c, f, "a tweak map is {fromRule: true}; a constant tweak is a string");
+            else if (!(a->tweak = mm_strdup(""))) /* marks "from rule": build_rule fills it */
+                c->oom = true;
+            a->tweak_from_rule = true;
+        } else if ((a->tweak = want_str(c, f, "a tweak string or {fromRule: true}")) &&
+                   strlen(a->tweak) > 256) {
+            bad(c, f, "a tweak is at most 256 bytes");
+        }
+        pop(c, old);
+    }
+    if ((f = node_get(n, "luhn"))) {
+        old = push_key(c, "luhn");
+        if (a->enc_mode != MM_ENC_FF1)
+            bad(c, f, "applies to mode ff1 only");
+        else if ((s = want_str(c, f, "valid, invalid or none"))) {
+            if (strcmp(s, "valid") == 0)
+                a->luhn = MM_LUHN_VALID;
+            else if (strcmp(s, "invalid") == 0)
+                a->luhn = MM_LUHN_INVALID;
+            else if (strcmp(s, "none") == 0)
+                a->luhn = MM_LUHN_NONE;
+            else
+                bad(c, f, "unknown luhn \"%.20s\" (expected valid, invalid or none)", s);
+            mm_free(s);
+        }
+        a->luhn_set = true;
+        pop(c, old);
+    }
+    if ((f = node_get(n, "surrogate"))) {
+        old = push_key(c, "surrogate");
+        if (a->enc_mode != MM_ENC_FF1)
+            bad(c, f, "applies to mode ff1 only (siv tokens carry their version)");
+        else if ((a->surrogate = want_str(c, f, "a surrogate prefix")) &&
+                 (!a->surrogate[0] || strlen(a->surrogate) > 32 ||
+                  strspn(a->surrogate, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") !=
+                      strlen(a->surrogate)))
+            bad(c, f, "a surrogate is 1-32 letters or '_' (it is followed by .v<N>:)");
+        pop(c, old);
+    }
+}
+
 static bool nonempty_seq(const node *n) { return n && n->kind == NODE_SEQ && n->n > 0; }
 
 static void check_regex(bctx *c, const node *n, const char *re)
@@ -692,6 +826,23 @@ static void check_regex(bctx *c, const node *n, const char *re)
         return;
     }
     pcre2_code_free(p);
+}
+
+/* What an encrypt action takes from its rule: the rule's name as tweak ({fromRule: true}),
+ * and card handling (luhn: invalid) when the rule names credit_card and luhn is not set. */
+static void rule_encrypt_defaults(bctx *c, mm_rule *r)
+{
+    mm_action *a = &r->action;
+    if (a->type != MM_ACTION_ENCRYPT)
+        return;
+    if (a->tweak_from_rule && r->name) {
+        mm_free(a->tweak);
+        if (!(a->tweak = mm_strdup(r->name)))
+            c->oom = true;
+    }
+    for (size_t i = 0; !a->luhn_set && a->enc_mode == MM_ENC_FF1 && i < r->n_detectors; i++)
+        if (strcmp(r->detectors[i], "credit_card") == 0)
+            a->luhn = MM_LUHN_INVALID;
 }
 
 static void build_rule(bctx *c, const node *n, mm_rule *r)
@@ -801,6 +952,7 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
         old = push_key(c, "action");
         build_action(c, f, &r->action, false);
         pop(c, old);
+        rule_encrypt_defaults(c, r);
     }
 }
 
@@ -1003,6 +1155,84 @@ static void build_exemptions(bctx *c, const node *n, mm_policy *p)
     }
 }
 
+/* spec.reveal (graded reveal): [{principals: [...], rules: [{rule: r, action: {...}} or
+ * {rule: r, clear: true}]}]. Rules must exist in this policy. */
+static void build_grants(bctx *c, const node *n, mm_policy *p)
+{
+    if (!is_seq(c, n, MAX_EXEMPTIONS))
+        return;
+    if (!(p->grants = mm_calloc(n->n ? n->n : 1, sizeof(mm_grant)))) {
+        c->oom = true;
+        return;
+    }
+    p->n_grants = n->n;
+    for (size_t i = 0; i < n->n; i++) {
+        static const char *const keys[] = {"principals", "rules", NULL};
+        const node *e = n->items[i], *f;
+        mm_grant *g = &p->grants[i];
+        size_t old = push(c, "[%zu]", i);
+        if (!is_map(c, e))
+            goto next;
+        check_keys(c, e, keys);
+        if (!(f = node_get(e, "principals")))
+            bad(c, e, "principals is required");
+        else {
+            size_t o2 = push_key(c, "principals");
+            if (str_list(c, f, MAX_PRINCIPALS, "a principal", &g->principals, &g->n_principals) &&
+                g->n_principals == 0)
+                bad(c, f, "at least one principal is required");
+            pop(c, o2);
+        }
+        if (!(f = node_get(e, "rules"))) {
+            bad(c, e, "rules is required ([{rule: name, action: {...}} or {rule: name, clear: "
+                "true}])");
+            goto next;
+        }
+        size_t o2 = push_key(c, "rules");
+        if (is_seq(c, f, MM_POLICY_MAX_RULES) &&
+            !(g->rules = mm_calloc(f->n ? f->n : 1, sizeof(mm_grant_rule))))
+            c->oom = true;
+        for (size_t k = 0; g->rules && k < f->n; k++) {
+            static const char *const rkeys[] = {"rule", "action", "clear", NULL};
+            const node *gr = f->items[k], *x, *act;
+            mm_grant_rule *r = &g->rules[g->n_rules++];
+            size_t o3 = push(c, "[%zu]", k);
+            if (is_map(c, gr)) {
+                check_keys(c, gr, rkeys);
+                if (!(x = node_get(gr, "rule")))
+                    bad(c, gr, "rule is required");
+                else {
+                    size_t o4 = push_key(c, "rule");
+                    bool found = false;
+                    r->rule = want_str(c, x, "a rule name");
+                    for (size_t q = 0; r->rule && q < p->n_rules; q++)
+                        found |= p->rules[q].name && strcmp(p->rules[q].name, r->rule) == 0;
+                    if (r->rule && !found)
+                        bad(c, x, "no rule named \"%.64s\" in this policy", r->rule);
+                    pop(c, o4);
+                }
+                if ((x = node_get(gr, "clear")))
+                    want_bool(c, x, &r->clear);
+                act = node_get(gr, "action");
+                if (r->clear == !!act)
+                    bad(c, gr, "give either action or clear: true");
+                else if (act) {
+                    size_t o4 = push_key(c, "action");
+                    build_action(c, act, &r->action, false);
+                    if (r->action.type == MM_ACTION_REMOVE)
+                        bad(c, act, "remove cannot be granted (a grant changes a value, it "
+                            "cannot drop it)");
+                    pop(c, o4);
+                }
+            }
+            pop(c, o3);
+        }
+        pop(c, o2);
+    next:
+        pop(c, old);
+    }
+}
+
 /* A CIDR at `seg` below the current path ("cidr" or "[2]" of except). */
 static void check_cidr(bctx *c, const node *n, const char *seg)
 {
@@ -1115,7 +1345,8 @@ static mm_policy *build_policy(bctx *c, const node *root)
     static const char *const top_keys[] = {"apiVersion", "kind", "metadata", "spec", "status",
                                            NULL};
     static const char *const spec_keys[] = {"selector", "port", "mode", "onError", "direction",
-                                            "rules", "headers", "exemptions", "network", NULL};
+                                            "rules", "headers", "exemptions", "reveal", "network",
+                                            NULL};
     static const char *const modes[] = {"enforce", "audit", NULL};
     static const char *const onerr[] = {"block", "redact-all", "passthrough", NULL};
     static const char *const dirs[] = {"response", "request", "both", NULL};
@@ -1259,6 +1490,11 @@ static mm_policy *build_policy(bctx *c, const node *root)
     if ((f = node_get(spec, "exemptions"))) {
         size_t o2 = push_key(c, "exemptions");
         build_exemptions(c, f, p);
+        pop(c, o2);
+    }
+    if ((f = node_get(spec, "reveal"))) {
+        size_t o2 = push_key(c, "reveal");
+        build_grants(c, f, p);
         pop(c, o2);
     }
     if ((f = node_get(spec, "network"))) {

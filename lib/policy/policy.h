@@ -56,7 +56,16 @@ typedef enum {
     MM_ACTION_TOKENIZE, /* "tok_" + base32(HMAC-SHA256(key, value)); key required */
     MM_ACTION_REMOVE,   /* drops the JSON member / array element (text: the match) */
     MM_ACTION_REPLACE,  /* a constant value */
+    MM_ACTION_ENCRYPT,  /* reversible: FF1 (format-preserving) or AES-SIV tokens; key and
+                           keyVersion required (docs/encrypt.md) */
 } mm_action_type;
+
+typedef enum { MM_ENC_FF1, MM_ENC_SIV } mm_enc_mode;
+/* encrypt of a card number (mode ff1): NONE treats the digits as any number; INVALID (the
+ * default for rules naming credit_card) makes a valid card's ciphertext fail the Luhn
+ * check, VALID keeps it passing (a value that failed still fails, so reveal inverts it). */
+typedef enum { MM_LUHN_NONE, MM_LUHN_INVALID, MM_LUHN_VALID } mm_luhn;
+#define MM_POLICY_MAX_KEY_VERSION 9999
 
 typedef struct {
     mm_action_type type;
@@ -67,6 +76,15 @@ typedef struct {
     bool preserve_format; /* mask: characters that are not letters or digits stay */
     char *key;            /* hash (optional), tokenize (required): a key name in maskmesh-keys */
     char *value;          /* replace */
+    /* encrypt: key (above) names the Secret entries <key>.v<N>; keepFirst/keepLast (ff1) */
+    mm_enc_mode enc_mode;
+    int key_version;      /* N of the entry encrypt writes with */
+    char *tweak;          /* ff1 tweak / siv associated data; "" none; the rule name for
+                             tweak: {fromRule: true} */
+    mm_luhn luhn;
+    char *surrogate;
+    bool tweak_from_rule; /* tweak: {fromRule: true} (tweak then holds the rule's name) */
+    bool luhn_set;        /* luhn written (else credit_card rules default to INVALID) */      /* ff1: a prefix "<surrogate>.v<N>:" naming the version; NULL none */
 } mm_action;
 
 typedef struct {
@@ -98,6 +116,21 @@ typedef struct {
     char **rules; /* names of rules of this policy */
     size_t n_rules;
 } mm_exemption;
+
+/* Graded reveal: these principals get, for each named rule, another action in place of
+ * the rule's (e.g. a mask keeping the last four) or, with `clear`, the value unchanged. */
+typedef struct {
+    char *rule;
+    bool clear;
+    mm_action action; /* when !clear */
+} mm_grant_rule;
+
+typedef struct {
+    char **principals;
+    size_t n_principals;
+    mm_grant_rule *rules;
+    size_t n_rules;
+} mm_grant;
 
 typedef enum { MM_SEL_IN, MM_SEL_NOT_IN, MM_SEL_EXISTS, MM_SEL_DOES_NOT_EXIST } mm_sel_op;
 
@@ -137,6 +170,8 @@ typedef struct {
     size_t n_headers;
     mm_exemption *exemptions;
     size_t n_exemptions;
+    mm_grant *grants; /* spec.reveal */
+    size_t n_grants;
     char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
 } mm_policy;
 

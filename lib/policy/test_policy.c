@@ -165,6 +165,57 @@ static void test_design_example(void **state)
     "- apiVersion: maskmesh.io/v1alpha1\n  kind: MaskingPolicy\n  metadata: {name: " name     \
     "}\n  spec: {selector: {}, rules: [{name: r, detectors: [email], action: {type: redact}}]}\n"
 
+/* encrypt actions and spec.reveal as the model holds them: the rule's name as tweak, the
+ * credit_card default (luhn: invalid), and grants per principal and rule. */
+static void test_encrypt_and_reveal_model(void **state)
+{
+    static const char text[] =
+        HEAD "spec:\n  selector: {}\n  rules:\n"
+        "  - {name: card, detectors: [credit_card], action: {type: encrypt, format: ff1, key: "
+        "payments, keyVersion: 2, keepFirst: 6, keepLast: 4, tweak: {fromRule: true}, "
+        "surrogate: pan}}\n"
+        "  - {name: ssn, fields: [$.ssn], action: {type: encrypt, mode: siv, key: payments, "
+        "keyVersion: 1, tweak: people}}\n"
+        "  - {name: card2, fields: [$.c], action: {type: encrypt, mode: ff1, key: k, keyVersion: 3,"
+        " luhn: valid}}\n"
+        "  - {name: t, fields: [$.t], action: {type: tokenize, key: k, keyVersion: 4}}\n"
+        "  reveal:\n"
+        "  - principals: [spiffe://c/ns/s/sa/support]\n"
+        "    rules: [{rule: card, action: {type: mask, keepLast: 4}}, {rule: ssn, clear: true}]\n";
+    mm_policy_set *set = NULL;
+    mm_errbuf eb = {{0}};
+    const mm_policy *p;
+
+    (void)state;
+    if (mm_policy_parse_yaml(text, strlen(text), "t.yaml", &set, NULL, &eb) != MM_OK)
+        fail_msg("%s", eb.msg);
+    p = mm_policy_set_get(set, 0);
+    assert_int_equal(p->rules[0].action.type, MM_ACTION_ENCRYPT);
+    assert_int_equal(p->rules[0].action.enc_mode, MM_ENC_FF1);
+    assert_string_equal(p->rules[0].action.key, "payments");
+    assert_int_equal(p->rules[0].action.key_version, 2);
+    assert_int_equal(p->rules[0].action.keep_first, 6);
+    assert_int_equal(p->rules[0].action.keep_last, 4);
+    assert_string_equal(p->rules[0].action.tweak, "card");
+    assert_int_equal(p->rules[0].action.luhn, MM_LUHN_INVALID);
+    assert_string_equal(p->rules[0].action.surrogate, "pan");
+    assert_int_equal(p->rules[1].action.enc_mode, MM_ENC_SIV);
+    assert_string_equal(p->rules[1].action.tweak, "people");
+    assert_int_equal(p->rules[1].action.luhn, MM_LUHN_NONE);
+    assert_int_equal(p->rules[2].action.luhn, MM_LUHN_VALID);
+    assert_null(p->rules[2].action.tweak);
+    assert_int_equal(p->rules[3].action.key_version, 4);
+    assert_int_equal(p->n_grants, 1);
+    assert_int_equal(p->grants[0].n_principals, 1);
+    assert_int_equal(p->grants[0].n_rules, 2);
+    assert_string_equal(p->grants[0].rules[0].rule, "card");
+    assert_false(p->grants[0].rules[0].clear);
+    assert_int_equal(p->grants[0].rules[0].action.type, MM_ACTION_MASK);
+    assert_int_equal(p->grants[0].rules[0].action.keep_last, 4);
+    assert_true(p->grants[0].rules[1].clear);
+    mm_policy_set_free(set);
+}
+
 static void test_forms(void **state)
 {
     static const struct {
@@ -234,14 +285,14 @@ static void test_sample_files(void **state)
         {DATA "invalid-action.yaml", MM_EINVAL, "",
          {DATA "invalid-action.yaml:10:28: spec.rules[0].action.keeplast: unknown field "
                "(expected one of type, replacement, keepFirst, keepLast, char, preserveFormat, "
-               "key, value)",
+               "key, value, mode, format, keyVersion, tweak, luhn, surrogate)",
           DATA "invalid-action.yaml:13:15: spec.rules[1].action: tokenize requires key (an "
                "entry of the Secret maskmesh-keys)",
           DATA "invalid-action.yaml:15:19: spec.rules[2].detectors[0]: unknown detector \"ssn\" "
                "(expected one of credit_card, us_ssn, email, phone, iban, ipv4, ipv6, jwt, "
                "aws_access_key, bearer_token)",
           DATA "invalid-action.yaml:16:22: spec.rules[2].action.type: unknown action type "
-               "\"frobnicate\" (expected one of redact, mask, hash, tokenize, remove, replace)",
+               "\"frobnicate\" (expected one of redact, mask, hash, tokenize, remove, replace, encrypt)",
           NULL}},
         {DATA "invalid-selector.yaml", MM_EINVAL, "",
          {DATA "invalid-selector.yaml:7:9: spec.selector.matchExpressions[0]: values must be "
@@ -512,7 +563,7 @@ static void test_errors_name_places(void **state)
         /* spec */
         {HEAD "spec: {selector: {}, rulez: []}\n", 4, "rulez",
          "spec.rulez: unknown field (expected one of selector, port, mode, onError, direction, "
-         "rules, headers, exemptions, network)"},
+         "rules, headers, exemptions, reveal, network)"},
         {HEAD "spec: {selector: {}}\n", 4, "{", "spec: rules is required"},
         {HEAD "spec: {selector: {}, rules: []}\n", 4, "[]", "spec.rules: at least one rule is required"},
         {HEAD "spec: {selector: {}, rules: {}}\n", 4, "{}}", "spec.rules: expected a list, got a mapping"},
@@ -633,10 +684,10 @@ static void test_errors_name_places(void **state)
         /* actions */
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: frobnicate}}]}\n",
          4, "frobnicate", "spec.rules[0].action.type: unknown action type \"frobnicate\" "
-         "(expected one of redact, mask, hash, tokenize, remove, replace)"},
+         "(expected one of redact, mask, hash, tokenize, remove, replace, encrypt)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {replacement: x}}]}\n",
          4, "{replacement", "spec.rules[0].action: type is required (one of redact, mask, hash, "
-         "tokenize, remove, replace)"},
+         "tokenize, remove, replace, encrypt)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: redact}]}\n", 4,
          "redact", "spec.rules[0].action: expected a mapping, got a string"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: mask, "
@@ -648,7 +699,8 @@ static void test_errors_name_places(void **state)
          "from 0 to 64, got a string"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: mask, "
          "keeplast: 4}}]}\n", 4, "keeplast", "spec.rules[0].action.keeplast: unknown field "
-         "(expected one of type, replacement, keepFirst, keepLast, char, preserveFormat, key, value)"},
+         "(expected one of type, replacement, keepFirst, keepLast, char, preserveFormat, key, "
+         "value, mode, format, keyVersion, tweak, luhn, surrogate)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: mask, char: "
          "\"**\"}}]}\n", 4, "\"**\"", "spec.rules[0].action.char: must be exactly one UTF-8 character"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: mask, char: "
@@ -695,6 +747,44 @@ static void test_errors_name_places(void **state)
          "[]}", "spec.exemptions[0].rules: at least one rule is required"},
         {HEAD "spec: {selector: {}, " RULE ", exemptions: [{principals: [x]}]}\n", 4, "{principals",
          "spec.exemptions[0]: rules is required (the rules these principals see unmasked)"},
+        /* encrypt */
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, key: "
+         "k, keyVersion: 1}}]}\n", 4, "{type", "spec.rules[0].action: encrypt requires mode (ff1 "
+         "or siv; format: ff1 is the same as mode: ff1)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff3, key: k, keyVersion: 1}}]}\n", 4, "ff3", "spec.rules[0].action.mode: unknown mode "
+         "\"ff3\" (expected ff1 or siv)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, format: "
+         "siv, key: k, keyVersion: 1}}]}\n", 4, "siv", "spec.rules[0].action.format: unknown format "
+         "\"siv\" (expected ff1)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff1, key: k}}]}\n", 4, "{type", "spec.rules[0].action: encrypt requires keyVersion (the N "
+         "of the entry <key>.v<N> it writes with)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff1, key: k.v1, keyVersion: 1}}]}\n", 4, "k.v1", "spec.rules[0].action.key: \"k.v1\" is "
+         "not a valid key name ([-._a-zA-Z0-9]+, without the .v<N> that keyVersion adds)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff1, key: k, keyVersion: 0}}]}\n", 4, "0}", "spec.rules[0].action.keyVersion: must be "
+         "from 1 to 9999"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "siv, key: k, keyVersion: 1, luhn: valid}}]}\n", 4, "valid", "spec.rules[0].action.luhn: "
+         "applies to mode ff1 only"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff1, key: k, keyVersion: 1, tweak: {fromRule: false}}}]}\n", 4, "{fromRule",
+         "spec.rules[0].action.tweak: a tweak map is {fromRule: true}; a constant tweak is a string"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff1, key: k, keyVersion: 1, surrogate: \"a:\"}}]}\n", 4, "\"a:\"",
+         "spec.rules[0].action.surrogate: a surrogate is 1-32 letters or '_' (it is followed by "
+         ".v<N>:)"},
+        /* reveal (graded) */
+        {HEAD "spec: {selector: {}, " RULE ", reveal: [{principals: [x], rules: [{rule: nope, "
+         "clear: true}]}]}\n", 4, "nope", "spec.reveal[0].rules[0].rule: no rule named \"nope\" in "
+         "this policy"},
+        {HEAD "spec: {selector: {}, " RULE ", reveal: [{principals: [x], rules: [{rule: r}]}]}\n", 4,
+         "{rule: r}", "spec.reveal[0].rules[0]: give either action or clear: true"},
+        {HEAD "spec: {selector: {}, " RULE ", reveal: [{principals: [x], rules: [{rule: r, action: "
+         "{type: remove}}]}]}\n", 4, "{type: remove}", "spec.reveal[0].rules[0].action: remove "
+         "cannot be granted (a grant changes a value, it cannot drop it)"},
         /* network */
         {HEAD "spec: {selector: {}, " RULE ", network: {allowFrom: [{ipBlock: {cidr: 10.0.0.0}}]}}\n",
          4, "10.0.0.0", "spec.network.allowFrom[0].ipBlock.cidr: expected a CIDR such as "
@@ -779,7 +869,7 @@ static void test_json_errors(void **state)
         {"{\"kind\":\"List\",\"items\":[" ITEM("a") "," J_HEAD "\"spec\":{\"selector\":{},"
          "\"rules\":[{\"name\":\"r\",\"fields\":[\"$.a\"],\"action\":{\"type\":\"hide\"}}]}}]}",
          MM_EINVAL, "x.json: items[1].spec.rules[0].action.type: unknown action type \"hide\" "
-         "(expected one of redact, mask, hash, tokenize, remove, replace)"},
+         "(expected one of redact, mask, hash, tokenize, remove, replace, encrypt)"},
         {"{\"kind\":\"List\",\"items\":{}}", MM_EINVAL,
          "x.json: (document): a List needs items: a list of MaskingPolicy objects"},
         {"[" ITEM("a") "," ITEM("a") "]", MM_EINVAL,
@@ -992,6 +1082,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_design_example),
+        cmocka_unit_test(test_encrypt_and_reveal_model),
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_sample_files),
         cmocka_unit_test(test_sample_file_models),
