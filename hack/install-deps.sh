@@ -6,7 +6,8 @@ set -euo pipefail
 build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3 openssl curl
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjson-c-dev libyaml-dev
             libcyaml-dev libcmocka-dev libpcre2-dev zlib1g-dev libgnutls28-dev
-            nghttp2-server) # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
+            nghttp2-server  # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
+            python3-cryptography) # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
 bench_pkgs=(wrk nginx-light nodejs)
 
 want=("${build_pkgs[@]}")

@@ -14,6 +14,7 @@ static const struct {
     {"check", maskctl_check, "validate a policy file and summarise its rules"},
     {"scan", maskctl_scan, "report sensitive values found in a sample and the rule that masks them"},
     {"inject", maskctl_inject, "add the maskmesh-proxy sidecar to workload YAML, as the webhook does"},
+    {"reveal", maskctl_reveal, "decrypt what a policy's encrypt rules wrote, with an audit line per value"},
     {"render", maskctl_render, "print the ConfigMap and NetworkPolicies the controller writes for a policy file"},
 };
 

@@ -15,6 +15,7 @@ int maskctl_check(int argc, char **argv);  /* check.c */
 int maskctl_scan(int argc, char **argv);   /* scan.c */
 int maskctl_inject(int argc, char **argv); /* inject.c */
 int maskctl_render(int argc, char **argv); /* render.c */
+int maskctl_reveal(int argc, char **argv); /* reveal.c */
 
 /* common.c */
 /* Loads the policies at `policy_path` (NULL: none) and the keys in `keys_dir` (NULL: none)

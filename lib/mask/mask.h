@@ -144,4 +144,39 @@ mm_err mm_masker_header(const mm_masker *m, mm_direction dir, const char *princi
                         const char *name, const char *value, size_t vlen, mm_buf *out,
                         mm_hdr_result *res, mm_finding_fn on_finding, void *finding_ctx);
 
+/* ---- reveal (maskctl reveal) ---------------------------------------------------------- */
+
+/* The inverse of the policies' encrypt rules, for an authorised person offline. Not for
+ * the sidecar: it never decrypts. */
+typedef struct mm_revealer mm_revealer;
+
+/* Every encrypt rule of the policies; each decrypts with whichever version of its key a
+ * value names (an siv token's enc_v<N>_, an ff1 surrogate's .v<N>:), else with
+ * `ff1_version` when not 0, else with the rule's keyVersion. Keys are looked up when a
+ * version is first needed. `keys` is borrowed and must outlive the revealer. */
+mm_err mm_revealer_new(const mm_policy *const *policies, size_t n, const mm_keys *keys,
+                       int ff1_version, mm_revealer **out, mm_errbuf *eb);
+void mm_revealer_free(mm_revealer *r);
+
+/* One value revealed: never the value itself. */
+typedef struct {
+    const char *rule;
+    const char *policy;
+    int key_version;
+    const char *path;   /* JSONPath of the value; NULL for text */
+    uint64_t line;      /* text: 1-based line; JSON: 0 */
+} mm_reveal_event;
+typedef void (*mm_reveal_fn)(void *ctx, const mm_reveal_event *ev);
+
+/* Reveals one whole document. JSON (MM_BODY_JSON): values at an encrypt rule's fields are
+ * decrypted whole; in every other string, tokens of detector rules are found by their
+ * shape (enc_v<N>_..., <surrogate>.v<N>:..., a card-length digit run for ff1 card rules)
+ * and decrypted in place; the document is written back as compact JSON. Text (any other
+ * kind): the same token search line by line, other bytes unchanged. A value that does
+ * not decrypt (another key, damaged) is left as it is and counted in *failed (optional);
+ * `on_reveal` (optional) hears each value revealed. */
+mm_err mm_reveal_buffer(mm_revealer *r, mm_body_kind kind, const char *in, size_t len,
+                        mm_buf *out, mm_reveal_fn on_reveal, void *ctx, size_t *failed,
+                        mm_errbuf *eb);
+
 #endif
