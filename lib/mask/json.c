@@ -367,7 +367,7 @@ static mm_err build_json_string(mm_stream *s, const char *raw, size_t rawlen, co
         if ((rc = mm_buf_append(out, raw + at, rs - at)) != MM_OK)
             break;
         mm_buf_reset(&s->abuf);
-        if ((rc = act_apply(&s->m->rules[p->rule].act, dec + p->start, p->end - p->start,
+        if ((rc = act_apply(s->ract[p->rule], dec + p->start, p->end - p->start,
                             &s->abuf)) == MM_OK)
             rc = mm_buf_put_json_chars(out, s->abuf.data ? s->abuf.data : "", s->abuf.len);
         at = re;
@@ -493,7 +493,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
         s->depth++;
         return MM_OK;
     }
-    if (sel != RULE_NONE && s->m->rules[sel].act.type == MM_ACTION_REMOVE) {
+    if (sel != RULE_NONE && s->ract[sel]->type == MM_ACTION_REMOVE) {
         st_report(s, sel, NULL, path_str(s), s->off + i, s->line, true);
         rc = s->holding ? release(s, data, i, false) : flush_to(s, data, i);
         if (rc == MM_OK && !f)
@@ -611,13 +611,14 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
     if (s->vasel != RULE_NONE && !s->m->scan) /* an audit or exempt path selects it */
         st_report(s, s->vasel, NULL, path, s->voff, s->vline, false);
     if (sel != RULE_NONE) {
-        const act_t *a = &s->m->rules[sel].act;
+        const act_t *a = s->ract[sel];
         if (a->type == MM_ACTION_REMOVE) {
             st_report(s, sel, NULL, path, s->voff, s->vline, true);
             what = DROP;
         } else if (s->vkind == V_LIT && raw[0] == 'n') {
             st_report(s, sel, NULL, path, s->voff, s->vline, false); /* null stays null */
-        } else if (s->m->rules[sel].jconst) { /* a constant: escaped once, at compile time */
+        } else if (s->m->rules[sel].jconst && a == &s->m->rules[sel].act) {
+            /* a constant: escaped once, at compile time */
             st_report(s, sel, NULL, path, s->voff, s->vline, true);
             what = NEW;
         } else {
@@ -656,7 +657,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
         rc = st_out_put(s, raw, n);
         break;
     case NEW:
-        if (sel != RULE_NONE && s->m->rules[sel].jconst)
+        if (sel != RULE_NONE && s->m->rules[sel].jconst && s->ract[sel] == &s->m->rules[sel].act)
             rc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
         else
             rc = st_out_put(s, s->tmp.data, s->tmp.len);
@@ -1166,7 +1167,7 @@ mm_err json_init(mm_stream *s)
         if (s->rs[p->rule] == RS_OFF)
             continue;
         s->root[st / 64] |= 1ull << (st % 64);
-        if (s->rs[p->rule] == RS_APPLY && s->m->rules[p->rule].act.type == MM_ACTION_REMOVE) {
+        if (s->rs[p->rule] == RS_APPLY && s->ract[p->rule]->type == MM_ACTION_REMOVE) {
             /* the state before the last step: its child completes the path ("$" itself is
              * the root, removed by writing null; no member to hold) */
             if (p->n_steps) {

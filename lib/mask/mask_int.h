@@ -117,10 +117,21 @@ bool keys_get(const mm_keys *k, const char *name, const unsigned char **key, siz
 
 #define RULE_NONE INT_MAX /* "no rule": larger than every rule index */
 
+/* Graded reveal (spec.reveal): these principals get `act` for the rule instead of its own,
+ * or, with `clear`, the value unchanged (as an exemption gives). */
+typedef struct {
+    char **principals;
+    size_t n_principals;
+    bool clear;
+    act_t act;
+} mgrant;
+
 typedef struct {
     char *name;
     char *policy;
     act_t act;
+    mgrant *grants;
+    size_t n_grants;
     bool audit;     /* the policy is in audit mode: findings only */
     unsigned dirs;  /* MM_DIR_* bits of its policy */
     char **exempt;  /* principals that see this rule's values unmasked */

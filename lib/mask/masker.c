@@ -28,6 +28,13 @@ static void rule_clear(mrule *r)
     mm_free(r->name);
     mm_free(r->policy);
     act_clear(&r->act);
+    for (size_t i = 0; i < r->n_grants; i++) {
+        for (size_t k = 0; k < r->grants[i].n_principals; k++)
+            mm_free(r->grants[i].principals[k]);
+        mm_free(r->grants[i].principals);
+        act_clear(&r->grants[i].act);
+    }
+    mm_free(r->grants);
     for (size_t i = 0; i < r->n_exempt; i++)
         mm_free(r->exempt[i]);
     mm_free(r->exempt);
@@ -86,6 +93,36 @@ static mm_err compile_action(const mm_action *a, const mm_keys *keys, bool scan,
         return act_compile(&redact, NULL, where, out, eb);
     }
     return act_compile(a, keys, where, out, eb);
+}
+
+/* The policy's spec.reveal grants that name rule r, compiled into mr. */
+static mm_err add_grants(const mm_masker *m, const mm_policy *p, const mm_rule *r,
+                         const mm_keys *keys, const char *where, mrule *mr, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    for (size_t g = 0; g < p->n_grants; g++)
+        for (size_t k = 0; k < p->grants[g].n_rules; k++) {
+            const mm_grant_rule *gr = &p->grants[g].rules[k];
+            mgrant *ng;
+            if (strcmp(gr->rule, r->name) != 0)
+                continue;
+            if (!(ng = mm_realloc(mr->grants, (mr->n_grants + 1) * sizeof(*ng))))
+                return mm_errf(eb, MM_ENOMEM, "%s: out of memory", where);
+            mr->grants = ng;
+            ng = &mr->grants[mr->n_grants];
+            memset(ng, 0, sizeof(*ng));
+            ng->clear = gr->clear;
+            if (!gr->clear &&
+                (rc = compile_action(&gr->action, keys, m->scan, where, &ng->act, eb)) != MM_OK)
+                return rc;
+            mr->n_grants++;
+            if (!(ng->principals = mm_calloc(p->grants[g].n_principals, sizeof(char *))))
+                return mm_errf(eb, MM_ENOMEM, "%s: out of memory", where);
+            for (size_t q = 0; q < p->grants[g].n_principals; q++, ng->n_principals++)
+                if (!(ng->principals[q] = mm_strdup(p->grants[g].principals[q])))
+                    return mm_errf(eb, MM_ENOMEM, "%s: out of memory", where);
+        }
+    return MM_OK;
 }
 
 static mm_err add_ctype(mm_masker *m, const char *t)
@@ -234,6 +271,8 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
                         mr->n_exempt++;
                     }
                 }
+            if ((rc = add_grants(m, p, r, keys, where, mr, eb)) != MM_OK)
+                goto out;
             for (size_t f = 0; f < r->n_fields; f++)
                 if (add_path(m, &r->fields[f], idx, &path_cap) != MM_OK)
                     goto nomem;

@@ -25,6 +25,7 @@
 typedef struct {
     const mm_policy *policy;
     const mm_rule *rule;
+    const mm_action *act;  /* the rule's, or a spec.reveal grant's for it */
     pcre2_code *re;        /* the shape its tokens take in free text; NULL: fields only */
     enc_t *enc[REVEAL_MAX_VERSIONS];
     int ver[REVEAL_MAX_VERSIONS];
@@ -58,9 +59,8 @@ void mm_revealer_free(mm_revealer *r)
 }
 
 /* The token shape of a detector rule, as a PCRE2 pattern in `b`; false when it has none. */
-static bool shape_of(const mm_rule *r, mm_buf *b)
+static bool shape_of(const mm_rule *r, const mm_action *a, mm_buf *b)
 {
-    const mm_action *a = &r->action;
     if (!r->n_detectors && !r->n_patterns)
         return false;
     if (a->enc_mode == MM_ENC_SIV)
@@ -73,6 +73,32 @@ static bool shape_of(const mm_rule *r, mm_buf *b)
     return false;
 }
 
+/* How many actions (not `clear`) the policy's spec.reveal grants hold. */
+static size_t grant_actions(const mm_policy *p)
+{
+    size_t n = 0;
+    for (size_t g = 0; g < p->n_grants; g++)
+        for (size_t k = 0; k < p->grants[g].n_rules; k++)
+            n += !p->grants[g].rules[k].clear;
+    return n;
+}
+
+/* The i-th grant action of the policy, and in *rule the rule it stands for. */
+static const mm_action *grant_action(const mm_policy *p, size_t i, const mm_rule **rule)
+{
+    for (size_t g = 0; g < p->n_grants; g++)
+        for (size_t k = 0; k < p->grants[g].n_rules; k++) {
+            const mm_grant_rule *gr = &p->grants[g].rules[k];
+            if (gr->clear || i--)
+                continue;
+            for (size_t q = 0; q < p->n_rules; q++)
+                if (strcmp(p->rules[q].name, gr->rule) == 0)
+                    *rule = &p->rules[q];
+            return &gr->action;
+        }
+    return NULL;
+}
+
 mm_err mm_revealer_new(const mm_policy *const *policies, size_t n, const mm_keys *keys,
                        int ff1_version, mm_revealer **out, mm_errbuf *eb)
 {
@@ -83,25 +109,29 @@ mm_err mm_revealer_new(const mm_policy *const *policies, size_t n, const mm_keys
 
     mm_buf_init(&pat, 0);
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < policies[i]->n_rules; k++)
-            total += policies[i]->rules[k].action.type == MM_ACTION_ENCRYPT;
+        total += policies[i]->n_rules + grant_actions(policies[i]);
     if (!(r = mm_calloc(1, sizeof(*r))) || (total && !(r->rules = mm_calloc(total, sizeof(rrule)))))
         goto nomem;
     r->keys = keys;
     r->ff1_version = ff1_version;
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < policies[i]->n_rules; k++) {
-            const mm_rule *ru = &policies[i]->rules[k];
+        for (size_t k = 0; k < policies[i]->n_rules + grant_actions(policies[i]); k++) {
+            const mm_policy *p = policies[i];
+            const mm_rule *ru = k < p->n_rules ? &p->rules[k] : NULL;
+            const mm_action *act = ru ? &ru->action : NULL;
             rrule *rr;
             int code;
             PCRE2_SIZE off;
-            if (ru->action.type != MM_ACTION_ENCRYPT)
+            if (!ru) /* the (k - n_rules)-th encrypt action of a grant */
+                act = grant_action(p, k - p->n_rules, &ru);
+            if (act->type != MM_ACTION_ENCRYPT)
                 continue;
             rr = &r->rules[r->n++];
-            rr->policy = policies[i];
+            rr->policy = p;
             rr->rule = ru;
+            rr->act = act;
             mm_buf_reset(&pat);
-            if (shape_of(ru, &pat) &&
+            if (shape_of(ru, act, &pat) &&
                 !(rr->re = pcre2_compile((PCRE2_SPTR)pat.data, pat.len, 0, &code, &off, NULL))) {
                 rc = mm_errf(eb, MM_EINVAL, "policy %s rule %s: no token pattern (PCRE2 error "
                              "%d)", policies[i]->name, ru->name, code);
@@ -138,7 +168,7 @@ static mm_err rule_enc(mm_revealer *r, rrule *rr, int version, enc_t **e, mm_err
         return mm_errf(eb, MM_ELIMIT, "policy %s rule %s: more than %d key versions in one run",
                        rr->policy->name, rr->rule->name, REVEAL_MAX_VERSIONS);
     snprintf(where, sizeof(where), "policy %s rule %s", rr->policy->name, rr->rule->name);
-    mm_err rc = enc_compile(&rr->rule->action, r->keys, version, where, e, eb);
+    mm_err rc = enc_compile(rr->act, r->keys, version, where, e, eb);
     if (rc != MM_OK)
         return rc;
     rr->enc[rr->n_enc] = *e;
@@ -160,14 +190,14 @@ typedef struct {
  * not decrypt; a missing key version is an error naming the entry. */
 static mm_err reveal_value(rctx *c, rrule *rr, const char *v, size_t n, mm_buf *out)
 {
-    int version = enc_value_version(&rr->rule->action, v, n);
+    int version = enc_value_version(rr->act, v, n);
     enc_t *e;
     mm_err rc;
 
     if (version < 0)
         return MM_EINVAL;
     if (version == 0)
-        version = c->r->ff1_version ? c->r->ff1_version : rr->rule->action.key_version;
+        version = c->r->ff1_version ? c->r->ff1_version : rr->act->key_version;
     if ((rc = rule_enc(c->r, rr, version, &e, c->eb)) != MM_OK)
         return rc == MM_EINVAL ? MM_ENOTFOUND : rc; /* a missing key is not a bad value */
     if ((rc = enc_decrypt(e, v, n, out)) != MM_OK)

@@ -140,7 +140,7 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
         const span *sp = &s->sp[i];
         st_report(s, sp->rule, sp->name, path, base + (map ? map[sp->start] : sp->start), line,
                   true);
-        if (s->m->rules[sp->rule].act.type == MM_ACTION_REMOVE)
+        if (s->ract[sp->rule]->type == MM_ACTION_REMOVE)
             *remove = true;
     }
     *apply = true;
@@ -157,10 +157,25 @@ static void stream_rules(mm_stream *s)
         const mrule *mr = &m->rules[r];
         bool exempt = false;
         s->rs[r] = RS_OFF;
+        s->ract[r] = &mr->act;
         if (!m->scan && !(mr->dirs & (unsigned)s->o.direction))
             continue;
         for (size_t k = 0; s->o.principal && k < mr->n_exempt; k++)
             exempt |= strcmp(mr->exempt[k], s->o.principal) == 0;
+        /* graded reveal: the first grant naming the caller decides its action */
+        for (size_t g = 0; s->o.principal && !exempt && g < mr->n_grants; g++) {
+            const mgrant *gr = &mr->grants[g];
+            bool hit = false;
+            for (size_t k = 0; k < gr->n_principals && !hit; k++)
+                hit = strcmp(gr->principals[k], s->o.principal) == 0;
+            if (hit) {
+                if (gr->clear)
+                    exempt = true;
+                else
+                    s->ract[r] = &gr->act;
+                break;
+            }
+        }
         s->rs[r] = mr->audit || exempt || m->scan ? RS_SILENT : RS_APPLY;
     }
     s->det_remove = false;
@@ -171,7 +186,7 @@ static void stream_rules(mm_stream *s)
             int r = sl->rules[j];
             if (s->rs[r] == RS_APPLY) {
                 s->slot_rule[k] = r;
-                if (m->rules[r].act.type == MM_ACTION_REMOVE)
+                if (s->ract[r]->type == MM_ACTION_REMOVE)
                     s->det_remove = true;
                 break;
             }
@@ -208,6 +223,7 @@ mm_err mm_stream_new(mm_masker *m, const mm_stream_opts *opts, mm_write_fn write
     mm_buf_init(&s->lbuf, 0);
     mm_buf_init(&s->cout, 0);
     if ((m->n_rules && !(s->rs = mm_calloc(m->n_rules, 1))) ||
+        (m->n_rules && !(s->ract = mm_calloc(m->n_rules, sizeof(*s->ract)))) ||
         !(s->slot_rule = mm_calloc(m->n_slots, sizeof(int))) ||
         !(s->slot_silent = mm_calloc(m->n_slots, sizeof(int))))
         goto nomem;
@@ -244,6 +260,7 @@ void mm_stream_free(mm_stream *s)
     mm_stream_free(s->child);
     det_scratch_free(s->sc);
     mm_free(s->rs);
+    mm_free(s->ract);
     mm_free(s->slot_rule);
     mm_free(s->slot_silent);
     mm_free(s->root);

@@ -38,6 +38,8 @@ struct mm_stream {
     mm_write_fn write;
     void *wctx;
     unsigned char *rs;   /* per rule: RS_* */
+    const act_t **ract;  /* per rule: the action for this stream's caller (a grant's, or
+                            the rule's own) */
     int *slot_rule;      /* per detector slot: the first rule applied here, RULE_NONE */
     int *slot_silent;    /* per slot: the first audit/exempt rule before it, RULE_NONE */
     const det_set *det;

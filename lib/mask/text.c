@@ -22,7 +22,7 @@ static mm_err build_text(mm_stream *s, const char *t, size_t n, mm_buf *out)
         const span *p = &s->sp[i];
         if ((rc = mm_buf_append(out, t + at, p->start - at)) != MM_OK)
             break;
-        rc = act_apply(&s->m->rules[p->rule].act, t + p->start, p->end - p->start, out);
+        rc = act_apply(s->ract[p->rule], t + p->start, p->end - p->start, out);
         at = p->end;
     }
     return rc == MM_OK ? mm_buf_append(out, t + at, n - at) : rc;

@@ -830,9 +830,8 @@ static void check_regex(bctx *c, const node *n, const char *re)
 
 /* What an encrypt action takes from its rule: the rule's name as tweak ({fromRule: true}),
  * and card handling (luhn: invalid) when the rule names credit_card and luhn is not set. */
-static void rule_encrypt_defaults(bctx *c, mm_rule *r)
+static void rule_encrypt_defaults(bctx *c, const mm_rule *r, mm_action *a)
 {
-    mm_action *a = &r->action;
     if (a->type != MM_ACTION_ENCRYPT)
         return;
     if (a->tweak_from_rule && r->name) {
@@ -952,7 +951,7 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
         old = push_key(c, "action");
         build_action(c, f, &r->action, false);
         pop(c, old);
-        rule_encrypt_defaults(c, r);
+        rule_encrypt_defaults(c, r, &r->action);
     }
 }
 
@@ -1196,6 +1195,7 @@ static void build_grants(bctx *c, const node *n, mm_policy *p)
             static const char *const rkeys[] = {"rule", "action", "clear", NULL};
             const node *gr = f->items[k], *x, *act;
             mm_grant_rule *r = &g->rules[g->n_rules++];
+            const mm_rule *found = NULL;
             size_t o3 = push(c, "[%zu]", k);
             if (is_map(c, gr)) {
                 check_keys(c, gr, rkeys);
@@ -1203,10 +1203,11 @@ static void build_grants(bctx *c, const node *n, mm_policy *p)
                     bad(c, gr, "rule is required");
                 else {
                     size_t o4 = push_key(c, "rule");
-                    bool found = false;
+                    found = NULL;
                     r->rule = want_str(c, x, "a rule name");
                     for (size_t q = 0; r->rule && q < p->n_rules; q++)
-                        found |= p->rules[q].name && strcmp(p->rules[q].name, r->rule) == 0;
+                        if (p->rules[q].name && strcmp(p->rules[q].name, r->rule) == 0)
+                            found = &p->rules[q];
                     if (r->rule && !found)
                         bad(c, x, "no rule named \"%.64s\" in this policy", r->rule);
                     pop(c, o4);
@@ -1219,6 +1220,8 @@ static void build_grants(bctx *c, const node *n, mm_policy *p)
                 else if (act) {
                     size_t o4 = push_key(c, "action");
                     build_action(c, act, &r->action, false);
+                    if (found) /* an encrypt grant takes the rule's tweak and card defaults */
+                        rule_encrypt_defaults(c, found, &r->action);
                     if (r->action.type == MM_ACTION_REMOVE)
                         bad(c, act, "remove cannot be granted (a grant changes a value, it "
                             "cannot drop it)");
