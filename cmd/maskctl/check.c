@@ -24,7 +24,8 @@ static const char check_help[] =
 
 static const char *action_name(mm_action_type t)
 {
-    static const char *names[] = {"redact", "mask", "hash", "tokenize", "remove", "replace"};
+    static const char *names[] = {"redact", "mask", "hash", "tokenize", "remove", "replace",
+                                  "encrypt"};
     return (size_t)t < MM_ARRAY_LEN(names) ? names[t] : "?";
 }
 
@@ -39,7 +40,20 @@ static void print_action(const mm_action *a)
     case MM_ACTION_HASH:
         printf(a->key ? " (HMAC-SHA256, key %s)" : " (SHA-256, unkeyed)", a->key);
         break;
-    case MM_ACTION_TOKENIZE: printf(" (key %s)", a->key); break;
+    case MM_ACTION_TOKENIZE:
+        printf(a->key_version ? " (key %s.v%d)" : " (key %s)", a->key, a->key_version);
+        break;
+    case MM_ACTION_ENCRYPT:
+        printf(" (%s, key %s.v%d", a->enc_mode == MM_ENC_FF1 ? "ff1" : "siv", a->key,
+               a->key_version);
+        if (a->enc_mode == MM_ENC_FF1)
+            printf(", keepFirst %d, keepLast %d, luhn %s", a->keep_first, a->keep_last,
+                   a->luhn == MM_LUHN_VALID ? "valid" : a->luhn == MM_LUHN_INVALID ? "invalid"
+                                                                                   : "none");
+        if (a->surrogate)
+            printf(", surrogate %s", a->surrogate);
+        printf(a->tweak ? ", tweak \"%s\")" : ")", a->tweak);
+        break;
     default: break;
     }
 }
@@ -106,6 +120,20 @@ static void print_policy(const mm_policy *p)
         for (size_t j = 0; j < p->exemptions[i].n_rules; j++)
             printf("%s %s", j ? "," : "", p->exemptions[i].rules[j]);
         printf("\n");
+    }
+    for (size_t i = 0; i < p->n_grants; i++) {
+        printf("  reveal to");
+        for (size_t j = 0; j < p->grants[i].n_principals; j++)
+            printf("%s %s", j ? "," : "", p->grants[i].principals[j]);
+        printf(":\n");
+        for (size_t j = 0; j < p->grants[i].n_rules; j++) {
+            printf("      rule %s: ", p->grants[i].rules[j].rule);
+            if (p->grants[i].rules[j].clear)
+                printf("clear");
+            else
+                print_action(&p->grants[i].rules[j].action);
+            printf("\n");
+        }
     }
     printf("  network: %s\n", p->allow_from_json ? p->allow_from_json
                                                  : "any source, sidecar port only");

@@ -690,7 +690,10 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
         }
         break;
     case MM_ACTION_ENCRYPT:
-        build_encrypt(c, n, a);
+        if (header)
+            bad(c, n, "encrypt applies to body rules, not headers");
+        else
+            build_encrypt(c, n, a);
         break;
     case MM_ACTION_REPLACE:
         if ((f = node_get(n, "value"))) {
@@ -704,7 +707,6 @@ static void build_action(bctx *c, const node *n, mm_action *a, bool header)
     case MM_ACTION_REMOVE:
         break;
     }
-    MM_UNUSED(header);
 }
 
 /* encrypt: mode (or format: ff1), key and keyVersion required; tweak a constant string or
@@ -1738,6 +1740,49 @@ static bool has_detector(const mm_rule *r, const char *d)
     return false;
 }
 
+/* FF1's domain for the shortest value each detector accepts (letters and digits in it, and
+ * the radix they take): NIST SP 800-38G Rev. 1 requires radix^len >= 1,000,000. */
+static size_t lint_ff1_domain(const mm_policy *p, size_t i, const char *filename,
+                              mm_diags *diags)
+{
+    static const struct {
+        const char *det;
+        int radix, min_len;
+    } shortest[] = {
+        {"credit_card", 10, 13}, {"us_ssn", 10, 9},  {"phone", 10, 8},
+        {"email", 36, 4},        {"iban", 36, 15},   {"ipv4", 10, 4},
+        {"ipv6", 36, 1},         {"jwt", 62, 20},    {"aws_access_key", 36, 20},
+        {"bearer_token", 62, 1},
+    };
+    const mm_rule *r = &p->rules[i];
+    const mm_action *a = &r->action;
+    char msg[MM_ERRBUF_SIZE];
+    size_t added = 0;
+
+    if (a->type != MM_ACTION_ENCRYPT || a->enc_mode != MM_ENC_FF1)
+        return 0;
+    for (size_t k = 0; k < MM_ARRAY_LEN(shortest); k++) {
+        if (!has_detector(r, shortest[k].det))
+            continue;
+        int kept = a->keep_first + (a->luhn != MM_LUHN_NONE && a->keep_last == 0 ? 1 : a->keep_last);
+        int len = shortest[k].min_len - kept;
+        double dom = 1;
+        for (int j = 0; j < len; j++)
+            dom *= shortest[k].radix;
+        if (len > 0 && dom >= 1e6)
+            continue;
+        snprintf(msg, sizeof(msg), "%s: policy %s: spec.rules[%zu].action: rule \"%s\" encrypts "
+                 "%s values with FF1 over a domain below NIST SP 800-38G's minimum of 1,000,000 "
+                 "(the shortest has %d encrypted symbol%s of radix %d); keep fewer characters or "
+                 "use mode siv (values too short to encrypt are masked)", filename, p->name, i,
+                 r->name, shortest[k].det, len > 0 ? len : 0, len == 1 ? "" : "s",
+                 shortest[k].radix);
+        if (diags_add(diags, true, msg) == MM_OK)
+            added++;
+    }
+    return added;
+}
+
 size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
 {
     static const char *const card_names[] = {"card", "pan", "cc", "card_number", "cardNumber",
@@ -1750,7 +1795,7 @@ size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
         const mm_rule *r = &p->rules[i];
         bool card = has_detector(r, "credit_card") || field_named(r, card_names);
         bool ssn = has_detector(r, "us_ssn") || field_named(r, ssn_names);
-        if (card && r->action.type == MM_ACTION_MASK &&
+        if (card && (r->action.type == MM_ACTION_MASK || r->action.type == MM_ACTION_ENCRYPT) &&
             (r->action.keep_first > 6 || r->action.keep_last > 4)) {
             snprintf(msg, sizeof(msg), "%s: policy %s: spec.rules[%zu].action: rule \"%s\" shows "
                      "more of a card number than PCI DSS allows (at most the first 6 and last 4 "
@@ -1759,6 +1804,7 @@ size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
             if (diags_add(diags, true, msg) == MM_OK)
                 added++;
         }
+        added += lint_ff1_domain(p, i, filename, diags);
         if ((card || ssn) && r->action.type == MM_ACTION_HASH && !r->action.key) {
             snprintf(msg, sizeof(msg), "%s: policy %s: spec.rules[%zu].action: rule \"%s\" hashes "
                      "%s without a key: such low-entropy values are reversible by brute force; "

@@ -1050,6 +1050,29 @@ static void test_lint(void **state)
         {"{name: a, detectors: [us_ssn], action: {type: hash, key: k}}", NULL},
         {"{name: a, detectors: [us_ssn], action: {type: tokenize, key: k}}", NULL},
         {"{name: a, fields: [$.note], action: {type: hash}}", NULL},
+        /* encrypt: the card rule, and FF1 domains below 10^6 for the shortest value */
+        {"{name: a, fields: [$.pan], action: {type: encrypt, mode: ff1, key: k, keyVersion: 1, "
+         "keepFirst: 8}}", "keepFirst 8, keepLast 0"},
+        {"{name: a, detectors: [credit_card], action: {type: encrypt, mode: ff1, key: k, "
+         "keyVersion: 1, keepFirst: 6, keepLast: 4}}", "rule \"a\" encrypts credit_card values "
+         "with FF1 over a domain below NIST SP 800-38G's minimum of 1,000,000 (the shortest has 3 "
+         "encrypted symbols of radix 10)"},
+        {"{name: a, detectors: [credit_card], action: {type: encrypt, mode: ff1, key: k, "
+         "keyVersion: 1, keepFirst: 6}}", NULL}, /* 13 - 6 - 1 check digit = 6: 10^6 */
+        {"{name: a, detectors: [credit_card], action: {type: encrypt, mode: ff1, key: k, "
+         "keyVersion: 1, keepFirst: 6, keepLast: 1}}", NULL},
+        {"{name: a, detectors: [credit_card], action: {type: encrypt, mode: ff1, key: k, "
+         "keyVersion: 1, keepFirst: 6, keepLast: 2}}", "(the shortest has 5 encrypted symbols"},
+        {"{name: a, detectors: [us_ssn], action: {type: encrypt, mode: ff1, key: k, keyVersion: 1,"
+         " keepLast: 4}}", "encrypts us_ssn values"},
+        {"{name: a, detectors: [us_ssn], action: {type: encrypt, mode: ff1, key: k, keyVersion: "
+         "1}}", NULL},
+        {"{name: a, detectors: [ipv4], action: {type: encrypt, mode: ff1, key: k, keyVersion: 1}}",
+         "(the shortest has 4 encrypted symbols of radix 10)"},
+        {"{name: a, detectors: [email], action: {type: encrypt, mode: ff1, key: k, keyVersion: 1}}",
+         NULL}, /* 36^4 */
+        {"{name: a, detectors: [ipv4], action: {type: encrypt, mode: siv, key: k, keyVersion: 1}}",
+         NULL},
     };
     (void)state;
     for (size_t i = 0; i < MM_ARRAY_LEN(rows); i++) {
