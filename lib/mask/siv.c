@@ -1,17 +1,18 @@
 /* lib/mask: AES-SIV (RFC 5297) through OpenSSL 3's "AES-<k>-SIV" ciphers. Each EVP update
  * with a NULL output adds one associated-data component to S2V; the single update with
- * output is the plaintext (SIV cannot stream: the IV depends on all of it). The key
- * context is made once and copied per call, as ff1.c does. */
+ * output is the plaintext (SIV cannot stream: the IV depends on all of it). */
 #include "mask/crypt_int.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <string.h>
 
+/* Contexts with the key set, one per direction: a call copies one (OpenSSL's SIV copies
+ * its CMAC and CTR states) instead of initialising with the key, which fetches CMAC and
+ * AES-CTR again and expands both keys, several times the cost of the copy. */
 struct siv_key {
     EVP_CIPHER *cipher;
-    unsigned char *key;
-    size_t len;
+    EVP_CIPHER_CTX *enc, *dec;
 };
 
 mm_err siv_key_new(const unsigned char *key, size_t len, siv_key **out)
@@ -23,13 +24,16 @@ mm_err siv_key_new(const unsigned char *key, size_t len, siv_key **out)
 
     if (!name)
         return MM_EINVAL;
-    if (!(k = mm_calloc(1, sizeof(*k))) || !(k->key = mm_memdup(key, len)))
+    if (!(k = mm_calloc(1, sizeof(*k))))
         goto out;
-    k->len = len;
     if (!(k->cipher = EVP_CIPHER_fetch(NULL, name, NULL))) {
         rc = MM_EINVAL; /* an OpenSSL without SIV (before 3.0) */
         goto out;
     }
+    if (!(k->enc = EVP_CIPHER_CTX_new()) || !(k->dec = EVP_CIPHER_CTX_new()) ||
+        !EVP_EncryptInit_ex2(k->enc, k->cipher, key, NULL, NULL) ||
+        !EVP_DecryptInit_ex2(k->dec, k->cipher, key, NULL, NULL))
+        goto out;
     *out = k;
     k = NULL;
     rc = MM_OK;
@@ -42,9 +46,8 @@ void siv_key_free(siv_key *k)
 {
     if (!k)
         return;
-    if (k->key)
-        OPENSSL_cleanse(k->key, k->len);
-    mm_free(k->key);
+    EVP_CIPHER_CTX_free(k->enc); /* clears the key schedules */
+    EVP_CIPHER_CTX_free(k->dec);
     EVP_CIPHER_free(k->cipher);
     mm_free(k);
 }
@@ -73,7 +76,7 @@ mm_err siv_seal(const siv_key *k, const unsigned char *const *ad, const size_t *
      * S2V would lack its final component and the final call fails: no empty plaintext */
     if (n_ad > SIV_MAX_AD || len == 0 || len > INT32_MAX)
         return MM_EINVAL;
-    if (!(c = EVP_CIPHER_CTX_new()) || !EVP_EncryptInit_ex2(c, k->cipher, k->key, NULL, NULL))
+    if (!(c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(c, k->enc))
         goto out;
     if (!siv_run(c, ad, ad_len, n_ad, in, len, out + SIV_TAG) ||
         !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, SIV_TAG, out))
@@ -94,7 +97,7 @@ mm_err siv_open(const siv_key *k, const unsigned char *const *ad, const size_t *
     if (n_ad > SIV_MAX_AD || len <= SIV_TAG || len > INT32_MAX)
         return MM_EINVAL;
     memcpy(tag, in, SIV_TAG);
-    if (!(c = EVP_CIPHER_CTX_new()) || !EVP_DecryptInit_ex2(c, k->cipher, k->key, NULL, NULL) ||
+    if (!(c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(c, k->dec) ||
         !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SIV_TAG, tag))
         goto out;
     /* a tag that does not verify fails the update or the final */

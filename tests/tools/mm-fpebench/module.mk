@@ -1,0 +1,1 @@
+mm-fpebench_MODULES := mask
