@@ -112,6 +112,7 @@ EOF
 printf 'app="payments"\npod-template-hash="abc"\n' >"$tmp/cfg/labels"
 mkdir -p "$tmp/cfg/keys"
 printf 'bench-key-0123456789abcdef' >"$tmp/cfg/keys/payments"
+printf 'bench-key-0123456789abcdef' >"$tmp/cfg/keys/payments.v1"
 PX=$(free_port)
 "$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PX" --admin "" --upstream 127.0.0.1:"$APP" \
     --policies "$tmp/cfg/policies.yaml" --labels "$tmp/cfg/labels" --keys "$tmp/cfg/keys" \
@@ -130,8 +131,19 @@ PX2=$(free_port)
     --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/proxy2.err" &
 pids+=($!)
 wait_port "$PX2"
+# the same policy with cards encrypted by FF1 (first six and last four kept; issue 16): held
+# to the same bar as masking
+sed 's/action: {type: mask, keepFirst: 6, keepLast: 4, char: "\*", preserveFormat: true}/action: {type: encrypt, format: ff1, key: payments, keyVersion: 1, keepFirst: 6, keepLast: 4}/' \
+    "$tmp/cfg/policies.yaml" >"$tmp/cfg/ff1.yaml"
+grep -q 'type: encrypt' "$tmp/cfg/ff1.yaml" || { echo "proxy.sh: no FF1 policy"; exit 1; }
+PX3=$(free_port)
+"$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PX3" --admin "" --upstream 127.0.0.1:"$APP" \
+    --policies "$tmp/cfg/ff1.yaml" --labels "$tmp/cfg/labels" --keys "$tmp/cfg/keys" \
+    --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/proxy3.err" &
+pids+=($!)
+wait_port "$PX3"
 # masking really is on
-for p in "$PX" "$PX2"; do
+for p in "$PX" "$PX2" "$PX3"; do
     if curl -s "http://127.0.0.1:$p/json?size=1024" | grep -qE '4111 1111 1111 1111|@example.com'; then
         echo "proxy.sh: the proxy did not mask; refusing to report figures"; exit 1
     fi
@@ -162,15 +174,17 @@ status=0
 printf '%-28s %10s %9s %9s %9s %9s\n' target req/s p50_ms p99_ms rps/nginx p99/nginx
 for size in 1024 65536; do
     path="/json?size=$size"
-    : >"$tmp/a"; : >"$tmp/n"; : >"$tmp/m"; : >"$tmp/t"
+    : >"$tmp/a"; : >"$tmp/n"; : >"$tmp/m"; : >"$tmp/t"; : >"$tmp/f"
     for _ in $(seq "$ROUNDS"); do
         bench "http://127.0.0.1:$APP$path" >>"$tmp/a"
         bench "http://127.0.0.1:$NGX$path" >>"$tmp/n"
         bench "http://127.0.0.1:$PX$path" >>"$tmp/m"
         [ "$size" = 1024 ] && bench "http://127.0.0.1:$PX2$path" >>"$tmp/t"
+        [ "$size" = 1024 ] && bench "http://127.0.0.1:$PX3$path" >>"$tmp/f"
     done
     [ -s "$tmp/t" ] || echo "0 0 0 0" >"$tmp/t"
-    for t in a n m t; do
+    [ -s "$tmp/f" ] || echo "0 0 0 0" >"$tmp/f"
+    for t in a n m t f; do
         for col in 1 2 3; do
             eval "${t}_$col=$(cut -d' ' -f$col "$tmp/$t" | median)"
         done
@@ -186,6 +200,9 @@ for size in 1024 65536; do
         printf '%-28s %10s %9s %9s %9s %9s\n' "  same, tokenizing $label" "$t_1" "$t_2" "$t_3" \
             "$(awk -v a="$t_1" -v b="$n_1" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
             "$(awk -v a="$t_3" -v b="$n_3" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+        f_rps=$(awk -v a="$f_1" -v b="$n_1" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+        printf '%-28s %10s %9s %9s %9s %9s\n' "  same, FF1 cards $label" "$f_1" "$f_2" "$f_3" \
+            "$f_rps" "$(awk -v a="$f_3" -v b="$n_3" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
     fi
     echo "  rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f1 "$tmp/m" | tr '\n' ' ')"
     echo "  rounds (p99 ms): nginx $(cut -d' ' -f3 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f3 "$tmp/m" | tr '\n' ' ')"
@@ -194,6 +211,7 @@ for size in 1024 65536; do
     fi
     if [ "$size" = 1024 ]; then
         awk -v r="$r_rps" 'BEGIN { exit !(r >= 0.80) }' || { echo "  BAR MISSED: 1KB req/s $r_rps of nginx (< 0.80)"; status=1; }
+        awk -v r="$f_rps" 'BEGIN { exit !(r >= 0.80) }' || { echo "  BAR MISSED: 1KB FF1 req/s $f_rps of nginx (< 0.80)"; status=1; }
         awk -v r="$r_p99" 'BEGIN { exit !(r <= 1.50) }' || { echo "  BAR MISSED: 1KB p99 $r_p99 x nginx (> 1.50)"; status=1; }
     fi
 done
