@@ -327,7 +327,9 @@ def main():
     check(enum("spec.direction") == ["response", "request", "both"]
           and get(root, "spec.direction").get("default") == "response", "direction enum, default response")
     actions = ["redact", "mask", "hash", "tokenize", "remove", "replace"]
-    check(enum("spec.rules.[].action.type") == actions, "rule action type enum")
+    check(enum("spec.rules.[].action.type") == actions + ["encrypt"], "rule action type enum")
+    check(enum("spec.reveal.[].rules.[].action.type") == actions + ["encrypt"],
+          "reveal grant action type enum")
     check(enum("spec.headers.[].action.type") == actions, "header action type enum")
     check(enum("spec.rules.[].detectors.[]") == ["credit_card", "us_ssn", "email", "phone", "iban", "ipv4",
                                                  "ipv6", "jwt", "aws_access_key", "bearer_token"],

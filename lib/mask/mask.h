@@ -2,8 +2,9 @@
  * mm_masker; bodies are then masked as streams (JSON, NDJSON/JSONL, server-sent events,
  * text) pushed in chunks of any size, with memory bounded by the largest single value,
  * never by the document. Bytes no rule touches are written out unchanged.
- * Depends on: lib/policy (the model), lib/common, OpenSSL (SHA-256, HMAC), PCRE2 (patterns).
- * Knows nothing of HTTP or Kubernetes. */
+ * Depends on: lib/policy (the model), lib/common, OpenSSL (SHA-256, HMAC, AES for FF1,
+ * AES-SIV, HKDF), PCRE2 (patterns), json-c (reveal only). Knows nothing of HTTP or
+ * Kubernetes. */
 #ifndef MM_MASK_H
 #define MM_MASK_H
 
@@ -18,7 +19,7 @@
 
 /* ---- keys ----------------------------------------------------------------------------- */
 
-/* Named secret keys for hash (HMAC) and tokenize. */
+/* Named secret keys for hash (HMAC), tokenize and encrypt (entries <key>.v<N>). */
 typedef struct mm_keys mm_keys;
 
 mm_err mm_keys_new(mm_keys **out);
