@@ -113,35 +113,33 @@ printf 'app="payments"\npod-template-hash="abc"\n' >"$tmp/cfg/labels"
 mkdir -p "$tmp/cfg/keys"
 printf 'bench-key-0123456789abcdef' >"$tmp/cfg/keys/payments"
 printf 'bench-key-0123456789abcdef' >"$tmp/cfg/keys/payments.v1"
-PX=$(free_port)
-"$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PX" --admin "" --upstream 127.0.0.1:"$APP" \
-    --policies "$tmp/cfg/policies.yaml" --labels "$tmp/cfg/labels" --keys "$tmp/cfg/keys" \
-    --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/proxy.err" &
-PXPID=$!
-pids+=($PXPID)
-wait_port "$PX"
+# start_proxy POLICIES NAME: a proxy on a free port; sets PORT and PID
+start_proxy() {
+    PORT=$(free_port)
+    "$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PORT" --admin "" --upstream 127.0.0.1:"$APP" \
+        --policies "$1" --labels "$tmp/cfg/labels" --keys "$tmp/cfg/keys" \
+        --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/$2.err" &
+    PID=$!
+    pids+=($PID)
+    wait_port "$PORT"
+}
+start_proxy "$tmp/cfg/policies.yaml" proxy
+PX=$PORT
+PXPID=$PID
 # masking really is on
 # the same policy with contact details tokenized (HMAC-SHA256 per value): a heavier one,
 # reported beside the bar, not held to it
 sed 's/action: {type: redact}$/action: {type: tokenize, key: payments}/' \
     "$tmp/cfg/policies.yaml" >"$tmp/cfg/tokenize.yaml"
-PX2=$(free_port)
-"$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PX2" --admin "" --upstream 127.0.0.1:"$APP" \
-    --policies "$tmp/cfg/tokenize.yaml" --labels "$tmp/cfg/labels" --keys "$tmp/cfg/keys" \
-    --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/proxy2.err" &
-pids+=($!)
-wait_port "$PX2"
+start_proxy "$tmp/cfg/tokenize.yaml" proxy2
+PX2=$PORT
 # the same policy with cards encrypted by FF1 (first six and last four kept; issue 16): held
 # to the same bar as masking
 sed 's/action: {type: mask, keepFirst: 6, keepLast: 4, char: "\*", preserveFormat: true}/action: {type: encrypt, format: ff1, key: payments, keyVersion: 1, keepFirst: 6, keepLast: 4}/' \
     "$tmp/cfg/policies.yaml" >"$tmp/cfg/ff1.yaml"
 grep -q 'type: encrypt' "$tmp/cfg/ff1.yaml" || { echo "proxy.sh: no FF1 policy"; exit 1; }
-PX3=$(free_port)
-"$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PX3" --admin "" --upstream 127.0.0.1:"$APP" \
-    --policies "$tmp/cfg/ff1.yaml" --labels "$tmp/cfg/labels" --keys "$tmp/cfg/keys" \
-    --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/proxy3.err" &
-pids+=($!)
-wait_port "$PX3"
+start_proxy "$tmp/cfg/ff1.yaml" proxy3
+PX3=$PORT
 # masking really is on
 for p in "$PX" "$PX2" "$PX3"; do
     if curl -s "http://127.0.0.1:$p/json?size=1024" | grep -qE '4111 1111 1111 1111|@example.com'; then

@@ -36,16 +36,21 @@ spec:
       action: {type: encrypt, mode: siv, key: payments, keyVersion: $1}
 YAML
     }
+    fpe_read() { # VERSION: the response once it is written with that key version
+        local body=""
+        for _ in $(seq 1 60); do   # kubelet refreshes mounted volumes within about a minute
+            body=$(curl_in http://shop-api/response.json || true)
+            grep -q "\"pan.v$1:4111 11" <<<"$body" && break
+            sleep 3
+        done
+        printf '%s' "$body"
+    }
     pod=$(k -n "$APP_NS" get pod -l app=shop-api -o jsonpath='{.items[0].metadata.name}')
     restarts_before=$(k -n "$APP_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[*].restartCount}')
     k -n "$APP_NS" create secret generic maskmesh-keys --from-file=payments.v1="$tmp/keys/payments.v1" \
         --dry-run=client -o yaml | k apply -f -
     fpe_policy 1 | k apply -f -
-    for _ in $(seq 1 60); do   # kubelet refreshes mounted volumes within about a minute
-        before=$(curl_in http://shop-api/response.json || true)
-        grep -q '"pan.v1:4111 11' <<<"$before" && break
-        sleep 3
-    done
+    before=$(fpe_read 1)
     grep -q '"pan.v1:4111 11' <<<"$before" && grep -q '"enc_v1_' <<<"$before" \
         && ok "FF1 and SIV with key v1 in the response" || bad "no v1 ciphertext in: ${before:0:300}"
 
@@ -53,11 +58,7 @@ YAML
         --from-file=payments.v2="$tmp/keys/payments.v2" --dry-run=client -o yaml | k apply -f -
     sleep 2   # the Secret's update is mounted before the policy asks for v2 (else one failed reload)
     fpe_policy 2 | k apply -f -
-    for _ in $(seq 1 60); do
-        after=$(curl_in http://shop-api/response.json || true)
-        grep -q '"pan.v2:4111 11' <<<"$after" && break
-        sleep 3
-    done
+    after=$(fpe_read 2)
     grep -q '"pan.v2:4111 11' <<<"$after" && grep -q '"enc_v2_' <<<"$after" \
         && ok "after the rotation the response is written with key v2" || bad "no v2 ciphertext in: ${after:0:300}"
     [ "$restarts_before" = "$(k -n "$APP_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[*].restartCount}')" ] \

@@ -1100,6 +1100,26 @@ static void build_headers(bctx *c, const node *n, mm_policy *p)
     }
 }
 
+/* `principals` of an exemption or a reveal grant: a non-empty list of non-empty strings. */
+static void build_principals(bctx *c, const node *e, char ***out, size_t *n)
+{
+    const node *f = node_get(e, "principals");
+    if (!f) {
+        bad(c, e, "principals is required");
+        return;
+    }
+    size_t o2 = push_key(c, "principals");
+    if (str_list(c, f, MAX_PRINCIPALS, "a principal", out, n) && *n == 0)
+        bad(c, f, "at least one principal is required");
+    for (size_t k = 0; k < *n; k++)
+        if ((*out)[k] && !(*out)[k][0]) {
+            size_t o3 = push(c, "[%zu]", k);
+            bad(c, f->items[k], "a principal cannot be empty");
+            pop(c, o3);
+        }
+    pop(c, o2);
+}
+
 static void build_exemptions(bctx *c, const node *n, mm_policy *p)
 {
     if (!is_seq(c, n, MAX_EXEMPTIONS))
@@ -1116,21 +1136,7 @@ static void build_exemptions(bctx *c, const node *n, mm_policy *p)
         size_t old = push(c, "[%zu]", i);
         if (is_map(c, e)) {
             check_keys(c, e, keys);
-            if (!(f = node_get(e, "principals")))
-                bad(c, e, "principals is required");
-            else {
-                size_t o2 = push_key(c, "principals");
-                if (str_list(c, f, MAX_PRINCIPALS, "a principal", &x->principals, &x->n_principals) &&
-                    x->n_principals == 0)
-                    bad(c, f, "at least one principal is required");
-                for (size_t k = 0; k < x->n_principals; k++)
-                    if (x->principals[k] && !x->principals[k][0]) {
-                        size_t o3 = push(c, "[%zu]", k);
-                        bad(c, f->items[k], "a principal cannot be empty");
-                        pop(c, o3);
-                    }
-                pop(c, o2);
-            }
+            build_principals(c, e, &x->principals, &x->n_principals);
             if (!(f = node_get(e, "rules")))
                 bad(c, e, "rules is required (the rules these principals see unmasked)");
             else {
@@ -1175,15 +1181,7 @@ static void build_grants(bctx *c, const node *n, mm_policy *p)
         if (!is_map(c, e))
             goto next;
         check_keys(c, e, keys);
-        if (!(f = node_get(e, "principals")))
-            bad(c, e, "principals is required");
-        else {
-            size_t o2 = push_key(c, "principals");
-            if (str_list(c, f, MAX_PRINCIPALS, "a principal", &g->principals, &g->n_principals) &&
-                g->n_principals == 0)
-                bad(c, f, "at least one principal is required");
-            pop(c, o2);
-        }
+        build_principals(c, e, &g->principals, &g->n_principals);
         if (!(f = node_get(e, "rules"))) {
             bad(c, e, "rules is required ([{rule: name, action: {...}} or {rule: name, clear: "
                 "true}])");
