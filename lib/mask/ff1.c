@@ -3,8 +3,9 @@
  *
  * Two arithmetic paths compute the same function:
  *   - 64-bit: when radix^v fits in 64 bits (radix 10 up to 38 numerals, radix 36 up to 24,
- *     radix 62 up to 20), NUM_radix(B) fits in b <= 8 bytes, y in d <= 12 bytes, and one
- *     128-bit remainder per round does the modular step. Cards, SSNs and phone numbers
+ *     radix 62 up to 20), NUM_radix(B) fits in b <= 8 bytes and y in d <= 12 bytes; with
+ *     up to 9 decimal digits a half, y fits in 64 bits and its remainder is a Barrett
+ *     reduction (multiplications; one division per call). Cards, SSNs and phone numbers
  *     take this path.
  *   - BIGNUM: any length up to FF1_MAX_LEN.
  * The key schedule is expanded once (ff1_key_new); a call borrows a copy of that context
@@ -127,6 +128,13 @@ static uint64_t num64(const uint8_t *x, size_t m, unsigned radix)
 
 static void str64(uint64_t v, uint8_t *x, size_t m, unsigned radix)
 {
+    if (radix == 10) { /* a constant divisor: multiplications, not a division per digit */
+        for (size_t i = m; i-- > 0;) {
+            x[i] = (uint8_t)(v % 10);
+            v /= 10;
+        }
+        return;
+    }
     for (size_t i = m; i-- > 0;) {
         x[i] = (uint8_t)(v % radix);
         v /= radix;
@@ -143,9 +151,22 @@ static uint64_t pow64(unsigned radix, size_t m)
     return p;
 }
 
+/* y mod m without a division: q = high64(y * inv), inv = floor((2^64 - 1) / m), is at
+ * most two below y / m (Barrett), so r = y - q m needs at most two subtractions. The one
+ * division per modulus happens once per call, not once per round. */
+static inline uint64_t mod_barrett(uint64_t y, uint64_t m, uint64_t inv)
+{
+    uint64_t q = (uint64_t)(((unsigned __int128)y * inv) >> 64);
+    uint64_t r = y - q * m;
+    while (r >= m)
+        r -= m;
+    return r;
+}
+
 static bool run64(ff1_call *f, uint8_t *x, bool decrypt, uint64_t mod_u, uint64_t mod_v)
 {
     uint64_t a = num64(x, f->u, f->radix), bb = num64(x + f->u, f->v, f->radix);
+    uint64_t inv_u = UINT64_MAX / mod_u, inv_v = mod_v == mod_u ? inv_u : UINT64_MAX / mod_v;
     unsigned char s[16];
     unsigned char *qb = f->q + f->qlen - f->b; /* [NUM(B)]^b */
     unsigned char *qi = qb - 1;                 /* [i] */
@@ -161,11 +182,13 @@ static bool run64(ff1_call *f, uint8_t *x, bool decrypt, uint64_t mod_u, uint64_
             qb[k] = (unsigned char)(in >> (8 * (f->b - 1 - k)));
         if (!round_s(f, s))
             return false;
-        if (f->d <= 8) { /* v up to 9 decimal digits: y fits in 64 bits */
-            uint64_t y = 0;
-            for (size_t k = 0; k < f->d; k++)
-                y = y << 8 | s[k];
-            ym = y % mod;
+        if (f->d == 8) { /* b <= 4 (v up to 9 decimal digits): y fits in 64 bits */
+            uint64_t y;
+            memcpy(&y, s, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            y = __builtin_bswap64(y); /* S is big-endian */
+#endif
+            ym = mod_barrett(y, mod, (i & 1) ? inv_v : inv_u);
         } else { /* d <= 12: y < 2^96 */
             unsigned __int128 y = 0;
             for (size_t k = 0; k < f->d; k++)

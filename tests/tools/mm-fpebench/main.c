@@ -3,7 +3,7 @@
  * with FF1 on 16-digit cards (keepFirst 6, keepLast 4, luhn invalid: 6 digits encrypted;
  * and the whole card: 15), and encrypt with AES-SIV on emails. Prints one line per case:
  *   <case> <values/s> <ratio to tokenize>
- * Usage: mm-fpebench [SECONDS per case, default 1] */
+ * Usage: mm-fpebench [SECONDS per case, default 1] [CASE: only that one, for profiling] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +68,8 @@ int main(int argc, char **argv)
     mm_buf_init(&out, 0);
     for (size_t c = 0; c < MM_ARRAY_LEN(cases); c++) {
         act_t act;
+        if (argc > 2 && strcmp(argv[2], cases[c].name) != 0)
+            continue;
         uint64_t n = 0, t0, t;
         if (act_compile(&cases[c].a, keys, cases[c].name, &act, &eb) != MM_OK) {
             fprintf(stderr, "mm-fpebench: %s\n", eb.msg);
