@@ -5,3 +5,4 @@ fuzz_admission_MODULES := admission
 fuzz_k8s_watch_MODULES := k8s
 fuzz_k8s_kubeconfig_MODULES := k8s
 fuzz_http_MODULES := proxy
+fuzz_encrypt_MODULES := mask
