@@ -829,7 +829,7 @@ static mm_err limit(mm_stream *s, mm_errbuf *eb, mm_err rc)
     return rc;
 }
 
-mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
+static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
 {
     mm_err rc = MM_OK;
     size_t i = 0;
@@ -1118,7 +1118,7 @@ err_key:
     return rc;
 }
 
-mm_err json_finish(mm_stream *s, mm_errbuf *eb)
+static mm_err json_end(mm_stream *s, mm_errbuf *eb)
 {
     mm_err rc;
     if (s->js == J_NUM && !s->depth && num_complete(s->numst)) {
@@ -1134,7 +1134,7 @@ mm_err json_finish(mm_stream *s, mm_errbuf *eb)
     return st_fail(s, eb, MM_EPARSE, s->off, "unexpected end of input: the JSON value is incomplete");
 }
 
-void json_reset(mm_stream *s)
+static void json_reset(mm_stream *s)
 {
     s->js = J_VALUE;
     s->esc = false;
@@ -1150,7 +1150,7 @@ void json_reset(mm_stream *s)
 
 /* Per stream: the root states of the rules on here, and the states whose children a
  * removing rule selects (members in containers with such states are held back). */
-mm_err json_init(mm_stream *s)
+static mm_err json_init(mm_stream *s)
 {
     const mpaths *pa = &s->m->pa;
     s->words = pa->words;
@@ -1177,3 +1177,28 @@ mm_err json_init(mm_stream *s)
     }
     return MM_OK;
 }
+
+static void json_free(mm_stream *s)
+{
+    mm_free(s->root);
+    mm_free(s->rmhold);
+    mm_free(s->cset);
+    mm_free(s->fr);
+    mm_free(s->sets);
+    mm_free(s->map);
+    mm_buf_free(&s->val);
+    mm_buf_free(&s->key_raw);
+    mm_buf_free(&s->key);
+    mm_buf_free(&s->pre);
+    mm_buf_free(&s->path);
+    mm_buf_free(&s->dec);
+    mm_buf_free(&s->abuf);
+}
+
+const st_format st_format_json = {
+    .init = json_init,
+    .feed = json_feed,
+    .end = json_end,
+    .reset = json_reset,
+    .free = json_free,
+};

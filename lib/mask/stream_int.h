@@ -1,5 +1,6 @@
-/* lib/mask: the stream state shared by stream.c (the public surface, output, findings,
- * detection), json.c (JSON and NDJSON) and text.c (text and server-sent events).
+/* lib/mask: the stream state shared by stream.c (the public surface and the table of body
+ * formats), emit.c (output, findings, detection), json.c (JSON and NDJSON) and text.c (text
+ * and server-sent events).
  * Not part of the public surface. */
 #ifndef MM_STREAM_INT_H
 #define MM_STREAM_INT_H
@@ -32,9 +33,12 @@ typedef struct {
  * masker's; its path is dropped) */
 typedef mm_finding held_finding;
 
+typedef struct st_format st_format; /* below */
+
 struct mm_stream {
     mm_masker *m;
     mm_stream_opts o;
+    const st_format *fmt;
     mm_write_fn write;
     void *wctx;
     unsigned char *rs;   /* per rule: RS_* */
@@ -103,7 +107,25 @@ struct mm_stream {
     bool hf_fail;     /* holding a finding failed for lack of memory */
 };
 
-/* stream.c */
+/* A body format: the machine that masks one kind of body. stream.c keeps a table of them by
+ * body kind and calls a stream's format through it; a format calls only emit.c (and, for its
+ * child, the child's format through the same table entry), never stream.c. */
+struct st_format {
+    mm_err (*init)(mm_stream *s); /* once, in mm_stream_new: per-stream allocations */
+    mm_err (*feed)(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
+    mm_err (*end)(mm_stream *s, mm_errbuf *eb); /* end of input: fails if incomplete */
+    void (*reset)(mm_stream *s);  /* ready for another body; allocations kept */
+    void (*free)(mm_stream *s);   /* what init allocated */
+    /* SSE: parts of the body are masked as JSON documents of their own by a child stream
+     * (s->child, writing to s->cout, findings held in s->hf), opened by mm_stream_new */
+    bool json_child;
+};
+
+extern const st_format st_format_json;  /* json.c: JSON and NDJSON */
+extern const st_format st_format_text;  /* text.c */
+extern const st_format st_format_sse;   /* text.c */
+
+/* emit.c */
 mm_err st_out_put(mm_stream *s, const char *p, size_t n);
 mm_err st_out_flush(mm_stream *s);
 void st_report(mm_stream *s, int rule, const char *detector, const char *path, uint64_t off,
@@ -116,16 +138,12 @@ mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *
  * *remove: one of them removes. */
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
                  uint64_t line, const char *path, int attrib, bool *apply, bool *remove);
-
-/* json.c */
-mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
-mm_err json_finish(mm_stream *s, mm_errbuf *eb);
-void json_reset(mm_stream *s);
-mm_err json_init(mm_stream *s);
-
-/* text.c */
-mm_err lines_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
-mm_err lines_finish(mm_stream *s, mm_errbuf *eb);
-mm_err lines_init(mm_stream *s);
+/* The part of a reset every format shares: counters, staged output, position, failure. */
+void st_clear(mm_stream *s);
+/* An mm_write_fn appending to the mm_buf `ctx`. */
+mm_err st_buf_write(void *ctx, const char *data, size_t len);
+/* An mm_finding_fn holding findings in the stream `ctx` (s->hf; s->hf_fail when out of
+ * memory) until its caller knows what they are worth (SSE: whether a line is JSON). */
+void st_hold_finding(void *ctx, const mm_finding *f);
 
 #endif
