@@ -67,7 +67,9 @@ static void on_finding(void *ctx, const mm_finding *f)
     } else {
         mm_buf_printf(b, "%s:%" PRIu64 ": offset %" PRIu64 ": %s: %s: ", sc->input, f->line,
                       f->offset, f->path ? f->path : "(text)",
-                      f->detector ? f->detector : "(fields path)");
+                      f->detector ? f->detector
+                      : f->rule && strcmp(f->rule, MM_DENY_RULE) == 0 ? "(not allowed)"
+                                                                    : "(fields path)");
         if (f->rule)
             mm_buf_printf(b, "masked by %s/%s", f->policy, f->rule);
         else

@@ -98,7 +98,8 @@ static int by_rule_start(const void *a, const void *b)
 }
 
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
-                 uint64_t line, const char *path, int attrib, bool *apply, bool *remove)
+                 uint64_t line, const char *path, int attrib, int fallback, bool *apply,
+                 bool *remove)
 {
     mm_err rc;
     size_t kept = 0;
@@ -114,15 +115,23 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
         int slot = sp.rule;
         uint64_t at = base + (map ? map[sp.start] : sp.start);
         int silent = s->m->scan && attrib != RULE_NONE ? attrib : s->slot_silent[slot];
+        if (s->m->scan && silent == RULE_NONE)
+            silent = fallback;
         if (silent != RULE_NONE || s->m->scan)
             st_report(s, silent, sp.name, path, at, line, false);
-        sp.rule = s->slot_rule[slot];
+        /* scan mode applies nothing, but keeps the matches an explicit rule would take, so
+         * st_covered can tell whether a default deny would take the value */
+        sp.rule = !s->m->scan ? s->slot_rule[slot] : silent != fallback ? silent : RULE_NONE;
         if (sp.rule != RULE_NONE)
             s->sp[kept++] = sp;
     }
     s->nsp = kept;
     if (!kept)
         return MM_OK;
+    if (s->m->scan) {
+        qsort(s->sp, kept, sizeof(*s->sp), by_start);
+        return MM_OK;
+    }
     /* precedence: the lower rule first, then the earlier start; keep what does not overlap */
     if (kept > 1) {
         qsort(s->sp, kept, sizeof(*s->sp), by_rule_start);
@@ -146,6 +155,27 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
     }
     *apply = true;
     return MM_OK;
+}
+
+bool st_covered(const mm_stream *s, size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < s->nsp; i++) {
+        if (s->sp[i].start > at)
+            return false;
+        if (s->sp[i].end > at)
+            at = s->sp[i].end;
+    }
+    return at >= n;
+}
+
+void st_deny(const mm_stream *s, uint64_t allow, int *deny, int *silent)
+{
+    uint64_t a = s->deny_apply & ~allow, q = s->deny_silent & ~allow;
+    int first = (int)s->m->first_deny;
+    *deny = a ? first + __builtin_ctzll(a) : RULE_NONE;
+    *silent = q && (!a || __builtin_ctzll(q) < __builtin_ctzll(a)) ? first + __builtin_ctzll(q)
+                                                                   : RULE_NONE;
 }
 
 /* ---- bodies --------------------------------------------------------------------------- */

@@ -146,7 +146,9 @@ static void final_rules(mm_stream *s)
         while (b) {
             int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
             b &= b - 1;
-            if (s->rs[r] == RS_APPLY && r < s->csel)
+            if (s->m->rules[r].deny) /* an allow path: its default deny lets the node pass */
+                s->callow |= 1ull << ((size_t)r - s->m->first_deny);
+            else if (s->rs[r] == RS_APPLY && r < s->csel)
                 s->csel = r;
             else if (s->rs[r] == RS_SILENT && r < s->casel)
                 s->casel = r;
@@ -180,6 +182,7 @@ static void step_child(mm_stream *s, const uint64_t *in, bool named, const char 
         s->clive = (out & ~pa->final[0]) != 0;
         s->cnamed = (out & pa->named[0]) != 0;
         s->csel = s->casel = RULE_NONE;
+        s->callow = 0;
         if (out & pa->final[0])
             final_rules(s);
         return;
@@ -209,6 +212,7 @@ static void step_child(mm_stream *s, const uint64_t *in, bool named, const char 
     s->clive = live != 0;
     s->cnamed = nam != 0;
     s->csel = s->casel = RULE_NONE;
+    s->callow = 0;
     if (fin)
         final_rules(s);
 }
@@ -227,6 +231,7 @@ static void step_root(mm_stream *s)
     s->clive = live != 0;
     s->cnamed = nam != 0;
     s->csel = s->casel = RULE_NONE;
+    s->callow = 0;
     if (fin)
         final_rules(s);
 }
@@ -235,6 +240,7 @@ static void child_none(mm_stream *s)
 {
     s->clive = s->cnamed = false;
     s->csel = s->casel = RULE_NONE;
+    s->callow = 0;
 }
 
 /* ---- findings paths ------------------------------------------------------------------- */
@@ -474,6 +480,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
     mm_err rc;
     jframe *f = top(s);
     int sel = f ? f->sel : RULE_NONE, asel = f ? f->asel : RULE_NONE;
+    uint64_t allow = f ? f->allow : 0;
     size_t base = s->path.len;
 
     if ((rc = ensure_depth(s, s->depth + 1)) != MM_OK)
@@ -484,6 +491,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
         sel = s->csel;
     if (s->casel < asel)
         asel = s->casel;
+    allow |= s->callow;
     if (s->findings && !s->supp && (rc = path_push(s)) != MM_OK)
         return rc;
 
@@ -506,6 +514,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
         return rc;
     nf->sel = sel;
     nf->asel = asel < sel ? asel : RULE_NONE;
+    nf->allow = allow;
     nf->live = s->clive;
     nf->named = s->cnamed;
     if (s->clive)
@@ -526,7 +535,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
 static inline bool scalar_quiet(const mm_stream *s, int vkind)
 {
     const jframe *f = s->depth ? &s->fr[s->depth - 1] : NULL;
-    if (!f || s->holding || (s->det && vkind != V_LIT))
+    if (!f || s->holding || ((s->det || s->deny_on) && vkind != V_LIT))
         return false;
     if (s->supp)
         return true;
@@ -555,8 +564,12 @@ static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
         asel = s->casel;
     s->vsel = sel;
     s->vasel = asel < sel ? asel : RULE_NONE;
+    s->vdeny = s->vadeny = RULE_NONE;
+    if (s->deny_on && vkind != V_LIT && sel == RULE_NONE)
+        st_deny(s, (f ? f->allow : 0) | s->callow, &s->vdeny, &s->vadeny);
     bool want = sel != RULE_NONE || (s->det && vkind != V_LIT) ||
-                (s->vasel != RULE_NONE && !s->m->scan);
+                (s->vasel != RULE_NONE && !s->m->scan) || s->vdeny != RULE_NONE ||
+                s->vadeny != RULE_NONE;
     if (!want) {
         if (s->holding)
             return release(s, data, i, true);
@@ -610,7 +623,29 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
     mm_buf_reset(&s->tmp);
     if (s->vasel != RULE_NONE && !s->m->scan) /* an audit or exempt path selects it */
         st_report(s, s->vasel, NULL, path, s->voff, s->vline, false);
-    if (sel != RULE_NONE) {
+    if (sel == RULE_NONE && s->vkind != V_LIT &&
+        (s->det || s->vdeny != RULE_NONE || s->vadeny != RULE_NONE)) {
+        bool apply = false, remove = false;
+        int attrib = s->m->scan ? s->vasel : RULE_NONE;
+        if (s->det && (rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib,
+                                      s->vadeny, &apply, &remove)) != MM_OK)
+            return rc;
+        /* a default deny takes what no rule decides whole; "" has nothing to hide */
+        bool taken = !dlen || (s->det && st_covered(s, dlen));
+        bool deny = !taken && s->vdeny != RULE_NONE;
+        if (!taken && s->vadeny != RULE_NONE && !(s->m->scan && s->vasel != RULE_NONE))
+            st_report(s, s->vadeny, NULL, path, s->voff, s->vline, false);
+        if (remove) {
+            what = DROP;
+        } else if (deny) {
+            sel = s->vdeny; /* below, as a path's rule would */
+        } else if (apply) {
+            what = NEW;
+            rc = s->vkind == V_STR ? build_json_string(s, content, clen, dec, map, &s->tmp)
+                                   : build_json_string(s, raw, n, raw, NULL, &s->tmp);
+        }
+    }
+    if (rc == MM_OK && sel != RULE_NONE) {
         const act_t *a = &s->m->rules[sel].act;
         if (a->type == MM_ACTION_REMOVE) {
             st_report(s, sel, NULL, path, s->voff, s->vline, true);
@@ -626,19 +661,6 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
             if ((rc = act_apply(a, dec, dlen, &s->abuf)) == MM_OK)
                 rc = mm_buf_put_json_str(&s->tmp, s->abuf.data ? s->abuf.data : "", s->abuf.len);
             what = NEW;
-        }
-    } else if (s->det && s->vkind != V_LIT) {
-        bool apply, remove;
-        int attrib = s->m->scan ? s->vasel : RULE_NONE;
-        if ((rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib, &apply, &remove)) !=
-            MM_OK)
-            return rc;
-        if (remove) {
-            what = DROP;
-        } else if (apply) {
-            what = NEW;
-            rc = s->vkind == V_STR ? build_json_string(s, content, clen, dec, map, &s->tmp)
-                                   : build_json_string(s, raw, n, raw, NULL, &s->tmp);
         }
     }
     if (rc != MM_OK)

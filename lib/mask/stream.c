@@ -24,6 +24,17 @@ static void stream_rules(mm_stream *s)
         s->rs[r] = mr->audit || exempt || m->scan ? RS_SILENT : RS_APPLY;
     }
     s->det_remove = false;
+    s->deny_apply = s->deny_silent = 0;
+    for (size_t r = m->first_deny; r < m->n_rules; r++) {
+        uint64_t bit = 1ull << (r - m->first_deny);
+        if (s->rs[r] == RS_APPLY) {
+            s->deny_apply |= bit;
+            if (m->rules[r].act.type == MM_ACTION_REMOVE)
+                s->det_remove = true; /* any member may go: hold them as for detectors */
+        } else if (s->rs[r] == RS_SILENT)
+            s->deny_silent |= bit;
+    }
+    s->deny_on = (s->deny_apply | s->deny_silent) != 0;
     for (size_t k = 0; k < m->n_slots; k++) {
         const mslot *sl = &m->slots[k];
         s->slot_rule[k] = s->slot_silent[k] = RULE_NONE;

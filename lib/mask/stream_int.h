@@ -19,6 +19,7 @@ typedef struct {
     bool emitted;     /* a member was written: the next one written keeps its comma */
     int sel;          /* the rule (applied in this stream) selecting this container */
     int asel;         /* the first audit/exempt rule selecting it, when lower than sel */
+    uint64_t allow;   /* the default-deny rules whose paths allow it (bit k: first_deny + k) */
     long index;       /* arrays: index of the next element */
     size_t path_base; /* findings path length before this container's segment */
 } jframe;
@@ -48,6 +49,9 @@ struct mm_stream {
     det_scratch *sc;
     size_t max_value;
     bool findings;       /* on_finding is set: build paths */
+    bool deny_on;        /* some default deny is on here: strings and numbers are read */
+    uint64_t deny_apply; /* the default-deny rules applied here (bit k: first_deny + k) */
+    uint64_t deny_silent; /* those that report only (audit, exempt, scan) */
     bool failed;
     mm_errbuf *eb;       /* the caller's, during a push or finish */
     mm_stream_stats st;
@@ -65,6 +69,7 @@ struct mm_stream {
     uint64_t *cset;      /* the next child's states */
     bool clive, cnamed;
     int csel, casel;
+    uint64_t callow;     /* the default-deny rules whose paths allow the next child */
 
     /* JSON: the machine */
     int js;
@@ -83,6 +88,7 @@ struct mm_stream {
     size_t vstart;
     int vkind;
     int vsel, vasel;
+    int vdeny, vadeny;   /* the default deny that takes the scalar; one that only reports */
     uint64_t voff, vline;
     bool vesc;
     const char *vptr; /* the complete scalar: in the chunk, or s->val */
@@ -134,10 +140,19 @@ mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *
 /* Runs the detectors over t[0..n), reports what they find (offsets: base + map[i], or
  * base + i without map) and leaves in s->sp, sorted by start, the matches to transform:
  * per overlap the lowest rule wins, then the earliest start. `attrib` names the rule a
- * path gives the value in scan mode (RULE_NONE otherwise). *apply: some match transforms;
- * *remove: one of them removes. */
+ * path gives the value in scan mode (RULE_NONE otherwise); `fallback` the rule a scan
+ * names when no rule names the detector (a default deny that would take the value).
+ * *apply: some match transforms; *remove: one of them removes. */
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
-                 uint64_t line, const char *path, int attrib, bool *apply, bool *remove);
+                 uint64_t line, const char *path, int attrib, int fallback, bool *apply,
+                 bool *remove);
+/* Whether the matches st_detect left in s->sp cover all of t[0..n): explicit rules then
+ * decide the whole value, and a default deny has nothing left to take. */
+bool st_covered(const mm_stream *s, size_t n);
+/* The default deny of a value that the rules whose bits are in `allow` allow: *deny the
+ * first applied one that does not allow it, *silent the first reporting one before it
+ * (RULE_NONE when none). */
+void st_deny(const mm_stream *s, uint64_t allow, int *deny, int *silent);
 /* The part of a reset every format shares: counters, staged output, position, failure. */
 void st_clear(mm_stream *s);
 /* An mm_write_fn appending to the mm_buf `ctx`. */

@@ -29,17 +29,31 @@ static mm_err build_text(mm_stream *s, const char *t, size_t n, mm_buf *out)
 }
 
 /* Appends the masked form of text t[0..n) at offset `off` to out; *same when unchanged
- * (nothing appended then). */
+ * (nothing appended then). A default deny takes the whole line (the SSE data value), as it
+ * takes a JSON string: text has no paths, so nothing in it is allowed, and only matches that
+ * cover all of it let the rules decide instead. */
 static mm_err text_part(mm_stream *s, const char *t, size_t n, uint64_t off, mm_buf *out,
                         bool *same)
 {
     mm_err rc;
     bool apply = false, remove = false;
+    int deny = RULE_NONE, silent = RULE_NONE;
     *same = true;
-    if (!s->det || !n)
+    if ((!s->det && !s->deny_on) || !n)
         return MM_OK;
-    if ((rc = st_detect(s, t, n, NULL, off, s->line, NULL, RULE_NONE, &apply, &remove)) != MM_OK)
+    if (s->deny_on)
+        st_deny(s, 0, &deny, &silent);
+    if (s->det && (rc = st_detect(s, t, n, NULL, off, s->line, NULL, RULE_NONE, silent, &apply,
+                                  &remove)) != MM_OK)
         return rc;
+    bool taken = s->det && st_covered(s, n);
+    if (silent != RULE_NONE && !taken)
+        st_report(s, silent, NULL, NULL, off, s->line, false);
+    if (deny != RULE_NONE && !taken) {
+        st_report(s, deny, NULL, NULL, off, s->line, true);
+        *same = false;
+        return act_apply(&s->m->rules[deny].act, t, n, out); /* remove: the line empties */
+    }
     if (!apply)
         return MM_OK;
     *same = false;
@@ -147,7 +161,7 @@ static mm_err lines_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *
 {
     mm_err rc;
     size_t i = 0;
-    if (s->o.kind == MM_BODY_TEXT && !s->det)
+    if (s->o.kind == MM_BODY_TEXT && !s->det && !s->deny_on)
         return st_out_put(s, data, len); /* nothing reads text: no lines to find */
     while (i < len) {
         const char *nl = memchr(data + i, '\n', len - i);

@@ -151,6 +151,29 @@ static void check_regex(bctx *c, const node *n, const char *re)
     pcre2_code_free(p);
 }
 
+/* A list of JSONPaths (a rule's fields, defaultDeny.body.fields). */
+static void build_paths(bctx *c, const node *f, mm_path **out, size_t *count)
+{
+    if (is_seq(c, f, MM_POLICY_MAX_PATHS) && (*out = mm_calloc(f->n ? f->n : 1, sizeof(mm_path)))) {
+        *count = f->n;
+        for (size_t i = 0; i < f->n; i++) {
+            size_t o2 = push(c, "[%zu]", i);
+            char *text = want_str(c, f->items[i], "a JSONPath");
+            mm_errbuf peb;
+            mm_err prc;
+            if (text && (prc = mm_path_parse(text, &(*out)[i], &peb)) != MM_OK) {
+                if (prc == MM_ENOMEM)
+                    c->oom = true;
+                else
+                    bad(c, f->items[i], "invalid JSONPath: %s", peb.msg);
+            }
+            mm_free(text);
+            pop(c, o2);
+        }
+    } else if (f->kind == NODE_SEQ && f->n <= MM_POLICY_MAX_PATHS)
+        c->oom = true;
+}
+
 static void build_rule(bctx *c, const node *n, mm_rule *r)
 {
     static const char *const keys[] = {"name", "fields", "detectors", "patterns",
@@ -172,24 +195,7 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
     }
     if ((f = node_get(n, "fields"))) {
         old = push_key(c, "fields");
-        if (is_seq(c, f, MM_POLICY_MAX_PATHS) && (r->fields = mm_calloc(f->n ? f->n : 1, sizeof(mm_path)))) {
-            r->n_fields = f->n;
-            for (size_t i = 0; i < f->n; i++) {
-                size_t o2 = push(c, "[%zu]", i);
-                char *text = want_str(c, f->items[i], "a JSONPath");
-                mm_errbuf peb;
-                mm_err prc;
-                if (text && (prc = mm_path_parse(text, &r->fields[i], &peb)) != MM_OK) {
-                    if (prc == MM_ENOMEM)
-                        c->oom = true;
-                    else
-                        bad(c, f->items[i], "invalid JSONPath: %s", peb.msg);
-                }
-                mm_free(text);
-                pop(c, o2);
-            }
-        } else if (f->kind == NODE_SEQ && f->n <= MM_POLICY_MAX_PATHS)
-            c->oom = true;
+        build_paths(c, f, &r->fields, &r->n_fields);
         pop(c, old);
     }
     if ((f = node_get(n, "detectors"))) {
@@ -404,6 +410,68 @@ static void build_headers(bctx *c, const node *n, mm_policy *p)
     }
 }
 
+/* One side of spec.defaultDeny: `allow` (paths for the body, names for headers) and the
+ * action for everything else. */
+static void build_deny_part(bctx *c, const node *n, bool header, mm_policy *p)
+{
+    static const char *const body_keys[] = {"fields", "action", NULL};
+    static const char *const hdr_keys[] = {"names", "action", NULL};
+    const char *allow = header ? "names" : "fields";
+    const node *f;
+    size_t old;
+
+    if (!is_map(c, n))
+        return;
+    check_keys(c, n, header ? hdr_keys : body_keys);
+    if ((f = node_get(n, allow))) {
+        old = push_key(c, allow);
+        if (!header)
+            build_paths(c, f, &p->deny_body.fields, &p->deny_body.n_fields);
+        else if (str_list(c, f, MM_POLICY_MAX_RULES, "a header name", &p->deny_headers.names,
+                          &p->deny_headers.n_names))
+            for (size_t i = 0; i < p->deny_headers.n_names; i++) {
+                const char *h = p->deny_headers.names[i];
+                size_t o2 = push(c, "[%zu]", i);
+                if (h && !http_token(h))
+                    bad(c, f->items[i], "not a valid HTTP header name (a token: letters, digits "
+                        "and !#$%%&'*+-.^_`|~)");
+                pop(c, o2);
+            }
+        pop(c, old);
+    }
+    if (!(f = node_get(n, "action")))
+        bad(c, n, "action is required (what every value that is not allowed becomes)");
+    else {
+        old = push_key(c, "action");
+        build_action(c, f, header ? &p->deny_headers.action : &p->deny_body.action, header);
+        pop(c, old);
+    }
+}
+
+static void build_deny(bctx *c, const node *n, mm_policy *p)
+{
+    static const char *const keys[] = {"body", "headers", NULL};
+    const node *f;
+
+    if (!is_map(c, n))
+        return;
+    check_keys(c, n, keys);
+    if ((f = node_get(n, "body"))) {
+        size_t old = push_key(c, "body");
+        p->deny_body.set = true;
+        build_deny_part(c, f, false, p);
+        pop(c, old);
+    }
+    if ((f = node_get(n, "headers"))) {
+        size_t old = push_key(c, "headers");
+        p->deny_headers.set = true;
+        build_deny_part(c, f, true, p);
+        pop(c, old);
+    }
+    if (!p->deny_body.set && !p->deny_headers.set)
+        bad(c, n, "body or headers is required (what default deny covers)");
+}
+
 static void build_exemptions(bctx *c, const node *n, mm_policy *p)
 {
     if (!is_seq(c, n, MAX_EXEMPTIONS))
@@ -443,12 +511,15 @@ static void build_exemptions(bctx *c, const node *n, mm_policy *p)
                     if (x->n_rules == 0)
                         bad(c, f, "at least one rule is required");
                     for (size_t k = 0; k < x->n_rules; k++) {
-                        bool found = false;
+                        bool found = (p->deny_body.set || p->deny_headers.set) &&
+                                     strcmp(x->rules[k], MM_DENY_RULE) == 0;
                         for (size_t r = 0; r < p->n_rules; r++)
                             found |= p->rules[r].name && strcmp(p->rules[r].name, x->rules[k]) == 0;
                         if (!found) {
                             size_t o3 = push(c, "[%zu]", k);
-                            bad(c, f->items[k], "no rule named \"%.64s\" in this policy", x->rules[k]);
+                            bad(c, f->items[k], "no rule named \"%.64s\" in this policy%s",
+                                x->rules[k], strcmp(x->rules[k], MM_DENY_RULE) == 0
+                                                 ? " (it has no defaultDeny)" : "");
                             pop(c, o3);
                         }
                     }
@@ -572,7 +643,8 @@ mm_policy *build_policy(bctx *c, const node *root)
     static const char *const top_keys[] = {"apiVersion", "kind", "metadata", "spec", "status",
                                            NULL};
     static const char *const spec_keys[] = {"selector", "port", "mode", "onError", "direction",
-                                            "rules", "headers", "exemptions", "network", NULL};
+                                            "rules", "headers", "defaultDeny", "exemptions",
+                                            "network", NULL};
     static const char *const modes[] = {"enforce", "audit", NULL};
     static const char *const onerr[] = {"block", "redact-all", "passthrough", NULL};
     static const char *const dirs[] = {"response", "request", "both", NULL};
@@ -680,13 +752,21 @@ mm_policy *build_policy(bctx *c, const node *root)
     build_enum(c, spec, "direction", dirs, &e);
     p->direction = (mm_direction)(e + 1);
 
-    if (!(f = node_get(spec, "rules")))
-        bad(c, spec, "rules is required");
-    else {
+    if ((f = node_get(spec, "defaultDeny"))) {
+        size_t o2 = push_key(c, "defaultDeny");
+        build_deny(c, f, p);
+        pop(c, o2);
+    }
+    /* a default-deny policy may have no rules: everything not allowed gets its action */
+    bool denies = p->deny_body.set || p->deny_headers.set;
+    if (!(f = node_get(spec, "rules"))) {
+        if (!denies)
+            bad(c, spec, "rules is required (or defaultDeny)");
+    } else {
         size_t o2 = push_key(c, "rules");
         if (is_seq(c, f, MM_POLICY_MAX_RULES)) {
-            if (f->n == 0)
-                bad(c, f, "at least one rule is required");
+            if (f->n == 0 && !denies)
+                bad(c, f, "at least one rule is required (or defaultDeny)");
             if (!(p->rules = mm_calloc(f->n ? f->n : 1, sizeof(mm_rule))))
                 c->oom = true;
             else {

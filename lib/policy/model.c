@@ -82,6 +82,12 @@ void mm_policy_free(mm_policy *p)
         strv_free(p->exemptions[i].rules, p->exemptions[i].n_rules);
     }
     mm_free(p->exemptions);
+    for (size_t i = 0; i < p->deny_body.n_fields; i++)
+        mm_path_clear(&p->deny_body.fields[i]);
+    mm_free(p->deny_body.fields);
+    action_clear(&p->deny_body.action);
+    strv_free(p->deny_headers.names, p->deny_headers.n_names);
+    action_clear(&p->deny_headers.action);
     mm_free(p->allow_from_json);
     mm_free(p);
 }

@@ -99,6 +99,27 @@ typedef struct {
     size_t n_rules;
 } mm_exemption;
 
+/* spec.defaultDeny: mask everything that is not allowed (the model of the OpenTelemetry
+ * collector's redaction processor, applied to values). Rules come first; see docs/policy.md
+ * "Default deny" for the exact precedence. */
+typedef struct {
+    bool set;        /* spec.defaultDeny.body is present */
+    mm_path *fields; /* the values that pass (and everything inside a selected container) */
+    size_t n_fields;
+    mm_action action; /* every other string and number, text line and SSE data line */
+} mm_deny_body;
+
+typedef struct {
+    bool set;     /* spec.defaultDeny.headers is present */
+    char **names; /* header names that pass, compared case-insensitively */
+    size_t n_names;
+    mm_action action; /* every other header (remove drops it) */
+} mm_deny_headers;
+
+/* The name exemptions use for a policy's default deny (not a valid rule name, so it cannot
+ * clash with one) and findings carry as their rule. */
+#define MM_DENY_RULE "defaultDeny"
+
 typedef enum { MM_SEL_IN, MM_SEL_NOT_IN, MM_SEL_EXISTS, MM_SEL_DOES_NOT_EXIST } mm_sel_op;
 
 typedef struct {
@@ -137,6 +158,8 @@ typedef struct {
     size_t n_headers;
     mm_exemption *exemptions;
     size_t n_exemptions;
+    mm_deny_body deny_body;
+    mm_deny_headers deny_headers;
     char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
 } mm_policy;
 

@@ -512,9 +512,9 @@ static void test_errors_name_places(void **state)
         /* spec */
         {HEAD "spec: {selector: {}, rulez: []}\n", 4, "rulez",
          "spec.rulez: unknown field (expected one of selector, port, mode, onError, direction, "
-         "rules, headers, exemptions, network)"},
-        {HEAD "spec: {selector: {}}\n", 4, "{", "spec: rules is required"},
-        {HEAD "spec: {selector: {}, rules: []}\n", 4, "[]", "spec.rules: at least one rule is required"},
+         "rules, headers, defaultDeny, exemptions, network)"},
+        {HEAD "spec: {selector: {}}\n", 4, "{", "spec: rules is required (or defaultDeny)"},
+        {HEAD "spec: {selector: {}, rules: []}\n", 4, "[]", "spec.rules: at least one rule is required (or defaultDeny)"},
         {HEAD "spec: {selector: {}, rules: {}}\n", 4, "{}}", "spec.rules: expected a list, got a mapping"},
         {HEAD "spec: {" RULE "}\n", 4, "{", "spec: selector is required ({} selects every pod of "
          "the namespace)"},
@@ -775,7 +775,7 @@ static void test_json_errors(void **state)
          "\"action\":{\"type\":\"mask\",\"preserveFormat\":1}}]}}", MM_EINVAL,
          "x.json: spec.rules[0].action.preserveFormat: expected true or false, got an integer"},
         {"[" J_HEAD "\"spec\":{\"selector\":{},\"rules\":[]}}]", MM_EINVAL,
-         "x.json: [0].spec.rules: at least one rule is required"},
+         "x.json: [0].spec.rules: at least one rule is required (or defaultDeny)"},
         {"{\"kind\":\"List\",\"items\":[" ITEM("a") "," J_HEAD "\"spec\":{\"selector\":{},"
          "\"rules\":[{\"name\":\"r\",\"fields\":[\"$.a\"],\"action\":{\"type\":\"hide\"}}]}}]}",
          MM_EINVAL, "x.json: items[1].spec.rules[0].action.type: unknown action type \"hide\" "
