@@ -1,4 +1,4 @@
-/* lib/policy: warnings for policies that parse but break practice (PCI DSS). */
+/* lib/policy: warnings for policies that parse but break practice (PCI DSS) or clients. */
 #include "policy/policy_int.h"
 
 #include <stdio.h>
@@ -55,6 +55,20 @@ size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
             if (diags_add(diags, true, msg) == MM_OK)
                 added++;
         }
+    }
+    /* a default deny of headers that drops or rewrites Content-Type leaves clients unable
+     * to read the (masked) body */
+    bool ct = false;
+    for (size_t i = 0; i < p->deny_headers.n_names; i++)
+        ct |= strcasecmp(p->deny_headers.names[i], "Content-Type") == 0;
+    for (size_t i = 0; i < p->n_headers; i++)
+        ct |= strcasecmp(p->headers[i].name, "Content-Type") == 0; /* decided explicitly */
+    if (p->deny_headers.set && !ct) {
+        snprintf(msg, sizeof(msg), "%s: policy %s: spec.defaultDeny.headers.names: Content-Type "
+                 "is not allowed, so clients cannot tell the body's type; allow it (and the "
+                 "other headers your clients need)", filename, p->name);
+        if (diags_add(diags, true, msg) == MM_OK)
+            added++;
     }
     return added;
 }

@@ -206,8 +206,9 @@ mm_err mm_policy_from_json(const struct json_object *obj, const char *where, mm_
                            mm_diags *diags, mm_errbuf *eb);
 void mm_policy_free(mm_policy *p);
 
-/* Warnings for policies that parse but break PCI DSS practice: a card mask keeping more
- * than the first six and last four digits; an unkeyed hash of cards or SSNs. Adds to diags;
+/* Warnings for policies that parse but break PCI DSS practice (a card mask keeping more
+ * than the first six and last four digits; an unkeyed hash of cards or SSNs) or will break
+ * clients (a default deny of headers that does not allow Content-Type). Adds to diags;
  * returns how many it added. */
 size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags);
 
