@@ -802,6 +802,11 @@ static void test_json_errors(void **state)
          "\"rules\":[{\"name\":\"r\",\"fields\":[\"$.a\"],\"action\":{\"type\":\"hide\"}}]}}]}",
          MM_EINVAL, "x.json: items[1].spec.rules[0].action.type: unknown action type \"hide\" "
          "(expected one of redact, mask, hash, tokenize, remove, replace)"},
+        /* the controller reads policies as JSON: default deny is validated the same way */
+        {J_HEAD "\"spec\":{\"selector\":{},\"rules\":[],\"defaultDeny\":{\"headers\":"
+         "{\"names\":[\"Content-Type\",\"a:b\"],\"action\":{\"type\":\"remove\"}}}}}", MM_EINVAL,
+         "x.json: spec.defaultDeny.headers.names[1]: not a valid HTTP header name (a token: letters, "
+         "digits and !#$%&'*+-.^_`|~)"},
         {"{\"kind\":\"List\",\"items\":{}}", MM_EINVAL,
          "x.json: (document): a List needs items: a list of MaskingPolicy objects"},
         {"[" ITEM("a") "," ITEM("a") "]", MM_EINVAL,
