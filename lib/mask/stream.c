@@ -35,6 +35,7 @@ static void stream_rules(mm_stream *s)
             s->deny_silent |= bit;
     }
     s->deny_on = (s->deny_apply | s->deny_silent) != 0;
+    s->reads = s->det || s->deny_on;
     for (size_t k = 0; k < m->n_slots; k++) {
         const mslot *sl = &m->slots[k];
         s->slot_rule[k] = s->slot_silent[k] = RULE_NONE;

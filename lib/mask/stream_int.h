@@ -50,6 +50,7 @@ struct mm_stream {
     size_t max_value;
     bool findings;       /* on_finding is set: build paths */
     bool deny_on;        /* some default deny is on here: strings and numbers are read */
+    bool reads;          /* det or deny_on: every string and number is read */
     uint64_t deny_apply; /* the default-deny rules applied here (bit k: first_deny + k) */
     uint64_t deny_silent; /* those that report only (audit, exempt, scan) */
     bool failed;
@@ -112,6 +113,51 @@ struct mm_stream {
     size_t nhf, hfcap;
     bool hf_fail;     /* holding a finding failed for lack of memory */
 };
+
+/* The value of a hex digit, -1 for any other byte. */
+static inline int st_hexv(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* jpath.c: the child's states, liveness and the rules and allow lists that select it
+ * (s->cset, clive, cnamed, csel, casel, callow), from the parent's states `in` and the
+ * member name (k, n) or the element index (k NULL); from the root's states; or none. */
+void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
+                long index);
+void step_root(mm_stream *s);
+/* inline: it runs for every value of a container no path reaches */
+static inline void child_none(mm_stream *s)
+{
+    s->clive = s->cnamed = false;
+    s->csel = s->casel = RULE_NONE;
+    s->callow = 0;
+}
+/* The findings path (s->path): append the segment of the value starting now ($, .name,
+ * ['na me'] or [N]); cut back to `base`; the path, or NULL when findings are off. */
+mm_err path_push(mm_stream *s);
+static inline void path_pop(mm_stream *s, size_t base) /* inline: per value, like path_str */
+{
+    s->path.len = base;
+    if (s->path.data)
+        s->path.data[base] = '\0';
+}
+static inline const char *path_str(mm_stream *s)
+{
+    return s->findings ? mm_buf_cstr(&s->path) : NULL;
+}
+
+/* jstring.c: decodes the content of a JSON string (already validated) into s->dec and,
+ * when `map`, s->map[i] = the offset in `raw` of the escape or byte that gave decoded byte
+ * i (s->map[dec.len] = n). Writes a JSON string literal: raw content outside the kept spans
+ * (s->sp) as written, spans transformed and escaped; `dec`/`map` describe the decoded text
+ * the spans refer to (map NULL: the raw text is the decoded one). */
+mm_err json_decode(mm_stream *s, const char *raw, size_t n, bool map);
+mm_err json_build_string(mm_stream *s, const char *raw, size_t rawlen, const char *dec,
+                         const size_t *map, mm_buf *out);
 
 /* A body format: the machine that masks one kind of body. stream.c keeps a table of them by
  * body kind and calls a stream's format through it; a format calls only emit.c (and, for its
