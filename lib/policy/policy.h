@@ -100,7 +100,7 @@ typedef struct {
 } mm_exemption;
 
 /* spec.defaultDeny: mask everything that is not allowed (the model of the OpenTelemetry
- * collector's redaction processor, applied to values). Rules come first; see docs/policy.md
+ * collector's redaction processor, applied to values). Rules come first; see docs/default-deny.md
  * "Default deny" for the exact precedence. */
 typedef struct {
     bool set;        /* spec.defaultDeny.body is present */
