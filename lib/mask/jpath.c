@@ -44,10 +44,22 @@ static void final_rules(mm_stream *s)
     }
 }
 
+/* The child's liveness (states left to complete), whether one waits for a member name, and
+ * the rules and allow lists of the states it completes (all bit sets, tested for zero). */
+static inline void child_done(mm_stream *s, uint64_t live, uint64_t named, uint64_t fin)
+{
+    s->clive = live != 0;
+    s->cnamed = named != 0;
+    s->csel = s->casel = RULE_NONE;
+    s->callow = 0;
+    if (fin)
+        final_rules(s);
+}
+
 /* The child's states, its liveness and the rules that select it, from the parent's states
  * `in` and the member name (k, n) or the element index (k NULL). */
 void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
-                       long index)
+                long index)
 {
     const mpaths *pa = &s->m->pa;
     if (s->words == 1) { /* up to 64 states: the usual case, without loops */
@@ -67,12 +79,7 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
         }
         uint64_t out = (hit << 1) | (a & pa->desc[0]);
         s->cset[0] = out;
-        s->clive = (out & ~pa->final[0]) != 0;
-        s->cnamed = (out & pa->named[0]) != 0;
-        s->csel = s->casel = RULE_NONE;
-        s->callow = 0;
-        if (out & pa->final[0])
-            final_rules(s);
+        child_done(s, out & ~pa->final[0], out & pa->named[0], out & pa->final[0]);
         return;
     }
     const uint64_t *ns = named && k ? name_states(pa, k, n) : NULL;
@@ -97,12 +104,7 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
         nam |= out & pa->named[w];
         fin |= out & pa->final[w];
     }
-    s->clive = live != 0;
-    s->cnamed = nam != 0;
-    s->csel = s->casel = RULE_NONE;
-    s->callow = 0;
-    if (fin)
-        final_rules(s);
+    child_done(s, live, nam, fin);
 }
 
 /* The root value's states: those of the paths whose rule is on in this stream. */
@@ -116,12 +118,7 @@ void step_root(mm_stream *s)
         nam |= s->root[w] & pa->named[w];
         fin |= s->root[w] & pa->final[w];
     }
-    s->clive = live != 0;
-    s->cnamed = nam != 0;
-    s->csel = s->casel = RULE_NONE;
-    s->callow = 0;
-    if (fin)
-        final_rules(s);
+    child_done(s, live, nam, fin);
 }
 
 
