@@ -1,5 +1,6 @@
 /* libFuzzer target for the JSON stream masker: fixed policies with every path form,
- * detectors, patterns, remove and an audit policy. The input is masked whole (with findings,
+ * detectors, patterns, remove and an audit policy, and the same again with default denies
+ * (one removing, one in audit mode) beside them. The input is masked whole (with findings,
  * so their paths are built) and in two chunks split at a point taken from its first byte;
  * verdicts, outputs and the number of findings must agree, and when masking succeeds the
  * output must be valid JSON (json-c re-parses it). */
@@ -25,7 +26,15 @@ static const char policy[] =
     "spec:\n  selector: {}\n  mode: audit\n  rules:\n"
     "  - {name: f, fields: [\"$.a\", \"$..rm\"], detectors: [email], action: {type: remove}}\n";
 
-static mm_masker *masker;
+/* appended to `policy` for the second masker */
+static const char deny[] =
+    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: deny}\n"
+    "spec:\n  selector: {}\n  defaultDeny:\n    body: {fields: [\"$.id\", \"$.items[*]\", \"$..keep\", "
+    "\"$[1]\"], action: {type: remove}}\n"
+    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: deny-audit}\n"
+    "spec:\n  selector: {}\n  mode: audit\n  defaultDeny: {body: {action: {type: mask}}}\n";
+
+static mm_masker *maskers[2];
 
 static mm_err to_buf(void *ctx, const char *d, size_t n)
 {
@@ -39,7 +48,8 @@ static void count(void *ctx, const mm_finding *f)
         abort(); /* a finding's path is a JSONPath */
 }
 
-static mm_err mask(const char *in, size_t n, size_t split, mm_buf *out, size_t *findings)
+static mm_err mask(mm_masker *masker, const char *in, size_t n, size_t split, mm_buf *out,
+                   size_t *findings)
 {
     mm_stream_opts o = {.kind = MM_BODY_JSON, .max_value = 4096, .on_finding = count,
                         .finding_ctx = findings};
@@ -57,25 +67,31 @@ static mm_err mask(const char *in, size_t n, size_t split, mm_buf *out, size_t *
     return rc;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static mm_masker *compile(const char *text, size_t len)
+{
+    mm_policy_set *set = NULL;
+    mm_masker *m = NULL;
+    mm_errbuf eb;
+    const mm_policy *p[4];
+    if (mm_policy_parse_yaml(text, len, "fuzz", &set, NULL, &eb) != MM_OK)
+        abort();
+    for (size_t i = 0; i < mm_policy_set_count(set); i++)
+        p[i] = mm_policy_set_get(set, i);
+    if (mm_masker_new(p, mm_policy_set_count(set), NULL, NULL, &m, &eb) != MM_OK)
+        abort();
+    mm_policy_set_free(set);
+    return m;
+}
+
+static void one(mm_masker *masker, const uint8_t *data, size_t size)
 {
     mm_buf whole, parts;
-    if (!masker) {
-        mm_policy_set *set = NULL;
-        mm_errbuf eb;
-        if (mm_policy_parse_yaml(policy, sizeof(policy) - 1, "fuzz", &set, NULL, &eb) != MM_OK)
-            abort();
-        const mm_policy *p[2] = {mm_policy_set_get(set, 0), mm_policy_set_get(set, 1)};
-        if (mm_masker_new(p, 2, NULL, NULL, &masker, &eb) != MM_OK)
-            abort();
-        mm_policy_set_free(set);
-    }
     size_t split = size ? data[0] % (size + 1) : 0;
     mm_buf_init(&whole, 0);
     mm_buf_init(&parts, 0);
     size_t fa = 0, fb = 0;
-    mm_err a = mask((const char *)data, size, size, &whole, &fa);
-    mm_err b = mask((const char *)data, size, split, &parts, &fb);
+    mm_err a = mask(masker, (const char *)data, size, size, &whole, &fa);
+    mm_err b = mask(masker, (const char *)data, size, split, &parts, &fb);
     if (a != b)
         abort(); /* chunking changed the verdict */
     if (a == MM_OK && fa != fb)
@@ -99,5 +115,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     mm_buf_free(&whole);
     mm_buf_free(&parts);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!maskers[0]) {
+        char both[sizeof(policy) + sizeof(deny)];
+        memcpy(both, policy, sizeof(policy) - 1);
+        memcpy(both + sizeof(policy) - 1, deny, sizeof(deny));
+        maskers[0] = compile(policy, sizeof(policy) - 1);
+        maskers[1] = compile(both, sizeof(policy) + sizeof(deny) - 2);
+    }
+    one(maskers[0], data, size);
+    one(maskers[1], data, size);
     return 0;
 }

@@ -312,6 +312,8 @@ def main():
               "spec.network.allowFrom.[].namespaceSelector", "spec.network.allowFrom.[].ipBlock.cidr",
               "spec.network.allowFrom.[].ipBlock.except", "status.observedGeneration",
               "status.conditions.[].type", "status.conditions.[].status", "status.conditions.[].reason",
+              "spec.defaultDeny.body.fields", "spec.defaultDeny.body.action.type",
+              "spec.defaultDeny.headers.names", "spec.defaultDeny.headers.action.type",
               "status.conditions.[].message", "status.conditions.[].lastTransitionTime",
               "status.conditions.[].observedGeneration", "status.configMap", "status.networkPolicy",
               "status.ruleCount"]:
@@ -331,6 +333,8 @@ def main():
     check(enum("spec.reveal.[].rules.[].action.type") == actions + ["encrypt"],
           "reveal grant action type enum")
     check(enum("spec.headers.[].action.type") == actions, "header action type enum")
+    for a in ("spec.defaultDeny.body.action.type", "spec.defaultDeny.headers.action.type"):
+        check(enum(a) == actions, f"{a} enum")
     check(enum("spec.rules.[].detectors.[]") == ["credit_card", "us_ssn", "email", "phone", "iban", "ipv4",
                                                  "ipv6", "jwt", "aws_access_key", "bearer_token"],
           "detector enum is the built-ins")
@@ -340,7 +344,8 @@ def main():
     rules = get(root, "spec.rules") or {}
     check(rules.get("x-kubernetes-list-type") == "map" and rules.get("x-kubernetes-list-map-keys") == ["name"],
           "rules is a list-map keyed by name")
-    for a in ("spec.rules.[].action", "spec.headers.[].action"):
+    for a in ("spec.rules.[].action", "spec.headers.[].action", "spec.defaultDeny.body.action",
+              "spec.defaultDeny.headers.action"):
         act = get(root, a) or {}
         r = rules_text(act)
         check("'tokenize'" in r and "has(self.key)" in r, f"{a}: CEL tokenize requires key")
@@ -357,6 +362,9 @@ def main():
           "CEL: a rule needs fields, detectors or patterns")
     r = rules_text(get(root, "spec"))
     check("self.exemptions" in r and "self.rules.exists" in r, "CEL: exemption rules name existing rules")
+    check("'defaultDeny'" in r and "has(self.defaultDeny)" in r,
+          "CEL: exemptions may name defaultDeny, and rules may be empty only with it")
+    check("self.body" in rules_text(get(root, "spec.defaultDeny")), "CEL: defaultDeny needs body or headers")
     st = get(root, "status.conditions") or {}
     check(st.get("x-kubernetes-list-type") == "map" and st.get("x-kubernetes-list-map-keys") == ["type"],
           "status.conditions is a list-map keyed by type")

@@ -112,6 +112,22 @@ static void print_policy(const mm_policy *p)
         print_action(&p->headers[i].action);
         printf("\n");
     }
+    if (p->deny_body.set) {
+        printf("  defaultDeny body (every string and number no rule decides): ");
+        print_action(&p->deny_body.action);
+        printf("\n      allowed:");
+        for (size_t j = 0; j < p->deny_body.n_fields; j++)
+            printf("%s %s", j ? "," : "", p->deny_body.fields[j].text);
+        printf("%s\n", p->deny_body.n_fields ? "" : " nothing");
+    }
+    if (p->deny_headers.set) {
+        printf("  defaultDeny headers (every header no header rule names): ");
+        print_action(&p->deny_headers.action);
+        printf("\n      allowed:");
+        for (size_t j = 0; j < p->deny_headers.n_names; j++)
+            printf("%s %s", j ? "," : "", p->deny_headers.names[j]);
+        printf("%s\n", p->deny_headers.n_names ? "" : " nothing");
+    }
     for (size_t i = 0; i < p->n_exemptions; i++) {
         printf("  exemption:");
         for (size_t j = 0; j < p->exemptions[i].n_principals; j++)

@@ -13,7 +13,9 @@ static const char scan_help[] =
     "\n"
     "Reports every value in each INPUT (stdin when none) that a built-in detector finds:\n"
     "the detector, the JSONPath (JSON bodies), the line and byte offset, and the rule of the\n"
-    "policies in FILE that would mask it, or \"NOT MASKED\". Values are never printed.\n"
+    "policies in FILE that would mask it, or \"NOT MASKED\". With a policy that has\n"
+    "defaultDeny, also every value it would mask, as \"(not allowed)\": run it on a sample\n"
+    "before enforcing the policy. Values are never printed.\n"
     "\n"
     "options:\n"
     "  -p, --policy FILE         policies to check coverage against (none: report only)\n"
@@ -67,7 +69,9 @@ static void on_finding(void *ctx, const mm_finding *f)
     } else {
         mm_buf_printf(b, "%s:%" PRIu64 ": offset %" PRIu64 ": %s: %s: ", sc->input, f->line,
                       f->offset, f->path ? f->path : "(text)",
-                      f->detector ? f->detector : "(fields path)");
+                      f->detector ? f->detector
+                      : f->rule && strcmp(f->rule, MM_DENY_RULE) == 0 ? "(not allowed)"
+                                                                    : "(fields path)");
         if (f->rule)
             mm_buf_printf(b, "masked by %s/%s", f->policy, f->rule);
         else

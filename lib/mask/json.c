@@ -27,6 +27,10 @@
  *  - Literals: `null` under a path stays null (there is nothing to hide; remove still drops
  *    it); `true`/`false` under a path are transformed like the strings "true"/"false".
  *    Detectors never read literals.
+ *  - Default deny (docs/default-deny.md) comes after all of the above, per scalar that is
+ *    not a literal, not "" and not selected by an applied rule's path: unless detector
+ *    matches cover it whole (their rules decide) or a match removes, it gets the action of
+ *    the first default deny whose allow paths (bits in the frames' `allow`) do not select it.
  *  - Audit-mode policies and exempt callers: their rules report findings (applied=false)
  *    and change nothing, and they never shield a value from a later rule that does apply:
  *    adding an audit policy cannot weaken an enforcing one.
@@ -70,14 +74,6 @@ enum { V_STR, V_NUM, V_LIT };
 
 static const unsigned char is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Bytes that cannot appear unescaped in a string, and the two that end or escape it. */
 static const unsigned char str_stop[256] = {
     [0 ... 31] = 1, ['"'] = 1, ['\\'] = 1,
@@ -113,268 +109,6 @@ static jframe *top(mm_stream *s)
 static uint64_t *set_at(mm_stream *s, size_t k)
 {
     return s->sets + k * s->words;
-}
-
-/* ---- the path automaton --------------------------------------------------------------- */
-
-static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
-{
-    if (!((pa->lens >> (n < 63 ? n : 63)) & 1))
-        return NULL;
-    uint64_t h = paths_hash(k, n);
-    for (size_t at = (size_t)h & pa->table_mask; pa->table[at]; at = (at + 1) & pa->table_mask) {
-        const mpname *e = &pa->names[pa->table[at] - 1];
-        if (e->hash == h && e->len == n) {
-            size_t j = 0;
-            while (j < n && e->name[j] == k[j])
-                j++;
-            if (j == n)
-                return e->states;
-        }
-    }
-    return NULL;
-}
-
-/* The rules whose paths the child's states complete: the first applied, the first silent. */
-static void final_rules(mm_stream *s)
-{
-    const mpaths *pa = &s->m->pa;
-    for (size_t w = 0; w < s->words; w++) {
-        if (!(s->cset[w] & pa->final[w]))
-            continue;
-        uint64_t b = s->cset[w] & pa->final[w];
-        while (b) {
-            int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
-            b &= b - 1;
-            if (s->rs[r] == RS_APPLY && r < s->csel)
-                s->csel = r;
-            else if (s->rs[r] == RS_SILENT && r < s->casel)
-                s->casel = r;
-        }
-    }
-}
-
-/* The child's states, its liveness and the rules that select it, from the parent's states
- * `in` and the member name (k, n) or the element index (k NULL). */
-static void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
-                       long index)
-{
-    const mpaths *pa = &s->m->pa;
-    if (s->words == 1) { /* up to 64 states: the usual case, without loops */
-        uint64_t a = in[0], hit = a & pa->any[0];
-        if (k) {
-            if (named && (a & pa->named[0])) {
-                const uint64_t *ns = name_states(pa, k, n);
-                if (ns)
-                    hit |= a & ns[0];
-            }
-        } else if (a & pa->idx[0]) {
-            for (uint64_t b = a & pa->idx[0]; b; b &= b - 1) {
-                size_t st = (size_t)__builtin_ctzll(b);
-                if (pa->index[st] == index)
-                    hit |= 1ull << st;
-            }
-        }
-        uint64_t out = (hit << 1) | (a & pa->desc[0]);
-        s->cset[0] = out;
-        s->clive = (out & ~pa->final[0]) != 0;
-        s->cnamed = (out & pa->named[0]) != 0;
-        s->csel = s->casel = RULE_NONE;
-        if (out & pa->final[0])
-            final_rules(s);
-        return;
-    }
-    const uint64_t *ns = named && k ? name_states(pa, k, n) : NULL;
-    uint64_t carry = 0, live = 0, nam = 0, fin = 0;
-    for (size_t w = 0; w < s->words; w++) {
-        uint64_t hit = in[w] & pa->any[w];
-        if (ns)
-            hit |= in[w] & ns[w];
-        if (!k && (in[w] & pa->idx[w])) {
-            uint64_t b = in[w] & pa->idx[w];
-            while (b) {
-                size_t st = w * 64 + (size_t)__builtin_ctzll(b);
-                b &= b - 1;
-                if (pa->index[st] == index)
-                    hit |= 1ull << (st % 64);
-            }
-        }
-        uint64_t out = (hit << 1) | carry | (in[w] & pa->desc[w]);
-        carry = hit >> 63;
-        s->cset[w] = out;
-        live |= out & ~pa->final[w];
-        nam |= out & pa->named[w];
-        fin |= out & pa->final[w];
-    }
-    s->clive = live != 0;
-    s->cnamed = nam != 0;
-    s->csel = s->casel = RULE_NONE;
-    if (fin)
-        final_rules(s);
-}
-
-/* The root value's states: those of the paths whose rule is on in this stream. */
-static void step_root(mm_stream *s)
-{
-    const mpaths *pa = &s->m->pa;
-    uint64_t live = 0, nam = 0, fin = 0;
-    for (size_t w = 0; w < s->words; w++) {
-        s->cset[w] = s->root[w];
-        live |= s->root[w] & ~pa->final[w];
-        nam |= s->root[w] & pa->named[w];
-        fin |= s->root[w] & pa->final[w];
-    }
-    s->clive = live != 0;
-    s->cnamed = nam != 0;
-    s->csel = s->casel = RULE_NONE;
-    if (fin)
-        final_rules(s);
-}
-
-static void child_none(mm_stream *s)
-{
-    s->clive = s->cnamed = false;
-    s->csel = s->casel = RULE_NONE;
-}
-
-/* ---- findings paths ------------------------------------------------------------------- */
-
-static bool ident(const char *k, size_t n)
-{
-    if (!n || (k[0] >= '0' && k[0] <= '9'))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
-              (k[i] >= '0' && k[i] <= '9') || k[i] == '_'))
-            return false;
-    return true;
-}
-
-/* Appends the segment of the value starting now: $, .name, ['na me'] or [N]. */
-static mm_err path_push(mm_stream *s)
-{
-    jframe *f = top(s);
-    mm_err rc = MM_OK;
-    if (!f)
-        return mm_buf_putc(&s->path, '$');
-    if (f->kind == '[')
-        return mm_buf_printf(&s->path, "[%ld]", f->index);
-    const char *k = s->key.data ? s->key.data : "";
-    if (ident(k, s->key.len)) {
-        if ((rc = mm_buf_putc(&s->path, '.')) == MM_OK)
-            rc = mm_buf_append(&s->path, k, s->key.len);
-        return rc;
-    }
-    if ((rc = mm_buf_puts(&s->path, "['")) != MM_OK)
-        return rc;
-    for (size_t i = 0; i < s->key.len && rc == MM_OK; i++) {
-        if (k[i] == '\'' || k[i] == '\\')
-            rc = mm_buf_putc(&s->path, '\\');
-        if (rc == MM_OK)
-            rc = mm_buf_putc(&s->path, k[i]);
-    }
-    return rc == MM_OK ? mm_buf_puts(&s->path, "']") : rc;
-}
-
-static void path_pop(mm_stream *s, size_t base)
-{
-    s->path.len = base;
-    if (s->path.data)
-        s->path.data[base] = '\0';
-}
-
-static const char *path_str(mm_stream *s)
-{
-    return s->findings ? mm_buf_cstr(&s->path) : NULL;
-}
-
-/* ---- strings: decoding for detection -------------------------------------------------- */
-
-/* Decodes the content of a JSON string (already validated) into s->dec and, when `map` is
- * wanted, s->map[i] = the offset in `raw` of the escape or byte that gave decoded byte i
- * (s->map[dec.len] = n), so spans found in the decoded text map back onto the raw one. */
-static mm_err decode(mm_stream *s, const char *raw, size_t n, bool map)
-{
-    mm_err rc = MM_OK;
-    mm_buf_reset(&s->dec);
-    if (map && s->mapcap < n + 1) {
-        size_t *m = mm_realloc(s->map, (n + 1) * sizeof(size_t));
-        if (!m)
-            return MM_ENOMEM;
-        s->map = m;
-        s->mapcap = n + 1;
-    }
-    for (size_t i = 0; i < n && rc == MM_OK;) {
-        size_t from = i, before = s->dec.len;
-        if (raw[i] != '\\') {
-            const char *e = memchr(raw + i, '\\', n - i);
-            size_t j = e ? (size_t)(e - raw) : n;
-            rc = mm_buf_append(&s->dec, raw + i, j - i);
-            if (map)
-                for (size_t k = 0; k < j - i; k++)
-                    s->map[before + k] = i + k;
-            i = j;
-            continue;
-        }
-        char e = raw[i + 1];
-        unsigned long cp = 0;
-        i += 2;
-        switch (e) {
-        case 'n': cp = '\n'; break;
-        case 't': cp = '\t'; break;
-        case 'r': cp = '\r'; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'u':
-            for (int k = 0; k < 4; k++)
-                cp = cp * 16 + (unsigned long)hexv((unsigned char)raw[i + k]);
-            i += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= n && raw[i] == '\\' && raw[i + 1] == 'u') {
-                unsigned long lo = 0;
-                for (int k = 0; k < 4; k++)
-                    lo = lo * 16 + (unsigned long)hexv((unsigned char)raw[i + 2 + k]);
-                if (lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    i += 6;
-                }
-            }
-            if (cp >= 0xD800 && cp < 0xE000)
-                cp = 0xFFFD; /* a lone surrogate reads as the replacement character */
-            break;
-        default: cp = (unsigned char)e; /* \" \\ \/ */
-        }
-        rc = mm_buf_put_utf8(&s->dec, cp);
-        if (map)
-            for (size_t k = before; k < s->dec.len; k++)
-                s->map[k] = from;
-    }
-    if (map && rc == MM_OK)
-        s->map[s->dec.len] = n;
-    return rc;
-}
-
-/* A JSON string literal: raw content outside the kept spans as written, spans transformed
- * and escaped. `dec`/`map` describe the decoded text the spans refer to (map NULL: the raw
- * text is the decoded one). */
-static mm_err build_json_string(mm_stream *s, const char *raw, size_t rawlen, const char *dec,
-                                const size_t *map, mm_buf *out)
-{
-    mm_err rc = mm_buf_putc(out, '"');
-    size_t at = 0;
-    for (size_t i = 0; i < s->nsp && rc == MM_OK; i++) {
-        const span *p = &s->sp[i];
-        size_t rs = map ? map[p->start] : p->start, re = map ? map[p->end] : p->end;
-        if ((rc = mm_buf_append(out, raw + at, rs - at)) != MM_OK)
-            break;
-        mm_buf_reset(&s->abuf);
-        if ((rc = act_apply(s->ract[p->rule], dec + p->start, p->end - p->start,
-                            &s->abuf)) == MM_OK)
-            rc = mm_buf_put_json_chars(out, s->abuf.data ? s->abuf.data : "", s->abuf.len);
-        at = re;
-    }
-    if (rc == MM_OK)
-        rc = mm_buf_append(out, raw + at, rawlen - at);
-    return rc == MM_OK ? mm_buf_putc(out, '"') : rc;
 }
 
 /* ---- output around values ------------------------------------------------------------- */
@@ -474,6 +208,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
     mm_err rc;
     jframe *f = top(s);
     int sel = f ? f->sel : RULE_NONE, asel = f ? f->asel : RULE_NONE;
+    uint64_t allow = f ? f->allow : 0;
     size_t base = s->path.len;
 
     if ((rc = ensure_depth(s, s->depth + 1)) != MM_OK)
@@ -484,6 +219,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
         sel = s->csel;
     if (s->casel < asel)
         asel = s->casel;
+    allow |= s->callow;
     if (s->findings && !s->supp && (rc = path_push(s)) != MM_OK)
         return rc;
 
@@ -506,6 +242,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
         return rc;
     nf->sel = sel;
     nf->asel = asel < sel ? asel : RULE_NONE;
+    nf->allow = allow;
     nf->live = s->clive;
     nf->named = s->cnamed;
     if (s->clive)
@@ -526,7 +263,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
 static inline bool scalar_quiet(const mm_stream *s, int vkind)
 {
     const jframe *f = s->depth ? &s->fr[s->depth - 1] : NULL;
-    if (!f || s->holding || (s->det && vkind != V_LIT))
+    if (!f || s->holding || (s->reads && vkind != V_LIT))
         return false;
     if (s->supp)
         return true;
@@ -557,6 +294,13 @@ static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
     s->vasel = asel < sel ? asel : RULE_NONE;
     bool want = sel != RULE_NONE || (s->det && vkind != V_LIT) ||
                 (s->vasel != RULE_NONE && !s->m->scan);
+    if (s->deny_on) { /* vdeny and vadeny are read only when deny_on */
+        s->vdeny = s->vadeny = RULE_NONE;
+        if (vkind != V_LIT && sel == RULE_NONE) {
+            st_deny(s, (f ? f->allow : 0) | s->callow, &s->vdeny, &s->vadeny);
+            want |= s->vdeny != RULE_NONE || s->vadeny != RULE_NONE;
+        }
+    }
     if (!want) {
         if (s->holding)
             return release(s, data, i, true);
@@ -599,7 +343,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
         dec = content;
         dlen = clen;
         if (s->vesc) {
-            if ((rc = decode(s, content, clen, true)) != MM_OK)
+            if ((rc = json_decode(s, content, clen, true)) != MM_OK)
                 return rc;
             dec = s->dec.data ? s->dec.data : "";
             dlen = s->dec.len;
@@ -610,7 +354,35 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
     mm_buf_reset(&s->tmp);
     if (s->vasel != RULE_NONE && !s->m->scan) /* an audit or exempt path selects it */
         st_report(s, s->vasel, NULL, path, s->voff, s->vline, false);
-    if (sel != RULE_NONE) {
+    if (sel == RULE_NONE && s->vkind != V_LIT) {
+        bool apply = false, remove = false, deny = false;
+        int attrib = RULE_NONE, fallback = RULE_NONE; /* scan mode: who would take it */
+        if (s->m->scan) {
+            attrib = s->vasel;
+            if (s->deny_on)
+                fallback = s->vadeny;
+        }
+        if (s->det && (rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib,
+                                      fallback, &apply, &remove)) != MM_OK)
+            return rc;
+        /* a default deny takes what no rule decides whole; "" has nothing to hide */
+        if (s->deny_on && (s->vdeny != RULE_NONE || s->vadeny != RULE_NONE)) {
+            bool taken = !dlen || (s->det && st_covered(s, dlen));
+            deny = !taken && s->vdeny != RULE_NONE;
+            if (!taken && s->vadeny != RULE_NONE && !(s->m->scan && s->vasel != RULE_NONE))
+                st_report(s, s->vadeny, NULL, path, s->voff, s->vline, false);
+        }
+        if (remove) {
+            what = DROP;
+        } else if (deny) {
+            sel = s->vdeny; /* below, as a path's rule would */
+        } else if (apply) {
+            what = NEW;
+            rc = s->vkind == V_STR ? json_build_string(s, content, clen, dec, map, &s->tmp)
+                                   : json_build_string(s, raw, n, raw, NULL, &s->tmp);
+        }
+    }
+    if (rc == MM_OK && sel != RULE_NONE) {
         const act_t *a = s->ract[sel];
         if (a->type == MM_ACTION_REMOVE) {
             st_report(s, sel, NULL, path, s->voff, s->vline, true);
@@ -627,19 +399,6 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
             if ((rc = act_apply(a, dec, dlen, &s->abuf)) == MM_OK)
                 rc = mm_buf_put_json_str(&s->tmp, s->abuf.data ? s->abuf.data : "", s->abuf.len);
             what = NEW;
-        }
-    } else if (s->det && s->vkind != V_LIT) {
-        bool apply, remove;
-        int attrib = s->m->scan ? s->vasel : RULE_NONE;
-        if ((rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib, &apply, &remove)) !=
-            MM_OK)
-            return rc;
-        if (remove) {
-            what = DROP;
-        } else if (apply) {
-            what = NEW;
-            rc = s->vkind == V_STR ? build_json_string(s, content, clen, dec, map, &s->tmp)
-                                   : build_json_string(s, raw, n, raw, NULL, &s->tmp);
         }
     }
     if (rc != MM_OK)
@@ -746,7 +505,7 @@ static mm_err key_end(mm_stream *s, const char *data, size_t q)
             k = s->key_raw.data;
             kn = s->key_raw.len;
             if (s->kesc) {
-                if ((rc = decode(s, k, kn, false)) != MM_OK)
+                if ((rc = json_decode(s, k, kn, false)) != MM_OK)
                     return rc;
                 k = s->dec.data ? s->dec.data : "";
                 kn = s->dec.len;
@@ -830,7 +589,7 @@ static mm_err limit(mm_stream *s, mm_errbuf *eb, mm_err rc)
     return rc;
 }
 
-mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
+static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
 {
     mm_err rc = MM_OK;
     size_t i = 0;
@@ -848,7 +607,7 @@ mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
         case J_STR:
         case J_KEY:
             if (s->uleft) {
-                if (hexv(c) < 0)
+                if (st_hexv(c) < 0)
                     return st_fail(s, eb, MM_EPARSE, s->off + i, "expected four hex digits after \\u");
                 s->uleft--;
                 i++;
@@ -1119,7 +878,7 @@ err_key:
     return rc;
 }
 
-mm_err json_finish(mm_stream *s, mm_errbuf *eb)
+static mm_err json_end(mm_stream *s, mm_errbuf *eb)
 {
     mm_err rc;
     if (s->js == J_NUM && !s->depth && num_complete(s->numst)) {
@@ -1135,7 +894,7 @@ mm_err json_finish(mm_stream *s, mm_errbuf *eb)
     return st_fail(s, eb, MM_EPARSE, s->off, "unexpected end of input: the JSON value is incomplete");
 }
 
-void json_reset(mm_stream *s)
+static void json_reset(mm_stream *s)
 {
     s->js = J_VALUE;
     s->esc = false;
@@ -1151,7 +910,7 @@ void json_reset(mm_stream *s)
 
 /* Per stream: the root states of the rules on here, and the states whose children a
  * removing rule selects (members in containers with such states are held back). */
-mm_err json_init(mm_stream *s)
+static mm_err json_init(mm_stream *s)
 {
     const mpaths *pa = &s->m->pa;
     s->words = pa->words;
@@ -1178,3 +937,28 @@ mm_err json_init(mm_stream *s)
     }
     return MM_OK;
 }
+
+static void json_free(mm_stream *s)
+{
+    mm_free(s->root);
+    mm_free(s->rmhold);
+    mm_free(s->cset);
+    mm_free(s->fr);
+    mm_free(s->sets);
+    mm_free(s->map);
+    mm_buf_free(&s->val);
+    mm_buf_free(&s->key_raw);
+    mm_buf_free(&s->key);
+    mm_buf_free(&s->pre);
+    mm_buf_free(&s->path);
+    mm_buf_free(&s->dec);
+    mm_buf_free(&s->abuf);
+}
+
+const st_format st_format_json = {
+    .init = json_init,
+    .feed = json_feed,
+    .end = json_end,
+    .reset = json_reset,
+    .free = json_free,
+};

@@ -138,6 +138,7 @@ typedef struct {
     size_t n_exempt;
     char *jconst;   /* redact/replace: the whole-value output as a JSON string literal */
     size_t jconst_len;
+    bool deny;      /* a policy's defaultDeny.body (named MM_DENY_RULE): its paths allow */
 } mrule;
 
 /* A detector slot: the tag its det_set reports. Built-in `id` is slot id; the k-th pattern
@@ -204,11 +205,27 @@ typedef struct {
     unsigned dirs;
 } mhdr;
 
+/* A policy's defaultDeny.headers: names that pass, the action for the rest. */
+typedef struct {
+    char *policy;
+    act_t act;
+    bool audit;
+    unsigned dirs;
+    char **names;
+    size_t n_names;
+    char **exempt; /* principals exempt from the policy's default deny */
+    size_t n_exempt;
+} mdhdr;
+
+/* Default-deny rules are tracked per stream and per value as bit sets of one word. */
+#define MAX_DENY 64
+
 struct mm_masker {
     _Atomic long refs;
     bool scan;
     mrule *rules;
     size_t n_rules;
+    size_t first_deny; /* rules first_deny.. are defaultDeny rules, after every explicit one */
     mpath *paths; /* copied steps, which pa's names point into */
     size_t n_paths;
     mpaths pa;
@@ -217,6 +234,8 @@ struct mm_masker {
     size_t n_slots;
     mhdr *hdrs;
     size_t n_hdrs;
+    mdhdr *dhdrs; /* in policy order */
+    size_t n_dhdrs;
     char **ctypes; /* contentTypes named by rules, lowercase */
     size_t n_ctypes;
     unsigned dirs_any;

@@ -64,6 +64,18 @@ static void masker_destroy(mm_masker *m)
         act_clear(&m->hdrs[i].act);
     }
     mm_free(m->hdrs);
+    for (size_t i = 0; i < m->n_dhdrs; i++) {
+        mdhdr *d = &m->dhdrs[i];
+        mm_free(d->policy);
+        act_clear(&d->act);
+        for (size_t k = 0; k < d->n_names; k++)
+            mm_free(d->names[k]);
+        mm_free(d->names);
+        for (size_t k = 0; k < d->n_exempt; k++)
+            mm_free(d->exempt[k]);
+        mm_free(d->exempt);
+    }
+    mm_free(m->dhdrs);
     for (size_t i = 0; i < m->n_ctypes; i++)
         mm_free(m->ctypes[i]);
     mm_free(m->ctypes);
@@ -96,7 +108,7 @@ static mm_err compile_action(const mm_action *a, const mm_keys *keys, bool scan,
 }
 
 /* The policy's spec.reveal grants that name rule r, compiled into mr. */
-static mm_err add_grants(const mm_masker *m, const mm_policy *p, const mm_rule *r,
+static mm_err add_grants(const mm_masker *m, const mm_policy *p, const char *name,
                          const mm_keys *keys, const char *where, mrule *mr, mm_errbuf *eb)
 {
     mm_err rc = MM_OK;
@@ -104,7 +116,7 @@ static mm_err add_grants(const mm_masker *m, const mm_policy *p, const mm_rule *
         for (size_t k = 0; k < p->grants[g].n_rules; k++) {
             const mm_grant_rule *gr = &p->grants[g].rules[k];
             mgrant *ng;
-            if (strcmp(gr->rule, r->name) != 0)
+            if (strcmp(gr->rule, name) != 0)
                 continue;
             if (!(ng = mm_realloc(mr->grants, (mr->n_grants + 1) * sizeof(*ng))))
                 return mm_errf(eb, MM_ENOMEM, "%s: out of memory", where);
@@ -191,13 +203,113 @@ static mm_err slot_add(mm_masker *m, size_t slot, int rule)
     return MM_OK;
 }
 
+/* The principals that policy p exempts from its rule `name`, appended to *v. */
+static mm_err exempt_collect(const mm_policy *p, const char *name, char ***v, size_t *n)
+{
+    for (size_t e = 0; e < p->n_exemptions; e++)
+        for (size_t k = 0; k < p->exemptions[e].n_rules; k++) {
+            if (strcmp(p->exemptions[e].rules[k], name) != 0)
+                continue;
+            for (size_t q = 0; q < p->exemptions[e].n_principals; q++) {
+                char **nv = mm_realloc(*v, (*n + 1) * sizeof(*nv));
+                if (!nv)
+                    return MM_ENOMEM;
+                *v = nv;
+                if (!(nv[*n] = mm_strdup(p->exemptions[e].principals[q])))
+                    return MM_ENOMEM;
+                (*n)++;
+            }
+        }
+    return MM_OK;
+}
+
+/* Compiles rule `name` of policy p, with action a, into the next entry of m->rules. */
+static mm_err rule_add(mm_masker *m, const mm_policy *p, const char *name, const mm_action *a,
+                       const mm_keys *keys, const char *where, mm_errbuf *eb)
+{
+    mrule *mr = &m->rules[m->n_rules];
+    mm_err rc;
+
+    if ((rc = compile_action(a, keys, m->scan, where, &mr->act, eb)) != MM_OK)
+        return rc;
+    m->n_rules++;
+    if (!(mr->name = mm_strdup(name)) || !(mr->policy = mm_strdup(p->name)))
+        goto nomem;
+    if (mr->act.type == MM_ACTION_REDACT || mr->act.type == MM_ACTION_REPLACE) {
+        mm_buf jb;
+        mm_buf_init(&jb, 0);
+        if (mm_buf_put_json_str(&jb, mr->act.text ? mr->act.text : "", mr->act.text_len) !=
+            MM_OK) {
+            mm_buf_free(&jb);
+            goto nomem;
+        }
+        mr->jconst = mm_buf_steal(&jb, &mr->jconst_len);
+    }
+    mr->audit = p->mode == MM_MODE_AUDIT;
+    mr->dirs = (unsigned)p->direction;
+    if (exempt_collect(p, name, &mr->exempt, &mr->n_exempt) != MM_OK)
+        goto nomem;
+    return add_grants(m, p, name, keys, where, mr, eb);
+nomem:
+    return mm_errf(eb, MM_ENOMEM, "out of memory compiling policies");
+}
+
+/* The default deny of every policy that has one, after all explicit rules (they come
+ * first): a rule per defaultDeny.body whose paths allow, and the header parts. */
+static mm_err deny_add(mm_masker *m, const porder *sorted, size_t n, const mm_keys *keys,
+                       size_t *path_cap, mm_errbuf *eb)
+{
+    char where[MM_POLICY_NAME_MAX * 2 + 64];
+    mm_err rc;
+
+    m->first_deny = m->n_rules;
+    for (size_t pi = 0; pi < n; pi++) {
+        const mm_policy *p = sorted[pi].p;
+        if (p->deny_body.set) {
+            int idx = (int)m->n_rules;
+            snprintf(where, sizeof(where), "policy %s%s%s defaultDeny.body", p->ns ? p->ns : "",
+                     p->ns ? "/" : "", p->name);
+            if (m->n_rules - m->first_deny == MAX_DENY)
+                return mm_errf(eb, MM_EINVAL, "%s: more than %d policies with defaultDeny apply "
+                               "together", where, MAX_DENY);
+            if ((rc = rule_add(m, p, MM_DENY_RULE, &p->deny_body.action, keys, where, eb)) != MM_OK)
+                return rc;
+            m->rules[idx].deny = true;
+            for (size_t f = 0; f < p->deny_body.n_fields; f++)
+                if (add_path(m, &p->deny_body.fields[f], idx, path_cap) != MM_OK)
+                    return mm_errf(eb, MM_ENOMEM, "out of memory compiling policies");
+        }
+        if (p->deny_headers.set) {
+            mdhdr *d = &m->dhdrs[m->n_dhdrs];
+            snprintf(where, sizeof(where), "policy %s%s%s defaultDeny.headers",
+                     p->ns ? p->ns : "", p->ns ? "/" : "", p->name);
+            if ((rc = compile_action(&p->deny_headers.action, keys, m->scan, where, &d->act,
+                                     eb)) != MM_OK)
+                return rc;
+            m->n_dhdrs++;
+            d->audit = p->mode == MM_MODE_AUDIT;
+            d->dirs = (unsigned)p->direction;
+            if (!(d->policy = mm_strdup(p->name)) ||
+                (p->deny_headers.n_names &&
+                 !(d->names = mm_calloc(p->deny_headers.n_names, sizeof(char *)))))
+                return mm_errf(eb, MM_ENOMEM, "out of memory compiling policies");
+            for (; d->n_names < p->deny_headers.n_names; d->n_names++)
+                if (!(d->names[d->n_names] = mm_strdup(p->deny_headers.names[d->n_names])))
+                    return mm_errf(eb, MM_ENOMEM, "out of memory compiling policies");
+            if (exempt_collect(p, MM_DENY_RULE, &d->exempt, &d->n_exempt) != MM_OK)
+                return mm_errf(eb, MM_ENOMEM, "out of memory compiling policies");
+        }
+    }
+    return MM_OK;
+}
+
 mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *keys,
                      const mm_masker_opts *opts, mm_masker **out, mm_errbuf *eb)
 {
     mm_err rc = MM_OK;
     mm_masker *m = NULL;
     porder *sorted = NULL;
-    size_t total = 0, n_hdrs = 0, n_pats = 0, path_cap = 0, pat = 0;
+    size_t total = 0, n_hdrs = 0, n_dhdrs = 0, n_pats = 0, path_cap = 0, pat = 0;
     char where[MM_POLICY_NAME_MAX * 2 + 64];
 
     if (!(m = mm_calloc(1, sizeof(*m))))
@@ -209,8 +321,9 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         sorted[i] = (porder){policies[i], i};
-        total += policies[i]->n_rules;
+        total += policies[i]->n_rules + policies[i]->deny_body.set;
         n_hdrs += policies[i]->n_headers;
+        n_dhdrs += policies[i]->deny_headers.set;
         for (size_t r = 0; r < policies[i]->n_rules; r++)
             n_pats += policies[i]->rules[r].n_patterns;
     }
@@ -219,6 +332,8 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
     if (total && !(m->rules = mm_calloc(total, sizeof(mrule))))
         goto nomem;
     if (n_hdrs && !(m->hdrs = mm_calloc(n_hdrs, sizeof(mhdr))))
+        goto nomem;
+    if (n_dhdrs && !(m->dhdrs = mm_calloc(n_dhdrs, sizeof(mdhdr))))
         goto nomem;
     if (!(m->slots = mm_calloc(DET_BUILTIN_COUNT + n_pats, sizeof(mslot))))
         goto nomem;
@@ -236,42 +351,10 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
                 m->on_error[d] = p->on_error; /* block < redact-all < passthrough: strictest */
         for (size_t ri = 0; ri < p->n_rules; ri++) {
             const mm_rule *r = &p->rules[ri];
-            mrule *mr = &m->rules[m->n_rules];
             int idx = (int)m->n_rules;
             snprintf(where, sizeof(where), "policy %s%s%s rule %s", p->ns ? p->ns : "",
                      p->ns ? "/" : "", p->name, r->name);
-            if ((rc = compile_action(&r->action, keys, m->scan, where, &mr->act, eb)) != MM_OK)
-                goto out;
-            m->n_rules++;
-            if (!(mr->name = mm_strdup(r->name)) || !(mr->policy = mm_strdup(p->name)))
-                goto nomem;
-            if (mr->act.type == MM_ACTION_REDACT || mr->act.type == MM_ACTION_REPLACE) {
-                mm_buf jb;
-                mm_buf_init(&jb, 0);
-                if (mm_buf_put_json_str(&jb, mr->act.text ? mr->act.text : "", mr->act.text_len) !=
-                    MM_OK) {
-                    mm_buf_free(&jb);
-                    goto nomem;
-                }
-                mr->jconst = mm_buf_steal(&jb, &mr->jconst_len);
-            }
-            mr->audit = p->mode == MM_MODE_AUDIT;
-            mr->dirs = dirs;
-            for (size_t e = 0; e < p->n_exemptions; e++)
-                for (size_t k = 0; k < p->exemptions[e].n_rules; k++) {
-                    if (strcmp(p->exemptions[e].rules[k], r->name) != 0)
-                        continue;
-                    for (size_t q = 0; q < p->exemptions[e].n_principals; q++) {
-                        char **v = mm_realloc(mr->exempt, (mr->n_exempt + 1) * sizeof(*v));
-                        if (!v)
-                            goto nomem;
-                        mr->exempt = v;
-                        if (!(v[mr->n_exempt] = mm_strdup(p->exemptions[e].principals[q])))
-                            goto nomem;
-                        mr->n_exempt++;
-                    }
-                }
-            if ((rc = add_grants(m, p, r, keys, where, mr, eb)) != MM_OK)
+            if ((rc = rule_add(m, p, r->name, &r->action, keys, where, eb)) != MM_OK)
                 goto out;
             for (size_t f = 0; f < r->n_fields; f++)
                 if (add_path(m, &r->fields[f], idx, &path_cap) != MM_OK)
@@ -318,6 +401,8 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
             mh->dirs = dirs;
         }
     }
+    if ((rc = deny_add(m, sorted, n, keys, &path_cap, eb)) != MM_OK)
+        goto out;
     /* scan mode: every built-in detector, attributed to the rules that name it, if any */
     if (m->scan)
         for (int d = 0; d < 2; d++)
@@ -466,6 +551,29 @@ mm_body_kind mm_body_kind_sniff(const char *filename, const char *head, size_t l
 
 /* ---- headers -------------------------------------------------------------------------- */
 
+/* The rewritten or removed form of a header under action a. */
+static mm_err header_apply(const act_t *a, const char *value, size_t vlen, mm_buf *out,
+                           mm_hdr_result *res)
+{
+    if (a->type == MM_ACTION_REMOVE) {
+        *res = MM_HDR_REMOVE;
+        return MM_OK;
+    }
+    mm_buf_reset(out);
+    mm_err rc = act_apply(a, value, vlen, out);
+    if (rc == MM_OK)
+        *res = MM_HDR_REWRITE;
+    return rc;
+}
+
+static bool has_str(char *const *v, size_t n, const char *s, bool nocase)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((nocase ? strcasecmp(v[i], s) : strcmp(v[i], s)) == 0)
+            return true;
+    return false;
+}
+
 mm_err mm_masker_header(const mm_masker *m, mm_direction dir, const char *principal,
                         const char *name, const char *value, size_t vlen, mm_buf *out,
                         mm_hdr_result *res, mm_finding_fn on_finding, void *finding_ctx)
@@ -473,8 +581,8 @@ mm_err mm_masker_header(const mm_masker *m, mm_direction dir, const char *princi
     unsigned d = (unsigned)(dir ? dir : MM_DIR_RESPONSE);
 
     /* Exemptions name body rules; header rules have no names, so no caller is exempt
-     * from them (DESIGN.md: exemptions list rules). */
-    MM_UNUSED(principal);
+     * from them (DESIGN.md: exemptions list rules). A policy's default deny is named
+     * (MM_DENY_RULE), so callers may be exempt from that. */
     *res = MM_HDR_KEEP;
     for (size_t i = 0; i < m->n_hdrs; i++) {
         const mhdr *h = &m->hdrs[i];
@@ -486,17 +594,25 @@ mm_err mm_masker_header(const mm_masker *m, mm_direction dir, const char *princi
                             .path = NULL, .offset = 0, .line = 0, .applied = apply};
             on_finding(finding_ctx, &f);
         }
-        if (!apply)
-            return MM_OK;
-        if (h->act.type == MM_ACTION_REMOVE) {
-            *res = MM_HDR_REMOVE;
-            return MM_OK;
+        if (apply) /* an audit rule reports and shields nothing (README) */
+            return header_apply(&h->act, value, vlen, out, res);
+    }
+    /* No header rule names it: it passes only if every default deny that applies allows
+     * it; the first (in policy order) that does not, and is not audit or exempt, decides.
+     * Audit and exempt ones report and let the next one decide. */
+    for (size_t i = 0; i < m->n_dhdrs; i++) {
+        const mdhdr *h = &m->dhdrs[i];
+        if (!(h->dirs & d) || has_str(h->names, h->n_names, name, true))
+            continue;
+        bool apply = !h->audit && !m->scan &&
+                     !(principal && has_str(h->exempt, h->n_exempt, principal, false));
+        if (on_finding) {
+            mm_finding f = {.rule = MM_DENY_RULE, .policy = h->policy, .detector = NULL,
+                            .path = NULL, .offset = 0, .line = 0, .applied = apply};
+            on_finding(finding_ctx, &f);
         }
-        mm_buf_reset(out);
-        mm_err rc = act_apply(&h->act, value, vlen, out);
-        if (rc == MM_OK)
-            *res = MM_HDR_REWRITE;
-        return rc;
+        if (apply)
+            return header_apply(&h->act, value, vlen, out, res);
     }
     return MM_OK;
 }

@@ -1,5 +1,6 @@
-/* lib/mask: the stream state shared by stream.c (the public surface, output, findings,
- * detection), json.c (JSON and NDJSON) and text.c (text and server-sent events).
+/* lib/mask: the stream state shared by stream.c (the public surface and the table of body
+ * formats), emit.c (output, findings, detection), json.c (JSON and NDJSON) and text.c (text
+ * and server-sent events).
  * Not part of the public surface. */
 #ifndef MM_STREAM_INT_H
 #define MM_STREAM_INT_H
@@ -18,6 +19,7 @@ typedef struct {
     bool emitted;     /* a member was written: the next one written keeps its comma */
     int sel;          /* the rule (applied in this stream) selecting this container */
     int asel;         /* the first audit/exempt rule selecting it, when lower than sel */
+    uint64_t allow;   /* the default-deny rules whose paths allow it (bit k: first_deny + k) */
     long index;       /* arrays: index of the next element */
     size_t path_base; /* findings path length before this container's segment */
 } jframe;
@@ -32,9 +34,12 @@ typedef struct {
  * masker's; its path is dropped) */
 typedef mm_finding held_finding;
 
+typedef struct st_format st_format; /* below */
+
 struct mm_stream {
     mm_masker *m;
     mm_stream_opts o;
+    const st_format *fmt;
     mm_write_fn write;
     void *wctx;
     unsigned char *rs;   /* per rule: RS_* */
@@ -46,6 +51,10 @@ struct mm_stream {
     det_scratch *sc;
     size_t max_value;
     bool findings;       /* on_finding is set: build paths */
+    bool deny_on;        /* some default deny is on here: strings and numbers are read */
+    bool reads;          /* det or deny_on: every string and number is read */
+    uint64_t deny_apply; /* the default-deny rules applied here (bit k: first_deny + k) */
+    uint64_t deny_silent; /* those that report only (audit, exempt, scan) */
     bool failed;
     mm_errbuf *eb;       /* the caller's, during a push or finish */
     mm_stream_stats st;
@@ -63,6 +72,7 @@ struct mm_stream {
     uint64_t *cset;      /* the next child's states */
     bool clive, cnamed;
     int csel, casel;
+    uint64_t callow;     /* the default-deny rules whose paths allow the next child */
 
     /* JSON: the machine */
     int js;
@@ -81,6 +91,7 @@ struct mm_stream {
     size_t vstart;
     int vkind;
     int vsel, vasel;
+    int vdeny, vadeny;   /* the default deny that takes the scalar; one that only reports */
     uint64_t voff, vline;
     bool vesc;
     const char *vptr; /* the complete scalar: in the chunk, or s->val */
@@ -105,7 +116,70 @@ struct mm_stream {
     bool hf_fail;     /* holding a finding failed for lack of memory */
 };
 
-/* stream.c */
+/* The value of a hex digit, -1 for any other byte. */
+static inline int st_hexv(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* jpath.c: the child's states, liveness and the rules and allow lists that select it
+ * (s->cset, clive, cnamed, csel, casel, callow), from the parent's states `in` and the
+ * member name (k, n) or the element index (k NULL); from the root's states; or none. */
+void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
+                long index);
+void step_root(mm_stream *s);
+/* inline: it runs for every value of a container no path reaches */
+static inline void child_none(mm_stream *s)
+{
+    s->clive = s->cnamed = false;
+    s->csel = s->casel = RULE_NONE;
+    s->callow = 0;
+}
+/* The findings path (s->path): append the segment of the value starting now ($, .name,
+ * ['na me'] or [N]); cut back to `base`; the path, or NULL when findings are off. */
+mm_err path_push(mm_stream *s);
+static inline void path_pop(mm_stream *s, size_t base) /* inline: per value, like path_str */
+{
+    s->path.len = base;
+    if (s->path.data)
+        s->path.data[base] = '\0';
+}
+static inline const char *path_str(mm_stream *s)
+{
+    return s->findings ? mm_buf_cstr(&s->path) : NULL;
+}
+
+/* jstring.c: decodes the content of a JSON string (already validated) into s->dec and,
+ * when `map`, s->map[i] = the offset in `raw` of the escape or byte that gave decoded byte
+ * i (s->map[dec.len] = n). Writes a JSON string literal: raw content outside the kept spans
+ * (s->sp) as written, spans transformed and escaped; `dec`/`map` describe the decoded text
+ * the spans refer to (map NULL: the raw text is the decoded one). */
+mm_err json_decode(mm_stream *s, const char *raw, size_t n, bool map);
+mm_err json_build_string(mm_stream *s, const char *raw, size_t rawlen, const char *dec,
+                         const size_t *map, mm_buf *out);
+
+/* A body format: the machine that masks one kind of body. stream.c keeps a table of them by
+ * body kind and calls a stream's format through it; a format calls only emit.c (and, for its
+ * child, the child's format through the same table entry), never stream.c. */
+struct st_format {
+    mm_err (*init)(mm_stream *s); /* once, in mm_stream_new: per-stream allocations */
+    mm_err (*feed)(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
+    mm_err (*end)(mm_stream *s, mm_errbuf *eb); /* end of input: fails if incomplete */
+    void (*reset)(mm_stream *s);  /* ready for another body; allocations kept */
+    void (*free)(mm_stream *s);   /* what init allocated */
+    /* SSE: parts of the body are masked as JSON documents of their own by a child stream
+     * (s->child, writing to s->cout, findings held in s->hf), opened by mm_stream_new */
+    bool json_child;
+};
+
+extern const st_format st_format_json;  /* json.c: JSON and NDJSON */
+extern const st_format st_format_text;  /* text.c */
+extern const st_format st_format_sse;   /* text.c */
+
+/* emit.c */
 mm_err st_out_put(mm_stream *s, const char *p, size_t n);
 mm_err st_out_flush(mm_stream *s);
 void st_report(mm_stream *s, int rule, const char *detector, const char *path, uint64_t off,
@@ -114,20 +188,25 @@ mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *
 /* Runs the detectors over t[0..n), reports what they find (offsets: base + map[i], or
  * base + i without map) and leaves in s->sp, sorted by start, the matches to transform:
  * per overlap the lowest rule wins, then the earliest start. `attrib` names the rule a
- * path gives the value in scan mode (RULE_NONE otherwise). *apply: some match transforms;
- * *remove: one of them removes. */
+ * path gives the value in scan mode (RULE_NONE otherwise); `fallback` the rule a scan
+ * names when no rule names the detector (a default deny that would take the value).
+ * *apply: some match transforms; *remove: one of them removes. */
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
-                 uint64_t line, const char *path, int attrib, bool *apply, bool *remove);
-
-/* json.c */
-mm_err json_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
-mm_err json_finish(mm_stream *s, mm_errbuf *eb);
-void json_reset(mm_stream *s);
-mm_err json_init(mm_stream *s);
-
-/* text.c */
-mm_err lines_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
-mm_err lines_finish(mm_stream *s, mm_errbuf *eb);
-mm_err lines_init(mm_stream *s);
+                 uint64_t line, const char *path, int attrib, int fallback, bool *apply,
+                 bool *remove);
+/* Whether the matches st_detect left in s->sp cover all of t[0..n): explicit rules then
+ * decide the whole value, and a default deny has nothing left to take. */
+bool st_covered(const mm_stream *s, size_t n);
+/* The default deny of a value that the rules whose bits are in `allow` allow: *deny the
+ * first applied one that does not allow it, *silent the first reporting one before it
+ * (RULE_NONE when none). */
+void st_deny(const mm_stream *s, uint64_t allow, int *deny, int *silent);
+/* The part of a reset every format shares: counters, staged output, position, failure. */
+void st_clear(mm_stream *s);
+/* An mm_write_fn appending to the mm_buf `ctx`. */
+mm_err st_buf_write(void *ctx, const char *data, size_t len);
+/* An mm_finding_fn holding findings in the stream `ctx` (s->hf; s->hf_fail when out of
+ * memory) until its caller knows what they are worth (SSE: whether a line is JSON). */
+void st_hold_finding(void *ctx, const mm_finding *f);
 
 #endif

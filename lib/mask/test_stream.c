@@ -716,6 +716,235 @@ static void test_alloc_failures(void **state)
     mm_policy_set_free(set);
 }
 
+/* ---- default deny -------------------------------------------------------------------- */
+
+#define DENY_RULES                                                                                 \
+    "  rules:\n"                                                                                   \
+    "  - {name: card, detectors: [credit_card], action: {type: mask, keepFirst: 6, keepLast: 4, "  \
+    "preserveFormat: true}}\n"                                                                     \
+    "  - {name: mail, detectors: [email], action: {type: redact, replacement: M}}\n"               \
+    "  - {name: pan, fields: [$.pan, $.id2], action: {type: redact, replacement: P}}\n"            \
+    "  defaultDeny:\n    body:\n      fields: [$.id, $.id2, \"$.items[*].sku\", $.meta]\n"        \
+    "      action: {type: redact, replacement: D}\n"
+
+/* Rules first, allowed paths pass, every other string and number gets the default action. */
+static void test_deny_json(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } rows[] = {
+        /* allowed values pass; strings and numbers that are not are taken whole; literals and
+         * "" have nothing to hide */
+        {"{\"id\":42,\"name\":\"Ada\",\"qty\":3,\"ok\":true,\"n\":null,\"e\":\"\"}",
+         "{\"id\":42,\"name\":\"D\",\"qty\":\"D\",\"ok\":true,\"n\":null,\"e\":\"\"}"},
+        /* an allowed container allows everything inside it */
+        {"{\"meta\":{\"a\":\"x\",\"b\":[1,{\"c\":\"y\"}]}}", "{\"meta\":{\"a\":\"x\",\"b\":[1,{\"c\":\"y\"}]}}"},
+        /* a rule's path comes before an allowed path */
+        {"{\"id2\":\"v\",\"pan\":7}", "{\"id2\":\"P\",\"pan\":\"P\"}"},
+        /* detectors still read allowed values */
+        {"{\"id\":\"a@b.co\"}", "{\"id\":\"M\"}"},
+        /* matches covering a whole value let their rule decide it; partial ones do not */
+        {"{\"c\":\"4111 1111 1111 1111\"}", "{\"c\":\"4111 11** **** 1111\"}"},
+        {"{\"c\":\"card 4111 1111 1111 1111\",\"m\":\"a@b.co\"}", "{\"c\":\"D\",\"m\":\"M\"}"},
+        {"{\"items\":[{\"sku\":\"A\",\"p\":1.5e3},{\"sku\":\"B\"}],\"sku\":\"C\"}",
+         "{\"items\":[{\"sku\":\"A\",\"p\":\"D\"},{\"sku\":\"B\"}],\"sku\":\"D\"}"},
+        {"\"x\"", "\"D\""},
+        {" 7 ", " \"D\" "},
+        {"[1,\"a\",[\"\\u0062\"],{}]", "[\"D\",\"D\",[\"D\"],{}]"},
+        {"{\"s\":\"a\\\"b\", \"id\" : \"q\\n\"}", "{\"s\":\"D\", \"id\" : \"q\\n\"}"},
+    };
+    for (size_t i = 0; i < MM_ARRAY_LEN(rows); i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "deny row %zu", i);
+        check(pol("p", DENY_RULES), MM_BODY_JSON, rows[i].in, rows[i].want, name);
+    }
+
+    /* remove as the default: members and elements go, the output stays JSON; no rules */
+    const char *rm = pol("p", "  defaultDeny: {body: {fields: [$.keep, $.d.k], action: {type: remove}}}\n");
+    check(rm, MM_BODY_JSON, "{\"a\":1,\"keep\":\"k\",\"b\":\"x\",\"c\":[1,2],\"d\":{\"e\":\"f\",\"k\":0}}",
+          "{\"keep\":\"k\",\"c\":[],\"d\":{\"k\":0}}", "deny remove");
+    check(rm, MM_BODY_JSON, "[1,\"a\",true]", "[true]", "deny remove elements");
+    check(rm, MM_BODY_JSON, "\"x\"", "null", "deny remove root");
+    check(pol("p", "  defaultDeny: {body: {action: {type: mask}}}\n"), MM_BODY_JSON,
+          "{\"n\":-12.5,\"s\":\"ab\"}", "{\"n\":\"*****\",\"s\":\"**\"}", "deny mask, nothing allowed");
+}
+
+static void test_deny_modes(void **state)
+{
+    (void)state;
+    const char *in = "{\"id\":1,\"x\":\"s\"}";
+    /* audit: findings, nothing changed; exempt callers likewise; direction honoured */
+    check(pol("p", "  mode: audit\n" DENY_RULES), MM_BODY_JSON, in, in, "deny audit");
+    mm_masker *m = compile(pol("p", DENY_RULES "  exemptions: [{principals: [\"spiffe://x/b\"], "
+                                               "rules: [defaultDeny]}]\n"), false);
+    mm_stream_opts o = {.kind = MM_BODY_JSON, .principal = "spiffe://x/b"};
+    check_opts(m, &o, in, in, "deny exempt");
+    o.principal = "spiffe://x/other";
+    check_opts(m, &o, in, "{\"id\":1,\"x\":\"D\"}", "deny not exempt");
+    o.direction = MM_DIR_REQUEST;
+    check_opts(m, &o, in, in, "deny response only");
+    seen sn = {0};
+    mm_buf out;
+    mm_errbuf eb;
+    mm_buf_init(&out, 0);
+    o = (mm_stream_opts){.kind = MM_BODY_JSON, .principal = "spiffe://x/b", .on_finding = on_finding,
+                         .finding_ctx = &sn};
+    assert_int_equal(mm_mask_buffer(m, &o, in, strlen(in), &out, &eb), MM_OK);
+    assert_output(mm_buf_cstr(&out), in);
+    assert_int_equal(sn.n, 1);
+    assert_int_equal(sn.applied, 0);
+    assert_string_equal(sn.paths[0], "$.x - defaultDeny 12");
+    mm_buf_free(&out);
+    mm_masker_free(m);
+
+    /* several policies: a value passes only if every default deny allows it; the first that
+     * does not (policy name order) decides; an explicit rule of any policy comes first; an
+     * audit one reports and shields nothing */
+    const char *y = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: b}\n"
+                    "spec: {selector: {}, defaultDeny: {body: {fields: [$.x, $.y], action: {type: redact, replacement: B}}}}\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: a}\n"
+                    "spec: {selector: {}, defaultDeny: {body: {fields: [$.x], action: {type: redact, replacement: A}}}}\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: c}\n"
+                    "spec: {selector: {}, rules: [{name: r, fields: [$.w], action: {type: redact, replacement: C}}]}\n";
+    check(y, MM_BODY_JSON, "{\"x\":1,\"y\":2,\"z\":3,\"w\":4}", "{\"x\":1,\"y\":\"A\",\"z\":\"A\",\"w\":\"C\"}",
+          "deny several policies");
+    const char *ya = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: b}\n"
+                     "spec: {selector: {}, defaultDeny: {body: {fields: [$.x, $.y], action: {type: redact, replacement: B}}}}\n"
+                     "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: a}\n"
+                     "spec: {selector: {}, mode: audit, defaultDeny: {body: {fields: [$.x], action: {type: redact, replacement: A}}}}\n";
+    m = compile(ya, false);
+    memset(&sn, 0, sizeof(sn));
+    o = (mm_stream_opts){.kind = MM_BODY_JSON, .on_finding = on_finding, .finding_ctx = &sn};
+    mm_buf_init(&out, 0);
+    in = "{\"x\":1,\"y\":2,\"z\":3}";
+    assert_int_equal(mm_mask_buffer(m, &o, in, strlen(in), &out, &eb), MM_OK);
+    assert_output(mm_buf_cstr(&out), "{\"x\":1,\"y\":2,\"z\":\"B\"}");
+    assert_int_equal(sn.n, 3); /* y: a reports; z: a reports, b applies */
+    assert_int_equal(sn.applied, 1);
+    assert_string_equal(sn.paths[0], "$.y - defaultDeny 11");
+    assert_string_equal(sn.paths[2], "$.z - defaultDeny 17");
+    mm_buf_free(&out);
+    mm_masker_free(m);
+}
+
+/* NDJSON: each line a document; SSE: JSON data lines as JSON (paths from the line's root),
+ * other data lines whole; text: each line whole unless matches cover it. */
+static void test_deny_lines(void **state)
+{
+    (void)state;
+    const char *p = pol("p", DENY_RULES);
+    check(p, MM_BODY_NDJSON, "{\"id\":1,\"x\":\"s\"}\n\n{\"x\":2}\r\n7", "{\"id\":1,\"x\":\"D\"}\n\n{\"x\":\"D\"}\r\n\"D\"",
+          "deny ndjson");
+    check(p, MM_BODY_SSE,
+          ": c\nevent: upd\ndata: {\"id\":1,\"x\":\"s\"}\ndata: free text\ndata: 4111 1111 1111 1111\n"
+          "data:\nid: 9\nretry: 5\n\n",
+          ": c\nevent: upd\ndata: {\"id\":1,\"x\":\"D\"}\ndata: D\ndata: 4111 11** **** 1111\n"
+          "data:\nid: 9\nretry: 5\n\n", "deny sse");
+    check(p, MM_BODY_TEXT, "hello\n\n4111 1111 1111 1111\r\nmail a@b.co\nlast",
+          "D\n\n4111 11** **** 1111\r\nD\nD", "deny text");
+    check(pol("p", "  defaultDeny: {body: {action: {type: remove}}}\n"), MM_BODY_TEXT, "a\r\nb\n\nc",
+          "\r\n\n\n", "deny text remove");
+    /* the text fast path (no detectors) does not skip a default deny */
+    mm_masker *m = compile(pol("p", "  defaultDeny: {body: {action: {type: redact}}}\n"), false);
+    mm_stream_opts o = {.kind = MM_BODY_TEXT, .max_value = 8};
+    check_opts(m, &o, "short\n", "[REDACTED]\n", "deny text without detectors");
+    o.kind = MM_BODY_OPAQUE;
+    check_opts(m, &o, "bytes", "bytes", "deny opaque passes");
+    mm_masker_free(m);
+}
+
+static void test_deny_scan(void **state)
+{
+    (void)state;
+    mm_masker *m = compile(pol("p", DENY_RULES), true);
+    seen sn = {0};
+    mm_stream_opts o = {.kind = MM_BODY_JSON, .on_finding = on_finding, .finding_ctx = &sn};
+    mm_buf out;
+    mm_errbuf eb;
+    mm_buf_init(&out, 0);
+    const char *in = "{\"id\":1,\"name\":\"Ada\",\"c\":\"4111 1111 1111 1111\",\"pan\":\"x\",\"s\":\"see a@b.co\"}";
+    assert_int_equal(mm_mask_buffer(m, &o, in, strlen(in), &out, &eb), MM_OK);
+    assert_output(mm_buf_cstr(&out), in);
+    /* name: not allowed; c: the card rule covers it; pan: its path rule takes it; s: the mail
+     * rule matches part of it, so the default deny would take it */
+    assert_int_equal(sn.n, 4);
+    assert_int_equal(sn.applied, 0);
+    assert_string_equal(sn.paths[0], "$.name - defaultDeny 15");
+    assert_string_equal(sn.paths[1], "$.c credit_card card 26");
+    assert_string_equal(sn.paths[2], "$.s email mail 66");
+    assert_string_equal(sn.paths[3], "$.s - defaultDeny 61");
+    mm_buf_free(&out);
+    mm_masker_free(m);
+}
+
+static void test_deny_headers(void **state)
+{
+    (void)state;
+    const char *y = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: a}\n"
+                    "spec: {selector: {}, direction: both, headers: [{name: Authorization, action: {type: mask, keepFirst: 7}}],\n"
+                    "  defaultDeny: {headers: {names: [Content-Type, date], action: {type: remove}}},\n"
+                    "  exemptions: [{principals: [\"spiffe://x/b\"], rules: [defaultDeny]}]}\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: b}\n"
+                    "spec: {selector: {}, mode: audit, defaultDeny: {headers: {action: {type: redact}}}}\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: c}\n"
+                    "spec: {selector: {}, defaultDeny: {headers: {names: [Content-Type, Date, X-Trace], "
+                    "action: {type: redact, replacement: R}}}}\n";
+    mm_masker *m = compile(y, false);
+    mm_buf out;
+    mm_hdr_result res;
+    seen sn = {0};
+    mm_buf_init(&out, 0);
+    /* a header rule first */
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, NULL, "authorization", "Bearer abcdef", 13,
+                                      &out, &res, on_finding, &sn), MM_OK);
+    assert_int_equal(res, MM_HDR_REWRITE);
+    assert_output(mm_buf_cstr(&out), "Bearer ******");
+    /* allowed by a and c; b (audit) reports */
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, NULL, "CONTENT-TYPE", "text/plain", 10, &out,
+                                      &res, on_finding, &sn), MM_OK);
+    assert_int_equal(res, MM_HDR_KEEP);
+    /* a does not allow it: a's action */
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, NULL, "X-Trace", "t", 1, &out, &res, on_finding,
+                                      &sn), MM_OK);
+    assert_int_equal(res, MM_HDR_REMOVE);
+    assert_int_equal(sn.n, 3);
+    assert_int_equal(sn.applied, 2);
+    assert_string_equal(sn.paths[1], "- - defaultDeny 0");
+    /* exempt from a: b reports, c allows X-Trace and redacts what it does not allow; c covers
+     * responses only, so a request header is a's alone (allowed for the exempt caller) */
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, "spiffe://x/b", "X-Trace", "t", 1, &out, &res,
+                                      NULL, NULL), MM_OK);
+    assert_int_equal(res, MM_HDR_KEEP);
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, "spiffe://x/b", "X-Other", "secret", 6, &out,
+                                      &res, NULL, NULL), MM_OK);
+    assert_int_equal(res, MM_HDR_REWRITE);
+    assert_output(mm_buf_cstr(&out), "R");
+    assert_int_equal(mm_masker_header(m, MM_DIR_REQUEST, "spiffe://x/b", "X-Other", "secret", 6, &out,
+                                      &res, NULL, NULL), MM_OK);
+    assert_int_equal(res, MM_HDR_KEEP);
+    assert_int_equal(mm_masker_header(m, MM_DIR_REQUEST, NULL, "X-Other", "secret", 6, &out, &res,
+                                      NULL, NULL), MM_OK);
+    assert_int_equal(res, MM_HDR_REMOVE);
+    mm_buf_free(&out);
+    mm_masker_free(m);
+
+    /* an audit header rule shields nothing from a later one */
+    const char *z = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: a}\n"
+                    "spec: {selector: {}, mode: audit, rules: [{name: r, fields: [$.r], action: {type: redact}}],\n"
+                    "  headers: [{name: X-Card, action: {type: redact}}]}\n"
+                    "---\napiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: b}\n"
+                    "spec: {selector: {}, rules: [{name: r, fields: [$.r], action: {type: redact}}],\n"
+                    "  headers: [{name: X-Card, action: {type: remove}}]}\n";
+    m = compile(z, false);
+    mm_buf_init(&out, 0);
+    assert_int_equal(mm_masker_header(m, MM_DIR_RESPONSE, NULL, "x-card", "4111", 4, &out, &res, NULL,
+                                      NULL), MM_OK);
+    assert_int_equal(res, MM_HDR_REMOVE);
+    mm_buf_free(&out);
+    mm_masker_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +954,9 @@ int main(void)
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_audit_never_shields), cmocka_unit_test(test_strings_and_utf8),
         cmocka_unit_test(test_headers),        cmocka_unit_test(test_lines),
+        cmocka_unit_test(test_deny_json),      cmocka_unit_test(test_deny_modes),
+        cmocka_unit_test(test_deny_lines),     cmocka_unit_test(test_deny_scan),
+        cmocka_unit_test(test_deny_headers),
     };
     return cmocka_run_group_tests_name("mask-stream", tests, NULL, NULL);
 }

@@ -29,17 +29,31 @@ static mm_err build_text(mm_stream *s, const char *t, size_t n, mm_buf *out)
 }
 
 /* Appends the masked form of text t[0..n) at offset `off` to out; *same when unchanged
- * (nothing appended then). */
+ * (nothing appended then). A default deny takes the whole line (the SSE data value), as it
+ * takes a JSON string: text has no paths, so nothing in it is allowed, and only matches that
+ * cover all of it let the rules decide instead. */
 static mm_err text_part(mm_stream *s, const char *t, size_t n, uint64_t off, mm_buf *out,
                         bool *same)
 {
     mm_err rc;
     bool apply = false, remove = false;
+    int deny = RULE_NONE, silent = RULE_NONE;
     *same = true;
-    if (!s->det || !n)
+    if ((!s->det && !s->deny_on) || !n)
         return MM_OK;
-    if ((rc = st_detect(s, t, n, NULL, off, s->line, NULL, RULE_NONE, &apply, &remove)) != MM_OK)
+    if (s->deny_on)
+        st_deny(s, 0, &deny, &silent);
+    if (s->det && (rc = st_detect(s, t, n, NULL, off, s->line, NULL, RULE_NONE, silent, &apply,
+                                  &remove)) != MM_OK)
         return rc;
+    bool taken = s->det && st_covered(s, n);
+    if (silent != RULE_NONE && !taken)
+        st_report(s, silent, NULL, NULL, off, s->line, false);
+    if (deny != RULE_NONE && !taken) {
+        st_report(s, deny, NULL, NULL, off, s->line, true);
+        *same = false;
+        return act_apply(&s->m->rules[deny].act, t, n, out); /* remove: the line empties */
+    }
     if (!apply)
         return MM_OK;
     *same = false;
@@ -48,26 +62,22 @@ static mm_err text_part(mm_stream *s, const char *t, size_t n, uint64_t off, mm_
 
 /* ---- SSE ------------------------------------------------------------------------------ */
 
-static mm_err child_write(void *ctx, const char *data, size_t len)
+/* A data line d[0..n) through the JSON child, as a document of its own. The child is driven
+ * through its format here, as mm_stream_push/finish would (text.c calls no stream.c). */
+static mm_err child_run(mm_stream *s, const char *d, size_t n, mm_errbuf *ceb)
 {
-    return mm_buf_append(ctx, data, len);
-}
+    mm_stream *c = s->child;
+    mm_err rc;
 
-/* The child's findings wait until its line is known to be JSON. */
-static void child_finding(void *ctx, const mm_finding *f)
-{
-    mm_stream *s = ctx;
-    if (s->nhf == s->hfcap) {
-        size_t cap = s->hfcap ? s->hfcap * 2 : 8;
-        held_finding *v = mm_realloc(s->hf, cap * sizeof(*v));
-        if (!v) {
-            s->hf_fail = true;
-            return;
-        }
-        s->hf = v;
-        s->hfcap = cap;
-    }
-    s->hf[s->nhf++] = *f;
+    st_clear(c);
+    c->fmt->reset(c);
+    c->eb = ceb;
+    rc = c->fmt->feed(c, d, n, ceb);
+    c->off += n;
+    c->st.bytes_in += n;
+    if (rc == MM_OK && (rc = st_out_flush(c)) == MM_OK && (rc = c->fmt->end(c, ceb)) == MM_OK)
+        rc = st_out_flush(c);
+    return rc;
 }
 
 /* One SSE line without its ending; *same when it passes unchanged. */
@@ -87,17 +97,14 @@ static mm_err sse_line(mm_stream *s, const char *t, size_t n, uint64_t off, mm_b
     while (k < dn && (d[k] == ' ' || d[k] == '\t'))
         k++;
     if (k < dn && (d[k] == '{' || d[k] == '[' || d[k] == '"')) {
-        mm_stream_reset(s->child);
         mm_buf_reset(&s->cout);
         s->nhf = 0;
         s->hf_fail = false;
-        if ((rc = mm_stream_push(s->child, d, dn, &ceb)) == MM_OK)
-            rc = mm_stream_finish(s->child, &ceb);
+        rc = child_run(s, d, dn, &ceb);
         if (rc == MM_ENOMEM || s->hf_fail)
             return MM_ENOMEM;
         if (rc == MM_OK) {
-            mm_stream_stats cst;
-            mm_stream_stats_get(s->child, &cst);
+            const mm_stream_stats cst = s->child->st;
             s->st.findings += cst.findings;
             s->st.applied += cst.applied;
             for (size_t i = 0; i < s->nhf; i++) {
@@ -150,11 +157,11 @@ static mm_err do_line(mm_stream *s, const char *t, size_t n, uint64_t off)
     return rc;
 }
 
-mm_err lines_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
+static mm_err lines_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
 {
     mm_err rc;
     size_t i = 0;
-    if (s->o.kind == MM_BODY_TEXT && !s->det)
+    if (s->o.kind == MM_BODY_TEXT && !s->det && !s->deny_on)
         return st_out_put(s, data, len); /* nothing reads text: no lines to find */
     while (i < len) {
         const char *nl = memchr(data + i, '\n', len - i);
@@ -183,7 +190,7 @@ mm_err lines_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
     return MM_OK;
 }
 
-mm_err lines_finish(mm_stream *s, mm_errbuf *eb)
+static mm_err lines_end(mm_stream *s, mm_errbuf *eb)
 {
     mm_err rc = MM_OK;
     MM_UNUSED(eb);
@@ -194,13 +201,27 @@ mm_err lines_finish(mm_stream *s, mm_errbuf *eb)
     return rc;
 }
 
-mm_err lines_init(mm_stream *s)
+static void lines_reset(mm_stream *s)
 {
-    if (s->o.kind != MM_BODY_SSE)
-        return MM_OK;
-    mm_stream_opts co = s->o;
-    co.kind = MM_BODY_JSON;
-    co.on_finding = s->o.on_finding ? child_finding : NULL;
-    co.finding_ctx = s;
-    return mm_stream_new(s->m, &co, child_write, &s->cout, &s->child);
+    s->lbuf.len = 0;
 }
+
+static void lines_free(mm_stream *s)
+{
+    mm_buf_free(&s->lbuf);
+}
+
+const st_format st_format_text = {
+    .feed = lines_feed,
+    .end = lines_end,
+    .reset = lines_reset,
+    .free = lines_free,
+};
+
+const st_format st_format_sse = {
+    .feed = lines_feed,
+    .end = lines_end,
+    .reset = lines_reset,
+    .free = lines_free,
+    .json_child = true,
+};

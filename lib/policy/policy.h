@@ -131,6 +131,26 @@ typedef struct {
     mm_grant_rule *rules;
     size_t n_rules;
 } mm_grant;
+/* spec.defaultDeny: mask everything that is not allowed (the model of the OpenTelemetry
+ * collector's redaction processor, applied to values). Rules come first; see docs/default-deny.md
+ * "Default deny" for the exact precedence. */
+typedef struct {
+    bool set;        /* spec.defaultDeny.body is present */
+    mm_path *fields; /* the values that pass (and everything inside a selected container) */
+    size_t n_fields;
+    mm_action action; /* every other string and number, text line and SSE data line */
+} mm_deny_body;
+
+typedef struct {
+    bool set;     /* spec.defaultDeny.headers is present */
+    char **names; /* header names that pass, compared case-insensitively */
+    size_t n_names;
+    mm_action action; /* every other header (remove drops it) */
+} mm_deny_headers;
+
+/* The name exemptions use for a policy's default deny (not a valid rule name, so it cannot
+ * clash with one) and findings carry as their rule. */
+#define MM_DENY_RULE "defaultDeny"
 
 typedef enum { MM_SEL_IN, MM_SEL_NOT_IN, MM_SEL_EXISTS, MM_SEL_DOES_NOT_EXIST } mm_sel_op;
 
@@ -172,6 +192,8 @@ typedef struct {
     size_t n_exemptions;
     mm_grant *grants; /* spec.reveal */
     size_t n_grants;
+    mm_deny_body deny_body;
+    mm_deny_headers deny_headers;
     char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
 } mm_policy;
 
@@ -218,8 +240,9 @@ mm_err mm_policy_from_json(const struct json_object *obj, const char *where, mm_
                            mm_diags *diags, mm_errbuf *eb);
 void mm_policy_free(mm_policy *p);
 
-/* Warnings for policies that parse but break PCI DSS practice: a card mask keeping more
- * than the first six and last four digits; an unkeyed hash of cards or SSNs. Adds to diags;
+/* Warnings for policies that parse but break PCI DSS practice (a card mask keeping more
+ * than the first six and last four digits; an unkeyed hash of cards or SSNs) or will break
+ * clients (a default deny of headers that does not allow Content-Type). Adds to diags;
  * returns how many it added. */
 size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags);
 

@@ -51,4 +51,72 @@ mm_err node_to_json(const node *n, char **out);
 /* Diagnostics sink, implemented in model.c. */
 mm_err diags_add(mm_diags *d, bool warning, const char *msg);
 
+/* ---- the model (model.c, build.c, check.c, load.c) ------------------------------------ */
+
+/* Bounds on lists that policy.h does not name; a policy past them is hostile or a mistake. */
+#define MAX_DETECTORS     32  /* per rule */
+#define MAX_PATTERNS      64  /* per rule */
+#define MAX_CONTENT_TYPES 32  /* per rule */
+#define MAX_EXPRESSIONS   64  /* matchExpressions per selector */
+#define MAX_SEL_VALUES    256 /* values per expression */
+#define MAX_EXEMPTIONS    64
+#define MAX_PRINCIPALS    256 /* per exemption */
+#define MAX_PEERS         256 /* network.allowFrom */
+#define MAX_EXCEPT        64  /* ipBlock.except */
+#define LABEL_NAME_MAX    63
+#define RULE_NAME_MAX     63
+#define PORT_NAME_MAX     15
+#define SECRET_KEY_MAX    253
+
+struct mm_policy_set {
+    mm_policy **items;
+    size_t n;
+};
+
+/* model.c */
+void action_clear(mm_action *a);
+void selector_clear(mm_selector *s);
+
+/* check.c: the builder's state and primitives. Problems are collected (bad), never fatal:
+ * every error of a file is reported at once. */
+typedef struct {
+    const char *file;
+    mm_diags *diags;
+    mm_errbuf *eb;
+    size_t errors;
+    bool oom;
+    mm_buf path; /* the field path of the node being read, e.g. spec.rules[2].action */
+} bctx;
+
+void bad(bctx *c, const node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Field path segments: push returns the length to pop back to. */
+size_t push(bctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t push_key(bctx *c, const char *key);
+void pop(bctx *c, size_t old);
+/* Typed values: each reports a problem naming `what` or the expected kind. */
+char *want_str(bctx *c, const node *n, const char *what);
+bool want_int(bctx *c, const node *n, long min, long max, long *out);
+bool want_bool(bctx *c, const node *n, bool *out);
+bool check_keys(bctx *c, const node *map, const char *const *known);
+bool is_map(bctx *c, const node *n);
+bool is_seq(bctx *c, const node *n, size_t max);
+bool str_list(bctx *c, const node *n, size_t max, const char *what, char ***out, size_t *count);
+bool dns_subdomain(const char *s);
+bool dns_label(const char *s);
+bool rule_name_ok(const char *s);
+bool port_name_ok(const char *s);
+bool label_name_ok(const char *s, size_t n, bool empty_ok);
+bool label_key_ok(const char *s);
+bool http_token(const char *s);
+bool secret_key_ok(const char *s);
+bool one_utf8_char(const char *str);
+bool cidr_ok(const char *s);
+bool media_type_ok(const char *s);
+/* encrypt.c: an encrypt action's fields, and what it takes from its rule (the rule's name
+ * as tweak, card handling for credit_card rules). */
+void build_encrypt(bctx *c, const node *n, mm_action *a);
+void rule_encrypt_defaults(bctx *c, const mm_rule *r, mm_action *a);
+/* build.c: one policy from its document; NULL (with problems reported) when invalid. */
+mm_policy *build_policy(bctx *c, const node *root);
+
 #endif

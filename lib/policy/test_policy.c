@@ -563,9 +563,9 @@ static void test_errors_name_places(void **state)
         /* spec */
         {HEAD "spec: {selector: {}, rulez: []}\n", 4, "rulez",
          "spec.rulez: unknown field (expected one of selector, port, mode, onError, direction, "
-         "rules, headers, exemptions, reveal, network)"},
-        {HEAD "spec: {selector: {}}\n", 4, "{", "spec: rules is required"},
-        {HEAD "spec: {selector: {}, rules: []}\n", 4, "[]", "spec.rules: at least one rule is required"},
+         "rules, headers, defaultDeny, exemptions, reveal, network)"},
+        {HEAD "spec: {selector: {}}\n", 4, "{", "spec: rules is required (or defaultDeny)"},
+        {HEAD "spec: {selector: {}, rules: []}\n", 4, "[]", "spec.rules: at least one rule is required (or defaultDeny)"},
         {HEAD "spec: {selector: {}, rules: {}}\n", 4, "{}}", "spec.rules: expected a list, got a mapping"},
         {HEAD "spec: {" RULE "}\n", 4, "{", "spec: selector is required ({} selects every pod of "
          "the namespace)"},
@@ -785,6 +785,28 @@ static void test_errors_name_places(void **state)
         {HEAD "spec: {selector: {}, " RULE ", reveal: [{principals: [x], rules: [{rule: r, action: "
          "{type: remove}}]}]}\n", 4, "{type: remove}", "spec.reveal[0].rules[0].action: remove "
          "cannot be granted (a grant changes a value, it cannot drop it)"},
+        /* defaultDeny */
+        {HEAD "spec: {selector: {}, defaultDeny: {}}\n", 4, "{}}",
+         "spec.defaultDeny: body or headers is required (what default deny covers)"},
+        {HEAD "spec: {selector: {}, defaultDeny: {bodi: {}}}\n", 4, "bodi",
+         "spec.defaultDeny.bodi: unknown field (expected one of body, headers)"},
+        {HEAD "spec: {selector: {}, defaultDeny: {body: {fields: [$.a]}}}\n", 4, "{fields",
+         "spec.defaultDeny.body: action is required (what every value that is not allowed becomes)"},
+        {HEAD "spec: {selector: {}, defaultDeny: {body: {fields: [$.a], names: [x], action: {type: redact}}}}\n",
+         4, "names", "spec.defaultDeny.body.names: unknown field (expected one of fields, action)"},
+        {HEAD "spec: {selector: {}, defaultDeny: {body: {fields: [\"$.a[\"], action: {type: redact}}}}\n",
+         4, "\"$.a[\"", "spec.defaultDeny.body.fields[0]: invalid JSONPath: offset 4: expected \"*\", a quoted name or "
+         "an index after \"[\""},
+        {HEAD "spec: {selector: {}, defaultDeny: {body: {action: {type: mask, keepFirst: -1}}}}\n", 4,
+         "-1", "spec.defaultDeny.body.action.keepFirst: must be from 0 to 64"},
+        {HEAD "spec: {selector: {}, defaultDeny: {headers: {names: [\"a b\"], action: {type: remove}}}}\n",
+         4, "\"a b\"", "spec.defaultDeny.headers.names[0]: not a valid HTTP header name (a token: letters, "
+         "digits and !#$%&'*+-.^_`|~)"},
+        {HEAD "spec: {selector: {}, defaultDeny: {headers: {fields: [$.a], action: {type: remove}}}}\n",
+         4, "fields", "spec.defaultDeny.headers.fields: unknown field (expected one of names, action)"},
+        {HEAD "spec: {selector: {}, " RULE ", exemptions: [{principals: [x], rules: [defaultDeny]}]}\n",
+         4, "defaultDeny", "spec.exemptions[0].rules[0]: no rule named \"defaultDeny\" in this policy "
+         "(it has no defaultDeny)"},
         /* network */
         {HEAD "spec: {selector: {}, " RULE ", network: {allowFrom: [{ipBlock: {cidr: 10.0.0.0}}]}}\n",
          4, "10.0.0.0", "spec.network.allowFrom[0].ipBlock.cidr: expected a CIDR such as "
@@ -865,11 +887,16 @@ static void test_json_errors(void **state)
          "\"action\":{\"type\":\"mask\",\"preserveFormat\":1}}]}}", MM_EINVAL,
          "x.json: spec.rules[0].action.preserveFormat: expected true or false, got an integer"},
         {"[" J_HEAD "\"spec\":{\"selector\":{},\"rules\":[]}}]", MM_EINVAL,
-         "x.json: [0].spec.rules: at least one rule is required"},
+         "x.json: [0].spec.rules: at least one rule is required (or defaultDeny)"},
         {"{\"kind\":\"List\",\"items\":[" ITEM("a") "," J_HEAD "\"spec\":{\"selector\":{},"
          "\"rules\":[{\"name\":\"r\",\"fields\":[\"$.a\"],\"action\":{\"type\":\"hide\"}}]}}]}",
          MM_EINVAL, "x.json: items[1].spec.rules[0].action.type: unknown action type \"hide\" "
          "(expected one of redact, mask, hash, tokenize, remove, replace, encrypt)"},
+        /* the controller reads policies as JSON: default deny is validated the same way */
+        {J_HEAD "\"spec\":{\"selector\":{},\"rules\":[],\"defaultDeny\":{\"headers\":"
+         "{\"names\":[\"Content-Type\",\"a:b\"],\"action\":{\"type\":\"remove\"}}}}}", MM_EINVAL,
+         "x.json: spec.defaultDeny.headers.names[1]: not a valid HTTP header name (a token: letters, "
+         "digits and !#$%&'*+-.^_`|~)"},
         {"{\"kind\":\"List\",\"items\":{}}", MM_EINVAL,
          "x.json: (document): a List needs items: a list of MaskingPolicy objects"},
         {"[" ITEM("a") "," ITEM("a") "]", MM_EINVAL,
@@ -1020,6 +1047,43 @@ static void test_limits(void **state)
 
 /* ---- PCI DSS lint ----------------------------------------------------------------------- */
 
+static void test_default_deny(void **state)
+{
+    (void)state;
+    const char *y = HEAD "spec:\n  selector: {}\n  rules: []\n  defaultDeny:\n"
+                         "    body: {fields: [$.id, \"$.items[*].sku\"], action: {type: mask, keepLast: 2}}\n"
+                         "    headers: {names: [Content-Type, X-Req], action: {type: remove}}\n"
+                         "  exemptions: [{principals: [spiffe://x/b], rules: [defaultDeny]}]\n";
+    mm_policy_set *set = NULL;
+    mm_errbuf eb = {{0}};
+    if (mm_policy_parse_yaml(y, strlen(y), "t.yaml", &set, NULL, &eb) != MM_OK)
+        fail_msg("%s", eb.msg);
+    const mm_policy *p = mm_policy_set_get(set, 0);
+    assert_int_equal(p->n_rules, 0);
+    assert_true(p->deny_body.set);
+    assert_int_equal(p->deny_body.n_fields, 2);
+    assert_string_equal(p->deny_body.fields[1].text, "$.items[*].sku");
+    assert_int_equal(p->deny_body.action.type, MM_ACTION_MASK);
+    assert_int_equal(p->deny_body.action.keep_last, 2);
+    assert_true(p->deny_headers.set);
+    assert_int_equal(p->deny_headers.n_names, 2);
+    assert_string_equal(p->deny_headers.names[1], "X-Req");
+    assert_int_equal(p->deny_headers.action.type, MM_ACTION_REMOVE);
+    assert_string_equal(p->exemptions[0].rules[0], MM_DENY_RULE);
+    mm_policy_set_free(set);
+
+    /* headers only: the body part stays off; rules may be absent */
+    const char *h = HEAD "spec: {selector: {}, defaultDeny: {headers: {action: {type: redact}}}}\n";
+    set = NULL;
+    if (mm_policy_parse_yaml(h, strlen(h), "t.yaml", &set, NULL, &eb) != MM_OK)
+        fail_msg("%s", eb.msg);
+    p = mm_policy_set_get(set, 0);
+    assert_false(p->deny_body.set);
+    assert_true(p->deny_headers.set);
+    assert_int_equal(p->deny_headers.n_names, 0);
+    mm_policy_set_free(set);
+}
+
 static void test_lint(void **state)
 {
     static const struct {
@@ -1116,6 +1180,7 @@ int main(void)
         cmocka_unit_test(test_collects_all_errors),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_lint),
+        cmocka_unit_test(test_default_deny),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -642,6 +642,54 @@ def t_exemptions(env):
     assert_masked(body)
 
 
+DENY_POLICY = """\
+apiVersion: maskmesh.io/v1alpha1
+kind: MaskingPolicy
+metadata: {name: payments-deny, namespace: shop}
+spec:
+  selector:
+    matchLabels: {app: payments}
+  rules:
+    - name: card
+      fields: ["$..card"]
+      action: {type: mask, keepFirst: 6, keepLast: 4, char: "*", preserveFormat: true}
+  defaultDeny:
+    body:
+      fields: ["$.items[*].id", "$.total"]
+      action: {type: redact}
+    headers:
+      names: [Content-Type, X-Plain]
+      action: {type: remove}
+  exemptions:
+    - {principals: ["spiffe://cluster.local/ns/shop/sa/billing"], rules: [defaultDeny]}
+"""
+
+
+def t_default_deny(env):
+    """Only what the policy allows passes: body values and headers; an exempt caller sees the
+    rest, and the card rule still applies to it."""
+    billing = "By=spiffe://cluster.local/ns/shop/sa/app;URI=spiffe://cluster.local/ns/shop/sa/billing"
+    px = Proxy(env.app_port, DENY_POLICY, args=["--identity", "xfcc"])
+    try:
+        st, h, body = get(px.port, "/hdrs?size=300")
+        assert st == 200, st
+        doc = json.loads(body)
+        item = doc["items"][0]
+        assert item["id"] == 0 and doc["total"] == len(doc["items"]), doc
+        assert item["card"] == MASKED_CARD, item
+        for k in ("name", "email", "ssn", "phone", "note", "amount"):
+            assert item[k] == "[REDACTED]", (k, item[k])
+        for k in ("authorization", "set-cookie", "x-card"):
+            assert k not in h, (k, h)
+        assert h["x-plain"] == ["kept"] and h["content-type"][0].startswith("application/json"), h
+        st, h, body = get(px.port, "/hdrs?size=300", headers={"X-Forwarded-Client-Cert": billing})
+        item = json.loads(body)["items"][0]
+        assert item["name"] == "User 0" and item["card"] == MASKED_CARD, item
+        assert h["authorization"] == ["Bearer abc.def.ghi"], h
+    finally:
+        px.stop()
+
+
 def t_limits(env):
     px = Proxy(env.app_port, args=["--max-body", "1000", "--header-timeout", "800",
                                    "--max-header", "4096"])
@@ -874,6 +922,7 @@ TESTS = [t_json_content_length, t_chunk_boundaries_inside_values, t_ndjson_strea
          t_upstream_failures, t_malformed_blocks, t_malformed_mid_stream_is_cut,
          t_onerror_passthrough_and_redact,
          t_headers_masked, t_head_204_304, t_slow_reader, t_http10_client, t_request_bodies, t_audit_mode, t_exemptions,
+         t_default_deny,
          t_limits, t_admin, t_reload_under_load, t_inflight_keeps_old_config, t_upstream_timeout, t_sigterm_drain,
          t_quitquitquit, t_log_is_json_without_values]
 

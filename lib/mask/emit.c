@@ -1,0 +1,211 @@
+/* lib/mask: what every body format shares, below the formats and the stream surface: staged
+ * output, findings, errors, detection with its precedence, and the generic part of a body's
+ * reset. json.c and text.c call these; nothing here calls a format by name (stream.c picks
+ * a format from its table and calls it through the table), so no two files call each other
+ * in a circle. */
+#include "mask/stream_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- output --------------------------------------------------------------------------- */
+
+mm_err st_out_flush(mm_stream *s)
+{
+    mm_err rc = MM_OK;
+    if (s->ob.len) {
+        rc = s->write(s->wctx, s->ob.data, s->ob.len);
+        s->st.bytes_out += s->ob.len;
+        s->ob.len = 0;
+    }
+    return rc;
+}
+
+mm_err st_out_put(mm_stream *s, const char *p, size_t n)
+{
+    mm_err rc;
+    if (n == 0)
+        return MM_OK;
+    if (s->ob.len + n > OUT_FLUSH && (rc = st_out_flush(s)) != MM_OK)
+        return rc;
+    if (n > OUT_FLUSH) { /* large runs go straight through */
+        s->st.bytes_out += n;
+        return s->write(s->wctx, p, n);
+    }
+    return mm_buf_append(&s->ob, p, n);
+}
+
+/* ---- findings and errors -------------------------------------------------------------- */
+
+void st_report(mm_stream *s, int rule, const char *detector, const char *path, uint64_t off,
+               uint64_t line, bool applied)
+{
+    s->st.findings++;
+    if (applied)
+        s->st.applied++;
+    if (!s->o.on_finding)
+        return;
+    mm_finding f = {
+        .rule = rule >= 0 && (size_t)rule < s->m->n_rules ? s->m->rules[rule].name : NULL,
+        .policy = rule >= 0 && (size_t)rule < s->m->n_rules ? s->m->rules[rule].policy : NULL,
+        .detector = detector,
+        .path = path,
+        .offset = off,
+        .line = line,
+        .applied = applied,
+    };
+    s->o.on_finding(s->o.finding_ctx, &f);
+}
+
+mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *what)
+{
+    s->failed = true;
+    if (s->o.kind != MM_BODY_JSON)
+        return mm_errf(eb, e, "line %llu: offset %llu: %s", (unsigned long long)s->line,
+                       (unsigned long long)off, what);
+    return mm_errf(eb, e, "offset %llu: %s", (unsigned long long)off, what);
+}
+
+/* ---- detection ------------------------------------------------------------------------ */
+
+static mm_err on_match(void *ctx, const det_match *dm)
+{
+    mm_stream *s = ctx;
+    if (s->nsp == s->spcap) {
+        size_t cap = s->spcap ? s->spcap * 2 : 16;
+        span *v = mm_realloc(s->sp, cap * sizeof(*v));
+        if (!v)
+            return MM_ENOMEM;
+        s->sp = v;
+        s->spcap = cap;
+    }
+    s->sp[s->nsp++] = (span){dm->start, dm->end, dm->tag, dm->name};
+    return MM_OK;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int by_rule_start(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    if (x->rule != y->rule)
+        return x->rule < y->rule ? -1 : 1;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
+                 uint64_t line, const char *path, int attrib, int fallback, bool *apply,
+                 bool *remove)
+{
+    mm_err rc;
+    size_t kept = 0;
+
+    *apply = *remove = false;
+    s->nsp = 0;
+    if ((rc = det_scan(s->det, s->sc, t, n, on_match, s)) != MM_OK)
+        return rc;
+    /* each match goes to the first rule naming its detector that applies here; an audit or
+     * exempt rule before it reports the match without shielding it */
+    for (size_t i = 0; i < s->nsp; i++) {
+        span sp = s->sp[i];
+        int slot = sp.rule;
+        uint64_t at = base + (map ? map[sp.start] : sp.start);
+        int silent = s->m->scan && attrib != RULE_NONE ? attrib : s->slot_silent[slot];
+        if (s->m->scan && silent == RULE_NONE)
+            silent = fallback;
+        if (silent != RULE_NONE || s->m->scan)
+            st_report(s, silent, sp.name, path, at, line, false);
+        /* scan mode applies nothing, but keeps the matches an explicit rule would take, so
+         * st_covered can tell whether a default deny would take the value */
+        sp.rule = !s->m->scan ? s->slot_rule[slot] : silent != fallback ? silent : RULE_NONE;
+        if (sp.rule != RULE_NONE)
+            s->sp[kept++] = sp;
+    }
+    s->nsp = kept;
+    if (!kept)
+        return MM_OK;
+    if (s->m->scan) {
+        qsort(s->sp, kept, sizeof(*s->sp), by_start);
+        return MM_OK;
+    }
+    /* precedence: the lower rule first, then the earlier start; keep what does not overlap */
+    if (kept > 1) {
+        qsort(s->sp, kept, sizeof(*s->sp), by_rule_start);
+        size_t k = 0;
+        for (size_t i = 0; i < kept; i++) {
+            bool clash = false;
+            for (size_t j = 0; j < k && !clash; j++)
+                clash = s->sp[i].start < s->sp[j].end && s->sp[j].start < s->sp[i].end;
+            if (!clash)
+                s->sp[k++] = s->sp[i];
+        }
+        s->nsp = kept = k;
+        qsort(s->sp, kept, sizeof(*s->sp), by_start);
+    }
+    for (size_t i = 0; i < kept; i++) {
+        const span *sp = &s->sp[i];
+        st_report(s, sp->rule, sp->name, path, base + (map ? map[sp->start] : sp->start), line,
+                  true);
+        if (s->ract[sp->rule]->type == MM_ACTION_REMOVE)
+            *remove = true;
+    }
+    *apply = true;
+    return MM_OK;
+}
+
+bool st_covered(const mm_stream *s, size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < s->nsp; i++) {
+        if (s->sp[i].start > at)
+            return false;
+        if (s->sp[i].end > at)
+            at = s->sp[i].end;
+    }
+    return at >= n;
+}
+
+void st_deny(const mm_stream *s, uint64_t allow, int *deny, int *silent)
+{
+    uint64_t a = s->deny_apply & ~allow, q = s->deny_silent & ~allow;
+    int first = (int)s->m->first_deny;
+    *deny = a ? first + __builtin_ctzll(a) : RULE_NONE;
+    *silent = q && (!a || __builtin_ctzll(q) < __builtin_ctzll(a)) ? first + __builtin_ctzll(q)
+                                                                   : RULE_NONE;
+}
+
+/* ---- bodies --------------------------------------------------------------------------- */
+
+void st_clear(mm_stream *s)
+{
+    s->failed = false;
+    memset(&s->st, 0, sizeof(s->st));
+    s->ob.len = 0;
+    s->off = 0;
+    s->line = 1;
+}
+
+mm_err st_buf_write(void *ctx, const char *data, size_t len)
+{
+    return mm_buf_append(ctx, data, len);
+}
+
+void st_hold_finding(void *ctx, const mm_finding *f)
+{
+    mm_stream *s = ctx;
+    if (s->nhf == s->hfcap) {
+        size_t cap = s->hfcap ? s->hfcap * 2 : 8;
+        held_finding *v = mm_realloc(s->hf, cap * sizeof(*v));
+        if (!v) {
+            s->hf_fail = true;
+            return;
+        }
+        s->hf = v;
+        s->hfcap = cap;
+    }
+    s->hf[s->nhf++] = *f;
+}

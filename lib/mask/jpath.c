@@ -1,0 +1,162 @@
+/* lib/mask: the JSON masker's paths — stepping the JSONPath automaton (path.c builds it)
+ * from a container's active states to a child's, with the rules and allow lists the child's
+ * states complete; and the JSONPath of the value in progress, for findings. */
+#include "mask/stream_int.h"
+
+/* ---- the path automaton --------------------------------------------------------------- */
+
+static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
+{
+    if (!((pa->lens >> (n < 63 ? n : 63)) & 1))
+        return NULL;
+    uint64_t h = paths_hash(k, n);
+    for (size_t at = (size_t)h & pa->table_mask; pa->table[at]; at = (at + 1) & pa->table_mask) {
+        const mpname *e = &pa->names[pa->table[at] - 1];
+        if (e->hash == h && e->len == n) {
+            size_t j = 0;
+            while (j < n && e->name[j] == k[j])
+                j++;
+            if (j == n)
+                return e->states;
+        }
+    }
+    return NULL;
+}
+
+/* The rules whose paths the child's states complete: the first applied, the first silent. */
+static void final_rules(mm_stream *s)
+{
+    const mpaths *pa = &s->m->pa;
+    for (size_t w = 0; w < s->words; w++) {
+        if (!(s->cset[w] & pa->final[w]))
+            continue;
+        uint64_t b = s->cset[w] & pa->final[w];
+        while (b) {
+            int r = pa->rule[w * 64 + (size_t)__builtin_ctzll(b)];
+            b &= b - 1;
+            if (s->m->rules[r].deny) /* an allow path: its default deny lets the node pass */
+                s->callow |= 1ull << ((size_t)r - s->m->first_deny);
+            else if (s->rs[r] == RS_APPLY && r < s->csel)
+                s->csel = r;
+            else if (s->rs[r] == RS_SILENT && r < s->casel)
+                s->casel = r;
+        }
+    }
+}
+
+/* The child's liveness (states left to complete), whether one waits for a member name, and
+ * the rules and allow lists of the states it completes (all bit sets, tested for zero). */
+static inline void child_done(mm_stream *s, uint64_t live, uint64_t named, uint64_t fin)
+{
+    s->clive = live != 0;
+    s->cnamed = named != 0;
+    s->csel = s->casel = RULE_NONE;
+    s->callow = 0;
+    if (fin)
+        final_rules(s);
+}
+
+/* The child's states, its liveness and the rules that select it, from the parent's states
+ * `in` and the member name (k, n) or the element index (k NULL). */
+void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
+                long index)
+{
+    const mpaths *pa = &s->m->pa;
+    if (s->words == 1) { /* up to 64 states: the usual case, without loops */
+        uint64_t a = in[0], hit = a & pa->any[0];
+        if (k) {
+            if (named && (a & pa->named[0])) {
+                const uint64_t *ns = name_states(pa, k, n);
+                if (ns)
+                    hit |= a & ns[0];
+            }
+        } else if (a & pa->idx[0]) {
+            for (uint64_t b = a & pa->idx[0]; b; b &= b - 1) {
+                size_t st = (size_t)__builtin_ctzll(b);
+                if (pa->index[st] == index)
+                    hit |= 1ull << st;
+            }
+        }
+        uint64_t out = (hit << 1) | (a & pa->desc[0]);
+        s->cset[0] = out;
+        child_done(s, out & ~pa->final[0], out & pa->named[0], out & pa->final[0]);
+        return;
+    }
+    const uint64_t *ns = named && k ? name_states(pa, k, n) : NULL;
+    uint64_t carry = 0, live = 0, nam = 0, fin = 0;
+    for (size_t w = 0; w < s->words; w++) {
+        uint64_t hit = in[w] & pa->any[w];
+        if (ns)
+            hit |= in[w] & ns[w];
+        if (!k && (in[w] & pa->idx[w])) {
+            uint64_t b = in[w] & pa->idx[w];
+            while (b) {
+                size_t st = w * 64 + (size_t)__builtin_ctzll(b);
+                b &= b - 1;
+                if (pa->index[st] == index)
+                    hit |= 1ull << (st % 64);
+            }
+        }
+        uint64_t out = (hit << 1) | carry | (in[w] & pa->desc[w]);
+        carry = hit >> 63;
+        s->cset[w] = out;
+        live |= out & ~pa->final[w];
+        nam |= out & pa->named[w];
+        fin |= out & pa->final[w];
+    }
+    child_done(s, live, nam, fin);
+}
+
+/* The root value's states: those of the paths whose rule is on in this stream. */
+void step_root(mm_stream *s)
+{
+    const mpaths *pa = &s->m->pa;
+    uint64_t live = 0, nam = 0, fin = 0;
+    for (size_t w = 0; w < s->words; w++) {
+        s->cset[w] = s->root[w];
+        live |= s->root[w] & ~pa->final[w];
+        nam |= s->root[w] & pa->named[w];
+        fin |= s->root[w] & pa->final[w];
+    }
+    child_done(s, live, nam, fin);
+}
+
+
+/* ---- findings paths ------------------------------------------------------------------- */
+
+static bool ident(const char *k, size_t n)
+{
+    if (!n || (k[0] >= '0' && k[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+              (k[i] >= '0' && k[i] <= '9') || k[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Appends the segment of the value starting now: $, .name, ['na me'] or [N]. */
+mm_err path_push(mm_stream *s)
+{
+    jframe *f = s->depth ? &s->fr[s->depth - 1] : NULL;
+    mm_err rc = MM_OK;
+    if (!f)
+        return mm_buf_putc(&s->path, '$');
+    if (f->kind == '[')
+        return mm_buf_printf(&s->path, "[%ld]", f->index);
+    const char *k = s->key.data ? s->key.data : "";
+    if (ident(k, s->key.len)) {
+        if ((rc = mm_buf_putc(&s->path, '.')) == MM_OK)
+            rc = mm_buf_append(&s->path, k, s->key.len);
+        return rc;
+    }
+    if ((rc = mm_buf_puts(&s->path, "['")) != MM_OK)
+        return rc;
+    for (size_t i = 0; i < s->key.len && rc == MM_OK; i++) {
+        if (k[i] == '\'' || k[i] == '\\')
+            rc = mm_buf_putc(&s->path, '\\');
+        if (rc == MM_OK)
+            rc = mm_buf_putc(&s->path, k[i]);
+    }
+    return rc == MM_OK ? mm_buf_puts(&s->path, "']") : rc;
+}
