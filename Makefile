@@ -31,7 +31,7 @@ else
 BUILD   ?= build
 BIN     ?= bin
 CC      ?= cc
-PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib gnutls
+PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib gnutls rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)

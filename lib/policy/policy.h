@@ -137,6 +137,29 @@ typedef struct {
     size_t n_exprs;
 } mm_selector;
 
+/* spec.streams: Kafka topics this policy protects (maskmesh-stream, lib/kafka): records of
+ * the input topics are masked into the output topic, exactly once, by a consumer group. */
+#define MM_POLICY_MAX_TOPICS   64
+#define MM_POLICY_MAX_REPLICAS 256
+typedef enum { MM_STREAMS_ONERR_STOP, MM_STREAMS_ONERR_DEAD_LETTER } mm_streams_on_error;
+typedef struct {
+    char *bootstrap; /* bootstrapServers: host:port[,host:port...] */
+    char **inputs;   /* inputTopics */
+    size_t n_inputs;
+    char *output;      /* outputTopic: never one of the inputs */
+    char *dead_letter; /* deadLetterTopic; NULL when absent */
+    char *group;       /* consumerGroup; NULL: maskmesh-<namespace>-<policy> */
+    long replicas;     /* maskers in the group; default 1 */
+    char *content_type; /* for records without a content-type header; NULL: application/json */
+    bool mask_keys;     /* keys: mask (record keys go through the detectors as text) */
+    mm_streams_on_error on_error; /* a record that cannot be masked: stop its partition
+                                     (default) or go, without its value, to deadLetterTopic */
+    char *security_protocol; /* PLAINTEXT (NULL), SSL, SASL_PLAINTEXT, SASL_SSL */
+    char *sasl_mechanism;    /* PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 */
+    char *secret; /* credentialsSecret: a Secret with ca.crt, tls.crt, tls.key, username,
+                     password (those the protocol needs) */
+} mm_policy_streams;
+
 typedef enum { MM_MODE_ENFORCE, MM_MODE_AUDIT } mm_mode;
 typedef enum { MM_ONERR_BLOCK, MM_ONERR_REDACT_ALL, MM_ONERR_PASSTHROUGH } mm_on_error;
 typedef enum { MM_DIR_RESPONSE = 1, MM_DIR_REQUEST = 2, MM_DIR_BOTH = 3 } mm_direction;
@@ -161,6 +184,7 @@ typedef struct {
     mm_deny_body deny_body;
     mm_deny_headers deny_headers;
     char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
+    mm_policy_streams *streams; /* spec.streams; NULL when absent */
 } mm_policy;
 
 /* The built-in detectors, NULL-terminated: credit_card, us_ssn, email, phone, iban, ipv4,
