@@ -241,6 +241,9 @@ mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
              * others (KIP-429) */
             (rc = set(c, "partition.assignment.strategy", "cooperative-sticky", eb)) ||
             (rc = set(c, "enable.partition.eof", "false", eb)) ||
+            /* prefetch 16 MB per masker, not librdkafka's 64 MB: memory stays small and a
+             * fetch still holds thousands of records */
+            (rc = set(c, "queued.max.messages.kbytes", "16384", eb)) ||
             /* a killed masker's partitions move to the others after 10 s, not 45 */
             (rc = set(c, "session.timeout.ms", "10000", eb)))
             goto out;

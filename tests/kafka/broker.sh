@@ -103,7 +103,7 @@ logger.apache.level=WARN
 EOF
     # the heap a single test broker needs, and the JVM's other defaults kept small: the
     # machine is shared
-    local jvm=(java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1
+    local jvm=(java -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20
                -Djava.awt.headless=true "-Dlog4j2.configurationFile=$dir/log4j2.properties"
                -cp "$libs/*")
     id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"

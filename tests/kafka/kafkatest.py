@@ -11,7 +11,7 @@ import tempfile
 import time
 import urllib.request
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: F401
 from confluent_kafka.admin import AdminClient, NewTopic
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,7 +61,7 @@ class Broker:
             p.poll(0)
         if transactional_id:
             p.commit_transaction(30)
-        assert p.flush(30) == 0, "input records not delivered"
+        assert p.flush(300) == 0, "input records not delivered"
 
     def consume(self, topics, want, timeout_s=60, idle_s=None):
         """Reads `topics` from the start as read_committed until `want` records came (then
