@@ -2,7 +2,8 @@
  * list, or a multi-document file) and JSON (as the Kubernetes API returns it) into one
  * validated model; owns the JSONPath subset grammar and the list of built-in detectors;
  * matches label selectors.
- * Depends on: lib/common, libyaml, json-c, PCRE2 (only to check that regexes compile).
+ * Depends on: lib/common, libyaml, json-c, PCRE2 (only to check that regexes compile),
+ * OpenSSL (SHA-256 of spec.streams in the rendered Deployment).
  *
  * The model structs are plain data, read-only once parsed, owned by their mm_policy_set
  * (or by the mm_policy returned from mm_policy_from_json). */
@@ -263,6 +264,22 @@ mm_err mm_policy_render_configmap(struct json_object *const *policies, size_t n,
 mm_err mm_policy_render_networkpolicy(const struct json_object *policy,
                                       const struct json_object *monitoring_from,
                                       struct json_object **out, mm_errbuf *eb);
+
+/* For a policy object with spec.streams: the ConfigMap maskmesh-stream-<name> (policies.yaml:
+ * that policy alone, as in maskmesh-policies) and the Deployment maskmesh-stream-<name> of
+ * spec.streams.replicas maskmesh-stream pods reading it, with the maskmesh-keys Secret and
+ * the credentialsSecret mounted. The pod template's annotation maskmesh.io/streams-hash is
+ * the SHA-256 of spec.streams, so a change of topics or servers rolls the pods; a change of
+ * rules reaches them through the ConfigMap without a restart. Both are owned (controller)
+ * by the policy when it has a uid. The caller owns both outputs. */
+typedef struct {
+    const char *image;       /* NULL: maskmesh/maskmesh-stream:latest */
+    const char *pull_policy; /* NULL: IfNotPresent */
+} mm_stream_render_opts;
+#define MM_STREAM_PREFIX "maskmesh-stream-"
+mm_err mm_policy_render_stream(const struct json_object *policy, const mm_stream_render_opts *o,
+                               struct json_object **cm_out, struct json_object **deploy_out,
+                               mm_errbuf *eb);
 
 /* Canonical JSON of any json-c value: keys sorted, two-space indentation, "\n" at the end. */
 mm_err mm_policy_canonical_json(const struct json_object *obj, mm_buf *out);
