@@ -1,6 +1,6 @@
 /* lib/policy/streams.c: spec.streams, the Kafka topics a policy protects with
  * maskmesh-stream. Read from the same document tree as the rest of the policy; errors go to
- * model.c's builder through a sink, so they carry the same FILE:LINE:COL: spec.streams.x
+ * build.c's builder through a sink, so they carry the same FILE:LINE:COL: spec.streams.x
  * places. Nothing here talks to Kafka: lib/kafka does. */
 #include "policy/policy_int.h"
 
