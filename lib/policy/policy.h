@@ -277,6 +277,8 @@ typedef struct {
     const char *pull_policy; /* NULL: IfNotPresent */
 } mm_stream_render_opts;
 #define MM_STREAM_PREFIX "maskmesh-stream-"
+/* On the Deployment: 40 hex digits of the SHA-256 of its rendered spec. */
+#define MM_STREAM_RENDERED_LABEL "maskmesh.io/rendered"
 mm_err mm_policy_render_stream(const struct json_object *policy, const mm_stream_render_opts *o,
                                struct json_object **cm_out, struct json_object **deploy_out,
                                mm_errbuf *eb);

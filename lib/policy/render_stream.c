@@ -184,6 +184,12 @@ mm_err mm_policy_render_stream(const struct json_object *policy, const mm_stream
         rc = mm_errf(eb, MM_EINVAL, "rendering the Deployment of %s gave invalid JSON", name);
         goto out;
     }
+    /* what was rendered, as a label: the API server defaults a Deployment's spec, so the
+     * controller compares this instead of the spec (the informers keep labels) */
+    if (streams_hash(field(dep, "spec"), hash) != MM_OK ||
+        json_object_object_add(field(field(dep, "metadata"), "labels"), MM_STREAM_RENDERED_LABEL,
+                               json_object_new_string_len(hash, 40)) != 0)
+        goto nomem;
     *cm_out = cm;
     *deploy_out = dep;
     cm = dep = NULL;
