@@ -56,8 +56,13 @@ class StreamCase(unittest.TestCase):
         self.n = self.id().split(".")[-1].replace("_", "-")
 
     def tearDown(self):
-        for m in self.maskers:
-            m.close()
+        # a masker still running must stop cleanly on SIGTERM (under ASan: without a leak)
+        bad = [(m, rc) for m in self.maskers for rc in [m.close()] if rc not in (None, 0)]
+        for m, rc in bad:
+            sys.stderr.write("---- masker %s exited %s on SIGTERM\n%s\n" % (m.log, rc, m.text()[-3000:]))
+        if bad:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.fail("a masker did not stop cleanly on SIGTERM")
         if self._outcome_failed():
             for m in self.maskers:
                 sys.stderr.write("---- masker log %s\n%s\n" % (m.log, m.text()[-3000:]))

@@ -222,12 +222,16 @@ class Masker:
         return rc
 
     def close(self):
-        if self.proc.poll() is None:  # leave the group at once, not after a session timeout
+        """Stops a running masker with SIGTERM (it leaves the group at once, not after a
+        session timeout); returns its exit code then, None if it had already ended."""
+        rc = None
+        if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(30)
+                rc = self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(10)
+                rc = self.proc.wait(10)
         if not self.logf.closed:
             self.logf.close()
+        return rc
