@@ -144,6 +144,23 @@ class StreamCase(unittest.TestCase):
         self.assertGreaterEqual(m.metric("maskmesh_stream_findings_total", rule="card"), 31)
         self.assertGreaterEqual(m.metric("maskmesh_stream_findings_total", rule="contact"), 32)
 
+    def test_keys_masked_and_aborted_input_skipped(self):
+        i_t, o_t = self.n + "-in", self.n + "-out"
+        BROKER.topics(1, i_t, o_t)
+        # an upstream transaction that aborts: read_committed input never sees its records
+        from confluent_kafka import Producer
+        p = Producer({"bootstrap.servers": BROKER.bootstrap, "transactional.id": self.n + "-up"})
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce(i_t, key=b"aborted", value=order(99))
+        p.flush(30)
+        p.abort_transaction(30)
+        BROKER.produce(i_t, [(b"user7@example.com", order(7), None, 0), (b"plain-key", order(8), None, 0)])
+        self.masker(self.policy([i_t], o_t, "    keys: mask\n"))
+        out = BROKER.consume([o_t], 2, idle_s=3)
+        self.assertEqual([m.key() for m in out], [token("user7@example.com").encode(), b"plain-key"])
+        self.assertEqual([json.loads(m.value())["id"] for m in out], [7, 8])
+
     def test_exactly_once_across_sigkill_and_restart(self):
         n = 40000
         i_t, o_t = self.n + "-in", self.n + "-out"
