@@ -8,7 +8,7 @@ processing.guarantee=exactly_once_v2, one stream thread, bench/kstreams), one in
 Throughput is records (and value MB) per second between the first and the last offset commit
 of its group (startup and the first rebalance are left out for both), read from the broker.
 Peak RSS from /proc. Bar: maskmesh-stream >= 3x Kafka Streams' records/s.
-Env: MM_STREAM_BENCH_RECORDS (default 200000)."""
+Env: MM_STREAM_BENCH_RECORDS (default 100000)."""
 import hashlib
 import json
 import os
@@ -24,7 +24,7 @@ import kafkatest  # noqa: E402
 from confluent_kafka import TopicPartition  # noqa: E402
 
 TOP = kafkatest.TOP
-N = int(os.environ.get("MM_STREAM_BENCH_RECORDS", "200000"))
+N = int(os.environ.get("MM_STREAM_BENCH_RECORDS", "100000"))
 PARTS = 4
 KEY = "bench-key"
 BAR = 3.0
