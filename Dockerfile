@@ -2,7 +2,7 @@
 # maskmesh's images: one build, then one slim runtime image per binary.
 #   hack/build-images.sh          builds every target with the names in hack/images.env
 #   docker build --target maskmesh-webhook -t <ref> .
-# Targets: maskmesh-controller, maskmesh-webhook, maskmesh-proxy, maskctl. Each runs its
+# Targets: maskmesh-controller, maskmesh-webhook, maskmesh-proxy, maskmesh-stream, maskctl. Each runs its
 # binary as the non-root user 65532 (exec-form ENTRYPOINT: no shell is involved at run time).
 
 ARG DEBIAN_IMAGE=debian:bookworm
@@ -17,7 +17,7 @@ COPY hack/install-deps.sh hack/install-deps.sh
 RUN hack/install-deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make BUILD_STATIC=0 -j"$(nproc)" && \
-    for b in maskmesh-controller maskmesh-webhook maskmesh-proxy maskctl; do \
+    for b in maskmesh-controller maskmesh-webhook maskmesh-proxy maskmesh-stream maskctl; do \
         test -x "bin/$b" || { echo "bin/$b was not built" >&2; exit 1; }; \
     done
 
@@ -27,7 +27,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && \
     apt-get install -y --no-install-recommends \
         libmicrohttpd12 libgnutls30 libcurl4 libssl3 libjson-c5 libyaml-0-2 libcyaml1 \
-        libpcre2-8-0 zlib1g ca-certificates && \
+        libpcre2-8-0 zlib1g librdkafka1 ca-certificates && \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log
 # an image's binary must find every library it links (checked per target below)
 COPY --from=build /src/bin/ /tmp/bin/
@@ -59,6 +59,13 @@ COPY --from=build --chmod=0755 /src/bin/maskmesh-proxy /usr/local/bin/maskmesh-p
 USER 65532:65532
 EXPOSE 15480 15481
 ENTRYPOINT ["/usr/local/bin/maskmesh-proxy"]
+
+# Kafka topics masked topic to topic (spec.streams); the controller renders its Deployment.
+FROM runtime AS maskmesh-stream
+COPY --from=build --chmod=0755 /src/bin/maskmesh-stream /usr/local/bin/maskmesh-stream
+USER 65532:65532
+EXPOSE 15481
+ENTRYPOINT ["/usr/local/bin/maskmesh-stream"]
 
 FROM runtime AS maskctl
 COPY --from=build --chmod=0755 /src/bin/maskctl /usr/local/bin/maskctl

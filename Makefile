@@ -4,6 +4,7 @@
 #   make test         install what is missing (hack/install-deps.sh), build, run every test
 #   make test-asan    the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-valgrind unit tests under valgrind (memcheck, leaks are errors)
+#   make test-kafka   maskmesh-stream against a real Kafka broker it starts (Java, ~3 min)
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
 #   make bench        the benchmarks (prints figures and ratios measured in the same run)
 #   make demo         the local system, narrated (README)
@@ -17,7 +18,7 @@
 # pkg-config flags that are only known once the -dev packages are there.
 ifndef MM_DEPS_OK
 .DEFAULT_GOAL := all
-ENTRY := all test test-asan test-valgrind test-unit test-integration fuzz fuzz-build bench demo \
+ENTRY := all test test-asan test-valgrind test-unit test-integration test-kafka fuzz fuzz-build bench demo \
          demo-engine e2e-local e2e lint format
 .PHONY: $(ENTRY) deps clean
 $(ENTRY): deps
@@ -31,7 +32,7 @@ else
 BUILD   ?= build
 BIN     ?= bin
 CC      ?= cc
-PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib gnutls
+PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib gnutls rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
@@ -95,7 +96,7 @@ $(BUILD)/tests/$(1)/%: lib/$(1)/%.c $(foreach m,$(call mods_closure,$(1)),$(call
 endef
 $(foreach m,$(MODULES),$(eval $(call UNIT_RULES,$(m))))
 
-.PHONY: all build units test test-unit test-integration test-asan test-valgrind fuzz fuzz-build \
+.PHONY: all build units test test-unit test-integration test-kafka test-asan test-valgrind fuzz fuzz-build \
         bench demo demo-engine e2e-local e2e lint format
 all: $(addprefix $(BIN)/,$(CMDS))
 build: all
@@ -111,6 +112,12 @@ test-unit: units
 
 test-integration: all
 	@hack/run-tests.sh --build $(BUILD) --bin $(BIN) integration
+
+# The stream tests start their own broker (tests/kafka/broker.sh: Kafka's jars from Maven
+# Central, cached in ~/.cache/maskmesh/kafka) and read the output with confluent-kafka.
+test-kafka: all
+	@hack/install-deps.sh kafka
+	@hack/run-tests.sh --build $(BUILD) --bin $(BIN) kafka
 
 # Sanitizers: separate build tree so normal and sanitized objects never mix.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

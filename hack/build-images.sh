@@ -16,7 +16,7 @@ while IFS='=' read -r key value; do
     [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] || { echo "build-images: bad line in $env_file: $key" >&2; exit 1; }
     [ -n "${!key:-}" ] || printf -v "$key" '%s' "$value"
 done <"$env_file"
-all=("$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$MASKCTL_IMAGE")
+all=("$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$STREAM_IMAGE" "$MASKCTL_IMAGE")
 
 push=0
 list=0

@@ -56,14 +56,14 @@ workload_images="$(img "$CONTROLLER_IMAGE"),$(img "$WEBHOOK_IMAGE")"
 proxy_image="$(img "$PROXY_IMAGE")"
 app_version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' $chart/Chart.yaml)"
 [ "$app_version" = "$TAG" ] && ok || bad "Chart.yaml appVersion $app_version is not hack/images.env's TAG $TAG"
-for name in "$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$MASKCTL_IMAGE"; do
+for name in "$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$STREAM_IMAGE" "$MASKCTL_IMAGE"; do
     grep -q "^FROM .* AS $name\$" Dockerfile && ok || bad "Dockerfile has no target $name"
 done
 grep -q "^  registry: $REGISTRY\$" $chart/values.yaml && ok || bad "values.yaml image.registry is not $REGISTRY"
 for want in "$(img "$CONTROLLER_IMAGE")" "$(img "$WEBHOOK_IMAGE")" "$proxy_image"; do
     grep -rq "$want" manifests/base && ok || bad "manifests/base does not use $want"
 done
-[ "$(hack/build-images.sh --list | tr '\n' ' ')" = "$(img "$CONTROLLER_IMAGE") $(img "$WEBHOOK_IMAGE") $proxy_image $(img "$MASKCTL_IMAGE") " ] \
+[ "$(hack/build-images.sh --list | tr '\n' ' ')" = "$(img "$CONTROLLER_IMAGE") $(img "$WEBHOOK_IMAGE") $proxy_image $(img "$STREAM_IMAGE") $(img "$MASKCTL_IMAGE") " ] \
     && ok || bad "hack/build-images.sh --list does not print hack/images.env's references"
 
 # ---- the CRD ----

@@ -90,6 +90,8 @@ CONTROLLER_RULES = {
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
+    # the maskmesh-stream Deployments of policies with spec.streams (stream.enabled)
+    ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 

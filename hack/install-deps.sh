@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
 # Installs what maskmesh needs to build and test on Debian bookworm, only what is missing.
-# Usage: hack/install-deps.sh [build|bench|all]   (default: build)
+# Usage: hack/install-deps.sh [build|bench|kafka|all]   (default: build)
+# kafka: what the stream tests and bench run beside maskmesh-stream: Java and Maven (the
+# broker's jars and the Kafka Streams baseline come from Maven Central) and the independent
+# Python client (confluent-kafka, from PyPI).
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3 openssl curl
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjson-c-dev libyaml-dev
             libcyaml-dev libcmocka-dev libpcre2-dev zlib1g-dev libgnutls28-dev
             nghttp2-server  # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
-            python3-cryptography) # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
+            python3-cryptography  # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
+            librdkafka-dev) # maskmesh-stream's Kafka client
 bench_pkgs=(wrk nginx-light nodejs)
+kafka_pkgs=(openjdk-17-jdk-headless maven)
+# the tests' own Kafka client, independent of librdkafka-dev's version (its wheel bundles one)
+kafka_pip=confluent-kafka==2.6.1
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
     build) ;;
-    bench) want=("${bench_pkgs[@]}") ;;
-    all)   want+=("${bench_pkgs[@]}") ;;
-    *) echo "usage: $0 [build|bench|all]" >&2; exit 2 ;;
+    bench) want=("${bench_pkgs[@]}" "${kafka_pkgs[@]}") ;;
+    kafka) want=("${kafka_pkgs[@]}") ;;
+    all)   want+=("${bench_pkgs[@]}" "${kafka_pkgs[@]}") ;;
+    *) echo "usage: $0 [build|bench|kafka|all]" >&2; exit 2 ;;
+esac
+
+case "${1:-build}" in
+    bench|kafka|all)
+        if ! python3 -c 'import confluent_kafka' 2>/dev/null; then
+            echo "install-deps: pip install $kafka_pip" >&2
+            python3 -m pip install -q --disable-pip-version-check "$kafka_pip" >&2
+        fi ;;
 esac
 
 missing=()

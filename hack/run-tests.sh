@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs maskmesh's test suites and prints one closing line: `N passed, N failed`.
-# Usage: hack/run-tests.sh --build DIR --bin DIR {all|unit|golden|integration|apiserver}...
+# Usage: hack/run-tests.sh --build DIR --bin DIR {all|unit|golden|integration|apiserver|kafka}...
+# kafka: tests/integration/test_stream*, which start a real Kafka broker (JVM) of their own;
+# left out of `integration` and `all` (make test-kafka runs them).
 # Environment: MM_VALGRIND=1 runs unit tests under valgrind; MM_SANITIZED=1 tells suites the
 # binaries are ASan builds (slower: they may shorten loads).
 set -u
@@ -10,7 +12,7 @@ while [ $# -gt 0 ]; do
         --build) build=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         all) suites+=(unit golden integration apiserver); shift ;;
-        unit|golden|integration|apiserver) suites+=("$1"); shift ;;
+        unit|golden|integration|apiserver|kafka) suites+=("$1"); shift ;;
         *) echo "run-tests: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -70,8 +72,12 @@ for suite in "${suites[@]}"; do
     golden)
         [ -x tests/golden/run.sh ] && run "golden: tests/golden" tests/golden/run.sh "$MM_BIN" ;;
     integration)
-        for t in $(find -L tests/integration -maxdepth 1 -type f -name 'test_*' -perm -u+x 2>/dev/null | sort); do
+        for t in $(find -L tests/integration -maxdepth 1 -type f -name 'test_*' ! -name 'test_stream*' -perm -u+x 2>/dev/null | sort); do
             run "integration: ${t#tests/integration/}" "$t"
+        done ;;
+    kafka)
+        for t in $(find -L tests/integration -maxdepth 1 -type f -name 'test_stream*' -perm -u+x 2>/dev/null | sort); do
+            run "kafka: ${t#tests/integration/}" "$t"
         done ;;
     apiserver)
         [ -d e2e/apiserver/tests ] && run "apiserver: e2e/apiserver/tests" \

@@ -28,6 +28,8 @@ static const char help[] =
     "  --identity ID            this replica's identity [POD_NAME] (default hostname_random)\n"
     "  --resync SECONDS         reconcile every namespace this often (default 300)\n"
     "  --monitoring-from JSON   NetworkPolicyPeer list allowed to reach the sidecars' port 15481\n"
+    "  --stream-image IMAGE     render policies with spec.streams into a maskmesh-stream\n"
+    "                           Deployment of IMAGE (and watch Deployments); default: off\n"
     "  --log-level LEVEL        debug, info (default), warn, error\n"
     "  -h, --help               this text\n"
     "\n"
@@ -68,7 +70,7 @@ static void h_synced(void *ud, const mm_httpd_req *req, mm_httpd_resp *resp)
 int main(int argc, char **argv)
 {
     enum { O_KUBECONFIG = 1, O_NS, O_ADMIN, O_LEADER, O_LEASE_NS, O_LEASE_NAME, O_IDENTITY,
-           O_RESYNC, O_MONITORING, O_LOGLEVEL };
+           O_RESYNC, O_MONITORING, O_LOGLEVEL, O_STREAM_IMAGE };
     static const struct option longopts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"namespace", required_argument, NULL, O_NS},
@@ -80,12 +82,13 @@ int main(int argc, char **argv)
         {"resync", required_argument, NULL, O_RESYNC},
         {"monitoring-from", required_argument, NULL, O_MONITORING},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"stream-image", required_argument, NULL, O_STREAM_IMAGE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *kubeconfig = getenv("KUBECONFIG"), *admin = "0.0.0.0:8080";
     const char *lease_ns = getenv("POD_NAMESPACE"), *lease_name = "maskmesh-controller-leader";
-    const char *identity = getenv("POD_NAME"), *monitoring = NULL;
+    const char *identity = getenv("POD_NAME"), *monitoring = NULL, *stream_image = NULL;
     const char *nsv[64];
     size_t nns = 0;
     bool leader_elect = false;
@@ -123,6 +126,7 @@ int main(int argc, char **argv)
             }
             break;
         case O_MONITORING: monitoring = optarg; break;
+        case O_STREAM_IMAGE: stream_image = optarg; break;
         case O_LOGLEVEL: {
             static const char *const lv[] = {"debug", "info", "warn", "error"};
             size_t k;
@@ -162,7 +166,8 @@ int main(int argc, char **argv)
         goto out;
     }
     mm_ctrl_opts co = {.client = client, .namespaces = nns ? nsv : NULL, .monitoring_from = monitoring,
-                       .resync_s = resync, .identity = identity, .metrics = metrics};
+                       .resync_s = resync, .identity = identity, .metrics = metrics,
+                       .stream_image = stream_image};
     mm_httpd_opts ho = {.listen = admin, .metrics = metrics, .threads = 2};
     if (mm_ctrl_new(&co, &ctrl, &eb) != MM_OK || mm_httpd_new(&ho, &httpd, &eb) != MM_OK ||
         mm_httpd_route(httpd, "GET", "/synced", false, h_synced, ctrl) != MM_OK ||

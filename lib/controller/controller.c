@@ -24,6 +24,7 @@
 static const mm_k8s_ref POLICIES = {"maskmesh.io", "v1alpha1", "maskingpolicies", NULL, NULL, NULL};
 static const mm_k8s_ref CONFIGMAPS = {"", "v1", "configmaps", NULL, NULL, NULL};
 static const mm_k8s_ref NETPOLS = {"networking.k8s.io", "v1", "networkpolicies", NULL, NULL, NULL};
+static const mm_k8s_ref DEPLOYS = {"apps", "v1", "deployments", NULL, NULL, NULL};
 
 typedef struct {
     char *ns;
@@ -43,8 +44,9 @@ struct mm_ctrl {
     struct json_object *monitoring; /* NetworkPolicyPeer array or NULL */
     char **namespaces;              /* NULL-terminated copy; NULL: all */
     size_t n_ns;
-    mm_k8s_informer **inf;          /* 3 per watched namespace (or 3 cluster-wide) */
-    size_t n_inf;
+    mm_k8s_informer **inf;          /* per watched namespace (or cluster-wide): policies,
+                                       ConfigMaps, NetworkPolicies, Deployments (streams on) */
+    size_t n_inf, per;
 
     pthread_mutex_t lock; /* guards queue, failures, index, stopping */
     pthread_cond_t cond;
@@ -463,13 +465,91 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
 
 static mm_k8s_informer *informer_for(mm_ctrl *c, int kind, const char *ns)
 {
-    size_t per = 3;
+    size_t per = c->per;
+    if ((size_t)kind >= per)
+        return NULL;
     if (!c->namespaces)
         return c->inf[kind];
     for (size_t i = 0; i < c->n_ns; i++)
         if (strcmp(c->namespaces[i], ns) == 0)
             return c->inf[i * per + (size_t)kind];
     return NULL;
+}
+
+/* A valid policy's stream: with spec.streams, its ConfigMap and Deployment (applied when the
+ * rendered label or owners differ) and status.stream (patched when it differs); without, the
+ * two objects are deleted if a former spec.streams left them. */
+static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns,
+                               const char *name, mm_errbuf *eb)
+{
+    struct json_object *cm = NULL, *dep = NULL, *cm_a = NULL, *dep_a = NULL;
+    mm_stream_render_opts ro = {.image = c->o.stream_image};
+    char obj[300];
+    mm_err rc = MM_OK;
+    mm_buf patch;
+
+    mm_buf_init(&patch, 0);
+    snprintf(obj, sizeof(obj), MM_STREAM_PREFIX "%.230s", name);
+    cm_a = mm_k8s_informer_get(informer_for(c, 1, ns), ns, obj);
+    dep_a = mm_k8s_informer_get(informer_for(c, 3, ns), ns, obj);
+    if (!field(field(p, "spec", NULL), "streams", NULL)) {
+        const mm_k8s_ref *kinds[2] = {&DEPLOYS, &CONFIGMAPS};
+        struct json_object *have[2] = {dep_a, cm_a};
+        for (int i = 0; i < 2 && rc == MM_OK; i++) {
+            mm_k8s_ref ref = *kinds[i];
+            mm_k8s_result res = {0};
+            mm_k8s_delete_opts d = {.precondition_uid = meta_str(have[i], "uid"), .grace_period_seconds = -1};
+            if (!have[i])
+                continue;
+            ref.ns = ns;
+            ref.name = obj;
+            if ((rc = mm_k8s_delete(c->o.client, &ref, &d, &res, eb)) == MM_ENOTFOUND)
+                rc = MM_OK;
+            count_write(c);
+            mm_k8s_result_clear(&res);
+        }
+        goto out;
+    }
+    if ((rc = mm_policy_render_stream(p, &ro, &cm, &dep, eb)) != MM_OK)
+        goto out;
+    if ((!cm_a || !same(cm_a, cm, "data", MM_POLICY_CONFIGMAP_KEY) || !owners_same(cm_a, cm) ||
+         !label_same(cm_a, cm)) &&
+        (rc = apply(c, &CONFIGMAPS, ns, obj, cm, eb)) != MM_OK)
+        goto out;
+    if ((!dep_a || !owners_same(dep_a, dep) || !label_same(dep_a, dep)) &&
+        (rc = apply(c, &DEPLOYS, ns, obj, dep, eb)) != MM_OK)
+        goto out;
+    /* status.stream: what the Deployment reports (none yet: 0 ready) */
+    int64_t want = json_object_get_int64(field(field(dep, "spec", NULL), "replicas", NULL));
+    int64_t ready = json_object_get_int64(field(field(dep_a, "status", NULL), "readyReplicas", NULL));
+    struct json_object *st = field(field(p, "status", NULL), "stream", NULL);
+    if (st && json_object_get_int64(field(st, "replicas", NULL)) == want &&
+        json_object_get_int64(field(st, "readyReplicas", NULL)) == ready &&
+        json_object_get_boolean(field(st, "ready", NULL)) == (ready > 0) &&
+        strcmp(json_object_get_string(field(st, "deployment", NULL)) ?: "", obj) == 0)
+        goto out;
+    if (mm_buf_printf(&patch, "{\"status\":{\"stream\":{\"deployment\":\"%s\",\"replicas\":%lld,"
+                      "\"readyReplicas\":%lld,\"ready\":%s}}}", obj, (long long)want,
+                      (long long)ready, ready > 0 ? "true" : "false") != MM_OK) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
+        goto out;
+    }
+    mm_k8s_ref ref = POLICIES;
+    mm_k8s_result res = {0};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager};
+    ref.ns = ns;
+    ref.name = name;
+    ref.subresource = "status";
+    rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_MERGE, patch.data, patch.len, &po, &res, eb);
+    count_write(c);
+    mm_k8s_result_clear(&res);
+out:
+    mm_buf_free(&patch);
+    json_object_put(cm);
+    json_object_put(dep);
+    json_object_put(cm_a);
+    json_object_put(dep_a);
+    return rc;
 }
 
 mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
@@ -569,6 +649,8 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
                 snprintf(msg, sizeof(msg), "rendered into ConfigMap %s and NetworkPolicy %s",
                          MM_POLICY_CONFIGMAP, npname);
                 rc = set_status(c, p, true, "Rendered", msg, true, rules, &web);
+                if (rc == MM_OK && c->o.stream_image)
+                    rc = reconcile_stream(c, p, ns, names[i], &web);
             }
             json_object_put(np);
             json_object_put(np_actual);
@@ -733,13 +815,14 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
             }
     }
     size_t scopes = c->namespaces ? c->n_ns : 1;
-    if (!(c->inf = mm_calloc(scopes * 3, sizeof(*c->inf)))) {
+    c->per = o->stream_image ? 4 : 3;
+    if (!(c->inf = mm_calloc(scopes * c->per, sizeof(*c->inf)))) {
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto fail;
     }
     for (size_t s = 0; s < scopes; s++) {
-        const mm_k8s_ref *kinds[3] = {&POLICIES, &CONFIGMAPS, &NETPOLS};
-        for (int k = 0; k < 3; k++) {
+        const mm_k8s_ref *kinds[4] = {&POLICIES, &CONFIGMAPS, &NETPOLS, &DEPLOYS};
+        for (int k = 0; k < (int)c->per; k++) {
             mm_k8s_ref ref = *kinds[k];
             mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = slim};
             mm_k8s_handlers h = {.ud = c};

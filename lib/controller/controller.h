@@ -5,7 +5,9 @@
  * policy has its NetworkPolicy, every policy says Ready (or why not) in its status. Writes are
  * server-side applies made only when desired and actual differ, so an idle resync writes
  * nothing. An invalid policy is left out of the ConfigMap and its old NetworkPolicy stays as
- * it was: a typo never opens traffic.
+ * it was: a typo never opens traffic. A policy with spec.streams also gets the ConfigMap and
+ * Deployment maskmesh-stream-<policy> (lib/policy's mm_policy_render_stream) and status.stream
+ * with the Deployment's ready replicas.
  * Depends on: lib/k8s, lib/policy, lib/metrics, lib/common, json-c. */
 #ifndef MM_CONTROLLER_H
 #define MM_CONTROLLER_H
@@ -24,6 +26,9 @@ typedef struct {
     long resync_s;                   /* every namespace is reconciled this often; 0: 300 */
     const char *identity;            /* reportingInstance of Events; NULL: the hostname */
     mm_metrics *metrics;             /* borrowed; may be NULL */
+    const char *stream_image;        /* maskmesh-stream image: policies with spec.streams get
+                                        their Deployment (and the Deployments are watched);
+                                        NULL: streams are not rendered */
 } mm_ctrl_opts;
 
 mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb);

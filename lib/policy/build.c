@@ -735,6 +735,14 @@ static void build_enum(bctx *c, const node *spec, const char *key, const char *c
     pop(c, old);
 }
 
+static void streams_bad(void *ctx, const node *n, const char *sub, const char *msg)
+{
+    bctx *c = ctx;
+    size_t old = sub ? push_key(c, sub) : c->path.len;
+    bad(c, n, "%s", msg);
+    pop(c, old);
+}
+
 mm_policy *build_policy(bctx *c, const node *root)
 {
     /* status is the controller's; metadata holds much (labels, managedFields...) that is
@@ -743,7 +751,7 @@ mm_policy *build_policy(bctx *c, const node *root)
                                            NULL};
     static const char *const spec_keys[] = {"selector", "port", "mode", "onError", "direction",
                                             "rules", "headers", "defaultDeny", "exemptions",
-                                            "reveal", "network", NULL};
+                                            "reveal", "network", "streams", NULL};
     static const char *const modes[] = {"enforce", "audit", NULL};
     static const char *const onerr[] = {"block", "redact-all", "passthrough", NULL};
     static const char *const dirs[] = {"response", "request", "both", NULL};
@@ -905,6 +913,13 @@ mm_policy *build_policy(bctx *c, const node *root)
     if ((f = node_get(spec, "network"))) {
         size_t o2 = push_key(c, "network");
         build_network(c, f, p);
+        pop(c, o2);
+    }
+    if ((f = node_get(spec, "streams"))) {
+        size_t o2 = push_key(c, "streams");
+        streams_sink sk = {.bad = streams_bad, .ctx = c};
+        p->streams = streams_build(f, &sk);
+        c->oom |= sk.oom;
         pop(c, o2);
     }
     pop(c, old);

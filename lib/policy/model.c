@@ -100,6 +100,7 @@ void mm_policy_free(mm_policy *p)
     strv_free(p->deny_headers.names, p->deny_headers.n_names);
     action_clear(&p->deny_headers.action);
     mm_free(p->allow_from_json);
+    streams_free(p->streams);
     mm_free(p);
 }
 

@@ -2,7 +2,8 @@
  * list, or a multi-document file) and JSON (as the Kubernetes API returns it) into one
  * validated model; owns the JSONPath subset grammar and the list of built-in detectors;
  * matches label selectors.
- * Depends on: lib/common, libyaml, json-c, PCRE2 (only to check that regexes compile).
+ * Depends on: lib/common, libyaml, json-c, PCRE2 (only to check that regexes compile),
+ * OpenSSL (SHA-256 of spec.streams in the rendered Deployment).
  *
  * The model structs are plain data, read-only once parsed, owned by their mm_policy_set
  * (or by the mm_policy returned from mm_policy_from_json). */
@@ -169,6 +170,29 @@ typedef struct {
     size_t n_exprs;
 } mm_selector;
 
+/* spec.streams: Kafka topics this policy protects (maskmesh-stream, lib/kafka): records of
+ * the input topics are masked into the output topic, exactly once, by a consumer group. */
+#define MM_POLICY_MAX_TOPICS   64
+#define MM_POLICY_MAX_REPLICAS 256
+typedef enum { MM_STREAMS_ONERR_STOP, MM_STREAMS_ONERR_DEAD_LETTER } mm_streams_on_error;
+typedef struct {
+    char *bootstrap; /* bootstrapServers: host:port[,host:port...] */
+    char **inputs;   /* inputTopics */
+    size_t n_inputs;
+    char *output;      /* outputTopic: never one of the inputs */
+    char *dead_letter; /* deadLetterTopic; NULL when absent */
+    char *group;       /* consumerGroup; NULL: maskmesh-<namespace>-<policy> */
+    long replicas;     /* maskers in the group; default 1 */
+    char *content_type; /* for records without a content-type header; NULL: application/json */
+    bool mask_keys;     /* keys: mask (record keys go through the detectors as text) */
+    mm_streams_on_error on_error; /* a record that cannot be masked: stop its partition
+                                     (default) or go, without its value, to deadLetterTopic */
+    char *security_protocol; /* PLAINTEXT (NULL), SSL, SASL_PLAINTEXT, SASL_SSL */
+    char *sasl_mechanism;    /* PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 */
+    char *secret; /* credentialsSecret: a Secret with ca.crt, tls.crt, tls.key, username,
+                     password (those the protocol needs) */
+} mm_policy_streams;
+
 typedef enum { MM_MODE_ENFORCE, MM_MODE_AUDIT } mm_mode;
 typedef enum { MM_ONERR_BLOCK, MM_ONERR_REDACT_ALL, MM_ONERR_PASSTHROUGH } mm_on_error;
 typedef enum { MM_DIR_RESPONSE = 1, MM_DIR_REQUEST = 2, MM_DIR_BOTH = 3 } mm_direction;
@@ -195,6 +219,7 @@ typedef struct {
     mm_deny_body deny_body;
     mm_deny_headers deny_headers;
     char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
+    mm_policy_streams *streams; /* spec.streams; NULL when absent */
 } mm_policy;
 
 /* The built-in detectors, NULL-terminated: credit_card, us_ssn, email, phone, iban, ipv4,
@@ -273,6 +298,24 @@ mm_err mm_policy_render_configmap(struct json_object *const *policies, size_t n,
 mm_err mm_policy_render_networkpolicy(const struct json_object *policy,
                                       const struct json_object *monitoring_from,
                                       struct json_object **out, mm_errbuf *eb);
+
+/* For a policy object with spec.streams: the ConfigMap maskmesh-stream-<name> (policies.yaml:
+ * that policy alone, as in maskmesh-policies) and the Deployment maskmesh-stream-<name> of
+ * spec.streams.replicas maskmesh-stream pods reading it, with the maskmesh-keys Secret and
+ * the credentialsSecret mounted. The pod template's annotation maskmesh.io/streams-hash is
+ * the SHA-256 of spec.streams, so a change of topics or servers rolls the pods; a change of
+ * rules reaches them through the ConfigMap without a restart. Both are owned (controller)
+ * by the policy when it has a uid. The caller owns both outputs. */
+typedef struct {
+    const char *image;       /* NULL: maskmesh/maskmesh-stream:latest */
+    const char *pull_policy; /* NULL: IfNotPresent */
+} mm_stream_render_opts;
+#define MM_STREAM_PREFIX "maskmesh-stream-"
+/* On the Deployment: 40 hex digits of the SHA-256 of its rendered spec. */
+#define MM_STREAM_RENDERED_LABEL "maskmesh.io/rendered"
+mm_err mm_policy_render_stream(const struct json_object *policy, const mm_stream_render_opts *o,
+                               struct json_object **cm_out, struct json_object **deploy_out,
+                               mm_errbuf *eb);
 
 /* Canonical JSON of any json-c value: keys sorted, two-space indentation, "\n" at the end. */
 mm_err mm_policy_canonical_json(const struct json_object *obj, mm_buf *out);

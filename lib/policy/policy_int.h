@@ -48,6 +48,17 @@ node *node_get(const node *map, const char *key);
  * frees with mm_free. */
 mm_err node_to_json(const node *n, char **out);
 
+/* spec.streams (streams.c). Errors go to `bad` with the node, the field below
+ * spec.streams (NULL: streams itself) and the message; build.c adds the place. */
+typedef struct {
+    void (*bad)(void *ctx, const node *n, const char *sub, const char *msg);
+    void *ctx;
+    size_t errors;
+    bool oom;
+} streams_sink;
+mm_policy_streams *streams_build(const node *n, streams_sink *s); /* NULL on any error */
+void streams_free(mm_policy_streams *st);
+
 /* Diagnostics sink, implemented in model.c. */
 mm_err diags_add(mm_diags *d, bool warning, const char *msg);
 

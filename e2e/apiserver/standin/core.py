@@ -117,6 +117,9 @@ class StandIn:
         A(Res("coordination.k8s.io", "v1", "leases", "Lease", True))
         A(Res("events.k8s.io", "v1", "events", "Event", True, short=["ev"]))
         A(Res("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, short=["netpol"], generation=True))
+        # the controller renders maskmesh-stream Deployments for policies with spec.streams
+        A(Res("apps", "v1", "deployments", "Deployment", True, short=["deploy"], categories=["all"], status=True,
+              generation=True))
         nsres = self.state.resources[("", "v1", "namespaces")]
         with self.state.lock:
             for n in ("default", "kube-system", "kube-public", "kube-node-lease"):

@@ -1,0 +1,1 @@
+maskmesh-stream_MODULES := kafka httpd

@@ -1,0 +1,263 @@
+/* lib/kafka/config.c: the masker's configuration. The policy file (and the keys directory)
+ * load into a snapshot that a reload replaces whole; the files are watched by a signature of
+ * their stat() results, following kubelet's ..data symlinks as the sidecar does; the
+ * librdkafka configuration is built from spec.streams and the mounted credentials. */
+#include "kafka/kafka_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CRED_MAX 4096 /* a username or password file */
+
+void kafka_snap_free(snap *s)
+{
+    if (!s)
+        return;
+    mm_masker_free(s->masker);
+    mm_policy_set_free(s->set);
+    mm_free(s);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t stat_hash(uint64_t h, const char *path)
+{
+    struct stat st;
+    uint64_t v[5] = {0};
+
+    if (path && stat(path, &st) == 0) {
+        v[0] = (uint64_t)st.st_dev;
+        v[1] = (uint64_t)st.st_ino;
+        v[2] = (uint64_t)st.st_size;
+        v[3] = (uint64_t)st.st_mtim.tv_sec;
+        v[4] = (uint64_t)st.st_mtim.tv_nsec;
+    } else {
+        v[0] = (uint64_t)errno;
+    }
+    return fnv(h, v, sizeof(v));
+}
+
+uint64_t kafka_files_signature(const mm_kafka *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    DIR *d;
+    struct dirent *e;
+    char path[4096];
+
+    h = stat_hash(h, k->policy_file);
+    if (!k->keys_dir)
+        return h;
+    h = stat_hash(h, k->keys_dir);
+    if ((d = opendir(k->keys_dir)) != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+                (size_t)snprintf(path, sizeof(path), "%s/%s", k->keys_dir, e->d_name) >=
+                    sizeof(path))
+                continue;
+            h = fnv(h, e->d_name, strlen(e->d_name));
+            h = stat_hash(h, path);
+        }
+        closedir(d);
+    }
+    return h;
+}
+
+/* The policy the masker serves: the named one, else the only one with spec.streams. */
+static mm_err pick(mm_kafka *k, const mm_policy_set *set, const mm_policy **out, mm_errbuf *eb)
+{
+    const mm_policy *found = NULL;
+
+    for (size_t i = 0; i < mm_policy_set_count(set); i++) {
+        const mm_policy *p = mm_policy_set_get(set, i);
+        if (k->policy_name ? strcmp(p->name, k->policy_name) != 0 : !p->streams)
+            continue;
+        if (found)
+            return mm_errf(eb, MM_EINVAL, "%s: more than one policy has spec.streams (%s, %s): "
+                           "name one with --name", k->policy_file, found->name, p->name);
+        found = p;
+    }
+    if (!found)
+        return mm_errf(eb, MM_EINVAL, k->policy_name ? "%s: no policy named %s" :
+                       "%s: no policy has spec.streams%s", k->policy_file,
+                       k->policy_name ? k->policy_name : "");
+    if (!found->streams)
+        return mm_errf(eb, MM_EINVAL, "%s: policy %s has no spec.streams", k->policy_file,
+                       found->name);
+    *out = found;
+    return MM_OK;
+}
+
+mm_err kafka_snap_load(mm_kafka *k, snap **out, mm_errbuf *eb)
+{
+    mm_err rc;
+    snap *s = NULL;
+    mm_keys *keys = NULL;
+    struct stat st;
+
+    if (!(s = mm_calloc(1, sizeof(*s))))
+        return mm_errf(eb, MM_ENOMEM, "out of memory");
+    if ((rc = mm_policy_load(k->policy_file, &s->set, NULL, eb)) != MM_OK ||
+        (rc = pick(k, s->set, &s->pol, eb)) != MM_OK)
+        goto out;
+    /* an absent keys directory is an absent (optional) Secret; anything else must load */
+    if (k->keys_dir && stat(k->keys_dir, &st) == 0 &&
+        (rc = mm_keys_load_dir(k->keys_dir, &keys, eb)) != MM_OK)
+        goto out;
+    if ((rc = mm_masker_new(&s->pol, 1, keys, NULL, &s->masker, eb)) != MM_OK)
+        goto out;
+    s->default_kind = mm_body_kind_for(s->masker, s->pol->streams->content_type
+                                                      ? s->pol->streams->content_type
+                                                      : "application/json");
+    if (s->default_kind == MM_BODY_OPAQUE) {
+        rc = mm_errf(eb, MM_EINVAL, "%s: spec.streams.contentType: \"%.64s\" is not a type "
+                     "maskmesh masks (JSON, NDJSON, text, or one a rule lists in contentTypes)",
+                     k->policy_file, s->pol->streams->content_type);
+        goto out;
+    }
+    s->gen = ++k->gen;
+    *out = s;
+    s = NULL;
+out:
+    mm_keys_free(keys);
+    kafka_snap_free(s);
+    return rc;
+}
+
+static mm_err set(rd_kafka_conf_t *c, const char *name, const char *value, mm_errbuf *eb)
+{
+    char err[256];
+    if (rd_kafka_conf_set(c, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK)
+        return mm_errf(eb, MM_EINVAL, "librdkafka %s: %s", name, err);
+    return MM_OK;
+}
+
+/* A credential file's content without the trailing newline kubectl create secret keeps. */
+static mm_err cred(const mm_kafka *k, const char *name, char **out, mm_errbuf *eb)
+{
+    char path[4096];
+    size_t len = 0;
+    mm_err rc;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", k->cred_dir, name) >= sizeof(path))
+        return mm_errf(eb, MM_ELIMIT, "credentials path too long");
+    if ((rc = mm_read_file(path, CRED_MAX, out, &len, eb)) != MM_OK)
+        return rc;
+    while (len && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r'))
+        (*out)[--len] = '\0';
+    return MM_OK;
+}
+
+static bool file_exists(const mm_kafka *k, const char *name, char *path, size_t n)
+{
+    struct stat st;
+    return (size_t)snprintf(path, n, "%s/%s", k->cred_dir, name) < n && stat(path, &st) == 0;
+}
+
+static mm_err security(mm_kafka *k, const mm_policy_streams *st, rd_kafka_conf_t *c,
+                       mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    const char *proto = st->security_protocol ? st->security_protocol : "PLAINTEXT";
+    char *user = NULL, *pass = NULL, path[4096];
+
+    if ((rc = set(c, "security.protocol", proto, eb)) != MM_OK)
+        goto out;
+    if (strcmp(proto, "PLAINTEXT") == 0)
+        goto out;
+    if (!k->cred_dir) {
+        rc = mm_errf(eb, MM_EINVAL, "spec.streams.securityProtocol %s needs the credentials "
+                     "(--credentials DIR, the mounted credentialsSecret)", proto);
+        goto out;
+    }
+    if (strstr(proto, "SSL")) {
+        if (file_exists(k, "ca.crt", path, sizeof(path)) &&
+            (rc = set(c, "ssl.ca.location", path, eb)) != MM_OK)
+            goto out;
+        if (file_exists(k, "tls.crt", path, sizeof(path)) &&
+            (rc = set(c, "ssl.certificate.location", path, eb)) != MM_OK)
+            goto out;
+        if (file_exists(k, "tls.key", path, sizeof(path)) &&
+            (rc = set(c, "ssl.key.location", path, eb)) != MM_OK)
+            goto out;
+    }
+    if (strncmp(proto, "SASL_", 5) == 0) {
+        if ((rc = cred(k, "username", &user, eb)) != MM_OK ||
+            (rc = cred(k, "password", &pass, eb)) != MM_OK ||
+            (rc = set(c, "sasl.mechanism", st->sasl_mechanism, eb)) != MM_OK ||
+            (rc = set(c, "sasl.username", user, eb)) != MM_OK ||
+            (rc = set(c, "sasl.password", pass, eb)) != MM_OK)
+            goto out;
+    }
+out:
+    if (pass)
+        memset(pass, 0, strlen(pass)); /* the secret stays in librdkafka's copy only */
+    mm_free(user);
+    mm_free(pass);
+    return rc;
+}
+
+/* librdkafka's own logs as our JSON lines (its messages name brokers and states, never
+ * record contents). Called on librdkafka's threads; mm_log writes one line per call. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    mm_log_level l = level <= 3 ? MM_LOG_ERROR : level == 4 ? MM_LOG_WARN
+                   : level <= 6 ? MM_LOG_INFO : MM_LOG_DEBUG;
+    mm_log(l, buf, "librdkafka", rd_kafka_name(rk), "facility", fac, NULL);
+}
+
+mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
+                  rd_kafka_conf_t **out, mm_errbuf *eb)
+{
+    mm_err rc;
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char num[32];
+
+    if (!c)
+        return mm_errf(eb, MM_ENOMEM, "out of memory");
+    rd_kafka_conf_set_log_cb(c, log_cb);
+    if ((rc = set(c, "bootstrap.servers", k->bootstrap ? k->bootstrap : st->bootstrap, eb)) ||
+        (rc = set(c, "client.id", "maskmesh-stream", eb)) || (rc = security(k, st, c, eb)))
+        goto out;
+    if (consumer) {
+        /* offsets are committed only inside transactions; read only committed input, so an
+         * upstream transactional producer's aborted records are never masked and emitted */
+        if ((rc = set(c, "group.id", k->group, eb)) ||
+            (rc = set(c, "enable.auto.commit", "false", eb)) ||
+            (rc = set(c, "enable.auto.offset.store", "false", eb)) ||
+            (rc = set(c, "isolation.level", "read_committed", eb)) ||
+            (rc = set(c, "auto.offset.reset", "earliest", eb)) ||
+            /* incremental rebalancing: a joining masker takes partitions without stopping the
+             * others (KIP-429) */
+            (rc = set(c, "partition.assignment.strategy", "cooperative-sticky", eb)) ||
+            (rc = set(c, "enable.partition.eof", "false", eb)) ||
+            /* prefetch 16 MB per masker, not librdkafka's 64 MB: memory stays small and a
+             * fetch still holds thousands of records */
+            (rc = set(c, "queued.max.messages.kbytes", "16384", eb)) ||
+            /* a killed masker's partitions move to the others after 10 s, not 45 */
+            (rc = set(c, "session.timeout.ms", "10000", eb)))
+            goto out;
+    } else {
+        snprintf(num, sizeof(num), "%u", k->o.txn_timeout_ms);
+        if ((rc = set(c, "transactional.id", k->txn_id, eb)) ||
+            (rc = set(c, "transaction.timeout.ms", num, eb)) ||
+            (rc = set(c, "linger.ms", "5", eb)))
+            goto out;
+    }
+    *out = c;
+    c = NULL;
+out:
+    if (c)
+        rd_kafka_conf_destroy(c);
+    return rc;
+}

@@ -1,0 +1,1 @@
+kafka_DEPS := mask policy metrics common
