@@ -204,9 +204,8 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
             for (size_t i = 0; i < r->n_detectors; i++)
                 if (!mm_detector_known(r->detectors[i])) {
                     size_t o2 = push(c, "[%zu]", i);
-                    bad(c, f->items[i], "unknown detector \"%.40s\" (expected one of credit_card, "
-                        "us_ssn, email, phone, iban, ipv4, ipv6, jwt, aws_access_key, "
-                        "bearer_token)", r->detectors[i]);
+                    bad(c, f->items[i], "unknown detector \"%.40s\" (%s)", r->detectors[i],
+                        policy_detector_hint(r->detectors[i]));
                     pop(c, o2);
                 }
         pop(c, old);

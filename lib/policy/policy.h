@@ -163,8 +163,7 @@ typedef struct {
     char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
 } mm_policy;
 
-/* The built-in detectors, NULL-terminated: credit_card, us_ssn, email, phone, iban, ipv4,
- * ipv6, jwt, aws_access_key, bearer_token. */
+/* The built-in detectors, NULL-terminated, from lib/mask/detectors.def (the registry). */
 extern const char *const mm_detector_names[];
 bool mm_detector_known(const char *name);
 

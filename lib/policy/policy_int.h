@@ -112,6 +112,9 @@ bool secret_key_ok(const char *s);
 bool one_utf8_char(const char *str);
 bool cidr_ok(const char *s);
 bool media_type_ok(const char *s);
+/* model.c: for an unknown detector name, the built-in it most likely meant, or where the
+ * list is (static storage, per thread). */
+const char *policy_detector_hint(const char *name);
 /* build.c: one policy from its document; NULL (with problems reported) when invalid. */
 mm_policy *build_policy(bctx *c, const node *root);
 
