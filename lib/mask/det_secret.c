@@ -90,7 +90,8 @@ void jwt_find(scan *s, size_t i, size_t w)
             j++;
         }
     }
-    if (len[0] < 10 || len[1] < 2 || at(s, j) == '.' || at(s, j) == '=')
+    if (len[0] < 10 || len[1] < 2 || at(s, j) == '=' ||
+        (at(s, j) == '.' && (det_cls[at(s, j + 1)] & C_B64U))) /* a sentence's stop is fine */
         return;
     /* the header (its first bytes) must be a JSON object naming "alg" */
     for (size_t k = 0; k < len[0] && hn < sizeof(hdr) - 1; k++) {

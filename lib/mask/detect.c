@@ -245,6 +245,11 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
     return MM_OK;
 }
 
+bool det_set_has(const det_set *s, det_id id)
+{
+    return (unsigned)id < DET_BUILTIN_COUNT && s->on[id];
+}
+
 bool det_set_empty(const det_set *s)
 {
     if (s->n_pats)

@@ -37,6 +37,8 @@ mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int 
                            mm_errbuf *eb);
 mm_err det_set_compile(det_set *s, mm_errbuf *eb);
 bool det_set_empty(const det_set *s);
+/* Is built-in `id` on in the set? */
+bool det_set_has(const det_set *s, det_id id);
 void det_set_free(det_set *s);
 
 typedef struct {

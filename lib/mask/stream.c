@@ -108,6 +108,7 @@ mm_err mm_stream_new(mm_masker *m, const mm_stream_opts *opts, mm_write_fn write
     mm_buf_init(&s->tmp, 0);
     mm_buf_init(&s->abuf, 0);
     mm_buf_init(&s->lbuf, 0);
+    mm_buf_init(&s->pem, 0);
     mm_buf_init(&s->cout, 0);
     if ((m->n_rules && !(s->rs = mm_calloc(m->n_rules, 1))) ||
         !(s->slot_rule = mm_calloc(m->n_slots, sizeof(int))) ||

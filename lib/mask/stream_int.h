@@ -107,6 +107,8 @@ struct mm_stream {
     /* text and SSE: a line at a time */
     mm_buf lbuf;
     uint64_t loff;
+    mm_buf pem;       /* the lines of a PEM private key block, held until its END line */
+    uint64_t pem_off;
     mm_stream *child; /* SSE: masks JSON data lines */
     mm_buf cout;
     held_finding *hf;
