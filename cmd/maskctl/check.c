@@ -91,6 +91,8 @@ static void print_policy(const mm_policy *p)
             printf("\n");
         }
         print_list("detectors", r->detectors, r->n_detectors);
+        if (r->use_member_names)
+            printf("      useMemberNames: member names are evidence (\"ssn\": \"078051234\")\n");
         for (size_t j = 0; j < r->n_patterns; j++)
             printf("      pattern %s: %s\n", r->patterns[j].name, r->patterns[j].regex);
         print_list("contentTypes", r->content_types, r->n_content_types);

@@ -106,7 +106,8 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
 
     *apply = *remove = false;
     s->nsp = 0;
-    if ((rc = det_scan(s->det, s->sc, t, n, on_match, s)) != MM_OK)
+    if ((rc = det_scan_member(s->det, s->sc, t, n, s->member, s->member_len, on_match, s)) !=
+        MM_OK)
         return rc;
     /* each match goes to the first rule naming its detector that applies here; an audit or
      * exempt rule before it reports the match without shielding it */

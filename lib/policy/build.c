@@ -177,7 +177,7 @@ static void build_paths(bctx *c, const node *f, mm_path **out, size_t *count)
 static void build_rule(bctx *c, const node *n, mm_rule *r)
 {
     static const char *const keys[] = {"name", "fields", "detectors", "patterns",
-                                       "contentTypes", "action", NULL};
+                                       "contentTypes", "useMemberNames", "action", NULL};
     const node *f;
     size_t old;
 
@@ -252,6 +252,14 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
                     pop(c, o2);
                 }
             }
+        pop(c, old);
+    }
+    if ((f = node_get(n, "useMemberNames"))) {
+        old = push_key(c, "useMemberNames");
+        want_bool(c, f, &r->use_member_names);
+        if (r->use_member_names && !policy_rule_reads_members(r))
+            bad(c, f, "none of this rule's detectors reads member names (maskctl --help "
+                "lists those that do)");
         pop(c, old);
     }
     if (!nonempty_seq(node_get(n, "fields")) && !nonempty_seq(node_get(n, "detectors")) &&

@@ -15,6 +15,23 @@ const char *const mm_detector_names[] = {
 #undef DETECTOR
     NULL};
 
+/* Per detector, the member names that are evidence for it ("" when none). */
+static const char *const detector_members[] = {
+#define DETECTOR(id, fn, name, words, bytes, keys, doc) keys,
+#include "mask/detectors.def"
+#undef DETECTOR
+};
+
+bool policy_rule_reads_members(const mm_rule *r)
+{
+    for (size_t i = 0; i < r->n_detectors; i++)
+        for (size_t k = 0; mm_detector_names[k]; k++)
+            if (r->detectors[i] && strcmp(r->detectors[i], mm_detector_names[k]) == 0 &&
+                detector_members[k][0])
+                return true;
+    return false;
+}
+
 /* For an unknown name: the built-in it most likely meant (one sharing its first word, as
  * "ssn" for us_ssn or "credit_cards" for credit_card), else where the list is. */
 const char *policy_detector_hint(const char *name)

@@ -83,6 +83,10 @@ typedef struct {
     mm_pattern *patterns;
     size_t n_patterns;
     char **content_types; /* extra body types that detectors read as text */
+    /* useMemberNames: a whole JSON value under a member name that names what it is ("ssn",
+     * "phone", ...) is a finding when the detector's validator accepts it, even in a form
+     * the detector refuses in free text (bare 9 or 10 digits) */
+    bool use_member_names;
     size_t n_content_types;
     mm_action action;
 } mm_rule;

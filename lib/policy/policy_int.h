@@ -115,6 +115,8 @@ bool media_type_ok(const char *s);
 /* model.c: for an unknown detector name, the built-in it most likely meant, or where the
  * list is (static storage, per thread). */
 const char *policy_detector_hint(const char *name);
+/* model.c: does one of the rule's detectors take member names as evidence? */
+bool policy_rule_reads_members(const mm_rule *r);
 /* build.c: one policy from its document; NULL (with problems reported) when invalid. */
 mm_policy *build_policy(bctx *c, const node *root);
 
