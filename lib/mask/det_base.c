@@ -70,16 +70,6 @@ void det_found(scan *s, det_id id, size_t start, size_t end)
     s->next[id] = end;
 }
 
-bool det_digits_at(const scan *s, size_t i, size_t k)
-{
-    if (i + k > s->n)
-        return false;
-    for (size_t j = 0; j < k; j++)
-        if (!is_digit(s->t[i + j]))
-            return false;
-    return true;
-}
-
 unsigned det_num(const unsigned char *d, size_t k)
 {
     unsigned v = 0;

@@ -85,12 +85,21 @@ bool card_valid(const unsigned char *d, size_t n)
     return n >= 13 && n <= 19 && iin_ok(d, n) && det_luhn(d, n);
 }
 
+/* A bare run of 13-19, or a group that starts a run of groups holding 13 digits or more
+ * (counted cheaply here, before the groups are read). */
 bool card_shape(const scan *s, size_t i, size_t w)
 {
-    size_t len = w - i;
+    size_t len = w - i, nd = len, j = w;
+    unsigned char sep = at(s, w);
     if (len >= 13 && len <= 19)
         return true;
-    return len >= 3 && len <= 8 && group_sep(at(s, w)) && is_digit(at(s, w + 1));
+    if (len < 3 || len > 8 || !group_sep(sep))
+        return false;
+    while (nd < 13 && at(s, j) == sep && is_digit(at(s, j + 1))) {
+        for (j++; j < s->n && is_digit(s->t[j]); j++)
+            nd++;
+    }
+    return nd >= 13;
 }
 
 /* The end of the longest card made of whole groups (the first 3-8 digits, others 2-8) starting at i, or 0. */
@@ -162,7 +171,8 @@ bool ssn_valid(const unsigned char *d, size_t n)
 
 bool ssn_shape(const scan *s, size_t i, size_t w)
 {
-    return (w - i == 3 && group_sep(at(s, w))) || (w - i == 9 && i == 0 && w == s->n);
+    return (w - i == 3 && group_sep(at(s, w)) && at(s, i + 6) == at(s, w)) ||
+           (w - i == 9 && i == 0 && w == s->n);
 }
 
 void ssn_find(scan *s, size_t i, size_t w)
@@ -334,7 +344,7 @@ bool sin_valid(const unsigned char *d, size_t n)
 
 bool sin_shape(const scan *s, size_t i, size_t w)
 {
-    return w - i == 3 && (at(s, w) == ' ' || at(s, w) == '-');
+    return w - i == 3 && (at(s, w) == ' ' || at(s, w) == '-') && at(s, i + 7) == at(s, w);
 }
 
 /* NNN-NNN-NNN or NNN NNN NNN (one separator kind); bare 9 digits are too often other ids
@@ -383,7 +393,7 @@ bool aadhaar_valid(const unsigned char *d, size_t n)
 
 bool aadhaar_shape(const scan *s, size_t i, size_t w)
 {
-    return w - i == 4 && (at(s, w) == ' ' || at(s, w) == '-');
+    return w - i == 4 && (at(s, w) == ' ' || at(s, w) == '-') && at(s, i + 9) == at(s, w);
 }
 
 /* NNNN NNNN NNNN or NNNN-NNNN-NNNN; bare 12 digits only with a member name. */

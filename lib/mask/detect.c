@@ -81,6 +81,36 @@ const det_entry det_registry[DET_BUILTIN_COUNT] = {
 #undef DETECTOR
 };
 
+/* A prefilter the scan loop applies before a detector's shape check, as data so that most
+ * words cost no call: the word lengths it starts at (bit min(len, 31); 0: any) and the bytes
+ * that may follow the word (NULL: any). A detector without an entry runs its shape check on
+ * every word of its classes: this table only saves time. */
+_Static_assert(DET_BUILTIN_COUNT <= 32, "next_ok holds a bit per detector");
+#define LENS(lo, hi) (((hi) >= 31 ? ~0u : ((1u << ((hi) + 1)) - 1)) & ~((1u << (lo)) - 1))
+static const struct {
+    uint32_t lens;
+    const char *next;
+} prefilter[DET_BUILTIN_COUNT] = {
+    [DET_CREDIT_CARD] = {LENS(3, 8) | LENS(13, 19), NULL},
+    [DET_US_SSN] = {LENS(3, 3) | LENS(9, 9), NULL},
+    [DET_PHONE] = {LENS(1, 1) | LENS(3, 3), " -."},
+    [DET_IBAN] = {LENS(4, 31), NULL},
+    [DET_IPV4] = {LENS(1, 3), "."},
+    [DET_IPV6] = {LENS(1, 4), ":"},
+    [DET_JWT] = {LENS(3, 31), NULL},
+    [DET_AWS_ACCESS_KEY] = {LENS(20, 20), NULL},
+    [DET_BEARER_TOKEN] = {LENS(6, 6), " "},
+    [DET_GITHUB_TOKEN] = {LENS(3, 3) | LENS(6, 6), "_"},
+    [DET_GITLAB_TOKEN] = {LENS(4, 6), "-"},
+    [DET_SLACK_TOKEN] = {LENS(4, 4), "-"},
+    [DET_STRIPE_KEY] = {LENS(2, 2), "_"},
+    [DET_GOOGLE_API_KEY] = {LENS(4, 31), NULL},
+    [DET_CONN_PASSWORD] = {LENS(3, 3) | LENS(8, 8), "= "},
+    [DET_UK_NINO] = {LENS(2, 2) | LENS(9, 9), NULL},
+    [DET_CA_SIN] = {LENS(3, 3), " -"},
+    [DET_IN_AADHAAR] = {LENS(4, 4), " -"},
+};
+
 int det_lookup(const char *name)
 {
     for (int i = 0; name && i < DET_BUILTIN_COUNT; i++)
@@ -219,16 +249,25 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
 {
     MM_UNUSED(eb);
     memset(s->trig, 0, sizeof(s->trig));
-    memset(s->n_words, 0, sizeof(s->n_words));
+    memset(s->cand, 0, sizeof(s->cand));
+    memset(s->next_ok, 0, sizeof(s->next_ok));
+    s->any_words = false;
     s->n_bytes = 0;
     for (int id = 0; id < DET_BUILTIN_COUNT; id++) {
         const det_entry *e = &det_registry[id];
         if (!s->on[id])
             continue;
         s->any_builtin = true;
+        uint32_t lens = prefilter[id].lens ? prefilter[id].lens : ~0u;
+        for (int c = 0; c < 256; c++)
+            if (!prefilter[id].next || (c && strchr(prefilter[id].next, c)))
+                s->next_ok[c] |= 1u << id;
         for (int k = 0; k < 3; k++)
-            if (e->words & (1u << k))
-                s->words[k][s->n_words[k]++] = (det_id)id;
+            for (int l = 1; l < 32 && (e->words & (1u << k)); l++)
+                if (lens >> l & 1) {
+                    s->cand[k][l] |= 1u << id;
+                    s->any_words = true;
+                }
         for (const char *b = e->bytes; *b; b++) {
             s->trig[(unsigned char)*b] |= T_BYTE;
             s->bytes[s->n_bytes].byte = (unsigned char)*b;
@@ -237,7 +276,7 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
     }
     /* every letter and digit is a word byte once some detector starts at words: a word is
      * skipped whole, so a match never starts inside one ("x4111..." holds no card) */
-    if (s->n_words[0] || s->n_words[1] || s->n_words[2])
+    if (s->any_words)
         for (int c = 0; c < 256; c++)
             if (is_alnum((unsigned char)c))
                 s->trig[c] |= T_WORD;
@@ -336,8 +375,12 @@ static void scan_builtins(scan *s)
             size_t w = i + 1;
             while (w < n && is_alnum(t[w]))
                 w++;
-            for (size_t d = 0; d < set->n_words[wc]; d++) {
-                det_id id = set->words[wc][d];
+            /* the detectors that may start at a word of this class and length before this
+             * byte, each tried in id order */
+            uint32_t m = set->cand[wc][w - i < 31 ? w - i : 31] & set->next_ok[w < n ? t[w] : 0];
+            while (m) {
+                det_id id = (det_id)__builtin_ctz(m);
+                m &= m - 1;
                 if (may(s, id, i) && det_registry[id].shape(s, i, w))
                     det_registry[id].find(s, i, w);
             }

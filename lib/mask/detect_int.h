@@ -49,8 +49,10 @@ struct det_set {
     bool any_members;
     int tag[DET_BUILTIN_COUNT];
     unsigned char trig[256];          /* T_* per byte, for the detectors that are on */
-    det_id words[3][DET_BUILTIN_COUNT]; /* per word class (digit, upper, lower): who starts */
-    size_t n_words[3];
+    bool any_words; /* some detector starts at words */
+    /* bit id: detector id may start at a word of this class and length (min(len, 31)) */
+    uint32_t cand[3][32];
+    uint32_t next_ok[256]; /* bit id: detector id may start at a word before this byte */
     struct { unsigned char byte; det_id id; } bytes[DET_BUILTIN_COUNT * 4];
     size_t n_bytes;
     bool any_builtin;
@@ -101,7 +103,15 @@ static inline bool continues(const scan *s, size_t i, unsigned char sep)
 }
 
 /* k digits at i? */
-bool det_digits_at(const scan *s, size_t i, size_t k);
+static inline bool det_digits_at(const scan *s, size_t i, size_t k)
+{
+    if (i + k > s->n)
+        return false;
+    for (size_t j = 0; j < k; j++)
+        if (!is_digit(s->t[i + j]))
+            return false;
+    return true;
+}
 /* The number that k digits at d spell. */
 unsigned det_num(const unsigned char *d, size_t k);
 bool det_luhn(const unsigned char *d, size_t n);

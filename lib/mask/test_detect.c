@@ -793,6 +793,86 @@ static void test_alloc_failures(void **state)
     }
 }
 
+/* Member names as evidence: a whole value under a name the detector lists, checked by its
+ * validator with separators dropped; nothing without the name, without the option, or with
+ * a value the validator refuses. */
+static const struct {
+    const char *member; /* NULL: free text */
+    const char *text;
+    const char *det;    /* the finding expected over the whole value, NULL: none */
+    bool free_text;     /* its detector finds it without useMemberNames too */
+} member_rows[] = {
+    {"ssn", "078051234", "us_ssn", true},    /* a whole value is found anyway */
+    {"SSN", " 078 05 1234 ", "us_ssn", true},
+    {"ssn", "078051120", NULL, false},       /* the wallet number, still refused */
+    {"ssn", "078-05-123", NULL, false},
+    {"phone", "4155550132", "phone", false},
+    {"Phone_Number", "(415) 5550132", "phone", false},
+    {"mobile-phone", "+44 2079460958", "phone", true},
+    {"phone", "0155550132", NULL, false},    /* no national number starts with 0 */
+    {"phone", "415555013", "phone", false},  /* 9 digits: E.164 allows it */
+    {"phone", "41555", NULL, false},
+    {"note", "4155550132", NULL, false},     /* another member */
+    {NULL, "4155550132", NULL, false},       /* free text */
+    {"sin", "130692544", "ca_sin", false},
+    {"sin", "130692545", NULL, false},
+    {"aadhaar", "234567890124", "in_aadhaar", false},
+    {"aadhaar", "234567890125", NULL, false},
+    {"iban", "de89370400440532013000", NULL, false}, /* lowercase stays refused */
+    {"nino", "AB 123456 C", "uk_nino", false},
+    {"phoneNumberWithAVeryLongNameThatGoesOnAndOnPastTheLimitOfSixtyFourBytes", "4155550132",
+     NULL, false},
+};
+
+static void test_member_names(void **state)
+{
+    det_id ids[] = {DET_US_SSN, DET_PHONE, DET_CA_SIN, DET_IN_AADHAAR, DET_IBAN, DET_UK_NINO};
+    det_set *on = NULL, *off = set_of(ids, MM_ARRAY_LEN(ids));
+    det_scratch *sc = NULL, *sc_off = NULL;
+    (void)state;
+    assert_int_equal(det_set_new(&on), MM_OK);
+    for (size_t i = 0; i < MM_ARRAY_LEN(ids); i++) {
+        assert_int_equal(det_set_add_builtin(on, ids[i], (int)i), MM_OK);
+        assert_int_equal(det_set_use_member_names(on, ids[i]), MM_OK);
+    }
+    assert_int_equal(det_set_use_member_names(on, DET_EMAIL), MM_EINVAL); /* not added */
+    assert_int_equal(det_set_compile(on, NULL), MM_OK);
+    assert_true(det_set_wants_members(on));
+    assert_false(det_set_wants_members(off));
+    assert_int_equal(det_scratch_new(on, &sc), MM_OK);
+    assert_int_equal(det_scratch_new(off, &sc_off), MM_OK);
+    for (size_t r = 0; r < MM_ARRAY_LEN(member_rows); r++) {
+        const char *t = member_rows[r].text, *mb = member_rows[r].member, *det = member_rows[r].det;
+        size_t n = strlen(t), a = 0, b = n, hit = 0, own_off = 0;
+        got g, g_off;
+        while (t[a] == ' ')
+            a++;
+        while (b > a && t[b - 1] == ' ')
+            b--;
+        memset(&g, 0, sizeof(g));
+        memset(&g_off, 0, sizeof(g_off));
+        assert_int_equal(det_scan_member(on, sc, t, n, mb, mb ? strlen(mb) : 0, collect, &g),
+                         MM_OK);
+        assert_int_equal(det_scan_member(off, sc_off, t, n, mb, mb ? strlen(mb) : 0, collect,
+                                         &g_off), MM_OK);
+        for (size_t k = 0; k < g.n; k++)
+            hit += det && strcmp(g.m[k].name, det) == 0 && g.m[k].start == a && g.m[k].end == b;
+        for (size_t k = 0; k < g_off.n; k++)
+            own_off += det && strcmp(g_off.m[k].name, det) == 0;
+        /* with the option: the finding over the whole value; a refused value adds nothing
+         * to what free text finds (a bare 9 digits is an SSN whatever its member) */
+        if (det ? hit < 1 : g.n != g_off.n)
+            fail_msg("member row %zu: %zu matches, %zu over the whole value", r, g.n, hit);
+        /* without it: only what free text finds */
+        if ((own_off != 0) != member_rows[r].free_text)
+            fail_msg("member row %zu: %zu own matches without useMemberNames", r, own_off);
+    }
+    det_scratch_free(sc);
+    det_scratch_free(sc_off);
+    det_set_free(on);
+    det_set_free(off);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -801,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_order_many),     cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_pattern_limit),  cmocka_unit_test(test_scan_contract),
         cmocka_unit_test(test_hostile_inputs), cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_member_names),
     };
     return cmocka_run_group_tests_name("mask-detect", tests, NULL, NULL);
 }

@@ -152,7 +152,7 @@ static void gen_jwt(char *v)
 static void gen_aws(char *v)
 {
     static const char b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    strcpy(v, "AKIA");
+    memcpy(v, "AKIA", 4);
     for (int i = 4; i < 20; i++)
         v[i] = b32[rnd(32)];
     v[20] = '\0';
@@ -180,15 +180,15 @@ static void gen_github(char *v)
     snprintf(v, MAXV, "gh%c_%s%s", "pousr"[rnd(5)], e, cs);
 }
 
-static void gen_gitlab(char *v) { strcpy(v, "glpat-"); gen_token(v + 6, 20); }
+static void gen_gitlab(char *v) { memcpy(v, "glpat-", 6); gen_token(v + 6, 20); }
 static void gen_slack(char *v)
 {
     char t[25];
     gen_token(t, 24);
     snprintf(v, MAXV, "xoxb-%u%u-%u%u-%s", 100000 + rnd(900000), rnd(1000), 100000 + rnd(900000), rnd(1000), t);
 }
-static void gen_stripe(char *v) { strcpy(v, rnd(2) ? "sk_live_" : "rk_live_"); gen_token(v + 8, 24); }
-static void gen_google(char *v) { strcpy(v, "AIza"); gen_token(v + 4, 35); }
+static void gen_stripe(char *v) { memcpy(v, rnd(2) ? "sk_live_" : "rk_live_", 8); gen_token(v + 8, 24); }
+static void gen_google(char *v) { memcpy(v, "AIza", 4); gen_token(v + 4, 35); }
 
 static void gen_pem(char *v)
 {
@@ -496,6 +496,52 @@ static void test_values_side_by_side(void **state)
         fail_msg("%zu values survived", bad);
 }
 
+/* useMemberNames through the JSON stream: the member's name reaches the detectors (escaped
+ * names decoded, names split across chunks), array elements and other members do not
+ * count, and without the option nothing changes. Split at every byte. */
+static void test_member_names_json(void **state)
+{
+    static const char in[] =
+        "{\"ssn\":\"078051234\",\"Phone_Number\":\"4155550132\",\"ph\\u006fne\":4155550133,"
+        "\"note\":\"4155550132\",\"phones\":[\"4155550132\"],\"x\":{\"sin\":\"130 692 544\","
+        "\"aadhaar\":\"234567890124\"},\"tel\":\"0155550132\"}";
+    static const char want_on[] =
+        "{\"ssn\":\"#\",\"Phone_Number\":\"#\",\"ph\\u006fne\":\"#\",\"note\":\"4155550132\","
+        "\"phones\":[\"4155550132\"],\"x\":{\"sin\":\"#\",\"aadhaar\":\"#\"},"
+        "\"tel\":\"0155550132\"}";
+    static const char want_off[] =
+        "{\"ssn\":\"#\",\"Phone_Number\":\"4155550132\",\"ph\\u006fne\":4155550133,"
+        "\"note\":\"4155550132\",\"phones\":[\"4155550132\"],\"x\":{\"sin\":\"#\","
+        "\"aadhaar\":\"234567890124\"},\"tel\":\"0155550132\"}";
+    static const char head[] = "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\n"
+                               "metadata: {name: m}\nspec:\n  selector: {}\n  rules:\n"
+                               "  - name: ids\n    detectors: [us_ssn, phone, ca_sin, in_aadhaar]\n"
+                               "    action: {type: redact, replacement: \"#\"}\n";
+    mm_buf out = {0};
+    (void)state;
+    for (int on = 0; on < 2; on++) {
+        char yaml[1024];
+        mm_policy_set *set = NULL;
+        mm_masker *m = NULL;
+        mm_errbuf eb = {{0}};
+        const mm_policy *p;
+        snprintf(yaml, sizeof(yaml), "%s%s", head, on ? "    useMemberNames: true\n" : "");
+        if (mm_policy_parse_yaml(yaml, strlen(yaml), "m", &set, NULL, &eb) != MM_OK)
+            fail_msg("policy: %s", eb.msg);
+        p = mm_policy_set_get(set, 0);
+        assert_int_equal(mm_masker_new(&p, 1, NULL, NULL, &m, &eb), MM_OK);
+        for (size_t sp = 0; sp <= strlen(in); sp++) {
+            mask_split(m, MM_BODY_JSON, in, strlen(in), sp, &out);
+            const char *want = on ? want_on : want_off;
+            if (out.len != strlen(want) || memcmp(out.data, want, out.len) != 0)
+                fail_msg("useMemberNames %s, split %zu: output differs", on ? "on" : "off", sp);
+        }
+        mm_masker_free(m);
+        mm_policy_set_free(set);
+    }
+    mm_buf_free(&out);
+}
+
 /* The generators cover the registry: a new detector needs a generator here. */
 static void test_every_detector_generated(void **state)
 {
@@ -511,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_every_detector_generated),
         cmocka_unit_test(test_values_never_survive),
         cmocka_unit_test(test_values_side_by_side),
+        cmocka_unit_test(test_member_names_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

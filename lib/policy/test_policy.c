@@ -598,7 +598,7 @@ static void test_errors_name_places(void **state)
          "detectors or patterns (a non-empty list)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, feilds: [$.a], detectors: [email], action: "
          "{type: redact}}]}\n", 4, "feilds", "spec.rules[0].feilds: unknown field (expected one "
-         "of name, fields, detectors, patterns, contentTypes, action)"},
+         "of name, fields, detectors, patterns, contentTypes, useMemberNames, action)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a]}]}\n", 4, "{name",
          "spec.rules[0]: action is required"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [\"$.a.\"], action: {type: redact}}]}\n",
@@ -614,6 +614,11 @@ static void test_errors_name_places(void **state)
         {HEAD "spec: {selector: {}, rules: [{name: r, detectors: [credit_cards], action: {type: "
          "redact}}]}\n", 4, "credit_cards", "spec.rules[0].detectors[0]: unknown detector "
          "\"credit_cards\" (did you mean credit_card? maskctl --help lists them all)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, detectors: [email], useMemberNames: true, "
+         "action: {type: redact}}]}\n", 4, "true", "spec.rules[0].useMemberNames: none of this "
+         "rule's detectors reads member names (maskctl --help lists those that do)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, detectors: [phone], useMemberNames: yes, "
+         "action: {type: redact}}]}\n", 4, "yes", "spec.rules[0].useMemberNames: expected true or false, got a string"},
         {HEAD "spec: {selector: {}, rules: [{name: r, patterns: [{name: x, regex: \"a(\"}], action: "
          "{type: redact}}]}\n", 4, "\"a(\"", "spec.rules[0].patterns[0].regex: the regex does "
          "not compile: missing closing parenthesis at offset 2"},
