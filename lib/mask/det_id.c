@@ -191,32 +191,54 @@ bool mrz_valid(const unsigned char *d, size_t n)
     return mrz_check(comp, 39, d[43]);
 }
 
+/* The first line of a TD3 MRZ: 'P', a type letter or '<', the issuing state, the names: 44
+ * of [A-Z<]: the surname, "<<", the given names, padded with '<' to the end. */
+static bool mrz_line1(const unsigned char *d, size_t n)
+{
+    size_t brk = 0;
+    bool given = false;
+    if (n < 44 || d[0] != 'P' || d[43] != '<' || !is_upper(d[2]) || !is_upper(d[4]))
+        return false;
+    for (size_t k = 1; k < 44; k++) {
+        if (!is_upper(d[k]) && d[k] != '<')
+            return false;
+        if (!brk && k > 6 && d[k] == '<' && d[k - 1] == '<' && is_upper(d[k - 2]))
+            brk = k;
+        given |= brk && k > brk && is_upper(d[k]);
+    }
+    return given; /* a surname, "<<", given names */
+}
+
 bool mrz_shape(const scan *s, size_t i, size_t w)
 {
     MM_UNUSED(w);
-    return i + 44 <= s->n && is_digit(s->t[i + 9]) && !mrz_char(at(s, i + 44)) &&
-           (i == 0 || !mrz_char(s->t[i - 1]));
+    return i + 44 <= s->n && !mrz_char(at(s, i + 44)) && (i == 0 || !mrz_char(s->t[i - 1])) &&
+           (is_digit(s->t[i + 9]) || s->t[i] == 'P');
 }
 
-/* The second line; the first one ("P" and 43 more MRZ characters) joins the match when it
- * stands right before it, on the line above or after a space. */
+/* The second line alone, or the first line with the second one when it stands right after
+ * it (on the next line or after a space). The first line alone is a match too: a text body
+ * is masked a line at a time, and the names are personal data. */
 void mrz_find(scan *s, size_t i, size_t w)
 {
     const unsigned char *t = s->t;
-    size_t start = i;
+    size_t end = i + 44;
 
     MM_UNUSED(w);
-    if (!mrz_valid(t + i, 44))
+    if (mrz_valid(t + i, 44)) {
+        det_found(s, DET_PASSPORT_MRZ, i, end);
         return;
-    for (size_t gap = 1; gap <= 2 && start == i; gap++) {
-        size_t l1 = i >= 44 + gap ? i - 44 - gap : SIZE_MAX;
-        bool ok = l1 != SIZE_MAX && t[l1] == 'P' && (l1 == 0 || !mrz_char(t[l1 - 1]));
-        for (size_t k = 0; ok && k < 44; k++)
-            ok = mrz_char(t[l1 + k]);
-        for (size_t k = l1 + 44; ok && k < i; k++)
-            ok = t[k] == '\n' || t[k] == '\r' || t[k] == ' ';
-        if (ok)
-            start = l1;
     }
-    det_found(s, DET_PASSPORT_MRZ, start, i + 44);
+    if (!mrz_line1(t + i, 44))
+        return;
+    for (size_t j = i + 44; j < s->n && j <= i + 46; j++) {
+        if (t[j] != '\n' && t[j] != '\r' && t[j] != ' ')
+            break;
+        if (j + 45 <= s->n + 1 && j + 1 + 44 <= s->n && mrz_valid(t + j + 1, 44) &&
+            !mrz_char(at(s, j + 45))) {
+            end = j + 45;
+            break;
+        }
+    }
+    det_found(s, DET_PASSPORT_MRZ, i, end);
 }

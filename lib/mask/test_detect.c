@@ -388,6 +388,9 @@ static const struct {
     {"passport_mrz", "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10", 0, 89},
     {"passport_mrz", "mrz L898902C36UTO7408122F1204159ZE184226B<<<<<10 end", 4, 48},
     {"passport_mrz", "L898902C36UTO7408122F1204159ZE184226B<<<<<11", NO},  /* composite */
+    {"passport_mrz", "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", 0, 44},  /* line 1 alone */
+    {"passport_mrz", "PASSWORDPASSWORDPASSWORDPASSWORDPASSWORD<<<<", NO},  /* no given names after "<<" */
+    {"passport_mrz", "P<UTOERIKSSONANNAMARIAXXXXXXXXXXXXXXXXXXXXXX", NO},  /* no "<<", no padding */
     {"passport_mrz", "L898902C37UTO7408122F1204159ZE184226B<<<<<10", NO},  /* number check */
 };
 
