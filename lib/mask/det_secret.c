@@ -235,9 +235,9 @@ bool slack_shape(const scan *s, size_t i, size_t w)
            strchr("bpars", t[i + 3]);
 }
 
-/* xox[bpars]- then dash-separated parts: at least two numeric parts of 8+ digits... as the
- * published formats have them, loosened to: at least three parts after the prefix, the first
- * one digits, the last 16+ alphanumerics. */
+/* xox[bpars]- then at least three dash-separated parts, the first all digits (the team or
+ * workspace id) and the last at least 16 alphanumerics (the secret), as Slack's bot, user,
+ * app and refresh tokens are written. */
 void slack_find(scan *s, size_t i, size_t w)
 {
     const unsigned char *t = s->t;
