@@ -58,7 +58,8 @@ typedef mm_err (*det_match_fn)(void *ctx, const det_match *m);
  * MM_ELIMIT when a pattern hits its match limit (catastrophic backtracking) or a value has
  * more than 65536 matches; MM_ENOMEM; or the callback's error. On error nothing more is
  * reported, and the caller should treat the value as not scannable (onError). What each
- * built-in accepts is documented at the top of detect.c. */
+ * built-in accepts and refuses is in docs/detectors.md; the decisions on the hard cases at the
+ * top of detect.c. */
 typedef struct det_scratch det_scratch;
 mm_err det_scratch_new(const det_set *s, det_scratch **out);
 void det_scratch_free(det_scratch *sc);
