@@ -270,21 +270,28 @@ static void try_e164(scan *s, size_t i)
         det_found(s, DET_PHONE, i, end);
         return;
     }
-    /* digit groups: single separators between them, one group may be in parentheses */
+    /* digit groups: single separators between them, one group may be in parentheses; the
+     * longest run of whole groups with at most 15 digits (a date or number right after the
+     * phone does not hide it) */
     for (;;) {
         if (is_digit(at(s, j))) {
-            while (j < s->n && is_digit(t[j])) {
-                if (++nd > 15)
-                    return;
-                j++;
+            size_t k = j;
+            while (k < s->n && is_digit(t[k]))
+                k++;
+            if (nd + (k - j) > 15) {
+                if (!end)
+                    return; /* the first group alone is too long */
+                break;
             }
-            end = j;
+            nd += k - j;
+            j = end = k;
         } else if (at(s, j) == '(' && !paren && is_digit(at(s, j + 1))) {
             size_t k = j + 1;
             while (k < s->n && is_digit(t[k]))
                 k++;
-            if (at(s, k) != ')' || (nd += k - j - 1) > 15)
-                return;
+            if (at(s, k) != ')' || nd + (k - j - 1) > 15)
+                break;
+            nd += k - j - 1;
             paren = true;
             j = end = k + 1;
         } else {

@@ -295,6 +295,8 @@ static const struct {
     {"iban", "GB29 1WBK 6016 1331 9268 19", NO},
     /* phone: inner groups */
     {"phone", "ref 12 415 555 0123", 7, 19},
+    {"phone", "+44 20 8493 3763 2026-11-24", 0, 16},      /* a date after it hides nothing */
+    {"phone", "+44 20 8493 3763 12345678", 0, 16},
     /* github_token: Datadog sds github_token_checksum.rs vectors */
     {"github_token", "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", 0, 40},
     {"github_token", "token=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;", 6, 46},

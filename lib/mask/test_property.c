@@ -12,12 +12,21 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "mask/mask.h"
 
 #define VALUES_PER_DETECTOR 2
+
+/* Under valgrind (make test-valgrind, ~50x slower) fewer values and split points: the
+ * property is the same, the sampling coarser; the other runs split at every byte. */
+static bool slow_run(void)
+{
+    const char *v = getenv("MM_VALGRIND");
+    return v && *v == '1';
+}
 #define MAXV 512
 
 /* ---- a deterministic generator ---------------------------------------------------------- */
@@ -423,8 +432,10 @@ static void test_values_never_survive(void **state)
     (void)state;
 
     /* the first failing case of each detector is printed */
+    const int values = slow_run() ? 1 : VALUES_PER_DETECTOR;
+    const size_t coarse = slow_run() ? 29 : 7, fine = slow_run() ? 13 : 1, jstep = slow_run() ? 17 : 5;
     for (size_t d = 0; d < MM_ARRAY_LEN(dets); d++) {
-        for (int k = 0; k < VALUES_PER_DETECTOR; k++) {
+        for (int k = 0; k < values; k++) {
             dets[d].gen(val);
             snprintf(own, sizeof(own), "%s%s%s", dets[d].pre, val, dets[d].post);
             for (size_t b = 0; b < MM_ARRAY_LEN(befores); b++) {
@@ -433,7 +444,7 @@ static void test_values_never_survive(void **state)
                                                 afters[a]);
                     snprintf(ctx, sizeof(ctx), "%s %s %s %s", befores[b], afters[a], dets[d].pre, dets[d].post);
                     /* text: split at every byte (a few offsets for the long ones) */
-                    for (size_t sp = 0; sp <= n; sp += (b + a) % 3 ? 7 : 1) {
+                    for (size_t sp = 0; sp <= n; sp += (b + a) % 3 ? coarse : fine) {
                         mask_split(m, MM_BODY_TEXT, text, n, sp, &out);
                         cases++;
                         if (survives(val, out.data ? out.data : "", out.len, ctx) && !bad_det[d]++ && ++bad)
@@ -445,7 +456,7 @@ static void test_values_never_survive(void **state)
                         char esc[4 * MAXV];
                         json_str(esc, sizeof(esc), text, u);
                         size_t jn = (size_t)snprintf(js, sizeof(js), "{\"v\":\"%s\"}", esc);
-                        for (size_t sp = 0; sp <= jn; sp += 5) {
+                        for (size_t sp = 0; sp <= jn; sp += jstep) {
                             mask_split(m, MM_BODY_JSON, js, jn, sp, &out);
                             size_t dn = json_decode(out.data, out.len, dec);
                             cases++;
@@ -459,6 +470,38 @@ static void test_values_never_survive(void **state)
         }
     }
     print_message("%zu cases\n", cases);
+    mm_buf_free(&out);
+    mm_masker_free(m);
+    if (bad)
+        fail_msg("values of %zu detectors survived", bad);
+}
+
+/* Many more values in every context, each text pushed whole: wide sampling of values (a
+ * date after an E.164 number once hid it), where the test above is deep in split points. */
+static void test_many_values_whole(void **state)
+{
+    mm_masker *m = masker_all();
+    mm_buf out = {0};
+    char val[MAXV], text[2 * MAXV], ctx[MAXV];
+    size_t bad = 0, bad_det[MM_ARRAY_LEN(dets)] = {0};
+    const int values = slow_run() ? 5 : 100;
+    (void)state;
+    for (size_t d = 0; d < MM_ARRAY_LEN(dets); d++)
+        for (int k = 0; k < values; k++) {
+            dets[d].gen(val);
+            for (size_t b = 0; b < MM_ARRAY_LEN(befores); b++)
+                for (size_t a = 0; a < MM_ARRAY_LEN(afters); a++) {
+                    size_t n = (size_t)snprintf(text, sizeof(text), "%s%s%s%s%s", befores[b],
+                                                dets[d].pre, val, dets[d].post, afters[a]);
+                    snprintf(ctx, sizeof(ctx), "%s %s %s %s", befores[b], afters[a],
+                             dets[d].pre, dets[d].post);
+                    mask_split(m, MM_BODY_TEXT, text, n, n, &out);
+                    if (survives(val, out.data ? out.data : "", out.len, ctx) && !bad_det[d]++ &&
+                        ++bad)
+                        print_error("%s: value %d, before #%zu, after #%zu: survives\n",
+                                    dets[d].det, k, b, a);
+                }
+        }
     mm_buf_free(&out);
     mm_masker_free(m);
     if (bad)
@@ -556,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_detector_generated),
         cmocka_unit_test(test_values_never_survive),
+        cmocka_unit_test(test_many_values_whole),
         cmocka_unit_test(test_values_side_by_side),
         cmocka_unit_test(test_member_names_json),
     };
