@@ -86,7 +86,8 @@ const det_entry det_registry[DET_BUILTIN_COUNT] = {
  * that may follow the word (NULL: any). A detector without an entry runs its shape check on
  * every word of its classes: this table only saves time. */
 _Static_assert(DET_BUILTIN_COUNT <= 32, "next_ok holds a bit per detector");
-#define LENS(lo, hi) (((hi) >= 31 ? ~0u : ((1u << ((hi) + 1)) - 1)) & ~((1u << (lo)) - 1))
+/* bits lo..hi (hi at most 31: 2u << 31 wraps to 0, so the mask is all ones from lo) */
+#define LENS(lo, hi) (((2u << (hi)) - 1u) & ~((1u << (lo)) - 1u))
 static const struct {
     uint32_t lens;
     const char *next;
