@@ -8,6 +8,7 @@
 
 static const char check_help[] =
     "usage: maskctl check --policy FILE [--keys DIR] [--strict]\n"
+    "       maskctl check --detectors\n"
     "\n"
     "Validates the MaskingPolicy objects in FILE and prints every error with its place\n"
     "(FILE:LINE:COL: spec.rules[2].action.type: ...), warnings where a policy breaks PCI DSS\n"
@@ -18,6 +19,7 @@ static const char check_help[] =
     "  -p, --policy FILE   the policy file (YAML or JSON; \"-\" for stdin)\n"
     "  -k, --keys DIR      key directory to check hash/tokenize keys against\n"
     "      --strict        warnings fail the check too\n"
+    "      --detectors     list the built-in detectors a rule may name, and exit\n"
     "  -h, --help          this text\n"
     "\n"
     "exit codes: 0 valid, 1 errors (or warnings with --strict), 2 usage error\n";
@@ -103,6 +105,8 @@ static void print_policy(const mm_policy *p)
             printf("\n");
         }
         print_list("detectors", r->detectors, r->n_detectors);
+        if (r->use_member_names)
+            printf("      useMemberNames: member names are evidence (\"ssn\": \"078051234\")\n");
         for (size_t j = 0; j < r->n_patterns; j++)
             printf("      pattern %s: %s\n", r->patterns[j].name, r->patterns[j].regex);
         print_list("contentTypes", r->content_types, r->n_content_types);
@@ -161,6 +165,7 @@ int maskctl_check(int argc, char **argv)
         {"policy", required_argument, NULL, 'p'},
         {"keys", required_argument, NULL, 'k'},
         {"strict", no_argument, NULL, 's'},
+        {"detectors", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -179,7 +184,11 @@ int maskctl_check(int argc, char **argv)
         case 'p': policy = optarg; break;
         case 'k': keys_dir = optarg; break;
         case 's': strict = true; break;
-        case 'h': fputs(check_help, stdout); return MASKCTL_OK;
+        case 'D': maskctl_print_detectors(stdout); return MASKCTL_OK;
+        case 'h':
+            fputs(check_help, stdout);
+            maskctl_print_detectors(stdout);
+            return MASKCTL_OK;
         default: fputs(check_help, stderr); return MASKCTL_EUSAGE;
         }
     }

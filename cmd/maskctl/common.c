@@ -158,3 +158,15 @@ int maskctl_run_inputs(const char *cmd, mm_masker *m, char **inputs, int n, cons
     }
     return MASKCTL_OK;
 }
+
+void maskctl_print_detectors(FILE *f)
+{
+    fprintf(f, "\nbuilt-in detectors (spec.rules[].detectors; docs/detectors.md has their shapes):\n");
+    for (size_t i = 0; i < mm_mask_detector_count(); i++) {
+        const char *members = mm_mask_detector_members(i);
+        fprintf(f, "  %-15s %s\n", mm_mask_detector_name(i), mm_mask_detector_doc(i));
+        if (members[0])
+            fprintf(f, "  %-15s   with useMemberNames, also whole values under: %s\n", "",
+                    members);
+    }
+}

@@ -25,6 +25,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'maskctl <command> --help' describes a command.\n"
                "exit codes: 0 ok, 1 input or policy error, 2 usage error\n");
+    maskctl_print_detectors(f);
 }
 
 int main(int argc, char **argv)

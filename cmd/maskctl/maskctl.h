@@ -4,6 +4,7 @@
 #define MASKCTL_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "mask/mask.h"
 
@@ -33,6 +34,9 @@ mm_err maskctl_run_input(mm_masker *m, const char *path, const char *content_typ
 int maskctl_run_inputs(const char *cmd, mm_masker *m, char **inputs, int n, const char *ctype,
                        const mm_stream_opts *opts, mm_write_fn write, mm_stream_stats *total,
                        void (*before)(void *ctx, const char *name), void *ctx);
+/* "built-in detectors:" and a line per detector of the registry: its name, what it finds,
+ * and the member names a rule's useMemberNames lets it read. */
+void maskctl_print_detectors(FILE *f);
 mm_err maskctl_stdout_write(void *ctx, const char *data, size_t len);
 mm_err maskctl_discard_write(void *ctx, const char *data, size_t len);
 

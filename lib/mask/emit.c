@@ -106,7 +106,8 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
 
     *apply = *remove = false;
     s->nsp = 0;
-    if ((rc = det_scan(s->det, s->sc, t, n, on_match, s)) != MM_OK)
+    if ((rc = det_scan_member(s->det, s->sc, t, n, s->member, s->member_len, on_match, s)) !=
+        MM_OK)
         return rc;
     /* each match goes to the first rule naming its detector that applies here; an audit or
      * exempt rule before it reports the match without shielding it */
@@ -132,12 +133,21 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
         qsort(s->sp, kept, sizeof(*s->sp), by_start);
         return MM_OK;
     }
-    /* precedence: the lower rule first, then the earlier start; keep what does not overlap */
+    /* precedence: the lower rule first, then the earlier start; keep what does not overlap
+     * (a rule's own overlapping matches are merged) */
     if (kept > 1) {
         qsort(s->sp, kept, sizeof(*s->sp), by_rule_start);
         size_t k = 0;
         for (size_t i = 0; i < kept; i++) {
             bool clash = false;
+            /* overlapping matches of one rule (a card that a group before it made look longer,
+             * an SSN sharing a group with a card) become one span: dropping either would let
+             * the part outside the other through */
+            if (k && s->sp[k - 1].rule == s->sp[i].rule && s->sp[i].start < s->sp[k - 1].end) {
+                if (s->sp[i].end > s->sp[k - 1].end)
+                    s->sp[k - 1].end = s->sp[i].end;
+                continue;
+            }
             for (size_t j = 0; j < k && !clash; j++)
                 clash = s->sp[i].start < s->sp[j].end && s->sp[j].start < s->sp[i].end;
             if (!clash)

@@ -362,8 +362,14 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
             if (s->deny_on)
                 fallback = s->vadeny;
         }
-        if (s->det && (rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib,
-                                      fallback, &apply, &remove)) != MM_OK)
+        /* a member's value: its name is evidence for the detectors that take it */
+        s->member = s->key_det && s->depth && top(s)->kind == '{' ? s->key.data : NULL;
+        s->member_len = s->key.len;
+        if (s->det)
+            rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib, fallback, &apply,
+                           &remove);
+        s->member = NULL;
+        if (rc != MM_OK)
             return rc;
         /* a default deny takes what no rule decides whole; "" has nothing to hide */
         if (s->deny_on && (s->vdeny != RULE_NONE || s->vadeny != RULE_NONE)) {
@@ -513,7 +519,7 @@ static mm_err key_end(mm_stream *s, const char *data, size_t q)
         }
         if (kn > s->max_value)
             return MM_ELIMIT; /* raw and in one chunk */
-        if (s->findings) {
+        if (s->findings || s->key_det) {
             mm_buf_reset(&s->key);
             if ((rc = mm_buf_append(&s->key, k, kn)) != MM_OK)
                 return rc;
@@ -573,7 +579,7 @@ static bool num_complete(int st)
 static inline void key_begin(mm_stream *s, size_t i)
 {
     const jframe *f = &s->fr[s->depth - 1];
-    s->key_on = f->named || (s->findings && !s->supp);
+    s->key_on = f->named || ((s->findings || s->key_det) && !s->supp);
     s->kesc = false;
     s->kstart = i + 1;
     s->key_raw.len = 0;

@@ -61,6 +61,16 @@ size_t mm_masker_rule_count(const mm_masker *m);
 const char *mm_masker_rule_name(const mm_masker *m, size_t i);
 const char *mm_masker_rule_policy(const mm_masker *m, size_t i);
 
+/* ---- built-in detectors --------------------------------------------------------------- */
+
+/* The registry (lib/mask/detectors.def), for listings: i < mm_mask_detector_count(). */
+size_t mm_mask_detector_count(void);
+const char *mm_mask_detector_name(size_t i);
+const char *mm_mask_detector_doc(size_t i);
+/* Member names that are evidence for it ('|' between them, lowercase, without '_', '-' and
+ * spaces); "" when it takes none. */
+const char *mm_mask_detector_members(size_t i);
+
 /* ---- body kinds ----------------------------------------------------------------------- */
 
 typedef enum {

@@ -8,17 +8,11 @@
 
 /* ---- detectors (detect.c) ------------------------------------------------------------- */
 
+/* The built-in detectors, in the order of the registry (detectors.def). */
 typedef enum {
-    DET_CREDIT_CARD,
-    DET_US_SSN,
-    DET_EMAIL,
-    DET_PHONE,
-    DET_IBAN,
-    DET_IPV4,
-    DET_IPV6,
-    DET_JWT,
-    DET_AWS_ACCESS_KEY,
-    DET_BEARER_TOKEN,
+#define DETECTOR(id, fn, name, words, bytes, keys, doc) DET_##id,
+#include "mask/detectors.def"
+#undef DETECTOR
     DET_BUILTIN_COUNT
 } det_id;
 
@@ -33,11 +27,18 @@ typedef struct det_set det_set;
 
 mm_err det_set_new(det_set **out);
 mm_err det_set_add_builtin(det_set *s, det_id id, int tag);
+/* Lets built-in `id` (already added) take a JSON member name as evidence: a whole value under
+ * one of its member names that its validator accepts is a match (det_scan_member). */
+mm_err det_set_use_member_names(det_set *s, det_id id);
+/* Whether some detector of the set reads member names (the stream then keeps them). */
+bool det_set_wants_members(const det_set *s);
 /* PCRE2 syntax; compiled with JIT when available. `name` appears in findings. */
 mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int tag,
                            mm_errbuf *eb);
 mm_err det_set_compile(det_set *s, mm_errbuf *eb);
 bool det_set_empty(const det_set *s);
+/* Is built-in `id` on in the set? */
+bool det_set_has(const det_set *s, det_id id);
 void det_set_free(det_set *s);
 
 typedef struct {
@@ -57,12 +58,17 @@ typedef mm_err (*det_match_fn)(void *ctx, const det_match *m);
  * MM_ELIMIT when a pattern hits its match limit (catastrophic backtracking) or a value has
  * more than 65536 matches; MM_ENOMEM; or the callback's error. On error nothing more is
  * reported, and the caller should treat the value as not scannable (onError). What each
- * built-in accepts is documented at the top of detect.c. */
+ * built-in accepts and refuses is in docs/detectors.md; the decisions on the hard cases at the
+ * top of detect.c. */
 typedef struct det_scratch det_scratch;
 mm_err det_scratch_new(const det_set *s, det_scratch **out);
 void det_scratch_free(det_scratch *sc);
 mm_err det_scan(const det_set *s, det_scratch *sc, const char *text, size_t n, det_match_fn cb,
                 void *ctx);
+/* det_scan of a JSON member's value, with the member's (decoded) name as evidence for the
+ * detectors that take it; `member` NULL is det_scan. */
+mm_err det_scan_member(const det_set *s, det_scratch *sc, const char *text, size_t n,
+                       const char *member, size_t mlen, det_match_fn cb, void *ctx);
 
 /* ---- actions (action.c) --------------------------------------------------------------- */
 

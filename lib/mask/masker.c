@@ -368,9 +368,15 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
                 if (slot_add(m, (size_t)id, idx) != MM_OK)
                     goto nomem;
                 for (int d = 0; d < 2; d++)
-                    if (m->scan || (dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)))
+                    if (m->scan || (dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE))) {
                         if (det_set_add_builtin(m->det[d], (det_id)id, id) != MM_OK)
                             goto nomem;
+                        /* the set is per direction, so member names count for the detector
+                         * in every rule naming it there (docs/detectors.md) */
+                        if (r->use_member_names &&
+                            det_set_use_member_names(m->det[d], (det_id)id) != MM_OK)
+                            goto nomem;
+                    }
             }
             for (size_t k = 0; k < r->n_patterns; k++, pat++) {
                 int slot = DET_BUILTIN_COUNT + (int)pat;

@@ -113,6 +113,7 @@ mm_err mm_stream_new(mm_masker *m, const mm_stream_opts *opts, mm_write_fn write
     s->max_value = opts->max_value ? opts->max_value : MM_MASK_MAX_VALUE;
     s->findings = opts->on_finding != NULL;
     s->det = m->det[dir_index(s->o.direction)];
+    s->key_det = s->det && det_set_wants_members(s->det);
     mm_buf_init(&s->ob, 0);
     mm_buf_init(&s->val, 0);
     mm_buf_init(&s->key_raw, 0);
@@ -123,6 +124,7 @@ mm_err mm_stream_new(mm_masker *m, const mm_stream_opts *opts, mm_write_fn write
     mm_buf_init(&s->tmp, 0);
     mm_buf_init(&s->abuf, 0);
     mm_buf_init(&s->lbuf, 0);
+    mm_buf_init(&s->pem, 0);
     mm_buf_init(&s->cout, 0);
     if ((m->n_rules && !(s->rs = mm_calloc(m->n_rules, 1))) ||
         (m->n_rules && !(s->ract = mm_calloc(m->n_rules, sizeof(*s->ract)))) ||

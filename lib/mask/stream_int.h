@@ -97,7 +97,10 @@ struct mm_stream {
     const char *vptr; /* the complete scalar: in the chunk, or s->val */
     size_t vlen;
     size_t vpath_base;
-    bool key_on;     /* the member name being read is wanted (paths or findings) */
+    bool key_on;     /* the member name being read is wanted (paths, findings, detectors) */
+    bool key_det;    /* detectors take member names as evidence: s->key is kept */
+    const char *member; /* st_detect: the value's member name, NULL when none */
+    size_t member_len;
     bool kesc;
     size_t kstart;
     mm_buf val, key_raw, key, pre, path, dec, tmp, abuf;
@@ -109,6 +112,8 @@ struct mm_stream {
     /* text and SSE: a line at a time */
     mm_buf lbuf;
     uint64_t loff;
+    mm_buf pem;       /* the lines of a PEM private key block, held until its END line */
+    uint64_t pem_off;
     mm_stream *child; /* SSE: masks JSON data lines */
     mm_buf cout;
     held_finding *hf;

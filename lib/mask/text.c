@@ -8,7 +8,10 @@
  * SSE: a `data:` line whose value is JSON is masked as JSON (paths and detectors); other data
  * lines as text; `event:`, `id:`, `retry:`, comments and blank lines pass as they are. Each
  * line is written as soon as it is complete, so an event is never held beyond its line.
- * Findings in SSE JSON carry no path (a data line is its own document). */
+ * Findings in SSE JSON carry no path (a data line is its own document).
+ * A PEM private key spans lines: when private_key is on, a line that opens such a block is
+ * held with the lines after it until its END line, and the block is read as one (bounded by
+ * max_value like a line: a longer block is an MM_ELIMIT error, never a pass). */
 #include "mask/stream_int.h"
 
 #include <string.h>
@@ -157,6 +160,45 @@ static mm_err do_line(mm_stream *s, const char *t, size_t n, uint64_t off)
     return rc;
 }
 
+/* The held block as one line; the line count moves past all of its lines. */
+static mm_err pem_flush(mm_stream *s)
+{
+    mm_err rc;
+    uint64_t lines = 0;
+    for (size_t k = 0; k + 1 < s->pem.len; k++)
+        lines += s->pem.data[k] == '\n';
+    rc = do_line(s, s->pem.data, s->pem.len, s->pem_off);
+    s->line += lines;
+    s->pem.len = 0;
+    return rc;
+}
+
+static bool has(const char *t, size_t n, const char *lit)
+{
+    return memmem(t, n, lit, strlen(lit)) != NULL;
+}
+
+/* A complete line: masked now, or held when it is part of a PEM private key block. */
+static mm_err take_line(mm_stream *s, const char *t, size_t n, uint64_t off, mm_errbuf *eb)
+{
+    mm_err rc;
+    bool end;
+    if (!s->pem.len) {
+        if (!s->det || !det_set_has(s->det, DET_PRIVATE_KEY) || !has(t, n, "-----BEGIN") ||
+            !has(t, n, "PRIVATE KEY-----") || has(t, n, "-----END"))
+            return do_line(s, t, n, off);
+        s->pem_off = off;
+    }
+    if (s->pem.len + n > s->max_value)
+        return st_fail(s, eb, MM_ELIMIT, s->pem_off, "private key block longer than the limit");
+    if ((rc = mm_buf_append(&s->pem, t, n)) != MM_OK)
+        return rc;
+    end = has(t, n, "-----END");
+    if (!end && n && t[n - 1] == '\n')
+        return MM_OK;
+    return pem_flush(s);
+}
+
 static mm_err lines_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
 {
     mm_err rc;
@@ -174,7 +216,7 @@ static mm_err lines_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *
             if ((rc = mm_buf_append(&s->lbuf, data + i, end - i)) != MM_OK)
                 return rc;
             if (nl) {
-                rc = do_line(s, s->lbuf.data, s->lbuf.len, s->loff);
+                rc = take_line(s, s->lbuf.data, s->lbuf.len, s->loff, eb);
                 s->lbuf.len = 0;
                 if (rc != MM_OK)
                     return rc;
@@ -182,7 +224,7 @@ static mm_err lines_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *
         } else {
             if (end - i > s->max_value)
                 return st_fail(s, eb, MM_ELIMIT, s->off + i, "line longer than the limit");
-            if ((rc = do_line(s, data + i, end - i, s->off + i)) != MM_OK)
+            if ((rc = take_line(s, data + i, end - i, s->off + i, eb)) != MM_OK)
                 return rc;
         }
         i = end;
@@ -193,22 +235,25 @@ static mm_err lines_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *
 static mm_err lines_end(mm_stream *s, mm_errbuf *eb)
 {
     mm_err rc = MM_OK;
-    MM_UNUSED(eb);
     if (s->lbuf.len) {
-        rc = do_line(s, s->lbuf.data, s->lbuf.len, s->loff);
+        rc = take_line(s, s->lbuf.data, s->lbuf.len, s->loff, eb);
         s->lbuf.len = 0;
     }
+    if (rc == MM_OK && s->pem.len) /* a block without its END: masked to the end */
+        rc = pem_flush(s);
     return rc;
 }
 
 static void lines_reset(mm_stream *s)
 {
     s->lbuf.len = 0;
+    s->pem.len = 0;
 }
 
 static void lines_free(mm_stream *s)
 {
     mm_buf_free(&s->lbuf);
+    mm_buf_free(&s->pem);
 }
 
 const st_format st_format_text = {

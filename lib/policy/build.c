@@ -195,7 +195,7 @@ static void build_paths(bctx *c, const node *f, mm_path **out, size_t *count)
 static void build_rule(bctx *c, const node *n, mm_rule *r)
 {
     static const char *const keys[] = {"name", "fields", "detectors", "patterns",
-                                       "contentTypes", "action", NULL};
+                                       "contentTypes", "useMemberNames", "action", NULL};
     const node *f;
     size_t old;
 
@@ -222,9 +222,8 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
             for (size_t i = 0; i < r->n_detectors; i++)
                 if (!mm_detector_known(r->detectors[i])) {
                     size_t o2 = push(c, "[%zu]", i);
-                    bad(c, f->items[i], "unknown detector \"%.40s\" (expected one of credit_card, "
-                        "us_ssn, email, phone, iban, ipv4, ipv6, jwt, aws_access_key, "
-                        "bearer_token)", r->detectors[i]);
+                    bad(c, f->items[i], "unknown detector \"%.40s\" (%s)", r->detectors[i],
+                        policy_detector_hint(r->detectors[i]));
                     pop(c, o2);
                 }
         pop(c, old);
@@ -271,6 +270,14 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
                     pop(c, o2);
                 }
             }
+        pop(c, old);
+    }
+    if ((f = node_get(n, "useMemberNames"))) {
+        old = push_key(c, "useMemberNames");
+        want_bool(c, f, &r->use_member_names);
+        if (r->use_member_names && !policy_rule_reads_members(r))
+            bad(c, f, "none of this rule's detectors reads member names (maskctl --help "
+                "lists those that do)");
         pop(c, old);
     }
     if (!nonempty_seq(node_get(n, "fields")) && !nonempty_seq(node_get(n, "detectors")) &&

@@ -3,11 +3,52 @@
  * the entry points are load.c, the PCI DSS lint lint.c, diagnostics diags.c. */
 #include "policy/policy_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
-const char *const mm_detector_names[] = {"credit_card", "us_ssn", "email", "phone",
-                                         "iban", "ipv4", "ipv6", "jwt",
-                                         "aws_access_key", "bearer_token", NULL};
+/* The names come from lib/mask's registry, the one list of built-in detectors; this is a
+ * data include, so lib/policy (and the webhook, which links no masking code) still links
+ * nothing of lib/mask. */
+const char *const mm_detector_names[] = {
+#define DETECTOR(id, fn, name, words, bytes, keys, doc) name,
+#include "mask/detectors.def"
+#undef DETECTOR
+    NULL};
+
+/* Per detector, the member names that are evidence for it ("" when none). */
+static const char *const detector_members[] = {
+#define DETECTOR(id, fn, name, words, bytes, keys, doc) keys,
+#include "mask/detectors.def"
+#undef DETECTOR
+};
+
+bool policy_rule_reads_members(const mm_rule *r)
+{
+    for (size_t i = 0; i < r->n_detectors; i++)
+        for (size_t k = 0; mm_detector_names[k]; k++)
+            if (r->detectors[i] && strcmp(r->detectors[i], mm_detector_names[k]) == 0 &&
+                detector_members[k][0])
+                return true;
+    return false;
+}
+
+/* For an unknown name: the built-in it most likely meant (one sharing its first word, as
+ * "ssn" for us_ssn or "credit_cards" for credit_card), else where the list is. */
+const char *policy_detector_hint(const char *name)
+{
+    static _Thread_local char hint[96];
+    size_t w = strcspn(name, "_");
+    for (size_t i = 0; mm_detector_names[i]; i++) {
+        const char *d = mm_detector_names[i], *u = strchr(d, '_');
+        size_t dw = strcspn(d, "_");
+        if ((w >= 3 && dw == w && strncmp(d, name, w) == 0) ||
+            (u && strlen(u + 1) == strlen(name) && strcmp(u + 1, name) == 0)) {
+            snprintf(hint, sizeof(hint), "did you mean %s? maskctl --help lists them all", d);
+            return hint;
+        }
+    }
+    return "maskctl --help and docs/detectors.md list the built-in detectors";
+}
 
 bool mm_detector_known(const char *name)
 {
@@ -120,4 +161,3 @@ void mm_policy_set_free(mm_policy_set *s)
     mm_free(s->items);
     mm_free(s);
 }
-

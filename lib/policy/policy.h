@@ -102,6 +102,10 @@ typedef struct {
     mm_pattern *patterns;
     size_t n_patterns;
     char **content_types; /* extra body types that detectors read as text */
+    /* useMemberNames: a whole JSON value under a member name that names what it is ("ssn",
+     * "phone", ...) is a finding when the detector's validator accepts it, even in a form
+     * the detector refuses in free text (bare 9 or 10 digits) */
+    bool use_member_names;
     size_t n_content_types;
     mm_action action;
 } mm_rule;
@@ -222,8 +226,7 @@ typedef struct {
     mm_policy_streams *streams; /* spec.streams; NULL when absent */
 } mm_policy;
 
-/* The built-in detectors, NULL-terminated: credit_card, us_ssn, email, phone, iban, ipv4,
- * ipv6, jwt, aws_access_key, bearer_token. */
+/* The built-in detectors, NULL-terminated, from lib/mask/detectors.def (the registry). */
 extern const char *const mm_detector_names[];
 bool mm_detector_known(const char *name);
 

@@ -127,6 +127,11 @@ bool media_type_ok(const char *s);
  * as tweak, card handling for credit_card rules). */
 void build_encrypt(bctx *c, const node *n, mm_action *a);
 void rule_encrypt_defaults(bctx *c, const mm_rule *r, mm_action *a);
+/* model.c: for an unknown detector name, the built-in it most likely meant, or where the
+ * list is (static storage, per thread). */
+const char *policy_detector_hint(const char *name);
+/* model.c: does one of the rule's detectors take member names as evidence? */
+bool policy_rule_reads_members(const mm_rule *r);
 /* build.c: one policy from its document; NULL (with problems reported) when invalid. */
 mm_policy *build_policy(bctx *c, const node *root);
 

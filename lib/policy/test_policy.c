@@ -289,8 +289,7 @@ static void test_sample_files(void **state)
           DATA "invalid-action.yaml:13:15: spec.rules[1].action: tokenize requires key (an "
                "entry of the Secret maskmesh-keys)",
           DATA "invalid-action.yaml:15:19: spec.rules[2].detectors[0]: unknown detector \"ssn\" "
-               "(expected one of credit_card, us_ssn, email, phone, iban, ipv4, ipv6, jwt, "
-               "aws_access_key, bearer_token)",
+               "(did you mean us_ssn? maskctl --help lists them all)",
           DATA "invalid-action.yaml:16:22: spec.rules[2].action.type: unknown action type "
                "\"frobnicate\" (expected one of redact, mask, hash, tokenize, remove, replace, encrypt)",
           NULL}},
@@ -650,7 +649,7 @@ static void test_errors_name_places(void **state)
          "detectors or patterns (a non-empty list)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, feilds: [$.a], detectors: [email], action: "
          "{type: redact}}]}\n", 4, "feilds", "spec.rules[0].feilds: unknown field (expected one "
-         "of name, fields, detectors, patterns, contentTypes, action)"},
+         "of name, fields, detectors, patterns, contentTypes, useMemberNames, action)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a]}]}\n", 4, "{name",
          "spec.rules[0]: action is required"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [\"$.a.\"], action: {type: redact}}]}\n",
@@ -665,8 +664,12 @@ static void test_errors_name_places(void **state)
          4, "[$.a]", "spec.rules[0].fields[0]: expected a JSONPath, got a list"},
         {HEAD "spec: {selector: {}, rules: [{name: r, detectors: [credit_cards], action: {type: "
          "redact}}]}\n", 4, "credit_cards", "spec.rules[0].detectors[0]: unknown detector "
-         "\"credit_cards\" (expected one of credit_card, us_ssn, email, phone, iban, ipv4, ipv6, "
-         "jwt, aws_access_key, bearer_token)"},
+         "\"credit_cards\" (did you mean credit_card? maskctl --help lists them all)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, detectors: [email], useMemberNames: true, "
+         "action: {type: redact}}]}\n", 4, "true", "spec.rules[0].useMemberNames: none of this "
+         "rule's detectors reads member names (maskctl --help lists those that do)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, detectors: [phone], useMemberNames: yes, "
+         "action: {type: redact}}]}\n", 4, "yes", "spec.rules[0].useMemberNames: expected true or false, got a string"},
         {HEAD "spec: {selector: {}, rules: [{name: r, patterns: [{name: x, regex: \"a(\"}], action: "
          "{type: redact}}]}\n", 4, "\"a(\"", "spec.rules[0].patterns[0].regex: the regex does "
          "not compile: missing closing parenthesis at offset 2"},

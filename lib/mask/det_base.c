@@ -1,0 +1,129 @@
+/* lib/mask: the helpers every detector file uses: character classes, reporting a match,
+ * digit groups, Luhn. */
+#include "mask/detect_int.h"
+
+#include <pthread.h>
+
+#define DET_MAX_MATCHES 65536 /* per scanned value: a bound, not a realistic count */
+
+unsigned char det_cls[256];
+
+static void init_classes(void)
+{
+    for (int c = 0; c < 256; c++) {
+        unsigned char v = 0;
+        if (c >= '0' && c <= '9')
+            v |= C_DIGIT | C_HEX | C_LOCAL | C_B64U | C_TOKEN;
+        if (c >= 'A' && c <= 'Z')
+            v |= C_UPPER | C_LOCAL | C_B64U | C_TOKEN;
+        if (c >= 'a' && c <= 'z')
+            v |= C_LOWER | C_LOCAL | C_B64U | C_TOKEN;
+        if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+            v |= C_HEX;
+        if (c == '.' || c == '_' || c == '%' || c == '+' || c == '-')
+            v |= C_LOCAL;
+        if (c == '-' || c == '_')
+            v |= C_B64U;
+        if (c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/')
+            v |= C_TOKEN;
+        det_cls[c] = v;
+    }
+}
+
+static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
+
+void det_init_tables(void)
+{
+    pthread_once(&classes_once, init_classes);
+}
+
+void det_add(scan *s, size_t start, size_t end, int tag, const char *name)
+{
+    det_scratch *sc = s->sc;
+    if (s->rc != MM_OK)
+        return;
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 16;
+        det_match *m, *tmp;
+        if (cap > DET_MAX_MATCHES) {
+            s->rc = MM_ELIMIT;
+            return;
+        }
+        if (!(m = mm_realloc(sc->m, cap * sizeof(*m)))) {
+            s->rc = MM_ENOMEM;
+            return;
+        }
+        sc->m = m;
+        if (!(tmp = mm_realloc(sc->tmp, cap * sizeof(*tmp)))) {
+            s->rc = MM_ENOMEM;
+            return;
+        }
+        sc->tmp = tmp;
+        sc->cap = cap;
+    }
+    sc->m[sc->n++] = (det_match){.start = start, .end = end, .tag = tag, .name = name};
+}
+
+void det_found(scan *s, det_id id, size_t start, size_t end)
+{
+    det_add(s, start, end, s->set->tag[id], det_registry[id].name);
+    s->next[id] = end;
+}
+
+unsigned det_num(const unsigned char *d, size_t k)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < k; i++)
+        v = v * 10 + (unsigned)(d[i] - '0');
+    return v;
+}
+
+bool det_luhn(const unsigned char *d, size_t n)
+{
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = d[n - 1 - i] - '0';
+        if (i & 1) {
+            v *= 2;
+            if (v > 9)
+                v -= 9;
+        }
+        sum += v;
+    }
+    return sum % 10 == 0;
+}
+
+size_t det_groups(const scan *s, size_t i, const char *seps, size_t maxg, unsigned char *d,
+                  size_t cap, size_t *ends, size_t *counts, size_t maxgroups,
+                  unsigned char *sep_out)
+{
+    const unsigned char *t = s->t;
+    size_t ng = 0, nd = 0, j = i;
+    unsigned char sep = 0;
+
+    for (;;) {
+        size_t k = j;
+        while (k < s->n && is_digit(t[k]) && k - j <= maxg)
+            k++;
+        if (k == j || k - j > maxg || is_alnum(at(s, k)) || nd + (k - j) > cap)
+            break;
+        memcpy(d + nd, t + j, k - j);
+        nd += k - j;
+        ends[ng] = k;
+        counts[ng++] = nd;
+        if (ng == maxgroups)
+            break;
+        if (!sep) {
+            unsigned char c = at(s, k);
+            if (!c || !strchr(seps, c) || !is_digit(at(s, k + 1)))
+                break;
+            sep = c;
+        } else if (!continues(s, k, sep)) {
+            break;
+        }
+        j = k + 1;
+    }
+    if (sep_out)
+        *sep_out = sep;
+    return ng;
+}

@@ -1,0 +1,162 @@
+/* lib/mask: what the detector files share. detect.c owns sets, scratch, the scan loop and
+ * the registry table; det_num.c (digit runs: cards, SSNs, phones, SINs, Aadhaar), det_net.c
+ * (email, IP addresses), det_id.c (IBAN, NINO, passport MRZ) and det_secret.c (tokens,
+ * keys, passwords) hold the detectors; det_base.c the helpers they all call. Calls go
+ * detect.c -> det_*.c -> det_base.c, never back. */
+#ifndef MM_DETECT_INT_H
+#define MM_DETECT_INT_H
+
+#include "mask/mask_int.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- character classes (det_base.c fills det_cls once) ------------------------------- */
+
+enum { C_DIGIT = 1, C_UPPER = 2, C_LOWER = 4, C_HEX = 8, C_LOCAL = 16, C_B64U = 32,
+       C_TOKEN = 64 };
+#define C_ALNUM (C_DIGIT | C_UPPER | C_LOWER)
+
+extern unsigned char det_cls[256];
+void det_init_tables(void); /* idempotent, thread-safe */
+
+static inline bool is_digit(unsigned char c) { return (unsigned)(c - '0') < 10u; }
+static inline bool is_alnum(unsigned char c) { return det_cls[c] & C_ALNUM; }
+static inline bool is_upper(unsigned char c) { return (unsigned)(c - 'A') < 26u; }
+static inline bool is_lower(unsigned char c) { return (unsigned)(c - 'a') < 26u; }
+
+/* word classes a detector starts at (the registry's `words`) */
+enum { W_DIGIT = 1, W_UPPER = 2, W_LOWER = 4 };
+
+/* ---- sets and scratch (detect.c makes them; det_base.c adds matches) ----------------- */
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+typedef struct {
+    char *name;
+    pcre2_code *code;
+    bool jit;
+    int tag;
+} det_pattern;
+
+/* what may start at a byte: its word class, or the detectors triggered by that byte */
+enum { T_WORD = 1, T_BYTE = 2 };
+
+struct det_set {
+    bool on[DET_BUILTIN_COUNT];
+    bool members[DET_BUILTIN_COUNT]; /* may use member names as evidence */
+    bool any_members;
+    int tag[DET_BUILTIN_COUNT];
+    unsigned char trig[256];          /* T_* per byte, for the detectors that are on */
+    bool any_words; /* some detector starts at words */
+    /* bit id: detector id may start at a word of this class and length (min(len, 31)) */
+    uint32_t cand[3][32];
+    uint32_t next_ok[256]; /* bit id: detector id may start at a word before this byte */
+    struct { unsigned char byte; det_id id; } bytes[DET_BUILTIN_COUNT * 4];
+    size_t n_bytes;
+    bool any_builtin;
+    det_pattern *pats;
+    size_t n_pats;
+    pcre2_general_context *gctx; /* PCRE2 allocates through mm_malloc */
+    pcre2_compile_context *cctx;
+    bool compiled;
+};
+
+struct det_scratch {
+    const det_set *set;
+    pcre2_match_data **md; /* one per pattern */
+    size_t n_md;
+    pcre2_match_context *mctx;
+    pcre2_jit_stack *jit_stack;
+    det_match *m;   /* matches of the value being scanned, sorted before reporting */
+    det_match *tmp; /* merge-sort space, as large as m */
+    size_t n, cap;
+};
+
+/* ---- the scan state ------------------------------------------------------------------- */
+
+typedef struct {
+    const det_set *set;
+    det_scratch *sc;
+    const unsigned char *t;
+    size_t n;
+    size_t next[DET_BUILTIN_COUNT]; /* a detector is not tried before the end of its last match */
+    mm_err rc;
+} scan;
+
+/* Reports a match of built-in `id` over [start, end) and moves next[id] to end. */
+void det_found(scan *s, det_id id, size_t start, size_t end);
+/* Reports a match of a custom pattern. */
+void det_add(scan *s, size_t start, size_t end, int tag, const char *name);
+
+/* The byte at i, or 0 past the end. */
+static inline unsigned char at(const scan *s, size_t i) { return i < s->n ? s->t[i] : 0; }
+
+/* Is t[i - 1] a letter or digit (no boundary before i)? */
+static inline bool alnum_before(const scan *s, size_t i) { return i > 0 && is_alnum(s->t[i - 1]); }
+
+/* Does the text at i go on with "<sep><digit>"? */
+static inline bool continues(const scan *s, size_t i, unsigned char sep)
+{
+    return i + 1 < s->n && s->t[i] == sep && is_digit(s->t[i + 1]);
+}
+
+/* k digits at i? */
+static inline bool det_digits_at(const scan *s, size_t i, size_t k)
+{
+    if (i + k > s->n)
+        return false;
+    for (size_t j = 0; j < k; j++)
+        if (!is_digit(s->t[i + j]))
+            return false;
+    return true;
+}
+/* The number that k digits at d spell. */
+unsigned det_num(const unsigned char *d, size_t k);
+bool det_luhn(const unsigned char *d, size_t n);
+
+/* A run of digit groups starting at i: groups of 1..maxg digits joined by one separator
+ * kind (the first one met among `seps`). Fills d with the digits (at most cap), ends[k] and
+ * counts[k] with where group k ends and how many digits the groups 0..k hold. Returns the
+ * number of groups (0 when i does not start with a digit). */
+size_t det_groups(const scan *s, size_t i, const char *seps, size_t maxg, unsigned char *d,
+                  size_t cap, size_t *ends, size_t *counts, size_t maxgroups,
+                  unsigned char *sep_out);
+
+/* ---- the registry --------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    const char *doc;
+    unsigned words;     /* W_*: word classes where a match may start */
+    const char *bytes;  /* other bytes where a match may start */
+    const char *keys;   /* member names that are evidence ('|' between them), "" for none */
+    /* a cheap check at a word [i, w) (or the byte i, w = i + 1): may a match start here? */
+    bool (*shape)(const scan *s, size_t i, size_t w);
+    /* reads from i, validates, reports each match with det_found */
+    void (*find)(scan *s, size_t i, size_t w);
+    /* the check of a whole value with separators removed (NULL: none) */
+    bool (*valid)(const unsigned char *v, size_t n);
+} det_entry;
+
+extern const det_entry det_registry[DET_BUILTIN_COUNT];
+
+#define DETECTOR(id, fn, name, words, bytes, keys, doc)                                     \
+    bool fn##_shape(const scan *s, size_t i, size_t w);                                     \
+    void fn##_find(scan *s, size_t i, size_t w);
+#include "mask/detectors.def"
+#undef DETECTOR
+
+/* validators (the registry's `valid`, also used by the finders) */
+bool card_valid(const unsigned char *d, size_t n);
+bool ssn_valid(const unsigned char *d, size_t n);
+bool phone_valid(const unsigned char *d, size_t n);
+bool iban_valid(const unsigned char *d, size_t n);
+bool github_valid(const unsigned char *d, size_t n);
+bool nino_valid(const unsigned char *d, size_t n);
+bool sin_valid(const unsigned char *d, size_t n);
+bool aadhaar_valid(const unsigned char *d, size_t n);
+bool mrz_valid(const unsigned char *d, size_t n);
+
+#endif
