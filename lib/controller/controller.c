@@ -3,6 +3,7 @@
 #include "controller/controller.h"
 
 #include <json-c/json.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -221,6 +222,67 @@ static mm_err slim(void *ud, struct json_object *o)
     return MM_OK;
 }
 
+#define DIGEST_LEN 64 /* "sha256:" + 43 base64 characters, with room */
+
+/* A digest of a JSON value as reconcile compares it: a string's bytes, anything else its
+ * canonical JSON (sorted keys), so two values json_object_equal calls equal digest alike.
+ * NULL value: "". */
+static mm_err digest(struct json_object *v, char out[DIGEST_LEN])
+{
+    unsigned char md[32];
+    mm_buf b;
+    mm_err rc = MM_OK;
+    out[0] = '\0';
+    if (!v)
+        return MM_OK;
+    mm_buf_init(&b, 0);
+    if (json_object_is_type(v, json_type_string))
+        rc = mm_buf_putc(&b, 's') == MM_OK ? mm_buf_append(&b, json_object_get_string(v),
+                                                            (size_t)json_object_get_string_len(v))
+                                            : MM_ENOMEM;
+    else
+        rc = mm_buf_putc(&b, 'j') == MM_OK ? mm_policy_canonical_json(v, &b) : MM_ENOMEM;
+    if (rc == MM_OK && !EVP_Digest(b.data, b.len, md, NULL, EVP_sha256(), NULL))
+        rc = MM_ENOMEM;
+    if (rc == MM_OK) {
+        memcpy(out, "sha256:", 7);
+        EVP_EncodeBlock((unsigned char *)out + 7, md, sizeof(md)); /* 44 characters and NUL */
+    }
+    mm_buf_free(&b);
+    return rc;
+}
+
+/* What the ConfigMap and NetworkPolicy informers keep: slim, and in place of the content
+ * maskmesh decides (the ConfigMap's policies key, the NetworkPolicy's spec) its digest. At
+ * 10,000 policies the stored copies of the rendered content were about 10 MB; reconcile
+ * only asks whether they equal what it renders (same()). */
+static mm_err owned_slim(void *ud, struct json_object *o)
+{
+    struct json_object *data = NULL, *v = NULL, *d = NULL;
+    char dg[DIGEST_LEN];
+    mm_err rc = slim(ud, o);
+    if (rc != MM_OK || !json_object_is_type(o, json_type_object))
+        return rc;
+    if (json_object_object_get_ex(o, "spec", &v)) {
+        if ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)))
+            return rc != MM_OK ? rc : MM_ENOMEM;
+        json_object_object_add(o, "spec", d);
+    }
+    if (json_object_object_get_ex(o, "data", &data) && json_object_is_type(data, json_type_object)) {
+        struct json_object *nd = json_object_new_object();
+        if (!nd)
+            return MM_ENOMEM;
+        if (json_object_object_get_ex(data, MM_POLICY_CONFIGMAP_KEY, &v) &&
+            ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)) ||
+             json_object_object_add(nd, MM_POLICY_CONFIGMAP_KEY, d) != 0)) {
+            json_object_put(nd);
+            return rc != MM_OK ? rc : MM_ENOMEM;
+        }
+        json_object_object_add(o, "data", nd);
+    }
+    return MM_OK;
+}
+
 static void pol_add(void *ud, struct json_object *o)
 {
     mm_ctrl *c = ud;
@@ -294,13 +356,17 @@ static struct json_object *field(struct json_object *o, const char *a, const cha
     return json_object_object_get_ex(x, b, &y) ? y : NULL;
 }
 
-/* The parts of a managed object maskmesh decides: equal means no write. */
+/* The parts of a managed object maskmesh decides: equal means no write. actual comes from
+ * an informer, which keeps their digest (owned_slim). A failed digest says "differs": one
+ * write too many, never one too few. */
 static bool same(struct json_object *actual, struct json_object *desired, const char *a, const char *b)
 {
     struct json_object *x = field(actual, a, b), *y = field(desired, a, b);
+    char dg[DIGEST_LEN];
     if (!x || !y)
         return !x && !y;
-    return json_object_equal(x, y) != 0;
+    return json_object_is_type(x, json_type_string) && digest(y, dg) == MM_OK &&
+           strcmp(json_object_get_string(x), dg) == 0;
 }
 
 static bool owners_same(struct json_object *actual, struct json_object *desired)
@@ -741,7 +807,7 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
         const mm_k8s_ref *kinds[3] = {&POLICIES, &CONFIGMAPS, &NETPOLS};
         for (int k = 0; k < 3; k++) {
             mm_k8s_ref ref = *kinds[k];
-            mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = slim};
+            mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = k ? owned_slim : slim};
             mm_k8s_handlers h = {.ud = c};
             ref.ns = c->namespaces ? c->namespaces[s] : NULL;
             if (k == 0) {
