@@ -252,17 +252,34 @@ static mm_err digest(struct json_object *v, char out[DIGEST_LEN])
     return rc;
 }
 
-/* What the ConfigMap and NetworkPolicy informers keep: slim, and in place of the content
+/* What the ConfigMap and NetworkPolicy informers keep: what reconcile reads of them
+ * (metadata name, namespace, uid, labels, the owners' uids), and in place of the content
  * maskmesh decides (the ConfigMap's policies key, the NetworkPolicy's spec) its digest. At
  * 10,000 policies the stored copies of the rendered content were about 10 MB; reconcile
- * only asks whether they equal what it renders (same()). */
+ * only asks whether they equal what it renders (same(), owners_same(), label_same()). */
 static mm_err owned_slim(void *ud, struct json_object *o)
 {
-    struct json_object *data = NULL, *v = NULL, *d = NULL;
+    static const char *const top[] = {"metadata", "spec", "data"};
+    static const char *const meta[] = {"name", "namespace", "uid", "resourceVersion", "labels",
+                                       "ownerReferences"};
+    static const char *const owner[] = {"uid"};
+    struct json_object *data = NULL, *v = NULL, *d = NULL, *m = NULL, *owners = NULL;
     char dg[DIGEST_LEN];
-    mm_err rc = slim(ud, o);
-    if (rc != MM_OK || !json_object_is_type(o, json_type_object))
-        return rc;
+    MM_UNUSED(ud);
+    if (!json_object_is_type(o, json_type_object))
+        return MM_OK;
+    keep_only(o, top, MM_ARRAY_LEN(top));
+    if (json_object_object_get_ex(o, "metadata", &m) && json_object_is_type(m, json_type_object)) {
+        keep_only(m, meta, MM_ARRAY_LEN(meta));
+        if (json_object_object_get_ex(m, "ownerReferences", &owners) &&
+            json_object_is_type(owners, json_type_array))
+            for (size_t i = 0; i < json_object_array_length(owners); i++) {
+                struct json_object *r = json_object_array_get_idx(owners, i);
+                if (json_object_is_type(r, json_type_object))
+                    keep_only(r, owner, MM_ARRAY_LEN(owner));
+            }
+    }
+    mm_err rc = MM_OK;
     if (json_object_object_get_ex(o, "spec", &v)) {
         if ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)))
             return rc != MM_OK ? rc : MM_ENOMEM;
