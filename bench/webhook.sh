@@ -153,7 +153,8 @@ round() { # name url pid -> appends "rps p50 p99 server-us/req wrk-us/req" to $t
          "$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')" \
          "$(awk -v c="$wrk_cpu" -v n="$n" 'BEGIN { printf "%.1f", c / n * 1e6 }')" >>"$tmp/$1"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# the middle value; of an even count, the mean of the two middle ones
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # 1. fixed arrival rate. vegeta: -max-connections caps the pool at $rconns kept-alive
 # connections (a request finding them all busy waits for one, inside its latency);
