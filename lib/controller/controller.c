@@ -3,6 +3,7 @@
 #include "controller/controller.h"
 
 #include <json-c/json.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -223,6 +224,84 @@ static mm_err slim(void *ud, struct json_object *o)
     return MM_OK;
 }
 
+#define DIGEST_LEN 64 /* "sha256:" + 43 base64 characters, with room */
+
+/* A digest of a JSON value as reconcile compares it: a string's bytes, anything else its
+ * canonical JSON (sorted keys), so two values json_object_equal calls equal digest alike.
+ * NULL value: "". */
+static mm_err digest(struct json_object *v, char out[DIGEST_LEN])
+{
+    unsigned char md[32];
+    mm_buf b;
+    mm_err rc = MM_OK;
+    out[0] = '\0';
+    if (!v)
+        return MM_OK;
+    mm_buf_init(&b, 0);
+    if (json_object_is_type(v, json_type_string))
+        rc = mm_buf_putc(&b, 's') == MM_OK ? mm_buf_append(&b, json_object_get_string(v),
+                                                            (size_t)json_object_get_string_len(v))
+                                            : MM_ENOMEM;
+    else
+        rc = mm_buf_putc(&b, 'j') == MM_OK ? mm_policy_canonical_json(v, &b) : MM_ENOMEM;
+    if (rc == MM_OK && !EVP_Digest(b.data, b.len, md, NULL, EVP_sha256(), NULL))
+        rc = MM_ENOMEM;
+    if (rc == MM_OK) {
+        memcpy(out, "sha256:", 7);
+        EVP_EncodeBlock((unsigned char *)out + 7, md, sizeof(md)); /* 44 characters and NUL */
+    }
+    mm_buf_free(&b);
+    return rc;
+}
+
+/* What the ConfigMap and NetworkPolicy informers keep: what reconcile reads of them
+ * (metadata name, namespace, uid, labels, the owners' uids), and in place of the content
+ * maskmesh decides (the ConfigMap's policies key, the NetworkPolicy's spec) its digest. At
+ * 10,000 policies the stored copies of the rendered content were about 10 MB; reconcile
+ * only asks whether they equal what it renders (same(), owners_same(), label_same()). */
+static mm_err owned_slim(void *ud, struct json_object *o)
+{
+    static const char *const top[] = {"metadata", "spec", "data"};
+    static const char *const meta[] = {"name", "namespace", "uid", "resourceVersion", "labels",
+                                       "ownerReferences"};
+    static const char *const owner[] = {"uid"};
+    struct json_object *data = NULL, *v = NULL, *d = NULL, *m = NULL, *owners = NULL;
+    char dg[DIGEST_LEN];
+    MM_UNUSED(ud);
+    if (!json_object_is_type(o, json_type_object))
+        return MM_OK;
+    keep_only(o, top, MM_ARRAY_LEN(top));
+    if (json_object_object_get_ex(o, "metadata", &m) && json_object_is_type(m, json_type_object)) {
+        keep_only(m, meta, MM_ARRAY_LEN(meta));
+        if (json_object_object_get_ex(m, "ownerReferences", &owners) &&
+            json_object_is_type(owners, json_type_array))
+            for (size_t i = 0; i < json_object_array_length(owners); i++) {
+                struct json_object *r = json_object_array_get_idx(owners, i);
+                if (json_object_is_type(r, json_type_object))
+                    keep_only(r, owner, MM_ARRAY_LEN(owner));
+            }
+    }
+    mm_err rc = MM_OK;
+    if (json_object_object_get_ex(o, "spec", &v)) {
+        if ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)))
+            return rc != MM_OK ? rc : MM_ENOMEM;
+        json_object_object_add(o, "spec", d);
+    }
+    if (json_object_object_get_ex(o, "data", &data) && json_object_is_type(data, json_type_object)) {
+        struct json_object *nd = json_object_new_object();
+        if (!nd)
+            return MM_ENOMEM;
+        if (json_object_object_get_ex(data, MM_POLICY_CONFIGMAP_KEY, &v) &&
+            ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)) ||
+             json_object_object_add(nd, MM_POLICY_CONFIGMAP_KEY, d) != 0)) {
+            json_object_put(nd);
+            return rc != MM_OK ? rc : MM_ENOMEM;
+        }
+        json_object_object_add(o, "data", nd);
+    }
+    return MM_OK;
+}
+
 static void pol_add(void *ud, struct json_object *o)
 {
     mm_ctrl *c = ud;
@@ -296,13 +375,17 @@ static struct json_object *field(struct json_object *o, const char *a, const cha
     return json_object_object_get_ex(x, b, &y) ? y : NULL;
 }
 
-/* The parts of a managed object maskmesh decides: equal means no write. */
+/* The parts of a managed object maskmesh decides: equal means no write. actual comes from
+ * an informer, which keeps their digest (owned_slim). A failed digest says "differs": one
+ * write too many, never one too few. */
 static bool same(struct json_object *actual, struct json_object *desired, const char *a, const char *b)
 {
     struct json_object *x = field(actual, a, b), *y = field(desired, a, b);
+    char dg[DIGEST_LEN];
     if (!x || !y)
         return !x && !y;
-    return json_object_equal(x, y) != 0;
+    return json_object_is_type(x, json_type_string) && digest(y, dg) == MM_OK &&
+           strcmp(json_object_get_string(x), dg) == 0;
 }
 
 static bool owners_same(struct json_object *actual, struct json_object *desired)
@@ -824,7 +907,7 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
         const mm_k8s_ref *kinds[4] = {&POLICIES, &CONFIGMAPS, &NETPOLS, &DEPLOYS};
         for (int k = 0; k < (int)c->per; k++) {
             mm_k8s_ref ref = *kinds[k];
-            mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = slim};
+            mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = k ? owned_slim : slim};
             mm_k8s_handlers h = {.ud = c};
             ref.ns = c->namespaces ? c->namespaces[s] : NULL;
             if (k == 0) {
