@@ -403,7 +403,7 @@ static void reply_error(conn *c, int status, const char *msg, bool close_conn)
     }
     if (close_conn || !c->req_done || atomic_load(&c->w->p->draining))
         c->close_after = true;
-    send_json_error(&c->out, status, msg, c->close_after);
+    http_error_response(&c->out, status, msg, c->close_after);
     c->status = status;
     c->head_sent = true;
     c->rs = RS_DONE;
@@ -668,7 +668,7 @@ static void begin_exchange(conn *c, const http_req_head *rq, size_t head_len)
     if (p->cfg.identity_xfcc)
         for (size_t i = 0; i < rq->n_hdrs; i++)
             if (http_token_eq(rq->hdrs[i].name, rq->hdrs[i].name_len, "x-forwarded-client-cert"))
-                c->has_principal = xfcc_uri(rq->hdrs[i].value, rq->hdrs[i].value_len,
+                c->has_principal = http_xfcc_uri(rq->hdrs[i].value, rq->hdrs[i].value_len,
                                             c->principal, sizeof(c->principal));
     if (c->sn->req && c->rqf.kind != HTTP_BODY_NONE) {
         char ct[256];

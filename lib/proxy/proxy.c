@@ -33,44 +33,6 @@ void mm_proxy_config_defaults(mm_proxy_config *c)
     c->watch_interval_ms = 1000;
 }
 
-const char *status_reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    }
-    return "Error";
-}
-
-void send_json_error(mm_buf *out, int status, const char *msg, bool close)
-{
-    char body[256];
-    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d}\n", msg, status);
-
-    if (n < 0 || (size_t)n >= sizeof(body))
-        n = snprintf(body, sizeof(body), "{\"status\":%d}\n", status);
-    /* a failed append leaves a short response; the connection closes on error anyway */
-    (void)mm_buf_printf(out,
-                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %d\r\nCache-Control: no-store\r\n%s\r\n%s",
-                        status, status_reason(status), n, close ? "Connection: close\r\n" : "",
-                        body);
-}
-
 mm_err parse_hostport(const char *s, bool passive, struct sockaddr_storage *ss, socklen_t *len,
                       mm_errbuf *eb)
 {

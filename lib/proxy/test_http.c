@@ -1,4 +1,4 @@
-/* Unit tests for the proxy's HTTP/1.1 parsing and framing (lib/proxy/http.c) and the
+/* Unit tests for the proxy's HTTP/1.1 parsing and framing (lib/proxy/http1.c) and the
  * x-forwarded-client-cert reader: heads complete at every split, malformed and oversized
  * input refused with the right status, chunked bodies decoded at every split point. */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "proxy/proxy_int.h"
+#include "proxy/http1.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -314,20 +314,20 @@ static void test_xfcc(void **state)
     const char *v;
     (void)state;
     v = "By=spiffe://a;Hash=h;URI=spiffe://cluster.local/ns/shop/sa/billing";
-    assert_true(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_true(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     assert_string_equal(out, "spiffe://cluster.local/ns/shop/sa/billing");
     /* several elements: the nearest (last) one counts; quoted values with ; and , */
     v = "URI=spiffe://first,By=x;Subject=\"CN=a,O=b;c\";uri=\"spiffe://second\"";
-    assert_true(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_true(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     assert_string_equal(out, "spiffe://second");
     v = "By=spiffe://a;Hash=h";
-    assert_false(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_false(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     v = "URI=";
-    assert_false(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_false(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     v = "URI=spiffe://a-very-long-uri-that-does-not-fit";
-    assert_false(xfcc_uri(v, strlen(v), out, 10));
+    assert_false(http_xfcc_uri(v, strlen(v), out, 10));
     v = "URI=\"unterminated";
-    assert_true(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_true(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
 }
 
 int main(void)

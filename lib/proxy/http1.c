@@ -1,8 +1,9 @@
-/* lib/proxy/http.c: HTTP/1.1 message heads, framing and the chunked coding (RFC 9112).
+/* lib/proxy/http1.c: HTTP/1.1 message heads, framing and the chunked coding (RFC 9112).
  * Strict where leniency lets a request be read two ways (smuggling): bare CR, obs-fold,
  * whitespace before a colon, Content-Length and Transfer-Encoding together in a request. */
-#include "proxy/proxy_int.h"
+#include "proxy/http1.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const unsigned char tchar[256] = {
@@ -553,4 +554,103 @@ size_t http_chunk_header(char *out, size_t n)
     out[o++] = '\r';
     out[o++] = '\n';
     return o;
+}
+
+/* ---- what we write ---------------------------------------------------------------- */
+
+const char *http_status_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Error";
+}
+
+void http_error_response(mm_buf *out, int status, const char *msg, bool close)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d}\n", msg, status);
+
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = snprintf(body, sizeof(body), "{\"status\":%d}\n", status);
+    /* a failed append leaves a short response; the connection closes on error anyway */
+    (void)mm_buf_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nCache-Control: no-store\r\n%s\r\n%s",
+                        status, http_status_reason(status), n, close ? "Connection: close\r\n" : "",
+                        body);
+}
+
+/* x-forwarded-client-cert: elements separated by ',' (the last one added by the nearest
+ * proxy), each `Key=Value` pairs separated by ';', values optionally double-quoted with
+ * backslash escapes. We want URI of the last element. */
+bool http_xfcc_uri(const char *v, size_t len, char *out, size_t n)
+{
+    size_t start = 0, i;
+    bool q = false;
+
+    for (i = 0; i < len; i++) { /* the last element starts after the last unquoted comma */
+        if (v[i] == '\\' && q) {
+            i++;
+            continue;
+        }
+        if (v[i] == '"')
+            q = !q;
+        else if (v[i] == ',' && !q)
+            start = i + 1;
+    }
+    i = start;
+    while (i < len) {
+        size_t ks, ke;
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ';'))
+            i++;
+        ks = i;
+        while (i < len && v[i] != '=' && v[i] != ';')
+            i++;
+        ke = i;
+        if (i >= len || v[i] != '=')
+            continue;
+        i++;
+        size_t o = 0;
+        bool want = http_token_eq(v + ks, ke - ks, "uri");
+        bool fits = true;
+        if (i < len && v[i] == '"') {
+            for (i++; i < len && v[i] != '"'; i++) {
+                if (v[i] == '\\' && i + 1 < len)
+                    i++;
+                if (want && o + 1 < n)
+                    out[o++] = v[i];
+                else if (want)
+                    fits = false;
+            }
+            i++;
+        } else {
+            for (; i < len && v[i] != ';'; i++) {
+                if (want && o + 1 < n)
+                    out[o++] = v[i];
+                else if (want)
+                    fits = false;
+            }
+        }
+        if (want) {
+            out[o] = '\0';
+            return fits && o > 0;
+        }
+    }
+    return false;
 }
