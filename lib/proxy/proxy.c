@@ -222,27 +222,6 @@ int mm_proxy_admin_port(const mm_proxy *p)
     return p->admin_port;
 }
 
-static void ctl_kick(mm_proxy *p)
-{
-    uint64_t one = 1;
-    if (write(p->ctl_fd, &one, sizeof(one)) < 0) {
-        /* full counter: the control loop wakes anyway */
-    }
-}
-
-void mm_proxy_stop(mm_proxy *p)
-{
-    int zero = 0;
-    atomic_compare_exchange_strong(&p->stop_flag, &zero, 1);
-    ctl_kick(p);
-}
-
-void mm_proxy_request_reload(mm_proxy *p)
-{
-    atomic_store(&p->reload_flag, 1);
-    ctl_kick(p);
-}
-
 mm_err mm_proxy_reload(mm_proxy *p, mm_errbuf *eb)
 {
     mm_err rc = config_load(p, eb);

@@ -3,6 +3,7 @@
 #ifndef MM_PROXY_INT_H
 #define MM_PROXY_INT_H
 
+#include "proxy/body.h"
 #include "proxy/http1.h"
 
 /* ---- the proxy's shared state --------------------------------------------------------- */
@@ -73,7 +74,165 @@ struct mm_proxy {
     proxy_metrics met;
 };
 
-/* conn.c: one worker (its own epoll, listener and upstream pool) */
+/* ---- workers, connections, exchanges ---------------------------------------------------
+ * Each worker owns an epoll instance, a SO_REUSEPORT listener, its client connections and a
+ * pool of idle upstream connections; nothing is shared between workers except the published
+ * config snapshot and the metrics registry (atomics). The files, each calling only those
+ * listed before it:
+ *   http1.c     the HTTP/1.1 codec (http1.h)
+ *   body.c      the body pipe: framing, decoding, masking (body.h)
+ *   pool.c      upstream connections and the idle pool; epoll interest
+ *   exchange.c  an exchange's shared steps: header rules, errors of our own, the end
+ *   client.c    the client side: request heads, the request body pipe
+ *   upstream.c  the upstream side: response heads, the response body pipe
+ *   worker.c    the event loop, accept, timeouts, the worker's life
+ * Beside them: config.c (loading and publishing snapshots), control.c (stop and reload
+ * requests), admin.c (the admin listener), proxy.c (the whole, on top). */
+
+#define READ_CHUNK (16u * 1024) /* one read from a socket */
+#define OUT_HIGH (32u * 1024)   /* pending output past which the source stops */
+#define PRINCIPAL_MAX BODY_PRINCIPAL_MAX
+#define FIND_CACHE 64
+
+enum { EV_LISTEN = 1, EV_CLIENT, EV_UP, EV_WAKE };
+enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING };
+enum { RS_NONE, RS_WAIT_HEAD, RS_BODY, RS_DONE };
+
+typedef struct conn conn;
+
+typedef struct upconn {
+    int kind; /* EV_UP: first member, the epoll tag */
+    int fd;
+    worker *w;
+    conn *c; /* the exchange using it; NULL while idle in the pool */
+    struct upconn *next, *prev;
+    bool connecting;
+    bool reused;
+    uint64_t idle_since;
+    uint32_t events;
+} upconn;
+
+struct conn {
+    int kind; /* EV_CLIENT */
+    int fd;
+    worker *w;
+    conn *next, *prev;
+    uint32_t events;
+    int st;
+    mm_buf in;  /* bytes from the client not yet consumed */
+    mm_buf out; /* bytes for the client from out_off */
+    size_t out_off;
+    uint64_t last_io, head_start;
+    bool close_after; /* close once the current response is written */
+    bool client_eof;
+
+    /* the exchange */
+    snap *sn;
+    uint64_t t_start;
+    bool is_head;
+    int req_minor;
+    bool shut;    /* our side shut down for a lingering close */
+    bool mute_in; /* EPOLLIN fired while we did not want to read: now really drop it */
+    http_framing rqf;
+    bool req_done;
+    bool rq_chunked_out;
+    bool rq_piped; /* the request body runs through rq (its counters are this exchange's) */
+    body_pipe rq;
+    char principal[PRINCIPAL_MAX];
+    bool has_principal;
+
+    upconn *up;
+    mm_buf uout; /* bytes for the upstream from uout_off */
+    size_t uout_off;
+    mm_buf uin;     /* response head bytes */
+    mm_buf reqhead; /* the request head as sent, for one retry on a stale pooled connection */
+    bool retried, resp_seen;
+
+    int rs;
+    int status;
+    bool head_sent, hold;
+    http_framing rsf;
+    bool rs_mask, gz, out_chunked, rs_piped;
+    mm_on_error onerr;
+    mm_buf rhead; /* response head without framing lines, until sent */
+    body_pipe rsp;
+};
+
+typedef struct {
+    uint64_t gen;
+    const char *rule, *detector;
+    bool applied;
+    mm_series *s;
+    uint64_t pending; /* counted here, added to the series at the next sweep */
+} find_ent;
+
+struct worker {
+    mm_proxy *p;
+    int idx;
+    int ep, lfd, wfd;
+    pthread_t th;
+    bool listening;
+    conn *conns;
+    int n_conns;
+    upconn *pool;
+    int n_pool;
+    upconn *dead_up; /* closed this batch, freed after it */
+    uint64_t now, last_sweep;
+    char *scratch; /* READ_CHUNK for reads */
+    char *ztmp;    /* BODY_ZTMP for inflate output */
+    mm_series *code_s[600];
+    mm_series *bytes_s[4];
+    mm_series *dur_s, *conn_s;
+    find_ent fcache[FIND_CACHE];
+    size_t n_fcache;
+    uint64_t fcache_gen;
+    http_req_head rqh; /* the head being handled (one at a time per worker) */
+    http_resp_head rsh;
+};
+
+/* pool.c */
+bool ep_set(worker *w, int fd, void *tag, uint32_t *cur, uint32_t want);
+void set_nodelay(int fd);
+/* Writes what it can; false when the peer is gone. */
+bool flush_fd(int fd, mm_buf *b, size_t *off, uint64_t *last_io, uint64_t now);
+static inline size_t pending(const mm_buf *b, size_t off)
+{
+    return b->len - off;
+}
+void up_close(upconn *u); /* closes now, frees after the event batch */
+void free_dead_up(worker *w);
+void pool_remove(worker *w, upconn *u);
+void pool_put(worker *w, upconn *u);
+upconn *up_get(worker *w, bool fresh);
+void pool_sweep(worker *w, bool all); /* idle connections age out (all: every one) */
+
+/* exchange.c */
+void count_code(worker *w, int code);
+void flush_findings(worker *w);
+void on_finding(void *ctx, const mm_finding *f);
+bool out_put(mm_buf *b, const void *p, size_t n);
+bool put_body(mm_buf *b, bool chunked, const char *p, size_t n);
+bool put_u64(mm_buf *b, uint64_t v);
+long conn_extra(const http_hdr *hdrs, size_t n);
+bool hop_by_hop(const http_hdr *h, const http_hdr *hdrs, long extra);
+bool put_header(conn *c, mm_buf *b, const http_hdr *h, mm_direction dir);
+void reply_error(conn *c, int status, const char *msg, bool close_conn);
+void resp_abort(conn *c, const char *why);
+void exchange_finish(conn *c);
+conn *conn_new(worker *w, int fd);
+void conn_close(conn *c);
+void conn_free(conn *c);
+
+/* client.c */
+void client_process(conn *c);
+void client_read(conn *c);
+
+/* upstream.c */
+void up_failed(conn *c, const char *reason);
+void up_read(conn *c);
+void up_write(conn *c);
+
+/* worker.c */
 mm_err worker_new(mm_proxy *p, int idx, worker **out, mm_errbuf *eb);
 void *worker_main(void *arg);
 void worker_wake(worker *w);

@@ -1,0 +1,154 @@
+/* lib/proxy/pool.c: connections to the app. A worker keeps up to POOL_MAX idle ones; an
+ * exchange takes one (or connects a new one) and gives it back only when its response was
+ * read to the end. Also the socket helpers the other files share. */
+#include "proxy/proxy_int.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#define POOL_MAX 64 /* idle upstream connections kept per worker */
+
+void set_nodelay(int fd)
+{
+    int one = 1;
+    /* best effort: a proxy that batches small writes adds latency, but works without it */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+bool ep_set(worker *w, int fd, void *tag, uint32_t *cur, uint32_t want)
+{
+    struct epoll_event ev = {.events = want, .data.ptr = tag};
+    int op;
+
+    if (*cur == want)
+        return true;
+    op = *cur == UINT32_MAX ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    if (epoll_ctl(w->ep, op, fd, &ev) != 0)
+        return false;
+    *cur = want;
+    return true;
+}
+
+bool flush_fd(int fd, mm_buf *b, size_t *off, uint64_t *last_io, uint64_t now)
+{
+    while (*off < b->len) {
+        ssize_t n = send(fd, b->data + *off, b->len - *off, MSG_NOSIGNAL);
+        if (n > 0) {
+            *off += (size_t)n;
+            *last_io = now;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        return false;
+    }
+    b->len = 0;
+    *off = 0;
+    return true;
+}
+
+/* Closes now, frees after the event batch: a later event of the batch may still name it. */
+void up_close(upconn *u)
+{
+    worker *w = u->w;
+
+    if (u->fd >= 0) {
+        epoll_ctl(w->ep, EPOLL_CTL_DEL, u->fd, NULL);
+        close(u->fd);
+    }
+    u->fd = -1;
+    u->c = NULL;
+    u->next = w->dead_up;
+    w->dead_up = u;
+}
+
+void free_dead_up(worker *w)
+{
+    while (w->dead_up) {
+        upconn *u = w->dead_up;
+        w->dead_up = u->next;
+        mm_free(u);
+    }
+}
+
+void pool_remove(worker *w, upconn *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        w->pool = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->next = u->prev = NULL;
+    w->n_pool--;
+}
+
+void pool_put(worker *w, upconn *u)
+{
+    if (w->n_pool >= POOL_MAX || atomic_load(&w->p->draining)) {
+        up_close(u);
+        return;
+    }
+    u->c = NULL;
+    u->reused = true;
+    u->idle_since = w->now;
+    /* idle: readable means the app closed it (or sent garbage); either way it goes */
+    if (!ep_set(w, u->fd, u, &u->events, EPOLLIN)) {
+        up_close(u);
+        return;
+    }
+    u->prev = NULL;
+    u->next = w->pool;
+    if (w->pool)
+        w->pool->prev = u;
+    w->pool = u;
+    w->n_pool++;
+}
+
+/* A pooled connection, else a new one being connected; NULL when the connect failed at
+ * once (refused, no descriptors). */
+upconn *up_get(worker *w, bool fresh)
+{
+    mm_proxy *p = w->p;
+    upconn *u;
+    int fd;
+
+    if (!fresh && (u = w->pool) != NULL) {
+        pool_remove(w, u);
+        return u;
+    }
+    fd = socket(p->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    set_nodelay(fd);
+    if (connect(fd, (struct sockaddr *)&p->up_addr, p->up_addrlen) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return NULL;
+    }
+    if (!(u = mm_calloc(1, sizeof(*u)))) {
+        close(fd);
+        return NULL;
+    }
+    u->kind = EV_UP;
+    u->fd = fd;
+    u->w = w;
+    u->connecting = true;
+    u->events = UINT32_MAX;
+    return u;
+}
+
+void pool_sweep(worker *w, bool all)
+{
+    for (upconn *u = w->pool, *un; u; u = un) {
+        un = u->next;
+        if (all || w->now - u->idle_since > (uint64_t)w->p->cfg.pool_idle_ms * 1000000ull) {
+            pool_remove(w, u);
+            up_close(u);
+        }
+    }
+}
