@@ -104,6 +104,7 @@ mm_err body_begin(body_pipe *b, const body_opts *o)
     b->stage.len = b->raw.len = 0;
     b->raw_ok = true;
     b->masking = o->masker != NULL;
+    b->held = b->masking && o->every_way;
     b->raw_mode = b->emitted = false;
     b->res = BODY_MORE;
     b->err = BODY_OK;
@@ -118,9 +119,40 @@ mm_err body_begin(body_pipe *b, const body_opts *o)
             return MM_ENOMEM;
         }
     }
-    if (b->masking && get_stream(b) != MM_OK)
+    if (b->masking && !b->held && get_stream(b) != MM_OK)
         return MM_ENOMEM;
     return MM_OK;
+}
+
+bool body_kind_for(const mm_masker *m, mm_direction dir, const http_framing *f,
+                   mm_body_kind *kind, bool *every_way)
+{
+    char ct[256];
+    size_t n = f->content_type_len < sizeof(ct) - 1 ? f->content_type_len : sizeof(ct) - 1;
+
+    *kind = MM_BODY_OPAQUE;
+    *every_way = false;
+    if (!m)
+        return true;
+    if (!f->content_type || f->content_type_ambiguous) {
+        *every_way = true;
+        *kind = MM_BODY_JSON; /* first guess; the bytes decide */
+        return true;
+    }
+    memcpy(ct, f->content_type, n);
+    ct[n] = '\0';
+    *kind = mm_body_kind_for(m, ct);
+    if (*kind != MM_BODY_OPAQUE)
+        return true;
+    switch (mm_masker_unlisted(m, dir)) {
+    case MM_UNLISTED_BLOCK:
+        return false;
+    case MM_UNLISTED_DETECT:
+        *kind = MM_BODY_TEXT;
+        return true;
+    default:
+        return true;
+    }
 }
 
 /* The engine (or the decoder) refused the body at chunk p[0..n). With onError passthrough
@@ -146,6 +178,56 @@ static bool refused(body_pipe *b, const char *why, const char *p, size_t n)
     return to_sink(b, p, n, false);
 }
 
+/* The first non-blank byte of s[0..n) opens a JSON text. */
+static bool looks_json(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return s[i] == '{' || s[i] == '[';
+    return false;
+}
+
+/* A held body outgrew the bound: stream it from here, as JSON when it opens like JSON,
+ * else through the text detectors, starting with what was held. */
+static bool stream_held(body_pipe *b)
+{
+    mm_errbuf eb = {{0}};
+
+    b->held = false;
+    b->o.kind = looks_json(b->raw.data, b->raw.len) ? MM_BODY_JSON : MM_BODY_TEXT;
+    if (get_stream(b) != MM_OK) {
+        fail(b, BODY_ESINK, "out of memory");
+        return false;
+    }
+    if (mm_stream_push(b->ms, b->raw.data, b->raw.len, &eb) != MM_OK)
+        return refused(b, "the masking engine refused the body", b->raw.data, b->raw.len);
+    b->raw_ok = false; /* from here the body is not kept: a later refusal cannot pass it */
+    return true;
+}
+
+/* A held body ended: masked whole as JSON if it is JSON, else with the text detectors. */
+static bool mask_held(body_pipe *b)
+{
+    mm_errbuf eb = {{0}};
+    mm_stream_opts so = {.kind = MM_BODY_JSON,
+                         .direction = b->o.dir,
+                         .principal = b->o.principal ? b->principal : NULL,
+                         .max_value = b->o.max_value,
+                         .on_finding = b->o.on_finding,
+                         .finding_ctx = b->o.finding_ctx};
+
+    b->held = false;
+    b->stage.len = 0;
+    if (looks_json(b->raw.data, b->raw.len) &&
+        mm_mask_buffer(b->o.masker, &so, b->raw.data, b->raw.len, &b->stage, &eb) == MM_OK)
+        return true;
+    b->stage.len = 0;
+    so.kind = MM_BODY_TEXT;
+    if (mm_mask_buffer(b->o.masker, &so, b->raw.data, b->raw.len, &b->stage, &eb) == MM_OK)
+        return true;
+    return refused(b, "the masking engine refused the body", "", 0);
+}
+
 /* Decoded payload: masked, or passed on. */
 static bool decoded(body_pipe *b, const char *p, size_t n)
 {
@@ -153,7 +235,18 @@ static bool decoded(body_pipe *b, const char *p, size_t n)
 
     if (!b->masking || b->raw_mode)
         return to_sink(b, p, n, false);
-    if (!b->emitted && b->raw_ok && b->o.on_error == MM_ONERR_PASSTHROUGH) {
+    if (b->held) {
+        if (b->raw.len + n <= BODY_EVERY_WAY_MAX) {
+            if (mm_buf_append(&b->raw, p, n) != MM_OK) {
+                fail(b, BODY_ESINK, "out of memory");
+                return false;
+            }
+            return true;
+        }
+        if (!stream_held(b))
+            return false;
+    }
+    if (!b->emitted && b->raw_ok && b->o.on_error == MM_ONERR_PASSTHROUGH && !b->o.every_way) {
         size_t cap = 2 * (b->o.max_value ? b->o.max_value : MM_MASK_MAX_VALUE);
         if (b->raw.len + n > cap || mm_buf_append(&b->raw, p, n) != MM_OK)
             b->raw_ok = false;
@@ -198,9 +291,13 @@ static body_res finish(body_pipe *b)
     if (b->o.decode && !b->gz_end && !b->raw_mode &&
         !refused(b, "the body's content coding ends early", "", 0))
         return BODY_FAILED;
-    if (b->masking && !b->raw_mode && mm_stream_finish(b->ms, &eb) != MM_OK &&
-        !refused(b, "the masking engine refused the body", "", 0))
+    if (b->held && !b->raw_mode) {
+        if (!mask_held(b))
+            return BODY_FAILED;
+    } else if (b->masking && !b->raw_mode && mm_stream_finish(b->ms, &eb) != MM_OK &&
+               !refused(b, "the masking engine refused the body", "", 0)) {
         return BODY_FAILED;
+    }
     if (!to_sink(b, b->stage.data, b->stage.len, true))
         return BODY_FAILED;
     b->stage.len = 0;

@@ -15,6 +15,9 @@
 
 #define BODY_PRINCIPAL_MAX 512
 #define BODY_ZTMP (16u * 1024) /* inflate output per step: the scratch given to body_init */
+/* A body of ambiguous type is held up to this, then read whole as JSON or else as text;
+ * a longer one is read as a stream, as JSON when its first byte says so, else as text. */
+#define BODY_EVERY_WAY_MAX (1024u * 1024)
 
 /* The pipe's output, in order: decoded and (when a masker applies) masked payload. `last`
  * says the body ends with these bytes, so a caller still holding its head can send an exact
@@ -48,6 +51,7 @@ typedef struct {
     mm_masker *masker;      /* NULL: payload passes unchanged (borrowed for the body) */
     uint64_t gen;           /* the masker's configuration generation (stream reuse) */
     mm_body_kind kind;
+    bool every_way;         /* the type is ambiguous: read the body the most inclusive way */
     mm_direction dir;
     const char *principal;  /* the caller, for exemptions; NULL for none (copied) */
     size_t max_value;       /* 0: the engine's default */
@@ -75,6 +79,7 @@ typedef struct {
     mm_buf stage; /* the stream's output, handed on once per feed */
     mm_buf raw;   /* payload kept while nothing was sent, for onError passthrough */
     bool raw_ok;
+    bool held; /* every_way: the body is in raw until it ends or outgrows the bound */
     /* state */
     bool masking;  /* a masking stream runs */
     bool raw_mode; /* masking failed and onError let the rest pass unmasked */
@@ -92,6 +97,12 @@ void body_cleanup(body_pipe *b);
 /* Starts a body; a masking stream of the previous body is reused when masker generation,
  * kind and principal are the same. MM_ENOMEM when a stream or the decoder cannot start. */
 mm_err body_begin(body_pipe *b, const body_opts *o);
+/* What a body with framing f gets under masker m (NULL: none applies) in dir: the kind and
+ * whether it is read every way, for body_opts. False when the policy refuses the type
+ * (unlistedTypes: block). A missing, repeated, listed or unparseable type is ambiguous; an
+ * unlisted one is read with the text detectors unless the policy says pass. */
+bool body_kind_for(const mm_masker *m, mm_direction dir, const http_framing *f,
+                   mm_body_kind *kind, bool *every_way);
 /* Consumes framed bytes; *used says how many (bytes past the end of the body are left for
  * the caller). DONE: the body ended and its last output went to the sink. */
 body_res body_feed(body_pipe *b, const char *p, size_t n, size_t *used);

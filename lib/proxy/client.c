@@ -102,6 +102,7 @@ static void begin_exchange(conn *c, const http_req_head *rq, size_t head_len)
     c->head_sent = c->hold = false;
     c->status = 0;
     c->retried = c->resp_seen = false;
+    c->up_extra = 0;
     c->rq_chunked_out = c->rq_piped = c->rs_piped = false;
     c->uout.len = c->uout_off = 0;
     c->uin.len = 0;
@@ -140,13 +141,12 @@ static void begin_exchange(conn *c, const http_req_head *rq, size_t head_len)
                                             c->principal, sizeof(c->principal));
     if (c->rqf.kind != HTTP_BODY_NONE) {
         mm_body_kind kind = MM_BODY_OPAQUE;
-        if (c->sn->req) {
-            char ct[256];
-            size_t n = c->rqf.content_type_len < sizeof(ct) - 1 ? c->rqf.content_type_len
-                                                                : sizeof(ct) - 1;
-            memcpy(ct, c->rqf.content_type ? c->rqf.content_type : "", n);
-            ct[n] = '\0';
-            kind = mm_body_kind_for(c->sn->masker, ct);
+        bool every_way = false;
+        if (c->sn->req &&
+            !body_kind_for(c->sn->masker, MM_DIR_REQUEST, &c->rqf, &kind, &every_way)) {
+            c->req_done = true;
+            reply_error(c, 415, "request content type refused by policy", true);
+            goto out;
         }
         if (kind != MM_BODY_OPAQUE && c->rqf.content_encoding != 0) {
             c->req_done = true;
@@ -160,6 +160,7 @@ static void begin_exchange(conn *c, const http_req_head *rq, size_t head_len)
                        .masker = kind != MM_BODY_OPAQUE ? c->sn->masker : NULL,
                        .gen = c->sn->gen,
                        .kind = kind,
+                       .every_way = every_way,
                        .dir = MM_DIR_REQUEST,
                        .principal = c->has_principal ? c->principal : NULL,
                        .max_value = p->cfg.max_value,

@@ -209,8 +209,14 @@ void exchange_finish(conn *c)
         }
     }
     if (c->up) {
+        if (c->up_extra)
+            count_unsolicited(w, c->up_extra);
+        /* after a bodiless response an app may still write the body it thinks it owes
+         * (HEAD, 204, 304): such a connection is not reused, so those bytes cannot become
+         * another request's response */
         if (c->rsf.keep_alive && c->req_done && pending(&c->uout, c->uout_off) == 0 &&
-            c->rs == RS_DONE && c->status >= 200)
+            c->rs == RS_DONE && c->status >= 200 && !c->up_extra && !c->is_head &&
+            c->status != 204 && c->status != 304)
             pool_put(w, c->up);
         else
             up_close(c->up);

@@ -276,11 +276,76 @@ static bool parse_length(const char *v, size_t n, uint64_t *out)
     return true;
 }
 
+/* A Content-Type value we can read one way: one media type (type "/" subtype, both tokens)
+ * with optional parameters, no second type in a list. */
+static bool type_clear(const char *v, size_t n)
+{
+    size_t i = 0, slash = 0;
+    bool q = false;
+
+    while (i < n && tchar[(unsigned char)v[i]])
+        i++;
+    if (i == 0 || i >= n || v[i] != '/')
+        return false;
+    slash = ++i;
+    while (i < n && tchar[(unsigned char)v[i]])
+        i++;
+    if (i == slash)
+        return false;
+    for (; i < n; i++) { /* parameters: a comma outside quotes starts a second type */
+        if (v[i] == '\\' && q)
+            i++;
+        else if (v[i] == '"')
+            q = !q;
+        else if (v[i] == ',' && !q)
+            return false;
+    }
+    return !q;
+}
+
+/* Transfer-Encoding over every field: how many codings, whether chunked is the last (and
+ * appears only there), and whether each element is a token (parameters allowed). */
+typedef struct {
+    int n;
+    bool chunked_last, chunked_early, bad;
+} te_list;
+
+static void te_add(te_list *te, const char *v, size_t len)
+{
+    size_t i = 0;
+
+    while (i <= len) {
+        size_t s = i, e, k;
+        while (i < len && v[i] != ',')
+            i++;
+        e = i++;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e == s)
+            continue; /* empty list elements are allowed and mean nothing (RFC 9110 §5.6.1) */
+        for (k = s; k < e && tchar[(unsigned char)v[k]]; k++)
+            ;
+        if (k == s || (k < e && v[k] != ';' && v[k] != ' ' && v[k] != '\t'))
+            te->bad = true;
+        if (te->chunked_last)
+            te->chunked_early = true; /* chunked twice, or chunked and then more */
+        te->chunked_last = http_token_eq(v + s, k - s, "chunked");
+        if (te->chunked_last && k < e)
+            te->bad = true; /* chunked takes no parameters */
+        te->n++;
+    }
+}
+
 /* Shared by requests and responses: length, coding, connection, type. Returns 0, -1 for
- * conflicting lengths, -2 for a transfer coding list not ending in chunked. */
+ * conflicting or invalid lengths, -2 for a transfer coding list that is malformed or does
+ * not end in one chunked, -3 for codings before a final chunked, 1 for both a length and
+ * chunked. */
 static int framing(const http_hdr *hdrs, size_t n, int minor, http_framing *f)
 {
-    bool have_len = false, have_te = false, te_chunked = false, close = false, ka = false;
+    bool have_len = false, have_te = false, close = false, ka = false;
+    te_list te = {0};
     uint64_t len = 0, l;
 
     memset(f, 0, sizeof(*f));
@@ -307,7 +372,7 @@ static int framing(const http_hdr *hdrs, size_t n, int minor, http_framing *f)
             }
         } else if (http_token_eq(h->name, h->name_len, "transfer-encoding")) {
             have_te = true;
-            te_chunked = http_list_last_is(h->value, h->value_len, "chunked");
+            te_add(&te, h->value, h->value_len);
         } else if (http_token_eq(h->name, h->name_len, "connection")) {
             if (http_list_has(h->value, h->value_len, "close"))
                 close = true;
@@ -325,19 +390,28 @@ static int framing(const http_hdr *hdrs, size_t n, int minor, http_framing *f)
             if (memchr(h->value, ',', h->value_len))
                 f->content_encoding = 3;
         } else if (http_token_eq(h->name, h->name_len, "content-type")) {
+            /* a second field, or one we cannot read one way, is ambiguous: clients differ
+             * in which they believe, so the body is read the most inclusive way */
+            f->content_type_ambiguous = f->content_type || !type_clear(h->value, h->value_len);
             f->content_type = h->value;
             f->content_type_len = h->value_len;
         } else if (http_token_eq(h->name, h->name_len, "expect")) {
             if (http_token_eq(h->value, h->value_len, "100-continue"))
                 f->expect_continue = true;
+        } else if (http_token_eq(h->name, h->name_len, "host")) {
+            f->hosts++;
+            if (memchr(h->value, ',', h->value_len) || h->value_len == 0)
+                f->hosts++; /* a list of hosts (or none) is as ambiguous as two fields */
         }
     }
     f->keep_alive = minor >= 1 ? !close : (ka && !close);
     if (have_te) {
-        if (!te_chunked)
+        if (te.bad || !te.chunked_last || te.chunked_early)
             return -2;
+        if (te.n != 1)
+            return -3;
         f->kind = HTTP_BODY_CHUNKED;
-        return have_len ? 1 : 0; /* 1: both were present */
+        return have_len ? 1 : 0;
     }
     if (have_len) {
         f->kind = len ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
@@ -350,11 +424,14 @@ int http_request_framing(const http_req_head *h, http_framing *f)
 {
     int rc = framing(h->hdrs, h->n_hdrs, h->minor, f);
 
-    if (rc == -2)
+    if (rc == -3) /* a coding besides chunked: we would have to drop it, not decode it */
         return -501;
-    if (rc != 0) /* bad length, or TE with CL: a smuggling attempt is refused */
+    if (rc != 0) /* bad length, chunked not last, or TE with CL: smuggling is refused */
         return -400;
     if (h->minor == 0 && f->kind == HTTP_BODY_CHUNKED)
+        return -400;
+    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1 (at most one in 1.0) */
+    if (f->hosts > 1 || (h->minor >= 1 && f->hosts == 0))
         return -400;
     return 0;
 }
@@ -370,11 +447,10 @@ int http_response_framing(const http_resp_head *h, bool head, http_framing *f)
         f->length = 0;
         return 0;
     }
-    if (rc == -2) { /* a coding we do not know ends the list: the body runs to close */
-        f->kind = HTTP_BODY_CLOSE;
-        f->keep_alive = false;
-        return 0;
-    }
+    /* a transfer coding besides chunked (RFC 9112 would read to close) leaves bytes we
+     * cannot decode and must not pass as if they were the body: refused */
+    if (rc == -2 || rc == -3)
+        return -502;
     if (rc == 1)
         f->keep_alive = false; /* RFC 9112 §6.3: both present, close after */
     if (f->kind == HTTP_BODY_NONE && f->length == 0) {

@@ -65,17 +65,20 @@ typedef struct {
     uint64_t length;      /* HTTP_BODY_LENGTH */
     bool keep_alive;      /* the peer allows another message on the connection */
     int content_encoding; /* 0 identity, 1 gzip, 2 deflate, 3 something else */
-    const char *content_type;
+    const char *content_type; /* the last Content-Type field; NULL when there is none */
     size_t content_type_len;
+    bool content_type_ambiguous; /* repeated, listed or unparseable: read it every way */
     bool expect_continue;
+    int hosts; /* Host fields (a listed or empty value counts twice) */
 } http_framing;
 
-/* Framing of a request: returns 0, or the negated status to answer with (400 for
- * conflicting or invalid Content-Length or an unsupported Transfer-Encoding, 501 for a
- * transfer coding we cannot decode). */
+/* Framing of a request: returns 0, or the negated status to answer with: 400 for conflicting
+ * or invalid Content-Length, Content-Length with Transfer-Encoding, a coding list not ending
+ * in chunked, chunked in HTTP/1.0, no Host in HTTP/1.1 or more than one Host; 501 for codings
+ * besides the one final chunked (we would have to drop them). */
 int http_request_framing(const http_req_head *h, http_framing *f);
 /* Framing of a response to a request with method HEAD (`head`) (RFC 9112 §6.3 rules 1-7).
- * Returns 0 or -502. */
+ * Returns 0 or -502 (conflicting lengths; a transfer coding other than exactly chunked). */
 int http_response_framing(const http_resp_head *h, bool head, http_framing *f);
 
 /* The chunked transfer coding, decoded in place. */

@@ -7,6 +7,8 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define POOL_MAX 64 /* idle upstream connections kept per worker */
@@ -110,6 +112,40 @@ void pool_put(worker *w, upconn *u)
     w->n_pool++;
 }
 
+void count_unsolicited(worker *w, size_t n)
+{
+    mm_metric_add(w->p->met.upstream_errors, (const char *const[]){"unsolicited"}, 1);
+    mm_metric_add(w->p->met.unsolicited, NULL, (double)n);
+    mm_log(MM_LOG_WARN, "upstream sent bytes no request asked for; connection closed", NULL);
+}
+
+void pool_readable(worker *w, upconn *u)
+{
+    ssize_t n = recv(u->fd, w->scratch, READ_CHUNK, MSG_DONTWAIT);
+
+    if (n > 0)
+        count_unsolicited(w, (size_t)n);
+    pool_remove(w, u);
+    up_close(u);
+}
+
+/* Whether a pooled connection is still clean: nothing unread, not closed. Bytes waiting
+ * here would otherwise be read as the next request's response. */
+static bool pool_clean(worker *w, upconn *u)
+{
+    char b;
+    ssize_t n = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return true;
+    if (n > 0) {
+        int avail = 0;
+        (void)ioctl(u->fd, FIONREAD, &avail);
+        count_unsolicited(w, avail > 0 ? (size_t)avail : 1);
+    }
+    return false;
+}
+
 /* A pooled connection, else a new one being connected; NULL when the connect failed at
  * once (refused, no descriptors). */
 upconn *up_get(worker *w, bool fresh)
@@ -118,9 +154,11 @@ upconn *up_get(worker *w, bool fresh)
     upconn *u;
     int fd;
 
-    if (!fresh && (u = w->pool) != NULL) {
+    while (!fresh && (u = w->pool) != NULL) {
         pool_remove(w, u);
-        return u;
+        if (pool_clean(w, u))
+            return u;
+        up_close(u);
     }
     fd = socket(p->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

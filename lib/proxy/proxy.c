@@ -112,6 +112,11 @@ static mm_err register_metrics(mm_proxy *p, mm_errbuf *eb)
         (rc = mm_metrics_counter(m->reg, "maskmesh_proxy_upstream_errors_total",
                                  "Failures talking to the app, by reason.", l_reason,
                                  &m->upstream_errors)) != MM_OK ||
+        (rc = mm_metrics_counter(m->reg, "maskmesh_proxy_upstream_unsolicited_bytes_total",
+                                 "Bytes the app sent that no request asked for (after a "
+                                 "complete response, or to an idle connection): discarded, "
+                                 "and the connection closed.",
+                                 NULL, &m->unsolicited)) != MM_OK ||
         (rc = mm_metrics_gauge(m->reg, "maskmesh_proxy_connections",
                                "Open client connections.", NULL, &m->connections)) != MM_OK ||
         (rc = mm_metrics_gauge(m->reg, "maskmesh_proxy_config_generation",

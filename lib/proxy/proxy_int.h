@@ -43,6 +43,7 @@ typedef struct {
     mm_metric *reloads;      /* {result} */
     mm_metric *duration;     /* histogram */
     mm_metric *upstream_errors; /* {reason} */
+    mm_metric *unsolicited;     /* bytes from the app no request asked for */
     mm_metric *connections;  /* gauge */
     mm_metric *config_gen;   /* gauge: generation of the loaded config, 0 none */
 } proxy_metrics;
@@ -147,6 +148,7 @@ struct conn {
     mm_buf uin;     /* response head bytes */
     mm_buf reqhead; /* the request head as sent, for one retry on a stale pooled connection */
     bool retried, resp_seen;
+    size_t up_extra; /* bytes past the response: the connection is closed, not pooled */
 
     int rs;
     int status;
@@ -205,6 +207,11 @@ void pool_remove(worker *w, upconn *u);
 void pool_put(worker *w, upconn *u);
 upconn *up_get(worker *w, bool fresh);
 void pool_sweep(worker *w, bool all); /* idle connections age out (all: every one) */
+/* An idle pooled connection turned readable: the app closed it or sent bytes nobody asked
+ * for (counted); either way it goes. */
+void pool_readable(worker *w, upconn *u);
+/* Counts n bytes the app sent unasked. */
+void count_unsolicited(worker *w, size_t n);
 
 /* exchange.c */
 void count_code(worker *w, int code);

@@ -131,8 +131,7 @@ static void rs_feed(conn *c, const char *p, size_t n)
     body_res r = body_feed(&c->rsp, p, n, &used);
 
     if (r == BODY_DONE) {
-        if (used < n)
-            c->rsf.keep_alive = false; /* bytes past the body: do not reuse */
+        c->up_extra = n - used; /* bytes past the body: counted, and the connection closed */
         rs_done(c);
     } else if (r == BODY_FAILED) {
         rs_failed(c);
@@ -145,7 +144,7 @@ static void rs_head(conn *c, const http_resp_head *h)
     mm_proxy *p = c->w->p;
     bool http10_client = false;
     mm_body_kind kind = MM_BODY_OPAQUE;
-    char ct[256];
+    bool every_way = false;
 
     c->status = h->status;
     if (http_response_framing(h, c->is_head, &c->rsf) < 0) {
@@ -158,12 +157,14 @@ static void rs_head(conn *c, const http_resp_head *h)
     c->onerr = MM_ONERR_BLOCK;
 
     if (c->sn->resp) {
-        size_t n = c->rsf.content_type_len < sizeof(ct) - 1 ? c->rsf.content_type_len
-                                                           : sizeof(ct) - 1;
-        memcpy(ct, c->rsf.content_type ? c->rsf.content_type : "", n);
-        ct[n] = '\0';
-        kind = mm_body_kind_for(c->sn->masker, ct);
         c->onerr = mm_masker_on_error(c->sn->masker, MM_DIR_RESPONSE);
+        if (!body_kind_for(c->sn->masker, MM_DIR_RESPONSE, &c->rsf, &kind, &every_way) &&
+            c->rsf.kind != HTTP_BODY_NONE) {
+            mm_metric_add(p->met.upstream_errors, (const char *const[]){"type_refused"}, 1);
+            c->rsf.keep_alive = false;
+            reply_error(c, 502, "response content type refused by policy", false);
+            return;
+        }
     }
     if (kind != MM_BODY_OPAQUE && c->rsf.kind != HTTP_BODY_NONE) {
         if (c->rsf.content_encoding == 3) {
@@ -187,6 +188,7 @@ static void rs_head(conn *c, const http_resp_head *h)
                        .masker = c->rs_mask ? c->sn->masker : NULL,
                        .gen = c->sn->gen,
                        .kind = kind,
+                       .every_way = every_way,
                        .dir = MM_DIR_RESPONSE,
                        .principal = c->has_principal ? c->principal : NULL,
                        .max_value = p->cfg.max_value,
@@ -287,6 +289,25 @@ void up_failed(conn *c, const char *reason)
                 false);
 }
 
+/* An interim (1xx) response to the client, through the same header rules as a final one. */
+static void interim(conn *c, const http_resp_head *h)
+{
+    mm_buf b;
+    long extra = conn_extra(h->hdrs, h->n_hdrs);
+    bool ok;
+
+    mm_buf_init(&b, 0);
+    ok = out_put(&b, "HTTP/1.1 ", 9) && put_u64(&b, (uint64_t)h->status) && out_put(&b, " ", 1) &&
+         out_put(&b, h->reason, h->reason_len) && out_put(&b, "\r\n", 2);
+    for (size_t i = 0; ok && i < h->n_hdrs; i++)
+        if (!hop_by_hop(&h->hdrs[i], h->hdrs, extra))
+            ok = put_header(c, &b, &h->hdrs[i], MM_DIR_RESPONSE);
+    ok = ok && out_put(&b, "\r\n", 2) && out_put(&c->out, b.data, b.len);
+    if (!ok)
+        mm_log(MM_LOG_WARN, "interim response dropped", "status", "1xx", NULL);
+    mm_buf_free(&b);
+}
+
 static void up_process(conn *c)
 {
     http_resp_head *h = &c->w->rsh;
@@ -306,21 +327,23 @@ static void up_process(conn *c)
                     reply_error(c, 502, "protocol upgrades are not supported", false);
                 return;
             }
-            /* interim responses are relayed, except a 100 we already sent ourselves */
-            if (!(h->status == 100 && c->rqf.expect_continue) &&
-                !out_put(&c->out, c->uin.data, (size_t)r)) {
-                    reply_error(c, 500, "out of memory", false);
-                return;
-            }
+            /* interim responses get the header rules like final ones; one we cannot
+             * rewrite, a 100 we already sent ourselves, and any to an HTTP/1.0 client
+             * (RFC 9110 §15.2) are dropped: clients must accept that */
+            if (!(h->status == 100 && c->rqf.expect_continue) && c->req_minor >= 1)
+                interim(c, h);
             memmove(c->uin.data, c->uin.data + r, c->uin.len - (size_t)r);
             c->uin.len -= (size_t)r;
             continue;
         }
+        /* bytes past a bodiless response's head were not asked for */
+        c->up_extra = c->uin.len - (size_t)r;
         rs_head(c, h);
         if (c->rs != RS_BODY) { /* ended (bodiless, or an error) */
             c->uin.len = 0;
             return;
         }
+        c->up_extra = 0; /* they are the body */
         size_t rest = c->uin.len - (size_t)r;
         if (rest > 0) {
             /* body bytes that came with the head: fed from a copy, uin is reused */

@@ -188,8 +188,7 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
         if (u->fd < 0)
             return;
         if (!u->c) { /* idle in the pool and readable: closed by the app, or junk */
-            pool_remove(w, u);
-            up_close(u);
+            pool_readable(w, u);
             return;
         }
         c = u->c;

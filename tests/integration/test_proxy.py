@@ -83,6 +83,7 @@ POLICY = """
     mode: %(mode)s
     direction: %(direction)s
     onError: %(onerror)s
+    unlistedTypes: %(unlisted)s
     rules:
       - name: card
         fields: ["$..card"]
@@ -99,9 +100,10 @@ POLICY = """
 """
 
 
-def policy(mode="enforce", direction="response", onerror="block", email_action="redact"):
+def policy(mode="enforce", direction="response", onerror="block", email_action="redact",
+           unlisted="detect"):
     return POLICY % dict(mode=mode, direction=direction, onerror=onerror,
-                         email_action=email_action)
+                         email_action=email_action, unlisted=unlisted)
 
 
 class Proxy:
@@ -378,9 +380,21 @@ def t_gzip_decoded_and_masked(env):
 
 
 def t_opaque_passes(env):
+    # not a type any rule covers: read with the text detectors by default (unlistedTypes:
+    # detect), unchanged under unlistedTypes: pass, refused under block
     st, h, body = get(env.px.port, "/binary")
-    assert st == 200 and int(h["content-length"][0]) == len(body)
-    assert CARD.encode() in body  # not a type any rule covers: unchanged
+    assert st == 200 and CARD.encode() not in body and MASKED_CARD.encode() in body, body[:200]
+    for unlisted, want in (("pass", 200), ("block", 502)):
+        px = Proxy(env.app_port, policy(unlisted=unlisted))
+        try:
+            st, h, body = get(px.port, "/binary")
+            assert st == want, (unlisted, st)
+            if want == 200:
+                assert int(h["content-length"][0]) == len(body) and CARD.encode() in body
+            else:
+                assert CARD.encode() not in body
+        finally:
+            px.stop()
 
 
 def t_text_masked(env):
