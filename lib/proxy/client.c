@@ -198,7 +198,7 @@ static void begin_exchange(conn *c, const http_req_head *rq, size_t head_len)
     c->in.len -= head_len;
     head_len = 0;
 
-    c->up = up_get(w, false);
+    c->up = up_get(w, c, false);
     if (!c->up) {
         mm_metric_add(p->met.upstream_errors, (const char *const[]){"connect"}, 1);
         reply_error(c, 502, "upstream connection refused", false);

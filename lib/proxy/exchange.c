@@ -217,7 +217,7 @@ void exchange_finish(conn *c)
         if (c->rsf.keep_alive && c->req_done && pending(&c->uout, c->uout_off) == 0 &&
             c->rs == RS_DONE && c->status >= 200 && !c->up_extra && !c->is_head &&
             c->status != 204 && c->status != 304)
-            pool_put(w, c->up);
+            pool_put(c, c->up);
         else
             up_close(c->up);
         c->up = NULL;
@@ -248,6 +248,7 @@ void conn_close(conn *c)
 
     if (c->fd < 0)
         return;
+    pool_drop(c);
     if (c->up) {
         up_close(c->up);
         c->up = NULL;

@@ -1,6 +1,9 @@
-/* lib/proxy/pool.c: connections to the app. A worker keeps up to POOL_MAX idle ones; an
- * exchange takes one (or connects a new one) and gives it back only when its response was
- * read to the end. Also the socket helpers the other files share. */
+/* lib/proxy/pool.c: connections to the app. An upstream connection is reused only by the
+ * client connection that used it before (kept in conn.idle_up), never by another client:
+ * bytes an app sends late, after a response was complete, can then at worst reach the
+ * client whose exchange caused them, through the same masking, and never someone else.
+ * It is kept only when its response was read to the end. Also the socket helpers the other
+ * files share. */
 #include "proxy/proxy_int.h"
 
 #include <errno.h>
@@ -10,8 +13,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define POOL_MAX 64 /* idle upstream connections kept per worker */
 
 void set_nodelay(int fd)
 {
@@ -78,25 +79,16 @@ void free_dead_up(worker *w)
     }
 }
 
-void pool_remove(worker *w, upconn *u)
+void pool_put(conn *c, upconn *u)
 {
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        w->pool = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    u->next = u->prev = NULL;
-    w->n_pool--;
-}
+    worker *w = u->w;
 
-void pool_put(worker *w, upconn *u)
-{
-    if (w->n_pool >= POOL_MAX || atomic_load(&w->p->draining)) {
+    if (atomic_load(&w->p->draining) || c->idle_up) {
         up_close(u);
         return;
     }
     u->c = NULL;
+    u->owner = c;
     u->reused = true;
     u->idle_since = w->now;
     /* idle: readable means the app closed it (or sent garbage); either way it goes */
@@ -104,12 +96,16 @@ void pool_put(worker *w, upconn *u)
         up_close(u);
         return;
     }
-    u->prev = NULL;
-    u->next = w->pool;
-    if (w->pool)
-        w->pool->prev = u;
-    w->pool = u;
-    w->n_pool++;
+    c->idle_up = u;
+}
+
+void pool_drop(conn *c)
+{
+    if (c->idle_up) {
+        c->idle_up->owner = NULL;
+        up_close(c->idle_up);
+        c->idle_up = NULL;
+    }
 }
 
 void count_unsolicited(worker *w, size_t n)
@@ -125,8 +121,10 @@ void pool_readable(worker *w, upconn *u)
 
     if (n > 0)
         count_unsolicited(w, (size_t)n);
-    pool_remove(w, u);
-    up_close(u);
+    if (u->owner)
+        pool_drop(u->owner);
+    else
+        up_close(u);
 }
 
 /* Whether a pooled connection is still clean: nothing unread, not closed. Bytes waiting
@@ -148,15 +146,16 @@ static bool pool_clean(worker *w, upconn *u)
 
 /* A pooled connection, else a new one being connected; NULL when the connect failed at
  * once (refused, no descriptors). */
-upconn *up_get(worker *w, bool fresh)
+upconn *up_get(worker *w, conn *c, bool fresh)
 {
     mm_proxy *p = w->p;
-    upconn *u;
+    upconn *u = c->idle_up;
     int fd;
 
-    while (!fresh && (u = w->pool) != NULL) {
-        pool_remove(w, u);
-        if (pool_clean(w, u))
+    if (u) {
+        c->idle_up = NULL;
+        u->owner = NULL;
+        if (!fresh && pool_clean(w, u))
             return u;
         up_close(u);
     }
@@ -182,11 +181,8 @@ upconn *up_get(worker *w, bool fresh)
 
 void pool_sweep(worker *w, bool all)
 {
-    for (upconn *u = w->pool, *un; u; u = un) {
-        un = u->next;
-        if (all || w->now - u->idle_since > (uint64_t)w->p->cfg.pool_idle_ms * 1000000ull) {
-            pool_remove(w, u);
-            up_close(u);
-        }
-    }
+    for (conn *c = w->conns; c; c = c->next)
+        if (c->idle_up && (all || w->now - c->idle_up->idle_since >
+                                      (uint64_t)w->p->cfg.pool_idle_ms * 1000000ull))
+            pool_drop(c);
 }

@@ -105,7 +105,8 @@ typedef struct upconn {
     int kind; /* EV_UP: first member, the epoll tag */
     int fd;
     worker *w;
-    conn *c; /* the exchange using it; NULL while idle in the pool */
+    conn *c;     /* the exchange using it; NULL while idle */
+    conn *owner; /* while idle: the client connection it is kept for */
     struct upconn *next, *prev;
     bool connecting;
     bool reused;
@@ -143,6 +144,7 @@ struct conn {
     bool has_principal;
 
     upconn *up;
+    upconn *idle_up; /* the upstream connection kept for this client's next request */
     mm_buf uout; /* bytes for the upstream from uout_off */
     size_t uout_off;
     mm_buf uin;     /* response head bytes */
@@ -176,8 +178,6 @@ struct worker {
     bool listening;
     conn *conns;
     int n_conns;
-    upconn *pool;
-    int n_pool;
     upconn *dead_up; /* closed this batch, freed after it */
     uint64_t now, last_sweep;
     char *scratch; /* READ_CHUNK for reads */
@@ -203,9 +203,9 @@ static inline size_t pending(const mm_buf *b, size_t off)
 }
 void up_close(upconn *u); /* closes now, frees after the event batch */
 void free_dead_up(worker *w);
-void pool_remove(worker *w, upconn *u);
-void pool_put(worker *w, upconn *u);
-upconn *up_get(worker *w, bool fresh);
+void pool_put(conn *c, upconn *u);  /* kept for c's next request */
+void pool_drop(conn *c);            /* closes what c kept */
+upconn *up_get(worker *w, conn *c, bool fresh);
 void pool_sweep(worker *w, bool all); /* idle connections age out (all: every one) */
 /* An idle pooled connection turned readable: the app closed it or sent bytes nobody asked
  * for (counted); either way it goes. */

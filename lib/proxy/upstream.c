@@ -274,7 +274,7 @@ void up_failed(conn *c, const char *reason)
         c->uout.len = c->uout_off = 0;
         c->uin.len = 0;
         if (mm_buf_append(&c->uout, c->reqhead.data, c->reqhead.len) == MM_OK &&
-            (c->up = up_get(w, true)) != NULL) {
+            (c->up = up_get(w, c, true)) != NULL) {
             c->up->c = c;
             return;
         }

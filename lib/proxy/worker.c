@@ -302,7 +302,6 @@ void *worker_main(void *arg)
         conn_close(c);
         conn_free(c);
     }
-    pool_sweep(w, true);
     free_dead_up(w);
     flush_findings(w);
     return NULL;
