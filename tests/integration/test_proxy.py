@@ -945,13 +945,12 @@ class Env:
     pass
 
 
-def main():
+def run(tests, env):
+    """Runs each test (or those named on the command line) against env, then stops env.px;
+    prints `N passed, N failed` and returns the exit code."""
     only = sys.argv[1:]
-    env = Env()
-    env.app, env.app_port = start_app()
-    env.px = Proxy(env.app_port)
     passed = failed = 0
-    for t in TESTS:
+    for t in tests:
         if only and t.__name__ not in only:
             continue
         t0 = time.time()
@@ -969,6 +968,13 @@ def main():
         print("FAIL proxy exit code %r; log tail:\n%s" % (rc, env.px.log()[-3000:]))
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
+
+
+def main():
+    env = Env()
+    env.app, env.app_port = start_app()
+    env.px = Proxy(env.app_port)
+    return run(TESTS, env)
 
 
 if __name__ == "__main__":

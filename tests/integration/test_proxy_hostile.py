@@ -15,7 +15,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_proxy as tp  # noqa: E402  (the proxy runner, the client and the policy)
@@ -398,32 +397,13 @@ class Env:
 
 
 def main():
-    only = sys.argv[1:]
     env = Env()
     env.app = HostileApp()
     # unlisted types pass unread here, so a fake response delivered to the wrong client
-    # would show its card; one worker, so the pool is shared by every request
+    # would show its card; one worker, so every request meets the same connections
     env.px = tp.Proxy(env.app.port, tp.policy(unlisted="pass"),
                       args=("--workers", "1", "--header-timeout", "500"))
-    passed = failed = 0
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        t0 = time.time()
-        try:
-            t(env)
-            passed += 1
-            print("ok   %-40s %.2fs" % (t.__name__, time.time() - t0), flush=True)
-        except Exception as e:  # noqa: BLE001 (each test reports, the run goes on)
-            failed += 1
-            print("FAIL %-40s %s" % (t.__name__, e), flush=True)
-            traceback.print_exc(limit=3)
-    rc = env.px.stop()
-    if rc != 0:
-        failed += 1
-        print("FAIL proxy exit code %r; log tail:\n%s" % (rc, env.px.log()[-3000:]))
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return tp.run(TESTS, env)
 
 
 if __name__ == "__main__":
