@@ -1,6 +1,7 @@
 /* libFuzzer target for the sidecar's response side: upstream bytes into the response head
- * parser, the framing rules and the body pipe (chunked/length/close framing, gzip, the
- * masking stream) under a fixed policy. The first input byte picks onError, HEAD or not, and
+ * parser, the framing rules, the type decision (body_kind_for: ambiguous types read every
+ * way, unlisted ones by unlistedTypes) and the body pipe (chunked/length/close framing, gzip,
+ * the masking stream) under a fixed policy. The first input byte picks onError, HEAD or not, and
  * where the body is split; the body is fed whole and in two pieces. Errors are fine;
  * crashes, leaks, consuming more than given, and (unless onError is passthrough) a split that
  * changes the verdict, the bytes consumed or, for JSON and unmasked bodies, the output are
@@ -62,7 +63,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_framing f;
     body_pipe a, b;
     mm_buf oa, ob;
-    char ct[256];
     int r;
 
     if (!masker) {
@@ -85,10 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (r <= 0 || http_response_framing(&rs, ctl & 1, &f) < 0 || f.kind == HTTP_BODY_NONE)
         return 0;
-    size_t n = f.content_type_len < sizeof(ct) - 1 ? f.content_type_len : sizeof(ct) - 1;
-    memcpy(ct, f.content_type ? f.content_type : "", n);
-    ct[n] = '\0';
-    mm_body_kind kind = mm_body_kind_for(masker, ct);
+    mm_body_kind kind;
+    bool every_way;
+    if (!body_kind_for(masker, MM_DIR_RESPONSE, &f, &kind, &every_way))
+        return 0; /* refused by unlistedTypes: block */
     const char *body = s + r;
     size_t blen = size - (size_t)r, split = blen ? (size_t)(ctl >> 2) * blen / 63 : 0;
     if (split > blen)
@@ -102,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    .masker = kind != MM_BODY_OPAQUE ? masker : NULL,
                    .gen = 1,
                    .kind = kind,
+                   .every_way = every_way,
                    .dir = MM_DIR_RESPONSE,
                    .max_value = 4096,
                    .on_error = errs[(ctl >> 1) % 3]};
