@@ -259,7 +259,7 @@ static void test_every_way(void **state)
     size_t big = BODY_EVERY_WAY_MAX + 4096;
     char *doc = mm_malloc(big + 64);
     assert_non_null(doc);
-    size_t n = (size_t)sprintf(doc, "[{\"card\":\"%s\"}", CARD);
+    size_t n = (size_t)snprintf(doc, 64, "[{\"card\":\"%s\"}", CARD);
     while (n < big) {
         memcpy(doc + n, ",{\"n\":1234567}", 14);
         n += 14;
