@@ -1,4 +1,4 @@
-/* libFuzzer target for the proxy's HTTP/1.1 parsers (lib/proxy/http.c): the input as a
+/* libFuzzer target for the proxy's HTTP/1.1 parsers (lib/proxy/http1.c): the input as a
  * request head, a response head (with their framing), a chunked body fed whole and then
  * in two pieces split where the first byte says (the decoded payload must not depend on
  * the split), and an x-forwarded-client-cert value. Errors are fine; crashes, reads past
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/proxy_int.h"
+#include "proxy/http1.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         http_response_framing(&rs, false, &f);
         http_response_framing(&rs, true, &f);
     }
-    xfcc_uri(s, size, uri, sizeof(uri));
+    http_xfcc_uri(s, size, uri, sizeof(uri));
     if (size > 0 && (a = malloc(size)) && (b = malloc(size))) {
         size_t split = size > 1 ? (size_t)data[0] % size : 0;
         http_chunk_res r1 = dechunk(s, size, size, a, &al);

@@ -334,6 +334,9 @@ def main():
           "mode enum enforce|audit, default enforce")
     check(enum("spec.onError") == ["block", "redact-all", "passthrough"]
           and get(root, "spec.onError").get("default") == "block", "onError enum, default block")
+    check(enum("spec.unlistedTypes") == ["block", "detect", "pass"]
+          and get(root, "spec.unlistedTypes").get("default") == "detect",
+          "unlistedTypes enum, default detect (the model's default)")
     check(enum("spec.direction") == ["response", "request", "both"]
           and get(root, "spec.direction").get("default") == "response", "direction enum, default response")
     actions = ["redact", "mask", "hash", "tokenize", "remove", "replace"]

@@ -55,6 +55,8 @@ bool mm_masker_applies(const mm_masker *m, mm_direction dir);
 /* The strictest onError of the policies that apply in `dir` (block > redact-all >
  * passthrough). */
 mm_on_error mm_masker_on_error(const mm_masker *m, mm_direction dir);
+/* The strictest unlistedTypes of the policies that apply in `dir` (block > detect > pass). */
+mm_unlisted mm_masker_unlisted(const mm_masker *m, mm_direction dir);
 
 /* Rules are numbered 0..count-1 across policies, in the order they apply. */
 size_t mm_masker_rule_count(const mm_masker *m);

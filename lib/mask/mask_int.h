@@ -246,6 +246,7 @@ struct mm_masker {
     size_t n_ctypes;
     unsigned dirs_any;
     mm_on_error on_error[2];
+    mm_unlisted unlisted[2];
 };
 
 /* path.c: builds m->pa from m->paths. */

@@ -317,6 +317,7 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
     m->refs = 1;
     m->scan = opts && opts->scan;
     m->on_error[0] = m->on_error[1] = MM_ONERR_PASSTHROUGH;
+    m->unlisted[0] = m->unlisted[1] = MM_UNLISTED_PASS;
     if (n && !(sorted = mm_calloc(n, sizeof(*sorted))))
         goto nomem;
     for (size_t i = 0; i < n; i++) {
@@ -349,6 +350,9 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
         for (int d = 0; d < 2; d++)
             if ((dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)) && p->on_error < m->on_error[d])
                 m->on_error[d] = p->on_error; /* block < redact-all < passthrough: strictest */
+        for (int d = 0; d < 2; d++)
+            if ((dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)) && p->unlisted < m->unlisted[d])
+                m->unlisted[d] = p->unlisted; /* block < detect < pass: strictest */
         for (size_t ri = 0; ri < p->n_rules; ri++) {
             const mm_rule *r = &p->rules[ri];
             int idx = (int)m->n_rules;
@@ -445,6 +449,11 @@ bool mm_masker_applies(const mm_masker *m, mm_direction dir)
 mm_on_error mm_masker_on_error(const mm_masker *m, mm_direction dir)
 {
     return m->on_error[dir_index(dir)];
+}
+
+mm_unlisted mm_masker_unlisted(const mm_masker *m, mm_direction dir)
+{
+    return m->unlisted[dir_index(dir)];
 }
 
 size_t mm_masker_rule_count(const mm_masker *m) { return m->n_rules; }

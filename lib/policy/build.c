@@ -756,12 +756,14 @@ mm_policy *build_policy(bctx *c, const node *root)
      * read as-is or not at all */
     static const char *const top_keys[] = {"apiVersion", "kind", "metadata", "spec", "status",
                                            NULL};
-    static const char *const spec_keys[] = {"selector", "port", "mode", "onError", "direction",
-                                            "rules", "headers", "defaultDeny", "exemptions",
-                                            "reveal", "network", "streams", NULL};
+    static const char *const spec_keys[] = {"selector", "port", "mode", "onError",
+                                            "unlistedTypes", "direction", "rules", "headers",
+                                            "defaultDeny", "exemptions", "reveal", "network",
+                                            "streams", NULL};
     static const char *const modes[] = {"enforce", "audit", NULL};
     static const char *const onerr[] = {"block", "redact-all", "passthrough", NULL};
     static const char *const dirs[] = {"response", "request", "both", NULL};
+    static const char *const unlisted[] = {"block", "detect", "pass", NULL};
     mm_policy *p = mm_calloc(1, sizeof(*p));
     const node *f, *meta, *spec;
     size_t errors_before = c->errors, old;
@@ -774,6 +776,7 @@ mm_policy *build_policy(bctx *c, const node *root)
     }
     p->mode = MM_MODE_ENFORCE;
     p->on_error = MM_ONERR_BLOCK;
+    p->unlisted = MM_UNLISTED_DETECT; /* an unknown type is read, not trusted */
     p->direction = MM_DIR_RESPONSE;
     if (!is_map(c, root))
         goto fail;
@@ -862,6 +865,9 @@ mm_policy *build_policy(bctx *c, const node *root)
     e = (int)p->on_error;
     build_enum(c, spec, "onError", onerr, &e);
     p->on_error = (mm_on_error)e;
+    e = (int)p->unlisted;
+    build_enum(c, spec, "unlistedTypes", unlisted, &e);
+    p->unlisted = (mm_unlisted)e;
     e = 0;
     build_enum(c, spec, "direction", dirs, &e);
     p->direction = (mm_direction)(e + 1);

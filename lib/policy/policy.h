@@ -200,6 +200,10 @@ typedef struct {
 typedef enum { MM_MODE_ENFORCE, MM_MODE_AUDIT } mm_mode;
 typedef enum { MM_ONERR_BLOCK, MM_ONERR_REDACT_ALL, MM_ONERR_PASSTHROUGH } mm_on_error;
 typedef enum { MM_DIR_RESPONSE = 1, MM_DIR_REQUEST = 2, MM_DIR_BOTH = 3 } mm_direction;
+/* spec.unlistedTypes: a body whose content type no rule or built-in kind covers is refused
+ * (block), read with the text detectors (detect, the default), or passed unread (pass).
+ * Ordered strictest first. */
+typedef enum { MM_UNLISTED_BLOCK, MM_UNLISTED_DETECT, MM_UNLISTED_PASS } mm_unlisted;
 
 typedef struct {
     char *name;
@@ -211,6 +215,7 @@ typedef struct {
     char *port; /* spec.port as written (number or name); NULL when absent */
     mm_mode mode;
     mm_on_error on_error;
+    mm_unlisted unlisted;
     mm_direction direction;
     mm_rule *rules;
     size_t n_rules;

@@ -52,6 +52,7 @@ static void check_design_model(const mm_policy *p, bool from_json)
     assert_string_equal(p->port, "8080");
     assert_int_equal(p->mode, MM_MODE_ENFORCE);
     assert_int_equal(p->on_error, MM_ONERR_BLOCK);
+    assert_int_equal(p->unlisted, MM_UNLISTED_DETECT); /* the default: unknown types are read */
     assert_int_equal(p->direction, MM_DIR_RESPONSE);
     if (from_json) {
         assert_string_equal(p->uid, "e2b7c4d1-8f3a-4c6e-9b0d-7a1f5e3c2b84");
@@ -561,8 +562,8 @@ static void test_errors_name_places(void **state)
         {HEAD "spec: [1]\n", 4, "[", "spec: expected a mapping, got a list"},
         /* spec */
         {HEAD "spec: {selector: {}, rulez: []}\n", 4, "rulez",
-         "spec.rulez: unknown field (expected one of selector, port, mode, onError, direction, "
-         "rules, headers, defaultDeny, exemptions, reveal, network, streams)"},
+         "spec.rulez: unknown field (expected one of selector, port, mode, onError, unlistedTypes, "
+         "direction, rules, headers, defaultDeny, exemptions, reveal, network, streams)"},
         {HEAD "spec: {selector: {}}\n", 4, "{", "spec: rules is required (or defaultDeny)"},
         {HEAD "spec: {selector: {}, rules: []}\n", 4, "[]", "spec.rules: at least one rule is required (or defaultDeny)"},
         {HEAD "spec: {selector: {}, rules: {}}\n", 4, "{}}", "spec.rules: expected a list, got a mapping"},
@@ -590,6 +591,8 @@ static void test_errors_name_places(void **state)
          "spec.mode: unknown value \"loud\" (expected enforce or audit)"},
         {HEAD "spec: {selector: {}, onError: drop, " RULE "}\n", 4, "drop",
          "spec.onError: unknown value \"drop\" (expected block, redact-all or passthrough)"},
+        {HEAD "spec: {selector: {}, unlistedTypes: skip, " RULE "}\n", 4, "skip",
+         "spec.unlistedTypes: unknown value \"skip\" (expected block, detect or pass)"},
         {HEAD "spec: {selector: {}, direction: in, " RULE "}\n", 4, "in,",
          "spec.direction: unknown value \"in\" (expected response, request or both)"},
         {HEAD "spec: {selector: {}, mode: ~, " RULE "}\n", 4, "~", "spec.mode: expected a value, got null"},

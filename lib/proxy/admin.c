@@ -48,7 +48,7 @@ static void respond(int fd, int status, const char *ctype, const char *body, siz
     if (mm_buf_printf(&b,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n",
-                      status, status_reason(status), ctype, blen) != MM_OK ||
+                      status, http_status_reason(status), ctype, blen) != MM_OK ||
         mm_buf_append(&b, body, blen) != MM_OK)
         goto out;
     while (off < b.len) {

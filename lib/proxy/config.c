@@ -1,7 +1,6 @@
 /* lib/proxy/config.c: loading the sidecar's configuration (the policies that select this
  * pod's labels, compiled with the mounted keys) into an immutable snapshot, publishing it,
- * and noticing when kubelet swaps the mounted files. Also the x-forwarded-client-cert
- * parsing that gives exemptions their caller. */
+ * and noticing when kubelet swaps the mounted files. */
 #include "proxy/proxy_int.h"
 
 #include <dirent.h>
@@ -172,63 +171,4 @@ out:
     mm_free(text);
     mm_buf_free(&names);
     return rc;
-}
-
-/* x-forwarded-client-cert: elements separated by ',' (the last one added by the nearest
- * proxy), each `Key=Value` pairs separated by ';', values optionally double-quoted with
- * backslash escapes. We want URI of the last element. */
-bool xfcc_uri(const char *v, size_t len, char *out, size_t n)
-{
-    size_t start = 0, i;
-    bool q = false;
-
-    for (i = 0; i < len; i++) { /* the last element starts after the last unquoted comma */
-        if (v[i] == '\\' && q) {
-            i++;
-            continue;
-        }
-        if (v[i] == '"')
-            q = !q;
-        else if (v[i] == ',' && !q)
-            start = i + 1;
-    }
-    i = start;
-    while (i < len) {
-        size_t ks, ke;
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ';'))
-            i++;
-        ks = i;
-        while (i < len && v[i] != '=' && v[i] != ';')
-            i++;
-        ke = i;
-        if (i >= len || v[i] != '=')
-            continue;
-        i++;
-        size_t o = 0;
-        bool want = http_token_eq(v + ks, ke - ks, "uri");
-        bool fits = true;
-        if (i < len && v[i] == '"') {
-            for (i++; i < len && v[i] != '"'; i++) {
-                if (v[i] == '\\' && i + 1 < len)
-                    i++;
-                if (want && o + 1 < n)
-                    out[o++] = v[i];
-                else if (want)
-                    fits = false;
-            }
-            i++;
-        } else {
-            for (; i < len && v[i] != ';'; i++) {
-                if (want && o + 1 < n)
-                    out[o++] = v[i];
-                else if (want)
-                    fits = false;
-            }
-        }
-        if (want) {
-            out[o] = '\0';
-            return fits && o > 0;
-        }
-    }
-    return false;
 }

@@ -33,44 +33,6 @@ void mm_proxy_config_defaults(mm_proxy_config *c)
     c->watch_interval_ms = 1000;
 }
 
-const char *status_reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    }
-    return "Error";
-}
-
-void send_json_error(mm_buf *out, int status, const char *msg, bool close)
-{
-    char body[256];
-    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d}\n", msg, status);
-
-    if (n < 0 || (size_t)n >= sizeof(body))
-        n = snprintf(body, sizeof(body), "{\"status\":%d}\n", status);
-    /* a failed append leaves a short response; the connection closes on error anyway */
-    (void)mm_buf_printf(out,
-                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %d\r\nCache-Control: no-store\r\n%s\r\n%s",
-                        status, status_reason(status), n, close ? "Connection: close\r\n" : "",
-                        body);
-}
-
 mm_err parse_hostport(const char *s, bool passive, struct sockaddr_storage *ss, socklen_t *len,
                       mm_errbuf *eb)
 {
@@ -150,6 +112,11 @@ static mm_err register_metrics(mm_proxy *p, mm_errbuf *eb)
         (rc = mm_metrics_counter(m->reg, "maskmesh_proxy_upstream_errors_total",
                                  "Failures talking to the app, by reason.", l_reason,
                                  &m->upstream_errors)) != MM_OK ||
+        (rc = mm_metrics_counter(m->reg, "maskmesh_proxy_upstream_unsolicited_bytes_total",
+                                 "Bytes the app sent that no request asked for (after a "
+                                 "complete response, or to an idle connection): discarded, "
+                                 "and the connection closed.",
+                                 NULL, &m->unsolicited)) != MM_OK ||
         (rc = mm_metrics_gauge(m->reg, "maskmesh_proxy_connections",
                                "Open client connections.", NULL, &m->connections)) != MM_OK ||
         (rc = mm_metrics_gauge(m->reg, "maskmesh_proxy_config_generation",
@@ -258,27 +225,6 @@ int mm_proxy_port(const mm_proxy *p)
 int mm_proxy_admin_port(const mm_proxy *p)
 {
     return p->admin_port;
-}
-
-static void ctl_kick(mm_proxy *p)
-{
-    uint64_t one = 1;
-    if (write(p->ctl_fd, &one, sizeof(one)) < 0) {
-        /* full counter: the control loop wakes anyway */
-    }
-}
-
-void mm_proxy_stop(mm_proxy *p)
-{
-    int zero = 0;
-    atomic_compare_exchange_strong(&p->stop_flag, &zero, 1);
-    ctl_kick(p);
-}
-
-void mm_proxy_request_reload(mm_proxy *p)
-{
-    atomic_store(&p->reload_flag, 1);
-    ctl_kick(p);
 }
 
 mm_err mm_proxy_reload(mm_proxy *p, mm_errbuf *eb)

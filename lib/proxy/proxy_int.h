@@ -1,102 +1,10 @@
-/* lib/proxy/proxy_int.h: what the files of lib/proxy share. First the HTTP/1.1 wire format:
- * Incremental, allocation-free parsers for request and response heads (RFC 9112 §2-§6)
- * and for the chunked transfer coding, each bounded by named limits. Header names and
- * values point into the caller's buffer. */
+/* lib/proxy/proxy_int.h: what the files of lib/proxy share. The HTTP/1.1 codec has its own
+ * header (http1.h). */
 #ifndef MM_PROXY_INT_H
 #define MM_PROXY_INT_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#define HTTP_MAX_HEADERS 100       /* header fields in one head */
-#define HTTP_MAX_TARGET 8192       /* request-target */
-#define HTTP_MAX_CHUNK_LINE 4096   /* chunk-size line with extensions */
-#define HTTP_MAX_TRAILERS 8192     /* trailer section */
-
-typedef struct {
-    const char *name;
-    size_t name_len;
-    const char *value; /* leading and trailing whitespace removed */
-    size_t value_len;
-} http_hdr;
-
-typedef struct {
-    const char *method;
-    size_t method_len;
-    const char *target;
-    size_t target_len;
-    int minor; /* HTTP/1.<minor> */
-    http_hdr hdrs[HTTP_MAX_HEADERS];
-    size_t n_hdrs;
-} http_req_head;
-
-typedef struct {
-    int minor;
-    int status;
-    const char *reason;
-    size_t reason_len;
-    http_hdr hdrs[HTTP_MAX_HEADERS];
-    size_t n_hdrs;
-} http_resp_head;
-
-/* Results of the head parsers: > 0 the head's length in bytes (complete), 0 more input is
- * needed, < 0 the negated status code to answer with (400 malformed, 414 target too long,
- * 431 head too large or too many fields, 505 not HTTP/1.x). `max` bounds the head. */
-int http_parse_request(const char *buf, size_t len, size_t max, http_req_head *h);
-/* Same for a response head; any error is -502. */
-int http_parse_response(const char *buf, size_t len, size_t max, http_resp_head *h);
-
-bool http_token_eq(const char *a, size_t alen, const char *lit); /* case-insensitive */
-/* Whether the comma-separated list value contains `tok` (case-insensitive). */
-bool http_list_has(const char *v, size_t len, const char *tok);
-/* Whether the last transfer coding of the list is "chunked". */
-bool http_list_last_is(const char *v, size_t len, const char *tok);
-
-/* How a message body is delimited (RFC 9112 §6.3). */
-typedef enum { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_CHUNKED, HTTP_BODY_CLOSE } http_body;
-
-typedef struct {
-    http_body kind;
-    uint64_t length;      /* HTTP_BODY_LENGTH */
-    bool keep_alive;      /* the peer allows another message on the connection */
-    int content_encoding; /* 0 identity, 1 gzip, 2 deflate, 3 something else */
-    const char *content_type;
-    size_t content_type_len;
-    bool expect_continue;
-} http_framing;
-
-/* Framing of a request: returns 0, or the negated status to answer with (400 for
- * conflicting or invalid Content-Length or an unsupported Transfer-Encoding, 501 for a
- * transfer coding we cannot decode). */
-int http_request_framing(const http_req_head *h, http_framing *f);
-/* Framing of a response to a request with method HEAD (`head`) (RFC 9112 §6.3 rules 1-7).
- * Returns 0 or -502. */
-int http_response_framing(const http_resp_head *h, bool head, http_framing *f);
-
-/* The chunked transfer coding, decoded in place. */
-typedef struct {
-    int state;
-    uint64_t remaining; /* bytes left in the current chunk */
-    size_t line;        /* bytes in the current size line or trailer section */
-} http_chunked;
-
-typedef enum {
-    HTTP_CHUNK_DATA,  /* data and dlen point at payload inside the input */
-    HTTP_CHUNK_MORE,  /* all input consumed, the body is not over */
-    HTTP_CHUNK_DONE,  /* the last chunk and trailers were consumed */
-    HTTP_CHUNK_ERROR, /* malformed or over a limit */
-} http_chunk_res;
-
-void http_chunked_init(http_chunked *c);
-/* Consumes from in[0..len): sets *used to the bytes consumed. Call again with the rest
- * while it returns DATA. */
-http_chunk_res http_chunked_step(http_chunked *c, const char *in, size_t len, size_t *used,
-                                 const char **data, size_t *dlen);
-
-/* Writes a chunk-size line for n bytes ("1a2\r\n") into out (at least 20 bytes);
- * returns its length. */
-size_t http_chunk_header(char *out, size_t n);
+#include "proxy/body.h"
+#include "proxy/http1.h"
 
 /* ---- the proxy's shared state --------------------------------------------------------- */
 
@@ -135,6 +43,7 @@ typedef struct {
     mm_metric *reloads;      /* {result} */
     mm_metric *duration;     /* histogram */
     mm_metric *upstream_errors; /* {reason} */
+    mm_metric *unsolicited;     /* bytes from the app no request asked for */
     mm_metric *connections;  /* gauge */
     mm_metric *config_gen;   /* gauge: generation of the loaded config, 0 none */
 } proxy_metrics;
@@ -166,7 +75,171 @@ struct mm_proxy {
     proxy_metrics met;
 };
 
-/* conn.c: one worker (its own epoll, listener and upstream pool) */
+/* ---- workers, connections, exchanges ---------------------------------------------------
+ * Each worker owns an epoll instance, a SO_REUSEPORT listener, its client connections and a
+ * pool of idle upstream connections; nothing is shared between workers except the published
+ * config snapshot and the metrics registry (atomics). The files, each calling only those
+ * listed before it:
+ *   http1.c     the HTTP/1.1 codec (http1.h)
+ *   body.c      the body pipe: framing, decoding, masking (body.h)
+ *   pool.c      upstream connections and the idle pool; epoll interest
+ *   exchange.c  an exchange's shared steps: header rules, errors of our own, the end
+ *   client.c    the client side: request heads, the request body pipe
+ *   upstream.c  the upstream side: response heads, the response body pipe
+ *   worker.c    the event loop, accept, timeouts, the worker's life
+ * Beside them: config.c (loading and publishing snapshots), control.c (stop and reload
+ * requests), admin.c (the admin listener), proxy.c (the whole, on top). */
+
+#define READ_CHUNK (16u * 1024) /* one read from a socket */
+#define OUT_HIGH (32u * 1024)   /* pending output past which the source stops */
+#define PRINCIPAL_MAX BODY_PRINCIPAL_MAX
+#define FIND_CACHE 64
+
+enum { EV_LISTEN = 1, EV_CLIENT, EV_UP, EV_WAKE };
+enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING };
+enum { RS_NONE, RS_WAIT_HEAD, RS_BODY, RS_DONE };
+
+typedef struct conn conn;
+
+typedef struct upconn {
+    int kind; /* EV_UP: first member, the epoll tag */
+    int fd;
+    worker *w;
+    conn *c;     /* the exchange using it; NULL while idle */
+    conn *owner; /* while idle: the client connection it is kept for */
+    struct upconn *next, *prev;
+    bool connecting;
+    bool reused;
+    uint64_t idle_since;
+    uint32_t events;
+} upconn;
+
+struct conn {
+    int kind; /* EV_CLIENT */
+    int fd;
+    worker *w;
+    conn *next, *prev;
+    uint32_t events;
+    int st;
+    mm_buf in;  /* bytes from the client not yet consumed */
+    mm_buf out; /* bytes for the client from out_off */
+    size_t out_off;
+    uint64_t last_io, head_start;
+    bool close_after; /* close once the current response is written */
+    bool client_eof;
+
+    /* the exchange */
+    snap *sn;
+    uint64_t t_start;
+    bool is_head;
+    int req_minor;
+    bool shut;    /* our side shut down for a lingering close */
+    bool mute_in; /* EPOLLIN fired while we did not want to read: now really drop it */
+    http_framing rqf;
+    bool req_done;
+    bool rq_chunked_out;
+    bool rq_piped; /* the request body runs through rq (its counters are this exchange's) */
+    body_pipe rq;
+    char principal[PRINCIPAL_MAX];
+    bool has_principal;
+
+    upconn *up;
+    upconn *idle_up; /* the upstream connection kept for this client's next request */
+    mm_buf uout; /* bytes for the upstream from uout_off */
+    size_t uout_off;
+    mm_buf uin;     /* response head bytes */
+    mm_buf reqhead; /* the request head as sent, for one retry on a stale pooled connection */
+    bool retried, resp_seen;
+    size_t up_extra; /* bytes past the response: the connection is closed, not pooled */
+
+    int rs;
+    int status;
+    bool head_sent, hold;
+    http_framing rsf;
+    bool rs_mask, gz, out_chunked, rs_piped;
+    mm_on_error onerr;
+    mm_buf rhead; /* response head without framing lines, until sent */
+    body_pipe rsp;
+};
+
+typedef struct {
+    uint64_t gen;
+    const char *rule, *detector;
+    bool applied;
+    mm_series *s;
+    uint64_t pending; /* counted here, added to the series at the next sweep */
+} find_ent;
+
+struct worker {
+    mm_proxy *p;
+    int idx;
+    int ep, lfd, wfd;
+    pthread_t th;
+    bool listening;
+    conn *conns;
+    int n_conns;
+    upconn *dead_up; /* closed this batch, freed after it */
+    uint64_t now, last_sweep;
+    char *scratch; /* READ_CHUNK for reads */
+    char *ztmp;    /* BODY_ZTMP for inflate output */
+    mm_series *code_s[600];
+    mm_series *bytes_s[4];
+    mm_series *dur_s, *conn_s;
+    find_ent fcache[FIND_CACHE];
+    size_t n_fcache;
+    uint64_t fcache_gen;
+    http_req_head rqh; /* the head being handled (one at a time per worker) */
+    http_resp_head rsh;
+};
+
+/* pool.c */
+bool ep_set(worker *w, int fd, void *tag, uint32_t *cur, uint32_t want);
+void set_nodelay(int fd);
+/* Writes what it can; false when the peer is gone. */
+bool flush_fd(int fd, mm_buf *b, size_t *off, uint64_t *last_io, uint64_t now);
+static inline size_t pending(const mm_buf *b, size_t off)
+{
+    return b->len - off;
+}
+void up_close(upconn *u); /* closes now, frees after the event batch */
+void free_dead_up(worker *w);
+void pool_put(conn *c, upconn *u);  /* kept for c's next request */
+void pool_drop(conn *c);            /* closes what c kept */
+upconn *up_get(worker *w, conn *c, bool fresh);
+void pool_sweep(worker *w, bool all); /* idle connections age out (all: every one) */
+/* An idle pooled connection turned readable: the app closed it or sent bytes nobody asked
+ * for (counted); either way it goes. */
+void pool_readable(worker *w, upconn *u);
+/* Counts n bytes the app sent unasked. */
+void count_unsolicited(worker *w, size_t n);
+
+/* exchange.c */
+void count_code(worker *w, int code);
+void flush_findings(worker *w);
+void on_finding(void *ctx, const mm_finding *f);
+bool out_put(mm_buf *b, const void *p, size_t n);
+bool put_body(mm_buf *b, bool chunked, const char *p, size_t n);
+bool put_u64(mm_buf *b, uint64_t v);
+long conn_extra(const http_hdr *hdrs, size_t n);
+bool hop_by_hop(const http_hdr *h, const http_hdr *hdrs, long extra);
+bool put_header(conn *c, mm_buf *b, const http_hdr *h, mm_direction dir);
+void reply_error(conn *c, int status, const char *msg, bool close_conn);
+void resp_abort(conn *c, const char *why);
+void exchange_finish(conn *c);
+conn *conn_new(worker *w, int fd);
+void conn_close(conn *c);
+void conn_free(conn *c);
+
+/* client.c */
+void client_process(conn *c);
+void client_read(conn *c);
+
+/* upstream.c */
+void up_failed(conn *c, const char *reason);
+void up_read(conn *c);
+void up_write(conn *c);
+
+/* worker.c */
 mm_err worker_new(mm_proxy *p, int idx, worker **out, mm_errbuf *eb);
 void *worker_main(void *arg);
 void worker_wake(worker *w);
@@ -178,9 +251,6 @@ pthread_t *worker_thread(worker *w);
 mm_err config_load(mm_proxy *p, mm_errbuf *eb); /* builds and publishes a new snap */
 snap *config_current(mm_proxy *p);              /* a new reference, or NULL */
 uint64_t config_signature(const mm_proxy *p);
-/* The URI SAN of the nearest element of an x-forwarded-client-cert value into out;
- * false when there is none (or it does not fit). */
-bool xfcc_uri(const char *v, size_t len, char *out, size_t n);
 
 /* admin.c */
 void *admin_main(void *arg);
@@ -189,7 +259,5 @@ bool upstream_answers(const mm_proxy *p, int timeout_ms);
 /* proxy.c */
 mm_err parse_hostport(const char *s, bool passive, struct sockaddr_storage *ss, socklen_t *len,
                       mm_errbuf *eb);
-void send_json_error(mm_buf *out, int status, const char *msg, bool close);
-const char *status_reason(int status);
 
 #endif

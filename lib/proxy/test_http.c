@@ -1,4 +1,4 @@
-/* Unit tests for the proxy's HTTP/1.1 parsing and framing (lib/proxy/http.c) and the
+/* Unit tests for the proxy's HTTP/1.1 parsing and framing (lib/proxy/http1.c) and the
  * x-forwarded-client-cert reader: heads complete at every split, malformed and oversized
  * input refused with the right status, chunked bodies decoded at every split point. */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "proxy/proxy_int.h"
+#include "proxy/http1.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -130,30 +130,46 @@ static void test_framing(void **state)
 {
     http_framing f;
     (void)state;
-    assert_int_equal(req_framing("GET / HTTP/1.1\r\n\r\n", &f), 0);
+    assert_int_equal(req_framing("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &f), 0);
     assert_int_equal(f.kind, HTTP_BODY_NONE);
     assert_true(f.keep_alive);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", &f), 0);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", &f), 0);
     assert_int_equal(f.kind, HTTP_BODY_LENGTH);
     assert_int_equal(f.length, 12);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", &f), 0);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", &f), -400);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", &f), -400);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", &f), -400);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", &f), -400);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", &f), 0);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", &f), -400);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", &f), -400);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", &f), -400);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", &f), -400);
     /* smuggling: both framings, or a coding list not ending in chunked */
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", &f), -400);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", &f), -501);
-    assert_int_equal(req_framing("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &f), 0);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", &f), -400);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", &f), -400);
+    /* a coding we would have to drop is refused, not dropped (issue 19) */
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &f), -501);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", &f), -501);
+    assert_int_equal(req_framing("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\tCHUNKED ,\r\n\r\n", &f), 0);
     assert_int_equal(f.kind, HTTP_BODY_CHUNKED);
+    /* obfuscations: each is read one way by some server and another way by the next */
+    static const char *const bad_te[] = {"chunked, chunked", "xchunked", "chunked;a=b", "\"chunked\"",
+                                         "chunked\r\nTransfer-Encoding: identity", "chunked\x0b", "chu nked"};
+    for (size_t i = 0; i < sizeof(bad_te) / sizeof(bad_te[0]); i++) {
+        char req[160];
+        snprintf(req, sizeof(req), "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: %s\r\n\r\n", bad_te[i]);
+        if (preq(req) > 0)
+            assert_int_equal(http_request_framing(&rq, &f), -400);
+    }
+    /* Host: exactly one in HTTP/1.1 (RFC 9112 §3.2) */
+    assert_int_equal(req_framing("GET / HTTP/1.1\r\n\r\n", &f), -400);
+    assert_int_equal(req_framing("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &f), -400);
+    assert_int_equal(req_framing("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", &f), -400);
     assert_int_equal(req_framing("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", &f), -400);
     assert_int_equal(req_framing("GET / HTTP/1.0\r\n\r\n", &f), 0);
     assert_false(f.keep_alive);
     assert_int_equal(req_framing("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &f), 0);
     assert_true(f.keep_alive);
-    assert_int_equal(req_framing("GET / HTTP/1.1\r\nConnection: foo, Close\r\n\r\n", &f), 0);
+    assert_int_equal(req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n", &f), 0);
     assert_false(f.keep_alive);
-    assert_int_equal(req_framing("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", &f), 0);
+    assert_int_equal(req_framing("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", &f), 0);
     assert_true(f.expect_continue);
 
     assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, &f), 0);
@@ -184,6 +200,23 @@ static void test_framing(void **state)
     assert_int_equal(f.content_encoding, 3);
     assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: 1\r\n\r\n", false, &f), 0);
     assert_int_equal(f.content_encoding, 2);
+    assert_false(f.content_type_ambiguous);
+    /* a coding besides chunked cannot be passed as if it were the body */
+    assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, &f), -502);
+    assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, &f), -502);
+    /* Content-Type read two ways by two clients is ambiguous */
+    static const char *const ambiguous[] = {
+        "Content-Type: application/json\r\nContent-Type: application/octet-stream",
+        "Content-Type: application/json, text/plain", "Content-Type: json", "Content-Type: ",
+        "Content-Type: application/json; x=\"a", "Content-Type: /json"};
+    for (size_t i = 0; i < sizeof(ambiguous) / sizeof(ambiguous[0]); i++) {
+        char resp[200];
+        snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\n%s\r\nContent-Length: 1\r\n\r\n", ambiguous[i]);
+        assert_int_equal(resp_framing(resp, false, &f), 0);
+        assert_true(f.content_type_ambiguous);
+    }
+    assert_int_equal(resp_framing("HTTP/1.1 200 OK\r\nContent-Type: text/plain; a=\"x,y\"\r\n\r\n", false, &f), 0);
+    assert_false(f.content_type_ambiguous);
 }
 
 /* Decodes `in` fed in pieces split at the given points; returns the payload or NULL. */
@@ -314,20 +347,20 @@ static void test_xfcc(void **state)
     const char *v;
     (void)state;
     v = "By=spiffe://a;Hash=h;URI=spiffe://cluster.local/ns/shop/sa/billing";
-    assert_true(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_true(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     assert_string_equal(out, "spiffe://cluster.local/ns/shop/sa/billing");
     /* several elements: the nearest (last) one counts; quoted values with ; and , */
     v = "URI=spiffe://first,By=x;Subject=\"CN=a,O=b;c\";uri=\"spiffe://second\"";
-    assert_true(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_true(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     assert_string_equal(out, "spiffe://second");
     v = "By=spiffe://a;Hash=h";
-    assert_false(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_false(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     v = "URI=";
-    assert_false(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_false(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
     v = "URI=spiffe://a-very-long-uri-that-does-not-fit";
-    assert_false(xfcc_uri(v, strlen(v), out, 10));
+    assert_false(http_xfcc_uri(v, strlen(v), out, 10));
     v = "URI=\"unterminated";
-    assert_true(xfcc_uri(v, strlen(v), out, sizeof(out)));
+    assert_true(http_xfcc_uri(v, strlen(v), out, sizeof(out)));
 }
 
 int main(void)

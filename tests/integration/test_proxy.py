@@ -83,6 +83,7 @@ POLICY = """
     mode: %(mode)s
     direction: %(direction)s
     onError: %(onerror)s
+    unlistedTypes: %(unlisted)s
     rules:
       - name: card
         fields: ["$..card"]
@@ -99,9 +100,10 @@ POLICY = """
 """
 
 
-def policy(mode="enforce", direction="response", onerror="block", email_action="redact"):
+def policy(mode="enforce", direction="response", onerror="block", email_action="redact",
+           unlisted="detect"):
     return POLICY % dict(mode=mode, direction=direction, onerror=onerror,
-                         email_action=email_action)
+                         email_action=email_action, unlisted=unlisted)
 
 
 class Proxy:
@@ -378,9 +380,21 @@ def t_gzip_decoded_and_masked(env):
 
 
 def t_opaque_passes(env):
+    # not a type any rule covers: read with the text detectors by default (unlistedTypes:
+    # detect), unchanged under unlistedTypes: pass, refused under block
     st, h, body = get(env.px.port, "/binary")
-    assert st == 200 and int(h["content-length"][0]) == len(body)
-    assert CARD.encode() in body  # not a type any rule covers: unchanged
+    assert st == 200 and CARD.encode() not in body and MASKED_CARD.encode() in body, body[:200]
+    for unlisted, want in (("pass", 200), ("block", 502)):
+        px = Proxy(env.app_port, policy(unlisted=unlisted))
+        try:
+            st, h, body = get(px.port, "/binary")
+            assert st == want, (unlisted, st)
+            if want == 200:
+                assert int(h["content-length"][0]) == len(body) and CARD.encode() in body
+            else:
+                assert CARD.encode() not in body
+        finally:
+            px.stop()
 
 
 def t_text_masked(env):
@@ -931,13 +945,12 @@ class Env:
     pass
 
 
-def main():
+def run(tests, env):
+    """Runs each test (or those named on the command line) against env, then stops env.px;
+    prints `N passed, N failed` and returns the exit code."""
     only = sys.argv[1:]
-    env = Env()
-    env.app, env.app_port = start_app()
-    env.px = Proxy(env.app_port)
     passed = failed = 0
-    for t in TESTS:
+    for t in tests:
         if only and t.__name__ not in only:
             continue
         t0 = time.time()
@@ -955,6 +968,13 @@ def main():
         print("FAIL proxy exit code %r; log tail:\n%s" % (rc, env.px.log()[-3000:]))
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
+
+
+def main():
+    env = Env()
+    env.app, env.app_port = start_app()
+    env.px = Proxy(env.app_port)
+    return run(TESTS, env)
 
 
 if __name__ == "__main__":
