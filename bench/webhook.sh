@@ -16,7 +16,7 @@ secs=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNECTIONS:-32}
 rounds=${BENCH_ROUNDS:-3}
 wthreads=${BENCH_WEBHOOK_THREADS:+--threads $BENCH_WEBHOOK_THREADS}
-sample=../shared/k8s-samples/admissionreview-pod-create.json
+sample=tests/k8s-samples/admissionreview-pod-create.json
 for tool in wrk nginx openssl curl; do
     command -v "$tool" >/dev/null 2>&1 || { echo "webhook bench: $tool is missing (hack/install-deps.sh bench)" >&2; exit 1; }
 done

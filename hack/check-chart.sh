@@ -106,7 +106,7 @@ render() { # render LABEL -- helm args -- check args
 render "default values" -n maskmesh --include-crds -- \
     --crd --topology-spread --sidecar-image "$proxy_image"
 # the real webhook with this rendering: the chart's own generated certificate
-review="$root/../shared/k8s-samples/admissionreview-pod-create.json"
+review="$root/tests/k8s-samples/admissionreview-pod-create.json"
 [ -f "$review" ] || review=""
 live() { # live LABEL OBJECTS.json CERTDIR
     if [ ! -x bin/maskmesh-webhook ]; then

@@ -1,4 +1,4 @@
-"""REST behaviour of the stand-in against the wire samples in /work/shared/k8s-samples."""
+"""REST behaviour of the stand-in against the wire samples in tests/k8s-samples."""
 import base64
 import json
 import os
@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from e2e.apiserver.tests._support import READONLY, CRD, ServerTest, mp, sample, wait_until
+from e2e.apiserver.tests._support import CRD, READONLY, SAMPLES, ServerTest, mp, sample, wait_until
 
 MP = "/apis/maskmesh.io/v1alpha1/namespaces/shop/maskingpolicies"
 
@@ -640,7 +640,7 @@ class FidelityTest(ServerTest):
         self.assertEqual(p2["metadata"]["resourceVersion"], p1["metadata"]["resourceVersion"])
 
     def test_apply_yaml_body(self):
-        with open("/work/shared/k8s-samples/ssa-configmap-request.yaml", "rb") as f:
+        with open(os.path.join(SAMPLES, "ssa-configmap-request.yaml"), "rb") as f:
             yaml_body = f.read()
         st, _, body = self.s.req("PATCH", "/api/v1/namespaces/shop/configmaps/maskmesh-policies?fieldManager=maskmesh-controller",
                                  yaml_body, ctype="application/apply-patch+yaml")
