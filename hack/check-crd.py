@@ -15,7 +15,7 @@ promises about the API:
   * descriptions on every named field, so `kubectl explain mp.spec...` is useful;
   * CEL rules: balanced brackets and quotes, `self.<field>` naming a field of that node,
     and the rules the design asks for being there;
-  * enums and defaults agreeing, every field DESIGN.md names being present.
+  * enums and defaults agreeing, every field docs/policy.md documents being present.
 
 With --objects CRD.json OBJECTS.json it instead validates MaskingPolicy objects against the
 CRD's schema as the API server would before CEL (types, required, enums, bounds, patterns,
@@ -308,7 +308,7 @@ def main():
     for ok, msg in errors:
         check(ok, msg)
 
-    # every field DESIGN.md's API section names
+    # every field docs/policy.md documents
     for f in ["spec.selector.matchLabels", "spec.selector.matchExpressions", "spec.port", "spec.mode",
               "spec.onError", "spec.direction", "spec.rules.[].name", "spec.rules.[].fields",
               "spec.rules.[].detectors", "spec.rules.[].patterns.[].name", "spec.rules.[].patterns.[].regex",

@@ -4,7 +4,7 @@
 Input on stdin: the objects as JSON, concatenated (what
 `kubectl annotate --local -o json -f - maskmesh.io/check-` prints for `helm template` or
 `kubectl kustomize` output). The flags say what this rendering was asked to produce; every
-check compares the objects with DESIGN.md's contract and the chart's promises:
+check compares the objects with the contract of docs/webhook.md and docs/policy.md and the chart's promises:
 
   kinds and names; RBAC verbs exactly as designed (controller: policies read, status write,
   ConfigMaps/NetworkPolicies owned, Events created, its Lease; webhook: nothing); webhook
@@ -377,7 +377,7 @@ def main():
                 r = w.get("rules", [])
                 check(len(r) == 1 and r[0].get("operations") == ["CREATE"] and r[0].get("resources") == ["pods"]
                       and r[0].get("apiGroups") == [""] and r[0].get("apiVersions") == ["v1"], f"{n}: CREATE pods only")
-            # opt-in semantics (DESIGN: the label on a pod or its namespace opts in; "false" on
+            # opt-in semantics (docs/webhook.md: the label on a pod or its namespace opts in; "false" on
             # the pod opts out), over every combination, in a watched namespace or not
             namespaces = ["shop"] + ([w for w in watch] if watch else []) + ["kube-system", ns]
             for nsname in namespaces:
