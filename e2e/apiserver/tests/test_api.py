@@ -521,6 +521,26 @@ class FaultTest(ServerTest):
         self.s.fault(delay=0)
         self.assertEqual(st, 200)
 
+    def test_delay_on_a_path(self):
+        # only requests under the prefix wait: a stalled list beside a live Lease renewal
+        self.s.fault(delay={"seconds": 0.8, "path": "/api/v1/namespaces/default/configmaps"})
+        try:
+            t = time.monotonic()
+            st, _, _ = self.s.req("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases")
+            self.assertEqual(st, 200)
+            self.assertLess(time.monotonic() - t, 0.5)
+            t = time.monotonic()
+            st, _, _ = self.s.req("GET", "/api/v1/namespaces/default/configmaps?limit=1")
+            self.assertEqual(st, 200)
+            self.assertGreaterEqual(time.monotonic() - t, 0.75)
+            st, _, body = self.s.req("POST", "/_maskmesh/fault", {"delay": {"seconds": 1, "path": "api"}})
+            self.assertEqual(st, 400)
+        finally:
+            self.s.fault(delay=0)
+        t = time.monotonic()
+        st, _, _ = self.s.req("GET", "/api/v1/namespaces/default/configmaps?limit=1")
+        self.assertLess(time.monotonic() - t, 0.5)
+
     def test_restart_keeps_state(self):
         self.ensure_ns("keep")
         self.s.fault(restart=True)
