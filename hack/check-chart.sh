@@ -118,15 +118,10 @@ live() { # live LABEL OBJECTS.json CERTDIR
         --cert "$3/tls.crt" --key "$3/tls.key" --ca "$3/ca.crt" ${review:+--review "$review"} --policy "$tmp/policy.json"
 }
 python3 - "$tmp/last.json" "$tmp/helmcert" <<'PY' && ok || bad "no Secret in the default rendering"
-import base64, json, os, sys
-dec, text, i, objs = json.JSONDecoder(), open(sys.argv[1]).read(), 0, []
-while True:
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text):
-        break
-    o, i = dec.raw_decode(text, i)
-    objs.append(o)
+import base64, os, sys
+sys.path.insert(0, "tests/pylib")
+from mmcheck import load
+objs = load(open(sys.argv[1]).read())
 secret = [o for o in objs if o["kind"] == "Secret"][0]
 os.makedirs(sys.argv[2], exist_ok=True)
 for k in ("tls.crt", "tls.key", "ca.crt"):

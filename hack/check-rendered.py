@@ -24,53 +24,8 @@ import subprocess
 import sys
 import tempfile
 
-passed = 0
-failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what)
-    return bool(ok)
-
-
-def load(text):
-    dec = json.JSONDecoder()
-    out, i = [], 0
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            return out
-        obj, i = dec.raw_decode(text, i)
-        if isinstance(obj, dict) and obj.get("kind") == "List":
-            out.extend(obj.get("items", []))
-        elif isinstance(obj, dict):
-            out.append(obj)
-
-
-def selector_matches(sel, labels):
-    """Kubernetes LabelSelector semantics; None selects everything (as in webhooks)."""
-    if sel is None:
-        return True
-    for k, v in (sel.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in sel.get("matchExpressions") or []:
-        k, op, vals = e["key"], e["operator"], e.get("values") or []
-        if op == "In" and not (k in labels and labels[k] in vals):
-            return False
-        if op == "NotIn" and (k in labels and labels[k] in vals):
-            return False
-        if op == "Exists" and k not in labels:
-            return False
-        if op == "DoesNotExist" and k in labels:
-            return False
-    return True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "pylib"))
+from mmcheck import check, load, selector_matches, summary  # noqa: E402
 
 
 def rules_map(rules):
@@ -167,7 +122,7 @@ def main():
     ap.add_argument("--topology-spread", action="store_true")
     a = ap.parse_args()
 
-    objs = load(sys.stdin.read())
+    objs = [o for o in load(sys.stdin.read(), flatten_lists=True) if isinstance(o, dict)]
     ns, p = a.namespace, a.prefix
     watch = [w for w in a.watch.split(",") if w]
     by = {}
@@ -448,8 +403,7 @@ def main():
         check(f"https://{p}-webhook.{ns}.svc:{a.service_port}/healthz" in args, "helm test calls the webhook's /healthz through its Service")
         check("--cacert" in args and "--fail" in args, "helm test verifies TLS and fails on an error status")
 
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":
