@@ -9,6 +9,7 @@
 #  - no source file of lib/ or cmd/ (tests aside) is longer than 1,000 lines
 #  - no call circle between the files of a module (hack/check-calls.py, on the objects
 #    built in $MM_BUILD, default build/)
+#  - the README's folder table names every top-level folder and every module
 # Prints each finding as FILE:LINE: message, and `N passed, N failed` last, counting the
 # checks (a check with any finding fails).
 set -u
@@ -59,6 +60,15 @@ if ! out=$(python3 hack/check-calls.py "${MM_BUILD:-build}" --allow $circles_pen
     echo "$out" | grep -v ' passed, '
     report "call circles between the files of a module (hack/check-calls.py)"
 fi
+check_done
+
+table=$(sed -n '/^| folder | what is there |$/,/^$/p' README.md)
+for d in $(git ls-files | sed -n 's#^\([^/.][^/]*\)/.*#\1#p' | sort -u); do
+    grep -qF "\`$d/" <<<"$table" || report "README.md: the folder table does not name $d/"
+done
+for d in lib/*/; do
+    grep -qF "\`${d%/}\`" <<<"$table" || report "README.md: the folder table does not name ${d%/}"
+done
 check_done
 
 [ $fail -eq 0 ] && echo "lint: clean"
