@@ -94,9 +94,10 @@ mm_err k8s_request(mm_k8s_client *c, const char *method, const mm_k8s_ref *ref,
                    size_t body_len, const k8s_tuning *tune, mm_k8s_result *res,
                    mm_errbuf *eb);
 /* Runs a streaming GET of url (what names it in messages): a 2xx body goes to sink as it
- * arrives, with no total timeout (the server ends it; a connection silent for idle_s is
- * dropped; 0: the client's watch idle time). *stop (may be NULL) or the sink ends it cleanly,
- * *stopped then true. Another status becomes res->status and an error, as for requests. */
+ * arrives, with no total timeout (the server ends it). A connection silent for the client's
+ * watch_idle_s is dropped, or, when the client sets none, for idle_s (0: 630 s). *stop (may
+ * be NULL) or the sink ends it cleanly, *stopped then true. Another status becomes
+ * res->status and an error, as for requests. */
 mm_err k8s_stream(mm_k8s_client *c, const char *url, const char *what, const k8s_sink *sink,
                   const atomic_bool *stop, long idle_s, bool *stopped, mm_k8s_result *res,
                   mm_errbuf *eb);
