@@ -355,6 +355,23 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
         }                                                                                          \
     } while (0)
 
+/* A PEM client credential from memory (the kubeconfig's *-data) or from a file; none: nothing. */
+static mm_err set_pem(CURL *h, CURLoption blob_opt, CURLoption file_opt, CURLoption type_opt,
+                      char *data, size_t len, const char *file, const char *what, mm_errbuf *eb)
+{
+    struct curl_blob blob = {data, len, CURL_BLOB_COPY};
+    CURLcode cc = CURLE_OK;
+    if (data)
+        cc = curl_easy_setopt(h, blob_opt, &blob);
+    else if (file)
+        cc = curl_easy_setopt(h, file_opt, file);
+    else
+        return MM_OK;
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(h, type_opt, "PEM");
+    return cc == CURLE_OK ? MM_OK : curl_err(cc, what, NULL, eb);
+}
+
 /* Prepares handle h (after curl_easy_reset) for url with the client's TLS, auth, timeouts
  * and callbacks into x. *hdrs receives the header list and *auth the Authorization header
  * string: free_headers wipes and frees both after the transfer. */
@@ -412,22 +429,11 @@ static mm_err setup_handle(mm_k8s_client *c, CURL *h, const char *url, bool watc
     } else if (cfg->ca_file) {
         SETOPT(h, CURLOPT_CAINFO, cfg->ca_file);
     }
-    if (cfg->cert_data) {
-        struct curl_blob blob = {cfg->cert_data, cfg->cert_len, CURL_BLOB_COPY};
-        SETOPT(h, CURLOPT_SSLCERT_BLOB, &blob);
-        SETOPT(h, CURLOPT_SSLCERTTYPE, "PEM");
-    } else if (cfg->cert_file) {
-        SETOPT(h, CURLOPT_SSLCERT, cfg->cert_file);
-        SETOPT(h, CURLOPT_SSLCERTTYPE, "PEM");
-    }
-    if (cfg->key_data) {
-        struct curl_blob blob = {cfg->key_data, cfg->key_len, CURL_BLOB_COPY};
-        SETOPT(h, CURLOPT_SSLKEY_BLOB, &blob);
-        SETOPT(h, CURLOPT_SSLKEYTYPE, "PEM");
-    } else if (cfg->key_file) {
-        SETOPT(h, CURLOPT_SSLKEY, cfg->key_file);
-        SETOPT(h, CURLOPT_SSLKEYTYPE, "PEM");
-    }
+    if ((rc = set_pem(h, CURLOPT_SSLCERT_BLOB, CURLOPT_SSLCERT, CURLOPT_SSLCERTTYPE, cfg->cert_data,
+                      cfg->cert_len, cfg->cert_file, "the client certificate", eb)) != MM_OK ||
+        (rc = set_pem(h, CURLOPT_SSLKEY_BLOB, CURLOPT_SSLKEY, CURLOPT_SSLKEYTYPE, cfg->key_data,
+                      cfg->key_len, cfg->key_file, "the client key", eb)) != MM_OK)
+        goto out;
     if (cfg->username) {
         SETOPT(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         SETOPT(h, CURLOPT_USERNAME, cfg->username);
