@@ -26,7 +26,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && \
     apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libgnutls30 libcurl4 libssl3 libjson-c5 libyaml-0-2 libcyaml1 \
+        libmicrohttpd12 libgnutls30 libcurl4 libssl3 libjson-c5 libyaml-0-2 \
         libpcre2-8-0 zlib1g librdkafka1 ca-certificates && \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log
 # an image's binary must find every library it links (checked per target below)

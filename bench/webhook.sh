@@ -28,7 +28,7 @@ rates=${BENCH_RATES:-500 2000 5000}
 rsecs=${BENCH_RATE_SECONDS:-10}
 rrounds=${BENCH_RATE_ROUNDS:-2}
 rconns=${BENCH_RATE_CONNECTIONS:-16}
-sample=../shared/k8s-samples/admissionreview-pod-create.json
+sample=tests/k8s-samples/admissionreview-pod-create.json
 # vegeta, pinned, built through the Go module proxy into build/tools on first use
 VEGETA_VERSION=v12.13.0
 vegeta=${MM_BUILD:-$PWD/build}/tools/vegeta-$VEGETA_VERSION

@@ -14,7 +14,9 @@ BIN = os.environ.get("MM_BIN", os.path.join(TOP, "bin"))
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 SVC = "maskmesh-webhook.maskmesh.svc"
 NARRATE = "--narrate" in sys.argv
-passed = failed = 0
+sys.path.insert(0, os.path.join(TOP, "tests", "pylib"))
+from mmcheck import check, summary, verbose  # noqa: E402
+verbose()
 
 
 def say(*a):
@@ -25,17 +27,6 @@ def say(*a):
 def step(title):
     if NARRATE:
         print("\n\033[1m== %s\033[0m" % title, flush=True)
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   " + name, flush=True)
-    else:
-        failed += 1
-        print("FAIL %s %s" % (name, detail), flush=True)
-    return cond
 
 
 def wait(fn, timeout, what):
@@ -128,7 +119,7 @@ def main():
                                          "--kubeconfig", env.kc, "--service-host", "%s=127.0.0.1:%d" % (SVC, wport)],
                            stdout=subprocess.PIPE, text=True)
         line = api.stdout.readline()
-        check("the API stand-in serves", line.startswith("ready "), line)
+        check(line.startswith("ready "), "the API stand-in serves", line)
         env.kubectl("create", "-f", os.path.join(TOP, "crds/maskmesh.io_maskingpolicies.yaml"))
         env.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in ("shop", "maskmesh")]}))
@@ -182,14 +173,14 @@ def main():
         ready = wait(lambda: "True" in env.kubectl("get", "mp", "payments-api", "-n", "shop", "-o",
                                                    "jsonpath={.status.conditions[0].status}").stdout, 15,
                      "the policy Ready")
-        check("the policy is Ready", ready)
+        check(ready, "the policy is Ready")
         say(env.kubectl("get", "mp,cm,networkpolicy", "-n", "shop").stdout)
         cm = json.loads(env.kubectl("get", "cm", "maskmesh-policies", "-n", "shop", "-o", "json").stdout)
-        check("the ConfigMap holds the policy", "payments-api" in cm["data"]["policies.yaml"])
+        check("payments-api" in cm["data"]["policies.yaml"], "the ConfigMap holds the policy")
         np = json.loads(env.kubectl("get", "networkpolicy", "maskmesh-payments-api", "-n", "shop", "-o",
                                     "json").stdout)
-        check("the NetworkPolicy admits only the sidecar port",
-              np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 15480}])
+        check(np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 15480}],
+              "the NetworkPolicy admits only the sidecar port")
 
         step("a pod that opts in, created through the API: the webhook injects the sidecar")
         pod = {"apiVersion": "v1", "kind": "Pod",
@@ -200,7 +191,7 @@ def main():
         env.kubectl("create", "-f", "-", stdin=json.dumps(pod))
         got = json.loads(env.kubectl("get", "pod", "payments-0", "-n", "shop", "-o", "json").stdout)
         names = [c["name"] for c in got["spec"]["containers"] + got["spec"].get("initContainers", [])]
-        check("the pod was injected", "maskmesh-proxy" in names, names)
+        check("maskmesh-proxy" in names, "the pod was injected", names)
         say("containers:", names)
 
         step("the sidecar in front of the app, reading the ConfigMap as kubelet mounts it")
@@ -216,7 +207,7 @@ def main():
                             "--keys", os.path.join(TOP, "examples/demo/keys"), "--watch-interval", "200"])
         r = subprocess.run([os.path.join(BIN, "maskmesh-proxy"), "--wait-ready", "--admin",
                             "127.0.0.1:%d" % admin_port, "--timeout", "20"])
-        check("the sidecar is ready", r.returncode == 0)
+        check(r.returncode == 0, "the sidecar is ready")
 
         def through(path):
             with urllib.request.urlopen("http://127.0.0.1:%d/%s" % (proxy_port, path), timeout=5) as resp:
@@ -227,9 +218,9 @@ def main():
             json.loads(direct)["customer"]["email"])
         say("what the client gets:  ", json.loads(masked)["payment"]["card_number"], "|",
             json.loads(masked)["customer"]["email"])
-        check("the card is masked through the sidecar", '"4111 11** **** 1111"' in masked)
-        check("the email is tokenized through the sidecar", '"email": "tok_' in masked)
-        check("nothing of the card passes unmasked", "4111 1111 1111 1111" not in masked)
+        check('"4111 11** **** 1111"' in masked, "the card is masked through the sidecar")
+        check('"email": "tok_' in masked, "the email is tokenized through the sidecar")
+        check("4111 1111 1111 1111" not in masked, "nothing of the card passes unmasked")
 
         step("change the policy: show only the last four digits; it reaches the sidecar without a restart")
         env.kubectl("apply", "-f", "-", stdin=policy_text.replace("keepFirst: 6", "keepFirst: 0"))
@@ -240,16 +231,16 @@ def main():
                                                    "json").stdout))
         changed = wait(lambda: '"**** **** **** 1111"' in through("response.json"), 15,
                        "the proxy to reload")
-        check("the change reached the sidecar without a restart", changed)
+        check(changed, "the change reached the sidecar without a restart")
         say("now the client gets:   ", json.loads(through("response.json"))["payment"]["card_number"])
 
         step("an invalid policy is refused by the webhook, with the reason")
         bad = policy_text.replace('regex: "EMP-[0-9]{6}"', 'regex: "EMP-[0-9"')
         r = env.kubectl("apply", "-f", "-", stdin=bad, check=False)
-        check("an invalid policy is refused", r.returncode != 0 and "denied the request" in r.stderr, r.stderr)
+        check(r.returncode != 0 and "denied the request" in r.stderr, "an invalid policy is refused", r.stderr)
         say("kubectl: ..." + r.stderr[r.stderr.find('admission webhook'):].strip())
     except Exception as e:
-        check("the run completed", False, str(e))
+        check(False, "the run completed", str(e))
         for f in env.files:
             f.flush()
             f.seek(0)
@@ -258,8 +249,7 @@ def main():
                 print("---- %s\n%s" % (os.path.basename(f.name), tail))
     finally:
         env.close()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ render() { # render LABEL -- helm args -- check args
 render "default values" -n maskmesh --include-crds -- \
     --crd --topology-spread --sidecar-image "$proxy_image"
 # the real webhook with this rendering: the chart's own generated certificate
-review="$root/../shared/k8s-samples/admissionreview-pod-create.json"
+review="$root/tests/k8s-samples/admissionreview-pod-create.json"
 [ -f "$review" ] || review=""
 live() { # live LABEL OBJECTS.json CERTDIR
     if [ ! -x bin/maskmesh-webhook ]; then
@@ -118,15 +118,10 @@ live() { # live LABEL OBJECTS.json CERTDIR
         --cert "$3/tls.crt" --key "$3/tls.key" --ca "$3/ca.crt" ${review:+--review "$review"} --policy "$tmp/policy.json"
 }
 python3 - "$tmp/last.json" "$tmp/helmcert" <<'PY' && ok || bad "no Secret in the default rendering"
-import base64, json, os, sys
-dec, text, i, objs = json.JSONDecoder(), open(sys.argv[1]).read(), 0, []
-while True:
-    while i < len(text) and text[i].isspace():
-        i += 1
-    if i >= len(text):
-        break
-    o, i = dec.raw_decode(text, i)
-    objs.append(o)
+import base64, os, sys
+sys.path.insert(0, "tests/pylib")
+from mmcheck import load
+objs = load(open(sys.argv[1]).read())
 secret = [o for o in objs if o["kind"] == "Secret"][0]
 os.makedirs(sys.argv[2], exist_ok=True)
 for k in ("tls.crt", "tls.key", "ca.crt"):

@@ -15,7 +15,7 @@ promises about the API:
   * descriptions on every named field, so `kubectl explain mp.spec...` is useful;
   * CEL rules: balanced brackets and quotes, `self.<field>` naming a field of that node,
     and the rules the design asks for being there;
-  * enums and defaults agreeing, every field DESIGN.md names being present.
+  * enums and defaults agreeing, every field docs/policy.md documents being present.
 
 With --objects CRD.json OBJECTS.json it instead validates MaskingPolicy objects against the
 CRD's schema as the API server would before CEL (types, required, enums, bounds, patterns,
@@ -30,18 +30,8 @@ import os
 import re
 import sys
 
-passed = 0
-failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what)
-    return ok
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "pylib"))
+from mmcheck import check, load, summary  # noqa: E402
 
 
 def detector_registry():
@@ -49,21 +39,6 @@ def detector_registry():
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "mask", "detectors.def")
     with open(path) as f:
         return re.findall(r'^DETECTOR\(\w+, \w+, "(\w+)"', f.read(), re.M)
-
-
-def load_objects(text):
-    dec = json.JSONDecoder()
-    out, i = [], 0
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            return out
-        obj, i = dec.raw_decode(text, i)
-        if isinstance(obj, dict) and obj.get("kind") == "List":
-            out.extend(obj.get("items", []))
-        else:
-            out.append(obj)
 
 
 def cel_balanced(rule):
@@ -247,9 +222,9 @@ def validate(schema, v, path, errs):
 
 
 def check_objects(crd_file, obj_file):
-    crds = [o for o in load_objects(open(crd_file).read()) if o.get("kind") == "CustomResourceDefinition"]
+    crds = [o for o in load(open(crd_file).read(), flatten_lists=True) if o.get("kind") == "CustomResourceDefinition"]
     schema = crds[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    objs = load_objects(open(obj_file).read())
+    objs = load(open(obj_file).read(), flatten_lists=True)
     check(bool(objs), f"{obj_file}: holds objects")
     for o in objs:
         name = o.get("metadata", {}).get("name", "?")
@@ -260,18 +235,16 @@ def check_objects(crd_file, obj_file):
         errs = []
         validate(schema, o, "", errs)
         check(not errs, f"{name}: valid against the CRD schema: " + "; ".join(errs))
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--objects":
         return check_objects(sys.argv[2], sys.argv[3])
     text = open(sys.argv[1]).read() if len(sys.argv) > 1 else sys.stdin.read()
-    objs = [o for o in load_objects(text) if o.get("kind") == "CustomResourceDefinition"]
+    objs = [o for o in load(text, flatten_lists=True) if o.get("kind") == "CustomResourceDefinition"]
     if not check(len(objs) == 1, f"expected one CustomResourceDefinition, found {len(objs)}"):
-        print(f"{passed} passed, {failed} failed")
-        return 1
+        return summary()
     crd = objs[0]
     spec = crd.get("spec", {})
     names = spec.get("names", {})
@@ -308,7 +281,7 @@ def main():
     for ok, msg in errors:
         check(ok, msg)
 
-    # every field DESIGN.md's API section names
+    # every field docs/policy.md documents
     for f in ["spec.selector.matchLabels", "spec.selector.matchExpressions", "spec.port", "spec.mode",
               "spec.onError", "spec.direction", "spec.rules.[].name", "spec.rules.[].fields",
               "spec.rules.[].detectors", "spec.rules.[].patterns.[].name", "spec.rules.[].patterns.[].regex",
@@ -378,8 +351,7 @@ def main():
     st = get(root, "status.conditions") or {}
     check(st.get("x-kubernetes-list-type") == "map" and st.get("x-kubernetes-list-map-keys") == ["type"],
           "status.conditions is a list-map keyed by type")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 Input on stdin: the objects as JSON, concatenated (what
 `kubectl annotate --local -o json -f - maskmesh.io/check-` prints for `helm template` or
 `kubectl kustomize` output). The flags say what this rendering was asked to produce; every
-check compares the objects with DESIGN.md's contract and the chart's promises:
+check compares the objects with the contract of docs/webhook.md and docs/policy.md and the chart's promises:
 
   kinds and names; RBAC verbs exactly as designed (controller: policies read, status write,
   ConfigMaps/NetworkPolicies owned, Events created, its Lease; webhook: nothing); webhook
@@ -24,53 +24,8 @@ import subprocess
 import sys
 import tempfile
 
-passed = 0
-failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what)
-    return bool(ok)
-
-
-def load(text):
-    dec = json.JSONDecoder()
-    out, i = [], 0
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            return out
-        obj, i = dec.raw_decode(text, i)
-        if isinstance(obj, dict) and obj.get("kind") == "List":
-            out.extend(obj.get("items", []))
-        elif isinstance(obj, dict):
-            out.append(obj)
-
-
-def selector_matches(sel, labels):
-    """Kubernetes LabelSelector semantics; None selects everything (as in webhooks)."""
-    if sel is None:
-        return True
-    for k, v in (sel.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in sel.get("matchExpressions") or []:
-        k, op, vals = e["key"], e["operator"], e.get("values") or []
-        if op == "In" and not (k in labels and labels[k] in vals):
-            return False
-        if op == "NotIn" and (k in labels and labels[k] in vals):
-            return False
-        if op == "Exists" and k not in labels:
-            return False
-        if op == "DoesNotExist" and k in labels:
-            return False
-    return True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "pylib"))
+from mmcheck import check, load, selector_matches, summary  # noqa: E402
 
 
 def rules_map(rules):
@@ -167,7 +122,7 @@ def main():
     ap.add_argument("--topology-spread", action="store_true")
     a = ap.parse_args()
 
-    objs = load(sys.stdin.read())
+    objs = [o for o in load(sys.stdin.read(), flatten_lists=True) if isinstance(o, dict)]
     ns, p = a.namespace, a.prefix
     watch = [w for w in a.watch.split(",") if w]
     by = {}
@@ -377,7 +332,7 @@ def main():
                 r = w.get("rules", [])
                 check(len(r) == 1 and r[0].get("operations") == ["CREATE"] and r[0].get("resources") == ["pods"]
                       and r[0].get("apiGroups") == [""] and r[0].get("apiVersions") == ["v1"], f"{n}: CREATE pods only")
-            # opt-in semantics (DESIGN: the label on a pod or its namespace opts in; "false" on
+            # opt-in semantics (docs/webhook.md: the label on a pod or its namespace opts in; "false" on
             # the pod opts out), over every combination, in a watched namespace or not
             namespaces = ["shop"] + ([w for w in watch] if watch else []) + ["kube-system", ns]
             for nsname in namespaces:
@@ -448,8 +403,7 @@ def main():
         check(f"https://{p}-webhook.{ns}.svc:{a.service_port}/healthz" in args, "helm test calls the webhook's /healthz through its Service")
         check("--cacert" in args and "--fail" in args, "helm test verifies TLS and fails on an error status")
 
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3 openssl curl
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjson-c-dev libyaml-dev
-            libcyaml-dev libcmocka-dev libpcre2-dev zlib1g-dev libgnutls28-dev
+            libcmocka-dev libpcre2-dev zlib1g-dev libgnutls28-dev
             nghttp2-server  # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
             python3-cryptography  # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
             librdkafka-dev) # maskmesh-stream's Kafka client

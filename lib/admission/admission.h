@@ -13,7 +13,7 @@
 struct json_object;
 
 #define MM_ADM_VERSION        "0.1.0"          /* what the status annotation records */
-#define MM_ADM_SIDECAR_NAME   "maskmesh-proxy" /* DESIGN: sidecar container name */
+#define MM_ADM_SIDECAR_NAME   "maskmesh-proxy" /* docs/webhook.md: the sidecar container name */
 #define MM_ADM_INIT_NAME      "maskmesh-init"  /* iptables mode's init container */
 #define MM_ADM_PROXY_PORT     15480
 #define MM_ADM_ADMIN_PORT     15481

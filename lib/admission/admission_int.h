@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+#include "admission/admission.h"
 #include "common/common.h"
 
 typedef struct {
@@ -75,5 +76,34 @@ mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_o
 /* Appends v as compact JSON, exactly as json_object_to_json_string_ext(v,
  * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) writes it (jsonw.c). */
 mm_err adm_json_put(mm_buf *out, const json_object *v);
+
+/* ---- the injection's plan (inject.c decides it, sidecar.c builds from it) ------------------- */
+
+/* The port the sidecar fronts: where it is declared (container and port index, -1 when
+ * nowhere), its number and name. */
+typedef struct {
+    long number;
+    const char *name; /* borrowed from the pod; NULL when unnamed */
+    long container;   /* index in spec.containers, -1 if undeclared */
+    long port_index;
+    bool guessed;     /* nothing declared: 8080 assumed */
+} app_port;
+
+/* What the injection adds, decided from the pod and the config. */
+typedef struct {
+    const mm_adm_config *cfg;
+    mm_adm_mode mode;
+    bool native;
+    const char *cpu_request, *memory_request, *memory_limit, *cpu_limit;
+    app_port port;
+    const char *proxy_port_name;
+    char vol_policies[64], vol_podinfo[64], vol_keys[64];
+} adm_plan;
+
+/* The sidecar container, the iptables init container and a volume of kind configMap, secret
+ * (source: its name) or downwardAPI (the pod's labels), for the plan (sidecar.c). */
+json_object *adm_sidecar_container(jb *j, const adm_plan *pl);
+json_object *adm_init_container(jb *j, const adm_plan *pl);
+json_object *adm_volume(jb *j, const char *name, const char *kind, const char *source);
 
 #endif

@@ -1,5 +1,5 @@
 /* Unit tests for lib/admission: the injection on the sample AdmissionReview of
- * ../shared/k8s-samples/ and on variants of its pod (every case the webhook must handle),
+ * tests/k8s-samples/ and on variants of its pod (every case the webhook must handle),
  * with the JSON Patch applied and the result checked, re-injection, the AdmissionReview
  * envelope, policy validation, JSON Pointer escaping, YAML, the config file, and failure
  * paths under allocation faults. Run from the repository root. */
@@ -20,7 +20,7 @@
 #include "admission/admission.h"
 #include "admission/admission_int.h"
 
-#define SAMPLES "../shared/k8s-samples/"
+#define SAMPLES "tests/k8s-samples/"
 
 static char *slurp(const char *path, size_t *len)
 {

@@ -379,6 +379,9 @@ void mm_k8s_informer_get_stats(mm_k8s_informer *inf, mm_k8s_informer_stats *out)
  * (on_stopped_leading) and goes back to being a candidate; on stop, a leader releases the
  * Lease (holderIdentity "", leaseDurationSeconds 1) so another takes over at once. Writes
  * are PUTs with the read resourceVersion, so two candidates never both win.
+ * The elector talks to the API server over a client of its own (c's configuration and
+ * settings, its own connection): a slow list page or a long write on c never delays a
+ * renewal. c is only read during mm_k8s_leader_new.
  * Callbacks run on the elector's thread (or the caller's, with mm_k8s_leader_step). */
 typedef struct mm_k8s_leader mm_k8s_leader;
 

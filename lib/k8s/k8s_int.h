@@ -1,5 +1,7 @@
-/* lib/k8s internals shared by its files: the config and client structs, the request
- * machinery the watch, informer and lease code build on, and JSON helpers. */
+/* lib/k8s internals shared by its files: the config and client structs, the transport the
+ * verbs, watch, informer and lease code build on (transport.c), Status errors (status.c),
+ * URLs (url.c) and JSON helpers (json.c). Calls go one way: lease, informer -> client,
+ * watch -> transport -> url, status -> json. */
 #ifndef MM_K8S_INT_H
 #define MM_K8S_INT_H
 
@@ -54,8 +56,16 @@ struct mm_k8s_client {
     _Atomic uint64_t connections; /* TCP connections opened by this client's transfers */
 };
 
-/* One transfer's state: response body (bounded), headers we act on, and, for watches, the
- * decoder fed from the write callback. */
+/* Where the 2xx body of a stream goes as it arrives (the watch decoder, watch.c): the
+ * transport writes to it and never calls up into its owner. write returns MM_OK to go on
+ * (with a message in eb otherwise) and sets *stop to end the transfer cleanly. */
+typedef struct {
+    mm_err (*write)(void *ud, const char *data, size_t n, bool *stop, mm_errbuf *eb);
+    void *ud;
+} k8s_sink;
+
+/* One transfer's state: response body (bounded), headers we act on, and, for streams, the
+ * sink fed from the write callback. */
 typedef struct {
     mm_k8s_client *c;
     CURL *h;
@@ -63,13 +73,11 @@ typedef struct {
     mm_buf body;
     long retry_after_s; /* -1: no Retry-After header */
     bool is_json;
-    /* watch only */
-    mm_k8s_watch_decoder *dec;
-    mm_k8s_event_fn fn;
-    void *ud;
+    /* streams only */
+    const k8s_sink *sink;
     const atomic_bool *stop;
     bool stopped;
-    bool streaming; /* the response is a 2xx watch: bytes go to the decoder */
+    bool streaming; /* the response is 2xx: bytes go to the sink */
     mm_err werr;
     mm_errbuf weeb;
 } k8s_xfer;
@@ -85,17 +93,20 @@ mm_err k8s_request(mm_k8s_client *c, const char *method, const mm_k8s_ref *ref,
                    const char *const *query, const char *content_type, const char *body,
                    size_t body_len, const k8s_tuning *tune, mm_k8s_result *res,
                    mm_errbuf *eb);
-/* Prepares handle h (after curl_easy_reset) for url with the client's TLS, auth, timeouts
- * and callbacks into x. *hdrs receives the header list (caller frees with
- * curl_slist_free_all after the transfer); *auth the Authorization header string to wipe. */
-mm_err k8s_setup_handle(mm_k8s_client *c, CURL *h, const char *url, bool watch,
-                        const char *content_type, k8s_xfer *x, struct curl_slist **hdrs,
-                        char **auth, size_t *auth_len, mm_errbuf *eb);
+/* Runs a streaming GET of url (what names it in messages): a 2xx body goes to sink as it
+ * arrives, with no total timeout (the server ends it). A connection silent for the client's
+ * watch_idle_s is dropped, or, when the client sets none, for idle_s (0: 630 s). *stop (may
+ * be NULL) or the sink ends it cleanly, *stopped then true. Another status becomes
+ * res->status and an error, as for requests. */
+mm_err k8s_stream(mm_k8s_client *c, const char *url, const char *what, const k8s_sink *sink,
+                  const atomic_bool *stop, long idle_s, bool *stopped, mm_k8s_result *res,
+                  mm_errbuf *eb);
 /* Re-reads the token file when it changed (or unconditionally with force). */
 mm_err k8s_refresh_token(mm_k8s_client *c, bool force, mm_errbuf *eb);
-mm_err k8s_curl_err(CURLcode cc, const char *what, const char *errbuf, mm_errbuf *eb);
 void k8s_sleep_ms(long ms);
-void k8s_count_connections(mm_k8s_client *c, CURL *h);
+/* A client of its own with c's configuration and settings: its own connection, so work on c
+ * (a slow list page, a long write) never waits on it or delays it (the Lease renewal). */
+mm_err k8s_client_clone(const mm_k8s_client *c, mm_k8s_client **out, mm_errbuf *eb);
 /* Appends the texts of one Warning header value (`299 - "text"`, comma-separated, quoted
  * strings with backslash escapes, optional quoted date) to res; other codes are dropped. */
 void k8s_parse_warnings(mm_k8s_result *res, const char *v, size_t n);

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 struct mm_k8s_leader {
-    mm_k8s_client *c;
+    mm_k8s_client *c; /* our own: renewals never queue behind the caller's requests */
     char *ns, *name, *identity;
     long lease_ms, renew_deadline_ms, retry_ms;
     bool release_on_stop;
@@ -244,7 +244,10 @@ mm_err mm_k8s_leader_new(mm_k8s_client *c, const mm_k8s_leader_opts *o, mm_k8s_l
                                       "required");
     if (!(le = mm_calloc(1, sizeof(*le))))
         return MM_ENOMEM;
-    le->c = c;
+    if ((rc = k8s_client_clone(c, &le->c, eb)) != MM_OK) {
+        mm_errprefix(eb, "leader election");
+        goto out;
+    }
     le->cb = *o;
     le->lease_ms = o->lease_duration_ms > 0 ? o->lease_duration_ms : 15000;
     le->renew_deadline_ms = o->renew_deadline_ms > 0 ? o->renew_deadline_ms : 10000;
@@ -296,6 +299,7 @@ out:
     mm_free(le->ns);
     mm_free(le->name);
     mm_free(le->identity);
+    mm_k8s_client_free(le->c);
     mm_free(le);
     return rc;
 }
@@ -567,5 +571,6 @@ void mm_k8s_leader_free(mm_k8s_leader *le)
     mm_free(le->ns);
     mm_free(le->name);
     mm_free(le->identity);
+    mm_k8s_client_free(le->c);
     mm_free(le);
 }

@@ -20,7 +20,7 @@
 
 #include "k8s/k8s.h"
 
-#define SAMPLES "../shared/k8s-samples/"
+#define SAMPLES "tests/k8s-samples/"
 #define MAX_CANNED 8
 
 typedef struct {

@@ -3,7 +3,7 @@
  * status-*.json sample, watch framing of the ndjson samples split at every byte, lease.json
  * and MicroTime, allocation failures in kubeconfig parsing and watch framing, and the
  * informer's store fed events directly (shaping, transforms, many objects, failures).
- * Run from the top of the tree: samples are read from ../shared/k8s-samples. */
+ * Run from the top of the tree: samples are read from tests/k8s-samples. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +19,7 @@
 
 #include "k8s/k8s_int.h" /* k8s_parse_warnings */
 
-#define SAMPLES "../shared/k8s-samples/"
+#define SAMPLES "tests/k8s-samples/"
 
 static char *slurp(const char *path, size_t *len)
 {

@@ -1250,6 +1250,70 @@ static void test_leader_election(void **state)
     mm_k8s_client_free(cc);
 }
 
+/* A list page that stalls (the stand-in delays only the ConfigMap path) on the client the
+ * elector was made from: the elector has a connection of its own, so it keeps renewing and
+ * never steps down, though the stall is twice its renew deadline. */
+typedef struct {
+    mm_k8s_client *c;
+    mm_err rc;
+    uint64_t ms;
+} stalled_list;
+
+static void *list_stalled(void *arg)
+{
+    stalled_list *l = arg;
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    uint64_t t0 = mm_now_ns();
+    l->rc = mm_k8s_list(l->c, &CM, NULL, &res, &eb);
+    l->ms = (mm_now_ns() - t0) / 1000000;
+    mm_k8s_result_clear(&res);
+    return NULL;
+}
+
+static void test_leader_renews_during_stalled_list(void **state)
+{
+    (void)state;
+    mm_k8s_client *c = admin(), *observer = admin();
+    lcount lc = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+    mm_k8s_result res = {0};
+    mm_k8s_lease_spec spec = {0};
+    stalled_list l = {.c = c};
+    pthread_t t;
+
+    mm_k8s_leader *le = contender(c, &lc, "renews-while-listing", false);
+    assert_true(wait_leader(le, NULL, 3000) == le);
+    lease_spec(observer, &spec, &res);
+    int64_t renew_before = spec.renew_us;
+
+    fault("{\"delay\":{\"seconds\":4,\"path\":\"/api/v1/namespaces/default/configmaps\"}}");
+    assert_int_equal(pthread_create(&t, NULL, list_stalled, &l), 0);
+    /* the whole stall: leading all along (renewals every 300 ms, deadline 2 s) */
+    uint64_t t0 = mm_now_ns();
+    bool leading = true;
+    while ((mm_now_ns() - t0) / 1000000 < 3500) {
+        leading = leading && mm_k8s_leader_is_leader(le);
+        usleep(50000);
+    }
+    lease_spec(observer, &spec, &res); /* during the stall: the Lease path is not delayed */
+    pthread_join(t, NULL);
+    fault("{\"delay\":0}");
+
+    assert_int_equal(l.rc, MM_OK);
+    assert_true(l.ms >= 3900); /* the list did stall */
+    assert_true(leading);
+    assert_int_equal(lc.stopped, 0);
+    assert_string_equal(spec.holder, "renews-while-listing");
+    /* renewed during the stall: the last renewal at most ~2 retry periods before we read */
+    assert_true(spec.renew_us - renew_before >= 3000000);
+
+    mm_k8s_leader_free(le);
+    mm_free(spec.holder);
+    mm_k8s_result_clear(&res);
+    mm_k8s_client_free(observer);
+    mm_k8s_client_free(c);
+}
+
 static int setup(void **state)
 {
     if (start_standin(state) != 0)
@@ -1275,6 +1339,7 @@ int main(void)
         cmocka_unit_test(test_informer_steps),
         cmocka_unit_test(test_informer_thread),
         cmocka_unit_test(test_leader_election),
+        cmocka_unit_test(test_leader_renews_during_stalled_list),
     };
     return cmocka_run_group_tests(tests, setup, stop_standin);
 }

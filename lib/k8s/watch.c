@@ -1,7 +1,9 @@
 /* lib/k8s watch: the newline framing of a watch stream (events in any chunking, each line
- * bounded), event parsing, and the streaming request fed from curl's write callback. */
+ * bounded), event parsing, and the watch request: the decoder is the sink the transport
+ * writes the stream to (transport.c never calls back here). */
 #include "k8s/k8s_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct mm_k8s_watch_decoder {
@@ -174,21 +176,29 @@ mm_err mm_k8s_watch_decoder_finish(mm_k8s_watch_decoder *d, mm_errbuf *eb)
 
 /* ---- the streaming request ---------------------------------------------------------------- */
 
+/* The decoder as the transport's sink: bytes in, events out to the caller's fn. */
+typedef struct {
+    mm_k8s_watch_decoder *dec;
+    mm_k8s_event_fn fn;
+    void *ud;
+} watch_sink;
+
+static mm_err sink_write(void *ud, const char *data, size_t n, bool *stop, mm_errbuf *eb)
+{
+    watch_sink *w = ud;
+    return mm_k8s_watch_decoder_feed(w->dec, data, n, w->fn, w->ud, stop, eb);
+}
+
 mm_err mm_k8s_watch(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_watch_opts *wo,
                     mm_k8s_event_fn fn, void *ud, mm_k8s_result *res, mm_errbuf *eb)
 {
     static const mm_k8s_watch_opts none;
     mm_err rc = MM_OK;
-    char *url = NULL, *auth = NULL;
-    size_t auth_len = 0;
-    struct curl_slist *hdrs = NULL;
-    CURL *h = NULL;
-    char errbuf[CURL_ERROR_SIZE], what[400], tmo[24];
-    k8s_xfer x;
-    bool reauthed = false;
+    char *url = NULL, what[400], tmo[24];
+    watch_sink w = {.fn = fn, .ud = ud};
+    k8s_sink sink = {.write = sink_write, .ud = &w};
+    bool stopped = false;
 
-    memset(&x, 0, sizeof(x));
-    mm_buf_init(&x.body, MM_K8S_ERROR_BODY_MAX);
     mm_k8s_result_clear(res);
     if (!wo)
         wo = &none;
@@ -208,101 +218,16 @@ mm_err mm_k8s_watch(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_watch_
     if ((rc = mm_k8s_build_url(c->cfg->server, ref, q, &url, eb)) != MM_OK)
         goto out;
     snprintf(what, sizeof(what), "WATCH %s", ref->resource);
-    if (!(h = curl_easy_init())) {
-        rc = mm_errf(eb, MM_ENOMEM, "libcurl: cannot create a handle");
+    if ((rc = mm_k8s_watch_decoder_new(0, &w.dec)) != MM_OK)
         goto out;
-    }
-    for (;;) {
-        long code = 0;
-        if ((rc = k8s_refresh_token(c, false, eb)) != MM_OK)
-            goto out;
-        mm_k8s_watch_decoder_free(x.dec);
-        x.dec = NULL;
-        if ((rc = mm_k8s_watch_decoder_new(0, &x.dec)) != MM_OK)
-            goto out;
-        curl_easy_reset(h);
-        mm_buf_reset(&x.body);
-        x.c = c;
-        x.h = h;
-        x.res = res;
-        x.fn = fn;
-        x.ud = ud;
-        x.stop = wo->stop;
-        x.stopped = x.streaming = false;
-        x.werr = MM_OK;
-        x.retry_after_s = -1;
-        errbuf[0] = '\0';
-        if ((rc = k8s_setup_handle(c, h, url, true, NULL, &x, &hdrs, &auth, &auth_len, eb)) !=
-            MM_OK)
-            goto out;
-        if (c->watch_idle_s <= 0 && wo->timeout_seconds > 0 &&
-            curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, wo->timeout_seconds + 30) != CURLE_OK) {
-            rc = mm_errf(eb, MM_EIO, "libcurl: CURLOPT_LOW_SPEED_TIME");
-            goto out;
-        }
-        if (curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_HTTPGET, 1L) != CURLE_OK) {
-            rc = mm_errf(eb, MM_EIO, "libcurl: cannot set up the watch");
-            goto out;
-        }
-        CURLcode cc = curl_easy_perform(h);
-        k8s_count_connections(c, h);
-        /* free the header list now: it holds the bearer token */
-        for (struct curl_slist *p = hdrs; p; p = p->next)
-            if (strncmp(p->data, "Authorization:", 14) == 0)
-                memset(p->data, 0, strlen(p->data));
-        curl_slist_free_all(hdrs);
-        hdrs = NULL;
-        k8s_free_secret(auth, auth_len);
-        auth = NULL;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        res->http_code = code;
-        if (x.stopped) /* fn or *stop asked: a clean end */
-            goto out;
-        if (x.werr != MM_OK) {
-            rc = mm_errf(eb, x.werr, "%s: %s", what, x.weeb.msg);
-            goto out;
-        }
-        if (cc != CURLE_OK) {
-            if (x.streaming) {
-                rc = mm_errf(eb, MM_EIO, "%s: the stream dropped after %llu events: %s", what,
-                             (unsigned long long)mm_k8s_watch_decoder_events(x.dec),
-                             curl_easy_strerror(cc));
-            } else {
-                rc = k8s_curl_err(cc, what, errbuf, eb);
-            }
-            goto out;
-        }
-        if (code == 401 && c->cfg->token_file && !reauthed) {
-            reauthed = true;
-            if ((rc = k8s_refresh_token(c, true, eb)) != MM_OK)
-                goto out;
-            continue;
-        }
-        break;
-    }
-    if (res->http_code >= 200 && res->http_code < 300) {
-        rc = mm_k8s_watch_decoder_finish(x.dec, eb);
-        if (rc != MM_OK)
-            mm_errprefix(eb, "%s", what);
-        goto out;
-    }
-    mm_k8s_status_from_body((int)res->http_code, x.body.data ? x.body.data : "", x.body.len,
-                            x.retry_after_s, &res->status);
-    if (!res->status.reason || !res->status.message) {
-        rc = MM_ENOMEM;
-        goto out;
-    }
-    rc = mm_errf(eb, mm_k8s_status_err(&res->status), "%s: %ld %s: %s", what, res->http_code,
-                 res->status.reason, res->status.message);
+    rc = k8s_stream(c, url, what, &sink, wo->stop,
+                    wo->timeout_seconds > 0 ? wo->timeout_seconds + 30 : 0, &stopped, res, eb);
+    if (rc == MM_EIO && w.dec->events)
+        mm_errprefix(eb, "after %llu events", (unsigned long long)w.dec->events);
+    if (rc == MM_OK && !stopped && (rc = mm_k8s_watch_decoder_finish(w.dec, eb)) != MM_OK)
+        mm_errprefix(eb, "%s", what);
 out:
-    if (hdrs)
-        curl_slist_free_all(hdrs);
-    k8s_free_secret(auth, auth_len);
-    if (h)
-        curl_easy_cleanup(h);
-    mm_k8s_watch_decoder_free(x.dec);
-    mm_buf_free(&x.body);
+    mm_k8s_watch_decoder_free(w.dec);
     mm_free(url);
     return rc;
 }

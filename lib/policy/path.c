@@ -1,4 +1,4 @@
-/* lib/policy: the JSONPath subset of DESIGN.md — $ .name ['name'] [*] .* [N] ..name —
+/* lib/policy: the JSONPath subset of docs/policy.md — $ .name ['name'] [*] .* [N] ..name —
  * parsed into steps that the engine compiles into its matcher. */
 #include "policy/policy_int.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for lib/policy: every input form, the DESIGN.md example model, validation
+/* Unit tests for lib/policy: every input form, the example model of docs/policy.md, validation
  * errors with their exact places, YAML scalar typing, limits, the sample files under
  * tests/data/policies, and PCI lint. Paths, labels and allocation failures are in
  * test_grammar.c. Run from the top of the tree (the runner does). */
@@ -43,7 +43,7 @@ static bool has_diag(const mm_diags *d, const char *want)
     return false;
 }
 
-/* ---- the DESIGN.md example ------------------------------------------------------------ */
+/* ---- the docs/policy.md example ------------------------------------------------------------ */
 
 static void check_design_model(const mm_policy *p, bool from_json)
 {

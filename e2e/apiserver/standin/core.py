@@ -47,7 +47,7 @@ class StandIn:
         for s in args.service_host or []:
             k, _, v = s.partition("=")
             self.service_hosts[k.strip()] = v.strip()
-        self.faults = {"fail": None, "delay": 0.0}
+        self.faults = {"fail": None, "delay": 0.0, "delayPath": None}
         self.snapshots = {}  # (gp, ns, rv) -> objects at rv, for continue tokens (consistent pages)
         self.fault_lock = threading.Lock()
         self.conns = set()

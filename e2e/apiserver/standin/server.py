@@ -186,7 +186,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         restart = False
         with self.si.fault_lock:
             if "delay" in req:
-                self.si.faults["delay"] = float(req["delay"] or 0)
+                # a number: every API request; {"seconds": N, "path": "/prefix"}: only those
+                # whose path starts with the prefix (a stalled list beside a live Lease)
+                d = req["delay"]
+                if isinstance(d, dict):
+                    path = d.get("path")
+                    if path is not None and not (isinstance(path, str) and path.startswith("/")):
+                        raise bad_request("delay.path must be a path starting with /")
+                    self.si.faults["delay"], self.si.faults["delayPath"] = float(d.get("seconds") or 0), path
+                else:
+                    self.si.faults["delay"], self.si.faults["delayPath"] = float(d or 0), None
             if "fail" in req:
                 f = req["fail"]
                 if f and int(f.get("count", 1)) > 0:
@@ -683,6 +692,8 @@ class Server(http.server.ThreadingHTTPServer):
 def _standin_apply_faults(self, path):
     with self.fault_lock:
         delay = self.faults["delay"]
+        if self.faults.get("delayPath") and not path.startswith(self.faults["delayPath"]):
+            delay = 0
         fail = self.faults["fail"]
         hit = None
         if fail and fail["count"] > 0 and (not fail.get("path") or path.startswith(fail["path"])):

@@ -18,7 +18,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN = os.environ.get("STANDIN_RUN") or os.path.join(os.path.dirname(HERE), "run")
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-SAMPLES = "/work/shared/k8s-samples"
+SAMPLES = os.path.join(REPO, "tests", "k8s-samples")
 READONLY = "readonly-token-for-tests"
 
 sys.path.insert(0, os.path.dirname(HERE))

@@ -1,4 +1,4 @@
-"""REST behaviour of the stand-in against the wire samples in /work/shared/k8s-samples."""
+"""REST behaviour of the stand-in against the wire samples in tests/k8s-samples."""
 import base64
 import json
 import os
@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from e2e.apiserver.tests._support import READONLY, CRD, ServerTest, mp, sample, wait_until
+from e2e.apiserver.tests._support import CRD, READONLY, SAMPLES, ServerTest, mp, sample, wait_until
 
 MP = "/apis/maskmesh.io/v1alpha1/namespaces/shop/maskingpolicies"
 
@@ -521,6 +521,26 @@ class FaultTest(ServerTest):
         self.s.fault(delay=0)
         self.assertEqual(st, 200)
 
+    def test_delay_on_a_path(self):
+        # only requests under the prefix wait: a stalled list beside a live Lease renewal
+        self.s.fault(delay={"seconds": 0.8, "path": "/api/v1/namespaces/default/configmaps"})
+        try:
+            t = time.monotonic()
+            st, _, _ = self.s.req("GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases")
+            self.assertEqual(st, 200)
+            self.assertLess(time.monotonic() - t, 0.5)
+            t = time.monotonic()
+            st, _, _ = self.s.req("GET", "/api/v1/namespaces/default/configmaps?limit=1")
+            self.assertEqual(st, 200)
+            self.assertGreaterEqual(time.monotonic() - t, 0.75)
+            st, _, body = self.s.req("POST", "/_maskmesh/fault", {"delay": {"seconds": 1, "path": "api"}})
+            self.assertEqual(st, 400)
+        finally:
+            self.s.fault(delay=0)
+        t = time.monotonic()
+        st, _, _ = self.s.req("GET", "/api/v1/namespaces/default/configmaps?limit=1")
+        self.assertLess(time.monotonic() - t, 0.5)
+
     def test_restart_keeps_state(self):
         self.ensure_ns("keep")
         self.s.fault(restart=True)
@@ -640,7 +660,7 @@ class FidelityTest(ServerTest):
         self.assertEqual(p2["metadata"]["resourceVersion"], p1["metadata"]["resourceVersion"])
 
     def test_apply_yaml_body(self):
-        with open("/work/shared/k8s-samples/ssa-configmap-request.yaml", "rb") as f:
+        with open(os.path.join(SAMPLES, "ssa-configmap-request.yaml"), "rb") as f:
             yaml_body = f.read()
         st, _, body = self.s.req("PATCH", "/api/v1/namespaces/shop/configmaps/maskmesh-policies?fieldManager=maskmesh-controller",
                                  yaml_body, ctype="application/apply-patch+yaml")
