@@ -3,7 +3,6 @@
 #include "controller/controller.h"
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "controller/controller_int.h"
 #include "policy/policy.h"
 
 #define QUEUE_MAX 100000          /* namespaces waiting at once */
@@ -111,29 +111,6 @@ static void enqueue(mm_ctrl *c, const char *ns)
 
 /* ---- the index of policies ------------------------------------------------------------ */
 
-static const char *meta_str(struct json_object *o, const char *field)
-{
-    struct json_object *m = NULL, *v = NULL;
-    if (!json_object_object_get_ex(o, "metadata", &m) || !json_object_object_get_ex(m, field, &v))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-/* Deletes the members of object o whose keys are not among keys[0..n). */
-static void keep_only(struct json_object *o, const char *const *keys, size_t n)
-{
-    struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
-    while (!json_object_iter_equal(&it, &end)) {
-        const char *k = json_object_iter_peek_name(&it);
-        size_t i = 0;
-        while (i < n && strcmp(k, keys[i]) != 0)
-            i++;
-        json_object_iter_next(&it); /* before k's entry goes */
-        if (i == n)
-            json_object_object_del(o, k);
-    }
-}
-
 /* Where (ns, name) is or would go in the index, which is sorted by namespace, then name;
  * name NULL: where the namespace's first policy is. */
 static size_t index_find(const mm_ctrl *c, const char *ns, const char *name)
@@ -205,107 +182,10 @@ static char **index_names(mm_ctrl *c, const char *ns, size_t *n)
 
 /* ---- informer handlers ---------------------------------------------------------------- */
 
-/* The informers keep only what reconcile reads: metadata name, namespace, uid, generation,
- * resourceVersion, labels and ownerReferences, and spec, status and data. Annotations (such
- * as kubectl's last-applied-configuration, a second copy of the policy), managedFields and
- * the rest of metadata are dropped before the object is stored. */
-static mm_err slim(void *ud, struct json_object *o)
-{
-    static const char *const top[] = {"apiVersion", "kind", "metadata", "spec", "status", "data"};
-    static const char *const meta[] = {"name", "namespace", "uid", "generation", "resourceVersion",
-                                       "labels", "ownerReferences"};
-    MM_UNUSED(ud);
-    struct json_object *m = NULL;
-    if (!json_object_is_type(o, json_type_object))
-        return MM_OK;
-    keep_only(o, top, MM_ARRAY_LEN(top));
-    if (json_object_object_get_ex(o, "metadata", &m) && json_object_is_type(m, json_type_object))
-        keep_only(m, meta, MM_ARRAY_LEN(meta));
-    return MM_OK;
-}
-
-#define DIGEST_LEN 64 /* "sha256:" + 43 base64 characters, with room */
-
-/* A digest of a JSON value as reconcile compares it: a string's bytes, anything else its
- * canonical JSON (sorted keys), so two values json_object_equal calls equal digest alike.
- * NULL value: "". */
-static mm_err digest(struct json_object *v, char out[DIGEST_LEN])
-{
-    unsigned char md[32];
-    mm_buf b;
-    mm_err rc = MM_OK;
-    out[0] = '\0';
-    if (!v)
-        return MM_OK;
-    mm_buf_init(&b, 0);
-    if (json_object_is_type(v, json_type_string))
-        rc = mm_buf_putc(&b, 's') == MM_OK ? mm_buf_append(&b, json_object_get_string(v),
-                                                            (size_t)json_object_get_string_len(v))
-                                            : MM_ENOMEM;
-    else
-        rc = mm_buf_putc(&b, 'j') == MM_OK ? mm_policy_canonical_json(v, &b) : MM_ENOMEM;
-    if (rc == MM_OK && !EVP_Digest(b.data, b.len, md, NULL, EVP_sha256(), NULL))
-        rc = MM_ENOMEM;
-    if (rc == MM_OK) {
-        memcpy(out, "sha256:", 7);
-        EVP_EncodeBlock((unsigned char *)out + 7, md, sizeof(md)); /* 44 characters and NUL */
-    }
-    mm_buf_free(&b);
-    return rc;
-}
-
-/* What the ConfigMap and NetworkPolicy informers keep: what reconcile reads of them
- * (metadata name, namespace, uid, labels, the owners' uids), and in place of the content
- * maskmesh decides (the ConfigMap's policies key, the NetworkPolicy's spec) its digest. At
- * 10,000 policies the stored copies of the rendered content were about 10 MB; reconcile
- * only asks whether they equal what it renders (same(), owners_same(), label_same()). */
-static mm_err owned_slim(void *ud, struct json_object *o)
-{
-    static const char *const top[] = {"metadata", "spec", "data"};
-    static const char *const meta[] = {"name", "namespace", "uid", "resourceVersion", "labels",
-                                       "ownerReferences"};
-    static const char *const owner[] = {"uid"};
-    struct json_object *data = NULL, *v = NULL, *d = NULL, *m = NULL, *owners = NULL;
-    char dg[DIGEST_LEN];
-    MM_UNUSED(ud);
-    if (!json_object_is_type(o, json_type_object))
-        return MM_OK;
-    keep_only(o, top, MM_ARRAY_LEN(top));
-    if (json_object_object_get_ex(o, "metadata", &m) && json_object_is_type(m, json_type_object)) {
-        keep_only(m, meta, MM_ARRAY_LEN(meta));
-        if (json_object_object_get_ex(m, "ownerReferences", &owners) &&
-            json_object_is_type(owners, json_type_array))
-            for (size_t i = 0; i < json_object_array_length(owners); i++) {
-                struct json_object *r = json_object_array_get_idx(owners, i);
-                if (json_object_is_type(r, json_type_object))
-                    keep_only(r, owner, MM_ARRAY_LEN(owner));
-            }
-    }
-    mm_err rc = MM_OK;
-    if (json_object_object_get_ex(o, "spec", &v)) {
-        if ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)))
-            return rc != MM_OK ? rc : MM_ENOMEM;
-        json_object_object_add(o, "spec", d);
-    }
-    if (json_object_object_get_ex(o, "data", &data) && json_object_is_type(data, json_type_object)) {
-        struct json_object *nd = json_object_new_object();
-        if (!nd)
-            return MM_ENOMEM;
-        if (json_object_object_get_ex(data, MM_POLICY_CONFIGMAP_KEY, &v) &&
-            ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)) ||
-             json_object_object_add(nd, MM_POLICY_CONFIGMAP_KEY, d) != 0)) {
-            json_object_put(nd);
-            return rc != MM_OK ? rc : MM_ENOMEM;
-        }
-        json_object_object_add(o, "data", nd);
-    }
-    return MM_OK;
-}
-
 static void pol_add(void *ud, struct json_object *o)
 {
     mm_ctrl *c = ud;
-    const char *ns = meta_str(o, "namespace"), *name = meta_str(o, "name");
+    const char *ns = ctrl_meta_str(o, "namespace"), *name = ctrl_meta_str(o, "name");
     if (!ns || !name)
         return;
     index_set(c, ns, name, true);
@@ -321,7 +201,7 @@ static void pol_update(void *ud, struct json_object *old_obj, struct json_object
 static void pol_delete(void *ud, struct json_object *o)
 {
     mm_ctrl *c = ud;
-    const char *ns = meta_str(o, "namespace"), *name = meta_str(o, "name");
+    const char *ns = ctrl_meta_str(o, "namespace"), *name = ctrl_meta_str(o, "name");
     if (!ns || !name)
         return;
     index_set(c, ns, name, false);
@@ -331,7 +211,7 @@ static void pol_delete(void *ud, struct json_object *o)
 /* A managed object changed or went: the namespace is checked again (drift repair). */
 static void owned_any(void *ud, struct json_object *o)
 {
-    const char *ns = meta_str(o, "namespace");
+    const char *ns = ctrl_meta_str(o, "namespace");
     if (ns)
         enqueue(ud, ns);
 }
@@ -365,60 +245,6 @@ static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const ch
     return rc;
 }
 
-static struct json_object *field(struct json_object *o, const char *a, const char *b)
-{
-    struct json_object *x = NULL, *y = NULL;
-    if (!o || !json_object_object_get_ex(o, a, &x))
-        return NULL;
-    if (!b)
-        return x;
-    return json_object_object_get_ex(x, b, &y) ? y : NULL;
-}
-
-/* The parts of a managed object maskmesh decides: equal means no write. actual comes from
- * an informer, which keeps their digest (owned_slim). A failed digest says "differs": one
- * write too many, never one too few. */
-static bool same(struct json_object *actual, struct json_object *desired, const char *a, const char *b)
-{
-    struct json_object *x = field(actual, a, b), *y = field(desired, a, b);
-    char dg[DIGEST_LEN];
-    if (!x || !y)
-        return !x && !y;
-    return json_object_is_type(x, json_type_string) && digest(y, dg) == MM_OK &&
-           strcmp(json_object_get_string(x), dg) == 0;
-}
-
-static bool owners_same(struct json_object *actual, struct json_object *desired)
-{
-    struct json_object *x = field(actual, "metadata", "ownerReferences"),
-                       *y = field(desired, "metadata", "ownerReferences");
-    size_t nx = x && json_object_is_type(x, json_type_array) ? json_object_array_length(x) : 0,
-           ny = y && json_object_is_type(y, json_type_array) ? json_object_array_length(y) : 0;
-    if (nx != ny)
-        return false;
-    for (size_t i = 0; i < ny; i++) {
-        const char *uid = json_object_get_string(field(json_object_array_get_idx(y, i), "uid", NULL)) ?: "";
-        bool found = false;
-        for (size_t j = 0; j < nx && !found; j++)
-            found = strcmp(json_object_get_string(field(json_object_array_get_idx(x, j), "uid", NULL)) ?: "",
-                           uid) == 0;
-        if (!found)
-            return false;
-    }
-    return true;
-}
-
-static bool label_same(struct json_object *actual, struct json_object *desired)
-{
-    struct json_object *la = field(actual, "metadata", "labels"), *ld = field(desired, "metadata", "labels");
-    json_object_object_foreach(ld, k, v) {
-        struct json_object *x = NULL;
-        if (!la || !json_object_object_get_ex(la, k, &x) || !json_object_equal(x, v))
-            return false;
-    }
-    return true;
-}
-
 static void now_rfc3339(char out[32])
 {
     time_t t = time(NULL);
@@ -434,7 +260,7 @@ static void event(mm_ctrl *c, struct json_object *policy, bool warning, const ch
     char micro[MM_K8S_MICROTIME_LEN + 1], name[300];
     mm_k8s_result res = {0};
     mm_errbuf eb;
-    const char *ns = meta_str(policy, "namespace"), *pname = meta_str(policy, "name");
+    const char *ns = ctrl_meta_str(policy, "namespace"), *pname = ctrl_meta_str(policy, "name");
     int64_t now = mm_k8s_now_us();
     mm_k8s_format_microtime(now, micro);
     snprintf(name, sizeof(name), "%.240s.%llx", pname, (unsigned long long)now * 1000ull);
@@ -462,8 +288,8 @@ static void event(mm_ctrl *c, struct json_object *policy, bool warning, const ch
     json_object_object_add(r, "kind", json_object_new_string("MaskingPolicy"));
     json_object_object_add(r, "name", json_object_new_string(pname));
     json_object_object_add(r, "namespace", json_object_new_string(ns));
-    if (meta_str(policy, "uid"))
-        json_object_object_add(r, "uid", json_object_new_string(meta_str(policy, "uid")));
+    if (ctrl_meta_str(policy, "uid"))
+        json_object_object_add(r, "uid", json_object_new_string(ctrl_meta_str(policy, "uid")));
     json_object_object_add(e, "regarding", r);
     mm_k8s_ref ref = {"events.k8s.io", "v1", "events", ns, NULL, NULL};
     mm_k8s_write_opts wo = {.field_manager = c->field_manager};
@@ -477,10 +303,10 @@ static void event(mm_ctrl *c, struct json_object *policy, bool warning, const ch
 static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, const char *reason,
                          const char *message, bool rendered, size_t rules, mm_errbuf *eb)
 {
-    struct json_object *st = field(policy, "status", NULL), *conds = field(st, "conditions", NULL);
+    struct json_object *st = ctrl_field(policy, "status", NULL), *conds = ctrl_field(st, "conditions", NULL);
     struct json_object *old = NULL;
-    const char *ns = meta_str(policy, "namespace"), *name = meta_str(policy, "name");
-    int64_t gen = json_object_get_int64(field(policy, "metadata", "generation"));
+    const char *ns = ctrl_meta_str(policy, "namespace"), *name = ctrl_meta_str(policy, "name");
+    int64_t gen = json_object_get_int64(ctrl_field(policy, "metadata", "generation"));
     char npname[300], ts[32];
     mm_err rc = MM_OK;
 
@@ -489,29 +315,29 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
         conds = NULL; /* a status someone else wrote: treat as no conditions */
     for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
         struct json_object *cd = json_object_array_get_idx(conds, i);
-        if (strcmp(json_object_get_string(field(cd, "type", NULL)) ?: "", "Ready") == 0)
+        if (strcmp(json_object_get_string(ctrl_field(cd, "type", NULL)) ?: "", "Ready") == 0)
             old = cd;
     }
     const char *want_status = ready ? "True" : "False";
-    bool cond_same = old && strcmp(json_object_get_string(field(old, "status", NULL)) ?: "", want_status) == 0 &&
-                     strcmp(json_object_get_string(field(old, "reason", NULL)) ?: "", reason) == 0 &&
-                     strcmp(json_object_get_string(field(old, "message", NULL)) ?: "", message) == 0 &&
-                     json_object_get_int64(field(old, "observedGeneration", NULL)) == gen;
-    bool rest_same = st && json_object_get_int64(field(st, "observedGeneration", NULL)) == gen &&
-                     json_object_get_int64(field(st, "ruleCount", NULL)) == (int64_t)rules &&
-                     (!rendered || (strcmp(json_object_get_string(field(st, "configMap", NULL)) ?: "",
+    bool cond_same = old && strcmp(json_object_get_string(ctrl_field(old, "status", NULL)) ?: "", want_status) == 0 &&
+                     strcmp(json_object_get_string(ctrl_field(old, "reason", NULL)) ?: "", reason) == 0 &&
+                     strcmp(json_object_get_string(ctrl_field(old, "message", NULL)) ?: "", message) == 0 &&
+                     json_object_get_int64(ctrl_field(old, "observedGeneration", NULL)) == gen;
+    bool rest_same = st && json_object_get_int64(ctrl_field(st, "observedGeneration", NULL)) == gen &&
+                     json_object_get_int64(ctrl_field(st, "ruleCount", NULL)) == (int64_t)rules &&
+                     (!rendered || (strcmp(json_object_get_string(ctrl_field(st, "configMap", NULL)) ?: "",
                                            MM_POLICY_CONFIGMAP) == 0 &&
-                                    strcmp(json_object_get_string(field(st, "networkPolicy", NULL)) ?: "",
+                                    strcmp(json_object_get_string(ctrl_field(st, "networkPolicy", NULL)) ?: "",
                                            npname) == 0));
     if (cond_same && rest_same)
         return MM_OK; /* nothing to say: no write */
 
     /* the transition time moves only when the status of the condition does */
-    bool flipped = !old || strcmp(json_object_get_string(field(old, "status", NULL)) ?: "", want_status) != 0;
+    bool flipped = !old || strcmp(json_object_get_string(ctrl_field(old, "status", NULL)) ?: "", want_status) != 0;
     if (flipped)
         now_rfc3339(ts);
     else
-        snprintf(ts, sizeof(ts), "%s", json_object_get_string(field(old, "lastTransitionTime", NULL)) ?: "");
+        snprintf(ts, sizeof(ts), "%s", json_object_get_string(ctrl_field(old, "lastTransitionTime", NULL)) ?: "");
 
     mm_buf patch;
     mm_buf_init(&patch, 0);
@@ -575,13 +401,13 @@ static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns
     snprintf(obj, sizeof(obj), MM_STREAM_PREFIX "%.230s", name);
     cm_a = mm_k8s_informer_get(informer_for(c, 1, ns), ns, obj);
     dep_a = mm_k8s_informer_get(informer_for(c, 3, ns), ns, obj);
-    if (!field(field(p, "spec", NULL), "streams", NULL)) {
+    if (!ctrl_field(ctrl_field(p, "spec", NULL), "streams", NULL)) {
         const mm_k8s_ref *kinds[2] = {&DEPLOYS, &CONFIGMAPS};
         struct json_object *have[2] = {dep_a, cm_a};
         for (int i = 0; i < 2 && rc == MM_OK; i++) {
             mm_k8s_ref ref = *kinds[i];
             mm_k8s_result res = {0};
-            mm_k8s_delete_opts d = {.precondition_uid = meta_str(have[i], "uid"), .grace_period_seconds = -1};
+            mm_k8s_delete_opts d = {.precondition_uid = ctrl_meta_str(have[i], "uid"), .grace_period_seconds = -1};
             if (!have[i])
                 continue;
             ref.ns = ns;
@@ -595,21 +421,21 @@ static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns
     }
     if ((rc = mm_policy_render_stream(p, &ro, &cm, &dep, eb)) != MM_OK)
         goto out;
-    if ((!cm_a || !same(cm_a, cm, "data", MM_POLICY_CONFIGMAP_KEY) || !owners_same(cm_a, cm) ||
-         !label_same(cm_a, cm)) &&
+    if ((!cm_a || !ctrl_same(cm_a, cm, "data", MM_POLICY_CONFIGMAP_KEY) || !ctrl_owners_same(cm_a, cm) ||
+         !ctrl_label_same(cm_a, cm)) &&
         (rc = apply(c, &CONFIGMAPS, ns, obj, cm, eb)) != MM_OK)
         goto out;
-    if ((!dep_a || !owners_same(dep_a, dep) || !label_same(dep_a, dep)) &&
+    if ((!dep_a || !ctrl_owners_same(dep_a, dep) || !ctrl_label_same(dep_a, dep)) &&
         (rc = apply(c, &DEPLOYS, ns, obj, dep, eb)) != MM_OK)
         goto out;
     /* status.stream: what the Deployment reports (none yet: 0 ready) */
-    int64_t want = json_object_get_int64(field(field(dep, "spec", NULL), "replicas", NULL));
-    int64_t ready = json_object_get_int64(field(field(dep_a, "status", NULL), "readyReplicas", NULL));
-    struct json_object *st = field(field(p, "status", NULL), "stream", NULL);
-    if (st && json_object_get_int64(field(st, "replicas", NULL)) == want &&
-        json_object_get_int64(field(st, "readyReplicas", NULL)) == ready &&
-        json_object_get_boolean(field(st, "ready", NULL)) == (ready > 0) &&
-        strcmp(json_object_get_string(field(st, "deployment", NULL)) ?: "", obj) == 0)
+    int64_t want = json_object_get_int64(ctrl_field(ctrl_field(dep, "spec", NULL), "replicas", NULL));
+    int64_t ready = json_object_get_int64(ctrl_field(ctrl_field(dep_a, "status", NULL), "readyReplicas", NULL));
+    struct json_object *st = ctrl_field(ctrl_field(p, "status", NULL), "stream", NULL);
+    if (st && json_object_get_int64(ctrl_field(st, "replicas", NULL)) == want &&
+        json_object_get_int64(ctrl_field(st, "readyReplicas", NULL)) == ready &&
+        json_object_get_boolean(ctrl_field(st, "ready", NULL)) == (ready > 0) &&
+        strcmp(json_object_get_string(ctrl_field(st, "deployment", NULL)) ?: "", obj) == 0)
         goto out;
     if (mm_buf_printf(&patch, "{\"status\":{\"stream\":{\"deployment\":\"%s\",\"replicas\":%lld,"
                       "\"readyReplicas\":%lld,\"ready\":%s}}}", obj, (long long)want,
@@ -674,8 +500,8 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
     if (nvalid) {
         if ((rc = mm_policy_render_configmap(valid, nvalid, ns, &cm, eb)) != MM_OK)
             goto out;
-        if (!cm_actual || !same(cm_actual, cm, "data", MM_POLICY_CONFIGMAP_KEY) ||
-            !owners_same(cm_actual, cm) || !label_same(cm_actual, cm))
+        if (!cm_actual || !ctrl_same(cm_actual, cm, "data", MM_POLICY_CONFIGMAP_KEY) ||
+            !ctrl_owners_same(cm_actual, cm) || !ctrl_label_same(cm_actual, cm))
             if ((rc = apply(c, &CONFIGMAPS, ns, MM_POLICY_CONFIGMAP, cm, &web)) != MM_OK && first == MM_OK) {
                 first = rc;
                 mm_errf(eb, rc, "%s: ConfigMap %s: %s", ns, MM_POLICY_CONFIGMAP, web.msg);
@@ -683,7 +509,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
     } else if (cm_actual) {
         mm_k8s_ref ref = CONFIGMAPS;
         mm_k8s_result res = {0};
-        mm_k8s_delete_opts d = {.precondition_uid = meta_str(cm_actual, "uid"), .grace_period_seconds = -1};
+        mm_k8s_delete_opts d = {.precondition_uid = ctrl_meta_str(cm_actual, "uid"), .grace_period_seconds = -1};
         ref.ns = ns;
         ref.name = MM_POLICY_CONFIGMAP;
         rc = mm_k8s_delete(c->o.client, &ref, &d, &res, &web);
@@ -704,7 +530,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         if (!p)
             continue;
         /* json-c asserts on a non-array: an invalid policy may have no rules list */
-        rl = field(field(p, "spec", NULL), "rules", NULL);
+        rl = ctrl_field(ctrl_field(p, "spec", NULL), "rules", NULL);
         size_t rules = rl && json_object_is_type(rl, json_type_array) ? json_object_array_length(rl) : 0;
         if (why[i]) {
             snprintf(msg, sizeof(msg), "%s", why[i]);
@@ -714,8 +540,8 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
             mm_err ap = cm_rc;
             if ((rc = mm_policy_render_networkpolicy(p, c->monitoring, &np, &web)) == MM_OK) {
                 np_actual = mm_k8s_informer_get(ninf, ns, npname);
-                if (!np_actual || !same(np_actual, np, "spec", NULL) || !owners_same(np_actual, np) ||
-                    !label_same(np_actual, np))
+                if (!np_actual || !ctrl_same(np_actual, np, "spec", NULL) || !ctrl_owners_same(np_actual, np) ||
+                    !ctrl_label_same(np_actual, np))
                     if ((rc = apply(c, &NETPOLS, ns, npname, np, &web)) != MM_OK)
                         ap = rc;
             } else {
@@ -907,7 +733,7 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
         const mm_k8s_ref *kinds[4] = {&POLICIES, &CONFIGMAPS, &NETPOLS, &DEPLOYS};
         for (int k = 0; k < (int)c->per; k++) {
             mm_k8s_ref ref = *kinds[k];
-            mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = k ? owned_slim : slim};
+            mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = k ? ctrl_owned_slim : ctrl_slim};
             mm_k8s_handlers h = {.ud = c};
             ref.ns = c->namespaces ? c->namespaces[s] : NULL;
             if (k == 0) {

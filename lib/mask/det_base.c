@@ -64,9 +64,18 @@ void det_add(scan *s, size_t start, size_t end, int tag, const char *name)
     sc->m[sc->n++] = (det_match){.start = start, .end = end, .tag = tag, .name = name};
 }
 
+/* The names alone, from the same list as detect.c's registry: reading the registry here
+ * would make det_base.c and detect.c depend on each other (detect.c's table points at the
+ * family files, which call into this one). */
+static const char *const det_names[DET_BUILTIN_COUNT] = {
+#define DETECTOR(id, fn, nm, wd, by, ky, dc) [DET_##id] = nm,
+#include "mask/detectors.def"
+#undef DETECTOR
+};
+
 void det_found(scan *s, det_id id, size_t start, size_t end)
 {
-    det_add(s, start, end, s->set->tag[id], det_registry[id].name);
+    det_add(s, start, end, s->set->tag[id], det_names[id]);
     s->next[id] = end;
 }
 

@@ -1,0 +1,182 @@
+/* lib/controller: the stored objects, slimmed and digested, and their comparison with what
+ * reconcile renders. Nothing here knows the controller's state. */
+#include "controller/controller_int.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "policy/policy.h"
+
+#define DIGEST_LEN 64 /* "sha256:" + 43 base64 characters, with room */
+
+const char *ctrl_meta_str(struct json_object *o, const char *field)
+{
+    struct json_object *m = NULL, *v = NULL;
+    if (!json_object_object_get_ex(o, "metadata", &m) || !json_object_object_get_ex(m, field, &v))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* Deletes the members of object o whose keys are not among keys[0..n). */
+void ctrl_keep_only(struct json_object *o, const char *const *keys, size_t n)
+{
+    struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
+    while (!json_object_iter_equal(&it, &end)) {
+        const char *k = json_object_iter_peek_name(&it);
+        size_t i = 0;
+        while (i < n && strcmp(k, keys[i]) != 0)
+            i++;
+        json_object_iter_next(&it); /* before k's entry goes */
+        if (i == n)
+            json_object_object_del(o, k);
+    }
+}
+
+/* The informers keep only what reconcile reads: metadata name, namespace, uid, generation,
+ * resourceVersion, labels and ownerReferences, and spec, status and data. Annotations (such
+ * as kubectl's last-applied-configuration, a second copy of the policy), managedFields and
+ * the rest of metadata are dropped before the object is stored. */
+mm_err ctrl_slim(void *ud, struct json_object *o)
+{
+    static const char *const top[] = {"apiVersion", "kind", "metadata", "spec", "status", "data"};
+    static const char *const meta[] = {"name", "namespace", "uid", "generation", "resourceVersion",
+                                       "labels", "ownerReferences"};
+    MM_UNUSED(ud);
+    struct json_object *m = NULL;
+    if (!json_object_is_type(o, json_type_object))
+        return MM_OK;
+    ctrl_keep_only(o, top, MM_ARRAY_LEN(top));
+    if (json_object_object_get_ex(o, "metadata", &m) && json_object_is_type(m, json_type_object))
+        ctrl_keep_only(m, meta, MM_ARRAY_LEN(meta));
+    return MM_OK;
+}
+
+/* A digest of a JSON value as reconcile compares it: a string's bytes, anything else its
+ * canonical JSON (sorted keys), so two values json_object_equal calls equal digest alike.
+ * NULL value: "". */
+static mm_err digest(struct json_object *v, char out[DIGEST_LEN])
+{
+    unsigned char md[32];
+    mm_buf b;
+    mm_err rc = MM_OK;
+    out[0] = '\0';
+    if (!v)
+        return MM_OK;
+    mm_buf_init(&b, 0);
+    if (json_object_is_type(v, json_type_string))
+        rc = mm_buf_putc(&b, 's') == MM_OK ? mm_buf_append(&b, json_object_get_string(v),
+                                                            (size_t)json_object_get_string_len(v))
+                                            : MM_ENOMEM;
+    else
+        rc = mm_buf_putc(&b, 'j') == MM_OK ? mm_policy_canonical_json(v, &b) : MM_ENOMEM;
+    if (rc == MM_OK && !EVP_Digest(b.data, b.len, md, NULL, EVP_sha256(), NULL))
+        rc = MM_ENOMEM;
+    if (rc == MM_OK) {
+        memcpy(out, "sha256:", 7);
+        EVP_EncodeBlock((unsigned char *)out + 7, md, sizeof(md)); /* 44 characters and NUL */
+    }
+    mm_buf_free(&b);
+    return rc;
+}
+
+/* What the ConfigMap and NetworkPolicy informers keep: what reconcile reads of them
+ * (metadata name, namespace, uid, labels, the owners' uids), and in place of the content
+ * maskmesh decides (the ConfigMap's policies key, the NetworkPolicy's spec) its digest. At
+ * 10,000 policies the stored copies of the rendered content were about 10 MB; reconcile
+ * only asks whether they equal what it renders (ctrl_same(), ctrl_owners_same(), ctrl_label_same()). */
+mm_err ctrl_owned_slim(void *ud, struct json_object *o)
+{
+    static const char *const top[] = {"metadata", "spec", "data"};
+    static const char *const meta[] = {"name", "namespace", "uid", "resourceVersion", "labels",
+                                       "ownerReferences"};
+    static const char *const owner[] = {"uid"};
+    struct json_object *data = NULL, *v = NULL, *d = NULL, *m = NULL, *owners = NULL;
+    char dg[DIGEST_LEN];
+    MM_UNUSED(ud);
+    if (!json_object_is_type(o, json_type_object))
+        return MM_OK;
+    ctrl_keep_only(o, top, MM_ARRAY_LEN(top));
+    if (json_object_object_get_ex(o, "metadata", &m) && json_object_is_type(m, json_type_object)) {
+        ctrl_keep_only(m, meta, MM_ARRAY_LEN(meta));
+        if (json_object_object_get_ex(m, "ownerReferences", &owners) &&
+            json_object_is_type(owners, json_type_array))
+            for (size_t i = 0; i < json_object_array_length(owners); i++) {
+                struct json_object *r = json_object_array_get_idx(owners, i);
+                if (json_object_is_type(r, json_type_object))
+                    ctrl_keep_only(r, owner, MM_ARRAY_LEN(owner));
+            }
+    }
+    mm_err rc = MM_OK;
+    if (json_object_object_get_ex(o, "spec", &v)) {
+        if ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)))
+            return rc != MM_OK ? rc : MM_ENOMEM;
+        json_object_object_add(o, "spec", d);
+    }
+    if (json_object_object_get_ex(o, "data", &data) && json_object_is_type(data, json_type_object)) {
+        struct json_object *nd = json_object_new_object();
+        if (!nd)
+            return MM_ENOMEM;
+        if (json_object_object_get_ex(data, MM_POLICY_CONFIGMAP_KEY, &v) &&
+            ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)) ||
+             json_object_object_add(nd, MM_POLICY_CONFIGMAP_KEY, d) != 0)) {
+            json_object_put(nd);
+            return rc != MM_OK ? rc : MM_ENOMEM;
+        }
+        json_object_object_add(o, "data", nd);
+    }
+    return MM_OK;
+}
+
+struct json_object *ctrl_field(struct json_object *o, const char *a, const char *b)
+{
+    struct json_object *x = NULL, *y = NULL;
+    if (!o || !json_object_object_get_ex(o, a, &x))
+        return NULL;
+    if (!b)
+        return x;
+    return json_object_object_get_ex(x, b, &y) ? y : NULL;
+}
+
+/* The parts of a managed object maskmesh decides: equal means no write. actual comes from
+ * an informer, which keeps their digest (ctrl_owned_slim). A failed digest says "differs": one
+ * write too many, never one too few. */
+bool ctrl_same(struct json_object *actual, struct json_object *desired, const char *a, const char *b)
+{
+    struct json_object *x = ctrl_field(actual, a, b), *y = ctrl_field(desired, a, b);
+    char dg[DIGEST_LEN];
+    if (!x || !y)
+        return !x && !y;
+    return json_object_is_type(x, json_type_string) && digest(y, dg) == MM_OK &&
+           strcmp(json_object_get_string(x), dg) == 0;
+}
+
+bool ctrl_owners_same(struct json_object *actual, struct json_object *desired)
+{
+    struct json_object *x = ctrl_field(actual, "metadata", "ownerReferences"),
+                       *y = ctrl_field(desired, "metadata", "ownerReferences");
+    size_t nx = x && json_object_is_type(x, json_type_array) ? json_object_array_length(x) : 0,
+           ny = y && json_object_is_type(y, json_type_array) ? json_object_array_length(y) : 0;
+    if (nx != ny)
+        return false;
+    for (size_t i = 0; i < ny; i++) {
+        const char *uid = json_object_get_string(ctrl_field(json_object_array_get_idx(y, i), "uid", NULL)) ?: "";
+        bool found = false;
+        for (size_t j = 0; j < nx && !found; j++)
+            found = strcmp(json_object_get_string(ctrl_field(json_object_array_get_idx(x, j), "uid", NULL)) ?: "",
+                           uid) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+bool ctrl_label_same(struct json_object *actual, struct json_object *desired)
+{
+    struct json_object *la = ctrl_field(actual, "metadata", "labels"), *ld = ctrl_field(desired, "metadata", "labels");
+    json_object_object_foreach(ld, k, v) {
+        struct json_object *x = NULL;
+        if (!la || !json_object_object_get_ex(la, k, &x) || !json_object_equal(x, v))
+            return false;
+    }
+    return true;
+}
