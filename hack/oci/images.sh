@@ -68,12 +68,13 @@ build_project() {
 }
 
 import() {
-    local ref f
+    local ref f have
     for ref in $(refs "$1"); do
         f="$(archive "$1" "$ref")"
         [ -f "$f" ] || { echo "images: $f is missing (hack/oci/images.sh $1 ...)" >&2; exit 1; }
         ctr --address "$MM_CONTAINERD_SOCK" -n k8s.io images import "$f" >/dev/null
-        ctr --address "$MM_CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qxF "$ref" ||
+        have="$(ctr --address "$MM_CONTAINERD_SOCK" -n k8s.io images ls -q)"
+        grep -qxF "$ref" <<<"$have" ||
             { echo "images: $ref is not in containerd after importing $f" >&2; exit 1; }
     done
     echo "images: imported $(refs "$1" | wc -w) image(s) of set $1" >&2
