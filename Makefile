@@ -8,6 +8,8 @@
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
 #   make bench        the benchmarks (prints figures and ratios measured in the same run)
 #   make demo         the local system, narrated (README)
+#   make cluster-up   a real single-node Kubernetes on this machine (root; hack/k8s/README.md)
+#   make e2e-cluster  cluster-up, maskmesh's images into it, the e2e suite, cluster-down
 #
 # Layout: lib/<m>/*.c is module <m> (lib/<m>/<m>.h its public header, lib/<m>/module.mk says
 # `<m>_DEPS := other modules`, nothing else); lib/<m>/test_*.c are its cmocka tests;
@@ -20,7 +22,7 @@
 ifndef MM_DEPS_OK
 .DEFAULT_GOAL := all
 ENTRY := all test test-asan test-valgrind test-unit test-integration test-kafka fuzz fuzz-build bench demo \
-         demo-engine e2e-local e2e lint format
+         demo-engine e2e-local e2e e2e-cluster lint format
 .PHONY: $(ENTRY) deps clean
 $(ENTRY): deps
 	@$(MAKE) --no-print-directory MM_DEPS_OK=1 $@
@@ -112,7 +114,7 @@ $(foreach m,$(MODULES),$(eval $(call CHECK_RULES,$(m))))
 lib/k8s/integration/check_client.c:
 
 .PHONY: all build units test test-unit test-integration test-kafka test-asan test-valgrind fuzz fuzz-build \
-        bench demo demo-engine e2e-local e2e lint format
+        bench demo demo-engine e2e-local e2e e2e-cluster lint format
 all: $(addprefix $(BIN)/,$(CMDS))
 build: all
 units: $(UNIT_BINS) $(CHECK_BINS) $(addprefix $(BUILD)/tools/,$(TOOLS))
@@ -180,8 +182,12 @@ demo-engine: all
 	@hack/demo.sh
 
 # kind: a real cluster with Docker (hack/kind.env pins kind and the node image)
-e2e:
+e2e: all units
 	@e2e/kind.sh
+
+# the same suite on a real single-node cluster built here from the Kubernetes release modules
+e2e-cluster: all units
+	@e2e/cluster.sh
 
 lint: all
 	@hack/lint.sh
@@ -195,3 +201,14 @@ endif
 
 # container images (make images, images-push, image-list): names and tags in hack/images.env
 include hack/images.mk
+
+# the local cluster (root): hack/cluster-up.sh prints KUBECONFIG and PATH for kubectl
+.PHONY: cluster-up cluster-down images-oci
+cluster-up:
+	@hack/cluster-up.sh
+cluster-down:
+	@hack/cluster-down.sh
+# maskmesh's images as OCI archives (build/oci/project), for ctr import; no Docker needed
+images-oci:
+	@$(MAKE) --no-print-directory all units
+	@hack/oci/images.sh project

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what maskmesh needs to build and test on Debian bookworm, only what is missing.
-# Usage: hack/install-deps.sh [build|bench|kafka|all]   (default: build)
+# Usage: hack/install-deps.sh [build|bench|kafka|cluster|all]   (default: build)
 # kafka: what the stream tests and bench run beside maskmesh-stream: Java and Maven (the
 # broker's jars and the Kafka Streams baseline come from Maven Central) and the independent
 # Python client (confluent-kafka, from PyPI).
+# cluster: what the local Kubernetes node of hack/cluster-up.sh runs besides the components
+# built from Go modules (hack/k8s/build.sh): etcd, containerd, runc, CNI plugins, the tools the
+# scripts use (openssl, iptables, nftables, iproute2, conntrack), ipset for kube-router and
+# busybox-static for the e2e client image.
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3 openssl curl
@@ -14,6 +18,9 @@ build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3
             librdkafka-dev) # maskmesh-stream's Kafka client
 bench_pkgs=(wrk nginx-light nodejs)
 kafka_pkgs=(openjdk-17-jdk-headless maven)
+cluster_pkgs=(etcd-server containerd runc containernetworking-plugins iptables nftables iproute2
+              conntrack ethtool socat util-linux mount openssl curl ca-certificates ipset
+              busybox-static)
 # the tests' own Kafka client, independent of librdkafka-dev's version (its wheel bundles one)
 kafka_pip=confluent-kafka==2.6.1
 
@@ -22,8 +29,9 @@ case "${1:-build}" in
     build) ;;
     bench) want=("${bench_pkgs[@]}" "${kafka_pkgs[@]}") ;;
     kafka) want=("${kafka_pkgs[@]}") ;;
-    all)   want+=("${bench_pkgs[@]}" "${kafka_pkgs[@]}") ;;
-    *) echo "usage: $0 [build|bench|kafka|all]" >&2; exit 2 ;;
+    cluster) want=("${cluster_pkgs[@]}") ;;
+    all)   want+=("${bench_pkgs[@]}" "${kafka_pkgs[@]}" "${cluster_pkgs[@]}") ;;
+    *) echo "usage: $0 [build|bench|kafka|cluster|all]" >&2; exit 2 ;;
 esac
 
 case "${1:-build}" in

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes components of the local cluster from the Go modules pinned in
+# hack/k8s/go.mod (Kubernetes), hack/k8s/kube-router/go.mod (kube-router, for NetworkPolicy) and
+# hack/k8s/coredns/go.mod (CoreDNS), into a cache
+# outside the clone, so a second run, another worktree and CI's fresh clone reuse them.
+#
+# Usage: hack/k8s/build.sh            build what is missing; prints the bin directory last
+#        hack/k8s/build.sh --print    print the bin directory only (nothing is built)
+# Environment: MM_K8S_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/maskmesh/k8s)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+version="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$here/go.mod")"
+kr_version="$(awk '$1 == "require" && $2 == "github.com/cloudnativelabs/kube-router/v2" { print $3 }' "$here/kube-router/go.mod")"
+dns_version="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" { print $3 }' "$here/coredns/go.mod")"
+[ -n "$version" ] && [ -n "$kr_version" ] && [ -n "$dns_version" ] || {
+    echo "k8s/build: no versions in $here/go.mod, kube-router/go.mod, coredns/go.mod" >&2; exit 1; }
+cache="${MM_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/maskmesh/k8s}"
+# one directory per set of versions: a change of any pin builds afresh beside the old one
+bin="$cache/$version-kube-router$kr_version-coredns$dns_version/bin"
+if [ "${1:-}" = --print ]; then echo "$bin"; exit 0; fi
+
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+missing=()
+for c in "${k8s_cmds[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
+if [ ${#missing[@]} -eq 0 ] && [ -x "$bin/kube-router" ] && [ -x "$bin/coredns" ]; then
+    echo "$bin"
+    exit 0
+fi
+command -v go >/dev/null || { echo "k8s/build: go is not installed (golang-go or go.dev/dl)" >&2; exit 1; }
+mkdir -p "$bin"
+tmp="$(mktemp -d "$bin/.build.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+
+# The version the binaries report (kubectl version, /version, helm's kubeVersion checks) is
+# set at link time, as Kubernetes' own build does (hack/lib/version.sh there).
+minor="${version#v1.}"; minor="${minor%%.*}"
+vpkgs=(k8s.io/component-base/version k8s.io/client-go/pkg/version)
+ldflags="-s -w"
+for p in "${vpkgs[@]}"; do
+    ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+done
+# Static binaries, as Kubernetes releases them; nice: the machine's two cores are shared.
+export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath"
+start=$SECONDS
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "k8s/build: building ${missing[*]} $version (a first build takes many minutes)" >&2
+    pkgs=()
+    for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    (cd "$here" && nice -n 10 go build -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
+    for c in "${missing[@]}"; do mv "$tmp/$c" "$bin/$c"; done
+fi
+if [ ! -x "$bin/kube-router" ]; then
+    echo "k8s/build: building kube-router $kr_version" >&2
+    (cd "$here/kube-router" && nice -n 10 go build -ldflags "-s -w" -o "$tmp/kube-router" \
+        github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+    mv "$tmp/kube-router" "$bin/kube-router"
+fi
+if [ ! -x "$bin/coredns" ]; then
+    echo "k8s/build: building coredns $dns_version" >&2
+    (cd "$here/coredns" && nice -n 10 go build -ldflags "-s -w" -o "$tmp/coredns" \
+        github.com/coredns/coredns)
+    mv "$tmp/coredns" "$bin/coredns"
+fi
+echo "k8s/build: built in $((SECONDS - start))s" >&2
+echo "$bin"
