@@ -79,14 +79,16 @@ static mm_err digest(struct json_object *v, char out[DIGEST_LEN])
     return rc;
 }
 
-/* What the ConfigMap and NetworkPolicy informers keep: what reconcile reads of them
- * (metadata name, namespace, uid, labels, the owners' uids), and in place of the content
+/* What the ConfigMap, NetworkPolicy and stream Deployment informers keep: what reconcile
+ * reads of them (metadata name, namespace, uid, labels, the owners' uids, a Deployment's
+ * status.readyReplicas), and in place of the content
  * maskmesh decides (the ConfigMap's policies key, the NetworkPolicy's spec) its digest. At
  * 10,000 policies the stored copies of the rendered content were about 10 MB; reconcile
  * only asks whether they equal what it renders (ctrl_same(), ctrl_owners_same(), ctrl_label_same()). */
 mm_err ctrl_owned_slim(void *ud, struct json_object *o)
 {
-    static const char *const top[] = {"metadata", "spec", "data"};
+    static const char *const top[] = {"metadata", "spec", "data", "status"};
+    static const char *const status[] = {"readyReplicas"}; /* a stream Deployment's, for status.stream */
     static const char *const meta[] = {"name", "namespace", "uid", "resourceVersion", "labels",
                                        "ownerReferences"};
     static const char *const owner[] = {"uid"};
@@ -106,6 +108,8 @@ mm_err ctrl_owned_slim(void *ud, struct json_object *o)
                     ctrl_keep_only(r, owner, MM_ARRAY_LEN(owner));
             }
     }
+    if (json_object_object_get_ex(o, "status", &v) && json_object_is_type(v, json_type_object))
+        ctrl_keep_only(v, status, MM_ARRAY_LEN(status));
     mm_err rc = MM_OK;
     if (json_object_object_get_ex(o, "spec", &v)) {
         if ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)))
