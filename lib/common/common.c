@@ -2,6 +2,7 @@
  * and JSON-line logs. */
 #include "common/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -393,6 +394,54 @@ out:
         close(fd);
     mm_buf_free(&b);
     return rc;
+}
+
+/* FNV-1a, 64-bit */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+uint64_t mm_fsig_file(uint64_t h, const char *path)
+{
+    struct stat st;
+    uint64_t v[5] = {0};
+
+    if (path && stat(path, &st) == 0) {
+        v[0] = (uint64_t)st.st_dev;
+        v[1] = (uint64_t)st.st_ino;
+        v[2] = (uint64_t)st.st_size;
+        v[3] = (uint64_t)st.st_mtim.tv_sec;
+        v[4] = (uint64_t)st.st_mtim.tv_nsec;
+    } else {
+        v[0] = (uint64_t)errno;
+    }
+    return fnv(h, v, sizeof(v));
+}
+
+uint64_t mm_fsig_dir(uint64_t h, const char *dir)
+{
+    DIR *d;
+    struct dirent *e;
+    char path[4096];
+
+    h = mm_fsig_file(h, dir);
+    if (!dir || !(d = opendir(dir)))
+        return h;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path))
+            continue;
+        h = fnv(h, e->d_name, strlen(e->d_name));
+        h = mm_fsig_file(h, path);
+    }
+    closedir(d);
+    return h;
 }
 
 /* ---- logging -------------------------------------------------------------------------- */

@@ -94,6 +94,14 @@ char *mm_buf_steal(mm_buf *b, size_t *len);
  * with mm_free. A larger file is MM_ELIMIT; the message names the path. */
 mm_err mm_read_file(const char *path, size_t max, char **out, size_t *len, mm_errbuf *eb);
 
+/* A signature of how files look, to notice a change without reading them: start from
+ * MM_FSIG_INIT and add files and directories. stat follows symlinks, so kubelet's swap of a
+ * mounted volume's ..data gives new inodes; a missing file adds its errno. */
+#define MM_FSIG_INIT 1469598103934665603ull
+uint64_t mm_fsig_file(uint64_t h, const char *path);
+/* the directory itself and each of its entries, by name and stat */
+uint64_t mm_fsig_dir(uint64_t h, const char *dir);
+
 /* ---- logging -------------------------------------------------------------------------- */
 
 typedef enum { MM_LOG_DEBUG = 0, MM_LOG_INFO, MM_LOG_WARN, MM_LOG_ERROR } mm_log_level;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -121,13 +122,58 @@ static void test_errf_prefix(void **state)
     assert_string_equal(eb.msg, "input.json: offset 12: expected ':'");
 }
 
+/* The reload signature changes with any content, entry or symlink swap (kubelet's ..data),
+ * and stays the same when nothing changed. */
+static void test_fsig(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mm-fsig-XXXXXX", file[64], key[80], data1[80], data2[80], link[80];
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof(file), "%s/policies", dir);
+    snprintf(key, sizeof(key), "%s/k.v1", dir);
+    snprintf(data1, sizeof(data1), "%s/d1", dir);
+    snprintf(data2, sizeof(data2), "%s/d2", dir);
+    snprintf(link, sizeof(link), "%s/..data", dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fputs("a", fp);
+    fclose(fp);
+    uint64_t a = mm_fsig_dir(mm_fsig_file(MM_FSIG_INIT, file), dir);
+    assert_int_equal(a, mm_fsig_dir(mm_fsig_file(MM_FSIG_INIT, file), dir));
+    fp = fopen(file, "a");
+    assert_non_null(fp);
+    fputs("b", fp);
+    fclose(fp);
+    uint64_t b = mm_fsig_dir(mm_fsig_file(MM_FSIG_INIT, file), dir);
+    assert_true(a != b);
+    fp = fopen(key, "w"); /* a new entry, empty */
+    assert_non_null(fp);
+    fclose(fp);
+    uint64_t c = mm_fsig_dir(mm_fsig_file(MM_FSIG_INIT, file), dir);
+    assert_true(c != b);
+    assert_int_equal(mkdir(data1, 0700), 0);
+    assert_int_equal(mkdir(data2, 0700), 0);
+    assert_int_equal(symlink("d1", link), 0);
+    uint64_t d = mm_fsig_file(MM_FSIG_INIT, link);
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(symlink("d2", link), 0);
+    assert_true(d != mm_fsig_file(MM_FSIG_INIT, link)); /* followed: another inode */
+    assert_true(mm_fsig_file(MM_FSIG_INIT, "/nonexistent/x") != MM_FSIG_INIT);
+    unlink(link);
+    rmdir(data1);
+    rmdir(data2);
+    unlink(key);
+    unlink(file);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_alloc_fault_injection), cmocka_unit_test(test_buf_enomem),
         cmocka_unit_test(test_read_file),     cmocka_unit_test(test_parse_long),
-        cmocka_unit_test(test_errf_prefix),   cmocka_unit_test(test_cstr_after_reserve),
+        cmocka_unit_test(test_fsig),          cmocka_unit_test(test_errf_prefix),   cmocka_unit_test(test_cstr_after_reserve),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

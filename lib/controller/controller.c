@@ -230,6 +230,23 @@ static void count_write(mm_ctrl *c)
     mm_metric_add(c->m_writes, NULL, 1);
 }
 
+/* A merge patch of a policy's status subresource (one write). */
+static mm_err patch_status(mm_ctrl *c, const char *ns, const char *name, const mm_buf *patch,
+                           mm_errbuf *eb)
+{
+    mm_k8s_ref ref = POLICIES;
+    mm_k8s_result res = {0};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager};
+    ref.ns = ns;
+    ref.name = name;
+    ref.subresource = "status";
+    mm_err rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_MERGE, patch->data, patch->len, &po,
+                             &res, eb);
+    count_write(c);
+    mm_k8s_result_clear(&res);
+    return rc;
+}
+
 static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const char *name,
                     struct json_object *obj, mm_errbuf *eb)
 {
@@ -357,15 +374,7 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
         mm_buf_free(&patch);
         return mm_errf(eb, MM_ENOMEM, "out of memory");
     }
-    mm_k8s_ref ref = POLICIES;
-    mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager};
-    ref.ns = ns;
-    ref.name = name;
-    ref.subresource = "status";
-    rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_MERGE, patch.data, patch.len, &po, &res, eb);
-    count_write(c);
-    mm_k8s_result_clear(&res);
+    rc = patch_status(c, ns, name, &patch, eb);
     mm_buf_free(&patch);
     if (rc == MM_OK && flipped)
         event(c, policy, !ready, reason, message);
@@ -443,15 +452,7 @@ static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
     }
-    mm_k8s_ref ref = POLICIES;
-    mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager};
-    ref.ns = ns;
-    ref.name = name;
-    ref.subresource = "status";
-    rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_MERGE, patch.data, patch.len, &po, &res, eb);
-    count_write(c);
-    mm_k8s_result_clear(&res);
+    rc = patch_status(c, ns, name, &patch, eb);
 out:
     mm_buf_free(&patch);
     json_object_put(cm);

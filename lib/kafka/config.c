@@ -4,8 +4,6 @@
  * librdkafka configuration is built from spec.streams and the mounted credentials. */
 #include "kafka/kafka_int.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,56 +19,10 @@ void kafka_snap_free(snap *s)
     mm_free(s);
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static uint64_t stat_hash(uint64_t h, const char *path)
-{
-    struct stat st;
-    uint64_t v[5] = {0};
-
-    if (path && stat(path, &st) == 0) {
-        v[0] = (uint64_t)st.st_dev;
-        v[1] = (uint64_t)st.st_ino;
-        v[2] = (uint64_t)st.st_size;
-        v[3] = (uint64_t)st.st_mtim.tv_sec;
-        v[4] = (uint64_t)st.st_mtim.tv_nsec;
-    } else {
-        v[0] = (uint64_t)errno;
-    }
-    return fnv(h, v, sizeof(v));
-}
-
 uint64_t kafka_files_signature(const mm_kafka *k)
 {
-    uint64_t h = 1469598103934665603ull;
-    DIR *d;
-    struct dirent *e;
-    char path[4096];
-
-    h = stat_hash(h, k->policy_file);
-    if (!k->keys_dir)
-        return h;
-    h = stat_hash(h, k->keys_dir);
-    if ((d = opendir(k->keys_dir)) != NULL) {
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-                (size_t)snprintf(path, sizeof(path), "%s/%s", k->keys_dir, e->d_name) >=
-                    sizeof(path))
-                continue;
-            h = fnv(h, e->d_name, strlen(e->d_name));
-            h = stat_hash(h, path);
-        }
-        closedir(d);
-    }
-    return h;
+    uint64_t h = mm_fsig_file(MM_FSIG_INIT, k->policy_file);
+    return k->keys_dir ? mm_fsig_dir(h, k->keys_dir) : h;
 }
 
 /* The policy the masker serves: the named one, else the only one with spec.streams. */

@@ -3,8 +3,6 @@
  * and noticing when kubelet swaps the mounted files. */
 #include "proxy/proxy_int.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,58 +34,13 @@ snap *config_current(mm_proxy *p)
     return s;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static uint64_t stat_hash(uint64_t h, const char *path)
-{
-    struct stat st;
-    uint64_t v[5] = {0};
-
-    if (stat(path, &st) == 0) {
-        v[0] = (uint64_t)st.st_dev;
-        v[1] = (uint64_t)st.st_ino;
-        v[2] = (uint64_t)st.st_size;
-        v[3] = (uint64_t)st.st_mtim.tv_sec;
-        v[4] = (uint64_t)st.st_mtim.tv_nsec;
-    } else {
-        v[0] = (uint64_t)errno;
-    }
-    return fnv(h, v, sizeof(v));
-}
-
-/* What the files look like: stat of each (following kubelet's symlinks, so a swapped
- * ..data gives new inodes) and of every entry of the keys directory. */
+/* What the files look like: the policies and labels files, the keys directory and its
+ * entries (mm_fsig_*: kubelet's ..data swap gives new inodes). */
 uint64_t config_signature(const mm_proxy *p)
 {
-    uint64_t h = 1469598103934665603ull;
-    DIR *d;
-    struct dirent *e;
-    char path[4096];
-
-    h = stat_hash(h, p->s_policies);
-    h = stat_hash(h, p->s_labels);
-    h = stat_hash(h, p->s_keys);
-    if ((d = opendir(p->s_keys)) != NULL) {
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            if ((size_t)snprintf(path, sizeof(path), "%s/%s", p->s_keys, e->d_name) >=
-                sizeof(path))
-                continue;
-            h = fnv(h, e->d_name, strlen(e->d_name));
-            h = stat_hash(h, path);
-        }
-        closedir(d);
-    }
-    return h;
+    uint64_t h = mm_fsig_file(MM_FSIG_INIT, p->s_policies);
+    h = mm_fsig_file(h, p->s_labels);
+    return mm_fsig_dir(h, p->s_keys);
 }
 
 mm_err config_load(mm_proxy *p, mm_errbuf *eb)
