@@ -198,14 +198,20 @@ static int luhn_digit(const char *d, size_t n)
     return (10 - sum % 10) % 10;
 }
 
-/* Every symbol to '*', every other byte kept; a UTF-8 character becomes one '*'. */
+/* Every symbol to '*', every other byte kept; a UTF-8 character becomes one '*', and so
+ * does each byte that is not part of one (a stray continuation byte must not vanish: the
+ * value would shrink to nothing). */
 static mm_err mask_all(const char *in, size_t n, mm_buf *out)
 {
     mm_err rc = MM_OK;
+    unsigned pending = 0; /* continuation bytes the last lead byte announced */
     for (size_t i = 0; i < n && rc == MM_OK; i++) {
         unsigned char c = (unsigned char)in[i];
-        if ((c & 0xC0) == 0x80)
-            continue; /* a continuation byte: its character already gave its '*' */
+        if ((c & 0xC0) == 0x80 && pending) {
+            pending--;
+            continue; /* its character already gave its '*' */
+        }
+        pending = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
         rc = mm_buf_putc(out, is_alnum(c) || c >= 0x80 ? '*' : (char)c);
     }
     return rc;
