@@ -13,8 +13,9 @@ promises about the API:
   * bounds: every array has maxItems, every free string has maxLength (or an enum or a
     format), every map has maxProperties, so CEL cost estimation stays finite;
   * descriptions on every named field, so `kubectl explain mp.spec...` is useful;
-  * CEL rules: balanced brackets and quotes, `self.<field>` naming a field of that node,
-    and the rules the design asks for being there;
+  * CEL rules: balanced brackets and quotes, `self.<field>` naming a typed field of that
+    node (CEL cannot see an untyped one), and the rules the design asks for being there;
+  * the caps that keep CEL within the API server's cost budget equal lib/policy's limits;
   * enums and defaults agreeing, every field docs/policy.md documents being present.
 
 With --objects CRD.json OBJECTS.json it instead validates MaskingPolicy objects against the
@@ -39,6 +40,14 @@ def detector_registry():
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "mask", "detectors.def")
     with open(path) as f:
         return re.findall(r'^DETECTOR\(\w+, \w+, "(\w+)"', f.read(), re.M)
+
+
+def policy_limits():
+    """The #define MM_POLICY_MAX_* numbers of lib/policy/policy.h."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "policy", "policy.h")
+    with open(path, encoding="utf-8") as f:
+        return {m.group(1): int(m.group(2))
+                for m in re.finditer(r"^#define (MM_POLICY_MAX_[A-Z_]+)\s+(\d+)\b", f.read(), re.M)}
 
 
 def cel_balanced(rule):
@@ -141,6 +150,11 @@ def walk(node, path, parent_is_properties_child, errors):
         bare = strip_cel_strings(rule)
         for ref in re.findall(r"\bself\.([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", bare):
             errors.append((ref in props, f"{path}: CEL rule names self.{ref}, which is not a field"))
+            # the API server's CEL types leave out a field without a type (preserve-unknown
+            # only): has(self.tweak) on one fails to compile ("undefined field 'tweak'")
+            sub = props.get(ref, {})
+            errors.append(("type" in sub or sub.get("x-kubernetes-int-or-string") is True,
+                           f"{path}: CEL rule names self.{ref}, a field without a type CEL cannot see"))
     for name, sub in props.items():
         if path.endswith("metadata"):
             continue
@@ -348,6 +362,15 @@ def main():
     check("'defaultDeny'" in r and "has(self.defaultDeny)" in r,
           "CEL: exemptions may name defaultDeny, and rules may be empty only with it")
     check("self.body" in rules_text(get(root, "spec.defaultDeny")), "CEL: defaultDeny needs body or headers")
+    # the CRD's caps that keep CEL under the API server's cost budget are lib/policy's too
+    limits = policy_limits()
+    for dotted, macro in (("spec.headers", "MM_POLICY_MAX_HEADERS"),
+                          ("spec.exemptions.[].rules", "MM_POLICY_MAX_EXEMPTION_RULES"),
+                          ("spec.reveal", "MM_POLICY_MAX_GRANTS"),
+                          ("spec.reveal.[].rules", "MM_POLICY_MAX_GRANT_RULES"),
+                          ("spec.rules", "MM_POLICY_MAX_RULES")):
+        check((get(root, dotted) or {}).get("maxItems") == limits.get(macro),
+              f"{dotted} maxItems is lib/policy's {macro} ({limits.get(macro)})")
     st = get(root, "status.conditions") or {}
     check(st.get("x-kubernetes-list-type") == "map" and st.get("x-kubernetes-list-map-keys") == ["type"],
           "status.conditions is a list-map keyed by type")

@@ -31,7 +31,7 @@ refuse replace-no-value "replace requires value" "$sel
   rules: [{name: r, detectors: [email], action: {type: replace}}]"
 refuse replacement-not-redact "replacement applies only to type redact" "$sel
   rules: [{name: r, detectors: [email], action: {type: hash, key: k, replacement: x}}]"
-refuse keep-on-redact "keepFirst, keepLast, char and preserveFormat apply only to type mask" "$sel
+refuse keep-on-redact "keepFirst and keepLast apply only to type mask and encrypt with mode ff1" "$sel
   rules: [{name: r, detectors: [credit_card], action: {type: redact, keepFirst: 4}}]"
 refuse keep-too-many "keepFirst + keepLast must be at most 64" "$sel
   rules: [{name: r, detectors: [credit_card], action: {type: mask, keepFirst: 40, keepLast: 40}}]"
@@ -57,7 +57,45 @@ refuse bad-mode 'Unsupported value: "sometimes"' "$sel
   rules: [{name: r, detectors: [email], action: {type: redact}}]"
 refuse field-path "should match '^[\$]'" "$sel
   rules: [{name: r, fields: [payment.card], action: {type: redact}}]"
-refuse no-rules "spec.rules: Required value" "$sel"
+refuse no-rules "spec.rules needs at least one rule (or spec.defaultDeny)" "$sel"
+r='  rules: [{name: r, detectors: [credit_card], action: {type: redact}}]'
+refuse deny-empty "body or headers" "$sel
+  defaultDeny: {}"
+refuse exempt-deny-without-deny "or defaultDeny when the policy has one" "$sel
+$r
+  exemptions: [{principals: [spiffe://x], rules: [defaultDeny]}]"
+refuse encrypt-no-version "encrypt requires key and keyVersion" "$sel
+  rules: [{name: r, detectors: [credit_card], action: {type: encrypt, key: k, mode: ff1}}]"
+refuse encrypt-mode-and-format "encrypt requires mode (ff1 or siv) or format (ff1), not both" "$sel
+  rules: [{name: r, detectors: [credit_card], action: {type: encrypt, key: k, keyVersion: 1, mode: ff1, format: ff1}}]"
+refuse luhn-on-mask "mode, format, luhn and surrogate apply only to type encrypt" "$sel
+  rules: [{name: r, detectors: [credit_card], action: {type: mask, luhn: valid}}]"
+refuse reveal-unknown-rule "every rule named in spec.reveal[].rules must be the name of a rule in spec.rules" "$sel
+$r
+  reveal: [{principals: [spiffe://x], rules: [{rule: nope, clear: true}]}]"
+refuse reveal-remove "remove cannot be granted" "$sel
+$r
+  reveal: [{principals: [spiffe://x], rules: [{rule: r, action: {type: remove}}]}]"
+refuse reveal-action-and-clear "give either action or clear true" "$sel
+$r
+  reveal: [{principals: [spiffe://x], rules: [{rule: r, clear: true, action: {type: redact}}]}]"
+refuse reveal-too-many "Too many: 17: must have at most 16 items" "$sel
+$r
+  reveal: [$(for i in $(seq 17); do printf '{principals: [spiffe://p%d], rules: [{rule: r, clear: true}]},' "$i"; done)]"
+refuse headers-too-many "Too many: 129: must have at most 128 items" "$sel
+$r
+  headers: [$(for i in $(seq 129); do printf '{name: x-h%d, action: {type: redact}},' "$i"; done)]"
+refuse stream-loop "outputTopic must not be one of the inputTopics" "$sel
+$r
+  streams: {bootstrapServers: kafka:9092, inputTopics: [a, b], outputTopic: b}"
+refuse stream-dead-letter "onError dead-letter needs deadLetterTopic" "$sel
+$r
+  streams: {bootstrapServers: kafka:9092, inputTopics: [a], outputTopic: b, onError: dead-letter}"
+refuse unlisted-types 'Unsupported value: "drop"' "$sel
+  unlistedTypes: drop
+$r"
+refuse member-names-type "useMemberNames in body must be of type boolean" "$sel
+  rules: [{name: r, detectors: [ssn], useMemberNames: sometimes, action: {type: redact}}]"
 
 explain="$(k explain mp.spec.rules 2>&1 || true)"
 if grep -q "The masking rules, in order" <<<"$explain" && grep -q "detectors" <<<"$explain" &&
@@ -66,3 +104,12 @@ if grep -q "The masking rules, in order" <<<"$explain" && grep -q "detectors" <<
 else
     bad "kubectl explain mp.spec.rules: $explain"
 fi
+
+# the examples, in namespace default (their own, shop, may not exist yet)
+for f in examples/policies/*.yaml; do
+    if out="$(sed 's/^\(  namespace:\).*/\1 default/' "$f" | k create --dry-run=server -f - 2>&1)"; then
+        ok "example $f is accepted"
+    else
+        bad "example $f refused: $out"
+    fi
+done

@@ -6,6 +6,8 @@
 #
 # Usage: hack/k8s/build.sh            build what is missing; prints the bin directory last
 #        hack/k8s/build.sh --print    print the bin directory only (nothing is built)
+#        hack/k8s/build.sh --only CMD...   build only these Kubernetes commands if missing
+#                                     (e.g. kube-apiserver kubectl for hack/check-crd-live.sh)
 # Environment: MM_K8S_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/maskmesh/k8s)
 set -euo pipefail
 
@@ -21,9 +23,19 @@ bin="$cache/$version-kube-router$kr_version-coredns$dns_version/bin"
 if [ "${1:-}" = --print ]; then echo "$bin"; exit 0; fi
 
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+only=0
+if [ "${1:-}" = --only ]; then
+    shift
+    [ $# -gt 0 ] || { echo "k8s/build: --only needs commands (${k8s_cmds[*]})" >&2; exit 2; }
+    for c in "$@"; do
+        [[ " ${k8s_cmds[*]} " == *" $c "* ]] || { echo "k8s/build: --only: $c is none of ${k8s_cmds[*]}" >&2; exit 2; }
+    done
+    k8s_cmds=("$@"); only=1
+fi
 missing=()
 for c in "${k8s_cmds[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
-if [ ${#missing[@]} -eq 0 ] && [ -x "$bin/kube-router" ] && [ -x "$bin/coredns" ]; then
+# with --only, kube-router and CoreDNS are not wanted
+if [ ${#missing[@]} -eq 0 ] && { [ $only -eq 1 ] || { [ -x "$bin/kube-router" ] && [ -x "$bin/coredns" ]; }; }; then
     echo "$bin"
     exit 0
 fi
@@ -51,13 +63,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     (cd "$here" && nice -n 10 go build -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
     for c in "${missing[@]}"; do mv "$tmp/$c" "$bin/$c"; done
 fi
-if [ ! -x "$bin/kube-router" ]; then
+if [ $only -eq 0 ] && [ ! -x "$bin/kube-router" ]; then
     echo "k8s/build: building kube-router $kr_version" >&2
     (cd "$here/kube-router" && nice -n 10 go build -ldflags "-s -w" -o "$tmp/kube-router" \
         github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
     mv "$tmp/kube-router" "$bin/kube-router"
 fi
-if [ ! -x "$bin/coredns" ]; then
+if [ $only -eq 0 ] && [ ! -x "$bin/coredns" ]; then
     echo "k8s/build: building coredns $dns_version" >&2
     (cd "$here/coredns" && nice -n 10 go build -ldflags "-s -w" -o "$tmp/coredns" \
         github.com/coredns/coredns)

@@ -394,7 +394,7 @@ static void build_selector(bctx *c, const node *n, mm_selector *s)
 
 static void build_headers(bctx *c, const node *n, mm_policy *p)
 {
-    if (!is_seq(c, n, MM_POLICY_MAX_RULES))
+    if (!is_seq(c, n, MM_POLICY_MAX_HEADERS))
         return;
     if (!(p->headers = mm_calloc(n->n ? n->n : 1, sizeof(mm_header_rule)))) {
         c->oom = true;
@@ -539,7 +539,8 @@ static void build_exemptions(bctx *c, const node *n, mm_policy *p)
                 bad(c, e, "rules is required (the rules these principals see unmasked)");
             else {
                 size_t o2 = push_key(c, "rules");
-                if (str_list(c, f, MM_POLICY_MAX_RULES, "a rule name", &x->rules, &x->n_rules)) {
+                if (str_list(c, f, MM_POLICY_MAX_EXEMPTION_RULES, "a rule name", &x->rules,
+                             &x->n_rules)) {
                     if (x->n_rules == 0)
                         bad(c, f, "at least one rule is required");
                     for (size_t k = 0; k < x->n_rules; k++) {
@@ -567,7 +568,7 @@ static void build_exemptions(bctx *c, const node *n, mm_policy *p)
  * {rule: r, clear: true}]}]. Rules must exist in this policy. */
 static void build_grants(bctx *c, const node *n, mm_policy *p)
 {
-    if (!is_seq(c, n, MAX_EXEMPTIONS))
+    if (!is_seq(c, n, MM_POLICY_MAX_GRANTS))
         return;
     if (!(p->grants = mm_calloc(n->n ? n->n : 1, sizeof(mm_grant)))) {
         c->oom = true;
@@ -589,7 +590,7 @@ static void build_grants(bctx *c, const node *n, mm_policy *p)
             goto next;
         }
         size_t o2 = push_key(c, "rules");
-        if (is_seq(c, f, MM_POLICY_MAX_RULES) &&
+        if (is_seq(c, f, MM_POLICY_MAX_GRANT_RULES) &&
             !(g->rules = mm_calloc(f->n ? f->n : 1, sizeof(mm_grant_rule))))
             c->oom = true;
         for (size_t k = 0; g->rules && k < f->n; k++) {

@@ -16,7 +16,15 @@ struct json_object;
 
 /* Bounds on what a policy may hold; exceeding one is a validation error. */
 #define MM_POLICY_FILE_MAX   (4u << 20) /* a policy file */
-#define MM_POLICY_MAX_RULES  256        /* rules (and header rules) per policy */
+#define MM_POLICY_MAX_RULES  256        /* rules per policy */
+/* The CRD's bounds (crds/): its CEL rules compare every header with every other and every
+ * rule named in exemptions and reveal with spec.rules, and the API server refuses a CRD whose
+ * estimated cost exceeds its budget; the same caps here, so a policy the webhook or maskctl
+ * accepts is one the API server stores. */
+#define MM_POLICY_MAX_HEADERS         128 /* spec.headers */
+#define MM_POLICY_MAX_EXEMPTION_RULES 16  /* spec.exemptions[].rules */
+#define MM_POLICY_MAX_GRANTS          16  /* spec.reveal */
+#define MM_POLICY_MAX_GRANT_RULES     32  /* spec.reveal[].rules */
 #define MM_POLICY_MAX_PATHS  256        /* fields per rule */
 #define MM_POLICY_MAX_KEEP   64         /* keepFirst / keepLast */
 #define MM_POLICY_NAME_MAX   253

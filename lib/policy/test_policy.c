@@ -1018,10 +1018,37 @@ static void test_limits(void **state)
     expect_error(doc, MM_EINVAL, "spec.rules[0].fields: at most 256 entries are allowed, got 257");
     mm_free(doc);
 
+    /* the CRD's caps (its CEL cost budget): headers 128, exemptions[].rules 16, reveal 16 of
+     * 32 rules; one more than each is refused here as by the API server */
     doc = repeat_doc(HEAD "spec: {selector: {}, " RULE ", headers: [",
-                     "{name: h#, action: {type: remove}}, ", MM_POLICY_MAX_RULES + 1, "]}\n");
-    expect_error(doc, MM_EINVAL, "spec.headers: at most 256 entries are allowed, got 257");
+                     "{name: h#, action: {type: remove}}, ", MM_POLICY_MAX_HEADERS, "]}\n");
+    set = parse_ok(doc);
+    assert_int_equal(mm_policy_set_get(set, 0)->n_headers, MM_POLICY_MAX_HEADERS);
+    mm_policy_set_free(set);
     mm_free(doc);
+    doc = repeat_doc(HEAD "spec: {selector: {}, " RULE ", headers: [",
+                     "{name: h#, action: {type: remove}}, ", MM_POLICY_MAX_HEADERS + 1, "]}\n");
+    expect_error(doc, MM_EINVAL, "spec.headers: at most 128 entries are allowed, got 129");
+    mm_free(doc);
+    static const struct {
+        const char *head, *item, *tail, *want;
+        size_t n;
+    } over[] = {
+        {HEAD "spec: {selector: {}, " RULE ", exemptions: [{principals: [p], rules: [", "r, ", "]}]}\n",
+         "spec.exemptions[0].rules: at most 16 entries are allowed, got 17",
+         MM_POLICY_MAX_EXEMPTION_RULES + 1},
+        {HEAD "spec: {selector: {}, " RULE ", reveal: [",
+         "{principals: [p#], rules: [{rule: r, clear: true}]}, ", "]}\n",
+         "spec.reveal: at most 16 entries are allowed, got 17", MM_POLICY_MAX_GRANTS + 1},
+        {HEAD "spec: {selector: {}, " RULE ", reveal: [{principals: [p], rules: [",
+         "{rule: r, clear: true}, ", "]}]}\n", "spec.reveal[0].rules: at most 32 entries are allowed, got 33",
+         MM_POLICY_MAX_GRANT_RULES + 1},
+    };
+    for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
+        doc = repeat_doc(over[i].head, over[i].item, over[i].n, over[i].tail);
+        expect_error(doc, MM_EINVAL, over[i].want);
+        mm_free(doc);
+    }
 
     /* a name of 253 is the most */
     char name[300];
