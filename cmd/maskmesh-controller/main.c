@@ -127,18 +127,12 @@ int main(int argc, char **argv)
             break;
         case O_MONITORING: monitoring = optarg; break;
         case O_STREAM_IMAGE: stream_image = optarg; break;
-        case O_LOGLEVEL: {
-            static const char *const lv[] = {"debug", "info", "warn", "error"};
-            size_t k;
-            for (k = 0; k < MM_ARRAY_LEN(lv) && strcmp(optarg, lv[k]) != 0; k++)
-                ;
-            if (k == MM_ARRAY_LEN(lv)) {
-                fprintf(stderr, "maskmesh-controller: --log-level is debug, info, warn or error\n");
+        case O_LOGLEVEL:
+            if (!mm_log_set_level_name(optarg)) {
+                fprintf(stderr, "maskmesh-controller: --log-level: expected debug, info, warn or error\n");
                 return 2;
             }
-            mm_log_set_level((mm_log_level)k);
             break;
-        }
         case 'h': fputs(help, stdout); return 0;
         default: fputs(help, stderr); return 2;
         }

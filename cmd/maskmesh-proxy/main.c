@@ -151,12 +151,8 @@ int main(int argc, char **argv)
         case O_PIT: if (!num(flag, optarg, 1, day, &v)) return 2; cfg.pool_idle_ms = (int)v; break;
         case O_WATCH: if (!num(flag, optarg, 10, day, &v)) return 2; cfg.watch_interval_ms = (int)v; break;
         case O_LOG:
-            if (strcmp(optarg, "debug") == 0) mm_log_set_level(MM_LOG_DEBUG);
-            else if (strcmp(optarg, "info") == 0) mm_log_set_level(MM_LOG_INFO);
-            else if (strcmp(optarg, "warn") == 0) mm_log_set_level(MM_LOG_WARN);
-            else if (strcmp(optarg, "error") == 0) mm_log_set_level(MM_LOG_ERROR);
-            else {
-                fprintf(stderr, "maskmesh-proxy: --log-level: expected debug|info|warn|error\n");
+            if (!mm_log_set_level_name(optarg)) {
+                fprintf(stderr, "maskmesh-proxy: --log-level: expected debug, info, warn or error\n");
                 return 2;
             }
             break;

@@ -93,11 +93,7 @@ int main(int argc, char **argv)
         case 'x': if (!number("--txn-timeout-ms", optarg, 900000, &ko.txn_timeout_ms)) goto usage_error; break;
         case 'a': admin = optarg; break;
         case 'v':
-            if (strcmp(optarg, "debug") == 0) mm_log_set_level(MM_LOG_DEBUG);
-            else if (strcmp(optarg, "info") == 0) mm_log_set_level(MM_LOG_INFO);
-            else if (strcmp(optarg, "warn") == 0) mm_log_set_level(MM_LOG_WARN);
-            else if (strcmp(optarg, "error") == 0) mm_log_set_level(MM_LOG_ERROR);
-            else {
+            if (!mm_log_set_level_name(optarg)) {
                 fprintf(stderr, "maskmesh-stream: --log-level: expected debug, info, warn or error\n");
                 goto usage_error;
             }

@@ -161,11 +161,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'v':
-            if (strcmp(optarg, "debug") == 0) mm_log_set_level(MM_LOG_DEBUG);
-            else if (strcmp(optarg, "info") == 0) mm_log_set_level(MM_LOG_INFO);
-            else if (strcmp(optarg, "warn") == 0) mm_log_set_level(MM_LOG_WARN);
-            else if (strcmp(optarg, "error") == 0) mm_log_set_level(MM_LOG_ERROR);
-            else {
+            if (!mm_log_set_level_name(optarg)) {
                 fprintf(stderr, "maskmesh-webhook: --log-level: expected debug, info, warn or error\n");
                 goto usage_error;
             }

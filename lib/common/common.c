@@ -459,9 +459,20 @@ void mm_log_set_component(const char *name)
     log_component = name;
 }
 
+static const char *const log_names[] = {"debug", "info", "warn", "error"};
+
+bool mm_log_set_level_name(const char *name)
+{
+    for (size_t k = 0; k < MM_ARRAY_LEN(log_names); k++)
+        if (strcmp(name, log_names[k]) == 0) {
+            mm_log_set_level((mm_log_level)k);
+            return true;
+        }
+    return false;
+}
+
 void mm_log(mm_log_level lvl, const char *msg, ...)
 {
-    static const char *names[] = {"debug", "info", "warn", "error"};
     char line[2048];
     mm_buf b;
     struct timespec ts;
@@ -483,7 +494,7 @@ void mm_log(mm_log_level lvl, const char *msg, ...)
     b.limit = sizeof(line) - 1;
     line[0] = '\0';
     mm_buf_printf(&b, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":", tbuf,
-                  ts.tv_nsec / 1000000, names[lvl]);
+                  ts.tv_nsec / 1000000, log_names[lvl]);
     mm_buf_put_json_str(&b, log_component, strlen(log_component));
     mm_buf_puts(&b, ",\"msg\":");
     mm_buf_put_json_str(&b, msg, strlen(msg));

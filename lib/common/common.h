@@ -107,6 +107,9 @@ uint64_t mm_fsig_dir(uint64_t h, const char *dir);
 typedef enum { MM_LOG_DEBUG = 0, MM_LOG_INFO, MM_LOG_WARN, MM_LOG_ERROR } mm_log_level;
 
 void mm_log_set_level(mm_log_level min);
+/* Sets the level from its name (debug, info, warn, error, as --log-level takes it); false
+ * and nothing changed when the name is none of them. */
+bool mm_log_set_level_name(const char *name);
 void mm_log_set_component(const char *name); /* borrowed; e.g. "maskmesh-proxy" */
 /* One JSON object per line on stderr: {"ts":...,"level":...,"component":...,"msg":...,k:v...}.
  * The variadic part is key/value string pairs ending with NULL. Callers never pass masked
