@@ -5,6 +5,8 @@
 #   make test-asan    the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-valgrind unit tests under valgrind (memcheck, leaks are errors)
 #   make test-kafka   maskmesh-stream against a real Kafka broker it starts (Java, ~3 min)
+#   make test-k8s-live lib/k8s, the controller and the recorded wire samples on the real
+#                     kube-apiserver (etcd + apiserver + controller-manager; hack/test-k8s-live.sh)
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (clang)
 #   make bench        the benchmarks (prints figures and ratios measured in the same run)
 #   make demo         the local system, narrated (README)
@@ -21,7 +23,7 @@
 # pkg-config flags that are only known once the -dev packages are there.
 ifndef MM_DEPS_OK
 .DEFAULT_GOAL := all
-ENTRY := all test test-asan test-valgrind test-unit test-integration test-kafka fuzz fuzz-build bench demo \
+ENTRY := all test test-asan test-valgrind test-unit test-integration test-kafka test-k8s-live fuzz fuzz-build bench demo \
          demo-engine e2e-local e2e e2e-cluster lint format
 .PHONY: $(ENTRY) deps clean
 $(ENTRY): deps
@@ -113,7 +115,7 @@ $(foreach m,$(MODULES),$(eval $(call CHECK_RULES,$(m))))
 # moved to tests/k8s/check_client.c: a build tree from before still names it in a .d file
 lib/k8s/integration/check_client.c:
 
-.PHONY: all build units test test-unit test-integration test-kafka test-asan test-valgrind fuzz fuzz-build \
+.PHONY: all build units test test-unit test-integration test-kafka test-k8s-live test-asan test-valgrind fuzz fuzz-build \
         bench demo demo-engine e2e-local e2e e2e-cluster lint format
 all: $(addprefix $(BIN)/,$(CMDS))
 build: all
@@ -135,6 +137,12 @@ test-integration: all
 test-kafka: all
 	@hack/install-deps.sh kafka
 	@hack/run-tests.sh --build $(BUILD) --bin $(BIN) kafka
+
+# The checks the stand-in runs, on the real kube-apiserver of hack/k8s/build.sh's release
+# (built into its cache outside the clone when missing: minutes) with Debian's etcd.
+test-k8s-live: all units
+	@command -v etcd >/dev/null || hack/install-deps.sh cluster
+	@hack/test-k8s-live.sh --build $(BUILD) --bin $(BIN)
 
 # Sanitizers: separate build tree so normal and sanitized objects never mix.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

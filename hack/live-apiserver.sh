@@ -7,7 +7,8 @@
 # hack/record-k8s-wire.sh:
 #
 #   . hack/live-apiserver.sh        # defines log, die, free_port, live_* ; sets BIN
-#   live_start [controller-manager] # MM_CLUSTER_DIR, KUBECONFIG (admin, client certificate)
+#   live_start [controller-manager] # MM_CLUSTER_DIR, KUBECONFIG (admin, client certificate);
+#                                   # live_apiserver_args=(...) beforehand adds flags
 #   live_token_kubeconfig FILE      # a kubeconfig with a cluster-admin bearer token
 #   (live_stop runs on exit: every process it started, by pid, then the temp dir)
 #
@@ -112,7 +113,7 @@ live_start() {
         --service-cluster-ip-range=10.96.0.0/16 \
         --service-account-issuer=https://kubernetes.default.svc.cluster.local \
         --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-        --endpoint-reconciler-type=none --profiling=false --v=1
+        --endpoint-reconciler-type=none --profiling=false --v=1 ${live_apiserver_args[@]+"${live_apiserver_args[@]}"}
     wait_for kube-apiserver 120 "$BIN/kubectl" get --raw /readyz
 
     if [ "$with_kcm" = controller-manager ]; then

@@ -531,6 +531,9 @@ static void test_informer_bookmarks_advance_rv(void **state)
     }
     assert_true(moved);
     assert_int_equal(get_count(&c, 0), 0); /* no event reached the handlers */
+    mm_k8s_informer_stats s;
+    mm_k8s_informer_get_stats(inf, &s);
+    assert_int_equal(s.lists, 1); /* the bookmark moved it, not a relist */
     assert_int_equal(mm_k8s_informer_count(inf), 0);
     mm_free(rv0);
     mm_k8s_informer_free(inf);

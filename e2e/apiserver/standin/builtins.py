@@ -39,7 +39,21 @@ def default_pod(obj):
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
+def default_networkpolicy(obj):
+    """networking/v1 decode defaults: every rule's port protocol TCP (recorded sample
+    networkpolicy-create), policyTypes Ingress (+ Egress when there are egress rules)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for key in ("ingress", "egress"):
+        for rule in spec.get(key) or []:
+            for pt in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if isinstance(pt, dict):
+                    pt.setdefault("protocol", "TCP")
+    if "policyTypes" not in spec:
+        spec["policyTypes"] = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
 
 
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -52,7 +66,7 @@ def admit_pod_builtin(obj):
     kube-api-access-XXXXX projected volume appended to the volumes and mounted read-only in
     every container at SA_MOUNT_PATH unless one mounts something there or automount is off),
     DefaultTolerationSeconds (not-ready/unreachable NoExecute for 300 s) and Priority
-    (priority 0)."""
+    (priority 0, preemptionPolicy PreemptLowerPriority)."""
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return
@@ -88,6 +102,9 @@ def admit_pod_builtin(obj):
             tols.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
     spec["tolerations"] = tols
     spec.setdefault("priority", 0)
+    # the Priority plugin sets the policy with the priority, so it has no owner in
+    # managedFields (recorded sample pod-create)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
 
 def check_pod_update(old, new):

@@ -18,14 +18,24 @@ import urllib.parse
 import uuid
 
 from . import clientcert
-from .builtins import admit_pod_builtin, check_pod_update, default_pod
+from .builtins import admit_pod_builtin, check_pod_update, default_networkpolicy, default_pod
 from .fields import deep_merge, delete_at, field_paths, fields_to_paths, paths_to_fields, value_at
 from .patch import check_apply_escapes, json_patch, merge_patch, parse_simple_yaml, strategic_merge
 from .schema import apply_defaults, prune, validate_schema
 from .selectors import FieldSelector, LabelSelector, jsonpath, selector_from_labelselector
 from .store import State
 from .wire import (ApiError, NAME_CHARS, READONLY_USER, Res, already_exists, bad_request, conflict, fmt_value,
-                   human_age, invalid, not_found, now_rfc3339)
+                   human_age, invalid, not_found, now_rfc3339, precondition_conflict)
+
+
+def _cr_schema(res):
+    return ((res.crd.get("schema") or {}).get("openAPIV3Schema")) or {}
+
+
+def _managed_order(e):
+    """kube-apiserver's order of managedFields entries: Apply before Update, then oldest first,
+    then by manager and subresource (recorded sample configmap-apply)."""
+    return (e.get("operation") or "", e.get("time") or "", e.get("manager") or "", e.get("subresource") or "")
 
 
 class StandIn:
@@ -166,13 +176,16 @@ class StandIn:
         md["creationTimestamp"] = now_rfc3339()
         if res.generation:
             md["generation"] = 1
-        if res.gp == ("", "namespaces"):
+        if res.gp == ("", "namespaces"):  # the label is a decode default: it has an owner
             md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            obj["status"] = {"phase": "Active"}
         if res.gp == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.crd_status(obj)
         self.set_managed(res, None, obj, manager, op, sub)
+        if res.gp == ("", "namespaces"):
+            # the strategy's PrepareForCreate, after the field manager: no owner (recorded
+            # sample namespace-get)
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            obj["status"] = {"phase": "Active"}
         self.order_metadata(obj)
 
     def crd_status(self, obj):
@@ -213,6 +226,11 @@ class StandIn:
         out = []
         found = False
         for e, ps in sets:
+            if (e.get("subresource") or None) != sub:
+                # another subresource's fields: this write neither owns nor takes them
+                # (recorded samples maskingpolicy-status-patch, pod-status-patch)
+                out.append(e)
+                continue
             same = e.get("manager") == manager and e.get("operation") == op and e.get("subresource") == sub
             ps = ps & new_paths
             if same:
@@ -234,9 +252,29 @@ class StandIn:
                     e["subresource"] = sub
                 out.append(e)
         if out:
-            new["metadata"]["managedFields"] = out
+            new["metadata"]["managedFields"] = sorted(out, key=_managed_order)
         else:
             new["metadata"].pop("managedFields", None)
+
+    def reown(self, view_res, store_res, ns, obj, ctx, params, to_view, written):
+        """A new object written through another group's view (events.k8s.io over core/v1
+        events): its managedFields computed on that view (the fields the writer sent), in the
+        stored object too."""
+        view = to_view(copy.deepcopy(obj))
+        for k in [k for k in view if k not in written and k != "metadata"]:
+            del view[k]
+        view["metadata"].pop("managedFields", None)
+        self.set_managed(view_res, None, view, self.manager_of(ctx, params), "Update", None)
+        out = copy.deepcopy(obj)
+        out["metadata"].pop("managedFields", None)
+        if view["metadata"].get("managedFields"):
+            out["metadata"]["managedFields"] = view["metadata"]["managedFields"]
+        self.order_metadata(out)
+        with self.state.lock:
+            cur = self.state.get(store_res, ns, obj["metadata"]["name"])
+            if cur is not None and cur["metadata"].get("uid") == obj["metadata"].get("uid"):
+                self.state.store(store_res.gp)[(ns or "", obj["metadata"]["name"])] = out
+        return out
 
     def apply_conflicts(self, res, cur, applied, manager, sub):
         mine = field_paths(applied, res, sub)
@@ -301,8 +339,16 @@ class StandIn:
                                       "characters, '-' or '.', and must start and end with an alphanumeric character" % fmt_value(n),
                            "field": "metadata.name"})
         if res.is_cr:
-            schema = ((res.crd.get("schema") or {}).get("openAPIV3Schema")) or {}
+            schema = _cr_schema(res)
+            before = len(causes)
             validate_schema(schema, obj, "", causes, top=True)
+            if len(causes) > before and '"x-kubernetes-validations"' in json.dumps(schema):
+                # CEL rules run only on a schema-valid object; kube-apiserver says so (recorded
+                # sample maskingpolicy-invalid-enum-422). The stand-in never runs them.
+                causes.append({"reason": "FieldValueInvalid",
+                               "message": "Invalid value: null: some validation rules were not checked because the "
+                                          "object was invalid; correct the existing errors to complete validation",
+                               "field": "<nil>"})
         if causes:
             raise invalid(res, name or md.get("name") or "", causes)
 
@@ -517,8 +563,7 @@ class StandIn:
         obj = self.run_webhooks("mutatingwebhookconfigurations", ctx, res, sub, op, obj, old, ns, name,
                                 dry_run, options, warnings)
         if res.is_cr:
-            schema = ((res.crd.get("schema") or {}).get("openAPIV3Schema")) or {}
-            obj = apply_defaults(schema, obj)
+            obj = apply_defaults(_cr_schema(res), obj)
         self.validate(res, obj, name)
         obj = self.run_webhooks("validatingwebhookconfigurations", ctx, res, sub, op, obj, old, ns, name,
                                 dry_run, options, warnings)
@@ -590,12 +635,18 @@ class StandIn:
             obj.pop("status", None)
         if res.gp == ("", "secrets"):
             obj.setdefault("type", "Opaque")
+        if res.gp == ("networking.k8s.io", "networkpolicies"):
+            default_networkpolicy(obj)
         if res.gp == ("", "pods"):
             default_pod(obj)
-            admit_pod_builtin(obj)
             obj["status"] = {}  # the strategy's PrepareForCreate sets it after mutating admission
+        if res.is_cr:  # decode defaults, before the field manager: owned (recorded maskingpolicy-create)
+            obj = apply_defaults(_cr_schema(res), obj)
         manager = self.manager_of(ctx, params)
         self.set_managed(res, None, obj, manager, op_name, None, applied=applied)
+        if res.gp == ("", "pods"):
+            # after the field manager: what admission adds has no owner (recorded pod-create)
+            admit_pod_builtin(obj)
         options = {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
         if dry:
             options["dryRun"] = ["All"]
@@ -637,10 +688,15 @@ class StandIn:
 
     def build_update(self, ctx, res, old, new, sub, manager, op, applied=None):
         """The object a write to the main resource or /status turns old into."""
+        if res.is_cr and op != "Apply":  # decode defaults, owned by the writer
+            new = apply_defaults(_cr_schema(res), copy.deepcopy(new))
         if res.gp == ("", "pods") and sub != "status":
             new = copy.deepcopy(new)
             default_pod(new)
             check_pod_update(old, new)
+        if res.gp == ("networking.k8s.io", "networkpolicies"):
+            new = copy.deepcopy(new)
+            default_networkpolicy(new)
         if sub == "status":
             result = copy.deepcopy(old)
             if "status" in new:
@@ -907,11 +963,13 @@ class StandIn:
                 raise not_found(res, name)
             omd = old["metadata"]
             if pre.get("uid") and pre["uid"] != omd.get("uid"):
-                raise conflict(res, name, "Precondition failed: UID in precondition: %s, UID in object meta: %s"
-                               % (pre["uid"], omd.get("uid")))
+                raise precondition_conflict(res, name, "the UID in the precondition (%s) does not match the UID "
+                                            "in record (%s). The object might have been deleted and then "
+                                            "recreated" % (pre["uid"], omd.get("uid")))
             if pre.get("resourceVersion") and pre["resourceVersion"] != omd.get("resourceVersion"):
-                raise conflict(res, name, "Precondition failed: ResourceVersion in precondition: %s, "
-                                          "ResourceVersion in object meta: %s" % (pre["resourceVersion"], omd.get("resourceVersion")))
+                raise precondition_conflict(res, name, "the ResourceVersion in the precondition (%s) does not "
+                                            "match the ResourceVersion in record (%s). The object might have "
+                                            "been modified" % (pre["resourceVersion"], omd.get("resourceVersion")))
             if dry:
                 return 200, self.deleted_response(res, old)
             if omd.get("finalizers"):
@@ -1025,6 +1083,9 @@ class StandIn:
             if lsel.empty() and fsel.empty():
                 meta["remainingItemCount"] = rest
         if res.is_cr:
+            # custom resource lists (unstructured) always carry "continue", empty on the last
+            # page (recorded sample maskingpolicy-list)
+            meta.setdefault("continue", "")
             out_items = items
         else:
             out_items = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items]

@@ -4,7 +4,7 @@ patch, YAML apply bodies.
 import copy
 
 from . import yamlmini
-from .wire import ApiError, MERGE_KEYS, bad_request
+from .wire import ApiError, MERGE_KEYS, bad_request, patch_unprocessable
 
 
 def merge_patch(target, patch):
@@ -100,7 +100,7 @@ def json_patch(doc, ops):
                 kind = "add"
             if kind == "test":
                 if _walk(doc, toks) != val:
-                    raise ApiError(422, "Invalid", "the server rejected our request due to an error in our request")
+                    raise patch_unprocessable()
                 continue
             if not toks:
                 if kind in ("add", "replace"):
@@ -120,7 +120,7 @@ def json_patch(doc, ops):
                 elif kind == "remove":
                     parent.pop(int(last))
                 else:
-                    raise bad_request("unexpected op %r" % kind)
+                    raise patch_unprocessable()
             elif isinstance(parent, dict):
                 if kind == "add":
                     parent[last] = val
@@ -133,7 +133,7 @@ def json_patch(doc, ops):
                         raise KeyError(last)
                     del parent[last]
                 else:
-                    raise bad_request("unexpected op %r" % kind)
+                    raise patch_unprocessable()
             else:
                 raise KeyError(last)
         except ApiError:

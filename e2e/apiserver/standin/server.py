@@ -224,9 +224,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         st = self.si.state
         parts = [p for p in path.split("/") if p]
         if method == "GET" and path == "/version":
-            self.send_json(200, {"major": "1", "minor": "33", "emulationMajor": "1", "emulationMinor": "33",
-                                 "gitVersion": "v1.33.0-maskmesh-standin", "gitCommit": "0" * 40,
-                                 "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24",
+            # the fields of kube-apiserver v1.37.2's answer (recorded sample version), the
+            # release whose wire the stand-in is held to
+            self.send_json(200, {"major": "1", "minor": "37", "emulationMajor": "1", "emulationMinor": "37",
+                                 "minCompatibilityMajor": "1", "minCompatibilityMinor": "36",
+                                 "gitVersion": "v1.37.2-maskmesh-standin", "gitCommit": "0" * 40,
+                                 "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.26",
                                  "compiler": "gc", "platform": "linux/amd64"})
             return
         if method == "GET" and path == "/api":
@@ -400,7 +403,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.watch(core, ns, params, as_table, conv=event_to_v1, shown=res)
             return
         if verb == "create":
-            code, out, warnings = self.si.do_create(ctx, core, ns, event_to_core(self.si.check_kind(res, self.parse_obj(body))), params)
+            written = self.si.check_kind(res, self.parse_obj(body))
+            code, out, warnings = self.si.do_create(ctx, core, ns, event_to_core(copy.deepcopy(written)), params)
+            if code == 201 and not self.si.dry_run_of(params):
+                # managedFields name the fields as written, in events.k8s.io/v1 (recorded
+                # sample event-create-events-v1); updates through this view still name core's
+                out = self.si.reown(res, core, ns, out, ctx, params, event_to_v1, written)
         elif verb == "update":
             code, out, warnings = self.si.do_update(ctx, core, ns, name, None,
                                                     event_to_core(self.si.check_kind(res, self.parse_obj(body))), params)
@@ -498,7 +506,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 sch = copy.deepcopy(((r.crd.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object"})
                 sch["x-kubernetes-group-version-kind"] = [{"group": g, "kind": r.kind, "version": v}]
                 schemas[name] = sch
-        return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": paths,
+        return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.2"}, "paths": paths,
                 "components": {"schemas": schemas}}
 
     def openapi_v3(self, rest):
@@ -591,7 +599,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 except ValueError:
                     raise bad_request("invalid resourceVersion %r" % rv)
                 if want < st.oldest:
-                    expired = "too old resource version: %d (%d)" % (want, st.oldest + 1)
+                    # v1.37.2's watch cache passes a resourceVersion it no longer holds on to
+                    # etcd, which answers this (recorded sample watch-expired)
+                    expired = "The resourceVersion for the provided watch is too old."
                 else:
                     for (erv, gp, et, obj, old) in st.history:
                         if erv > want and gp == res.gp:

@@ -63,6 +63,7 @@ class ApiError(Exception):
         self.headers = headers or []
         self.metadata = metadata or {}
         self.text = text
+        self.empty_details = False  # send "details": {} (kube-apiserver does for some 422s)
 
     def status(self):
         st = {"kind": "Status", "apiVersion": "v1", "metadata": self.metadata, "status": "Failure"}
@@ -70,7 +71,7 @@ class ApiError(Exception):
             st["message"] = self.message
         if self.reason:
             st["reason"] = self.reason
-        if self.details:
+        if self.details is not None and (self.details or self.empty_details):
             st["details"] = self.details
         st["code"] = self.code
         return st
@@ -137,6 +138,25 @@ def conflict(res, name, msg=None):
     d["kind"] = res.plural
     m = msg or ("the object has been modified; please apply your changes to the latest version and try again")
     return ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": %s' % (res.qualified, name, m), d)
+
+
+def precondition_conflict(res, name, msg):
+    """A delete precondition that fails: kube-apiserver's rest.BeforeDelete names the kind, not
+    the resource (GroupResource{Group, Resource: Kind}), in the message and in details.kind
+    (recorded: configmap-delete-precondition-409)."""
+    d = {"name": name}
+    if res.group:
+        d["group"] = res.group
+    d["kind"] = res.kind
+    return ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": %s' % (res.group_kind(), name, msg), d)
+
+
+def patch_unprocessable():
+    """A JSON patch the server cannot apply (unknown op, failed test): 422 with an empty
+    details object (recorded: configmap-patch-json-bad-op)."""
+    e = ApiError(422, "Invalid", "the server rejected our request due to an error in our request", {})
+    e.empty_details = True
+    return e
 
 
 def already_exists(res, name):

@@ -34,6 +34,17 @@ def sample(name):
         return json.load(f)
 
 
+RECORDED = os.path.join(REPO, "tests", "k8s", "recorded", "v1.37.2")
+
+
+def recorded(name):
+    """A sample recorded from kube-apiserver v1.37.2 (tests/k8s/recorded): the response body,
+    or the events of a watch."""
+    with open(os.path.join(RECORDED, name + ".json")) as f:
+        s = json.load(f)
+    return s["events"] if "events" in s else s["response"]["body"]
+
+
 def crd_path():
     """The project's MaskingPolicy CRD (crds/*.yaml), else the fixture copy."""
     d = os.path.join(REPO, "crds")
