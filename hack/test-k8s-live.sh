@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lib/k8s and the controller on the real kube-apiserver (make test-k8s-live): the same checks
-# that tests/integration/test_k8s_client and test_controller run against the API stand-in,
+# that tests/integration/test_k8s_client, test_controller and test_controller_stream.py run
+# against the API stand-in,
 # here against etcd + kube-apiserver + kube-controller-manager (hack/live-apiserver.sh; the
 # controller-manager makes service accounts and collects garbage). Checks that need a fault
 # only the stand-in injects are skipped and say so. Then the recorded wire samples
@@ -61,6 +62,8 @@ suite() {
 MM_KUBECONFIG="$MM_CLUSTER_DIR/token.kubeconfig" MM_K8S_LIVE=1 suite check_client "$check"
 MM_BIN="$(cd "$bin" && pwd)" MM_K8S_LIVE_KUBECONFIG="$MM_CLUSTER_DIR/token.kubeconfig" \
     KUBECTL="$BIN/kubectl" suite test_controller python3 tests/integration/test_controller
+MM_BIN="$(cd "$bin" && pwd)" MM_K8S_LIVE_KUBECONFIG="$MM_CLUSTER_DIR/token.kubeconfig" \
+    KUBECTL="$BIN/kubectl" suite test_controller_stream python3 tests/integration/test_controller_stream.py
 suite recorded-samples python3 tests/k8s/recorded/wire.py --kubeconfig "$MM_CLUSTER_DIR/token.kubeconfig" \
     --compare tests/k8s/recorded/v1.37.2
 cd "$root"

@@ -75,7 +75,7 @@ class ControllerStreamTest(unittest.TestCase):
         self.assertEqual(st, {"deployment": "maskmesh-stream-orders", "replicas": 3,
                               "readyReplicas": 0, "ready": False})
         env.kubectl("patch", "deploy", "maskmesh-stream-orders", "-n", "shop", "--subresource=status",
-                    "--type=merge", "-p", '{"status":{"readyReplicas":2}}')
+                    "--type=merge", "-p", '{"status":{"replicas":3,"readyReplicas":2}}')
         tc.wait(lambda: env.get("mp", "orders")["status"]["stream"]["readyReplicas"] == 2, 15,
                 "readyReplicas 2 in status.stream")
         self.assertTrue(env.get("mp", "orders")["status"]["stream"]["ready"])

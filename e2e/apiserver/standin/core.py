@@ -328,6 +328,18 @@ class StandIn:
                 if bool(cc.get("url")) == bool(cc.get("service")):
                     causes.append({"reason": "FieldValueRequired", "message": "Required value: exactly one of url or "
                                    "service is required", "field": f + ".clientConfig"})
+        if res.gp == ("apps", "deployments"):
+            # apps/v1 ValidateDeploymentStatus (found on kube-apiserver v1.37.2: a status
+            # with readyReplicas above replicas is refused)
+            dst = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+            reps = dst.get("replicas") or 0
+            for f in ("updatedReplicas", "readyReplicas", "availableReplicas"):
+                if isinstance(dst.get(f), int) and dst[f] > reps:
+                    causes.append({"reason": "FieldValueInvalid", "message": "Invalid value: %d: cannot be greater "
+                                   "than status.replicas" % dst[f], "field": "status." + f})
+            if (dst.get("availableReplicas") or 0) > (dst.get("readyReplicas") or 0):
+                causes.append({"reason": "FieldValueInvalid", "message": "Invalid value: %d: cannot be greater than "
+                               "readyReplicas" % dst["availableReplicas"], "field": "status.availableReplicas"})
         md = obj.get("metadata", {})
         if not md.get("name") and not md.get("generateName"):
             causes.append({"reason": "FieldValueRequired", "message": "Required value: name or generateName is required",

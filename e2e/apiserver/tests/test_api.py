@@ -580,6 +580,24 @@ class FidelityTest(ServerTest):
         t.ensure_crd()
         t.ensure_ns("shop")
 
+    def test_deployment_status_replica_counts(self):
+        # what kube-apiserver v1.37.2 answered test_controller_stream's first status patch
+        dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "counts"},
+               "spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}},
+                        "template": {"metadata": {"labels": {"a": "b"}},
+                                     "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+        st, _, _ = self.s.req("POST", "/apis/apps/v1/namespaces/shop/deployments", dep)
+        self.assertEqual(st, 201)
+        path = "/apis/apps/v1/namespaces/shop/deployments/counts/status"
+        st, _, body = self.s.req("PATCH", path, {"status": {"readyReplicas": 2}},
+                                 ctype="application/merge-patch+json")
+        self.assertEqual(st, 422)
+        self.assertEqual(body["message"], 'Deployment.apps "counts" is invalid: status.readyReplicas: Invalid value: 2: '
+                                          'cannot be greater than status.replicas')
+        st, _, body = self.s.req("PATCH", path, {"status": {"replicas": 3, "readyReplicas": 2}},
+                                 ctype="application/merge-patch+json")
+        self.assertEqual((st, body["status"]["readyReplicas"]), (200, 2))
+
     def test_events_v1_and_core_share_storage(self):
         ev = sample("event.json")
         body = {k: v for k, v in ev.items() if k != "metadata"}
