@@ -188,14 +188,18 @@ static char to_char(int cl, uint8_t v)
 /* The Luhn check digit that makes d[0..n) || digit valid. */
 static int luhn_digit(const char *d, size_t n)
 {
-    int sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = d[n - 1 - i] - '0';
-        if (i % 2 == 0 && (v *= 2) > 9)
-            v -= 9;
-        sum += v;
+    /* the doubled digit's digit sum, by table: no branch per digit */
+    static const unsigned char dbl[10] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9};
+    unsigned sum = 0;
+    size_t i = n;
+
+    while (i >= 2) {
+        sum += dbl[d[i - 1] - '0'] + (unsigned)(d[i - 2] - '0');
+        i -= 2;
     }
-    return (10 - sum % 10) % 10;
+    if (i)
+        sum += dbl[d[0] - '0'];
+    return (int)((10 - sum % 10) % 10);
 }
 
 /* Every symbol to '*', every other byte kept; a UTF-8 character becomes one '*', and so
@@ -224,7 +228,7 @@ static mm_err ff1_value(const enc_t *e, char *v, size_t n, bool decrypt, bool *m
     uint16_t pos[ENC_MAX_VALUE];
     size_t m = 0, first, last, len;
     uint8_t x[ENC_MAX_VALUE];
-    char digits[ENC_MAX_VALUE];
+    char sym[ENC_MAX_VALUE];
     bool card, lo = false, up = false, dg = true;
     int cl, check_off = 0;
     mm_err rc;
@@ -236,13 +240,14 @@ static mm_err ff1_value(const enc_t *e, char *v, size_t n, bool decrypt, bool *m
             *masked = true;
             return MM_OK;
         }
-        if (is_alnum(c))
+        if (is_alnum(c)) {
+            sym[m] = (char)c; /* the symbols in order, as the Luhn check reads them */
+            dg &= c <= '9';
             pos[m++] = (uint16_t)i;
+        }
     }
     first = (size_t)e->keep_first;
     last = (size_t)e->keep_last;
-    for (size_t i = 0; i < m; i++)
-        dg &= v[pos[i]] <= '9';
     card = e->luhn != MM_LUHN_NONE && dg && m >= 12 && m <= 19;
     if (card && last == 0)
         last = 1; /* the check digit is never encrypted: it is recomputed */
@@ -251,13 +256,10 @@ static mm_err ff1_value(const enc_t *e, char *v, size_t n, bool decrypt, bool *m
         return MM_OK;
     }
     len = m - first - last;
-    if (card) { /* the check digit's distance from the correct one */
-        for (size_t i = 0; i < m; i++)
-            digits[i] = v[pos[i]];
-        check_off = (digits[m - 1] - '0' - luhn_digit(digits, m - 1) + 10) % 10;
-    }
+    if (card) /* the check digit's distance from the correct one */
+        check_off = (sym[m - 1] - '0' - luhn_digit(sym, m - 1) + 10) % 10;
     for (size_t i = 0; i < len; i++) {
-        char c = v[pos[first + i]];
+        char c = sym[first + i];
         lo |= c >= 'a';
         up |= c >= 'A' && c <= 'Z';
     }
@@ -272,7 +274,7 @@ static mm_err ff1_value(const enc_t *e, char *v, size_t n, bool decrypt, bool *m
         }
     }
     for (size_t i = 0; i < len; i++)
-        x[i] = to_num(cl, (unsigned char)v[pos[first + i]]);
+        x[i] = to_num(cl, (unsigned char)sym[first + i]);
     for (int walk = 0;; walk++) {
         if (walk == ENC_MAX_WALK)
             return MM_EINVAL;
@@ -284,14 +286,12 @@ static mm_err ff1_value(const enc_t *e, char *v, size_t n, bool decrypt, bool *m
             break;
     }
     for (size_t i = 0; i < len; i++)
-        v[pos[first + i]] = to_char(cl, x[i]);
+        v[pos[first + i]] = sym[first + i] = to_char(cl, x[i]);
     if (card) {
         /* encrypt: valid keeps the distance, invalid moves it by 5; decrypt undoes that */
         int shift = e->luhn == MM_LUHN_INVALID ? 5 : 0;
         int off = decrypt ? (check_off + 10 - shift) % 10 : (check_off + shift) % 10;
-        for (size_t i = 0; i < m; i++)
-            digits[i] = v[pos[i]];
-        v[pos[m - 1]] = (char)('0' + (luhn_digit(digits, m - 1) + off) % 10);
+        v[pos[m - 1]] = (char)('0' + (luhn_digit(sym, m - 1) + off) % 10);
     }
     return MM_OK;
 }
