@@ -66,9 +66,10 @@ static mm_err to_buf(void *ctx, const char *d, size_t n)
 
 /* Masks `in` in pieces of at most `step` bytes after a first piece of `first`; the output,
  * or NULL on failure (the message in eb). */
-static char *run(mm_masker *m, const char *in, size_t first, size_t step, mm_errbuf *eb)
+static char *run_kind(mm_masker *m, mm_body_kind kind, const char *in, size_t first, size_t step,
+                      mm_errbuf *eb)
 {
-    mm_stream_opts o = {.kind = MM_BODY_JSON, .direction = MM_DIR_RESPONSE};
+    mm_stream_opts o = {.kind = kind, .direction = MM_DIR_RESPONSE};
     mm_stream *s = NULL;
     mm_buf out;
     size_t n = strlen(in), i = 0;
@@ -93,21 +94,31 @@ static char *run(mm_masker *m, const char *in, size_t first, size_t step, mm_err
     return r;
 }
 
+static char *run(mm_masker *m, const char *in, size_t first, size_t step, mm_errbuf *eb)
+{
+    return run_kind(m, MM_BODY_JSON, in, first, step, eb);
+}
+
 /* `in` masked whole, and the same split at every byte and one byte at a time. */
-static char *run_all_splits(mm_masker *m, const char *in)
+static char *run_splits_kind(mm_masker *m, mm_body_kind kind, const char *in)
 {
     mm_errbuf eb = {{0}};
-    char *whole = run(m, in, strlen(in), strlen(in), &eb);
+    char *whole = run_kind(m, kind, in, strlen(in), strlen(in), &eb);
 
     if (!whole)
         fail_msg("%s: %s", in, eb.msg);
     for (size_t k = 0; k <= strlen(in); k++) {
-        char *part = run(m, in, k, k ? strlen(in) : 1, &eb);
+        char *part = run_kind(m, kind, in, k, k ? strlen(in) : 1, &eb);
         if (!part || strcmp(part, whole) != 0)
             fail_msg("%s split at %zu: %s, whole: %s", in, k, part ? part : eb.msg, whole);
         mm_free(part);
     }
     return whole;
+}
+
+static char *run_all_splits(mm_masker *m, const char *in)
+{
+    return run_splits_kind(m, MM_BODY_JSON, in);
 }
 
 static char *reveal(compiled *c, const char *in)
@@ -297,6 +308,39 @@ static void root_value_takes_rule_name(void **state)
     mm_keys_free(keys);
 }
 
+/* NDJSON lines and SSE data lines: each document waits and resolves on its own. */
+static void ndjson_and_sse(void **state)
+{
+    static const char a[] = "{\"card\":\"4111 1111 1111 1111\",\"cid\":\"a\"}";
+    static const char b[] = "{\"cid\":\"b\",\"card\":\"4111 1111 1111 1111\"}";
+    static const char c[] = "{\"card\":\"4111 1111 1111 1111\"}";
+    mm_keys *keys = test_keys();
+    char yaml[1024], in[512], want[1024], *got, *wa, *wb, *wc;
+    mm_errbuf eb = {{0}};
+
+    (void)state;
+    snprintf(yaml, sizeof(yaml), POLICY("{field: cid}", "%s"), "ff1");
+    compiled m = compile(yaml, keys);
+    assert_non_null(wa = run(m.m, a, 64, 64, &eb));
+    assert_non_null(wb = run(m.m, b, 64, 64, &eb));
+    assert_non_null(wc = run(m.m, c, 64, 64, &eb));
+    snprintf(in, sizeof(in), "%s\n%s\r\n%s\n", a, b, c);
+    snprintf(want, sizeof(want), "%s\n%s\r\n%s\n", wa, wb, wc);
+    got = run_splits_kind(m.m, MM_BODY_NDJSON, in);
+    assert_string_equal(got, want);
+    mm_free(got);
+    snprintf(in, sizeof(in), "event: x\ndata: %s\n\ndata: %s\n\n", a, b);
+    snprintf(want, sizeof(want), "event: x\ndata: %s\n\ndata: %s\n\n", wa, wb);
+    got = run_splits_kind(m.m, MM_BODY_SSE, in);
+    assert_string_equal(got, want);
+    mm_free(got);
+    mm_free(wa);
+    mm_free(wb);
+    mm_free(wc);
+    release(&m);
+    mm_keys_free(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +348,7 @@ int main(void)
         cmocka_unit_test(each_object_its_own),
         cmocka_unit_test(refusals),
         cmocka_unit_test(root_value_takes_rule_name),
+        cmocka_unit_test(ndjson_and_sse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
