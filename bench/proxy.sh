@@ -147,6 +147,9 @@ for p in "$PX" "$PX2" "$PX3"; do
     fi
 done
 curl -s "http://127.0.0.1:$PX2/json?size=1024" | grep -q 'tok_' || { echo "proxy.sh: no tokens"; exit 1; }
+# FF1 keeps a card's shape (first six, last four, digits between): not masked with '*'
+curl -s "http://127.0.0.1:$PX3/json?size=1024" | grep -qE '"4111 11[0-9]{2} [0-9]{4} [0-9]{4}"' ||
+    { echo "proxy.sh: the FF1 policy wrote no card-shaped ciphertext"; exit 1; }
 
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 idle_kb=$(hwm $PXPID)

@@ -331,8 +331,17 @@ def main():
     check(enum("spec.reveal.[].rules.[].action.type") == actions + ["encrypt"],
           "reveal grant action type enum")
     check(enum("spec.headers.[].action.type") == actions, "header action type enum")
-    for a in ("spec.defaultDeny.body.action.type", "spec.defaultDeny.headers.action.type"):
-        check(enum(a) == actions, f"{a} enum")
+    # lib/policy's build_action takes encrypt wherever the action is not a header's
+    check(enum("spec.defaultDeny.body.action.type") == actions + ["encrypt"],
+          "spec.defaultDeny.body.action.type enum")
+    check(enum("spec.defaultDeny.headers.action.type") == actions,
+          "spec.defaultDeny.headers.action.type enum")
+    # ... and with the same fields and checks as a rule's action
+    ra, da = get(root, "spec.rules.[].action") or {}, get(root, "spec.defaultDeny.body.action") or {}
+    check(ra.get("x-kubernetes-validations") == da.get("x-kubernetes-validations"),
+          "spec.defaultDeny.body.action has the CEL rules of spec.rules[].action")
+    check(ra.get("properties") == da.get("properties"),
+          "spec.defaultDeny.body.action has the fields of spec.rules[].action")
     check(enum("spec.rules.[].detectors.[]") == detector_registry(),
           "detector enum is the registry (lib/mask/detectors.def)")
     port = get(root, "spec.port") or {}

@@ -54,7 +54,10 @@ static void print_action(const mm_action *a)
                                                                                    : "none");
         if (a->surrogate)
             printf(", surrogate %s", a->surrogate);
-        printf(a->tweak ? ", tweak \"%s\")" : ")", a->tweak);
+        if (a->tweak_field) /* the member's value, else the rule's name */
+            printf(", tweak member \"%s\" else \"%s\")", a->tweak_field, a->tweak);
+        else
+            printf(a->tweak ? ", tweak \"%s\")" : ")", a->tweak);
         break;
     default: break;
     }

@@ -70,6 +70,11 @@ refuse encrypt-mode-and-format "encrypt requires mode (ff1 or siv) or format (ff
   rules: [{name: r, detectors: [credit_card], action: {type: encrypt, key: k, keyVersion: 1, mode: ff1, format: ff1}}]"
 refuse luhn-on-mask "mode, format, luhn and surrogate apply only to type encrypt" "$sel
   rules: [{name: r, detectors: [credit_card], action: {type: mask, luhn: valid}}]"
+refuse deny-encrypt-no-version "encrypt requires key and keyVersion" "$sel
+  defaultDeny: {body: {action: {type: encrypt, key: k, mode: siv}}}"
+refuse deny-headers-encrypt 'Unsupported value: "encrypt"' "$sel
+$r
+  defaultDeny: {headers: {names: [Content-Type], action: {type: encrypt, key: k}}}"
 refuse reveal-unknown-rule "every rule named in spec.reveal[].rules must be the name of a rule in spec.rules" "$sel
 $r
   reveal: [{principals: [spiffe://x], rules: [{rule: nope, clear: true}]}]"
@@ -96,6 +101,22 @@ refuse unlisted-types 'Unsupported value: "drop"' "$sel
 $r"
 refuse member-names-type "useMemberNames in body must be of type boolean" "$sel
   rules: [{name: r, detectors: [ssn], useMemberNames: sometimes, action: {type: redact}}]"
+
+# what lib/policy accepts the server stores: encrypt as the default deny of bodies
+if out="$(k create --dry-run=server -f - 2>&1 <<EOF
+apiVersion: maskmesh.io/v1alpha1
+kind: MaskingPolicy
+metadata: {name: deny-encrypt, namespace: default}
+spec:
+$sel
+  defaultDeny:
+    body: {fields: [$.id], action: {type: encrypt, key: payments, keyVersion: 2, mode: ff1, keepLast: 4, tweak: {fromRule: true}}}
+EOF
+)"; then
+    ok "defaultDeny.body with an encrypt action is accepted"
+else
+    bad "defaultDeny.body with an encrypt action refused: $out"
+fi
 
 explain="$(k explain mp.spec.rules 2>&1 || true)"
 if grep -q "The masking rules, in order" <<<"$explain" && grep -q "detectors" <<<"$explain" &&

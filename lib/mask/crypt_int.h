@@ -77,6 +77,14 @@ int enc_version(const enc_t *e);
 mm_err enc_encrypt(const enc_t *e, const char *in, size_t n, mm_buf *out);
 /* The inverse. MM_EINVAL when `in` is not something this action and version wrote. */
 mm_err enc_decrypt(const enc_t *e, const char *in, size_t n, mm_buf *out);
+/* The same with `tweak` in place of the action's own (tweak: {field: ...}: the value of
+ * the member the field names; at most FF1_MAX_TWEAK bytes, else MM_ELIMIT). */
+mm_err enc_crypt_tweak(const enc_t *e, const void *tweak, size_t tlen, const char *in, size_t n,
+                       mm_buf *out, bool decrypt);
+/* The member name of tweak: {field: NAME}, or NULL: the caller finds the member's value in
+ * the value's object and passes it to enc_crypt_tweak (enc_encrypt and enc_decrypt use the
+ * rule's name then: what a value whose object has no such member takes). */
+const char *enc_tweak_field(const enc_t *e);
 /* The key version a value names (an siv token's enc_v<N>_, an ff1 surrogate's .v<N>:), 0
  * when it names none (ff1 without surrogate), -1 when it is not in this action's form. */
 int enc_value_version(const mm_action *a, const char *in, size_t n);

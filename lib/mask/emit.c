@@ -13,6 +13,8 @@
 mm_err st_out_flush(mm_stream *s)
 {
     mm_err rc = MM_OK;
+    if (s->tw && jtw_holding(s)) /* only what comes before a value waiting for its tweak */
+        return jtw_flush(s);
     if (s->ob.len) {
         rc = s->write(s->wctx, s->ob.data, s->ob.len);
         s->st.bytes_out += s->ob.len;
@@ -26,6 +28,8 @@ mm_err st_out_put(mm_stream *s, const char *p, size_t n)
     mm_err rc;
     if (n == 0)
         return MM_OK;
+    if (s->tw && jtw_holding(s))
+        return jtw_put(s, p, n);
     if (s->ob.len + n > OUT_FLUSH && (rc = st_out_flush(s)) != MM_OK)
         return rc;
     if (n > OUT_FLUSH) { /* large runs go straight through */

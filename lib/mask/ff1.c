@@ -1,16 +1,18 @@
 /* lib/mask: FF1 format-preserving encryption, NIST SP 800-38G (March 2016) section 5.1,
  * over OpenSSL's AES in ECB mode (the PRF is CBC-MAC with a zero IV, built block by block).
  *
- * Two arithmetic paths compute the same function:
- *   - 64-bit: when radix^v fits in 64 bits (radix 10 up to 38 numerals, radix 36 up to 24,
+ * Two paths compute the same function:
+ *   - fast: when radix^v fits in 64 bits (radix 10 up to 38 numerals, radix 36 up to 24,
  *     radix 62 up to 20), NUM_radix(B) fits in b <= 8 bytes and y in d <= 12 bytes; with
  *     up to 9 decimal digits a half, y fits in 64 bits and its remainder is a Barrett
  *     reduction (multiplications; one division per call). Cards, SSNs and phone numbers
- *     take this path.
- *   - BIGNUM: any length up to FF1_MAX_LEN.
+ *     take this path. CIPH(P), the PRF's first block, depends only on radix, n and the
+ *     tweak length: the key keeps it per (radix, n, t) in a small lock-free cache, so a
+ *     card costs its ten rounds' AES blocks and nothing else of AES.
+ *   - reference: BIGNUM arithmetic and CIPH(P) computed on every call; any length up to
+ *     FF1_MAX_LEN. Tests hold the fast path to it.
  * The key schedule is expanded once (ff1_key_new); a call borrows a copy of that context
- * from a small lock-free pool, so one key serves every thread. The first PRF block, CIPH(P), depends only on radix, n, u and the
- * tweak length, so it is computed once per call rather than once per round. */
+ * from a small lock-free pool, so one key serves every thread. */
 #include "mask/crypt_int.h"
 
 #include <stdatomic.h>
@@ -25,10 +27,20 @@
  * value, about a third of an FF1 card's cost. */
 #define FF1_POOL 16
 
+/* CIPH(P) per (radix, n, t), direct-mapped: a slot is taken by the first shape that hashes
+ * to it and kept (values of a field have one shape; a shape that finds its slot taken just
+ * computes CIPH(P) itself). tag: 0 free, 1 being written, else pc_tag(). */
+#define FF1_PCACHE_BITS 6
+#define FF1_PCACHE (1 << FF1_PCACHE_BITS)
+
 struct ff1_key {
     EVP_CIPHER_CTX *ecb; /* AES-k-ECB, encrypting, no padding, key set */
     EVP_CIPHER_CTX *pool[FF1_POOL];
     atomic_bool busy[FF1_POOL];
+    struct {
+        _Atomic uint32_t tag;
+        unsigned char y0[16];
+    } pc[FF1_PCACHE];
 };
 
 mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
@@ -47,6 +59,8 @@ mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
         !EVP_EncryptInit_ex2(k->ecb, c, key, NULL, NULL) ||
         !EVP_CIPHER_CTX_set_padding(k->ecb, 0))
         goto out;
+    for (int i = 0; i < FF1_PCACHE; i++)
+        atomic_init(&k->pc[i].tag, 0);
     for (int i = 0; i < FF1_POOL; i++) {
         atomic_init(&k->busy[i], false);
         if (!(k->pool[i] = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(k->pool[i], k->ecb))
@@ -68,6 +82,7 @@ void ff1_key_free(ff1_key *k)
     EVP_CIPHER_CTX_free(k->ecb); /* OpenSSL clears the key schedule */
     for (int i = 0; i < FF1_POOL; i++)
         EVP_CIPHER_CTX_free(k->pool[i]);
+    OPENSSL_cleanse(k->pc, sizeof(k->pc));
     mm_free(k);
 }
 
@@ -91,18 +106,31 @@ typedef struct {
     unsigned char *q;      /* Q, its tweak and padding filled once */
 } ff1_call;
 
-/* R = PRF(P || Q) continuing from CIPH(P); then S = R || CIPH(R ^ [1]) || ... to d bytes. */
-static bool round_s(ff1_call *f, unsigned char *s)
+/* R = PRF(P || Q): the CBC-MAC of Q's blocks continuing from CIPH(P). */
+static inline bool prf(const ff1_call *f, unsigned char r[16])
+{
+    uint64_t w[2], q[2];
+
+    memcpy(w, f->y0, 16);
+    for (size_t off = 0; off < f->qlen; off += 16) {
+        memcpy(q, f->q + off, 16);
+        w[0] ^= q[0];
+        w[1] ^= q[1];
+        memcpy(r, w, 16);
+        if (!ciph(f->c, r, r))
+            return false;
+        memcpy(w, r, 16);
+    }
+    return true;
+}
+
+/* S = R || CIPH(R ^ [1]) || CIPH(R ^ [2]) ... to d bytes. */
+static bool round_s(const ff1_call *f, unsigned char *s)
 {
     unsigned char r[16], x[16];
 
-    memcpy(r, f->y0, 16);
-    for (size_t off = 0; off < f->qlen; off += 16) {
-        for (int i = 0; i < 16; i++)
-            x[i] = r[i] ^ f->q[off + i];
-        if (!ciph(f->c, x, r))
-            return false;
-    }
+    if (!prf(f, r))
+        return false;
     memcpy(s, r, f->d < 16 ? f->d : 16);
     for (size_t j = 1; 16 * j < f->d; j++) {
         unsigned char blk[16];
@@ -178,9 +206,12 @@ static bool run64(ff1_call *f, uint8_t *x, bool decrypt, uint64_t mod_u, uint64_
         uint64_t ym;
 
         *qi = (unsigned char)i;
-        for (size_t k = 0; k < f->b; k++)
-            qb[k] = (unsigned char)(in >> (8 * (f->b - 1 - k)));
-        if (!round_s(f, s))
+        in <<= 8 * (8 - f->b); /* [NUM]^b: the low b bytes, big-endian */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        in = __builtin_bswap64(in);
+#endif
+        memcpy(qb, &in, f->b);
+        if (!prf(f, s)) /* d <= 12: S is R's first d bytes */
             return false;
         if (f->d == 8) { /* b <= 4 (v up to 9 decimal digits): y fits in 64 bits */
             uint64_t y;
@@ -276,6 +307,39 @@ out:
     return ok;
 }
 
+/* ---- CIPH(P) ------------------------------------------------------------------------- */
+
+/* radix < 64, n <= 4096, t <= 256: 28 bits; the low two bits set tell it from 0 and 1. */
+static inline uint32_t pc_tag(const ff1_call *f)
+{
+    return (uint32_t)(f->radix | f->n << 6 | f->t << 19) << 2 | 3;
+}
+
+/* f->y0 = CIPH(p), from the key's cache when this shape is there, else computed (and
+ * stored when its slot is free). The slot's bytes are written once, before the release
+ * store of its tag, and never again, so a reader that sees the tag reads them whole. */
+static bool p_cached(const ff1_key *k, ff1_call *f, const unsigned char p[16])
+{
+    ff1_key *kk = (ff1_key *)k; /* the cache is the key's only mutable part */
+    uint32_t tag = pc_tag(f), t, free_tag = 0;
+    size_t slot = (uint32_t)(tag * 2654435761u) >> (32 - FF1_PCACHE_BITS); /* Fibonacci */
+
+    t = atomic_load_explicit(&kk->pc[slot].tag, memory_order_acquire);
+    if (t == tag) {
+        memcpy(f->y0, kk->pc[slot].y0, 16);
+        return true;
+    }
+    if (!ciph(f->c, p, f->y0))
+        return false;
+    if (t == 0 && atomic_compare_exchange_strong_explicit(&kk->pc[slot].tag, &free_tag, 1,
+                                                          memory_order_acquire,
+                                                          memory_order_relaxed)) {
+        memcpy(kk->pc[slot].y0, f->y0, 16);
+        atomic_store_explicit(&kk->pc[slot].tag, tag, memory_order_release);
+    }
+    return true;
+}
+
 /* ---- the call ------------------------------------------------------------------------- */
 
 mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, size_t tlen,
@@ -317,9 +381,7 @@ mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, s
     if (m64v) {
         /* b = ceil(ceil(v log2 radix) / 8); ceil(v log2 radix) is the bit length of
          * radix^v - 1 */
-        bits = 0;
-        for (uint64_t w = m64v - 1; w; w >>= 1)
-            bits++;
+        bits = m64v > 1 ? 64 - (size_t)__builtin_clzll(m64v - 1) : 0;
     } else {
         if (!(bc = BN_CTX_new()) || !(mod_u = BN_new()) || !(mod_v = BN_new()))
             goto out;
@@ -366,7 +428,7 @@ mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, s
         }
     if (f.slot < 0 && (!(f.c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(f.c, k->ecb)))
         goto out;
-    if (!ciph(f.c, p, f.y0))
+    if (!(m64v ? p_cached(k, &f, p) : ciph(f.c, p, f.y0)))
         goto out;
     if (out != in)
         memcpy(out, in, n);

@@ -263,7 +263,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
 static inline bool scalar_quiet(const mm_stream *s, int vkind)
 {
     const jframe *f = s->depth ? &s->fr[s->depth - 1] : NULL;
-    if (!f || s->holding || (s->reads && vkind != V_LIT))
+    if (!f || s->holding || (s->reads && vkind != V_LIT) || (s->tw && jtw_wants(s)))
         return false;
     if (s->supp)
         return true;
@@ -293,7 +293,7 @@ static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
     s->vsel = sel;
     s->vasel = asel < sel ? asel : RULE_NONE;
     bool want = sel != RULE_NONE || (s->det && vkind != V_LIT) ||
-                (s->vasel != RULE_NONE && !s->m->scan);
+                (s->vasel != RULE_NONE && !s->m->scan) || (s->tw && jtw_wants(s));
     if (s->deny_on) { /* vdeny and vadeny are read only when deny_on */
         s->vdeny = s->vadeny = RULE_NONE;
         if (vkind != V_LIT && sel == RULE_NONE) {
@@ -350,6 +350,9 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
             map = s->map;
         }
     }
+    if (s->tw && (rc = jtw_value(s, s->vkind == V_STR ? dec : raw, s->vkind == V_STR ? dlen : n,
+                                 s->vkind)) != MM_OK)
+        return rc;
 
     mm_buf_reset(&s->tmp);
     if (s->vasel != RULE_NONE && !s->m->scan) /* an audit or exempt path selects it */
@@ -402,7 +405,9 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
         } else {
             st_report(s, sel, NULL, path, s->voff, s->vline, true);
             mm_buf_reset(&s->abuf);
-            if ((rc = act_apply(a, dec, dlen, &s->abuf)) == MM_OK)
+            if (jtw_takes(s, a)) /* encrypt with a tweak from another member */
+                rc = jtw_apply(s, a, dec, dlen, &s->tmp);
+            else if ((rc = act_apply(a, dec, dlen, &s->abuf)) == MM_OK)
                 rc = mm_buf_put_json_str(&s->tmp, s->abuf.data ? s->abuf.data : "", s->abuf.len);
             what = NEW;
         }
@@ -422,6 +427,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
         rc = st_out_put(s, raw, n);
         break;
     case NEW:
+        jtw_place(s); /* a value waiting for its tweak goes here */
         if (sel != RULE_NONE && s->m->rules[sel].jconst && s->ract[sel] == &s->m->rules[sel].act)
             rc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
         else
@@ -480,6 +486,8 @@ static mm_err container_end(mm_stream *s, const char *data, size_t i)
     jframe *f = top(s);
     if (s->holding && (rc = release(s, data, i, true)) != MM_OK)
         return rc;
+    if (f->kind == '{' && s->tw && (rc = jtw_object_end(s)) != MM_OK)
+        return rc;
     if (s->supp == s->depth) { /* the removed container ends: skip it, closer included */
         s->supp = 0;
         s->run = i + 1;
@@ -525,6 +533,8 @@ static mm_err key_end(mm_stream *s, const char *data, size_t q)
                 return rc;
         }
     }
+    if (s->tw)
+        jtw_member(s, k, kn);
     if (f->live)
         step_child(s, set_at(s, s->depth - 1), f->named, k ? k : "", kn, 0);
     else
@@ -579,7 +589,7 @@ static bool num_complete(int st)
 static inline void key_begin(mm_stream *s, size_t i)
 {
     const jframe *f = &s->fr[s->depth - 1];
-    s->key_on = f->named || ((s->findings || s->key_det) && !s->supp);
+    s->key_on = f->named || ((s->findings || s->key_det || s->tw) && !s->supp);
     s->kesc = false;
     s->kstart = i + 1;
     s->key_raw.len = 0;
@@ -590,7 +600,7 @@ static inline void key_begin(mm_stream *s, size_t i)
 
 static mm_err limit(mm_stream *s, mm_errbuf *eb, mm_err rc)
 {
-    if (rc == MM_ELIMIT)
+    if (rc == MM_ELIMIT && !s->failed) /* a failure that has its message keeps it */
         return st_fail(s, eb, rc, s->voff, "value longer than the limit");
     return rc;
 }
@@ -912,6 +922,7 @@ static void json_reset(mm_stream *s)
     s->buf_on = s->key_on = false;
     s->val.len = s->key_raw.len = s->key.len = s->pre.len = 0;
     mm_buf_reset(&s->path);
+    jtw_reset(s);
 }
 
 /* Per stream: the root states of the rules on here, and the states whose children a
@@ -919,6 +930,9 @@ static void json_reset(mm_stream *s)
 static mm_err json_init(mm_stream *s)
 {
     const mpaths *pa = &s->m->pa;
+    mm_err rc = jtw_init(s);
+    if (rc != MM_OK)
+        return rc;
     s->words = pa->words;
     if (!s->words)
         return MM_OK;
@@ -959,6 +973,7 @@ static void json_free(mm_stream *s)
     mm_buf_free(&s->path);
     mm_buf_free(&s->dec);
     mm_buf_free(&s->abuf);
+    jtw_free(s);
 }
 
 const st_format st_format_json = {

@@ -184,7 +184,28 @@ typedef struct {
     mm_errbuf *eb;
     mm_buf path;
     uint64_t line;
+    json_object *obj; /* JSON: the object nearest above the value (tweak: {field: ...}) */
 } rctx;
+
+/* tweak: {field: NAME}: member NAME of the value's object, read as the sidecar read it
+ * (jtweak.c): a string's content or an integer's text; false (the rule's own tweak) when
+ * it is missing or of another kind. */
+static bool field_tweak(const rctx *c, const mm_action *a, const char **tw, size_t *twl)
+{
+    json_object *m;
+    if (!a->tweak_field || !c->obj || !json_object_object_get_ex(c->obj, a->tweak_field, &m))
+        return false;
+    if (!json_object_is_type(m, json_type_string) && !json_object_is_type(m, json_type_int))
+        return false;
+    *tw = json_object_get_string(m);
+    *twl = json_object_is_type(m, json_type_string) ? (size_t)json_object_get_string_len(m)
+                                                     : strlen(*tw);
+    /* json-c clamps integers past 64 bits to these: the sidecar counted them missing */
+    if (json_object_is_type(m, json_type_int) &&
+        (strcmp(*tw, "-9223372036854775808") == 0 || strcmp(*tw, "18446744073709551615") == 0))
+        return false;
+    return *twl <= MM_TWEAK_FIELD_MAX;
+}
 
 /* Decrypts one value of rule rr into out. MM_EINVAL (counted by the caller) when it does
  * not decrypt; a missing key version is an error naming the entry. */
@@ -200,7 +221,11 @@ static mm_err reveal_value(rctx *c, rrule *rr, const char *v, size_t n, mm_buf *
         version = c->r->ff1_version ? c->r->ff1_version : rr->act->key_version;
     if ((rc = rule_enc(c->r, rr, version, &e, c->eb)) != MM_OK)
         return rc == MM_EINVAL ? MM_ENOTFOUND : rc; /* a missing key is not a bad value */
-    if ((rc = enc_decrypt(e, v, n, out)) != MM_OK)
+    const char *tw;
+    size_t twl;
+    rc = field_tweak(c, rr->act, &tw, &twl) ? enc_crypt_tweak(e, tw, twl, v, n, out, true)
+                                             : enc_decrypt(e, v, n, out);
+    if (rc != MM_OK)
         return rc;
     if (c->cb) {
         mm_reveal_event ev = {rr->rule->name, rr->policy->name, version,
@@ -348,6 +373,8 @@ static mm_err walk(rctx *c, json_object *o, seg *segs, size_t depth)
 
     switch (json_object_get_type(o)) {
     case json_type_object: {
+        json_object *outer = c->obj;
+        c->obj = o;
         json_object_object_foreach(o, key, child) {
             segs[depth] = (seg){false, key, strlen(key), 0};
             /* $.name when the name is an identifier, else $['name'] */
@@ -358,6 +385,7 @@ static mm_err walk(rctx *c, json_object *o, seg *segs, size_t depth)
                 (rc = walk_child(c, child, segs, depth, plen)) != MM_OK)
                 return rc;
         }
+        c->obj = outer;
         break;
     }
     case json_type_array:

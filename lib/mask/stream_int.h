@@ -35,6 +35,7 @@ typedef struct {
 typedef mm_finding held_finding;
 
 typedef struct st_format st_format; /* below */
+typedef struct jtweak jtweak;       /* jtweak.c */
 
 struct mm_stream {
     mm_masker *m;
@@ -106,6 +107,8 @@ struct mm_stream {
     mm_buf val, key_raw, key, pre, path, dec, tmp, abuf;
     size_t *map;
     size_t mapcap;
+    jtweak *tw;      /* encrypt tweaks from another member (jtweak.c); NULL when no action
+                        of this stream takes one */
     span *sp;
     size_t nsp, spcap;
 
@@ -183,6 +186,28 @@ struct st_format {
 extern const st_format st_format_json;  /* json.c: JSON and NDJSON */
 extern const st_format st_format_text;  /* text.c */
 extern const st_format st_format_sse;   /* text.c */
+
+/* jtweak.c: encrypt's tweak: {field: NAME} in JSON (the file's top comment has the rules).
+ * json.c calls: jtw_init (json_init), jtw_reset, jtw_free; jtw_member when a member name
+ * is read (k NULL: not read); jtw_wants: the scalar starting now is a tweak member (it must
+ * be collected); jtw_value with it (kind 0 string content, 1 number, 2 literal); jtw_takes /
+ * jtw_apply in place of act_apply, which may leave `out` empty and the value waiting;
+ * jtw_place where its output would go; jtw_object_end before an object's frame is popped.
+ * emit.c: while jtw_holding, output goes to jtw_put and flushes stop before the first
+ * waiting value (jtw_flush). All but jtw_init need s->tw. */
+mm_err jtw_init(mm_stream *s);
+void jtw_reset(mm_stream *s);
+void jtw_free(mm_stream *s);
+void jtw_member(mm_stream *s, const char *k, size_t n);
+bool jtw_wants(const mm_stream *s);
+mm_err jtw_value(mm_stream *s, const char *v, size_t n, int kind);
+bool jtw_takes(const mm_stream *s, const act_t *a);
+mm_err jtw_apply(mm_stream *s, const act_t *a, const char *in, size_t n, mm_buf *out);
+void jtw_place(mm_stream *s);
+mm_err jtw_object_end(mm_stream *s);
+bool jtw_holding(const mm_stream *s);
+mm_err jtw_put(mm_stream *s, const char *p, size_t n);
+mm_err jtw_flush(mm_stream *s);
 
 /* emit.c */
 mm_err st_out_put(mm_stream *s, const char *p, size_t n);

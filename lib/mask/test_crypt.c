@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,12 +80,13 @@ static void ff1_nist_samples(void **state)
         ff1_key *k = NULL;
 
         assert_int_equal(ff1_key_new(key, klen, &k), MM_OK);
-        for (int bn = 0; bn < 2; bn++) {
+        for (int pass = 0; pass < 3; pass++) { /* fast cold, fast cached, reference */
+            bool bn = pass == 2;
             assert_int_equal(ff1_crypt(k, ff1_samples[s].radix, tweak, tlen, x, n, y, false, bn),
                              MM_OK);
             text_of(y, n, text);
             if (strcmp(text, ff1_samples[s].ct) != 0)
-                fail_msg("sample %zu (bignum %d): got %s, want %s", s + 1, bn, text,
+                fail_msg("sample %zu (pass %d): got %s, want %s", s + 1, pass, text,
                          ff1_samples[s].ct);
             assert_int_equal(ff1_crypt(k, ff1_samples[s].radix, tweak, tlen, y, n, y, true, bn),
                              MM_OK);
@@ -94,16 +97,20 @@ static void ff1_nist_samples(void **state)
     }
 }
 
-/* The two paths agree, and decryption inverts, for every length 2..40 in radix 10, 36 and
- * 62 (crossing the point where the 64-bit path gives way to BIGNUM), with and without a
- * tweak longer than one block. */
+/* The fast path (64-bit arithmetic, CIPH(P) from the key's cache) and the reference path
+ * (BIGNUM, CIPH(P) computed each call) agree, and decryption inverts, on random values for
+ * every radix 2..62 and every length from the smallest domain of at least 100 to past the
+ * point where the fast path gives way (radix^v beyond 64 bits), with no tweak, a tweak that
+ * fits Q's block and one that does not. Every shape is encrypted twice on the fast path
+ * (CIPH(P) computed, then read back from the cache); a few thousand shapes share the
+ * cache's 64 slots, so shapes also meet a slot another one holds. */
 static void ff1_paths_agree(void **state)
 {
-    static const unsigned radixes[] = {10, 36, 62};
     unsigned char key[32], tweak[40];
-    uint8_t x[64], a[64], b[64];
+    uint8_t x[140], a[140], a2[140], b[140];
     ff1_key *k = NULL;
     unsigned seed = 16;
+    size_t shapes = 0;
 
     (void)state;
     for (size_t i = 0; i < sizeof(key); i++)
@@ -111,20 +118,31 @@ static void ff1_paths_agree(void **state)
     for (size_t i = 0; i < sizeof(tweak); i++)
         tweak[i] = (unsigned char)rand_r(&seed);
     assert_int_equal(ff1_key_new(key, sizeof(key), &k), MM_OK);
-    for (size_t r = 0; r < MM_ARRAY_LEN(radixes); r++)
-        for (size_t n = 2; n <= 40; n++)
-            for (size_t tl = 0; tl <= sizeof(tweak); tl += 20) {
-                unsigned radix = radixes[r];
-                if (radix == 10 && n == 2)
-                    continue; /* 10^2 = 100 is allowed; covered below */
+    for (unsigned radix = 2; radix <= 62; radix++) {
+        size_t nmin = 2, lim = 0;
+        for (uint64_t dom = radix * radix; dom < 100; dom *= radix)
+            nmin++;
+        /* first length whose larger half no longer fits 64 bits, and a few past it */
+        for (double v = 1; v * log2(radix) <= 64; v++)
+            lim = 2 * (size_t)v + 4;
+        if (lim > sizeof(x))
+            lim = sizeof(x);
+        for (size_t n = nmin; n <= lim; n++)
+            for (size_t tl = 0; tl <= sizeof(tweak); tl += 20, shapes++) {
                 for (size_t i = 0; i < n; i++)
                     x[i] = (uint8_t)(rand_r(&seed) % radix);
                 assert_int_equal(ff1_crypt(k, radix, tweak, tl, x, n, a, false, false), MM_OK);
+                assert_int_equal(ff1_crypt(k, radix, tweak, tl, x, n, a2, false, false), MM_OK);
                 assert_int_equal(ff1_crypt(k, radix, tweak, tl, x, n, b, false, true), MM_OK);
-                assert_memory_equal(a, b, n);
+                if (memcmp(a, b, n) != 0 || memcmp(a2, b, n) != 0)
+                    fail_msg("radix %u, n %zu, tweak %zu: the paths disagree", radix, n, tl);
+                assert_int_equal(ff1_crypt(k, radix, tweak, tl, a, n, b, true, true), MM_OK);
+                assert_memory_equal(x, b, n);
                 assert_int_equal(ff1_decrypt(k, radix, tweak, tl, a, n, b), MM_OK);
                 assert_memory_equal(x, b, n);
             }
+    }
+    assert_true(shapes > 64 * 20);
     /* a long value: BIGNUM only, S longer than one block */
     {
         uint8_t lx[300], la[300];
@@ -134,6 +152,60 @@ static void ff1_paths_agree(void **state)
         assert_memory_not_equal(lx, la, sizeof(lx));
         assert_int_equal(ff1_decrypt(k, 62, NULL, 0, la, sizeof(la), la), MM_OK);
         assert_memory_equal(lx, la, sizeof(lx));
+    }
+    ff1_key_free(k);
+}
+
+/* Threads sharing one key fill its CIPH(P) cache and borrow its contexts at once (two
+ * pairs race on the same shapes); each result must equal the reference path's, which
+ * computes CIPH(P) itself. */
+#define TH_N 4
+#define TH_SHAPES 200
+
+typedef struct {
+    const ff1_key *k;
+    unsigned seed;
+    bool ok;
+} th_arg;
+
+static void *th_run(void *p)
+{
+    th_arg *t = p;
+    t->ok = true;
+    for (int r = 0; r < 3; r++) /* the shapes again: cached CIPH(P) this time */
+        for (int i = 0; i < TH_SHAPES; i++) {
+            unsigned seed = t->seed + (unsigned)i, radix = 2 + rand_r(&seed) % 61;
+            size_t n = 8 + rand_r(&seed) % 12, tl = rand_r(&seed) % 3 * 13;
+            unsigned char tweak[26];
+            uint8_t x[20], a[20], b[20];
+            for (size_t j = 0; j < tl; j++)
+                tweak[j] = (unsigned char)rand_r(&seed);
+            for (size_t j = 0; j < n; j++)
+                x[j] = (uint8_t)(rand_r(&seed) % radix);
+            if (ff1_crypt(t->k, radix, tweak, tl, x, n, a, false, false) != MM_OK ||
+                ff1_crypt(t->k, radix, tweak, tl, x, n, b, false, true) != MM_OK ||
+                memcmp(a, b, n) != 0)
+                t->ok = false;
+        }
+    return NULL;
+}
+
+static void ff1_threads_share_a_key(void **state)
+{
+    unsigned char key[32] = {7, 1, 6};
+    ff1_key *k = NULL;
+    pthread_t th[TH_N];
+    th_arg args[TH_N];
+
+    (void)state;
+    assert_int_equal(ff1_key_new(key, sizeof(key), &k), MM_OK);
+    for (int i = 0; i < TH_N; i++) {
+        args[i] = (th_arg){.k = k, .seed = 1000u * (unsigned)(i % 2)};
+        assert_int_equal(pthread_create(&th[i], NULL, th_run, &args[i]), 0);
+    }
+    for (int i = 0; i < TH_N; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_true(args[i].ok);
     }
     ff1_key_free(k);
 }
@@ -231,6 +303,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ff1_nist_samples),
         cmocka_unit_test(ff1_paths_agree),
+        cmocka_unit_test(ff1_threads_share_a_key),
         cmocka_unit_test(ff1_small_domain_is_permutation),
         cmocka_unit_test(ff1_rejects),
         cmocka_unit_test(siv_rfc5297),

@@ -289,7 +289,7 @@ static void build_rule(bctx *c, const node *n, mm_rule *r)
         old = push_key(c, "action");
         build_action(c, f, &r->action, false);
         pop(c, old);
-        rule_encrypt_defaults(c, r, &r->action);
+        rule_encrypt_defaults(c, r, &r->action, f);
     }
 }
 
@@ -470,6 +470,11 @@ static void build_deny_part(bctx *c, const node *n, bool header, mm_policy *p)
     else {
         old = push_key(c, "action");
         build_action(c, f, header ? &p->deny_headers.action : &p->deny_body.action, header);
+        if (!header && p->deny_body.action.tweak_from_rule) { /* the "rule" is defaultDeny */
+            mm_free(p->deny_body.action.tweak);
+            if (!(p->deny_body.action.tweak = mm_strdup("defaultDeny")))
+                c->oom = true;
+        }
         pop(c, old);
     }
 }
@@ -623,7 +628,7 @@ static void build_grants(bctx *c, const node *n, mm_policy *p)
                     size_t o4 = push_key(c, "action");
                     build_action(c, act, &r->action, false);
                     if (found) /* an encrypt grant takes the rule's tweak and card defaults */
-                        rule_encrypt_defaults(c, found, &r->action);
+                        rule_encrypt_defaults(c, found, &r->action, act);
                     if (r->action.type == MM_ACTION_REMOVE)
                         bad(c, act, "remove cannot be granted (a grant changes a value, it "
                             "cannot drop it)");

@@ -64,13 +64,24 @@ void build_encrypt(bctx *c, const node *n, mm_action *a)
     if ((f = node_get(n, "tweak"))) {
         old = push_key(c, "tweak");
         if (f->kind == NODE_MAP) {
-            const node *fr = node_get(f, "fromRule");
-            static const char *const tkeys[] = {"fromRule", NULL};
+            const node *fr = node_get(f, "fromRule"), *fd = node_get(f, "field");
+            static const char *const tkeys[] = {"fromRule", "field", NULL};
             bool yes = false;
             check_keys(c, f, tkeys);
-            if (!fr || !want_bool(c, fr, &yes) || !yes)
-                bad(c, f, "a tweak map is {fromRule: true}; a constant tweak is a string");
-            else if (!(a->tweak = mm_strdup(""))) /* marks "from rule": build_rule fills it */
+            if (fd && !fr) {
+                size_t o2 = push_key(c, "field");
+                if ((a->tweak_field = want_str(c, fd, "a member name of the same object")) &&
+                    (!*a->tweak_field || a->tweak_field[0] == '$' ||
+                     strlen(a->tweak_field) > MM_TWEAK_FIELD_MAX))
+                    bad(c, fd, "a member name of the same object (1-%d bytes, not a path)",
+                        MM_TWEAK_FIELD_MAX);
+                pop(c, o2);
+            } else if (fd || !fr || !want_bool(c, fr, &yes) || !yes)
+                bad(c, f, "a tweak map is {fromRule: true} or {field: <member name>}; a "
+                    "constant tweak is a string");
+            /* "" marks "from rule": the rule fills it in (for field: what a value whose
+             * object lacks the field takes instead) */
+            if (!(a->tweak = mm_strdup("")))
                 c->oom = true;
             a->tweak_from_rule = true;
         } else if ((a->tweak = want_str(c, f, "a tweak string or {fromRule: true}")) &&
@@ -112,10 +123,15 @@ void build_encrypt(bctx *c, const node *n, mm_action *a)
 
 /* What an encrypt action takes from its rule: the rule's name as tweak ({fromRule: true}),
  * and card handling (luhn: invalid) when the rule names credit_card and luhn is not set. */
-void rule_encrypt_defaults(bctx *c, const mm_rule *r, mm_action *a)
+void rule_encrypt_defaults(bctx *c, const mm_rule *r, mm_action *a, const node *n)
 {
     if (a->type != MM_ACTION_ENCRYPT)
         return;
+    /* the engine finds the field beside values that paths select; a detector's match is
+     * part of a string, and its object's later members cannot be waited for */
+    if (a->tweak_field && (r->n_detectors || r->n_patterns))
+        bad(c, n, "tweak {field: ...} needs a rule that selects values by fields only "
+            "(this one has detectors or patterns)");
     if (a->tweak_from_rule && r->name) {
         mm_free(a->tweak);
         if (!(a->tweak = mm_strdup(r->name)))

@@ -74,6 +74,7 @@ void action_clear(mm_action *a)
     mm_free(a->key);
     mm_free(a->value);
     mm_free(a->tweak);
+    mm_free(a->tweak_field);
     mm_free(a->surrogate);
 }
 

@@ -92,9 +92,15 @@ typedef struct {
                              tweak: {fromRule: true} */
     mm_luhn luhn;
     char *surrogate;
-    bool tweak_from_rule; /* tweak: {fromRule: true} (tweak then holds the rule's name) */
+    bool tweak_from_rule; /* tweak: {fromRule: true} or {field: ...} (tweak then holds the
+                             rule's name, "defaultDeny" in spec.defaultDeny) */
+    char *tweak_field;    /* tweak: {field: NAME}: the tweak is the value of member NAME of
+                             the object holding the value (JSON; NULL none); `tweak` is
+                             what a value takes when its object has no such scalar member */
     bool luhn_set;        /* luhn written (else credit_card rules default to INVALID) */      /* ff1: a prefix "<surrogate>.v<N>:" naming the version; NULL none */
 } mm_action;
+
+#define MM_TWEAK_FIELD_MAX 256 /* bytes of a tweak: {field: NAME}, and of the tweak it reads */
 
 typedef struct {
     char *name;

@@ -126,7 +126,7 @@ bool media_type_ok(const char *s);
 /* encrypt.c: an encrypt action's fields, and what it takes from its rule (the rule's name
  * as tweak, card handling for credit_card rules). */
 void build_encrypt(bctx *c, const node *n, mm_action *a);
-void rule_encrypt_defaults(bctx *c, const mm_rule *r, mm_action *a);
+void rule_encrypt_defaults(bctx *c, const mm_rule *r, mm_action *a, const node *n);
 /* model.c: for an unknown detector name, the built-in it most likely meant, or where the
  * list is (static storage, per thread). */
 const char *policy_detector_hint(const char *name);

@@ -180,6 +180,10 @@ static void test_encrypt_and_reveal_model(void **state)
         "  - {name: card2, fields: [$.c], action: {type: encrypt, mode: ff1, key: k, keyVersion: 3,"
         " luhn: valid}}\n"
         "  - {name: t, fields: [$.t], action: {type: tokenize, key: k, keyVersion: 4}}\n"
+        "  - {name: byid, fields: [$.card], action: {type: encrypt, mode: ff1, key: k, "
+        "keyVersion: 1, tweak: {field: customerId}}}\n"
+        "  defaultDeny: {body: {fields: [$.id], action: {type: encrypt, mode: siv, key: k, "
+        "keyVersion: 1, tweak: {fromRule: true}}}}\n"
         "  reveal:\n"
         "  - principals: [spiffe://c/ns/s/sa/support]\n"
         "    rules: [{rule: card, action: {type: mask, keepLast: 4}}, {rule: ssn, clear: true}]\n";
@@ -206,6 +210,11 @@ static void test_encrypt_and_reveal_model(void **state)
     assert_int_equal(p->rules[2].action.luhn, MM_LUHN_VALID);
     assert_null(p->rules[2].action.tweak);
     assert_int_equal(p->rules[3].action.key_version, 4);
+    assert_string_equal(p->rules[4].action.tweak_field, "customerId");
+    assert_string_equal(p->rules[4].action.tweak, "byid"); /* when the object lacks it */
+    assert_null(p->rules[0].action.tweak_field);
+    assert_int_equal(p->deny_body.action.type, MM_ACTION_ENCRYPT);
+    assert_string_equal(p->deny_body.action.tweak, "defaultDeny");
     assert_int_equal(p->n_grants, 1);
     assert_int_equal(p->grants[0].n_principals, 1);
     assert_int_equal(p->grants[0].n_rules, 2);
@@ -777,7 +786,20 @@ static void test_errors_name_places(void **state)
          "applies to mode ff1 only"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
          "ff1, key: k, keyVersion: 1, tweak: {fromRule: false}}}]}\n", 4, "{fromRule",
-         "spec.rules[0].action.tweak: a tweak map is {fromRule: true}; a constant tweak is a string"},
+         "spec.rules[0].action.tweak: a tweak map is {fromRule: true} or {field: <member name>}; "
+         "a constant tweak is a string"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff1, key: k, keyVersion: 1, tweak: {field: $.id}}}]}\n", 4, "$.id",
+         "spec.rules[0].action.tweak.field: a member name of the same object (1-256 bytes, not a "
+         "path)"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
+         "ff1, key: k, keyVersion: 1, tweak: {field: id, fromRule: true}}}]}\n", 4, "{field",
+         "spec.rules[0].action.tweak: a tweak map is {fromRule: true} or {field: <member name>}; "
+         "a constant tweak is a string"},
+        {HEAD "spec: {selector: {}, rules: [{name: r, detectors: [credit_card], action: {type: "
+         "encrypt, mode: ff1, key: k, keyVersion: 1, tweak: {field: id}}}]}\n", 4, "{type: e",
+         "spec.rules[0]: tweak {field: ...} needs a rule that selects values by fields only "
+         "(this one has detectors or patterns)"},
         {HEAD "spec: {selector: {}, rules: [{name: r, fields: [$.a], action: {type: encrypt, mode: "
          "ff1, key: k, keyVersion: 1, surrogate: \"a:\"}}]}\n", 4, "\"a:\"",
          "spec.rules[0].action.surrogate: a surrogate is 1-32 letters or '_' (it is followed by "
