@@ -57,8 +57,11 @@ struct mm_ctrl {
     size_t nidx, capidx;
     bool stopping;
     atomic_bool active;
-    pthread_t worker;
-    bool worker_running;
+    pthread_t workers[MM_CTRL_WORKERS_MAX];
+    size_t n_workers; /* running */
+    /* The namespaces being reconciled now, one per worker at most: a namespace queued
+     * again meanwhile waits, so no two workers write one namespace's objects at once. */
+    char *busy[MM_CTRL_WORKERS_MAX];
     uint64_t next_resync_ns;
 
     _Atomic uint64_t reconciles, failures, writes;
@@ -588,6 +591,25 @@ out:
 
 /* ---- the worker ----------------------------------------------------------------------- */
 
+static bool is_busy(const mm_ctrl *c, const char *ns)
+{
+    for (size_t i = 0; i < c->n_workers; i++)
+        if (c->busy[i] && strcmp(c->busy[i], ns) == 0)
+            return true;
+    return false;
+}
+
+/* Marks the namespace a worker took (the item's own string, freed by the worker) or drops
+ * the mark. Called with the lock held. */
+static void set_busy(mm_ctrl *c, char *ns, bool on)
+{
+    for (size_t i = 0; i < MM_CTRL_WORKERS_MAX; i++)
+        if (on ? !c->busy[i] : c->busy[i] == ns) {
+            c->busy[i] = on ? ns : NULL;
+            return;
+        }
+}
+
 static void resync_all(mm_ctrl *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -616,6 +638,8 @@ static void *worker_main(void *arg)
                 /* the first ready item an event queued, else the first ready resync item */
                 size_t pick = c->nq;
                 for (size_t i = 0; i < c->nq; i++) {
+                    if (is_busy(c, c->queue[i].ns))
+                        continue; /* its worker wakes the others when it is done */
                     if (c->queue[i].not_before_ns <= now) {
                         if (pick == c->nq || (c->queue[pick].resync && !c->queue[i].resync))
                             pick = i;
@@ -629,6 +653,7 @@ static void *worker_main(void *arg)
                     it = c->queue[pick];
                     c->queue[pick] = c->queue[--c->nq];
                     got = true;
+                    set_busy(c, it.ns, true);
                 }
             }
             if (got)
@@ -655,6 +680,10 @@ static void *worker_main(void *arg)
         mm_errbuf eb = {{0}};
         uint64_t t0 = mm_now_ns();
         mm_err rc = mm_ctrl_reconcile(c, it.ns, &eb);
+        pthread_mutex_lock(&c->lock);
+        set_busy(c, it.ns, false);
+        pthread_cond_broadcast(&c->cond); /* the namespace may be queued again meanwhile */
+        pthread_mutex_unlock(&c->lock);
         double secs = (double)(mm_now_ns() - t0) / 1e9;
         mm_metric_observe(c->m_duration, NULL, secs);
         atomic_fetch_add(&c->reconciles, 1);
@@ -788,9 +817,17 @@ mm_err mm_ctrl_start(mm_ctrl *c, mm_errbuf *eb)
         if ((rc = mm_k8s_informer_start(c->inf[i], eb)) != MM_OK)
             return rc;
     c->next_resync_ns = mm_now_ns() + (uint64_t)c->o.resync_s * 1000000000ull;
-    if (pthread_create(&c->worker, NULL, worker_main, c) != 0)
-        return mm_errf(eb, MM_EIO, "cannot start the controller's worker thread");
-    c->worker_running = true;
+    int n = c->o.workers > 0 ? c->o.workers : 4;
+    if (n > MM_CTRL_WORKERS_MAX)
+        n = MM_CTRL_WORKERS_MAX;
+    pthread_mutex_lock(&c->lock);
+    for (; (int)c->n_workers < n; c->n_workers++)
+        if (pthread_create(&c->workers[c->n_workers], NULL, worker_main, c) != 0)
+            break;
+    pthread_mutex_unlock(&c->lock);
+    if ((int)c->n_workers < n)
+        return mm_errf(eb, MM_EIO, "cannot start the controller's worker threads (%zu of %d)",
+                       c->n_workers, n);
     return MM_OK;
 }
 
@@ -801,7 +838,7 @@ void mm_ctrl_set_active(mm_ctrl *c, bool active)
     if (active)
         resync_all(c); /* a new leader looks at everything once */
     pthread_mutex_lock(&c->lock);
-    pthread_cond_signal(&c->cond);
+    pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -819,12 +856,14 @@ void mm_ctrl_stop(mm_ctrl *c)
         return;
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
-    pthread_cond_signal(&c->cond);
+    pthread_cond_broadcast(&c->cond);
+    size_t n = c->n_workers;
     pthread_mutex_unlock(&c->lock);
-    if (c->worker_running) {
-        pthread_join(c->worker, NULL);
-        c->worker_running = false;
-    }
+    for (size_t i = 0; i < n; i++)
+        pthread_join(c->workers[i], NULL);
+    pthread_mutex_lock(&c->lock);
+    c->n_workers = 0;
+    pthread_mutex_unlock(&c->lock);
     for (size_t i = 0; i < c->n_inf; i++)
         mm_k8s_informer_stop(c->inf[i]);
 }
