@@ -256,7 +256,8 @@ static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const ch
     mm_k8s_ref ref = *kind;
     mm_k8s_result res = {0};
     mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true};
-    const char *body = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+    const char *body = json_object_to_json_string_ext(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE); /* YAML has no \/ */
     ref.ns = ns;
     ref.name = name;
     mm_err rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_APPLY, body, strlen(body), &po, &res, eb);

@@ -396,7 +396,8 @@ static mm_err try_acquire_or_renew(mm_k8s_leader *le, bool *acquired, mm_errbuf 
             goto out;
         }
         size_t len = 0;
-        const char *body = json_object_to_json_string_length(lease, JSON_C_TO_STRING_PLAIN, &len);
+        const char *body = json_object_to_json_string_length(
+            lease, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
         if (!body) {
             rc = MM_ENOMEM;
             goto out;
@@ -433,7 +434,8 @@ static mm_err try_acquire_or_renew(mm_k8s_leader *le, bool *acquired, mm_errbuf 
                        mine ? spec.transitions : spec.transitions + 1)) != MM_OK)
         goto out;
     size_t len = 0;
-    const char *body = json_object_to_json_string_length(lease, JSON_C_TO_STRING_PLAIN, &len);
+    const char *body = json_object_to_json_string_length(
+        lease, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!body) {
         rc = MM_ENOMEM;
         goto out;
@@ -498,7 +500,8 @@ mm_err mm_k8s_leader_release(mm_k8s_leader *le, mm_errbuf *eb)
         size_t len = 0;
         const char *body = NULL;
         if ((rc = put_spec(lease, "", 1, now, now, spec.transitions)) == MM_OK &&
-            !(body = json_object_to_json_string_length(lease, JSON_C_TO_STRING_PLAIN, &len)))
+            !(body = json_object_to_json_string_length(
+            lease, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len)))
             rc = MM_ENOMEM;
         mm_k8s_result put = {0};
         if (rc == MM_OK)

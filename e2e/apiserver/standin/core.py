@@ -20,7 +20,7 @@ import uuid
 from . import clientcert
 from .builtins import admit_pod_builtin, check_pod_update, default_pod
 from .fields import deep_merge, delete_at, field_paths, fields_to_paths, paths_to_fields, value_at
-from .patch import json_patch, merge_patch, parse_simple_yaml, strategic_merge
+from .patch import check_apply_escapes, json_patch, merge_patch, parse_simple_yaml, strategic_merge
 from .schema import apply_defaults, prune, validate_schema
 from .selectors import FieldSelector, LabelSelector, jsonpath, selector_from_labelselector
 from .store import State
@@ -755,6 +755,8 @@ class StandIn:
             raise invalid(("PatchOptions.meta.k8s.io", "meta.k8s.io", "PatchOptions"), "", [
                 {"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",
                  "field": "fieldManager"}])
+        if is_apply:
+            check_apply_escapes(raw)
         try:
             patch = json.loads(raw.decode("utf-8") if raw else "null")
         except (ValueError, UnicodeDecodeError) as e:
