@@ -62,10 +62,12 @@ struct mm_ctrl {
     /* The namespaces being reconciled now, one per worker at most: a namespace queued
      * again meanwhile waits, so no two workers write one namespace's objects at once. */
     char *busy[MM_CTRL_WORKERS_MAX];
+    ctrl_events *events;
     uint64_t next_resync_ns;
 
     _Atomic uint64_t reconciles, failures, writes;
     mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_writes, *m_restarts;
+    mm_metric *m_events_dropped;
 };
 
 /* ---- queue ---------------------------------------------------------------------------- */
@@ -239,7 +241,7 @@ static mm_err patch_status(mm_ctrl *c, const char *ns, const char *name, const m
 {
     mm_k8s_ref ref = POLICIES;
     mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .no_body = true};
     ref.ns = ns;
     ref.name = name;
     ref.subresource = "status";
@@ -255,7 +257,7 @@ static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const ch
 {
     mm_k8s_ref ref = *kind;
     mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true, .no_body = true};
     const char *body = json_object_to_json_string_ext(
         obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE); /* YAML has no \/ */
     ref.ns = ns;
@@ -274,13 +276,12 @@ static void now_rfc3339(char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* An events.k8s.io/v1 Event on the policy (best effort: a lost Event is only a lost note). */
+/* An events.k8s.io/v1 Event on the policy, queued for the sender (events.c; best effort: a
+ * lost Event is only a lost note). */
 static void event(mm_ctrl *c, struct json_object *policy, bool warning, const char *reason,
                   const char *note)
 {
     char micro[MM_K8S_MICROTIME_LEN + 1], name[300];
-    mm_k8s_result res = {0};
-    mm_errbuf eb;
     const char *ns = ctrl_meta_str(policy, "namespace"), *pname = ctrl_meta_str(policy, "name");
     int64_t now = mm_k8s_now_us();
     mm_k8s_format_microtime(now, micro);
@@ -312,12 +313,7 @@ static void event(mm_ctrl *c, struct json_object *policy, bool warning, const ch
     if (ctrl_meta_str(policy, "uid"))
         json_object_object_add(r, "uid", json_object_new_string(ctrl_meta_str(policy, "uid")));
     json_object_object_add(e, "regarding", r);
-    mm_k8s_ref ref = {"events.k8s.io", "v1", "events", ns, NULL, NULL};
-    mm_k8s_write_opts wo = {.field_manager = c->field_manager};
-    if (mm_k8s_create(c->o.client, &ref, e, &wo, &res, &eb) != MM_OK)
-        mm_log(MM_LOG_WARN, "could not record an event", "policy", pname, "error", eb.msg, NULL);
-    mm_k8s_result_clear(&res);
-    json_object_put(e);
+    ctrl_events_post(c->events, e);
 }
 
 /* Writes status when it differs from what the policy says now; an Event on Ready changes. */
@@ -799,11 +795,16 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
                                      NULL, &c->m_writes)) != MM_OK ||
             (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_watch_restarts_total",
                                      "Watches resumed after a drop, plus relists after 410 Gone.",
-                                     NULL, &c->m_restarts)) != MM_OK) {
+                                     NULL, &c->m_restarts)) != MM_OK ||
+            (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_events_dropped_total",
+                                     "Events not recorded: the send queue was full or the server refused them.",
+                                     NULL, &c->m_events_dropped)) != MM_OK) {
             mm_errf(eb, rc, "registering the controller's metrics failed");
             goto fail;
         }
     }
+    if ((rc = ctrl_events_new(o->client, c->field_manager, c->m_events_dropped, &c->events, eb)) != MM_OK)
+        goto fail;
     *out = c;
     return MM_OK;
 fail:
@@ -877,6 +878,7 @@ void mm_ctrl_free(mm_ctrl *c)
     for (size_t i = 0; i < c->n_inf; i++)
         mm_k8s_informer_free(c->inf[i]);
     mm_free(c->inf);
+    ctrl_events_free(c->events);
     for (size_t i = 0; i < c->nq; i++)
         mm_free(c->queue[i].ns);
     mm_free(c->queue);

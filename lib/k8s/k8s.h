@@ -175,6 +175,9 @@ typedef struct {
     const char *field_manager;    /* fieldManager= */
     bool dry_run;                 /* dryRun=All */
     const char *field_validation; /* "Strict", "Warn", "Ignore" or NULL */
+    bool no_body;                 /* the caller reads only whether it worked: a 2xx body is
+                                     not parsed (res->body stays NULL), saving the CPU of a
+                                     tree nobody reads */
 } mm_k8s_write_opts;
 
 typedef struct {
@@ -198,6 +201,7 @@ typedef struct {
     bool force;                /* apply only: take over conflicting fields */
     bool dry_run;
     const char *field_validation;
+    bool no_body; /* as in mm_k8s_write_opts */
 } mm_k8s_patch_opts;
 
 typedef struct {

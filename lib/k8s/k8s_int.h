@@ -93,6 +93,7 @@ typedef struct {
 typedef struct {
     long timeout_ms; /* 0: the client's request timeout */
     int max_retries; /* <0: the client's */
+    bool no_body;    /* a 2xx body is not parsed (mm_k8s_write_opts.no_body) */
 } k8s_tuning;
 
 /* Builds method + URL for ref/query and runs it with retries; see mm_k8s_get & co. */

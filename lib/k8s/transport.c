@@ -608,7 +608,7 @@ mm_err k8s_request(mm_k8s_client *c, const char *method, const mm_k8s_ref *ref,
         break;
     }
     if (res->http_code >= 200 && res->http_code < 300) {
-        if (x.body.len) {
+        if (x.body.len && !(tune && tune->no_body)) {
             mm_errbuf jeb;
             if (k8s_json_parse(x.body.data, x.body.len, &res->body, &jeb) != MM_OK) {
                 rc = mm_errf(eb, MM_EPARSE, "%s: %ld response: %s", what, res->http_code,
