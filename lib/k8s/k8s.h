@@ -9,9 +9,10 @@
  * mm_k8s_result is owned by that result. resourceVersion and continue tokens are opaque
  * strings: compared for equality only, passed back unmodified.
  *
- * Threads: an mm_k8s_client may be shared by threads. Plain requests are serialised on the
- * client's one request handle; watches run on their own handle. All handles share one
- * connection cache, DNS cache and TLS session cache, so connections are reused. Never log a
+ * Threads: an mm_k8s_client may be shared by threads. A plain request takes an idle request
+ * handle (or a new one) and its kept connection, so requests in a row reuse one connection
+ * and threads send at once over a connection each; watches run on their own handle. All
+ * handles share the DNS cache and TLS sessions. Never log a
  * token or a key: this module does not, and its error messages never carry one. */
 #ifndef MM_K8S_H
 #define MM_K8S_H

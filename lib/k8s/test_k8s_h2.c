@@ -266,7 +266,7 @@ static void test_h2_not_found(void **state)
     mm_k8s_client_free(c);
 }
 
-/* Four threads share one client (one connection cache): their requests, made at the same
+/* Four threads share one client: their requests, made at the same
  * time, all complete over h2, with no more connections than threads, and later requests in
  * a row reuse those connections. */
 static mm_k8s_client *shared;

@@ -1,5 +1,5 @@
-/* lib/k8s transport: the client (one libcurl request handle over a connection cache of its
- * own), bearer tokens re-read when their file changes, and transfers: a request with
+/* lib/k8s transport: the client (libcurl request handles kept for reuse, each with its own
+ * connection; DNS and TLS sessions shared), bearer tokens re-read when their file changes, and transfers: a request with
  * Retry-After retries and Status errors, or a stream whose 2xx body goes to a sink (the watch
  * decoder) as it arrives. Calls url.c, status.c and json.c; nothing here calls back up. */
 #include "k8s/k8s_int.h"
@@ -112,10 +112,9 @@ mm_err mm_k8s_client_new(const mm_k8s_config *cfg, const mm_k8s_client_opts *o,
     if (curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
         curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
         curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) != CURLSHE_OK ||
-        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
         curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
         curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
-        rc = mm_errf(eb, MM_EIO, "libcurl: cannot set up the connection cache");
+        rc = mm_errf(eb, MM_EIO, "libcurl: cannot set up the shared DNS and TLS session caches");
         goto out;
     }
     if (c->cfg->token && !(c->token = mm_strdup(c->cfg->token))) {
@@ -375,11 +374,13 @@ static mm_err setup_handle(mm_k8s_client *c, CURL *h, const char *url, bool watc
     SETOPT(h, CURLOPT_SHARE, c->share);
     SETOPT(h, CURLOPT_NOSIGNAL, 1L);
     SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* h2 when the server offers it in ALPN, HTTP/1.1 otherwise. Requests in a row reuse one
-     * connection from the shared cache; requests made at the same time from several threads
-     * (the controller's workers) each take a connection of their own, as libcurl multiplexes
-     * only within one multi handle: no PIPEWAIT, which would have them wait on a connection
-     * another thread holds (test_k8s_h2). */
+    /* h2 when the server offers it in ALPN, HTTP/1.1 otherwise. Each easy handle keeps its own
+     * connection: requests in a row take the same idle handle (take_handle is last in, first
+     * out) and so the same connection; threads sending at once (the controller's workers)
+     * hold a handle and a connection each. A connection cache shared between handles made
+     * concurrent senders open a new connection for almost every request (841 TCP connects
+     * for 635 writes with four workers, against 5 for one). DNS and TLS sessions stay shared,
+     * so a new connection resumes TLS. */
     SETOPT(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
