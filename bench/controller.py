@@ -161,6 +161,8 @@ def main():
         else:
             sys.exit("bench: not everything was rendered within 30 minutes")
         render_s = time.time() - t0
+        done_writes = metric(port, "maskmesh_controller_writes_total")
+        done_reconciles = metric(port, "maskmesh_controller_reconciles_total")
         ctrl_cpu = cpu_s(ctrl.pid)
         api_cpu = cpu_s(api_p.pid) - api_cpu0 if api_p else None
         rss_rendered = status_kib(ctrl.pid, "VmRSS") / 1024
@@ -207,6 +209,7 @@ def main():
         print("  seeding the API server (not the controller)      %8.1f s" % seed_s)
         print("  start to all rendered (%d writes)             %8.1f s" % (want_writes, render_s))
         print("    controller CPU (user+sys) until then           %8.1f s" % ctrl_cpu)
+        print("    reconciles / writes made until then        %6d / %d" % (done_reconciles, done_writes))
         if api_cpu is not None:
             print("    API stand-in CPU (user+sys) meanwhile          %8.1f s" % api_cpu)
         print("  reconciles that failed and were retried          %8d" % failures)

@@ -27,6 +27,7 @@ static const char help[] =
     "  --lease-name NAME        the Lease's name (default maskmesh-controller-leader)\n"
     "  --identity ID            this replica's identity [POD_NAME] (default hostname_random)\n"
     "  --resync SECONDS         reconcile every namespace this often (default 300)\n"
+    "  --workers N              namespaces reconciled at once, 1 to 64 (default 4)\n"
     "  --monitoring-from JSON   NetworkPolicyPeer list allowed to reach the sidecars' port 15481\n"
     "  --stream-image IMAGE     render policies with spec.streams into a maskmesh-stream\n"
     "                           Deployment of IMAGE (and watch Deployments); default: off\n"
@@ -70,7 +71,7 @@ static void h_synced(void *ud, const mm_httpd_req *req, mm_httpd_resp *resp)
 int main(int argc, char **argv)
 {
     enum { O_KUBECONFIG = 1, O_NS, O_ADMIN, O_LEADER, O_LEASE_NS, O_LEASE_NAME, O_IDENTITY,
-           O_RESYNC, O_MONITORING, O_LOGLEVEL, O_STREAM_IMAGE };
+           O_RESYNC, O_MONITORING, O_LOGLEVEL, O_STREAM_IMAGE, O_WORKERS };
     static const struct option longopts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"namespace", required_argument, NULL, O_NS},
@@ -80,6 +81,7 @@ int main(int argc, char **argv)
         {"lease-name", required_argument, NULL, O_LEASE_NAME},
         {"identity", required_argument, NULL, O_IDENTITY},
         {"resync", required_argument, NULL, O_RESYNC},
+        {"workers", required_argument, NULL, O_WORKERS},
         {"monitoring-from", required_argument, NULL, O_MONITORING},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"stream-image", required_argument, NULL, O_STREAM_IMAGE},
@@ -92,7 +94,7 @@ int main(int argc, char **argv)
     const char *nsv[64];
     size_t nns = 0;
     bool leader_elect = false;
-    long resync = 300;
+    long resync = 300, workers = 4;
     char *env_ns = NULL;
     int c, ret = 1;
     mm_errbuf eb = {{0}};
@@ -122,6 +124,13 @@ int main(int argc, char **argv)
         case O_RESYNC:
             if (!mm_parse_long(optarg, 1, 86400, &resync)) {
                 fprintf(stderr, "maskmesh-controller: --resync takes seconds from 1 to 86400\n");
+                return 2;
+            }
+            break;
+        case O_WORKERS:
+            if (!mm_parse_long(optarg, 1, MM_CTRL_WORKERS_MAX, &workers)) {
+                fprintf(stderr, "maskmesh-controller: --workers takes a number from 1 to %d\n",
+                        MM_CTRL_WORKERS_MAX);
                 return 2;
             }
             break;
@@ -161,7 +170,7 @@ int main(int argc, char **argv)
     }
     mm_ctrl_opts co = {.client = client, .namespaces = nns ? nsv : NULL, .monitoring_from = monitoring,
                        .resync_s = resync, .identity = identity, .metrics = metrics,
-                       .stream_image = stream_image};
+                       .stream_image = stream_image, .workers = (int)workers};
     mm_httpd_opts ho = {.listen = admin, .metrics = metrics, .threads = 2};
     if (mm_ctrl_new(&co, &ctrl, &eb) != MM_OK || mm_httpd_new(&ho, &httpd, &eb) != MM_OK ||
         mm_httpd_route(httpd, "GET", "/synced", false, h_synced, ctrl) != MM_OK ||

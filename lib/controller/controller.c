@@ -57,12 +57,17 @@ struct mm_ctrl {
     size_t nidx, capidx;
     bool stopping;
     atomic_bool active;
-    pthread_t worker;
-    bool worker_running;
+    pthread_t workers[MM_CTRL_WORKERS_MAX];
+    size_t n_workers; /* running */
+    /* The namespaces being reconciled now, one per worker at most: a namespace queued
+     * again meanwhile waits, so no two workers write one namespace's objects at once. */
+    char *busy[MM_CTRL_WORKERS_MAX];
+    ctrl_events *events;
     uint64_t next_resync_ns;
 
     _Atomic uint64_t reconciles, failures, writes;
     mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_writes, *m_restarts;
+    mm_metric *m_events_dropped;
 };
 
 /* ---- queue ---------------------------------------------------------------------------- */
@@ -236,7 +241,7 @@ static mm_err patch_status(mm_ctrl *c, const char *ns, const char *name, const m
 {
     mm_k8s_ref ref = POLICIES;
     mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .no_body = true};
     ref.ns = ns;
     ref.name = name;
     ref.subresource = "status";
@@ -252,7 +257,7 @@ static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const ch
 {
     mm_k8s_ref ref = *kind;
     mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true};
+    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true, .no_body = true};
     const char *body = json_object_to_json_string_ext(
         obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE); /* YAML has no \/ */
     ref.ns = ns;
@@ -271,13 +276,12 @@ static void now_rfc3339(char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* An events.k8s.io/v1 Event on the policy (best effort: a lost Event is only a lost note). */
+/* An events.k8s.io/v1 Event on the policy, queued for the sender (events.c; best effort: a
+ * lost Event is only a lost note). */
 static void event(mm_ctrl *c, struct json_object *policy, bool warning, const char *reason,
                   const char *note)
 {
     char micro[MM_K8S_MICROTIME_LEN + 1], name[300];
-    mm_k8s_result res = {0};
-    mm_errbuf eb;
     const char *ns = ctrl_meta_str(policy, "namespace"), *pname = ctrl_meta_str(policy, "name");
     int64_t now = mm_k8s_now_us();
     mm_k8s_format_microtime(now, micro);
@@ -309,12 +313,7 @@ static void event(mm_ctrl *c, struct json_object *policy, bool warning, const ch
     if (ctrl_meta_str(policy, "uid"))
         json_object_object_add(r, "uid", json_object_new_string(ctrl_meta_str(policy, "uid")));
     json_object_object_add(e, "regarding", r);
-    mm_k8s_ref ref = {"events.k8s.io", "v1", "events", ns, NULL, NULL};
-    mm_k8s_write_opts wo = {.field_manager = c->field_manager};
-    if (mm_k8s_create(c->o.client, &ref, e, &wo, &res, &eb) != MM_OK)
-        mm_log(MM_LOG_WARN, "could not record an event", "policy", pname, "error", eb.msg, NULL);
-    mm_k8s_result_clear(&res);
-    json_object_put(e);
+    ctrl_events_post(c->events, e);
 }
 
 /* Writes status when it differs from what the policy says now; an Event on Ready changes. */
@@ -589,6 +588,25 @@ out:
 
 /* ---- the worker ----------------------------------------------------------------------- */
 
+static bool is_busy(const mm_ctrl *c, const char *ns)
+{
+    for (size_t i = 0; i < c->n_workers; i++)
+        if (c->busy[i] && strcmp(c->busy[i], ns) == 0)
+            return true;
+    return false;
+}
+
+/* Marks the namespace a worker took (the item's own string, freed by the worker) or drops
+ * the mark. Called with the lock held. */
+static void set_busy(mm_ctrl *c, char *ns, bool on)
+{
+    for (size_t i = 0; i < MM_CTRL_WORKERS_MAX; i++)
+        if (on ? !c->busy[i] : c->busy[i] == ns) {
+            c->busy[i] = on ? ns : NULL;
+            return;
+        }
+}
+
 static void resync_all(mm_ctrl *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -617,6 +635,8 @@ static void *worker_main(void *arg)
                 /* the first ready item an event queued, else the first ready resync item */
                 size_t pick = c->nq;
                 for (size_t i = 0; i < c->nq; i++) {
+                    if (is_busy(c, c->queue[i].ns))
+                        continue; /* its worker wakes the others when it is done */
                     if (c->queue[i].not_before_ns <= now) {
                         if (pick == c->nq || (c->queue[pick].resync && !c->queue[i].resync))
                             pick = i;
@@ -630,6 +650,7 @@ static void *worker_main(void *arg)
                     it = c->queue[pick];
                     c->queue[pick] = c->queue[--c->nq];
                     got = true;
+                    set_busy(c, it.ns, true);
                 }
             }
             if (got)
@@ -656,6 +677,10 @@ static void *worker_main(void *arg)
         mm_errbuf eb = {{0}};
         uint64_t t0 = mm_now_ns();
         mm_err rc = mm_ctrl_reconcile(c, it.ns, &eb);
+        pthread_mutex_lock(&c->lock);
+        set_busy(c, it.ns, false);
+        pthread_cond_broadcast(&c->cond); /* the namespace may be queued again meanwhile */
+        pthread_mutex_unlock(&c->lock);
         double secs = (double)(mm_now_ns() - t0) / 1e9;
         mm_metric_observe(c->m_duration, NULL, secs);
         atomic_fetch_add(&c->reconciles, 1);
@@ -770,11 +795,16 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
                                      NULL, &c->m_writes)) != MM_OK ||
             (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_watch_restarts_total",
                                      "Watches resumed after a drop, plus relists after 410 Gone.",
-                                     NULL, &c->m_restarts)) != MM_OK) {
+                                     NULL, &c->m_restarts)) != MM_OK ||
+            (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_events_dropped_total",
+                                     "Events not recorded: the send queue was full or the server refused them.",
+                                     NULL, &c->m_events_dropped)) != MM_OK) {
             mm_errf(eb, rc, "registering the controller's metrics failed");
             goto fail;
         }
     }
+    if ((rc = ctrl_events_new(o->client, c->field_manager, c->m_events_dropped, &c->events, eb)) != MM_OK)
+        goto fail;
     *out = c;
     return MM_OK;
 fail:
@@ -789,9 +819,17 @@ mm_err mm_ctrl_start(mm_ctrl *c, mm_errbuf *eb)
         if ((rc = mm_k8s_informer_start(c->inf[i], eb)) != MM_OK)
             return rc;
     c->next_resync_ns = mm_now_ns() + (uint64_t)c->o.resync_s * 1000000000ull;
-    if (pthread_create(&c->worker, NULL, worker_main, c) != 0)
-        return mm_errf(eb, MM_EIO, "cannot start the controller's worker thread");
-    c->worker_running = true;
+    int n = c->o.workers > 0 ? c->o.workers : 4;
+    if (n > MM_CTRL_WORKERS_MAX)
+        n = MM_CTRL_WORKERS_MAX;
+    pthread_mutex_lock(&c->lock);
+    for (; (int)c->n_workers < n; c->n_workers++)
+        if (pthread_create(&c->workers[c->n_workers], NULL, worker_main, c) != 0)
+            break;
+    pthread_mutex_unlock(&c->lock);
+    if ((int)c->n_workers < n)
+        return mm_errf(eb, MM_EIO, "cannot start the controller's worker threads (%zu of %d)",
+                       c->n_workers, n);
     return MM_OK;
 }
 
@@ -802,7 +840,7 @@ void mm_ctrl_set_active(mm_ctrl *c, bool active)
     if (active)
         resync_all(c); /* a new leader looks at everything once */
     pthread_mutex_lock(&c->lock);
-    pthread_cond_signal(&c->cond);
+    pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -820,12 +858,14 @@ void mm_ctrl_stop(mm_ctrl *c)
         return;
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
-    pthread_cond_signal(&c->cond);
+    pthread_cond_broadcast(&c->cond);
+    size_t n = c->n_workers;
     pthread_mutex_unlock(&c->lock);
-    if (c->worker_running) {
-        pthread_join(c->worker, NULL);
-        c->worker_running = false;
-    }
+    for (size_t i = 0; i < n; i++)
+        pthread_join(c->workers[i], NULL);
+    pthread_mutex_lock(&c->lock);
+    c->n_workers = 0;
+    pthread_mutex_unlock(&c->lock);
     for (size_t i = 0; i < c->n_inf; i++)
         mm_k8s_informer_stop(c->inf[i]);
 }
@@ -838,6 +878,7 @@ void mm_ctrl_free(mm_ctrl *c)
     for (size_t i = 0; i < c->n_inf; i++)
         mm_k8s_informer_free(c->inf[i]);
     mm_free(c->inf);
+    ctrl_events_free(c->events);
     for (size_t i = 0; i < c->nq; i++)
         mm_free(c->queue[i].ns);
     mm_free(c->queue);

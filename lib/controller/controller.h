@@ -29,10 +29,14 @@ typedef struct {
     const char *stream_image;        /* maskmesh-stream image: policies with spec.streams get
                                         their Deployment (and the Deployments are watched);
                                         NULL: streams are not rendered */
+    int workers;                     /* namespaces reconciled at once (each namespace by one
+                                        worker at a time); 0: 4, at most MM_CTRL_WORKERS_MAX */
 } mm_ctrl_opts;
 
+#define MM_CTRL_WORKERS_MAX 64
+
 mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb);
-/* Starts the informers and the worker thread. The worker reconciles only while active. */
+/* Starts the informers and the worker threads. The worker reconciles only while active. */
 mm_err mm_ctrl_start(mm_ctrl *c, mm_errbuf *eb);
 /* Leader election turns the worker on and off (without election: on from the start). */
 void mm_ctrl_set_active(mm_ctrl *c, bool active);

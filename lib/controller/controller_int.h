@@ -1,5 +1,6 @@
 /* lib/controller: the JSON helpers for the objects the controller stores and compares
- * (objects.c); pure functions of their arguments, shared by the informers and reconcile. */
+ * (objects.c; pure functions of their arguments, shared by the informers and reconcile) and
+ * the Event sender (events.c). */
 #ifndef MM_CONTROLLER_INT_H
 #define MM_CONTROLLER_INT_H
 
@@ -8,6 +9,8 @@
 #include <stddef.h>
 
 #include "common/common.h"
+#include "k8s/k8s.h"
+#include "metrics/metrics.h"
 
 /* metadata.<field> of o as a string, or NULL */
 const char *ctrl_meta_str(struct json_object *o, const char *field);
@@ -23,5 +26,15 @@ struct json_object *ctrl_field(struct json_object *o, const char *a, const char 
 bool ctrl_same(struct json_object *actual, struct json_object *desired, const char *a, const char *b);
 bool ctrl_owners_same(struct json_object *actual, struct json_object *desired);
 bool ctrl_label_same(struct json_object *actual, struct json_object *desired);
+
+/* ---- events.c: Events sent by a thread of their own, off the reconcile path ---------- */
+typedef struct ctrl_events ctrl_events;
+/* dropped (may be NULL) counts the Events that never reached the server */
+mm_err ctrl_events_new(mm_k8s_client *client, const char *field_manager, mm_metric *dropped,
+                       ctrl_events **out, mm_errbuf *eb);
+/* Takes e (an events.k8s.io/v1 Event); dropped and counted when the queue is full. */
+void ctrl_events_post(ctrl_events *ev, struct json_object *e);
+/* Sends what is queued for a short while, drops the rest; NULL is fine. */
+void ctrl_events_free(ctrl_events *ev);
 
 #endif

@@ -49,7 +49,8 @@ static mm_err write_obj(mm_k8s_client *c, const char *method, const mm_k8s_ref *
         return MM_ENOMEM;
     const char *q[] = {"fieldManager", wo->field_manager, "dryRun", wo->dry_run ? "All" : NULL,
                        "fieldValidation", wo->field_validation, NULL};
-    return k8s_request(c, method, ref, q, "application/json", body, len, NULL, res, eb);
+    k8s_tuning t = {.max_retries = -1, .no_body = wo->no_body};
+    return k8s_request(c, method, ref, q, "application/json", body, len, &t, res, eb);
 }
 
 mm_err mm_k8s_create(mm_k8s_client *c, const mm_k8s_ref *ref, struct json_object *obj,
@@ -118,7 +119,8 @@ mm_err mm_k8s_patch(mm_k8s_client *c, const mm_k8s_ref *ref, mm_k8s_patch_type t
                        "dryRun", po->dry_run ? "All" : NULL,
                        "fieldValidation", po->field_validation,
                        NULL};
-    return k8s_request(c, "PATCH", ref, q, ct, body ? body : "", body ? len : 0, NULL, res, eb);
+    k8s_tuning t = {.max_retries = -1, .no_body = po->no_body};
+    return k8s_request(c, "PATCH", ref, q, ct, body ? body : "", body ? len : 0, &t, res, eb);
 }
 
 mm_err mm_k8s_delete(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_delete_opts *d,

@@ -9,9 +9,10 @@
  * mm_k8s_result is owned by that result. resourceVersion and continue tokens are opaque
  * strings: compared for equality only, passed back unmodified.
  *
- * Threads: an mm_k8s_client may be shared by threads. Plain requests are serialised on the
- * client's one request handle; watches run on their own handle. All handles share one
- * connection cache, DNS cache and TLS session cache, so connections are reused. Never log a
+ * Threads: an mm_k8s_client may be shared by threads. A plain request takes an idle request
+ * handle (or a new one) and its kept connection, so requests in a row reuse one connection
+ * and threads send at once over a connection each; watches run on their own handle. All
+ * handles share the DNS cache and TLS sessions. Never log a
  * token or a key: this module does not, and its error messages never carry one. */
 #ifndef MM_K8S_H
 #define MM_K8S_H
@@ -175,6 +176,9 @@ typedef struct {
     const char *field_manager;    /* fieldManager= */
     bool dry_run;                 /* dryRun=All */
     const char *field_validation; /* "Strict", "Warn", "Ignore" or NULL */
+    bool no_body;                 /* the caller reads only whether it worked: a 2xx body is
+                                     not parsed (res->body stays NULL), saving the CPU of a
+                                     tree nobody reads */
 } mm_k8s_write_opts;
 
 typedef struct {
@@ -198,6 +202,7 @@ typedef struct {
     bool force;                /* apply only: take over conflicting fields */
     bool dry_run;
     const char *field_validation;
+    bool no_body; /* as in mm_k8s_write_opts */
 } mm_k8s_patch_opts;
 
 typedef struct {

@@ -33,6 +33,8 @@ mm_err k8s_config_copy(const mm_k8s_config *src, mm_k8s_config **out);
 /* Frees and wipes a string that may hold a secret. */
 void k8s_free_secret(char *s, size_t len);
 
+#define K8S_IDLE_HANDLES 16 /* kept for reuse; more concurrent requests make more */
+
 struct mm_k8s_client {
     mm_k8s_config *cfg;
     long connect_timeout_ms, request_timeout_ms, watch_idle_s, max_retry_after_s;
@@ -42,8 +44,13 @@ struct mm_k8s_client {
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per curl share data kind */
 
-    pthread_mutex_t req_lock; /* guards req: plain requests are serialised on it */
-    CURL *req;
+    /* Plain requests take an easy handle from this stack and put it back, so threads (the
+     * controller's workers) send concurrently while one thread reuses its connection. */
+    pthread_mutex_t req_lock; /* guards idle, n_idle */
+    CURL *idle[K8S_IDLE_HANDLES];
+    size_t n_idle;
+    size_t n_share_locks; /* initialised: for the one free path */
+    bool req_lock_ok, tok_lock_ok;
 
     pthread_mutex_t tok_lock; /* guards token and the tok_* file identity */
     char *token;              /* the current bearer token (from cfg->token or the file) */
@@ -86,6 +93,7 @@ typedef struct {
 typedef struct {
     long timeout_ms; /* 0: the client's request timeout */
     int max_retries; /* <0: the client's */
+    bool no_body;    /* a 2xx body is not parsed (mm_k8s_write_opts.no_body) */
 } k8s_tuning;
 
 /* Builds method + URL for ref/query and runs it with retries; see mm_k8s_get & co. */

@@ -373,6 +373,15 @@ static void test_verbs(void **state)
                          "\"verbs-applied\"},\"data\":{\"x\":\"y\"}}";
     OK(mm_k8s_patch(c, &r2, MM_K8S_PATCH_APPLY, apply2, strlen(apply2), &po, &res, &eb));
     assert_int_equal(res.http_code, 201);
+    /* no_body: the write is made (the next read shows it), its answer is not parsed */
+    mm_k8s_patch_opts quiet = {.field_manager = "maskmesh-controller", .force = true, .no_body = true};
+    const char *apply3 = "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"
+                         "\"verbs-applied\"},\"data\":{\"x\":\"quiet\"}}";
+    OK(mm_k8s_patch(c, &r2, MM_K8S_PATCH_APPLY, apply3, strlen(apply3), &quiet, &res, &eb));
+    assert_int_equal(res.http_code, 200);
+    assert_null(res.body);
+    OK(mm_k8s_get(c, &r2, &res, &eb));
+    assert_string_equal(data_of(res.body, "x"), "quiet");
     /* the client refuses what the server would (wire rule 10) before a round trip */
     mm_k8s_patch_opts nomgr = {0}, force = {.force = true};
     assert_int_equal(mm_k8s_patch(c, &r, MM_K8S_PATCH_APPLY, apply, strlen(apply), &nomgr, &res,

@@ -1,0 +1,123 @@
+/* lib/controller: Events sent off the reconcile path. A reconcile hands an Event to a bounded
+ * queue and goes on; one sender thread creates them, as client-go's event broadcaster does
+ * (its buffer holds 1,000 and drops when full). An Event is a note, not state: when the queue
+ * is full or the server refuses one it is dropped and counted, never retried. On stop the
+ * sender empties the queue for at most EVENTS_DRAIN_MS, then drops the rest. */
+#include <json-c/json.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "controller/controller_int.h"
+
+#define EVENTS_MAX 1000
+#define EVENTS_DRAIN_MS 2000
+
+struct ctrl_events {
+    mm_k8s_client *client; /* borrowed */
+    char *field_manager;
+    pthread_mutex_t lock; /* guards q, head, n, stopping */
+    pthread_cond_t cond;
+    struct json_object *q[EVENTS_MAX]; /* a ring of owned Events */
+    size_t head, n;
+    bool stopping;
+    pthread_t thread;
+    bool running;
+    mm_metric *dropped; /* may be NULL */
+};
+
+static void send_one(ctrl_events *ev, struct json_object *e)
+{
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    const char *ns = ctrl_meta_str(e, "namespace");
+    mm_k8s_ref ref = {"events.k8s.io", "v1", "events", ns, NULL, NULL};
+    mm_k8s_write_opts wo = {.field_manager = ev->field_manager, .no_body = true};
+    if (mm_k8s_create(ev->client, &ref, e, &wo, &res, &eb) != MM_OK) {
+        mm_metric_add(ev->dropped, NULL, 1);
+        mm_log(MM_LOG_WARN, "could not record an event", "namespace", ns ? ns : "",
+               "error", eb.msg, NULL);
+    }
+    mm_k8s_result_clear(&res);
+}
+
+static void *sender(void *arg)
+{
+    ctrl_events *ev = arg;
+    uint64_t drain_until = 0;
+    pthread_mutex_lock(&ev->lock);
+    for (;;) {
+        while (!ev->n && !ev->stopping)
+            pthread_cond_wait(&ev->cond, &ev->lock);
+        if (ev->stopping && !drain_until)
+            drain_until = mm_now_ns() + EVENTS_DRAIN_MS * 1000000ull;
+        if (!ev->n || (drain_until && mm_now_ns() > drain_until))
+            break;
+        struct json_object *e = ev->q[ev->head];
+        ev->q[ev->head] = NULL;
+        ev->head = (ev->head + 1) % EVENTS_MAX;
+        ev->n--;
+        pthread_mutex_unlock(&ev->lock);
+        send_one(ev, e);
+        json_object_put(e);
+        pthread_mutex_lock(&ev->lock);
+    }
+    pthread_mutex_unlock(&ev->lock);
+    return NULL;
+}
+
+mm_err ctrl_events_new(mm_k8s_client *client, const char *field_manager, mm_metric *dropped,
+                       ctrl_events **out, mm_errbuf *eb)
+{
+    ctrl_events *ev = mm_calloc(1, sizeof(*ev));
+    *out = NULL;
+    if (!ev || !(ev->field_manager = mm_strdup(field_manager))) {
+        mm_free(ev);
+        return mm_errf(eb, MM_ENOMEM, "out of memory");
+    }
+    ev->client = client;
+    ev->dropped = dropped;
+    pthread_mutex_init(&ev->lock, NULL);
+    pthread_cond_init(&ev->cond, NULL);
+    if (pthread_create(&ev->thread, NULL, sender, ev) != 0) {
+        ctrl_events_free(ev);
+        return mm_errf(eb, MM_EIO, "cannot start the controller's event sender");
+    }
+    ev->running = true;
+    *out = ev;
+    return MM_OK;
+}
+
+void ctrl_events_post(ctrl_events *ev, struct json_object *e)
+{
+    pthread_mutex_lock(&ev->lock);
+    if (ev->n < EVENTS_MAX && !ev->stopping) {
+        ev->q[(ev->head + ev->n++) % EVENTS_MAX] = e;
+        e = NULL;
+        pthread_cond_signal(&ev->cond);
+    }
+    pthread_mutex_unlock(&ev->lock);
+    if (e) {
+        mm_metric_add(ev->dropped, NULL, 1);
+        json_object_put(e);
+    }
+}
+
+void ctrl_events_free(ctrl_events *ev)
+{
+    if (!ev)
+        return;
+    pthread_mutex_lock(&ev->lock);
+    ev->stopping = true;
+    pthread_cond_signal(&ev->cond);
+    pthread_mutex_unlock(&ev->lock);
+    if (ev->running)
+        pthread_join(ev->thread, NULL);
+    if (ev->n)
+        mm_metric_add(ev->dropped, NULL, (double)ev->n);
+    for (; ev->n; ev->n--, ev->head = (ev->head + 1) % EVENTS_MAX)
+        json_object_put(ev->q[ev->head]);
+    pthread_cond_destroy(&ev->cond);
+    pthread_mutex_destroy(&ev->lock);
+    mm_free(ev->field_manager);
+    mm_free(ev);
+}
