@@ -281,6 +281,7 @@ void conn_free(conn *c)
     mm_buf_free(&c->rhead);
     body_cleanup(&c->rq);
     body_cleanup(&c->rsp);
+    ws_free(c->ws);
     mm_free(c);
 }
 

@@ -5,6 +5,7 @@
 
 #include "proxy/body.h"
 #include "proxy/http1.h"
+#include "proxy/ws.h"
 
 /* ---- the proxy's shared state --------------------------------------------------------- */
 
@@ -46,6 +47,7 @@ typedef struct {
     mm_metric *unsolicited;     /* bytes from the app no request asked for */
     mm_metric *connections;  /* gauge */
     mm_metric *config_gen;   /* gauge: generation of the loaded config, 0 none */
+    mm_metric *ws_messages;  /* {direction, result}: WebSocket data messages */
 } proxy_metrics;
 
 struct mm_proxy {
@@ -84,6 +86,7 @@ struct mm_proxy {
  *   body.c      the body pipe: framing, decoding, masking (body.h)
  *   pool.c      upstream connections and the idle pool; epoll interest
  *   exchange.c  an exchange's shared steps: header rules, errors of our own, the end
+ *   ws.c        WebSocket: the upgrade, then the tunnel (ws_frame.c is its frame codec)
  *   client.c    the client side: request heads, the request body pipe
  *   upstream.c  the upstream side: response heads, the response body pipe
  *   worker.c    the event loop, accept, timeouts, the worker's life
@@ -96,10 +99,11 @@ struct mm_proxy {
 #define FIND_CACHE 64
 
 enum { EV_LISTEN = 1, EV_CLIENT, EV_UP, EV_WAKE };
-enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING };
+enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING, CS_TUNNEL /* a WebSocket (ws.c) */ };
 enum { RS_NONE, RS_WAIT_HEAD, RS_BODY, RS_DONE };
 
 typedef struct conn conn;
+typedef struct ws_tunnel ws_tunnel;
 
 typedef struct upconn {
     int kind; /* EV_UP: first member, the epoll tag */
@@ -160,6 +164,9 @@ struct conn {
     mm_on_error onerr;
     mm_buf rhead; /* response head without framing lines, until sent */
     body_pipe rsp;
+
+    bool ws_req;   /* the request asks for a WebSocket upgrade */
+    ws_tunnel *ws; /* CS_TUNNEL: in is the client's frames, uin the app's */
 };
 
 typedef struct {
@@ -229,6 +236,18 @@ void exchange_finish(conn *c);
 conn *conn_new(worker *w, int fd);
 void conn_close(conn *c);
 void conn_free(conn *c);
+
+/* ws.c: WebSocket upgrades and tunnels */
+bool ws_upgrade_requested(const http_req_head *rq, const http_framing *f);
+bool ws_request_header_dropped(const http_hdr *h); /* not passed to the app on an upgrade */
+bool ws_put_upgrade(mm_buf *b);                     /* the upgrade's hop-by-hop lines */
+/* The app answered 101 (the head is head_len bytes of c->uin): the tunnel starts, or the
+ * client gets a 502. */
+void ws_start(conn *c, const http_resp_head *h, size_t head_len);
+void ws_event(conn *c, bool up_side, uint32_t events);
+void ws_sync(conn *c); /* epoll interest of both sockets */
+void ws_timeout(conn *c);
+void ws_free(ws_tunnel *t);
 
 /* client.c */
 void client_process(conn *c);
