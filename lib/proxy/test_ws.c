@@ -1,7 +1,8 @@
 /* Unit tests for the WebSocket frame codec (lib/proxy/ws_frame.c): the example frames of
  * RFC 6455 §5.7, each length encoding at its edges, every rule a frame sequence must keep
  * (§5.2-§5.5), close payloads (§7.4) and UTF-8 validation against the cases of Markus
- * Kuhn's UTF-8 decoder stress test. */
+ * Kuhn's UTF-8 decoder stress test. And spec.websocket from policy text to what the tunnel
+ * reads per direction (binary pass or refuse, the message bound), strictest policy winning. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +10,11 @@
 
 #include <cmocka.h>
 
+#include "mask/mask.h"
+#include "policy/policy.h"
 #include "proxy/ws.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int parse(ws_seq *s, const uint8_t *p, size_t n, ws_head *h)
@@ -205,12 +209,83 @@ static void test_mask_agrees(void **state)
         }
 }
 
+#define WS_POL "- apiVersion: maskmesh.io/v1alpha1\n  kind: MaskingPolicy\n" \
+               "  metadata: {name: %s}\n  spec:\n    selector: {}\n    direction: %s\n%s" \
+               "    rules: [{name: r, detectors: [email], action: {type: redact}}]\n"
+
+static mm_err policies(const char *yaml, mm_masker **m, mm_errbuf *eb)
+{
+    mm_policy_set *set = NULL;
+    const mm_policy *list[4];
+    mm_err rc = mm_policy_parse_yaml(yaml, strlen(yaml), "case.yaml", &set, NULL, eb);
+
+    if (rc != MM_OK)
+        return rc;
+    for (size_t i = 0; i < mm_policy_set_count(set) && i < 4; i++)
+        list[i] = mm_policy_set_get(set, i);
+    rc = mm_masker_new(list, mm_policy_set_count(set), NULL, NULL, m, eb);
+    mm_policy_set_free(set);
+    return rc;
+}
+
+static void test_policy_websocket(void **state)
+{
+    char y[2048];
+    mm_masker *m = NULL;
+    mm_errbuf eb = {{0}};
+    (void)state;
+
+    /* defaults: binary refused, 1 MiB */
+    snprintf(y, sizeof(y), WS_POL, "a", "both", "");
+    assert_int_equal(policies(y, &m, &eb), MM_OK);
+    assert_false(mm_masker_ws_binary_pass(m, MM_DIR_RESPONSE));
+    assert_int_equal(mm_masker_ws_max_message(m, MM_DIR_REQUEST), 1u << 20);
+    mm_masker_free(m);
+
+    /* one policy says pass and 4 MiB for responses, another refuse and 64 KiB for both:
+     * responses refuse binary and take the smaller bound; requests only see the second */
+    int n = snprintf(y, sizeof(y), WS_POL, "a", "response",
+                     "    websocket: {binary: pass, maxMessageBytes: 4194304}\n");
+    snprintf(y + n, sizeof(y) - (size_t)n, WS_POL, "b", "request",
+             "    websocket: {binary: refuse, maxMessageBytes: 65536}\n");
+    assert_int_equal(policies(y, &m, &eb), MM_OK);
+    assert_true(mm_masker_ws_binary_pass(m, MM_DIR_RESPONSE));
+    assert_int_equal(mm_masker_ws_max_message(m, MM_DIR_RESPONSE), 4194304);
+    assert_false(mm_masker_ws_binary_pass(m, MM_DIR_REQUEST));
+    assert_int_equal(mm_masker_ws_max_message(m, MM_DIR_REQUEST), 65536);
+    mm_masker_free(m);
+    n = snprintf(y, sizeof(y), WS_POL, "a", "both", "    websocket: {binary: pass}\n");
+    snprintf(y + n, sizeof(y) - (size_t)n, WS_POL, "b", "response",
+             "    websocket: {maxMessageBytes: 1000}\n");
+    assert_int_equal(policies(y, &m, &eb), MM_OK);
+    assert_false(mm_masker_ws_binary_pass(m, MM_DIR_RESPONSE)); /* b did not say pass */
+    assert_true(mm_masker_ws_binary_pass(m, MM_DIR_REQUEST));
+    assert_int_equal(mm_masker_ws_max_message(m, MM_DIR_RESPONSE), 1000);
+    assert_int_equal(mm_masker_ws_max_message(m, MM_DIR_REQUEST), 1u << 20);
+    mm_masker_free(m);
+
+    /* bad values are refused naming the place */
+    static const char *const bad[] = {"    websocket: {binary: maybe}\n",
+                                      "    websocket: {maxMessageBytes: 0}\n",
+                                      "    websocket: {maxMessageBytes: 67108865}\n",
+                                      "    websocket: {text: json}\n", "    websocket: pass\n",
+                                      NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        snprintf(y, sizeof(y), WS_POL, "a", "both", bad[i]);
+        m = NULL;
+        assert_int_not_equal(policies(y, &m, &eb), MM_OK);
+        assert_non_null(strstr(eb.msg, "spec.websocket"));
+        assert_null(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc_examples),  cmocka_unit_test(test_lengths_roundtrip),
         cmocka_unit_test(test_refused),       cmocka_unit_test(test_close_payload),
         cmocka_unit_test(test_utf8),          cmocka_unit_test(test_mask_agrees),
+        cmocka_unit_test(test_policy_websocket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
