@@ -378,33 +378,37 @@ static bool read_side(conn *c, int fd, mm_buf *in, bool *eof)
     return true;
 }
 
-/* Both directions as far as input and output allow, then the writes, then the ends: an
- * input that ended ends the tunnel once what came before it went on (or can never go: a
- * frame cut short). */
+/* Both directions as far as input and output allow, with the writes, until neither moves
+ * (a write that emptied an output lets held input go on: no event would say so later).
+ * Then the ends: an input that ended ends the tunnel once what came before it went on, or
+ * can never go (a frame cut short). */
 static void pump(conn *c)
 {
     ws_tunnel *t = c->ws;
-    bool stall0, stall1;
+    bool again = true;
 
-    if (!dir_run(c, &t->d[0], &c->in, &c->uout, c->uout_off))
-        return;
-    stall0 = pending(&c->uout, c->uout_off) >= OUT_HIGH;
-    if (!dir_run(c, &t->d[1], &c->uin, &c->out, c->out_off))
-        return;
-    stall1 = pending(&c->out, c->out_off) >= OUT_HIGH;
-    if (pending(&c->uout, c->uout_off) > 0 &&
-        !flush_fd(c->up->fd, &c->uout, &c->uout_off, &c->last_io, c->w->now)) {
-        tunnel_end(c); /* the app is gone */
-        return;
+    while (again) {
+        size_t before = c->in.len + c->uin.len;
+        if (!dir_run(c, &t->d[0], &c->in, &c->uout, c->uout_off) ||
+            !dir_run(c, &t->d[1], &c->uin, &c->out, c->out_off))
+            return;
+        if (pending(&c->uout, c->uout_off) > 0 &&
+            !flush_fd(c->up->fd, &c->uout, &c->uout_off, &c->last_io, c->w->now)) {
+            tunnel_end(c); /* the app is gone */
+            return;
+        }
+        if (pending(&c->out, c->out_off) > 0 &&
+            !flush_fd(c->fd, &c->out, &c->out_off, &c->last_io, c->w->now)) {
+            conn_close(c);
+            return;
+        }
+        again = c->in.len + c->uin.len < before &&
+                ((c->in.len && pending(&c->uout, c->uout_off) < OUT_HIGH) ||
+                 (c->uin.len && pending(&c->out, c->out_off) < OUT_HIGH));
     }
-    if (pending(&c->out, c->out_off) > 0 &&
-        !flush_fd(c->fd, &c->out, &c->out_off, &c->last_io, c->w->now)) {
-        conn_close(c);
-        return;
-    }
-    if (t->d[1].eof && !stall1) {
+    if (t->d[1].eof && pending(&c->out, c->out_off) < OUT_HIGH) {
         tunnel_end(c);
-    } else if (t->d[0].eof && !stall0) {
+    } else if (t->d[0].eof && pending(&c->uout, c->uout_off) < OUT_HIGH) {
         c->client_eof = true;
         tunnel_end(c);
     }
@@ -429,6 +433,7 @@ void ws_start(conn *c, const http_resp_head *h, size_t head_len)
 {
     bool up = false, conn_up = false;
     long extra = conn_extra(h->hdrs, h->n_hdrs);
+    size_t mark = c->out.len;
     ws_tunnel *t;
     bool ok;
 
@@ -466,6 +471,7 @@ void ws_start(conn *c, const http_resp_head *h, size_t head_len)
             ok = put_header(c, &c->out, &h->hdrs[i], MM_DIR_RESPONSE);
     ok = ok && ws_put_upgrade(&c->out) && out_put(&c->out, "\r\n", 2);
     if (!ok) {
+        c->out.len = mark; /* no half head before the error */
         reply_error(c, 500, "out of memory", true);
         return;
     }

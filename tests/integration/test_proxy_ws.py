@@ -66,6 +66,12 @@ class App:
                 await ws.send("plain text: card %s mail %s" % (CARD, EMAIL))
             if path == "/binary":
                 await ws.send(b"\x00\x01" + CARD.encode())
+            if path == "/flood":  # more than the socket buffers hold: backpressure
+                for i in range(200):
+                    await ws.send(json.dumps({"i": i, "card": CARD, "pad": "p" * 20000}))
+            if path == "/drop":  # the app goes away without a close frame
+                ws.transport.abort()
+                return
             if path == "/close4001":
                 await ws.close(4001, "app says bye")
                 return
@@ -78,7 +84,8 @@ class App:
                 if path in ("/echo", "/binary", "/ping"):
                     await ws.send(msg)
                 elif path == "/count":
-                    await ws.send(json.dumps({"n": len(msg)}))
+                    digest = hashlib.sha256(msg if isinstance(msg, bytes) else msg.encode())
+                    await ws.send(json.dumps({"n": len(msg), "sha256": digest.hexdigest()}))
         finally:
             self.closes.append((path, ws.close_code, ws.close_reason))
 
@@ -252,6 +259,34 @@ async def t_large_messages(env):
     assert env.app.closes[-1][1] == 1009, env.app.closes
 
 
+async def t_slow_reader(env):
+    # no pings: a wakeup the proxy lost would show as a stall, not be hidden by the next ping
+    async with connect(env.px, "/flood", ping_interval=None) as ws:
+        await asyncio.sleep(1.0)  # the app's 4 MB meet a client that does not read
+        for i in range(200):
+            m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert m["i"] == i and m["card"] == MASKED and len(m["pad"]) == 20000, m["i"]
+
+
+async def t_large_binary_streams_through(env):
+    # a direction no policy masks: 3 MB of binary in frames of 1 MB re-masked on the way,
+    # every byte where it was
+    blob = os.urandom(3 << 20)
+    async with connect(env.px, "/count") as ws:
+        await ws.send([blob[:1 << 20], blob[1 << 20:2 << 20], blob[2 << 20:]])
+        r = json.loads(await asyncio.wait_for(ws.recv(), 30))
+    assert r == {"n": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}, r
+
+
+async def t_app_drops_tcp(env):
+    async with connect(env.px, "/drop") as ws:
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+            raise AssertionError("a message")
+        except websockets.ConnectionClosed as e:
+            assert e.rcvd is None and ws.close_code == 1006, e
+
+
 async def t_ping_pong(env):
     async with connect(env.px, "/ping") as ws:
         # the app pinged first; the client's pong went back through the proxy
@@ -407,7 +442,8 @@ async def t_log_has_no_values(env):
 
 
 TESTS = [t_echo_masked_to_client, t_push_fragmented_and_text, t_client_fragments_pass,
-         t_large_messages, t_ping_pong, t_close_codes, t_binary_policy, t_requests_masked_both,
+         t_large_messages, t_slow_reader, t_large_binary_streams_through, t_app_drops_tcp,
+         t_ping_pong, t_close_codes, t_binary_policy, t_requests_masked_both,
          t_mask_failure_1011, t_invalid_client_frames, t_invalid_app_frames,
          t_forbidden_upgrade, t_concurrent, t_metrics, t_log_has_no_values]
 
