@@ -49,20 +49,25 @@ struct ws_tunnel {
 
 /* ---- the upgrade request -------------------------------------------------------------- */
 
-bool ws_upgrade_requested(const http_req_head *rq, const http_framing *f)
+/* Upgrade names websocket and Connection names upgrade, in a request or a 101. */
+static bool upgrades_to_ws(const http_hdr *hdrs, size_t n)
 {
     bool up = false, conn_up = false;
 
-    if (!http_token_eq(rq->method, rq->method_len, "GET") || f->kind != HTTP_BODY_NONE)
-        return false;
-    for (size_t i = 0; i < rq->n_hdrs; i++) {
-        const http_hdr *h = &rq->hdrs[i];
+    for (size_t i = 0; i < n; i++) {
+        const http_hdr *h = &hdrs[i];
         if (http_token_eq(h->name, h->name_len, "upgrade"))
             up = up || http_list_has(h->value, h->value_len, "websocket");
         else if (http_token_eq(h->name, h->name_len, "connection"))
             conn_up = conn_up || http_list_has(h->value, h->value_len, "upgrade");
     }
     return up && conn_up;
+}
+
+bool ws_upgrade_requested(const http_req_head *rq, const http_framing *f)
+{
+    return http_token_eq(rq->method, rq->method_len, "GET") && f->kind == HTTP_BODY_NONE &&
+           upgrades_to_ws(rq->hdrs, rq->n_hdrs);
 }
 
 bool ws_request_header_dropped(const http_hdr *h)
@@ -431,27 +436,20 @@ static void dir_init(conn *c, ws_dir *d, bool from_client)
 
 void ws_start(conn *c, const http_resp_head *h, size_t head_len)
 {
-    bool up = false, conn_up = false;
     long extra = conn_extra(h->hdrs, h->n_hdrs);
     size_t mark = c->out.len;
     ws_tunnel *t;
     bool ok;
 
-    for (size_t i = 0; i < h->n_hdrs; i++) {
-        const http_hdr *hd = &h->hdrs[i];
-        if (http_token_eq(hd->name, hd->name_len, "upgrade"))
-            up = up || http_token_eq(hd->value, hd->value_len, "websocket");
-        else if (http_token_eq(hd->name, hd->name_len, "connection"))
-            conn_up = conn_up || http_list_has(hd->value, hd->value_len, "upgrade");
-        else if (ws_request_header_dropped(hd)) {
+    for (size_t i = 0; i < h->n_hdrs; i++)
+        if (ws_request_header_dropped(&h->hdrs[i])) {
             /* we offered no extension: one the app chose anyway would hide the payload */
             mm_metric_add(c->w->p->met.upstream_errors, (const char *const[]){"websocket"}, 1);
             reply_error(c, 502, "upstream chose a WebSocket extension that was not offered",
                         true);
             return;
         }
-    }
-    if (!up || !conn_up) {
+    if (!upgrades_to_ws(h->hdrs, h->n_hdrs)) {
         mm_metric_add(c->w->p->met.upstream_errors, (const char *const[]){"websocket"}, 1);
         reply_error(c, 502, "upstream answered 101 without upgrading to websocket", true);
         return;

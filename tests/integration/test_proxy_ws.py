@@ -18,7 +18,6 @@ import signal
 import struct
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_proxy as tp  # noqa: E402  (the proxy runner and the policy)
@@ -451,38 +450,31 @@ POLICY2 = tp.policy(direction="both").replace(
     "    rules:\n", "    websocket: {binary: pass, maxMessageBytes: 4194304}\n    rules:\n", 1)
 
 
-class Env:
-    pass
+async def t_second_proxy_exits_clean(env):
+    rc = env.px2.stop()
+    assert rc == 0, "exit %r; log tail:\n%s" % (rc, env.px2.log()[-3000:])
 
 
-async def main():
-    env = Env()
-    env.app, server = await start_app()
+def main():
+    """test_proxy's runner (it stops env.px and prints the counts); each test a coroutine
+    run on the loop that also serves the app."""
+    loop = asyncio.new_event_loop()
+    env = tp.Env()
+    env.app, server = loop.run_until_complete(start_app())
     env.px = tp.Proxy(env.app.port)
     env.px2 = tp.Proxy(env.app.port, POLICY2)
-    only = sys.argv[1:]
-    passed = failed = 0
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        t0 = time.time()
-        try:
-            await t(env)
-            passed += 1
-            print("ok   %-40s %.2fs" % (t.__name__, time.time() - t0), flush=True)
-        except Exception as e:  # noqa: BLE001 (each test reports, the run goes on)
-            failed += 1
-            print("FAIL %-40s %r" % (t.__name__, e), flush=True)
-            traceback.print_exc(limit=3)
-    for px in (env.px, env.px2):
-        rc = px.stop()
-        if rc != 0:
-            failed += 1
-            print("FAIL proxy exit code %r; log tail:\n%s" % (rc, px.log()[-3000:]))
+
+    def on_loop(t):
+        def run_one(e):
+            return loop.run_until_complete(t(e))
+        run_one.__name__ = t.__name__
+        return run_one
+    rc = tp.run([on_loop(t) for t in TESTS + [t_second_proxy_exits_clean]], env)
     server.close()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    loop.run_until_complete(server.wait_closed())
+    loop.close()
+    return rc
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())
