@@ -193,11 +193,11 @@ class RawApp:
         await w.drain()
         try:
             while True:
-                d = await asyncio.wait_for(r.read(65536), 5)
+                d = await asyncio.wait_for(r.read(65536), 1)
                 if not d:
                     break
                 self.got += d
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, ConnectionError):
             pass
         w.close()
 
@@ -376,30 +376,65 @@ async def t_invalid_client_frames(env):
         assert env.app.closes[-1][1] == 1002, (what, env.app.closes)
 
 
+async def through_raw_app(script, what):
+    """The client's view of what a RawApp sending `script` gets through a fresh proxy: a list
+    of messages, ending with ("closed", code); and the bytes the app received."""
+    app = RawApp(script)
+    srv = await asyncio.start_server(app.serve, "127.0.0.1", 0)
+    px = tp.Proxy(srv.sockets[0].getsockname()[1], tp.policy())
+    seen = []
+    try:
+        async with connect(px, "/x", ping_interval=None) as ws:
+            try:
+                while True:
+                    seen.append(await asyncio.wait_for(ws.recv(), 10))
+            except websockets.ConnectionClosed as e:
+                seen.append(("closed", e.rcvd.code if e.rcvd else None))
+            except asyncio.TimeoutError:
+                pass
+        await wait_for(lambda: len(app.got) >= 4, what=what + ": bytes at the app")
+    finally:
+        srv.close()
+        rc = px.stop()
+        assert rc == 0, "%s: proxy exit %r\n%s" % (what, rc, px.log()[-2000:])
+    return seen, app.got
+
+
 async def t_invalid_app_frames(env):
+    card = CARD.encode()
     cases = [(frame(1, b"x", mask=True), "masked server frame"),
-             (frame(1, CARD.encode(), mask=False, rsv=0x40), "RSV1 from the app"),
+             (frame(1, card, mask=False, rsv=0x40), "RSV1 from the app"),
              (bytes([0x81, 127]) + struct.pack("!Q", 1 << 63), "64-bit length, top bit set"),
-             (frame(1, b'{"card": "%s"' % CARD.encode(), fin=False, mask=False) +
+             (frame(1, b'{"card": "%s"' % card, fin=False, mask=False) +
               frame(2, b"x", mask=False), "binary inside a text message")]
     for script, what in cases:
-        app = RawApp(script)
-        srv = await asyncio.start_server(app.serve, "127.0.0.1", 0)
-        px = tp.Proxy(srv.sockets[0].getsockname()[1], tp.policy())
-        try:
-            async with connect(px, "/x") as ws:
-                try:
-                    m = await asyncio.wait_for(ws.recv(), 10)
-                    raise AssertionError("%s: a message passed: %r" % (what, m[:40]))
-                except websockets.ConnectionClosed as e:
-                    assert e.rcvd and e.rcvd.code == 1002, (what, e)
-            await wait_for(lambda: len(app.got) >= 4, what="the app's close frame")
-            # the app got a masked close frame 1002
-            assert app.got[0] == 0x88 and app.got[1] & 0x80, (what, app.got[:8])
-        finally:
-            srv.close()
-            rc = px.stop()
-            assert rc == 0, "%s: proxy exit %r\n%s" % (what, rc, px.log()[-2000:])
+        seen, got = await through_raw_app(script, what)
+        assert seen == [("closed", 1002)], (what, seen)
+        # the app got a masked close frame 1002
+        assert got[0] == 0x88 and got[1] & 0x80, (what, got[:8])
+
+
+async def t_app_fragments_with_ping_inside(env):
+    # a masked message in three fragments with a ping between them: the ping reaches the
+    # client at once (its pong goes back to the app), the message whole and masked
+    doc = b'{"card": "%s", "email": "%s"}' % (CARD.encode(), EMAIL.encode())
+    script = (frame(1, doc[:14], fin=False, mask=False) + frame(9, b"in-between", mask=False) +
+              frame(0, doc[14:30], fin=False, mask=False) + frame(0, doc[30:], mask=False) +
+              frame(8, b"\x03\xe8", mask=False))
+    seen, got = await through_raw_app(script, "fragments with a ping")
+    assert len(seen) == 2 and clean(seen[0]) and json.loads(seen[0])["card"] == MASKED, seen
+    assert seen[1] == ("closed", 1000), seen
+    assert got[0] == 0x8A and got[1] & 0x80, "no masked pong reached the app: %r" % got[:4]
+
+
+async def t_app_bad_text(env):
+    seen, _ = await through_raw_app(frame(1, b'{"x": "\xff\xfe"}', mask=False), "not UTF-8")
+    assert seen == [("closed", 1007)], seen
+    # fragments that together pass the 1 MiB bound: 1009 before the last one arrives
+    part = b'"' + b"a" * (600 * 1024)
+    script = frame(1, part, fin=False, mask=False) + frame(0, part, fin=False, mask=False)
+    seen, _ = await through_raw_app(script, "fragments past the bound")
+    assert seen == [("closed", 1009)], seen
 
 
 async def t_forbidden_upgrade(env):
@@ -444,6 +479,7 @@ TESTS = [t_echo_masked_to_client, t_push_fragmented_and_text, t_client_fragments
          t_large_messages, t_slow_reader, t_large_binary_streams_through, t_app_drops_tcp,
          t_ping_pong, t_close_codes, t_binary_policy, t_requests_masked_both,
          t_mask_failure_1011, t_invalid_client_frames, t_invalid_app_frames,
+         t_app_fragments_with_ping_inside, t_app_bad_text,
          t_forbidden_upgrade, t_concurrent, t_metrics, t_log_has_no_values]
 
 POLICY2 = tp.policy(direction="both").replace(
