@@ -246,7 +246,7 @@ bool ws_put_upgrade(mm_buf *b);                     /* the upgrade's hop-by-hop 
 void ws_start(conn *c, const http_resp_head *h, size_t head_len);
 void ws_event(conn *c, bool up_side, uint32_t events);
 void ws_sync(conn *c); /* epoll interest of both sockets */
-void ws_timeout(conn *c);
+void ws_going_away(conn *c, const char *why); /* close 1001 both ways: idle, drain */
 void ws_free(ws_tunnel *t);
 
 /* client.c */

@@ -140,6 +140,8 @@ static void sweep(worker *w, conn **dead)
         next = c->next;
         if (draining && c->st == CS_HEAD && c->in.len == 0 && pending(&c->out, c->out_off) == 0) {
             conn_close(c);
+        } else if (draining && c->st == CS_TUNNEL) {
+            ws_going_away(c, "proxy shutting down"); /* a tunnel never ends on its own */
         } else if (w->now - since > t) {
             if (c->st == CS_HEAD && c->in.len == 0) {
                 conn_close(c);
@@ -153,7 +155,7 @@ static void sweep(worker *w, conn **dead)
             } else if (c->st == CS_CLOSING) {
                 conn_close(c);
             } else if (c->st == CS_TUNNEL) {
-                ws_timeout(c);
+                ws_going_away(c, "idle timeout");
             } else if (!c->head_sent && !c->req_done) {
                 reply_error(c, 408, "request body timed out", true);
             } else if (!c->head_sent && c->up && c->up->connecting) {

@@ -540,9 +540,9 @@ void ws_sync(conn *c)
         conn_close(c);
 }
 
-void ws_timeout(conn *c)
+void ws_going_away(conn *c, const char *why)
 {
-    ws_fail(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+    ws_fail(c, WS_CLOSE_GOING_AWAY, why);
 }
 
 void ws_free(ws_tunnel *t)

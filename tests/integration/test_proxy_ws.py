@@ -475,12 +475,26 @@ async def t_log_has_no_values(env):
     assert CARD not in log and EMAIL not in log and "4111" not in log
 
 
+async def t_drain_says_going_away(env):
+    px = tp.Proxy(env.app.port)
+    async with connect(px, "/echo") as ws:
+        await ws.send(card_doc())
+        assert clean(await asyncio.wait_for(ws.recv(), 10))
+        t0 = time.time()
+        px.p.send_signal(signal.SIGTERM)
+        code = await closed_code(ws)
+    assert code == 1001 and ws.close_reason == "proxy shutting down", (code, ws.close_reason)
+    rc = await asyncio.get_running_loop().run_in_executor(None, px.p.wait, 15)
+    assert rc == 0 and time.time() - t0 < 5, (rc, time.time() - t0)
+
+
 TESTS = [t_echo_masked_to_client, t_push_fragmented_and_text, t_client_fragments_pass,
          t_large_messages, t_slow_reader, t_large_binary_streams_through, t_app_drops_tcp,
          t_ping_pong, t_close_codes, t_binary_policy, t_requests_masked_both,
          t_mask_failure_1011, t_invalid_client_frames, t_invalid_app_frames,
          t_app_fragments_with_ping_inside, t_app_bad_text,
-         t_forbidden_upgrade, t_concurrent, t_metrics, t_log_has_no_values]
+         t_forbidden_upgrade, t_concurrent, t_metrics, t_log_has_no_values,
+         t_drain_says_going_away]
 
 POLICY2 = tp.policy(direction="both").replace(
     "    rules:\n", "    websocket: {binary: pass, maxMessageBytes: 4194304}\n    rules:\n", 1)
