@@ -103,7 +103,31 @@ enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING, CS_TUNNEL /* a WebSocket (ws.c) */ };
 enum { RS_NONE, RS_WAIT_HEAD, RS_BODY, RS_DONE };
 
 typedef struct conn conn;
-typedef struct ws_tunnel ws_tunnel;
+
+/* A WebSocket tunnel's state per direction (ws.c; here so conn_free can free it without
+ * calling back into ws.c). */
+enum { WS_M_NONE, WS_M_PASS, WS_M_MASK };
+typedef struct {
+    ws_seq seq;
+    mm_direction dir; /* whose rules: MM_DIR_REQUEST for client to app */
+    bool mask_text;   /* text messages are masked in this direction */
+    bool refuse_binary;
+    uint64_t max_msg;
+    bool in_frame;
+    ws_head h;
+    uint64_t left, off; /* payload bytes of the current frame still to come, and seen */
+    int mode;           /* WS_M_*, of the message in progress */
+    uint8_t key[4];     /* masking key of the frame being passed to the app */
+    uint64_t msg_len;
+    body_pipe pipe;
+    mm_buf msg;     /* the masked message */
+    bool close_fwd; /* a close frame went out on this direction's output */
+    bool eof;       /* this direction's input ended */
+    uint8_t ctl[WS_CONTROL_MAX];
+} ws_dir;
+typedef struct ws_tunnel {
+    ws_dir d[2]; /* 0: client to app, 1: app to client */
+} ws_tunnel;
 
 typedef struct upconn {
     int kind; /* EV_UP: first member, the epoll tag */
@@ -247,7 +271,6 @@ void ws_start(conn *c, const http_resp_head *h, size_t head_len);
 void ws_event(conn *c, bool up_side, uint32_t events);
 void ws_sync(conn *c); /* epoll interest of both sockets */
 void ws_going_away(conn *c, const char *why); /* close 1001 both ways: idle, drain */
-void ws_free(ws_tunnel *t);
 
 /* client.c */
 void client_process(conn *c);

@@ -22,31 +22,6 @@
 
 #define WS_IN_MAX (4u * READ_CHUNK) /* unparsed input kept per side while output is full */
 
-enum { M_NONE, M_PASS, M_MASK };
-
-typedef struct {
-    ws_seq seq;
-    mm_direction dir; /* whose rules: MM_DIR_REQUEST for client to app */
-    bool mask_text;   /* text messages are masked in this direction */
-    bool refuse_binary;
-    uint64_t max_msg;
-    bool in_frame;
-    ws_head h;
-    uint64_t left, off; /* payload bytes of the current frame still to come, and seen */
-    int mode;           /* of the message in progress */
-    uint8_t key[4];     /* masking key of the frame being passed to the app */
-    uint64_t msg_len;
-    body_pipe pipe;
-    mm_buf msg;       /* the masked message */
-    bool close_fwd;   /* a close frame went out on this direction's output */
-    bool eof;         /* this direction's input ended */
-    uint8_t ctl[WS_CONTROL_MAX];
-} ws_dir;
-
-struct ws_tunnel {
-    ws_dir d[2]; /* 0: client to app, 1: app to client */
-};
-
 /* ---- the upgrade request -------------------------------------------------------------- */
 
 /* Upgrade names websocket and Connection names upgrade, in a request or a 101. */
@@ -140,7 +115,7 @@ static void tunnel_end(conn *c)
 /* An output holds half a passed-through frame: nothing else can be written to it. */
 static bool mid_frame(const ws_dir *d)
 {
-    return d->in_frame && d->mode == M_PASS && d->h.op < WS_OP_CLOSE;
+    return d->in_frame && d->mode == WS_M_PASS && d->h.op < WS_OP_CLOSE;
 }
 
 /* Closes both sides with `code`: a close frame to each peer that can still take one. */
@@ -181,10 +156,10 @@ static bool msg_begin(conn *c, ws_dir *d)
         return false;
     }
     if (d->h.op != WS_OP_TEXT || !d->mask_text) {
-        d->mode = M_PASS;
+        d->mode = WS_M_PASS;
         return true;
     }
-    d->mode = M_MASK;
+    d->mode = WS_M_MASK;
     d->msg.len = 0;
     o = (body_opts){.frame = BODY_FRAME_EOF,
                     .masker = c->sn->masker,
@@ -211,7 +186,7 @@ static bool data_bytes(conn *c, ws_dir *d, mm_buf *ob, uint8_t *p, size_t n)
 {
     size_t used = 0;
 
-    if (d->mode == M_PASS) {
+    if (d->mode == WS_M_PASS) {
         size_t at = ob->len;
         if (!out_put(ob, p, n)) {
             ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
@@ -255,7 +230,7 @@ static bool msg_end(conn *c, ws_dir *d, mm_buf *ob)
     }
     count_msg(c, d, "masked");
     d->msg.len = 0;
-    d->mode = M_NONE;
+    d->mode = WS_M_NONE;
     return true;
 }
 
@@ -306,7 +281,7 @@ static bool dir_run(conn *c, ws_dir *d, mm_buf *in, mm_buf *ob, size_t ob_off)
                 if (!(ok = msg_begin(c, d)))
                     break;
             }
-            if (d->h.op < WS_OP_CLOSE && d->mode == M_PASS) {
+            if (d->h.op < WS_OP_CLOSE && d->mode == WS_M_PASS) {
                 uint8_t hd[WS_HEAD_MAX];
                 if (d->seq.from_client && RAND_bytes(d->key, sizeof(d->key)) != 1) {
                     ws_fail(c, WS_CLOSE_INTERNAL, "no random masking key");
@@ -346,10 +321,10 @@ static bool dir_run(conn *c, ws_dir *d, mm_buf *in, mm_buf *ob, size_t ob_off)
         d->off += k;
         if (d->left == 0) {
             d->in_frame = false;
-            if (d->h.fin && d->mode == M_MASK)
+            if (d->h.fin && d->mode == WS_M_MASK)
                 ok = msg_end(c, d, ob);
             else if (d->h.fin)
-                d->mode = M_NONE;
+                d->mode = WS_M_NONE;
         }
     }
     if (c->st == CS_TUNNEL && pos) {
@@ -543,15 +518,4 @@ void ws_sync(conn *c)
 void ws_going_away(conn *c, const char *why)
 {
     ws_fail(c, WS_CLOSE_GOING_AWAY, why);
-}
-
-void ws_free(ws_tunnel *t)
-{
-    if (!t)
-        return;
-    for (int i = 0; i < 2; i++) {
-        body_cleanup(&t->d[i].pipe);
-        mm_buf_free(&t->d[i].msg);
-    }
-    mm_free(t);
 }
