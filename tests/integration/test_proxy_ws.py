@@ -175,6 +175,24 @@ async def raw_client(px, path="/echo"):
     return r, w
 
 
+def has_close(data):
+    """Whether the (masked) frames in data include a whole close frame."""
+    i = 0
+    while i + 2 <= len(data):
+        n, at = data[i + 1] & 0x7F, i + 2
+        if n == 126:
+            n, at = struct.unpack("!H", data[at:at + 2])[0] if len(data) >= at + 2 else 0, at + 2
+        elif n == 127:
+            n, at = struct.unpack("!Q", data[at:at + 8])[0] if len(data) >= at + 8 else 0, at + 8
+        at += 4 if data[i + 1] & 0x80 else 0
+        if at + n > len(data):
+            return False
+        if data[i] & 0x0F == 8:
+            return True
+        i = at + n
+    return False
+
+
 class RawApp:
     """An app that accepts the handshake and then sends the scripted bytes."""
 
@@ -191,9 +209,9 @@ class RawApp:
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept).encode())
         w.write(self.script)
         await w.drain()
-        try:
-            while True:
-                d = await asyncio.wait_for(r.read(65536), 1)
+        try:  # until the proxy's close frame (or its FIN): a slow proxy is not cut short
+            while not has_close(self.got):
+                d = await asyncio.wait_for(r.read(65536), 20)
                 if not d:
                     break
                 self.got += d
