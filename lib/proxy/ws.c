@@ -474,6 +474,12 @@ void ws_event(conn *c, bool up_side, uint32_t events)
             tunnel_end(c); /* the app is gone */
             return;
         }
+        if ((events & (EPOLLERR | EPOLLHUP)) && pending(&c->out, c->out_off) >= OUT_HIGH) {
+            /* reset while the client is slow: nothing more can be read, and the event would
+             * fire on while we wait */
+            tunnel_end(c);
+            return;
+        }
         if (!t->d[1].eof && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) &&
             pending(&c->out, c->out_off) < OUT_HIGH &&
             !read_side(c, c->up->fd, &c->uin, &t->d[1].eof))
@@ -483,8 +489,8 @@ void ws_event(conn *c, bool up_side, uint32_t events)
             conn_close(c);
             return;
         }
-        if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) {
-            conn_close(c); /* gone both ways */
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            conn_close(c); /* a reset (we never shut the client's side while tunnelling) */
             return;
         }
         if ((events & EPOLLIN) && pending(&c->uout, c->uout_off) < OUT_HIGH &&

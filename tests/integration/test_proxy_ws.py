@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import struct
 import sys
 import time
@@ -68,6 +69,13 @@ class App:
             if path == "/flood":  # more than the socket buffers hold: backpressure
                 for i in range(200):
                     await ws.send(json.dumps({"i": i, "card": CARD, "pad": "p" * 20000}))
+            if path == "/flood-reset":  # then a reset, while the client does not read
+                for i in range(100):
+                    await ws.send(json.dumps({"i": i, "card": CARD, "pad": "p" * 20000}))
+                sock = ws.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                ws.transport.abort()
+                return
             if path == "/drop":  # the app goes away without a close frame
                 ws.transport.abort()
                 return
@@ -283,6 +291,35 @@ async def t_slow_reader(env):
         for i in range(200):
             m = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert m["i"] == i and m["card"] == MASKED and len(m["pad"]) == 20000, m["i"]
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def t_app_reset_while_client_slow(env):
+    # a small receive buffer, so the proxy's output towards the client stays full
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", env.px.port))
+    s.setblocking(False)
+    async with connect(env.px, "/flood-reset", ping_interval=None, sock=s,
+                       read_limit=4096, max_queue=1) as ws:
+        await asyncio.sleep(0.5)  # the app's bytes and its reset are in
+        before = cpu_seconds(env.px.p.pid)
+        await asyncio.sleep(1.0)
+        spent = cpu_seconds(env.px.p.pid) - before
+        got = []
+        try:
+            while True:
+                got.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+        except websockets.ConnectionClosed:
+            pass
+    assert spent < 0.3, "the proxy spun on the reset socket: %.2f s CPU in 1 s" % spent
+    assert all(m["card"] == MASKED for m in got) and [m["i"] for m in got] == \
+        list(range(len(got))), "messages lost or out of order before the cut"
 
 
 async def t_large_binary_streams_through(env):
@@ -507,7 +544,8 @@ async def t_drain_says_going_away(env):
 
 
 TESTS = [t_echo_masked_to_client, t_push_fragmented_and_text, t_client_fragments_pass,
-         t_large_messages, t_slow_reader, t_large_binary_streams_through, t_app_drops_tcp,
+         t_large_messages, t_slow_reader, t_app_reset_while_client_slow,
+         t_large_binary_streams_through, t_app_drops_tcp,
          t_ping_pong, t_close_codes, t_binary_policy, t_requests_masked_both,
          t_mask_failure_1011, t_invalid_client_frames, t_invalid_app_frames,
          t_app_fragments_with_ping_inside, t_app_bad_text,
