@@ -324,6 +324,13 @@ def main():
     check(enum("spec.unlistedTypes") == ["block", "detect", "pass"]
           and get(root, "spec.unlistedTypes").get("default") == "detect",
           "unlistedTypes enum, default detect (the model's default)")
+    ws = get(root, "spec.websocket.maxMessageBytes") or {}
+    check(enum("spec.websocket.binary") == ["refuse", "pass"]
+          and get(root, "spec.websocket.binary").get("default") == "refuse"
+          and ws.get("minimum") == 1 and ws.get("maximum") == 64 << 20
+          and ws.get("default") == 1 << 20,
+          "websocket.binary refuse|pass, default refuse; maxMessageBytes 1..64 MiB, default 1 MiB "
+          "(lib/policy's MM_POLICY_WS_MSG_*)")
     check(enum("spec.direction") == ["response", "request", "both"]
           and get(root, "spec.direction").get("default") == "response", "direction enum, default response")
     actions = ["redact", "mask", "hash", "tokenize", "remove", "replace"]

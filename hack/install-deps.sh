@@ -15,6 +15,7 @@ build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3
             libcmocka-dev libpcre2-dev zlib1g-dev libgnutls28-dev
             nghttp2-server  # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
             python3-cryptography  # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
+            python3-websockets  # the WebSocket client and server test_proxy_ws drives (PyPI websockets 10.4)
             librdkafka-dev) # maskmesh-stream's Kafka client
 bench_pkgs=(wrk nginx-light nodejs)
 kafka_pkgs=(openjdk-17-jdk-headless maven)

@@ -57,6 +57,10 @@ bool mm_masker_applies(const mm_masker *m, mm_direction dir);
 mm_on_error mm_masker_on_error(const mm_masker *m, mm_direction dir);
 /* The strictest unlistedTypes of the policies that apply in `dir` (block > detect > pass). */
 mm_unlisted mm_masker_unlisted(const mm_masker *m, mm_direction dir);
+/* spec.websocket of the policies that apply in `dir`: binary messages pass only when every
+ * one says pass; a masked text message's bound is the smallest maxMessageBytes. */
+bool mm_masker_ws_binary_pass(const mm_masker *m, mm_direction dir);
+uint64_t mm_masker_ws_max_message(const mm_masker *m, mm_direction dir);
 
 /* Rules are numbered 0..count-1 across policies, in the order they apply. */
 size_t mm_masker_rule_count(const mm_masker *m);

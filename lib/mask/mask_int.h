@@ -247,6 +247,8 @@ struct mm_masker {
     unsigned dirs_any;
     mm_on_error on_error[2];
     mm_unlisted unlisted[2];
+    bool ws_binary_pass[2]; /* every policy of the direction lets binary messages pass */
+    uint64_t ws_max_message[2]; /* the smallest maxMessageBytes of the direction */
 };
 
 /* path.c: builds m->pa from m->paths. */

@@ -311,6 +311,7 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
     porder *sorted = NULL;
     size_t total = 0, n_hdrs = 0, n_dhdrs = 0, n_pats = 0, path_cap = 0, pat = 0;
     char where[MM_POLICY_NAME_MAX * 2 + 64];
+    bool ws_seen[2] = {false, false};
 
     if (!(m = mm_calloc(1, sizeof(*m))))
         goto nomem;
@@ -318,6 +319,10 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
     m->scan = opts && opts->scan;
     m->on_error[0] = m->on_error[1] = MM_ONERR_PASSTHROUGH;
     m->unlisted[0] = m->unlisted[1] = MM_UNLISTED_PASS;
+    for (int d = 0; d < 2; d++) {
+        m->ws_binary_pass[d] = true;
+        m->ws_max_message[d] = MM_POLICY_WS_MSG_DEFAULT;
+    }
     if (n && !(sorted = mm_calloc(n, sizeof(*sorted))))
         goto nomem;
     for (size_t i = 0; i < n; i++) {
@@ -353,6 +358,13 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
         for (int d = 0; d < 2; d++)
             if ((dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)) && p->unlisted < m->unlisted[d])
                 m->unlisted[d] = p->unlisted; /* block < detect < pass: strictest */
+        for (int d = 0; d < 2; d++)
+            if (dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)) {
+                m->ws_binary_pass[d] = m->ws_binary_pass[d] && p->ws_binary_pass;
+                if (!ws_seen[d] || (uint64_t)p->ws_max_message < m->ws_max_message[d])
+                    m->ws_max_message[d] = (uint64_t)p->ws_max_message;
+                ws_seen[d] = true;
+            }
         for (size_t ri = 0; ri < p->n_rules; ri++) {
             const mm_rule *r = &p->rules[ri];
             int idx = (int)m->n_rules;
@@ -454,6 +466,16 @@ mm_on_error mm_masker_on_error(const mm_masker *m, mm_direction dir)
 mm_unlisted mm_masker_unlisted(const mm_masker *m, mm_direction dir)
 {
     return m->unlisted[dir_index(dir)];
+}
+
+bool mm_masker_ws_binary_pass(const mm_masker *m, mm_direction dir)
+{
+    return m->ws_binary_pass[dir_index(dir)];
+}
+
+uint64_t mm_masker_ws_max_message(const mm_masker *m, mm_direction dir)
+{
+    return m->ws_max_message[dir_index(dir)];
 }
 
 size_t mm_masker_rule_count(const mm_masker *m) { return m->n_rules; }

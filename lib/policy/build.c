@@ -756,6 +756,25 @@ static void streams_bad(void *ctx, const node *n, const char *sub, const char *m
     pop(c, old);
 }
 
+static void build_websocket(bctx *c, const node *n, mm_policy *p)
+{
+    static const char *const keys[] = {"binary", "maxMessageBytes", NULL};
+    static const char *const binary[] = {"refuse", "pass", NULL};
+    const node *f;
+    int e = 0;
+
+    if (!is_map(c, n))
+        return;
+    check_keys(c, n, keys);
+    build_enum(c, n, "binary", binary, &e);
+    p->ws_binary_pass = e == 1;
+    if ((f = node_get(n, "maxMessageBytes"))) {
+        size_t old = push_key(c, "maxMessageBytes");
+        want_int(c, f, 1, MM_POLICY_WS_MSG_MAX, &p->ws_max_message);
+        pop(c, old);
+    }
+}
+
 mm_policy *build_policy(bctx *c, const node *root)
 {
     /* status is the controller's; metadata holds much (labels, managedFields...) that is
@@ -765,7 +784,7 @@ mm_policy *build_policy(bctx *c, const node *root)
     static const char *const spec_keys[] = {"selector", "port", "mode", "onError",
                                             "unlistedTypes", "direction", "rules", "headers",
                                             "defaultDeny", "exemptions", "reveal", "network",
-                                            "streams", NULL};
+                                            "streams", "websocket", NULL};
     static const char *const modes[] = {"enforce", "audit", NULL};
     static const char *const onerr[] = {"block", "redact-all", "passthrough", NULL};
     static const char *const dirs[] = {"response", "request", "both", NULL};
@@ -784,6 +803,7 @@ mm_policy *build_policy(bctx *c, const node *root)
     p->on_error = MM_ONERR_BLOCK;
     p->unlisted = MM_UNLISTED_DETECT; /* an unknown type is read, not trusted */
     p->direction = MM_DIR_RESPONSE;
+    p->ws_max_message = MM_POLICY_WS_MSG_DEFAULT;
     if (!is_map(c, root))
         goto fail;
     check_keys(c, root, top_keys);
@@ -877,6 +897,11 @@ mm_policy *build_policy(bctx *c, const node *root)
     e = 0;
     build_enum(c, spec, "direction", dirs, &e);
     p->direction = (mm_direction)(e + 1);
+    if ((f = node_get(spec, "websocket"))) {
+        size_t o2 = push_key(c, "websocket");
+        build_websocket(c, f, p);
+        pop(c, o2);
+    }
 
     if ((f = node_get(spec, "defaultDeny"))) {
         size_t o2 = push_key(c, "defaultDeny");

@@ -27,6 +27,8 @@ struct json_object;
 #define MM_POLICY_MAX_GRANT_RULES     32  /* spec.reveal[].rules */
 #define MM_POLICY_MAX_PATHS  256        /* fields per rule */
 #define MM_POLICY_MAX_KEEP   64         /* keepFirst / keepLast */
+#define MM_POLICY_WS_MSG_DEFAULT (1L << 20) /* spec.websocket.maxMessageBytes */
+#define MM_POLICY_WS_MSG_MAX     (64L << 20)
 #define MM_POLICY_NAME_MAX   253
 
 /* ---- JSONPath subset: $ .name ['name'] [*] .* [N] ..name ..['name'] ..* ------------------ */
@@ -242,6 +244,11 @@ typedef struct {
     mm_deny_body deny_body;
     mm_deny_headers deny_headers;
     char *allow_from_json; /* spec.network.allowFrom as compact JSON, NULL when absent */
+    /* spec.websocket, for the directions the policy covers: binary messages pass (else
+     * they are refused, close 1003: they cannot be masked); a text message masked is at
+     * most ws_max_message bytes (else close 1009) */
+    bool ws_binary_pass;
+    long ws_max_message;
     mm_policy_streams *streams; /* spec.streams; NULL when absent */
 } mm_policy;
 

@@ -17,7 +17,8 @@ static bool build_upstream_head(conn *c, const http_req_head *rq)
 
     for (size_t i = 0; ok && i < rq->n_hdrs; i++) {
         const http_hdr *h = &rq->hdrs[i];
-        if (hop_by_hop(h, rq->hdrs, extra) || http_token_eq(h->name, h->name_len, "expect"))
+        if (hop_by_hop(h, rq->hdrs, extra) || http_token_eq(h->name, h->name_len, "expect") ||
+            (c->ws_req && ws_request_header_dropped(h)))
             continue;
         /* masking needs whole, identity-coded bodies: no ranges, no compression */
         if (masking_resp && (http_token_eq(h->name, h->name_len, "accept-encoding") ||
@@ -28,6 +29,8 @@ static bool build_upstream_head(conn *c, const http_req_head *rq)
     }
     if (ok && masking_resp)
         ok = out_put(b, "Accept-Encoding: identity\r\n", 27);
+    if (ok && c->ws_req)
+        ok = ws_put_upgrade(b);
     if (ok && c->rqf.kind == HTTP_BODY_LENGTH && !c->rq_chunked_out)
         ok = out_put(b, "Content-Length: ", 16) && put_u64(b, c->rqf.length) &&
              out_put(b, "\r\n", 2);
@@ -119,6 +122,7 @@ static void begin_exchange(conn *c, const http_req_head *rq, size_t head_len)
     }
     if (!c->rqf.keep_alive)
         c->close_after = true;
+    c->ws_req = ws_upgrade_requested(rq, &c->rqf);
     if (http_token_eq(rq->method, rq->method_len, "CONNECT")) {
         c->req_done = true;
         reply_error(c, 405, "CONNECT is not supported", true);

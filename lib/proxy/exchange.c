@@ -281,6 +281,12 @@ void conn_free(conn *c)
     mm_buf_free(&c->rhead);
     body_cleanup(&c->rq);
     body_cleanup(&c->rsp);
+    if (c->ws) /* a WebSocket tunnel's buffers (ws.c) */
+        for (int i = 0; i < 2; i++) {
+            body_cleanup(&c->ws->d[i].pipe);
+            mm_buf_free(&c->ws->d[i].msg);
+        }
+    mm_free(c->ws);
     mm_free(c);
 }
 

@@ -123,6 +123,12 @@ static mm_err register_metrics(mm_proxy *p, mm_errbuf *eb)
                                "Generation of the loaded configuration (0: none).", NULL,
                                &m->config_gen)) != MM_OK)
         return mm_errf(eb, rc, "metrics: %s", mm_strerror(rc));
+    static const char *const l_ws[] = {"direction", "result", NULL};
+    if ((rc = mm_metrics_counter(m->reg, "maskmesh_proxy_websocket_messages_total",
+                                 "WebSocket data messages by direction and result: masked, "
+                                 "passed, refused (binary), too_big, failed.",
+                                 l_ws, &m->ws_messages)) != MM_OK)
+        return mm_errf(eb, rc, "metrics: %s", mm_strerror(rc));
     return MM_OK;
 }
 

@@ -5,6 +5,7 @@
 
 #include "proxy/body.h"
 #include "proxy/http1.h"
+#include "proxy/ws.h"
 
 /* ---- the proxy's shared state --------------------------------------------------------- */
 
@@ -46,6 +47,7 @@ typedef struct {
     mm_metric *unsolicited;     /* bytes from the app no request asked for */
     mm_metric *connections;  /* gauge */
     mm_metric *config_gen;   /* gauge: generation of the loaded config, 0 none */
+    mm_metric *ws_messages;  /* {direction, result}: WebSocket data messages */
 } proxy_metrics;
 
 struct mm_proxy {
@@ -84,6 +86,7 @@ struct mm_proxy {
  *   body.c      the body pipe: framing, decoding, masking (body.h)
  *   pool.c      upstream connections and the idle pool; epoll interest
  *   exchange.c  an exchange's shared steps: header rules, errors of our own, the end
+ *   ws.c        WebSocket: the upgrade, then the tunnel (ws_frame.c is its frame codec)
  *   client.c    the client side: request heads, the request body pipe
  *   upstream.c  the upstream side: response heads, the response body pipe
  *   worker.c    the event loop, accept, timeouts, the worker's life
@@ -96,10 +99,35 @@ struct mm_proxy {
 #define FIND_CACHE 64
 
 enum { EV_LISTEN = 1, EV_CLIENT, EV_UP, EV_WAKE };
-enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING };
+enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING, CS_TUNNEL /* a WebSocket (ws.c) */ };
 enum { RS_NONE, RS_WAIT_HEAD, RS_BODY, RS_DONE };
 
 typedef struct conn conn;
+
+/* A WebSocket tunnel's state per direction (ws.c; here so conn_free can free it without
+ * calling back into ws.c). */
+enum { WS_M_NONE, WS_M_PASS, WS_M_MASK };
+typedef struct {
+    ws_seq seq;
+    mm_direction dir; /* whose rules: MM_DIR_REQUEST for client to app */
+    bool mask_text;   /* text messages are masked in this direction */
+    bool refuse_binary;
+    uint64_t max_msg;
+    bool in_frame;
+    ws_head h;
+    uint64_t left, off; /* payload bytes of the current frame still to come, and seen */
+    int mode;           /* WS_M_*, of the message in progress */
+    uint8_t key[4];     /* masking key of the frame being passed to the app */
+    uint64_t msg_len;
+    body_pipe pipe;
+    mm_buf msg;     /* the masked message */
+    bool close_fwd; /* a close frame went out on this direction's output */
+    bool eof;       /* this direction's input ended */
+    uint8_t ctl[WS_CONTROL_MAX];
+} ws_dir;
+typedef struct ws_tunnel {
+    ws_dir d[2]; /* 0: client to app, 1: app to client */
+} ws_tunnel;
 
 typedef struct upconn {
     int kind; /* EV_UP: first member, the epoll tag */
@@ -160,6 +188,9 @@ struct conn {
     mm_on_error onerr;
     mm_buf rhead; /* response head without framing lines, until sent */
     body_pipe rsp;
+
+    bool ws_req;   /* the request asks for a WebSocket upgrade */
+    ws_tunnel *ws; /* CS_TUNNEL: in is the client's frames, uin the app's */
 };
 
 typedef struct {
@@ -229,6 +260,17 @@ void exchange_finish(conn *c);
 conn *conn_new(worker *w, int fd);
 void conn_close(conn *c);
 void conn_free(conn *c);
+
+/* ws.c: WebSocket upgrades and tunnels */
+bool ws_upgrade_requested(const http_req_head *rq, const http_framing *f);
+bool ws_request_header_dropped(const http_hdr *h); /* not passed to the app on an upgrade */
+bool ws_put_upgrade(mm_buf *b);                     /* the upgrade's hop-by-hop lines */
+/* The app answered 101 (the head is head_len bytes of c->uin): the tunnel starts, or the
+ * client gets a 502. */
+void ws_start(conn *c, const http_resp_head *h, size_t head_len);
+void ws_event(conn *c, bool up_side, uint32_t events);
+void ws_sync(conn *c); /* epoll interest of both sockets */
+void ws_going_away(conn *c, const char *why); /* close 1001 both ways: idle, drain */
 
 /* client.c */
 void client_process(conn *c);

@@ -324,6 +324,9 @@ static void up_process(conn *c)
         }
         if (h->status >= 100 && h->status < 200) {
             if (h->status == 101) {
+                if (c->ws_req)
+                    ws_start(c, h, (size_t)r);
+                else
                     reply_error(c, 502, "protocol upgrades are not supported", false);
                 return;
             }

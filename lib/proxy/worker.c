@@ -20,6 +20,10 @@ static void conn_sync(conn *c)
 
     if (c->fd < 0)
         return;
+    if (c->st == CS_TUNNEL) {
+        ws_sync(c);
+        return;
+    }
     if (c->st == CS_CLOSING && pending(&c->out, c->out_off) == 0) {
         /* lingering close: our FIN first, then read until theirs, so a pipelined request
          * in flight does not turn our last response into a reset */
@@ -109,6 +113,9 @@ static uint64_t conn_timeout_ns(const conn *c, const mm_proxy_config *cfg, uint6
     if (c->st == CS_CLOSING)
         return pending(&c->out, c->out_off) ? (uint64_t)cfg->io_timeout_ms * 1000000ull
                                             : LINGER_NS;
+    if (c->st == CS_TUNNEL) /* quiet both ways (peers that ping are never) or stalled */
+        return (uint64_t)(pending(&c->out, c->out_off) ? cfg->io_timeout_ms
+                                                       : cfg->idle_timeout_ms) * 1000000ull;
     if (c->st == CS_HEAD) {
         if (c->in.len == 0)
             return (uint64_t)cfg->idle_timeout_ms * 1000000ull;
@@ -133,6 +140,8 @@ static void sweep(worker *w, conn **dead)
         next = c->next;
         if (draining && c->st == CS_HEAD && c->in.len == 0 && pending(&c->out, c->out_off) == 0) {
             conn_close(c);
+        } else if (draining && c->st == CS_TUNNEL) {
+            ws_going_away(c, "proxy shutting down"); /* a tunnel never ends on its own */
         } else if (w->now - since > t) {
             if (c->st == CS_HEAD && c->in.len == 0) {
                 conn_close(c);
@@ -145,6 +154,8 @@ static void sweep(worker *w, conn **dead)
                 reply_error(c, 408, "request head timed out", true);
             } else if (c->st == CS_CLOSING) {
                 conn_close(c);
+            } else if (c->st == CS_TUNNEL) {
+                ws_going_away(c, "idle timeout");
             } else if (!c->head_sent && !c->req_done) {
                 reply_error(c, 408, "request body timed out", true);
             } else if (!c->head_sent && c->up && c->up->connecting) {
@@ -194,6 +205,11 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
         c = u->c;
         if (c->fd < 0)
             return;
+        if (c->st == CS_TUNNEL) {
+            ws_event(c, true, ev->events); /* reads, writes, and the tunnel's end */
+            conn_sync(c);
+            goto queue;
+        }
         if (ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
             if (u->connecting || pending(&c->uout, c->uout_off) > 0)
                 up_write(c);
@@ -208,6 +224,11 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
         c = ev->data.ptr;
         if (c->fd < 0)
             return;
+        if (c->st == CS_TUNNEL) {
+            ws_event(c, false, ev->events);
+            conn_sync(c);
+            goto queue;
+        }
         if (ev->events & EPOLLOUT) {
             if (!flush_fd(c->fd, &c->out, &c->out_off, &c->last_io, w->now)) {
                 conn_close(c);
@@ -250,6 +271,7 @@ done:
                 conn_sync(c);
         }
     }
+queue:
     if (c && c->fd < 0 && c->kind == EV_CLIENT) {
         c->kind = 0; /* queued once */
         c->next = *dead;
