@@ -139,7 +139,10 @@ static mm_err frame_done(mm_stream *s, const uint8_t *in, size_t n)
     h[3] = (uint8_t)(blen >> 8);
     h[4] = (uint8_t)blen;
     ps->count++;
-    return st_out_put(s, ps->mout.data, ps->mout.len);
+    /* out now, whole: a later message that fails does not hold it back */
+    if ((rc = st_out_put(s, ps->mout.data, ps->mout.len)) != MM_OK)
+        return rc;
+    return st_out_flush(s);
 }
 
 static mm_err grpc_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
