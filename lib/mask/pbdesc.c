@@ -29,6 +29,7 @@ const char *pb_next(const uint8_t **p, const uint8_t *end, pbtok *t)
 {
     uint64_t key, v;
     t->start = *p;
+    t->num = 0;
     if (!pb_varint(p, end, &key))
         return "truncated field key";
     if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
