@@ -347,6 +347,7 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
         const mm_policy *p = sorted[pi].p;
         unsigned dirs = (unsigned)p->direction;
         m->dirs_any |= dirs;
+        m->pb_bytes |= p->grpc && p->grpc->scan_bytes; /* spec.grpc.scanBytes */
         for (int d = 0; d < 2; d++)
             if ((dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)) && p->on_error < m->on_error[d])
                 m->on_error[d] = p->on_error; /* block < redact-all < passthrough: strictest */

@@ -464,7 +464,7 @@ mm_err pb_init(mm_stream *s)
     mm_buf_init(&ps->z, 0);
     mm_buf_init(&ps->mout, 0);
     ps->d = s->o.proto;
-    ps->bytes = s->o.proto_bytes;
+    ps->bytes = s->o.proto_bytes || s->m->pb_bytes;
     ps->max_message = s->o.max_message ? s->o.max_message : MM_GRPC_MAX_MESSAGE;
     ps->root = -1;
     if (ps->d) {
