@@ -7,3 +7,5 @@ fuzz_k8s_kubeconfig_MODULES := k8s
 fuzz_http_MODULES := proxy
 fuzz_encrypt_MODULES := mask
 fuzz_http_response_MODULES := proxy
+fuzz_pbdesc_MODULES := mask
+fuzz_proto_MODULES := mask
