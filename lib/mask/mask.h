@@ -1,9 +1,10 @@
 /* lib/mask: the masking engine. Policies are compiled once into an immutable, shareable
  * mm_masker; bodies are then masked as streams (JSON, NDJSON/JSONL, server-sent events,
- * text) pushed in chunks of any size, with memory bounded by the largest single value,
- * never by the document. Bytes no rule touches are written out unchanged.
+ * text, gRPC and protobuf messages) pushed in chunks of any size, with memory bounded by the
+ * largest single value (gRPC: the largest message), never by the document. Bytes no rule
+ * touches are written out unchanged.
  * Depends on: lib/policy (the model), lib/common, OpenSSL (SHA-256, HMAC, AES for FF1,
- * AES-SIV, HKDF), PCRE2 (patterns), json-c (reveal only). Knows nothing of HTTP or
+ * AES-SIV, HKDF), PCRE2 (patterns), json-c (reveal only), zlib (gzip gRPC messages). Knows nothing of HTTP or
  * Kubernetes. */
 #ifndef MM_MASK_H
 #define MM_MASK_H
