@@ -8,3 +8,5 @@ fuzz_http_MODULES := proxy
 fuzz_encrypt_MODULES := mask
 fuzz_http_response_MODULES := proxy
 fuzz_ws_MODULES := proxy
+fuzz_pbdesc_MODULES := mask
+fuzz_proto_MODULES := mask

@@ -311,7 +311,8 @@ def main():
               "spec.defaultDeny.headers.names", "spec.defaultDeny.headers.action.type",
               "status.conditions.[].message", "status.conditions.[].lastTransitionTime",
               "status.conditions.[].observedGeneration", "status.configMap", "status.networkPolicy",
-              "status.ruleCount"]:
+              "status.ruleCount", "spec.grpc.descriptorSet.configMapKeyRef.name",
+              "spec.grpc.descriptorSet.configMapKeyRef.key", "spec.grpc.scanBytes"]:
         check(get(root, f) is not None, f"field {f} is in the schema")
 
     def enum(path):
@@ -387,6 +388,10 @@ def main():
                           ("spec.rules", "MM_POLICY_MAX_RULES")):
         check((get(root, dotted) or {}).get("maxItems") == limits.get(macro),
               f"{dotted} maxItems is lib/policy's {macro} ({limits.get(macro)})")
+    g = get(root, "spec.grpc") or {}
+    check(g.get("required") == ["descriptorSet"] and (get(root, "spec.grpc.descriptorSet.configMapKeyRef")
+          or {}).get("required") == ["name", "key"],
+          "spec.grpc needs descriptorSet.configMapKeyRef name and key (as lib/policy/grpc.c)")
     st = get(root, "status.conditions") or {}
     check(st.get("x-kubernetes-list-type") == "map" and st.get("x-kubernetes-list-map-keys") == ["type"],
           "status.conditions is a list-map keyed by type")

@@ -16,7 +16,8 @@ build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3
             nghttp2-server  # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
             python3-cryptography  # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
             python3-websockets  # the WebSocket client and server test_proxy_ws drives (PyPI websockets 10.4)
-            librdkafka-dev) # maskmesh-stream's Kafka client
+            librdkafka-dev  # maskmesh-stream's Kafka client
+            protobuf-compiler libprotobuf-dev) # protoc and its well-known types: gRPC tests' descriptor sets
 bench_pkgs=(wrk nginx-light nodejs)
 kafka_pkgs=(openjdk-17-jdk-headless maven)
 cluster_pkgs=(etcd-server containerd runc containernetworking-plugins iptables nftables iproute2
@@ -34,6 +35,14 @@ case "${1:-build}" in
     all)   want+=("${bench_pkgs[@]}" "${kafka_pkgs[@]}" "${cluster_pkgs[@]}") ;;
     *) echo "usage: $0 [build|bench|kafka|cluster|all]" >&2; exit 2 ;;
 esac
+
+# the gRPC tests' independent protobuf implementation (encodes and decodes their messages) and
+# their test service (grpcio)
+grpc_pip=(protobuf==7.36.2 grpcio==1.85.4)
+if ! python3 -c 'import google.protobuf, grpc' 2>/dev/null; then
+    echo "install-deps: pip install ${grpc_pip[*]}" >&2
+    python3 -m pip install -q --disable-pip-version-check "${grpc_pip[@]}" >&2
+fi
 
 case "${1:-build}" in
     bench|kafka|all)

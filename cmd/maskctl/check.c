@@ -7,7 +7,7 @@
 #include "maskctl.h"
 
 static const char check_help[] =
-    "usage: maskctl check --policy FILE [--keys DIR] [--strict]\n"
+    "usage: maskctl check --policy FILE [--keys DIR] [--descriptors FILE] [--strict]\n"
     "       maskctl check --detectors\n"
     "\n"
     "Validates the MaskingPolicy objects in FILE and prints every error with its place\n"
@@ -18,6 +18,8 @@ static const char check_help[] =
     "options:\n"
     "  -p, --policy FILE   the policy file (YAML or JSON; \"-\" for stdin)\n"
     "  -k, --keys DIR      key directory to check hash/tokenize keys against\n"
+    "      --descriptors FILE  the gRPC descriptor set (protoc --descriptor_set_out) the\n"
+    "                      policies mask with: every fields path must name fields of it\n"
     "      --strict        warnings fail the check too\n"
     "      --detectors     list the built-in detectors a rule may name, and exit\n"
     "  -h, --help          this text\n"
@@ -168,12 +170,14 @@ int maskctl_check(int argc, char **argv)
         {"policy", required_argument, NULL, 'p'},
         {"keys", required_argument, NULL, 'k'},
         {"strict", no_argument, NULL, 's'},
+        {"descriptors", required_argument, NULL, 'G'},
         {"detectors", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *policy = NULL, *keys_dir = NULL;
+    const char *policy = NULL, *keys_dir = NULL, *descriptors = NULL;
     bool strict = false;
+    mm_pbdesc *pb = NULL;
     mm_diags *diags = NULL;
     mm_policy_set *set = NULL;
     mm_masker *m = NULL;
@@ -187,6 +191,7 @@ int maskctl_check(int argc, char **argv)
         case 'p': policy = optarg; break;
         case 'k': keys_dir = optarg; break;
         case 's': strict = true; break;
+        case 'G': descriptors = optarg; break;
         case 'D': maskctl_print_detectors(stdout); return MASKCTL_OK;
         case 'h':
             fputs(check_help, stdout);
@@ -226,6 +231,17 @@ int maskctl_check(int argc, char **argv)
         fprintf(stderr, "error: %s\n", eb.msg);
         goto out;
     }
+    if (descriptors) { /* the paths against the messages they will mask */
+        if (mm_pbdesc_load(descriptors, &pb, &eb) != MM_OK) {
+            fprintf(stderr, "error: %s\n", eb.msg);
+            goto out;
+        }
+        for (size_t i = 0; i < mm_policy_set_count(set); i++)
+            if (mm_pbdesc_check_policy(pb, mm_policy_set_get(set, i), &eb) != MM_OK) {
+                fprintf(stderr, "error: %s: %s\n", policy, eb.msg);
+                goto out;
+            }
+    }
     for (size_t i = 0; i < mm_policy_set_count(set); i++)
         print_policy(mm_policy_set_get(set, i));
     printf("%s: %zu polic%s valid, %zu warning%s\n", policy, mm_policy_set_count(set),
@@ -233,6 +249,7 @@ int maskctl_check(int argc, char **argv)
            mm_diags_warnings(diags) == 1 ? "" : "s");
     ret = strict && mm_diags_warnings(diags) ? MASKCTL_EINPUT : MASKCTL_OK;
 out:
+    mm_pbdesc_free(pb);
     mm_masker_free(m);
     mm_policy_set_free(set);
     mm_diags_free(diags);

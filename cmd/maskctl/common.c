@@ -97,8 +97,9 @@ mm_err maskctl_run_input(mm_masker *m, const char *path, const char *content_typ
             goto out;
         }
         if (first) {
-            opts.kind = content_type ? mm_body_kind_for(m, content_type)
-                                     : mm_body_kind_sniff(path, buf, (size_t)n);
+            if (!opts.proto) /* protobuf bodies: the caller chose the kind */
+                opts.kind = content_type ? mm_body_kind_for(m, content_type)
+                                         : mm_body_kind_sniff(path, buf, (size_t)n);
             if ((rc = mm_stream_new(m, &opts, write, wctx, &s)) != MM_OK) {
                 rc = mm_errf(eb, rc, "%s: %s", name, mm_strerror(rc));
                 goto out;

@@ -25,6 +25,19 @@ static const char mask_help[] =
     "      --principal ID        caller identity for the policies' exemptions\n"
     "      --max-value BYTES     bound on one value or text line (default 1048576)\n"
     "      --stats               print counts and peak memory to stderr at the end\n"
+    "\n"
+    "protobuf and gRPC (fields paths address message fields by their proto names):\n"
+    "      --format F            grpc: a length-prefixed gRPC message stream (as on the wire);\n"
+    "                            protobuf: one message (the whole input)\n"
+    "      --descriptors FILE    the FileDescriptorSet (protoc --include_imports\n"
+    "                            --descriptor_set_out=FILE)\n"
+    "      --method PATH         grpc: /pkg.Service/Method; its request type is masked, or its\n"
+    "                            response type with --response\n"
+    "      --response            grpc: the stream is the method's responses (direction response)\n"
+    "      --message TYPE        the message type by full name (pkg.Msg), instead of a method\n"
+    "      --grpc-encoding ENC   grpc: identity (default) or gzip, for compressed messages\n"
+    "      --scan-bytes          detectors read bytes fields too (else strings only)\n"
+    "      --max-message BYTES   bound on one message (default 4194304)\n"
     "  -h, --help                this text\n"
     "\n"
     "exit codes: 0 ok, 1 input or policy error (the message names the place), 2 usage error\n";
@@ -57,12 +70,22 @@ int maskctl_mask(int argc, char **argv)
         {"principal", required_argument, NULL, 'P'},
         {"max-value", required_argument, NULL, 'm'},
         {"stats", no_argument, NULL, 's'},
+        {"format", required_argument, NULL, 'F'},
+        {"descriptors", required_argument, NULL, 'D'},
+        {"method", required_argument, NULL, 'M'},
+        {"response", no_argument, NULL, 'R'},
+        {"message", required_argument, NULL, 'T'},
+        {"grpc-encoding", required_argument, NULL, 'E'},
+        {"scan-bytes", no_argument, NULL, 'B'},
+        {"max-message", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *policy = NULL, *keys = NULL, *ctype = NULL;
     mm_stream_opts opts = {.kind = MM_BODY_JSON, .direction = MM_DIR_RESPONSE};
-    bool stats = false;
+    bool stats = false, dir_set = false;
+    const char *format = NULL, *descriptors = NULL;
+    mm_pbdesc *pb = NULL;
     mm_masker *m = NULL;
     mm_errbuf eb = {{0}};
     mm_stream_stats total = {0};
@@ -78,7 +101,22 @@ int maskctl_mask(int argc, char **argv)
         case 't': ctype = optarg; break;
         case 'P': opts.principal = optarg; break;
         case 's': stats = true; break;
+        case 'F': format = optarg; break;
+        case 'D': descriptors = optarg; break;
+        case 'M': opts.grpc_method = optarg; break;
+        case 'R': opts.direction = MM_DIR_RESPONSE; dir_set = true; break;
+        case 'T': opts.proto_message = optarg; break;
+        case 'E': opts.grpc_encoding = optarg; break;
+        case 'B': opts.proto_bytes = true; break;
+        case 'X':
+            if (!mm_parse_long(optarg, 64, 1L << 30, &v)) {
+                fprintf(stderr, "maskctl mask: --max-message must be a byte count from 64 to 1073741824\n");
+                return MASKCTL_EUSAGE;
+            }
+            opts.max_message = (size_t)v;
+            break;
         case 'd':
+            dir_set = true;
             if (strcmp(optarg, "response") == 0)
                 opts.direction = MM_DIR_RESPONSE;
             else if (strcmp(optarg, "request") == 0)
@@ -103,7 +141,30 @@ int maskctl_mask(int argc, char **argv)
         fprintf(stderr, "maskctl mask: --policy FILE is required\n\n%s", mask_help);
         return MASKCTL_EUSAGE;
     }
+    if (format) {
+        bool grpc = strcmp(format, "grpc") == 0;
+        if (!grpc && strcmp(format, "protobuf") != 0) {
+            fprintf(stderr, "maskctl mask: --format must be grpc or protobuf\n");
+            return MASKCTL_EUSAGE;
+        }
+        if (!descriptors || (grpc ? !opts.grpc_method && !opts.proto_message
+                                  : !opts.proto_message)) {
+            fprintf(stderr, "maskctl mask: --format %s needs --descriptors and %s\n", format,
+                    grpc ? "--method (or --message)" : "--message");
+            return MASKCTL_EUSAGE;
+        }
+        opts.kind = grpc ? MM_BODY_GRPC : MM_BODY_PROTOBUF;
+        if (grpc && opts.grpc_method && !dir_set) /* a method's stream: its requests */
+            opts.direction = MM_DIR_REQUEST;
+        if (mm_pbdesc_load(descriptors, &pb, &eb) != MM_OK) {
+            fprintf(stderr, "maskctl mask: %s\n", eb.msg);
+            return MASKCTL_EINPUT;
+        }
+        opts.proto = pb;
+        ctype = NULL;
+    }
     if (maskctl_load(policy, keys, false, NULL, &m, &eb) != MM_OK) {
+        mm_pbdesc_free(pb);
         fprintf(stderr, "maskctl mask: %s\n", eb.msg);
         return MASKCTL_EINPUT;
     }
@@ -120,5 +181,6 @@ int maskctl_mask(int argc, char **argv)
                 " values matched, %" PRIu64 " transformed, peak RSS %lu KiB\n",
                 total.bytes_in, total.bytes_out, total.findings, total.applied, peak_rss_kib());
     mm_masker_free(m);
+    mm_pbdesc_free(pb);
     return ret;
 }

@@ -101,6 +101,12 @@ refuse unlisted-types 'Unsupported value: "drop"' "$sel
 $r"
 refuse member-names-type "useMemberNames in body must be of type boolean" "$sel
   rules: [{name: r, detectors: [ssn], useMemberNames: sometimes, action: {type: redact}}]"
+refuse grpc-no-key 'spec.grpc.descriptorSet.configMapKeyRef.key: Required value' "$sel
+  rules: [{name: r, fields: [\$..ssn], action: {type: redact}}]
+  grpc: {descriptorSet: {configMapKeyRef: {name: protos}}}"
+refuse grpc-bad-key 'spec.grpc.descriptorSet.configMapKeyRef.key in body should match' "$sel
+  rules: [{name: r, fields: [\$..ssn], action: {type: redact}}]
+  grpc: {descriptorSet: {configMapKeyRef: {name: protos, key: a/b}}}"
 
 # what lib/policy accepts the server stores: encrypt as the default deny of bodies
 if out="$(k create --dry-run=server -f - 2>&1 <<EOF

@@ -468,7 +468,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
     size_t n = 0, nvalid = 0;
     char **names = index_names(c, ns, &n);
     struct json_object **pols = NULL, **valid = NULL, *cm = NULL, *cm_actual = NULL;
-    char **why = NULL;
+    char **why = NULL, **gwhy = NULL; /* invalid policies; valid ones whose spec.grpc is not */
     mm_k8s_informer *pinf = informer_for(c, 0, ns), *cinf = informer_for(c, 1, ns),
                     *ninf = informer_for(c, 2, ns);
     mm_errbuf web;
@@ -476,7 +476,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
     if (!names || !pinf)
         return mm_errf(eb, names ? MM_EINVAL : MM_ENOMEM, "namespace %s is not watched", ns);
     if (!(pols = mm_calloc(n + 1, sizeof(*pols))) || !(valid = mm_calloc(n + 1, sizeof(*valid))) ||
-        !(why = mm_calloc(n + 1, sizeof(*why)))) {
+        !(why = mm_calloc(n + 1, sizeof(*why))) || !(gwhy = mm_calloc(n + 1, sizeof(*gwhy)))) {
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
     }
@@ -485,9 +485,17 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         mm_errbuf peb = {{0}};
         if (!(pols[i] = mm_k8s_informer_get(pinf, ns, names[i])))
             continue; /* gone since indexed: its delete event reconciles again */
-        if (mm_policy_from_json(pols[i], names[i], &model, NULL, &peb) == MM_OK)
-            valid[nvalid++] = pols[i];
-        else if (!(why[i] = mm_strdup(peb.msg[0] ? peb.msg : "invalid")))
+        if (mm_policy_from_json(pols[i], names[i], &model, NULL, &peb) == MM_OK) {
+            valid[nvalid++] = pols[i]; /* rendered even when its descriptors are wrong: its
+                                          other rules still apply, gRPC bodies follow onError */
+            gwhy[i] = ctrl_grpc_check(c->o.client, ns, model, &rc);
+            if (rc != MM_OK && first == MM_OK) { /* the API failed: reconcile again */
+                first = rc;
+                mm_errf(eb, rc, "%s/%s: reading spec.grpc's ConfigMap: %s", ns, names[i],
+                        mm_strerror(rc));
+            }
+            rc = MM_OK;
+        } else if (!(why[i] = mm_strdup(peb.msg[0] ? peb.msg : "invalid")))
             rc = MM_ENOMEM;
         mm_policy_free(model);
     }
@@ -555,6 +563,9 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
                     mm_errf(eb, ap, "%s/%s: %s", ns, names[i], msg);
                 }
                 rc = set_status(c, p, false, "ApplyFailed", msg, false, rules, &web);
+            } else if (gwhy[i]) {
+                snprintf(msg, sizeof(msg), "%s", gwhy[i]);
+                rc = set_status(c, p, false, "InvalidDescriptorSet", msg, false, rules, &web);
             } else {
                 snprintf(msg, sizeof(msg), "rendered into ConfigMap %s and NetworkPolicy %s",
                          MM_POLICY_CONFIGMAP, npname);
@@ -575,12 +586,14 @@ out:
     for (size_t i = 0; i < n; i++) {
         json_object_put(pols ? pols[i] : NULL);
         mm_free(why ? why[i] : NULL);
+        mm_free(gwhy ? gwhy[i] : NULL);
         mm_free(names[i]);
     }
     mm_free(names);
     mm_free(pols);
     mm_free(valid);
     mm_free(why);
+    mm_free(gwhy);
     json_object_put(cm);
     json_object_put(cm_actual);
     return rc;

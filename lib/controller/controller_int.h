@@ -11,6 +11,7 @@
 #include "common/common.h"
 #include "k8s/k8s.h"
 #include "metrics/metrics.h"
+#include "policy/policy.h"
 
 /* metadata.<field> of o as a string, or NULL */
 const char *ctrl_meta_str(struct json_object *o, const char *field);
@@ -36,5 +37,11 @@ mm_err ctrl_events_new(mm_k8s_client *client, const char *field_manager, mm_metr
 void ctrl_events_post(ctrl_events *ev, struct json_object *e);
 /* Sends what is queued for a short while, drops the rest; NULL is fine. */
 void ctrl_events_free(ctrl_events *ev);
+
+/* grpcref.c: a policy's spec.grpc descriptor set read from its ConfigMap (namespace ns) and
+ * checked against the policy's fields paths: NULL when fine or when there is no spec.grpc,
+ * else the message for the policy's status (caller frees). *rc is MM_OK, or the API's or
+ * the allocator's error (the namespace is reconciled again). */
+char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_err *rc);
 
 #endif

@@ -1,1 +1,1 @@
-controller_DEPS := k8s policy metrics common
+controller_DEPS := k8s policy mask metrics common

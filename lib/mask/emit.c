@@ -171,6 +171,20 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
     return MM_OK;
 }
 
+mm_err st_build_text(mm_stream *s, const char *t, size_t n, mm_buf *out)
+{
+    mm_err rc = MM_OK;
+    size_t at = 0;
+    for (size_t i = 0; i < s->nsp && rc == MM_OK; i++) {
+        const span *p = &s->sp[i];
+        if ((rc = mm_buf_append(out, t + at, p->start - at)) != MM_OK)
+            break;
+        rc = act_apply(s->ract[p->rule], t + p->start, p->end - p->start, out);
+        at = p->end;
+    }
+    return rc == MM_OK ? mm_buf_append(out, t + at, n - at) : rc;
+}
+
 bool st_covered(const mm_stream *s, size_t n)
 {
     size_t at = 0;

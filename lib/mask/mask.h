@@ -1,9 +1,10 @@
 /* lib/mask: the masking engine. Policies are compiled once into an immutable, shareable
  * mm_masker; bodies are then masked as streams (JSON, NDJSON/JSONL, server-sent events,
- * text) pushed in chunks of any size, with memory bounded by the largest single value,
- * never by the document. Bytes no rule touches are written out unchanged.
+ * text, gRPC and protobuf messages) pushed in chunks of any size, with memory bounded by the
+ * largest single value (gRPC: the largest message), never by the document. Bytes no rule
+ * touches are written out unchanged.
  * Depends on: lib/policy (the model), lib/common, OpenSSL (SHA-256, HMAC, AES for FF1,
- * AES-SIV, HKDF), PCRE2 (patterns), json-c (reveal only). Knows nothing of HTTP or
+ * AES-SIV, HKDF), PCRE2 (patterns), json-c (reveal only), zlib (gzip gRPC messages). Knows nothing of HTTP or
  * Kubernetes. */
 #ifndef MM_MASK_H
 #define MM_MASK_H
@@ -77,6 +78,29 @@ const char *mm_mask_detector_doc(size_t i);
  * spaces); "" when it takes none. */
 const char *mm_mask_detector_members(size_t i);
 
+/* ---- protobuf descriptors (gRPC) ----------------------------------------------------- */
+
+/* A FileDescriptorSet (protoc --descriptor_set_out --include_imports) read into the tables
+ * protobuf bodies are masked by: fields addressed by their proto names with the JSON path
+ * syntax. Immutable once made; shareable by threads (reference counted). */
+typedef struct mm_pbdesc mm_pbdesc;
+
+#define MM_PB_MAX_DESCRIPTORS (16u << 20) /* bytes of one descriptor set */
+#define MM_GRPC_MAX_MESSAGE (4u << 20)    /* one gRPC message, as gRPC's own default */
+
+/* Errors name the byte offset and the message or field being read. */
+mm_err mm_pbdesc_parse(const void *data, size_t len, mm_pbdesc **out, mm_errbuf *eb);
+mm_err mm_pbdesc_load(const char *path, mm_pbdesc **out, mm_errbuf *eb);
+mm_pbdesc *mm_pbdesc_ref(mm_pbdesc *d);
+void mm_pbdesc_free(mm_pbdesc *d); /* drops one reference; NULL is fine */
+bool mm_pbdesc_has_message(const mm_pbdesc *d, const char *full);
+size_t mm_pbdesc_method_count(const mm_pbdesc *d);
+const char *mm_pbdesc_method_path(const mm_pbdesc *d, size_t i); /* "/pkg.Service/Method" */
+/* The policy's `fields` paths (rules and defaultDeny.body) against the set: a path whose
+ * named steps name no field of any message (a typo, a JSON-only path) is MM_EINVAL naming
+ * the rule and the path. */
+mm_err mm_pbdesc_check_policy(const mm_pbdesc *d, const mm_policy *p, mm_errbuf *eb);
+
 /* ---- body kinds ----------------------------------------------------------------------- */
 
 typedef enum {
@@ -87,6 +111,8 @@ typedef enum {
                        as JSON, else as text; other lines pass */
     MM_BODY_TEXT,   /* text/<x>, and types a rule names in contentTypes: detectors over text */
     MM_BODY_OPAQUE, /* anything else: passes unchanged */
+    MM_BODY_GRPC,   /* application/grpc[+proto]: length-prefixed protobuf messages (below) */
+    MM_BODY_PROTOBUF, /* one protobuf message (maskctl; not chosen by a Content-Type) */
 } mm_body_kind;
 
 /* The body kind for a Content-Type header value (parameters ignored, case-insensitive).
@@ -121,6 +147,16 @@ typedef struct {
     size_t max_value;       /* 0: MM_MASK_MAX_VALUE */
     mm_finding_fn on_finding; /* optional */
     void *finding_ctx;
+    /* GRPC and PROTOBUF bodies: the descriptors (borrowed: they must outlive the stream);
+     * the message type by full name ("pkg.Msg"), else, for GRPC, the method's (:path
+     * "/pkg.Service/Method") request or response type by `direction`. A type or method the
+     * set does not hold fails the first push (MM_ENOTFOUND): the caller's onError decides. */
+    const mm_pbdesc *proto;
+    const char *proto_message;
+    const char *grpc_method;
+    const char *grpc_encoding; /* grpc-encoding: NULL or "identity", or "gzip" */
+    bool proto_bytes;          /* detectors read bytes fields too (else only strings) */
+    size_t max_message;        /* GRPC: one message's bound, 0: MM_GRPC_MAX_MESSAGE */
 } mm_stream_opts;
 
 typedef struct mm_stream mm_stream;

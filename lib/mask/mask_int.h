@@ -245,6 +245,7 @@ struct mm_masker {
     char **ctypes; /* contentTypes named by rules, lowercase */
     size_t n_ctypes;
     unsigned dirs_any;
+    bool pb_bytes; /* some policy's spec.grpc.scanBytes: detectors read protobuf bytes */
     mm_on_error on_error[2];
     mm_unlisted unlisted[2];
     bool ws_binary_pass[2]; /* every policy of the direction lets binary messages pass */

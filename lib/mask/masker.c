@@ -352,6 +352,7 @@ mm_err mm_masker_new(const mm_policy *const *policies, size_t n, const mm_keys *
         const mm_policy *p = sorted[pi].p;
         unsigned dirs = (unsigned)p->direction;
         m->dirs_any |= dirs;
+        m->pb_bytes |= p->grpc && p->grpc->scan_bytes; /* spec.grpc.scanBytes */
         for (int d = 0; d < 2; d++)
             if ((dirs & (d ? MM_DIR_REQUEST : MM_DIR_RESPONSE)) && p->on_error < m->on_error[d])
                 m->on_error[d] = p->on_error; /* block < redact-all < passthrough: strictest */
@@ -511,6 +512,8 @@ mm_body_kind mm_body_kind_for(const mm_masker *m, const char *content_type)
 
     if (!content_type || !(n = media_type(content_type, t, sizeof(t))))
         return MM_BODY_OPAQUE;
+    if (strcmp(t, "application/grpc") == 0 || strncmp(t, "application/grpc+", 17) == 0)
+        return MM_BODY_GRPC; /* before +json: grpc+json is framed too */
     if (strcmp(t, "application/json") == 0 || (n > 5 && strcmp(t + n - 5, "+json") == 0 &&
                                                strncmp(t, "application/", 12) == 0))
         return MM_BODY_JSON;
@@ -530,8 +533,9 @@ mm_body_kind mm_body_kind_for(const mm_masker *m, const char *content_type)
 
 const char *mm_body_kind_name(mm_body_kind k)
 {
-    static const char *const names[] = {"json", "ndjson", "sse", "text", "opaque"};
-    return (unsigned)k <= MM_BODY_OPAQUE ? names[k] : "?";
+    static const char *const names[] = {"json", "ndjson", "sse", "text", "opaque", "grpc",
+                                        "protobuf"};
+    return (unsigned)k <= MM_BODY_PROTOBUF ? names[k] : "?";
 }
 
 static bool ends_with(const char *s, const char *suffix)

@@ -92,6 +92,8 @@ static const st_format *const formats[] = {
     [MM_BODY_SSE] = &st_format_sse,
     [MM_BODY_TEXT] = &st_format_text,
     [MM_BODY_OPAQUE] = &st_format_opaque,
+    [MM_BODY_GRPC] = &st_format_grpc,
+    [MM_BODY_PROTOBUF] = &st_format_protobuf,
 };
 
 /* ---- the public surface --------------------------------------------------------------- */

@@ -122,6 +122,9 @@ struct mm_stream {
     held_finding *hf;
     size_t nhf, hfcap;
     bool hf_fail;     /* holding a finding failed for lack of memory */
+
+    /* gRPC and protobuf (pb_int.h) */
+    struct pbstate *pb;
 };
 
 /* The value of a hex digit, -1 for any other byte. */
@@ -186,6 +189,8 @@ struct st_format {
 extern const st_format st_format_json;  /* json.c: JSON and NDJSON */
 extern const st_format st_format_text;  /* text.c */
 extern const st_format st_format_sse;   /* text.c */
+extern const st_format st_format_grpc;  /* grpc.c */
+extern const st_format st_format_protobuf; /* grpc.c */
 
 /* jtweak.c: encrypt's tweak: {field: NAME} in JSON (the file's top comment has the rules).
  * json.c calls: jtw_init (json_init), jtw_reset, jtw_free; jtw_member when a member name
@@ -224,6 +229,8 @@ mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
                  uint64_t line, const char *path, int attrib, int fallback, bool *apply,
                  bool *remove);
+/* t[0..n) with the matches st_detect left in s->sp transformed, appended to out. */
+mm_err st_build_text(mm_stream *s, const char *t, size_t n, mm_buf *out);
 /* Whether the matches st_detect left in s->sp cover all of t[0..n): explicit rules then
  * decide the whole value, and a default deny has nothing left to take. */
 bool st_covered(const mm_stream *s, size_t n);

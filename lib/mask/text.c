@@ -16,21 +16,6 @@
 
 #include <string.h>
 
-/* t[0..n) with the kept spans transformed, into out. */
-static mm_err build_text(mm_stream *s, const char *t, size_t n, mm_buf *out)
-{
-    mm_err rc = MM_OK;
-    size_t at = 0;
-    for (size_t i = 0; i < s->nsp && rc == MM_OK; i++) {
-        const span *p = &s->sp[i];
-        if ((rc = mm_buf_append(out, t + at, p->start - at)) != MM_OK)
-            break;
-        rc = act_apply(s->ract[p->rule], t + p->start, p->end - p->start, out);
-        at = p->end;
-    }
-    return rc == MM_OK ? mm_buf_append(out, t + at, n - at) : rc;
-}
-
 /* Appends the masked form of text t[0..n) at offset `off` to out; *same when unchanged
  * (nothing appended then). A default deny takes the whole line (the SSE data value), as it
  * takes a JSON string: text has no paths, so nothing in it is allowed, and only matches that
@@ -60,7 +45,7 @@ static mm_err text_part(mm_stream *s, const char *t, size_t n, uint64_t off, mm_
     if (!apply)
         return MM_OK;
     *same = false;
-    return build_text(s, t, n, out);
+    return st_build_text(s, t, n, out);
 }
 
 /* ---- SSE ------------------------------------------------------------------------------ */

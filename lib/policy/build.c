@@ -784,7 +784,7 @@ mm_policy *build_policy(bctx *c, const node *root)
     static const char *const spec_keys[] = {"selector", "port", "mode", "onError",
                                             "unlistedTypes", "direction", "rules", "headers",
                                             "defaultDeny", "exemptions", "reveal", "network",
-                                            "streams", "websocket", NULL};
+                                            "streams", "websocket", "grpc", NULL};
     static const char *const modes[] = {"enforce", "audit", NULL};
     static const char *const onerr[] = {"block", "redact-all", "passthrough", NULL};
     static const char *const dirs[] = {"response", "request", "both", NULL};
@@ -964,6 +964,11 @@ mm_policy *build_policy(bctx *c, const node *root)
         streams_sink sk = {.bad = streams_bad, .ctx = c};
         p->streams = streams_build(f, &sk);
         c->oom |= sk.oom;
+        pop(c, o2);
+    }
+    if ((f = node_get(spec, "grpc"))) {
+        size_t o2 = push_key(c, "grpc");
+        grpc_build(c, f, p);
         pop(c, o2);
     }
     pop(c, old);

@@ -143,6 +143,7 @@ void mm_policy_free(mm_policy *p)
     action_clear(&p->deny_headers.action);
     mm_free(p->allow_from_json);
     streams_free(p->streams);
+    grpc_free(p->grpc);
     mm_free(p);
 }
 

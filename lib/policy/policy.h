@@ -213,6 +213,14 @@ typedef struct {
                      password (those the protocol needs) */
 } mm_policy_streams;
 
+/* spec.grpc: gRPC bodies are masked as protobuf messages by field name, with the
+ * FileDescriptorSet in a ConfigMap key (mounted into the sidecar like the policies). */
+typedef struct {
+    char *configmap;  /* descriptorSet.configMapKeyRef.name */
+    char *key;        /* descriptorSet.configMapKeyRef.key */
+    bool scan_bytes;  /* scanBytes: detectors read bytes fields too (else strings only) */
+} mm_policy_grpc;
+
 typedef enum { MM_MODE_ENFORCE, MM_MODE_AUDIT } mm_mode;
 typedef enum { MM_ONERR_BLOCK, MM_ONERR_REDACT_ALL, MM_ONERR_PASSTHROUGH } mm_on_error;
 typedef enum { MM_DIR_RESPONSE = 1, MM_DIR_REQUEST = 2, MM_DIR_BOTH = 3 } mm_direction;
@@ -250,6 +258,7 @@ typedef struct {
     bool ws_binary_pass;
     long ws_max_message;
     mm_policy_streams *streams; /* spec.streams; NULL when absent */
+    mm_policy_grpc *grpc;       /* spec.grpc; NULL when absent */
 } mm_policy;
 
 /* The built-in detectors, NULL-terminated, from lib/mask/detectors.def (the registry). */

@@ -112,6 +112,9 @@ bool check_keys(bctx *c, const node *map, const char *const *known);
 bool is_map(bctx *c, const node *n);
 bool is_seq(bctx *c, const node *n, size_t max);
 bool str_list(bctx *c, const node *n, size_t max, const char *what, char ***out, size_t *count);
+/* grpc.c: spec.grpc into p->grpc (errors reported through c) */
+void grpc_build(bctx *c, const node *n, mm_policy *p);
+void grpc_free(mm_policy_grpc *g);
 bool dns_subdomain(const char *s);
 bool dns_label(const char *s);
 bool rule_name_ok(const char *s);

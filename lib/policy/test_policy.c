@@ -572,7 +572,7 @@ static void test_errors_name_places(void **state)
         /* spec */
         {HEAD "spec: {selector: {}, rulez: []}\n", 4, "rulez",
          "spec.rulez: unknown field (expected one of selector, port, mode, onError, unlistedTypes, "
-         "direction, rules, headers, defaultDeny, exemptions, reveal, network, streams, websocket)"},
+         "direction, rules, headers, defaultDeny, exemptions, reveal, network, streams, websocket, grpc)"},
         {HEAD "spec: {selector: {}}\n", 4, "{", "spec: rules is required (or defaultDeny)"},
         {HEAD "spec: {selector: {}, rules: []}\n", 4, "[]", "spec.rules: at least one rule is required (or defaultDeny)"},
         {HEAD "spec: {selector: {}, rules: {}}\n", 4, "{}}", "spec.rules: expected a list, got a mapping"},
