@@ -108,6 +108,10 @@ state = "$MM_CLUSTER_RUN/containerd"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$MM_PAUSE_IMAGE"
   netns_mounts_under_state_dir = true
+  # The process here lacks CAP_SYS_RESOURCE (CapEff in /proc/self/status): runc's
+  # "update /proc/self/oom_score_adj to '-998'" for a sandbox then fails with EACCES ("can't
+  # get final child's PID from pipe: EOF"). Clamp every container's score to containerd's own.
+  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
