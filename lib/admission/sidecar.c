@@ -93,8 +93,9 @@ json_object *adm_sidecar_container(jb *j, const adm_plan *pl)
     jb_set(j, c, "ports", ports);
     if (pl->native) {
         jb_set(j, c, "restartPolicy", jb_str(j, "Always"));
-        /* the kubelet starts the next container only once this probe passed */
-        jb_set(j, c, "startupProbe", http_probe(j, "/readyz", 1, 120));
+        /* the kubelet starts the next container only once this probe passed: /startz, not
+         * /readyz, which also needs the app that is not started yet */
+        jb_set(j, c, "startupProbe", http_probe(j, "/startz", 1, 120));
     } else if (cfg->hold_app) {
         /* the image has no shell: the proxy binary itself polls its /readyz */
         json_object *life = jb_obj(j), *ps = jb_obj(j), *ex = jb_obj(j), *cmd = jb_arr(j);

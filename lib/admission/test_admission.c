@@ -376,7 +376,7 @@ static void test_iptables_native(void **state)
     assert_int_equal(r.reason, MM_ADM_INJECTED);
     assert_string_equal(str_at(out, "/spec/initContainers/0/name"), "maskmesh-proxy");
     assert_string_equal(str_at(out, "/spec/initContainers/0/restartPolicy"), "Always");
-    assert_string_equal(str_at(out, "/spec/initContainers/0/startupProbe/httpGet/path"), "/readyz");
+    assert_string_equal(str_at(out, "/spec/initContainers/0/startupProbe/httpGet/path"), "/startz");
     assert_null(at(out, "/spec/initContainers/0/lifecycle"));
     assert_string_equal(str_at(out, "/spec/initContainers/1/name"), "setup");
     assert_string_equal(str_at(out, "/spec/containers/0/name"), "payments");
