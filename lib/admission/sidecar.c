@@ -90,6 +90,10 @@ json_object *adm_sidecar_container(jb *j, const adm_plan *pl)
     jb_set(j, c, "args", args);
     jb_push(j, ports, port_obj(j, pl->proxy_port_name, MM_ADM_PROXY_PORT));
     jb_push(j, ports, port_obj(j, "maskmesh-admin", MM_ADM_ADMIN_PORT));
+    /* connections to the app port reach the sidecar through the pod's REDIRECT, after the
+     * node's NetworkPolicy has seen them: declared here, named, the policy can allow them */
+    if (pl->mode == MM_ADM_MODE_IPTABLES)
+        jb_push(j, ports, port_obj(j, MM_ADM_REDIRECT_PORT_NAME, pl->port.number));
     jb_set(j, c, "ports", ports);
     if (pl->native) {
         jb_set(j, c, "restartPolicy", jb_str(j, "Always"));
