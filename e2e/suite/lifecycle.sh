@@ -109,6 +109,9 @@ say "helm uninstall leaves nothing of maskmesh"
 k delete namespace "$APP_NS" --wait=true --timeout=180s >/dev/null
 helm_ uninstall "$REL" --namespace "$NS" --wait --timeout 180s >/dev/null
 k delete crd maskingpolicies.maskmesh.io --ignore-not-found --wait=true --timeout=90s >/dev/null
+# helm --wait waits for the Deployments; their pods go after the garbage collector and their
+# graceful shutdown
+k -n "$NS" wait --for=delete pod -l "app.kubernetes.io/instance=$REL" --timeout=120s >/dev/null 2>&1 || true
 left="$(k get mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,crd -o name | grep -i maskmesh || true)"
 # The controller's leader-election Lease is no chart object: the controller writes it at run
 # time (as client-go's leader election does) and it stays in the release's namespace until

@@ -120,14 +120,14 @@ for v in "${variants[@]}"; do
         [ "$body" = "$expected" ] && ok "$v: a direct connection to $pip:8080 reaches the sidecar: masked" ||
             bad "$v: a direct connection to $pip:8080 was not masked: $(head -c 300 <<<"$body")"
     else
-        # the NetworkPolicy implementation programs the node asynchronously (kube-router once let
-        # one through a few seconds after the pod was Ready): it must refuse within 30 s
+        # the NetworkPolicy implementation programs the node asynchronously (kube-router let
+        # one through for over 30 s after the pod was Ready; hack/cluster-up.sh): within 60 s
         refused() { ! curl_in -o /dev/null --max-time 4 "http://$pip:8080/response.json" 2>/dev/null; }
         t_np=$SECONDS
-        if eventually 30 refused; then
+        if eventually 60 refused; then
             ok "$v: a direct connection to the app port $pip:8080 is refused (after $((SECONDS - t_np)) s)"
         else
-            bad "$v: a direct connection to $pip:8080 still gets through after 30 s"
+            bad "$v: a direct connection to $pip:8080 still gets through after 60 s"
         fi
     fi
 done
