@@ -179,8 +179,10 @@ def main():
         check("payments-api" in cm["data"]["policies.yaml"], "the ConfigMap holds the policy")
         np = json.loads(env.kubectl("get", "networkpolicy", "maskmesh-payments-api", "-n", "shop", "-o",
                                     "json").stdout)
-        check(np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 15480}],
-              "the NetworkPolicy admits only the sidecar port")
+        # the sidecar port, and the app port of iptables-mode pods, named by their sidecar
+        check(np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 15480},
+                                                    {"protocol": "TCP", "port": "maskmesh-redir"}],
+              "the NetworkPolicy admits only the sidecar port (and maskmesh-redir)")
 
         step("a pod that opts in, created through the API: the webhook injects the sidecar")
         pod = {"apiVersion": "v1", "kind": "Pod",
