@@ -209,7 +209,13 @@ def main():
                             "--keys", os.path.join(TOP, "examples/demo/keys"), "--watch-interval", "200"])
         r = subprocess.run([os.path.join(BIN, "maskmesh-proxy"), "--wait-ready", "--admin",
                             "127.0.0.1:%d" % admin_port, "--timeout", "20"])
-        check(r.returncode == 0, "the sidecar is ready")
+        check(r.returncode == 0, "the sidecar has started (--wait-ready: its /startz)")
+
+        def admin_ready():
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % admin_port, timeout=2) as resp:
+                return resp.status == 200
+        # /readyz also wants the app (started beside it here, not after it as by a kubelet)
+        check(wait(admin_ready, 20, "the sidecar's /readyz"), "the sidecar is ready (the app answers)")
 
         def through(path):
             with urllib.request.urlopen("http://127.0.0.1:%d/%s" % (proxy_port, path), timeout=5) as resp:
