@@ -179,8 +179,10 @@ def main():
         check("payments-api" in cm["data"]["policies.yaml"], "the ConfigMap holds the policy")
         np = json.loads(env.kubectl("get", "networkpolicy", "maskmesh-payments-api", "-n", "shop", "-o",
                                     "json").stdout)
-        check(np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 15480}],
-              "the NetworkPolicy admits only the sidecar port")
+        # the sidecar port, and the app port of iptables-mode pods, named by their sidecar
+        check(np["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 15480},
+                                                    {"protocol": "TCP", "port": "maskmesh-redir"}],
+              "the NetworkPolicy admits only the sidecar port (and maskmesh-redir)")
 
         step("a pod that opts in, created through the API: the webhook injects the sidecar")
         pod = {"apiVersion": "v1", "kind": "Pod",
@@ -207,7 +209,13 @@ def main():
                             "--keys", os.path.join(TOP, "examples/demo/keys"), "--watch-interval", "200"])
         r = subprocess.run([os.path.join(BIN, "maskmesh-proxy"), "--wait-ready", "--admin",
                             "127.0.0.1:%d" % admin_port, "--timeout", "20"])
-        check(r.returncode == 0, "the sidecar is ready")
+        check(r.returncode == 0, "the sidecar has started (--wait-ready: its /startz)")
+
+        def admin_ready():
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % admin_port, timeout=2) as resp:
+                return resp.status == 200
+        # /readyz also wants the app (started beside it here, not after it as by a kubelet)
+        check(wait(admin_ready, 20, "the sidecar's /readyz"), "the sidecar is ready (the app answers)")
 
         def through(path):
             with urllib.request.urlopen("http://127.0.0.1:%d/%s" % (proxy_port, path), timeout=5) as resp:

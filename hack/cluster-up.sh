@@ -108,6 +108,10 @@ state = "$MM_CLUSTER_RUN/containerd"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$MM_PAUSE_IMAGE"
   netns_mounts_under_state_dir = true
+  # The process here lacks CAP_SYS_RESOURCE (CapEff in /proc/self/status): runc's
+  # "update /proc/self/oom_score_adj to '-998'" for a sandbox then fails with EACCES ("can't
+  # get final child's PID from pipe: EOF"). Clamp every container's score to containerd's own.
+  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
@@ -232,12 +236,15 @@ conntrack: {maxPerCore: 0, min: 0}
 EOF
 start kube-proxy "$BIN/kube-proxy" --config="$MM_CLUSTER_DIR/etc/kube-proxy.yaml" --v=1
 
+# --iptables-sync-period 20s, not 5m: a new pod's rules come from pod events, and twice the
+# suite saw the first app pod unprotected for more than 30 s after it was Ready; the periodic
+# full sync bounds that
 log "kube-router (NetworkPolicy only)"
 K apply -f "$root/hack/cluster/rbac-kube-router.yaml" >/dev/null
 start kube-router "$BIN/kube-router" --kubeconfig="$MM_CLUSTER_DIR/kube-router.kubeconfig" \
     --hostname-override="$MM_NODE" --run-firewall=true --run-router=false --run-service-proxy=false \
     --enable-cni=false --health-port=0 --metrics-port=0 --service-cluster-ip-range="$MM_SERVICE_CIDR" \
-    --v=1
+    --iptables-sync-period=20s --v=1
 
 wait_for kubelet 120 K wait --for=condition=Ready "node/$MM_NODE" --timeout=2s
 for p in "${MM_PROCS[@]}"; do alive "$p"; done

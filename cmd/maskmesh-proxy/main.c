@@ -29,7 +29,7 @@ static void usage(FILE *f)
 {
     fputs("usage: maskmesh-proxy [flags]\n"
           "  --listen ADDR:PORT        proxy listener (0.0.0.0:15480; port 0: any free one)\n"
-          "  --admin ADDR:PORT         /healthz /readyz /metrics /quitquitquit (0.0.0.0:15481)\n"
+          "  --admin ADDR:PORT         /healthz /readyz /startz /metrics /quitquitquit (0.0.0.0:15481)\n"
           "  --upstream HOST:PORT      the app (127.0.0.1:8080)\n"
           "  --policies FILE           policies.yaml (/etc/maskmesh/policies/policies.yaml)\n"
           "  --labels FILE             pod labels, downward API (/etc/maskmesh/podinfo/labels)\n"
@@ -48,7 +48,7 @@ static void usage(FILE *f)
           "  --pool-idle-timeout MS    idle pooled upstream connection lifetime (30000)\n"
           "  --watch-interval MS       config file check period (1000)\n"
           "  --log-level debug|info|warn|error (info)\n"
-          "  --wait-ready [--admin ADDR:PORT] [--timeout S]  poll /readyz, exit 0 when ready\n"
+          "  --wait-ready [--admin ADDR:PORT] [--timeout S]  poll /startz, exit 0 when started\n"
           "                            (the classic sidecar's postStart hook)\n"
           "Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads.\n",
           f);

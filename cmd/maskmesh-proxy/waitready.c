@@ -1,7 +1,9 @@
 /* maskmesh-proxy --wait-ready: the postStart hook of a classic (non-native) sidecar. The
- * image has no shell and no curl, so the proxy binary itself polls its admin /readyz until it
+ * image has no shell and no curl, so the proxy binary itself polls its admin /startz until it
  * answers 200, and the kubelet starts the app container only then (as Istio's
- * holdApplicationUntilProxyStarts does). Exit 0 when ready, 1 when the timeout passed. */
+ * holdApplicationUntilProxyStarts does). /startz, not /readyz: /readyz also wants the app to
+ * accept connections, and the app starts only after this hook (a kubelet found that: every
+ * first start waited the whole timeout). Exit 0 when started, 1 when the timeout passed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,7 +17,7 @@
 #include "common/common.h"
 #include "waitready.h"
 
-/* One GET /readyz on 127.0.0.1:port; true on 200. Every socket call has a short timeout. */
+/* One GET /startz on 127.0.0.1:port; true on 200. Every socket call has a short timeout. */
 static bool ready_once(unsigned port)
 {
     char buf[64];
@@ -30,7 +32,7 @@ static bool ready_once(unsigned port)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        static const char req[] = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        static const char req[] = "GET /startz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
         ssize_t n;
         if (write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1) &&
             (n = read(fd, buf, sizeof(buf) - 1)) > 12) {
@@ -63,7 +65,7 @@ int proxy_wait_ready(int argc, char **argv)
             i++;
         } else {
             fprintf(stderr, "usage: maskmesh-proxy --wait-ready [--admin ADDR:PORT] [--timeout SECONDS]\n"
-                            "Polls http://127.0.0.1:PORT/readyz (PORT from --admin, default 15481)\n"
+                            "Polls http://127.0.0.1:PORT/startz (PORT from --admin, default 15481)\n"
                             "until it answers 200 (exit 0) or the timeout (default 120 s) passes (exit 1).\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
@@ -75,7 +77,7 @@ int proxy_wait_ready(int argc, char **argv)
         struct timespec ts = {.tv_nsec = 200 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    fprintf(stderr, "maskmesh-proxy --wait-ready: 127.0.0.1:%ld/readyz not ready after %ld s\n", port,
+    fprintf(stderr, "maskmesh-proxy --wait-ready: 127.0.0.1:%ld/startz not ready after %ld s\n", port,
             timeout_s);
     return 1;
 }

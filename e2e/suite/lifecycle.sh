@@ -109,8 +109,17 @@ say "helm uninstall leaves nothing of maskmesh"
 k delete namespace "$APP_NS" --wait=true --timeout=180s >/dev/null
 helm_ uninstall "$REL" --namespace "$NS" --wait --timeout 180s >/dev/null
 k delete crd maskingpolicies.maskmesh.io --ignore-not-found --wait=true --timeout=90s >/dev/null
+# helm --wait waits for the Deployments; their pods go after the garbage collector and their
+# graceful shutdown
+k -n "$NS" wait --for=delete pod -l "app.kubernetes.io/instance=$REL" --timeout=120s >/dev/null 2>&1 || true
 left="$(k get mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings,crd -o name | grep -i maskmesh || true)"
+# The controller's leader-election Lease is no chart object: the controller writes it at run
+# time (as client-go's leader election does) and it stays in the release's namespace until
+# that goes; the namespace's deletion below must take it.
 left+="$(k -n "$NS" get all,secrets,configmaps,leases,serviceaccounts,roles,rolebindings -o name 2>/dev/null |
-        grep -v -e kube-root-ca -e 'serviceaccount/default$' || true)"
-[ -z "$left" ] && ok "nothing of maskmesh is left" || bad "left behind: $left"
-k delete namespace "$NS" --ignore-not-found --wait=false >/dev/null
+        grep -v -e kube-root-ca -e 'serviceaccount/default$' -e "lease.coordination.k8s.io/$lease\$" || true)"
+[ -z "$left" ] && ok "nothing of the chart is left after helm uninstall" || bad "left behind: $left"
+k -n "$NS" get lease "$lease" -o name >/dev/null 2>&1 && echo "    (the controller's Lease $lease stays until its namespace goes)"
+k delete namespace "$NS" --ignore-not-found --wait=true --timeout=120s >/dev/null
+ns_gone() { ! k get namespace "$NS" >/dev/null 2>&1; }
+check "the namespace $NS, and with it the Lease, is gone" eventually 60 ns_gone

@@ -32,15 +32,24 @@ if [ "${1:-}" = --only ]; then
     done
     k8s_cmds=("$@"); only=1
 fi
-missing=()
-for c in "${k8s_cmds[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
-# with --only, kube-router and CoreDNS are not wanted
-if [ ${#missing[@]} -eq 0 ] && { [ $only -eq 1 ] || { [ -x "$bin/kube-router" ] && [ -x "$bin/coredns" ]; }; }; then
-    echo "$bin"
-    exit 0
-fi
+# all_there: fills missing[]; true when nothing wanted is missing
+all_there() {
+    missing=()
+    for c in "${k8s_cmds[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
+    # with --only, kube-router and CoreDNS are not wanted
+    [ ${#missing[@]} -eq 0 ] && { [ $only -eq 1 ] || { [ -x "$bin/kube-router" ] && [ -x "$bin/coredns" ]; }; }
+}
+if all_there; then echo "$bin"; exit 0; fi
 command -v go >/dev/null || { echo "k8s/build: go is not installed (golang-go or go.dev/dl)" >&2; exit 1; }
 mkdir -p "$bin"
+# One build at a time per cache: .ci/run starts one in the background, and cluster-up or
+# check-crd-live.sh then waits here for it and finds the binaries built.
+exec 8>"$cache/.build.lock"
+if ! flock -n 8; then
+    echo "k8s/build: another build of $bin runs; waiting for it" >&2
+    flock 8
+fi
+if all_there; then echo "$bin"; exit 0; fi
 tmp="$(mktemp -d "$bin/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 

@@ -17,6 +17,9 @@ struct json_object;
 #define MM_ADM_INIT_NAME      "maskmesh-init"  /* iptables mode's init container */
 #define MM_ADM_PROXY_PORT     15480
 #define MM_ADM_ADMIN_PORT     15481
+/* iptables mode: the app's port, declared again on the sidecar under this name, which the
+ * controller's NetworkPolicy allows (lib/policy's MM_SIDECAR_REDIRECT_PORT_NAME) */
+#define MM_ADM_REDIRECT_PORT_NAME "maskmesh-redir"
 #define MM_ADM_LABEL_INJECT   "maskmesh.io/inject"
 #define MM_ADM_ANN_STATUS     "maskmesh.io/status"
 #define MM_ADM_ANN_PORT       "maskmesh.io/port"

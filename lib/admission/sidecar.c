@@ -90,11 +90,16 @@ json_object *adm_sidecar_container(jb *j, const adm_plan *pl)
     jb_set(j, c, "args", args);
     jb_push(j, ports, port_obj(j, pl->proxy_port_name, MM_ADM_PROXY_PORT));
     jb_push(j, ports, port_obj(j, "maskmesh-admin", MM_ADM_ADMIN_PORT));
+    /* connections to the app port reach the sidecar through the pod's REDIRECT, after the
+     * node's NetworkPolicy has seen them: declared here, named, the policy can allow them */
+    if (pl->mode == MM_ADM_MODE_IPTABLES)
+        jb_push(j, ports, port_obj(j, MM_ADM_REDIRECT_PORT_NAME, pl->port.number));
     jb_set(j, c, "ports", ports);
     if (pl->native) {
         jb_set(j, c, "restartPolicy", jb_str(j, "Always"));
-        /* the kubelet starts the next container only once this probe passed */
-        jb_set(j, c, "startupProbe", http_probe(j, "/readyz", 1, 120));
+        /* the kubelet starts the next container only once this probe passed: /startz, not
+         * /readyz, which also needs the app that is not started yet */
+        jb_set(j, c, "startupProbe", http_probe(j, "/startz", 1, 120));
     } else if (cfg->hold_app) {
         /* the image has no shell: the proxy binary itself polls its /readyz */
         json_object *life = jb_obj(j), *ps = jb_obj(j), *ex = jb_obj(j), *cmd = jb_arr(j);

@@ -361,6 +361,9 @@ static void test_iptables_native(void **state)
     assert_string_equal(str_at(out, "/spec/initContainers/0/securityContext/capabilities/add/0"), "NET_ADMIN");
     assert_string_equal(str_at(out, "/spec/containers/1/ports/0/name"), "http");
     assert_string_equal(str_at(out, "/spec/containers/0/ports/0/name"), "maskmesh");
+    /* the app port again, named for the controller's NetworkPolicy (it sees 8080, not 15480) */
+    assert_string_equal(str_at(out, "/spec/containers/0/ports/2/name"), MM_ADM_REDIRECT_PORT_NAME);
+    assert_int_equal(json_object_get_int(at(out, "/spec/containers/0/ports/2/containerPort")), 8080);
     assert_string_equal(str_at(out, "/spec/containers/1/readinessProbe/httpGet/port"), "http");
     assert_true(has_warning(&r, "NET_ADMIN"));
     assert_idempotent(out, &cfg, NULL);
@@ -376,7 +379,7 @@ static void test_iptables_native(void **state)
     assert_int_equal(r.reason, MM_ADM_INJECTED);
     assert_string_equal(str_at(out, "/spec/initContainers/0/name"), "maskmesh-proxy");
     assert_string_equal(str_at(out, "/spec/initContainers/0/restartPolicy"), "Always");
-    assert_string_equal(str_at(out, "/spec/initContainers/0/startupProbe/httpGet/path"), "/readyz");
+    assert_string_equal(str_at(out, "/spec/initContainers/0/startupProbe/httpGet/path"), "/startz");
     assert_null(at(out, "/spec/initContainers/0/lifecycle"));
     assert_string_equal(str_at(out, "/spec/initContainers/1/name"), "setup");
     assert_string_equal(str_at(out, "/spec/containers/0/name"), "payments");

@@ -318,6 +318,10 @@ size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
 #define MM_POLICY_LABEL         "maskmesh.io/policy"
 #define MM_SIDECAR_PORT         15480
 #define MM_ADMIN_PORT           15481
+/* The named port an iptables-mode sidecar declares for the app's port (lib/admission). A
+ * NetworkPolicy sees a packet before the pod's own REDIRECT to the sidecar, so it must allow
+ * that port on those pods; on a named-port pod the name resolves to nothing. */
+#define MM_SIDECAR_REDIRECT_PORT_NAME "maskmesh-redir"
 
 /* The ConfigMap maskmesh-policies of namespace `ns` for `n` MaskingPolicy objects as the API
  * returns them (valid ones: the caller leaves invalid policies out). policies.yaml holds them

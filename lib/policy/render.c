@@ -229,8 +229,8 @@ static struct json_object *port_entry(int port)
     return p;
 }
 
-/* {from: peers (when any), ports: [{TCP port}]} */
-static struct json_object *ingress_rule(const struct json_object *peers, int port)
+/* {from: peers (when any), ports: [{TCP port}, {TCP named}]} (named: NULL for none) */
+static struct json_object *ingress_rule(const struct json_object *peers, int port, const char *named)
 {
     struct json_object *r = json_object_new_object(), *ports = json_object_new_array();
     if (!r || !ports || !put(r, "ports", ports)) {
@@ -244,6 +244,15 @@ static struct json_object *ingress_rule(const struct json_object *peers, int por
         json_object_put(pe);
         json_object_put(r);
         return NULL;
+    }
+    if (named) {
+        pe = json_object_new_object();
+        if (!pe || !put_str(pe, "protocol", "TCP") || !put_str(pe, "port", named) ||
+            json_object_array_add(ports, pe) != 0) {
+            json_object_put(pe);
+            json_object_put(r);
+            return NULL;
+        }
     }
     if (peers && json_object_array_length(peers) > 0 && !put(r, "from", copy(peers))) {
         json_object_put(r);
@@ -284,16 +293,18 @@ mm_err mm_policy_render_networkpolicy(const struct json_object *policy,
             goto nomem;
         }
     }
-    /* the sidecar port only: the app port is not reachable from outside the pod at all */
+    /* the sidecar port only: the app port is not reachable from outside the pod at all,
+     * except as an iptables-mode pod's named redirect port, which the pod sends to its sidecar */
     if (!put(np, "spec", spec = json_object_new_object()) || !put(spec, "podSelector", copy(sel)) ||
         !put(spec, "policyTypes", types = json_object_new_array()) ||
         json_object_array_add(types, json_object_new_string("Ingress")) != 0 ||
         !put(spec, "ingress", ingress = json_object_new_array()))
         goto nomem;
-    if (!(r = ingress_rule(allow, MM_SIDECAR_PORT)) || json_object_array_add(ingress, r) != 0)
+    if (!(r = ingress_rule(allow, MM_SIDECAR_PORT, MM_SIDECAR_REDIRECT_PORT_NAME)) ||
+        json_object_array_add(ingress, r) != 0)
         goto nomem;
     if (monitoring_from && json_object_array_length(monitoring_from) > 0 &&
-        (!(r = ingress_rule(monitoring_from, MM_ADMIN_PORT)) || json_object_array_add(ingress, r) != 0))
+        (!(r = ingress_rule(monitoring_from, MM_ADMIN_PORT, NULL)) || json_object_array_add(ingress, r) != 0))
         goto nomem;
     mm_buf_free(&npname);
     *out = np;

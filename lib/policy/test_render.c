@@ -99,7 +99,8 @@ static void test_networkpolicy(void **state)
     in = json_object_object_get(spec, "ingress");
     assert_int_equal(json_object_array_length(in), 2);
     assert_string_equal(json_object_to_json_string_ext(json_object_array_get_idx(in, 0), 0),
-                        "{\"ports\":[{\"protocol\":\"TCP\",\"port\":15480}],\"from\":[{\"podSelector\":"
+                        "{\"ports\":[{\"protocol\":\"TCP\",\"port\":15480},{\"protocol\":\"TCP\","
+                        "\"port\":\"maskmesh-redir\"}],\"from\":[{\"podSelector\":"
                         "{\"matchLabels\":{\"role\":\"frontend\"}}}]}");
     assert_int_equal(json_object_get_int(json_object_object_get(json_object_array_get_idx(
                          json_object_object_get(json_object_array_get_idx(in, 1), "ports"), 0), "port")),
@@ -112,7 +113,8 @@ static void test_networkpolicy(void **state)
     in = json_object_object_get(json_object_object_get(np, "spec"), "ingress");
     assert_int_equal(json_object_array_length(in), 1);
     assert_string_equal(json_object_to_json_string_ext(json_object_array_get_idx(in, 0), 0),
-                        "{\"ports\":[{\"protocol\":\"TCP\",\"port\":15480}]}");
+                        "{\"ports\":[{\"protocol\":\"TCP\",\"port\":15480},{\"protocol\":\"TCP\","
+                        "\"port\":\"maskmesh-redir\"}]}");
     json_object_put(np);
     struct json_object *bad = json_tokener_parse("{\"metadata\":{\"name\":\"x\"},\"spec\":{}}");
     assert_int_equal(mm_policy_render_networkpolicy(bad, NULL, &np, &eb), MM_EINVAL);

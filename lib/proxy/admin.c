@@ -101,14 +101,18 @@ static void handle(mm_proxy *p, int fd)
         }
     if (get && http_token_eq(h->target, tl, "/healthz")) {
         respond(fd, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
-    } else if (get && http_token_eq(h->target, tl, "/readyz")) {
+    } else if (get && (http_token_eq(h->target, tl, "/readyz") ||
+                       http_token_eq(h->target, tl, "/startz"))) {
+        /* /startz: the sidecar can mask (a config, not draining); the app is not asked, as
+         * the kubelet starts it only once the sidecar has started (postStart, startupProbe) */
+        bool startz = http_token_eq(h->target, tl, "/startz");
         snap *s = config_current(p);
         const char *why = NULL;
         if (atomic_load(&p->draining))
             why = "draining";
         else if (!s)
             why = "no valid configuration loaded";
-        else if (!upstream_answers(p, 500))
+        else if (!startz && !upstream_answers(p, 500))
             why = "the app does not accept connections";
         snap_unref(s);
         if (why) {

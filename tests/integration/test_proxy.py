@@ -479,6 +479,8 @@ def t_upstream_failures(env):
         assert "refused" in json.loads(body)["error"]
         st, body = admin_get(px, "/readyz")
         assert st == 503 and "app" in body, (st, body)
+        # /startz (postStart hook, native startup probe) does not ask the app
+        assert admin_get(px, "/startz")[0] == 200
     finally:
         px.stop()
 
@@ -767,6 +769,8 @@ def t_admin(env):
     px = Proxy(env.app_port, labels="not a labels file = =\n")
     try:
         st, body = admin_get(px, "/readyz")
+        assert st == 503 and "configuration" in body, (st, body)
+        st, body = admin_get(px, "/startz")
         assert st == 503 and "configuration" in body, (st, body)
         assert get(px.port, "/json")[0] == 503
     finally:
