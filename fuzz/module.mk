@@ -7,3 +7,4 @@ fuzz_k8s_kubeconfig_MODULES := k8s
 fuzz_http_MODULES := proxy
 fuzz_encrypt_MODULES := mask
 fuzz_http_response_MODULES := proxy
+fuzz_simd_MODULES := mask
