@@ -96,6 +96,62 @@ static inline uint64_t below(unsigned k)
     return k >= 64 ? ~0ull : (1ull << k) - 1;
 }
 
+/* The grammar as a table over token classes. States split json.c's by the kind of the
+ * container they are in, so that a value's end and ',' need no look at the stack. */
+enum { S_VAL_O, S_VAL_A, S_ARR_FIRST, S_OBJ_FIRST, S_OBJ_KEY, S_COLON, S_AFTER_O, S_AFTER_A,
+       S_N, /* actions: */ A_PUSH_O = S_N, A_PUSH_A, A_POP, A_SCALAR_O, A_SCALAR_A, A_COLON,
+       A_STOP };
+enum { C_OTHER, C_QUOTE, C_SCALAR, C_LBRACE, C_LBRACKET, C_RBRACE, C_RBRACKET, C_COLON, C_COMMA };
+static const unsigned char tok_class[256] = {
+    ['"'] = C_QUOTE, ['-'] = C_SCALAR, ['0' ... '9'] = C_SCALAR,
+    ['t'] = C_SCALAR, ['f'] = C_SCALAR, ['n'] = C_SCALAR, ['{'] = C_LBRACE,
+    ['['] = C_LBRACKET, ['}'] = C_RBRACE, [']'] = C_RBRACKET, [':'] = C_COLON, [','] = C_COMMA,
+};
+#define X A_STOP
+/* [1]: member names are bounded, so ':' is checked against the name before it */
+static const unsigned char next_state[2][S_N][16] = {
+  {
+    /*             other "          scalar      {         [         }      ]      :        , */
+    [S_VAL_O] = {X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_VAL_A] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_ARR_FIRST] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_FIRST] = {X, S_COLON, X, X, X, A_POP, X, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_KEY] = {X, S_COLON, X, X, X, X, X, X, X, X, X, X, X, X, X, X},
+    [S_COLON] = {X, X, X, X, X, X, X, S_VAL_O, X, X, X, X, X, X, X, X},
+    [S_AFTER_O] = {X, X, X, X, X, A_POP, X, X, S_OBJ_KEY, X, X, X, X, X, X, X},
+    [S_AFTER_A] = {X, X, X, X, X, X, A_POP, X, S_VAL_A, X, X, X, X, X, X, X},
+  }, {
+    /*             other "          scalar      {         [         }      ]      :        , */
+    [S_VAL_O] = {X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_VAL_A] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_ARR_FIRST] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_FIRST] = {X, S_COLON, X, X, X, A_POP, X, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_KEY] = {X, S_COLON, X, X, X, X, X, X, X, X, X, X, X, X, X, X},
+    [S_COLON] = {X, X, X, X, X, X, X, A_COLON, X, X, X, X, X, X, X, X},
+    [S_AFTER_O] = {X, X, X, X, X, A_POP, X, X, S_OBJ_KEY, X, X, X, X, X, X, X},
+    [S_AFTER_A] = {X, X, X, X, X, X, A_POP, X, S_VAL_A, X, X, X, X, X, X, X},
+  }};
+#undef X
+
+static int to_js(int st)
+{
+    static const int js[S_N] = {J_VALUE, J_VALUE, J_ARR_FIRST, J_OBJ_FIRST, J_OBJ_KEY, J_COLON,
+                                J_AFTER, J_AFTER};
+    return js[st];
+}
+
+static int from_js(int js, bool obj)
+{
+    switch (js) {
+    case J_VALUE: return obj ? S_VAL_O : S_VAL_A;
+    case J_ARR_FIRST: return S_ARR_FIRST;
+    case J_OBJ_FIRST: return S_OBJ_FIRST;
+    case J_OBJ_KEY: return S_OBJ_KEY;
+    case J_COLON: return S_COLON;
+    default: return obj ? S_AFTER_O : S_AFTER_A;
+    }
+}
+
 void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, char kind,
            size_t room, size_t keymax, sk_result *r)
 {
@@ -103,18 +159,18 @@ void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, c
     unsigned char pad[64];
     sk_carry c = {0, 0, 0};
     sk_block b;
-    size_t depth = 0, base = i;
-    bool obj = kind == '{';
-    long values = 0;
+    size_t depth = 0, base = i, pos = len;
+    int st = from_js(js, kind == '{');
     uint64_t lines = 0; /* newlines before the block at base */
-    /* the last string token: where to stop when its content turns out unusual */
-    size_t cp = i;
-    int cp_js = js;
-    long cp_values = 0;
-    size_t pos = len;
-    bool at_cp = false;
+    /* the last token read: when a string's content turns out unusual, or a member name may
+     * be over the limit, json.c reads on from that string (no token lies inside one) */
+    size_t last = i;
+    int last_st = st;
+    bool at_last = false;
 
-    memset(r->kinds, 0, sizeof(r->kinds));
+    const unsigned char(*tab)[16] = next_state[keymax != SIZE_MAX];
+    if (room > SK_MAX_DEPTH)
+        room = SK_MAX_DEPTH;
     for (; base < len; base += 64) {
         const unsigned char *p = d + base;
         if (len - base < 64) { /* the end of the chunk: spaces after it, no token there */
@@ -139,62 +195,45 @@ void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, c
             unsigned k = (unsigned)__builtin_ctzll(t);
             t &= t - 1;
             size_t at = base + k;
-            unsigned char ch = p[k];
-            switch (ch) {
-            case '"':
-                if (js == J_VALUE || js == J_ARR_FIRST) {
-                    cp = at, cp_js = js, cp_values = values;
-                    js = J_AFTER;
-                    values += !depth;
-                } else if (js == J_OBJ_FIRST || js == J_OBJ_KEY) {
-                    cp = at, cp_js = js, cp_values = values;
-                    js = J_COLON;
-                } else {
+            int nx = tab[st][tok_class[p[k]]];
+            if (nx < S_N) {
+                last = at, last_st = st, st = nx;
+                continue;
+            }
+            switch (nx) {
+            case A_COLON:
+                if (at - last - 2 > keymax) {
+                    at_last = true; /* after a name that may be over the limit: json.c sees */
                     goto stop;
                 }
+                last = at, last_st = st, st = S_VAL_O;
                 continue;
-            case ':':
-                if (js != J_COLON)
+            case A_PUSH_O:
+            case A_PUSH_A:
+                if (depth >= room)
                     goto stop;
-                if (at - cp - 2 > keymax) { /* the name may be over the limit: json.c sees */
-                    at_cp = true;
-                    goto stop;
-                }
-                js = J_VALUE;
-                continue;
-            case ',':
-                if (js != J_AFTER)
-                    goto stop;
-                js = obj ? J_OBJ_KEY : J_VALUE;
-                continue;
-            case '{':
-            case '[':
-                if ((js != J_VALUE && js != J_ARR_FIRST) || depth >= room || depth >= SK_MAX_DEPTH)
-                    goto stop;
-                depth++;
-                obj = ch == '{';
-                if (obj)
-                    r->kinds[(depth - 1) / 64] |= 1ull << ((depth - 1) % 64);
+                if (nx == A_PUSH_O)
+                    r->kinds[depth / 64] |= 1ull << (depth % 64);
                 else
-                    r->kinds[(depth - 1) / 64] &= ~(1ull << ((depth - 1) % 64));
-                js = obj ? J_OBJ_FIRST : J_ARR_FIRST;
+                    r->kinds[depth / 64] &= ~(1ull << (depth % 64));
+                depth++;
+                last = at, last_st = st;
+                st = nx == A_PUSH_O ? S_OBJ_FIRST : S_ARR_FIRST;
                 continue;
-            case '}':
-            case ']':
-                if ((ch == '}') != obj || !depth)
-                    goto stop; /* a mismatch, or the skimmed container's own closer */
-                if (js != J_AFTER && js != (obj ? J_OBJ_FIRST : J_ARR_FIRST))
-                    goto stop;
+            case A_POP:
+                if (!depth)
+                    goto stop; /* the skimmed container's own closer: json.c reads it */
                 depth--;
-                obj = depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : kind == '{';
-                js = J_AFTER;
-                values += !depth;
+                last = at, last_st = st;
+                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : kind == '{')
+                         ? S_AFTER_O : S_AFTER_A;
                 continue;
-            default:
-                if ((js != J_VALUE && js != J_ARR_FIRST) || !scalar_end(d, at, len))
+            case A_SCALAR_O:
+            case A_SCALAR_A:
+                if (!scalar_end(d, at, len))
                     goto stop;
-                js = J_AFTER;
-                values += !depth;
+                last = at, last_st = st;
+                st = nx == A_SCALAR_O ? S_AFTER_O : S_AFTER_A;
                 continue;
             }
         stop:
@@ -205,26 +244,23 @@ void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, c
         if (lim < 64) { /* an unusual byte in the last string: json.c reads that string */
             pos = base + lim;
             lines += (uint64_t)__builtin_popcountll(b.nl & below(lim));
-            at_cp = true;
+            at_last = true;
             goto out;
         }
         lines += b.nls;
     }
-    pos = len;
     if (c.in_str) /* the chunk ends in a string: json.c reads it */
-        at_cp = true;
+        at_last = true;
 out:
-    if (js == J_COLON && keymax != SIZE_MAX)
-        at_cp = true; /* the name's length is not known here: json.c reads it */
-    if (at_cp) {
-        lines -= count_nl(d, cp, pos);
-        pos = cp;
-        js = cp_js;
-        values = cp_values;
+    if (st == S_COLON && keymax != SIZE_MAX)
+        at_last = true; /* the name's length is not known here: json.c reads it */
+    if (at_last) {
+        lines -= count_nl(d, last, pos);
+        pos = last;
+        st = last_st;
     }
     r->pos = pos;
-    r->js = js;
+    r->js = to_js(st);
     r->depth = depth;
     r->lines = lines;
-    r->values = values;
 }

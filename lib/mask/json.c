@@ -585,7 +585,6 @@ static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, int *js
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
     jskim(s->cls, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax, &r);
     s->line += r.lines;
-    f->index += r.values;
     if (r.depth) {
         uint64_t allow = s->supp ? 0 : f->allow;
         if ((rc = ensure_depth(s, s->depth + r.depth)) != MM_OK)

@@ -99,9 +99,9 @@ static inline void sk_finish(uint64_t quote, uint64_t bs, uint64_t ws, uint64_t 
 
 /* What jskim did: it stopped before data[pos] in state js (a state between tokens), `depth`
  * containers deeper than where it started (their kinds in kinds[]: bit k set for an object
- * at relative depth k + 1), after `lines` newlines and `values` complete values directly in
- * the container it started in. When depth is 0 and pos < len, data[pos] closes that
- * container or is a token json.c must read itself. */
+ * at relative depth k + 1), after `lines` newlines. When depth is 0 and pos < len,
+ * data[pos] closes that container or is a token json.c must read itself. (It does not count
+ * the container's elements: an untouched array's index is never read.) */
 #define SK_MAX_DEPTH 512
 typedef struct {
     size_t pos;
@@ -109,7 +109,6 @@ typedef struct {
     size_t depth;
     uint64_t kinds[SK_MAX_DEPTH / 64];
     uint64_t lines;
-    long values;
 } sk_result;
 
 /* Walks the tokens of data[i..len) from state js inside a container of kind `kind` ('{' or
