@@ -16,7 +16,8 @@ build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3
             nghttp2-server  # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
             python3-cryptography  # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
             librdkafka-dev) # maskmesh-stream's Kafka client
-bench_pkgs=(wrk nginx-light nodejs)
+bench_pkgs=(wrk nginx-light nodejs
+            libsimdjson-dev g++) # bench/simdjson-count.cpp: a SIMD JSON parser's own figure
 kafka_pkgs=(openjdk-17-jdk-headless maven)
 cluster_pkgs=(etcd-server containerd runc containernetworking-plugins iptables nftables iproute2
               conntrack ethtool socat util-linux mount openssl curl ca-certificates ipset
