@@ -604,6 +604,7 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
     mm_err rc = MM_OK;
     size_t i = 0, skim_at = SIZE_MAX;
     int js = s->js;
+    const bool skim_ok = s->cls && !s->reads && !s->tw; /* else only removed containers are */
 
     s->run = 0;
     if (s->buf_on)
@@ -615,8 +616,9 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
         /* where no rule can touch the container, its tokens are skimmed; json.c reads on
          * where jskim stopped (skim_at: it would stop there again). Not while an encrypt
          * tweak watches member names (jtweak.c). */
-        if (s->cls && !s->tw && (js == J_AFTER || js == J_OBJ_FIRST || js == J_ARR_FIRST) &&
-            i != skim_at && s->depth && frame_quiet(s)) {
+        if ((skim_ok || (s->supp && s->cls && !s->tw)) &&
+            (js == J_AFTER || js == J_OBJ_FIRST || js == J_ARR_FIRST) && i != skim_at &&
+            s->depth && frame_quiet(s)) {
             size_t next;
             if ((rc = skim(s, data, i, len, &js, &next)) != MM_OK)
                 return rc;

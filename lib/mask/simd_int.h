@@ -66,6 +66,18 @@ const char *simd_name(simd_level l);
 void sk_classify_avx2(const unsigned char *p, sk_carry *c, sk_block *b);
 void sk_classify_avx512(const unsigned char *p, sk_carry *c, sk_block *b);
 
+/* The detectors' trigger filter (detect.c) over 64 bytes at p: *alnum the ASCII letters
+ * and digits (where a word may start), *hits the bytes equal to one of bytes[0..nb), nb <= 8
+ * (the detectors' trigger bytes). NULL: off. */
+#define DET_MASK_BYTES 8
+typedef void (*det_mask_fn)(const unsigned char *p, const unsigned char *bytes, size_t nb,
+                            uint64_t *alnum, uint64_t *hits);
+det_mask_fn simd_det_masks(simd_level l);
+void det_masks_avx2(const unsigned char *p, const unsigned char *bytes, size_t nb,
+                    uint64_t *alnum, uint64_t *hits);
+void det_masks_avx512(const unsigned char *p, const unsigned char *bytes, size_t nb,
+                      uint64_t *alnum, uint64_t *hits);
+
 /* The ISA-independent part of a classification, from the raw byte masks. `pxor` is the
  * prefix XOR of its argument (carry-less multiplication by all ones). */
 static inline void sk_finish(uint64_t quote, uint64_t bs, uint64_t ws, uint64_t op,

@@ -70,7 +70,67 @@ __attribute__((target("avx512f,avx512bw,pclmul,popcnt"))) void sk_classify_avx51
     uint64_t nl = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
     sk_finish(quote, bs, ws, op, ctl, nl, pxor_avx512, c, b);
 }
+
+/* byte - lo <= hi - lo, unsigned: the bytes in [lo, hi] */
+__attribute__((target("avx2"))) static inline __m256i in_range2(__m256i v, char lo, char hi)
+{
+    __m256i d = _mm256_sub_epi8(v, _mm256_set1_epi8(lo));
+    return _mm256_cmpeq_epi8(_mm256_min_epu8(d, _mm256_set1_epi8((char)(hi - lo))), d);
+}
+
+__attribute__((target("avx2"))) static inline __m256i alnum2(__m256i v)
+{
+    /* letters: bit 5 folds the cases together */
+    __m256i folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+    return _mm256_or_si256(in_range2(v, '0', '9'), in_range2(folded, 'a', 'z'));
+}
+
+__attribute__((target("avx2,pclmul,popcnt"))) void det_masks_avx2(const unsigned char *p,
+                                                                   const unsigned char *bytes,
+                                                                   size_t nb, uint64_t *alnum,
+                                                                   uint64_t *hits)
+{
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    __m256i hl = _mm256_setzero_si256(), hh = _mm256_setzero_si256();
+    for (size_t k = 0; k < nb; k++) {
+        __m256i b = _mm256_set1_epi8((char)bytes[k]);
+        hl = _mm256_or_si256(hl, _mm256_cmpeq_epi8(lo, b));
+        hh = _mm256_or_si256(hh, _mm256_cmpeq_epi8(hi, b));
+    }
+    *alnum = mask2(alnum2(lo), alnum2(hi));
+    *hits = mask2(hl, hh);
+}
+
+__attribute__((target("avx512f,avx512bw"))) void det_masks_avx512(const unsigned char *p,
+                                                                  const unsigned char *bytes,
+                                                                  size_t nb, uint64_t *alnum,
+                                                                  uint64_t *hits)
+{
+    __m512i v = _mm512_loadu_si512((const void *)p);
+    __m512i folded = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+    uint64_t h = 0;
+    for (size_t k = 0; k < nb; k++)
+        h |= _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8((char)bytes[k]));
+    *alnum = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8('0')), _mm512_set1_epi8(9)) |
+             _mm512_cmple_epu8_mask(_mm512_sub_epi8(folded, _mm512_set1_epi8('a')),
+                                    _mm512_set1_epi8(25));
+    *hits = h;
+}
 #endif
+
+det_mask_fn simd_det_masks(simd_level l)
+{
+#ifdef SIMD_X86
+    if (l == SIMD_AVX512)
+        return det_masks_avx512;
+    if (l == SIMD_AVX2)
+        return det_masks_avx2;
+#else
+    (void)l;
+#endif
+    return NULL;
+}
 
 simd_level simd_best(void)
 {
