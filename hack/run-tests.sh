@@ -70,7 +70,7 @@ for suite in "${suites[@]}"; do
                 run "unit: ${t#$build/tests/}" "$t"
                 # the JSON masker's portable path and each SIMD level (lib/mask/simd_int.h)
                 # must give the same bytes: its tests run under each MM_SIMD setting too
-                case $t in */tests/mask/test_stream|*/tests/mask/test_golden|*/tests/mask/test_property|*/tests/mask/test_grants)
+                case $t in */tests/mask/test_stream|*/tests/mask/test_golden|*/tests/mask/test_property|*/tests/mask/test_grants|*/tests/mask/test_tweak)
                     for lvl in off avx2; do
                         MM_SIMD=$lvl run "unit(MM_SIMD=$lvl): ${t#$build/tests/}" "$t"
                     done ;;

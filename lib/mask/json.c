@@ -604,7 +604,8 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
     mm_err rc = MM_OK;
     size_t i = 0, skim_at = SIZE_MAX;
     int js = s->js;
-    const bool skim_ok = s->cls && !s->reads && !s->tw; /* else only removed containers are */
+    /* removed containers are skimmed even where every value is read */
+    const bool skim_ok = s->cls && !s->reads && !s->tw;
 
     s->run = 0;
     if (s->buf_on)
