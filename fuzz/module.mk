@@ -10,3 +10,4 @@ fuzz_http_response_MODULES := proxy
 fuzz_ws_MODULES := proxy
 fuzz_pbdesc_MODULES := mask
 fuzz_proto_MODULES := mask
+fuzz_simd_MODULES := mask

@@ -45,6 +45,7 @@
  * precedence.
  */
 #include "mask/detect_int.h"
+#include "mask/simd_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -253,7 +254,7 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
     memset(s->cand, 0, sizeof(s->cand));
     memset(s->next_ok, 0, sizeof(s->next_ok));
     s->any_words = false;
-    s->n_bytes = 0;
+    s->n_bytes = s->n_tbytes = 0;
     for (int id = 0; id < DET_BUILTIN_COUNT; id++) {
         const det_entry *e = &det_registry[id];
         if (!s->on[id])
@@ -270,6 +271,8 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
                     s->any_words = true;
                 }
         for (const char *b = e->bytes; *b; b++) {
+            if (!(s->trig[(unsigned char)*b] & T_BYTE) && s->n_tbytes++ < sizeof(s->tbytes))
+                s->tbytes[s->n_tbytes - 1] = (unsigned char)*b;
             s->trig[(unsigned char)*b] |= T_BYTE;
             s->bytes[s->n_bytes].byte = (unsigned char)*b;
             s->bytes[s->n_bytes++].id = (det_id)id;
@@ -308,6 +311,8 @@ mm_err det_scratch_new(const det_set *s, det_scratch **out)
     if (!sc)
         return MM_ENOMEM;
     sc->set = s;
+    if (s->n_tbytes <= DET_MASK_BYTES)
+        sc->masks = simd_det_masks(simd_chosen());
     if (s->n_pats) {
         if (!(sc->md = mm_calloc(s->n_pats, sizeof(*sc->md))))
             goto nomem;
@@ -357,10 +362,51 @@ static inline bool may(const scan *s, det_id id, size_t i)
     return i >= s->next[id];
 }
 
+/* The SIMD filter's masks for the 64 bytes from t[at] (zeros after the end: no trigger). */
+static void window(const scan *s, det_mask_fn masks, size_t at, size_t *wb, uint64_t *al,
+                   uint64_t *hit)
+{
+    unsigned char pad[64];
+    const unsigned char *p = s->t + at;
+    if (s->n - at < 64) {
+        memset(pad, 0, sizeof(pad));
+        memcpy(pad, p, s->n - at);
+        p = pad;
+    }
+    masks(p, s->set->tbytes, s->set->n_tbytes, al, hit);
+    *wb = at;
+}
+
+/* The detectors that may start at the word t[i..w) (of this class and length, before this
+ * byte), each tried in id order. */
+static inline void try_word(scan *s, size_t i, size_t w)
+{
+    const det_set *set = s->set;
+    unsigned char c = det_cls[s->t[i]];
+    int wc = (c & C_DIGIT) ? 0 : (c & C_UPPER) ? 1 : 2;
+    uint32_t m = set->cand[wc][w - i < 31 ? w - i : 31] & set->next_ok[w < s->n ? s->t[w] : 0];
+    while (m) {
+        det_id id = (det_id)__builtin_ctz(m);
+        m &= m - 1;
+        if (may(s, id, i) && det_registry[id].shape(s, i, w))
+            det_registry[id].find(s, i, w);
+    }
+}
+
+/* The detectors that start at trigger byte t[i]. */
+static inline void try_byte(scan *s, size_t i)
+{
+    const det_set *set = s->set;
+    for (size_t d = 0; d < set->n_bytes; d++) {
+        det_id id = set->bytes[d].id;
+        if (set->bytes[d].byte == s->t[i] && may(s, id, i) && det_registry[id].shape(s, i, i + 1))
+            det_registry[id].find(s, i, i + 1);
+    }
+}
+
 static void scan_builtins(scan *s)
 {
     const unsigned char *t = s->t, *trig = s->set->trig;
-    const det_set *set = s->set;
     const size_t n = s->n;
     size_t i = 0;
 
@@ -369,31 +415,62 @@ static void scan_builtins(scan *s)
             i++;
         if (i >= n)
             break;
-        unsigned char k = trig[t[i]];
-        if (k & T_WORD) {
-            unsigned char c = det_cls[t[i]];
-            int wc = (c & C_DIGIT) ? 0 : (c & C_UPPER) ? 1 : 2;
+        if (trig[t[i]] & T_WORD) {
             size_t w = i + 1;
             while (w < n && is_alnum(t[w]))
                 w++;
-            /* the detectors that may start at a word of this class and length before this
-             * byte, each tried in id order */
-            uint32_t m = set->cand[wc][w - i < 31 ? w - i : 31] & set->next_ok[w < n ? t[w] : 0];
-            while (m) {
-                det_id id = (det_id)__builtin_ctz(m);
-                m &= m - 1;
-                if (may(s, id, i) && det_registry[id].shape(s, i, w))
-                    det_registry[id].find(s, i, w);
-            }
+            try_word(s, i, w);
             i = w;
             continue;
         }
-        for (size_t d = 0; d < set->n_bytes; d++) {
-            det_id id = set->bytes[d].id;
-            if (set->bytes[d].byte == t[i] && may(s, id, i) &&
-                det_registry[id].shape(s, i, i + 1))
-                det_registry[id].find(s, i, i + 1);
+        try_byte(s, i);
+        i++;
+    }
+}
+
+/* scan_builtins with the trigger filter over 64 bytes at a time (simd_int.h): the same
+ * bytes are tried in the same order. For values of 64 bytes or more; below that, making
+ * the masks costs more than the byte loops they replace. */
+static void scan_builtins_simd(scan *s)
+{
+    det_mask_fn masks = s->sc->masks;
+    const size_t n = s->n;
+    uint64_t al, hit, words = s->set->any_words ? ~0ull : 0;
+    size_t i = 0, wb;
+
+    window(s, masks, 0, &wb, &al, &hit);
+    for (;;) {
+        while (i < n) { /* the next trigger: a letter or digit (when words are on) or byte */
+            if (i >= wb + 64)
+                window(s, masks, i, &wb, &al, &hit);
+            uint64_t m = ((al & words) | hit) >> (i - wb);
+            if (m) {
+                i += (size_t)__builtin_ctzll(m);
+                break;
+            }
+            i = wb + 64;
         }
+        if (i >= n)
+            break;
+        if (words & al >> (i - wb) & 1) {
+            size_t w = i + 1;
+            while (w < n) { /* the end of the word */
+                if (w >= wb + 64)
+                    window(s, masks, w, &wb, &al, &hit);
+                uint64_t m = ~al >> (w - wb);
+                if (m) {
+                    w += (size_t)__builtin_ctzll(m);
+                    break;
+                }
+                w = wb + 64;
+            }
+            if (w > n)
+                w = n;
+            try_word(s, i, w);
+            i = w;
+            continue;
+        }
+        try_byte(s, i);
         i++;
     }
 }
@@ -558,7 +635,9 @@ mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, si
     if (sc->set != set || sc->n_md != set->n_pats || !set->compiled)
         return MM_EINVAL; /* scratch made for another set, or the set not compiled */
     sc->n = 0;
-    if (set->any_builtin)
+    if (set->any_builtin && n >= 64 && sc->masks)
+        scan_builtins_simd(&s);
+    else if (set->any_builtin)
         scan_builtins(&s);
     if (member && set->any_members && s.rc == MM_OK)
         scan_member(&s, member, mlen);

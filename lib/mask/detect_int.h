@@ -7,6 +7,7 @@
 #define MM_DETECT_INT_H
 
 #include "mask/mask_int.h"
+#include "mask/simd_int.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,6 +56,8 @@ struct det_set {
     uint32_t next_ok[256]; /* bit id: detector id may start at a word before this byte */
     struct { unsigned char byte; det_id id; } bytes[DET_BUILTIN_COUNT * 4];
     size_t n_bytes;
+    unsigned char tbytes[8]; /* the distinct trigger bytes, for the SIMD filter */
+    size_t n_tbytes;         /* more than 8: the filter is off */
     bool any_builtin;
     det_pattern *pats;
     size_t n_pats;
@@ -69,6 +72,7 @@ struct det_scratch {
     size_t n_md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
+    det_mask_fn masks; /* the SIMD trigger filter (simd_int.h), NULL: bytes only */
     det_match *m;   /* matches of the value being scanned, sorted before reporting */
     det_match *tmp; /* merge-sort space, as large as m */
     size_t n, cap;

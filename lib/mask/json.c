@@ -46,60 +46,16 @@
  *    last line without a newline are kept as they are; so is the record separator (0x1E)
  *    that application/json-seq puts before each value. A value may span lines (lenient).
  */
+#include "mask/simd_int.h"
 #include "mask/stream_int.h"
 
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
-enum {
-    J_VALUE,     /* a value must start */
-    J_ARR_FIRST, /* after '[': a value or ']' */
-    J_OBJ_FIRST, /* after '{': a member name or '}' */
-    J_OBJ_KEY,   /* after ',' in an object: a member name */
-    J_KEY,       /* in a member name */
-    J_COLON,     /* after a member name */
-    J_AFTER,     /* after a value in a container: ',' or the closer */
-    J_STR,       /* in a string value */
-    J_NUM,       /* in a number */
-    J_LIT,       /* in true, false or null */
-    J_END,       /* after the top-level value */
-    J_NEXT,      /* NDJSON: after a newline, a value may start */
-};
 
 enum { V_STR, V_NUM, V_LIT };
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
 static const unsigned char is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
-
-/* Bytes that cannot appear unescaped in a string, and the two that end or escape it. */
-static const unsigned char str_stop[256] = {
-    [0 ... 31] = 1, ['"'] = 1, ['\\'] = 1,
-};
-
-/* Index of the first byte at or after i that ends or escapes a string (or is a control
- * byte), or len. Sixteen bytes at a time where SSE2 is there (every x86-64). */
-static inline size_t str_scan(const char *p, size_t i, size_t len)
-{
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  ctl = _mm_set1_epi8(0x1f);
-    while (i + 16 <= len) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                   _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
-        int mask = _mm_movemask_epi8(hit);
-        if (mask)
-            return i + (size_t)__builtin_ctz((unsigned)mask);
-        i += 16;
-    }
-#endif
-    while (i < len && !str_stop[(unsigned char)p[i]])
-        i++;
-    return i;
-}
 
 static jframe *top(mm_stream *s)
 {
@@ -605,11 +561,51 @@ static mm_err limit(mm_stream *s, mm_errbuf *eb, mm_err rc)
     return rc;
 }
 
+/* ---- skimming what no rule touches (jskim.c) ------------------------------------------- */
+
+/* Whether nothing in the container at the top can change or be reported: then only its
+ * syntax matters, and jskim may read it by its tokens. */
+static inline bool frame_quiet(const mm_stream *s)
+{
+    const jframe *f = &s->fr[s->depth - 1];
+    if (s->supp)
+        return true;
+    return !s->reads && !s->holding && !s->det_remove && !f->live && !f->hold &&
+           f->sel == RULE_NONE && f->asel == RULE_NONE;
+}
+
+/* Skims from data[i] in state *js; *next is where the byte machine reads on. The containers
+ * jskim was inside when it stopped are opened as container_begin would open them there. */
+static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, int *js, size_t *next)
+{
+    jframe *f = top(s);
+    sk_result r;
+    mm_err rc;
+    /* key_begin keeps member names (and so bounds them) when findings are on */
+    size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
+    jskim(s->cls, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax, &r);
+    s->line += r.lines;
+    if (r.depth) {
+        uint64_t allow = s->supp ? 0 : f->allow;
+        if ((rc = ensure_depth(s, s->depth + r.depth)) != MM_OK)
+            return rc;
+        for (size_t k = 0; k < r.depth; k++)
+            s->fr[s->depth++] = (jframe){.kind = (r.kinds[k / 64] >> (k % 64) & 1) ? '{' : '[',
+                                         .sel = RULE_NONE, .asel = RULE_NONE, .allow = allow,
+                                         .path_base = s->path.len};
+    }
+    *js = r.js;
+    *next = r.pos;
+    return MM_OK;
+}
+
 static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
 {
     mm_err rc = MM_OK;
-    size_t i = 0;
+    size_t i = 0, skim_at = SIZE_MAX;
     int js = s->js;
+    /* removed containers are skimmed even where every value is read */
+    const bool skim_ok = s->cls && !s->reads && !s->tw;
 
     s->run = 0;
     if (s->buf_on)
@@ -618,6 +614,18 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
         s->kstart = 0;
 
     while (i < len) {
+        /* where no rule can touch the container, its tokens are skimmed; json.c reads on
+         * where jskim stopped (skim_at: it would stop there again). Not while an encrypt
+         * tweak watches member names (jtweak.c). */
+        if ((skim_ok || (s->supp && s->cls && !s->tw)) &&
+            (js == J_AFTER || js == J_OBJ_FIRST || js == J_ARR_FIRST) && i != skim_at &&
+            s->depth && frame_quiet(s)) {
+            size_t next;
+            if ((rc = skim(s, data, i, len, &js, &next)) != MM_OK)
+                return rc;
+            skim_at = i = next;
+            continue;
+        }
         unsigned char c = (unsigned char)data[i];
         switch (js) {
         case J_STR:
@@ -933,6 +941,7 @@ static mm_err json_init(mm_stream *s)
     mm_err rc = jtw_init(s);
     if (rc != MM_OK)
         return rc;
+    s->cls = simd_classifier(simd_chosen());
     s->words = pa->words;
     if (!s->words)
         return MM_OK;

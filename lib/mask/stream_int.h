@@ -6,6 +6,7 @@
 #define MM_STREAM_INT_H
 
 #include "mask/mask_int.h"
+#include "mask/simd_int.h"
 
 #define OUT_FLUSH (64u << 10) /* staged output is handed to the sink past this */
 
@@ -76,6 +77,7 @@ struct mm_stream {
     uint64_t callow;     /* the default-deny rules whose paths allow the next child */
 
     /* JSON: the machine */
+    sk_classify_fn cls;  /* the block classifier for jskim (simd_int.h); NULL: bytes only */
     int js;
     bool esc;
     int uleft;

@@ -1,0 +1,266 @@
+/* lib/mask: skimming a JSON container that no rule can touch (json.c decides which), by the
+ * tokens of simd_int.h's block masks instead of byte by byte: whitespace and string contents
+ * are never looked at one byte at a time, only the structure, numbers, literals and escapes.
+ * It accepts exactly what json.c's machine accepts; at the first thing it is not sure of (an
+ * error, an escape it cannot see the end of, a token cut by the end of the chunk, a member
+ * name that may be over the limit, nesting at the limit) it stops before the token, and
+ * json.c reads on from there, so every verdict, message and offset is json.c's own. */
+#include "mask/simd_int.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Bytes that may follow a number or literal: whitespace and the structural characters. */
+static const unsigned char delim[256] = {
+    [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [','] = 1, [':'] = 1,
+    ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1,
+};
+
+static inline bool digit(unsigned char c)
+{
+    return (unsigned char)(c - '0') < 10;
+}
+
+/* The end of the number or literal at d[i], when it is valid and a delimiter follows it
+ * within the chunk; 0 otherwise. */
+static size_t scalar_end(const unsigned char *d, size_t i, size_t len)
+{
+    size_t e = i;
+    unsigned char c = d[i];
+    if (c == 't' || c == 'f' || c == 'n') {
+        const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        size_t n = c == 'f' ? 5 : 4;
+        if (len - i <= n || memcmp(d + i, lit, n) != 0)
+            return 0;
+        e = i + n;
+    } else {
+        if (d[e] == '-' && ++e == len)
+            return 0;
+        if (d[e] == '0')
+            e++;
+        else if (digit(d[e]))
+            while (++e < len && digit(d[e]))
+                ;
+        else
+            return 0;
+        if (e < len && d[e] == '.') {
+            if (++e == len || !digit(d[e]))
+                return 0;
+            while (++e < len && digit(d[e]))
+                ;
+        }
+        if (e < len && (d[e] | 0x20) == 'e') {
+            if (++e < len && (d[e] == '+' || d[e] == '-'))
+                e++;
+            if (e >= len || !digit(d[e]))
+                return 0;
+            while (++e < len && digit(d[e]))
+                ;
+        }
+    }
+    return e < len && delim[d[e]] ? e : 0;
+}
+
+static inline int hexv(unsigned char c)
+{
+    c |= 0x20;
+    return digit(c) || (c >= 'a' && c <= 'f');
+}
+
+/* Whether the escape whose character is d[a] is whole within the chunk and valid. */
+static bool escape_ok(const unsigned char *d, size_t a, size_t len)
+{
+    if (a >= len)
+        return false;
+    switch (d[a]) {
+    case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        return true;
+    case 'u':
+        return a + 4 < len && hexv(d[a + 1]) && hexv(d[a + 2]) && hexv(d[a + 3]) &&
+               hexv(d[a + 4]);
+    }
+    return false;
+}
+
+static size_t count_nl(const unsigned char *d, size_t from, size_t to)
+{
+    size_t n = 0;
+    for (size_t k = from; k < to; k++)
+        n += d[k] == '\n';
+    return n;
+}
+
+static inline uint64_t below(unsigned k)
+{
+    return k >= 64 ? ~0ull : (1ull << k) - 1;
+}
+
+/* The grammar as a table over token classes. States split json.c's by the kind of the
+ * container they are in, so that a value's end and ',' need no look at the stack. */
+enum { S_VAL_O, S_VAL_A, S_ARR_FIRST, S_OBJ_FIRST, S_OBJ_KEY, S_COLON, S_AFTER_O, S_AFTER_A,
+       S_N, /* actions: */ A_PUSH_O = S_N, A_PUSH_A, A_POP, A_SCALAR_O, A_SCALAR_A, A_COLON,
+       A_STOP };
+enum { C_OTHER, C_QUOTE, C_SCALAR, C_LBRACE, C_LBRACKET, C_RBRACE, C_RBRACKET, C_COLON, C_COMMA };
+static const unsigned char tok_class[256] = {
+    ['"'] = C_QUOTE, ['-'] = C_SCALAR, ['0' ... '9'] = C_SCALAR,
+    ['t'] = C_SCALAR, ['f'] = C_SCALAR, ['n'] = C_SCALAR, ['{'] = C_LBRACE,
+    ['['] = C_LBRACKET, ['}'] = C_RBRACE, [']'] = C_RBRACKET, [':'] = C_COLON, [','] = C_COMMA,
+};
+#define X A_STOP
+/* [1]: member names are bounded, so ':' is checked against the name before it */
+static const unsigned char next_state[2][S_N][16] = {
+  {
+    /*             other "          scalar      {         [         }      ]      :        , */
+    [S_VAL_O] = {X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_VAL_A] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_ARR_FIRST] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_FIRST] = {X, S_COLON, X, X, X, A_POP, X, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_KEY] = {X, S_COLON, X, X, X, X, X, X, X, X, X, X, X, X, X, X},
+    [S_COLON] = {X, X, X, X, X, X, X, S_VAL_O, X, X, X, X, X, X, X, X},
+    [S_AFTER_O] = {X, X, X, X, X, A_POP, X, X, S_OBJ_KEY, X, X, X, X, X, X, X},
+    [S_AFTER_A] = {X, X, X, X, X, X, A_POP, X, S_VAL_A, X, X, X, X, X, X, X},
+  }, {
+    /*             other "          scalar      {         [         }      ]      :        , */
+    [S_VAL_O] = {X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_VAL_A] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
+    [S_ARR_FIRST] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_FIRST] = {X, S_COLON, X, X, X, A_POP, X, X, X, X, X, X, X, X, X, X},
+    [S_OBJ_KEY] = {X, S_COLON, X, X, X, X, X, X, X, X, X, X, X, X, X, X},
+    [S_COLON] = {X, X, X, X, X, X, X, A_COLON, X, X, X, X, X, X, X, X},
+    [S_AFTER_O] = {X, X, X, X, X, A_POP, X, X, S_OBJ_KEY, X, X, X, X, X, X, X},
+    [S_AFTER_A] = {X, X, X, X, X, X, A_POP, X, S_VAL_A, X, X, X, X, X, X, X},
+  }};
+#undef X
+
+static int to_js(int st)
+{
+    static const int js[S_N] = {J_VALUE, J_VALUE, J_ARR_FIRST, J_OBJ_FIRST, J_OBJ_KEY, J_COLON,
+                                J_AFTER, J_AFTER};
+    return js[st];
+}
+
+static int from_js(int js, bool obj)
+{
+    switch (js) {
+    case J_VALUE: return obj ? S_VAL_O : S_VAL_A;
+    case J_ARR_FIRST: return S_ARR_FIRST;
+    case J_OBJ_FIRST: return S_OBJ_FIRST;
+    case J_OBJ_KEY: return S_OBJ_KEY;
+    case J_COLON: return S_COLON;
+    default: return obj ? S_AFTER_O : S_AFTER_A;
+    }
+}
+
+void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, char kind,
+           size_t room, size_t keymax, sk_result *r)
+{
+    const unsigned char *d = (const unsigned char *)data;
+    unsigned char pad[64];
+    sk_carry c = {0, 0, 0};
+    sk_block b;
+    size_t depth = 0, base = i, pos = len;
+    int st = from_js(js, kind == '{');
+    uint64_t lines = 0; /* newlines before the block at base */
+    /* the last token read: when a string's content turns out unusual, or a member name may
+     * be over the limit, json.c reads on from that string (no token lies inside one) */
+    size_t last = i;
+    int last_st = st;
+    bool at_last = false;
+
+    const unsigned char(*tab)[16] = next_state[keymax != SIZE_MAX];
+    if (room > SK_MAX_DEPTH)
+        room = SK_MAX_DEPTH;
+    for (; base < len; base += 64) {
+        const unsigned char *p = d + base;
+        if (len - base < 64) { /* the end of the chunk: spaces after it, no token there */
+            memcpy(pad, p, len - base);
+            memset(pad + (len - base), ' ', 64 - (len - base));
+            p = pad;
+        }
+        cls(p, &c, &b);
+        /* inside strings: control bytes are errors, escapes are checked one by one */
+        unsigned lim = 64;
+        uint64_t odd = (b.ctl | b.esc) & b.in_str;
+        while (odd) {
+            unsigned k = (unsigned)__builtin_ctzll(odd);
+            odd &= odd - 1;
+            if ((b.ctl >> k & 1) || !escape_ok(d, base + k, len)) {
+                lim = k;
+                break;
+            }
+        }
+        uint64_t t = b.tok & below(lim);
+        while (t) {
+            unsigned k = (unsigned)__builtin_ctzll(t);
+            t &= t - 1;
+            size_t at = base + k;
+            int nx = tab[st][tok_class[p[k]]];
+            if (nx < S_N) {
+                last = at, last_st = st, st = nx;
+                continue;
+            }
+            switch (nx) {
+            case A_COLON:
+                if (at - last - 2 > keymax) {
+                    at_last = true; /* after a name that may be over the limit: json.c sees */
+                    goto stop;
+                }
+                last = at, last_st = st, st = S_VAL_O;
+                continue;
+            case A_PUSH_O:
+            case A_PUSH_A:
+                if (depth >= room)
+                    goto stop;
+                if (nx == A_PUSH_O)
+                    r->kinds[depth / 64] |= 1ull << (depth % 64);
+                else
+                    r->kinds[depth / 64] &= ~(1ull << (depth % 64));
+                depth++;
+                last = at, last_st = st;
+                st = nx == A_PUSH_O ? S_OBJ_FIRST : S_ARR_FIRST;
+                continue;
+            case A_POP:
+                if (!depth)
+                    goto stop; /* the skimmed container's own closer: json.c reads it */
+                depth--;
+                last = at, last_st = st;
+                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : kind == '{')
+                         ? S_AFTER_O : S_AFTER_A;
+                continue;
+            case A_SCALAR_O:
+            case A_SCALAR_A:
+                if (!scalar_end(d, at, len))
+                    goto stop;
+                last = at, last_st = st;
+                st = nx == A_SCALAR_O ? S_AFTER_O : S_AFTER_A;
+                continue;
+            }
+        stop:
+            pos = at;
+            lines += (uint64_t)__builtin_popcountll(b.nl & below(k));
+            goto out;
+        }
+        if (lim < 64) { /* an unusual byte in the last string: json.c reads that string */
+            pos = base + lim;
+            lines += (uint64_t)__builtin_popcountll(b.nl & below(lim));
+            at_last = true;
+            goto out;
+        }
+        lines += b.nls;
+    }
+    if (c.in_str) /* the chunk ends in a string: json.c reads it */
+        at_last = true;
+out:
+    if (st == S_COLON && keymax != SIZE_MAX)
+        at_last = true; /* the name's length is not known here: json.c reads it */
+    if (at_last) {
+        lines -= count_nl(d, last, pos);
+        pos = last;
+        st = last_st;
+    }
+    r->pos = pos;
+    r->js = to_js(st);
+    r->depth = depth;
+    r->lines = lines;
+}

@@ -1,0 +1,161 @@
+/* lib/mask: SIMD structural scanning of JSON, the way simdjson's first stage works, for the
+ * JSON masker (json.c). A 64-byte block is classified into bit masks (quotes, backslashes,
+ * whitespace, structural characters by table lookup, control bytes), escaped quotes are
+ * resolved with the odd/even carry trick and the bytes inside strings found by a prefix XOR
+ * (carry-less multiplication); state carries from block to block. jskim.c walks the tokens
+ * these masks give over a container that no rule can touch (validating it exactly as json.c
+ * would, without a byte-by-byte state machine) and hands anything unusual back to json.c.
+ * Not part of the public surface. */
+#ifndef MM_SIMD_INT_H
+#define MM_SIMD_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* The JSON machine's states (json.c), shared with jskim.c. */
+enum {
+    J_VALUE,     /* a value must start */
+    J_ARR_FIRST, /* after '[': a value or ']' */
+    J_OBJ_FIRST, /* after '{': a member name or '}' */
+    J_OBJ_KEY,   /* after ',' in an object: a member name */
+    J_KEY,       /* in a member name */
+    J_COLON,     /* after a member name */
+    J_AFTER,     /* after a value in a container: ',' or the closer */
+    J_STR,       /* in a string value */
+    J_NUM,       /* in a number */
+    J_LIT,       /* in true, false or null */
+    J_END,       /* after the top-level value */
+    J_NEXT,      /* NDJSON: after a newline, a value may start */
+};
+
+/* What one block's classification carries into the next. All zero at a token boundary
+ * outside a string. */
+typedef struct {
+    uint64_t in_str;  /* all ones when the previous block ended inside a string */
+    uint64_t esc;     /* 1 when the previous block ended in an odd run of backslashes */
+    uint64_t scalar;  /* 1 when its last byte was part of a number or literal */
+} sk_carry;
+
+/* A block's bit masks (bit k: byte k of the block). */
+typedef struct {
+    uint64_t tok;    /* token starts outside strings: {}[]:, and the first byte of every
+                        string, number or literal (simdjson's structural and pseudo-structural
+                        characters) */
+    uint64_t in_str; /* inside a string: the opening quote and the content, not the closer */
+    uint64_t esc;    /* bytes that a backslash escapes */
+    uint64_t ctl;    /* bytes below 0x20 */
+    uint64_t nl;     /* newlines */
+    unsigned nls;    /* how many */
+} sk_block;
+
+/* Classifies the 64 bytes at p. */
+typedef void (*sk_classify_fn)(const unsigned char *p, sk_carry *c, sk_block *b);
+
+/* The classifiers this build has, and which one runs: MM_SIMD=off|avx2|avx512 in the
+ * environment chooses (read each time a stream starts; unknown or unsupported values fall
+ * back to the best the CPU has, `off` to json.c's byte machine alone). NULL: off. */
+typedef enum { SIMD_OFF, SIMD_AVX2, SIMD_AVX512 } simd_level;
+simd_level simd_best(void);       /* what the CPU supports */
+simd_level simd_chosen(void);     /* simd_best, or less when MM_SIMD says so */
+sk_classify_fn simd_classifier(simd_level l);
+const char *simd_name(simd_level l);
+
+void sk_classify_avx2(const unsigned char *p, sk_carry *c, sk_block *b);
+void sk_classify_avx512(const unsigned char *p, sk_carry *c, sk_block *b);
+
+/* The detectors' trigger filter (detect.c) over 64 bytes at p: *alnum the ASCII letters
+ * and digits (where a word may start), *hits the bytes equal to one of bytes[0..nb), nb <= 8
+ * (the detectors' trigger bytes). NULL: off. */
+#define DET_MASK_BYTES 8
+typedef void (*det_mask_fn)(const unsigned char *p, const unsigned char *bytes, size_t nb,
+                            uint64_t *alnum, uint64_t *hits);
+det_mask_fn simd_det_masks(simd_level l);
+void det_masks_avx2(const unsigned char *p, const unsigned char *bytes, size_t nb,
+                    uint64_t *alnum, uint64_t *hits);
+void det_masks_avx512(const unsigned char *p, const unsigned char *bytes, size_t nb,
+                      uint64_t *alnum, uint64_t *hits);
+
+/* The ISA-independent part of a classification, from the raw byte masks. `pxor` is the
+ * prefix XOR of its argument (carry-less multiplication by all ones). */
+static inline void sk_finish(uint64_t quote, uint64_t bs, uint64_t ws, uint64_t op,
+                             uint64_t ctl, uint64_t nl, uint64_t (*pxor)(uint64_t), sk_carry *c,
+                             sk_block *b)
+{
+    /* escaped bytes: odd-length runs of backslashes escape the byte after them */
+    const uint64_t even = 0x5555555555555555ull;
+    bs &= ~c->esc;
+    uint64_t follows = bs << 1 | c->esc;
+    uint64_t odd_starts = bs & ~even & ~follows;
+    uint64_t even_runs;
+    c->esc = __builtin_add_overflow(odd_starts, bs, &even_runs);
+    uint64_t esc = (even ^ (even_runs << 1)) & follows;
+
+    quote &= ~esc;
+    uint64_t in_str = pxor(quote) ^ c->in_str;
+    c->in_str = (uint64_t)((int64_t)in_str >> 63);
+    uint64_t scalar = ~(op | ws);
+    uint64_t nq = scalar & ~quote;
+    uint64_t follows_nq = nq << 1 | c->scalar;
+    c->scalar = nq >> 63;
+    uint64_t tail = in_str ^ quote; /* the content and the closing quote */
+    b->tok = (op | (scalar & ~follows_nq)) & ~tail;
+    b->in_str = in_str;
+    b->esc = esc;
+    b->ctl = ctl;
+    b->nl = nl;
+    b->nls = (unsigned)__builtin_popcountll(nl); /* the caller's target has popcnt */
+}
+
+/* What jskim did: it stopped before data[pos] in state js (a state between tokens), `depth`
+ * containers deeper than where it started (their kinds in kinds[]: bit k set for an object
+ * at relative depth k + 1), after `lines` newlines. When depth is 0 and pos < len,
+ * data[pos] closes that container or is a token json.c must read itself. (It does not count
+ * the container's elements: an untouched array's index is never read.) */
+#define SK_MAX_DEPTH 512
+typedef struct {
+    size_t pos;
+    int js;
+    size_t depth;
+    uint64_t kinds[SK_MAX_DEPTH / 64];
+    uint64_t lines;
+} sk_result;
+
+/* Walks the tokens of data[i..len) from state js inside a container of kind `kind` ('{' or
+ * '['), with `room` more levels of nesting allowed, validating as json.c would; member
+ * names longer than `keymax` bytes as written (SIZE_MAX: no limit) are left to json.c. */
+void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, char kind,
+           size_t room, size_t keymax, sk_result *r);
+
+/* ---- json.c's byte machine: the next byte that ends or escapes a string ------------- */
+
+/* Bytes that cannot appear unescaped in a string, and the two that end or escape it. */
+static const unsigned char str_stop[256] = {
+    [0 ... 31] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
+/* Index of the first byte at or after i that ends or escapes a string (or is a control
+ * byte), or len. Sixteen bytes at a time where SSE2 is there (every x86-64). */
+static inline size_t str_scan(const char *p, size_t i, size_t len)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  ctl = _mm_set1_epi8(0x1f);
+    while (i + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask)
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+        i += 16;
+    }
+#endif
+    while (i < len && !str_stop[(unsigned char)p[i]])
+        i++;
+    return i;
+}
+
+#endif
