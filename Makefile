@@ -14,10 +14,12 @@
 #   make e2e-cluster  cluster-up, maskmesh's images into it, the e2e suite, cluster-down
 #
 # Layout: lib/<m>/*.c is module <m> (lib/<m>/<m>.h its public header, lib/<m>/module.mk says
-# `<m>_DEPS := other modules`, nothing else); lib/<m>/test_*.c are its cmocka tests;
-# tests/<m>/check_*.c check it against the API stand-in; cmd/<b>/*.c is binary
-# <b> (cmd/<b>/module.mk says `<b>_MODULES := modules it links`); fuzz/fuzz_*.c are libFuzzer
-# targets (fuzz/module.mk says `fuzz_<name>_MODULES := ...`).
+# `<m>_DEPS := other modules` and `<m>_PKGS := the pkg-config packages its own files use`);
+# lib/<m>/test_*.c are its cmocka tests; tests/<m>/check_*.c check it against the API
+# stand-in; cmd/<b>/*.c is binary <b> (cmd/<b>/module.mk says `<b>_MODULES := modules it
+# links`, and `<b>_PKGS` if its own files use a package); fuzz/fuzz_*.c are libFuzzer targets
+# (fuzz/module.mk says `fuzz_<name>_MODULES := ...`). A binary links the packages of the
+# modules it links and no others (`ldd bin/*`: only maskmesh-stream has librdkafka).
 
 # The targets people type first install dependencies, then run the real work with the
 # pkg-config flags that are only known once the -dev packages are there.
@@ -37,9 +39,11 @@ else
 BUILD   ?= build
 BIN     ?= bin
 CC      ?= cc
+# every package some module uses: all compile with their include flags; each binary links
+# only its modules' (pkg_libs below)
 PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib gnutls rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+$(foreach p,$(PKGS),$(eval PKG_LIBS_$(p) := $(shell pkg-config --libs $(p))))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
@@ -59,6 +63,8 @@ lib_a    = $(BUILD)/lib/libmm_$(1).a
 # a module's archive plus, transitively, those it depends on
 mods_closure = $(sort $(foreach m,$(1),$(m) $(if $($(m)_DEPS),$(call mods_closure,$($(m)_DEPS)))))
 link_libs = -Wl,--start-group $(foreach m,$(call mods_closure,$(1)),$(call lib_a,$(m))) -Wl,--end-group
+# the libraries of the packages that modules $(1) (with theirs) and the extra packages $(2) use
+pkg_libs = $(foreach p,$(sort $(2) $(foreach m,$(call mods_closure,$(1)),$($(m)_PKGS))),$(PKG_LIBS_$(p))) -lpthread -lm
 
 define MODULE_RULES
 $(call lib_a,$(1)): $(call lib_objs,$(1))
@@ -76,7 +82,7 @@ $(BUILD)/%.o: %.c
 define CMD_RULES
 $(BIN)/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c)) $(foreach m,$(call mods_closure,$($(1)_MODULES)),$(call lib_a,$(m)))
 	@mkdir -p $$(dir $$@)
-	$(CC) $(ALL_LDFLAGS) -o $$@ $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c)) $(call link_libs,$($(1)_MODULES)) $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $$@ $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/$(1)/*.c)) $(call link_libs,$($(1)_MODULES)) $(call pkg_libs,$($(1)_MODULES),$($(1)_PKGS))
 endef
 $(foreach c,$(CMDS),$(eval $(call CMD_RULES,$(c))))
 
@@ -87,7 +93,7 @@ TOOLS := $(patsubst tests/tools/%/,%,$(sort $(dir $(wildcard tests/tools/*/*.c))
 define TOOL_RULES
 $(BUILD)/tools/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/tools/$(1)/*.c)) $(foreach m,$(call mods_closure,$($(1)_MODULES)),$(call lib_a,$(m)))
 	@mkdir -p $$(dir $$@)
-	$(CC) $(ALL_LDFLAGS) -o $$@ $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/tools/$(1)/*.c)) $(call link_libs,$($(1)_MODULES)) $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $$@ $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/tools/$(1)/*.c)) $(call link_libs,$($(1)_MODULES)) $(call pkg_libs,$($(1)_MODULES),$($(1)_PKGS))
 endef
 $(foreach t,$(TOOLS),$(eval $(call TOOL_RULES,$(t))))
 
@@ -97,7 +103,7 @@ UNIT_BINS := $(patsubst lib/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 define UNIT_RULES
 $(BUILD)/tests/$(1)/%: lib/$(1)/%.c $(foreach m,$(call mods_closure,$(1)),$(call lib_a,$(m)))
 	@mkdir -p $$(dir $$@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$(1)) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$(1)) $(call pkg_libs,$(1)) $(CMOCKA_LIBS)
 endef
 $(foreach m,$(MODULES),$(eval $(call UNIT_RULES,$(m))))
 
@@ -109,7 +115,7 @@ CHECK_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(CHECK_SRCS))
 define CHECK_RULES
 $(BUILD)/tests/$(1)/check_%: tests/$(1)/check_%.c $(foreach m,$(call mods_closure,$(1)),$(call lib_a,$(m)))
 	@mkdir -p $$(dir $$@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$(1)) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$(1)) $(call pkg_libs,$(1)) $(CMOCKA_LIBS)
 endef
 $(foreach m,$(MODULES),$(eval $(call CHECK_RULES,$(m))))
 # moved to tests/k8s/check_client.c: a build tree from before still names it in a .d file
@@ -170,7 +176,7 @@ fuzz: fuzz-build
 define FUZZ_RULES
 build-fuzz/fuzz/$(1): fuzz/$(1).c $(foreach m,$(call mods_closure,$($(1)_MODULES)),$(call lib_a,$(m)))
 	@mkdir -p $$(dir $$@)
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$($(1)_MODULES)) $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $$@ $$< $(call link_libs,$($(1)_MODULES)) $(call pkg_libs,$($(1)_MODULES))
 endef
 $(foreach f,$(patsubst fuzz/%.c,%,$(FUZZ_SRCS)),$(eval $(call FUZZ_RULES,$(f))))
 

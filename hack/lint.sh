@@ -5,7 +5,8 @@
 #    carry a value: mm_log's key/value arguments there must be literals or names, so any
 #    printf-family call in those folders is flagged unless it writes to a buffer.
 #  - every module has its one public header lib/<m>/<m>.h
-#  - module.mk files only name dependencies (`<x>_DEPS := ...` / `<x>_MODULES := ...`)
+#  - module.mk files only name dependencies (`<x>_DEPS := ...` / `<x>_MODULES := ...` /
+#    `<x>_PKGS := ...`)
 #  - no source file of lib/ or cmd/ (tests aside) is longer than 1,000 lines
 #  - no call circle between the files of a module (hack/check-calls.py, on the objects
 #    built in $MM_BUILD, default build/)
@@ -41,7 +42,7 @@ check_done
 for f in $(git ls-files '*module.mk'); do
     while IFS=: read -r l rest; do
         [ -n "$l" ] && report "$f:$l: a module.mk only names dependencies (rules belong in the Makefile): $(echo "$rest" | cut -c1-60)"
-    done < <(grep -nvE '^[[:space:]]*(#.*)?$|^[A-Za-z0-9_-]+_(DEPS|MODULES)[[:space:]]*:=' "$f")
+    done < <(grep -nvE '^[[:space:]]*(#.*)?$|^[A-Za-z0-9_-]+_(DEPS|MODULES|PKGS)[[:space:]]*:=' "$f")
 done
 check_done
 

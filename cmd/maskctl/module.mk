@@ -1,1 +1,2 @@
 maskctl_MODULES := mask policy common admission
+maskctl_PKGS := json-c

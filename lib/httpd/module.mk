@@ -1,1 +1,2 @@
 httpd_DEPS := metrics common
+httpd_PKGS := libmicrohttpd gnutls

@@ -1,1 +1,2 @@
 kafka_DEPS := mask policy metrics common
+kafka_PKGS := rdkafka

@@ -1,1 +1,2 @@
 proxy_DEPS := mask policy metrics common
+proxy_PKGS := zlib

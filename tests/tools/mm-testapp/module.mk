@@ -1,1 +1,2 @@
 mm-testapp_MODULES := common
+mm-testapp_PKGS := libmicrohttpd zlib
