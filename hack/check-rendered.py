@@ -47,6 +47,8 @@ CONTROLLER_RULES = {
     ("events.k8s.io", "events"): {"create", "patch"},
     # the maskmesh-stream Deployments of policies with spec.streams (stream.enabled)
     ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    # their pods' addresses, for the lag in status.stream (read from the pods' metrics)
+    ("", "pods"): {"list"},
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 

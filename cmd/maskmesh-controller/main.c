@@ -31,6 +31,8 @@ static const char help[] =
     "  --monitoring-from JSON   NetworkPolicyPeer list allowed to reach the sidecars' port 15481\n"
     "  --stream-image IMAGE     render policies with spec.streams into a maskmesh-stream\n"
     "                           Deployment of IMAGE (and watch Deployments); default: off\n"
+    "  --stream-status SECONDS  read the stream pods' lag into status.stream this often\n"
+    "                           (default 30)\n"
     "  --log-level LEVEL        debug, info (default), warn, error\n"
     "  -h, --help               this text\n"
     "\n"
@@ -71,7 +73,7 @@ static void h_synced(void *ud, const mm_httpd_req *req, mm_httpd_resp *resp)
 int main(int argc, char **argv)
 {
     enum { O_KUBECONFIG = 1, O_NS, O_ADMIN, O_LEADER, O_LEASE_NS, O_LEASE_NAME, O_IDENTITY,
-           O_RESYNC, O_MONITORING, O_LOGLEVEL, O_STREAM_IMAGE, O_WORKERS };
+           O_RESYNC, O_MONITORING, O_LOGLEVEL, O_STREAM_IMAGE, O_WORKERS, O_STREAM_STATUS };
     static const struct option longopts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"namespace", required_argument, NULL, O_NS},
@@ -85,6 +87,7 @@ int main(int argc, char **argv)
         {"monitoring-from", required_argument, NULL, O_MONITORING},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"stream-image", required_argument, NULL, O_STREAM_IMAGE},
+        {"stream-status", required_argument, NULL, O_STREAM_STATUS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -94,7 +97,7 @@ int main(int argc, char **argv)
     const char *nsv[64];
     size_t nns = 0;
     bool leader_elect = false;
-    long resync = 300, workers = 4;
+    long resync = 300, workers = 4, stream_status = 30;
     char *env_ns = NULL;
     int c, ret = 1;
     mm_errbuf eb = {{0}};
@@ -136,6 +139,12 @@ int main(int argc, char **argv)
             break;
         case O_MONITORING: monitoring = optarg; break;
         case O_STREAM_IMAGE: stream_image = optarg; break;
+        case O_STREAM_STATUS:
+            if (!mm_parse_long(optarg, 1, 3600, &stream_status)) {
+                fprintf(stderr, "maskmesh-controller: --stream-status takes seconds from 1 to 3600\n");
+                return 2;
+            }
+            break;
         case O_LOGLEVEL:
             if (!mm_log_set_level_name(optarg)) {
                 fprintf(stderr, "maskmesh-controller: --log-level: expected debug, info, warn or error\n");
@@ -170,7 +179,8 @@ int main(int argc, char **argv)
     }
     mm_ctrl_opts co = {.client = client, .namespaces = nns ? nsv : NULL, .monitoring_from = monitoring,
                        .resync_s = resync, .identity = identity, .metrics = metrics,
-                       .stream_image = stream_image, .workers = (int)workers};
+                       .stream_image = stream_image, .workers = (int)workers,
+                       .stream_status_s = stream_status};
     mm_httpd_opts ho = {.listen = admin, .metrics = metrics, .threads = 2};
     if (mm_ctrl_new(&co, &ctrl, &eb) != MM_OK || mm_httpd_new(&ho, &httpd, &eb) != MM_OK ||
         mm_httpd_route(httpd, "GET", "/synced", false, h_synced, ctrl) != MM_OK ||

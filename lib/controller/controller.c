@@ -400,7 +400,7 @@ static mm_k8s_informer *informer_for(mm_ctrl *c, int kind, const char *ns)
 static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns,
                                const char *name, mm_errbuf *eb)
 {
-    struct json_object *cm = NULL, *dep = NULL, *cm_a = NULL, *dep_a = NULL;
+    struct json_object *cm = NULL, *dep = NULL, *cm_a = NULL, *dep_a = NULL, *want_st = NULL;
     mm_stream_render_opts ro = {.image = c->o.stream_image};
     char obj[300];
     mm_err rc = MM_OK;
@@ -437,23 +437,47 @@ static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns
     if ((!dep_a || !ctrl_owners_same(dep_a, dep) || !ctrl_label_same(dep_a, dep)) &&
         (rc = apply(c, &DEPLOYS, ns, obj, dep, eb)) != MM_OK)
         goto out;
-    /* status.stream: what the Deployment reports (none yet: 0 ready) */
+    /* status.stream: what the Deployment reports (none yet: 0 ready) and, from its ready
+     * pods' metrics, the lag (stream_lag.c says why the controller asks the pods) */
     int64_t want = json_object_get_int64(ctrl_field(ctrl_field(dep, "spec", NULL), "replicas", NULL));
     int64_t ready = json_object_get_int64(ctrl_field(ctrl_field(dep_a, "status", NULL), "readyReplicas", NULL));
-    struct json_object *st = ctrl_field(ctrl_field(p, "status", NULL), "stream", NULL);
-    if (st && json_object_get_int64(ctrl_field(st, "replicas", NULL)) == want &&
-        json_object_get_int64(ctrl_field(st, "readyReplicas", NULL)) == ready &&
-        json_object_get_boolean(ctrl_field(st, "ready", NULL)) == (ready > 0) &&
-        strcmp(json_object_get_string(ctrl_field(st, "deployment", NULL)) ?: "", obj) == 0)
+    ctrl_lag lag = {0};
+    mm_errbuf leb = {{0}};
+    if (ready > 0 && ctrl_stream_lag(c->o.client, ns, dep, &lag, &leb) != MM_OK) {
+        /* no pod list (RBAC of an older chart?): the lag is unknown, the rest still holds */
+        mm_log(MM_LOG_WARN, "reading the maskers' lag failed", "policy", name, "namespace", ns,
+               "error", leb.msg, NULL);
+        memset(&lag, 0, sizeof(lag));
+    }
+    /* Ready: some masker runs and no partition is stopped at a record it cannot mask */
+    bool ok = ready > 0 && lag.stopped == 0;
+    if (!(want_st = json_object_new_object())) {
+        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
-    if (mm_buf_printf(&patch, "{\"status\":{\"stream\":{\"deployment\":\"%s\",\"replicas\":%lld,"
-                      "\"readyReplicas\":%lld,\"ready\":%s}}}", obj, (long long)want,
-                      (long long)ready, ready > 0 ? "true" : "false") != MM_OK) {
+    }
+    json_object_object_add(want_st, "deployment", json_object_new_string(obj));
+    json_object_object_add(want_st, "replicas", json_object_new_int64(want));
+    json_object_object_add(want_st, "readyReplicas", json_object_new_int64(ready));
+    json_object_object_add(want_st, "ready", json_object_new_boolean(ok));
+    static const char *const lag_keys[] = {"lag", "maxPartitionLag", "partitions",
+                                           "stoppedPartitions", "reportingReplicas"};
+    const int64_t lag_vals[] = {lag.lag, lag.max_partition_lag, lag.partitions, lag.stopped, lag.pods};
+    for (size_t i = 0; lag.known && i < sizeof(lag_keys) / sizeof(*lag_keys); i++)
+        json_object_object_add(want_st, lag_keys[i], json_object_new_int64(lag_vals[i]));
+    struct json_object *st = ctrl_field(ctrl_field(p, "status", NULL), "stream", NULL);
+    if (st && json_object_equal(st, want_st))
+        goto out;
+    /* a merge patch: the lag fields of an earlier answer go (null) when no pod answers now */
+    for (size_t i = 0; !lag.known && i < sizeof(lag_keys) / sizeof(*lag_keys); i++)
+        json_object_object_add(want_st, lag_keys[i], NULL);
+    if (mm_buf_printf(&patch, "{\"status\":{\"stream\":%s}}",
+                      json_object_to_json_string_ext(want_st, JSON_C_TO_STRING_PLAIN)) != MM_OK) {
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
     }
     rc = patch_status(c, ns, name, &patch, eb);
 out:
+    json_object_put(want_st);
     mm_buf_free(&patch);
     json_object_put(cm);
     json_object_put(dep);
@@ -466,6 +490,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
 {
     mm_err rc = MM_OK, first = MM_OK;
     size_t n = 0, nvalid = 0;
+    bool streams = false;
     char **names = index_names(c, ns, &n);
     struct json_object **pols = NULL, **valid = NULL, *cm = NULL, *cm_actual = NULL;
     char **why = NULL, **gwhy = NULL; /* invalid policies; valid ones whose spec.grpc is not */
@@ -570,8 +595,10 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
                 snprintf(msg, sizeof(msg), "rendered into ConfigMap %s and NetworkPolicy %s",
                          MM_POLICY_CONFIGMAP, npname);
                 rc = set_status(c, p, true, "Rendered", msg, true, rules, &web);
-                if (rc == MM_OK && c->o.stream_image)
+                if (rc == MM_OK && c->o.stream_image) {
                     rc = reconcile_stream(c, p, ns, names[i], &web);
+                    streams |= ctrl_field(ctrl_field(p, "spec", NULL), "streams", NULL) != NULL;
+                }
             }
             json_object_put(np);
             json_object_put(np_actual);
@@ -582,6 +609,11 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         }
     }
     rc = first;
+    if (streams) { /* the lag moves without any event: look again after the interval */
+        pthread_mutex_lock(&c->lock);
+        enqueue_locked(c, ns, c->o.stream_status_s * 1000, 0, true);
+        pthread_mutex_unlock(&c->lock);
+    }
 out:
     for (size_t i = 0; i < n; i++) {
         json_object_put(pols ? pols[i] : NULL);
@@ -737,6 +769,8 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
     c->o = *o;
     if (!c->o.resync_s)
         c->o.resync_s = 300;
+    if (!c->o.stream_status_s)
+        c->o.stream_status_s = 30;
     gethostname(host, sizeof(host) - 1);
     if (!(c->field_manager = mm_strdup(o->field_manager ? o->field_manager : "maskmesh-controller")) ||
         !(c->identity = mm_strdup(o->identity ? o->identity : host))) {

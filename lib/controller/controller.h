@@ -7,8 +7,9 @@
  * nothing. An invalid policy is left out of the ConfigMap and its old NetworkPolicy stays as
  * it was: a typo never opens traffic. A policy with spec.streams also gets the ConfigMap and
  * Deployment maskmesh-stream-<policy> (lib/policy's mm_policy_render_stream) and status.stream
- * with the Deployment's ready replicas.
- * Depends on: lib/k8s, lib/policy, lib/metrics, lib/common, json-c. */
+ * with the Deployment's ready replicas and the lag its ready pods report on /metrics (read
+ * every stream_status_s; stream_lag.c says why from the pods).
+ * Depends on: lib/k8s, lib/policy, lib/metrics, lib/common, json-c, libcurl. */
 #ifndef MM_CONTROLLER_H
 #define MM_CONTROLLER_H
 
@@ -31,6 +32,8 @@ typedef struct {
                                         NULL: streams are not rendered */
     int workers;                     /* namespaces reconciled at once (each namespace by one
                                         worker at a time); 0: 4, at most MM_CTRL_WORKERS_MAX */
+    long stream_status_s;            /* status.stream's lag is read from the maskers this
+                                        often; 0: 30 */
 } mm_ctrl_opts;
 
 #define MM_CTRL_WORKERS_MAX 64

@@ -1,6 +1,6 @@
 /* lib/controller: the JSON helpers for the objects the controller stores and compares
- * (objects.c; pure functions of their arguments, shared by the informers and reconcile) and
- * the Event sender (events.c). */
+ * (objects.c; pure functions of their arguments, shared by the informers and reconcile), the
+ * Event sender (events.c) and the maskers' lag for status.stream (stream_lag.c). */
 #ifndef MM_CONTROLLER_INT_H
 #define MM_CONTROLLER_INT_H
 
@@ -43,5 +43,22 @@ void ctrl_events_free(ctrl_events *ev);
  * else the message for the policy's status (caller frees). *rc is MM_OK, or the API's or
  * the allocator's error (the namespace is reconciled again). */
 char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_err *rc);
+
+/* stream_lag.c: what the maskers of a stream Deployment report on /metrics, summed. */
+typedef struct {
+    bool known;                /* at least one ready pod answered */
+    int64_t pods;              /* pods that answered */
+    int64_t lag;               /* records behind, over every partition reported */
+    int64_t max_partition_lag; /* the partition furthest behind */
+    int64_t partitions;        /* distinct input partitions reported */
+    int64_t stopped;           /* partitions stopped at a record that could not be masked */
+} ctrl_lag;
+/* Reads /metrics of every ready pod matching dep's spec.selector in ns (at their container
+ * port named "admin"). A pod that does not answer is skipped (logged); an error is only a
+ * failed pod list or memory. */
+mm_err ctrl_stream_lag(mm_k8s_client *client, const char *ns, struct json_object *dep,
+                       ctrl_lag *out, mm_errbuf *eb);
+/* The same sum over exposition texts already read (tests). */
+mm_err ctrl_lag_parse(const char *const *texts, size_t n, ctrl_lag *out, mm_errbuf *eb);
 
 #endif

@@ -202,7 +202,9 @@ static mm_err stop_partition(mm_kafka *k, const rd_kafka_message_t *msg, mm_errb
     return MM_OK;
 }
 
-/* Lag per assigned partition from the high watermarks the fetches brought (no requests). */
+/* Lag per assigned partition from the high watermarks the fetches brought (no requests).
+ * A stopped partition's lag counts from the record that stopped it: the position may be past
+ * it (records fetched before the pause), but none of those is masked until it is resolved. */
 static void update_lag(mm_kafka *k)
 {
     rd_kafka_topic_partition_list_t *offs = NULL;
@@ -217,7 +219,8 @@ static void update_lag(mm_kafka *k)
                                            offs->elems[i].partition, &lo, &hi) ||
             hi < 0)
             continue;
-        int64_t pos = offs->elems[i].offset >= 0 ? offs->elems[i].offset : lo;
+        stopped *st = find_stop(k, offs->elems[i].topic, offs->elems[i].partition);
+        int64_t pos = st ? st->offset : offs->elems[i].offset >= 0 ? offs->elems[i].offset : lo;
         snprintf(part, sizeof(part), "%d", (int)offs->elems[i].partition);
         mm_metric_set(k->m.lag, (const char *const[]){offs->elems[i].topic, part},
                       (double)(hi > pos ? hi - pos : 0));
