@@ -9,6 +9,21 @@
 #include <sys/stat.h>
 
 #define CRED_MAX 4096 /* a username or password file */
+/* librdkafka before 2.6.1 repeats the client nonce in its SCRAM client-final message
+ * (confluentinc/librdkafka#4895); brokers with the CVE-2024-56128 fix (Kafka 3.8.1, 3.9, 4.x)
+ * check the nonce strictly and refuse every such login, whatever the password */
+#define SCRAM_FIXED_VERSION 0x020601ff
+#define SCRAM_FLAW " (librdkafka before 2.6.1 sends SCRAM logins that Kafka 3.8.1 and later " \
+                   "refuse, confluentinc/librdkafka#4895: use PLAIN over SASL_SSL or SSL client " \
+                   "certificates, or a librdkafka of 2.6.1 or later)"
+
+const char kafka_scram_flaw[] = SCRAM_FLAW;
+
+bool kafka_scram_flawed(const mm_policy_streams *st)
+{
+    return st->sasl_mechanism && strncmp(st->sasl_mechanism, "SCRAM-", 6) == 0 &&
+           rd_kafka_version() < SCRAM_FIXED_VERSION;
+}
 
 void kafka_snap_free(snap *s)
 {
@@ -103,8 +118,12 @@ static mm_err cred(const mm_kafka *k, const char *name, char **out, mm_errbuf *e
 
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", k->cred_dir, name) >= sizeof(path))
         return mm_errf(eb, MM_ELIMIT, "credentials path too long");
-    if ((rc = mm_read_file(path, CRED_MAX, out, &len, eb)) != MM_OK)
-        return rc;
+    if ((rc = mm_read_file(path, CRED_MAX, out, &len, eb)) != MM_OK) {
+        char why[sizeof(eb->msg)];
+        snprintf(why, sizeof(why), "%s", eb->msg);
+        return mm_errf(eb, rc, "spec.streams.saslMechanism needs %s in the credentialsSecret: %s",
+                       name, why);
+    }
     while (len && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r'))
         (*out)[--len] = '\0';
     return MM_OK;
@@ -168,6 +187,48 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     mm_log(l, buf, "librdkafka", rd_kafka_name(rk), "facility", fac, NULL);
 }
 
+/* Broker connection errors, served by rd_kafka_poll on the caller's thread. A failed login
+ * and a failed TLS handshake are kept (the first of them) for kafka_conn_error; librdkafka
+ * retries anything else on its own, so that is only logged. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    mm_kafka *k = opaque;
+    bool tls = err == RD_KAFKA_RESP_ERR__SSL ||
+               (err == RD_KAFKA_RESP_ERR__TRANSPORT && strstr(reason, "SSL"));
+    if (!k->conn_err && (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || tls)) {
+        k->conn_err = tls ? RD_KAFKA_RESP_ERR__SSL : err;
+        snprintf(k->conn_msg, sizeof(k->conn_msg), "%s", reason);
+    }
+    snprintf(k->last_err, sizeof(k->last_err), "%s", reason);
+    mm_log(MM_LOG_WARN, "broker connection error", "client", rd_kafka_name(rk), "error", reason,
+           NULL);
+}
+
+mm_err kafka_conn_error(const mm_kafka *k, const mm_policy_streams *st, mm_errbuf *eb)
+{
+    const char *proto = st->security_protocol ? st->security_protocol : "PLAINTEXT";
+    const char *dir = k->cred_dir ? k->cred_dir : "(no --credentials)";
+    const char *servers = k->bootstrap ? k->bootstrap : st->bootstrap;
+
+    if (k->conn_err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+        return mm_errf(eb, MM_EINVAL, "spec.streams.saslMechanism %s: the broker refused the login "
+                       "with username and password of the credentialsSecret (%s)%s: %s",
+                       st->sasl_mechanism ? st->sasl_mechanism : "?", dir,
+                       kafka_scram_flawed(st) ? SCRAM_FLAW : "", k->conn_msg);
+    if (k->conn_err == RD_KAFKA_RESP_ERR__SSL && !strstr(proto, "SSL"))
+        return mm_errf(eb, MM_ETLS, "spec.streams.securityProtocol %s: the connection to %s "
+                       "failed; does the listener want TLS (SSL or SASL_SSL)?: %s", proto,
+                       servers, k->conn_msg);
+    if (k->conn_err == RD_KAFKA_RESP_ERR__SSL)
+        return mm_errf(eb, MM_ETLS, "spec.streams.securityProtocol %s: the TLS connection to %s "
+                       "failed (the broker's certificate is checked against %s/ca.crt; the "
+                       "client's is tls.crt and tls.key there, if the listener asks for one): %s",
+                       proto, servers, dir, k->conn_msg);
+    return mm_errf(eb, MM_ETIMEOUT, "spec.streams.bootstrapServers %s (securityProtocol %s): no "
+                   "transaction coordinator answered; last broker error: %s", servers, proto,
+                   k->last_err[0] ? k->last_err : "none");
+}
+
 mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
                   rd_kafka_conf_t **out, mm_errbuf *eb)
 {
@@ -178,6 +239,8 @@ mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
     if (!c)
         return mm_errf(eb, MM_ENOMEM, "out of memory");
     rd_kafka_conf_set_log_cb(c, log_cb);
+    rd_kafka_conf_set_error_cb(c, error_cb);
+    rd_kafka_conf_set_opaque(c, k);
     if ((rc = set(c, "bootstrap.servers", k->bootstrap ? k->bootstrap : st->bootstrap, eb)) ||
         (rc = set(c, "client.id", "maskmesh-stream", eb)) || (rc = security(k, st, c, eb)))
         goto out;

@@ -48,6 +48,10 @@ struct mm_kafka {
     volatile sig_atomic_t quit;
     mm_err fatal; /* set by the rebalance callback; the loop returns it */
     mm_errbuf fatal_eb;
+    /* the first login or TLS failure librdkafka reported (error_cb, on our thread): start-up
+     * stops on it with the setting named instead of waiting for a timeout */
+    int conn_err;
+    char conn_msg[512], last_err[512];
     kafka_metrics m;
 };
 
@@ -59,6 +63,12 @@ uint64_t kafka_files_signature(const mm_kafka *k);
  * security settings of spec.streams with the credentials directory, and our tuning. */
 mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
                   rd_kafka_conf_t **out, mm_errbuf *eb);
+/* The error for a connection librdkafka could not make (k->conn_err, else k->last_err), naming
+ * the spec.streams settings and credential files that decide it. */
+mm_err kafka_conn_error(const mm_kafka *k, const mm_policy_streams *st, mm_errbuf *eb);
+/* spec.streams asks for SCRAM and this librdkafka has the nonce flaw 2.6.1 fixed */
+bool kafka_scram_flawed(const mm_policy_streams *st);
+extern const char kafka_scram_flaw[]; /* what to do about it, for messages */
 
 /* record.c: masks `msg` with s and produces the result (or its dead-letter record) inside
  * the open transaction. *stop_it is set when the partition must stop at this record. */

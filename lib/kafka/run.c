@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #define POLL_MS 50
+#define INIT_SLICE_MS 500
+#define INIT_TIMEOUT_MS 60000
 #define LAG_EVERY_NS (1000ull * 1000 * 1000)
 
 static mm_err rk_err(mm_errbuf *eb, const char *what, rd_kafka_error_t *e)
@@ -301,7 +303,7 @@ mm_err mm_kafka_run(mm_kafka *k, mm_errbuf *eb)
         goto out;
     }
     mm_log(MM_LOG_INFO, "masking", "policy", k->cur->pol->name, "group", k->group, "output",
-           st->output, "transactional_id", k->txn_id, NULL);
+           st->output, "transactional_id", k->txn_id, "librdkafka", rd_kafka_version_str(), NULL);
     while (!k->quit) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(k->consumer, POLL_MS);
         uint64_t now;
@@ -434,6 +436,9 @@ mm_err mm_kafka_new(const mm_kafka_opts *opts, mm_kafka **out, mm_errbuf *eb)
         goto out;
     mm_metric_set(k->m.generation, NULL, (double)k->cur->gen);
     pol = k->cur->pol;
+    if (kafka_scram_flawed(pol->streams))
+        mm_log(MM_LOG_WARN, "spec.streams.saslMechanism: SCRAM may be refused", "why",
+               kafka_scram_flaw, "librdkafka", rd_kafka_version_str(), NULL);
     if (pol->streams->group)
         k->group = mm_strdup(pol->streams->group);
     else if (mm_buf_printf(&b, "maskmesh-%s%s%s", pol->ns ? pol->ns : "", pol->ns ? "-" : "",
@@ -453,7 +458,6 @@ mm_err mm_kafka_new(const mm_kafka_opts *opts, mm_kafka **out, mm_errbuf *eb)
         (rc = kafka_conf(k, pol->streams, false, &pc, eb)) != MM_OK)
         goto out;
     rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
-    rd_kafka_conf_set_opaque(cc, k);
     if (!(k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err)))) {
         rc = mm_errf(eb, MM_EINVAL, "creating the consumer: %s", err);
         goto out;
@@ -465,10 +469,23 @@ mm_err mm_kafka_new(const mm_kafka_opts *opts, mm_kafka **out, mm_errbuf *eb)
         goto out;
     }
     pc = NULL;
-    /* fences an earlier masker with this transactional id and aborts its open transaction */
-    if ((e = rd_kafka_init_transactions(k->producer, 60000))) {
-        rc = rk_err(eb, "initialising transactions", e);
-        goto out;
+    /* fences an earlier masker with this transactional id and aborts its open transaction.
+     * In slices, serving error_cb between them: a refused login or TLS handshake ends the
+     * start at once with the setting named (librdkafka alone would retry until the timeout) */
+    for (int waited = 0;; waited += INIT_SLICE_MS) {
+        if (!(e = rd_kafka_init_transactions(k->producer, INIT_SLICE_MS)))
+            break;
+        rd_kafka_poll(k->producer, 0);
+        if (k->conn_err || (rd_kafka_error_is_retriable(e) && waited >= INIT_TIMEOUT_MS)) {
+            rd_kafka_error_destroy(e);
+            rc = kafka_conn_error(k, pol->streams, eb);
+            goto out;
+        }
+        if (!rd_kafka_error_is_retriable(e)) {
+            rc = rk_err(eb, "initialising transactions", e);
+            goto out;
+        }
+        rd_kafka_error_destroy(e);
     }
     *out = k;
     k = NULL;

@@ -9,6 +9,14 @@
 #   tests/kafka/broker.sh start DIR [SECONDS]   a broker in DIR (default deadline 1800 s);
 #                                               prints host:port once it serves, also in
 #                                               DIR/bootstrap; DIR/server.log is its log
+#
+# Besides PLAINTEXT the broker has two secured listeners, with certificates made here by
+# openssl for this broker alone (DIR/tls: ca.crt, the broker's, a client's tls.crt/tls.key):
+#   SSL       TLS with client certificates required (mTLS); host:port in DIR/bootstrap.ssl
+#   SASL_SSL  TLS, then SASL with SCRAM-SHA-512 or PLAIN; host:port in DIR/bootstrap.sasl_ssl
+# The SASL users (DIR/users: one `mechanism name password` a line): SCRAM-SHA-512 user
+# `scram-user` (stored by the storage format, as KRaft bootstraps SCRAM credentials) and PLAIN
+# user `plain-user` (in the listener's JAAS configuration).
 #   tests/kafka/broker.sh stop DIR              stops it (TERM, then KILL after 20 s)
 #
 # Kafka 4.1.1: the 4.x line is KRaft-only (no ZooKeeper code path left to configure around),
@@ -44,34 +52,72 @@ fetch() {
     echo "$cache/libs"
 }
 
-free_ports() { # two ports free now on 127.0.0.1
+free_ports() { # four ports free now on 127.0.0.1
     python3 - <<'EOF'
 import socket
-ss = [socket.socket() for _ in range(2)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))
 EOF
 }
 
+# A CA, the broker's certificate for 127.0.0.1 and a client certificate, in DIR/tls. Keys are
+# PKCS#8 PEM (what Kafka's PEM key store reads); nothing leaves DIR.
+make_certs() {
+    local t="$1/tls"
+    mkdir -p "$t"
+    (
+        cd "$t"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 \
+            -subj "/CN=maskmesh test CA" 2>/dev/null
+        for who in broker client; do
+            openssl req -newkey rsa:2048 -nodes -keyout "$who.key" -out "$who.csr" \
+                -subj "/CN=maskmesh test $who" 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$who.ext"
+            openssl x509 -req -in "$who.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
+                -out "$who.crt" -days 2 -extfile "$who.ext" 2>/dev/null
+        done
+        cat broker.key broker.crt >broker.pem
+        cp client.crt tls.crt
+        cp client.key tls.key
+    ) || die "making the test certificates failed"
+}
+
 start() {
-    local dir="$1" deadline="${2:-1800}" libs port cport id pid
+    local dir="$1" deadline="${2:-1800}" libs port cport sport saport id pid
     [ -n "$dir" ] || die "start needs a directory"
     libs="$(fetch)"
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null && die "a broker already runs in $dir"
     rm -rf "$dir/data" "$dir/server.log" "$dir/bootstrap"
-    read -r port cport < <(free_ports)
+    read -r port cport sport saport < <(free_ports)
+    rm -rf "$dir/tls"
+    make_certs "$dir"
+    local scram_pass plain_pass
+    scram_pass="scram-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+    plain_pass="plain-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+    printf 'SCRAM-SHA-512 scram-user %s\nPLAIN plain-user %s\n' "$scram_pass" "$plain_pass" >"$dir/users"
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$saport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$saport
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+# TLS on both secured listeners from PEM files (KIP-651); mTLS on SSL only
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.crt
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.client.auth=none
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_plain-user="$plain_pass";
 log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -108,6 +154,7 @@ EOF
                -cp "$libs/*")
     id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
     nice -n 10 "${jvm[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+        --add-scram "SCRAM-SHA-512=[name=scram-user,password=$scram_pass]" \
         >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "storage format failed"; }
     nice -n 10 "${jvm[@]}" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
     pid=$!
@@ -128,6 +175,8 @@ EOF
     for _ in $(seq 1 240); do
         kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/stdout.log" "$dir/server.log" >&2 || true; die "the broker exited"; }
         if grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null; then
+            echo "127.0.0.1:$sport" >"$dir/bootstrap.ssl"
+            echo "127.0.0.1:$saport" >"$dir/bootstrap.sasl_ssl"
             echo "127.0.0.1:$port" >"$dir/bootstrap"
             echo "127.0.0.1:$port"
             return

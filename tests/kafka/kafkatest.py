@@ -28,6 +28,16 @@ class Broker:
                              capture_output=True, text=True, timeout=300)
         self.bootstrap = out.stdout.strip().splitlines()[-1]
         self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        # the secured listeners (broker.sh): TLS with client certificates, and SASL over TLS
+        self.bootstrap_ssl = self._read("bootstrap.ssl").strip()
+        self.bootstrap_sasl_ssl = self._read("bootstrap.sasl_ssl").strip()
+        self.tls = os.path.join(self.dir, "tls")
+        # mechanism -> (user, password)
+        self.users = {l.split()[0]: tuple(l.split()[1:3]) for l in self._read("users").splitlines()}
+
+    def _read(self, name):
+        with open(os.path.join(self.dir, name)) as f:
+            return f.read()
 
     def stop(self):
         subprocess.run([BROKER_SH, "stop", self.dir], check=False, timeout=60)
@@ -154,7 +164,7 @@ class Masker:
             for line in self.lines():
                 if line.get("msg") == "admin listening":
                     self.port = int(line["port"])
-            if self.proc.poll() is not None:
+            if self.port is None and self.proc.poll() is not None:
                 raise AssertionError("maskmesh-stream exited: " + self.text())
             time.sleep(0.1)
         if self.port is None:
