@@ -19,6 +19,9 @@
 # user `plain-user` (in the listener's JAAS configuration).
 #   tests/kafka/broker.sh stop DIR              stops it (TERM, then KILL after 20 s)
 #
+# MM_KAFKA_HOST (default 127.0.0.1): the address the client listeners bind and advertise, e.g.
+# a cluster bridge's gateway so that pods reach a broker outside the cluster (e2e/suite/stream.sh).
+#
 # Kafka 4.1.1: the 4.x line is KRaft-only (no ZooKeeper code path left to configure around),
 # runs on the Java 17 installed here, and still speaks the protocol versions librdkafka 2.0.2
 # (Debian bookworm) negotiates: KIP-896 removed only versions older than Kafka 2.1's.
@@ -26,6 +29,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
+host="${MM_KAFKA_HOST:-127.0.0.1}"
 cache="${MM_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/maskmesh/kafka/$version}"
 
 die() { echo "broker.sh: $*" >&2; exit 1; }
@@ -52,17 +56,17 @@ fetch() {
     echo "$cache/libs"
 }
 
-free_ports() { # four ports free now on 127.0.0.1
-    python3 - <<'EOF'
-import socket
+free_ports() { # four ports free now on $host
+    python3 - "$host" <<'EOF'
+import socket, sys
 ss = [socket.socket() for _ in range(4)]
 for s in ss:
-    s.bind(("127.0.0.1", 0))
+    s.bind((sys.argv[1], 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))
 EOF
 }
 
-# A CA, the broker's certificate for 127.0.0.1 and a client certificate, in DIR/tls. Keys are
+# A CA, the broker's certificate for $host and a client certificate, in DIR/tls. Keys are
 # PKCS#8 PEM (what Kafka's PEM key store reads); nothing leaves DIR.
 make_certs() {
     local t="$1/tls"
@@ -74,7 +78,7 @@ make_certs() {
         for who in broker client; do
             openssl req -newkey rsa:2048 -nodes -keyout "$who.key" -out "$who.csr" \
                 -subj "/CN=maskmesh test $who" 2>/dev/null
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$who.ext"
+            printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost\n' "$host" >"$who.ext"
             openssl x509 -req -in "$who.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
                 -out "$who.crt" -days 2 -extfile "$who.ext" 2>/dev/null
         done
@@ -103,8 +107,8 @@ start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$saport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$saport
+listeners=PLAINTEXT://$host:$port,CONTROLLER://127.0.0.1:$cport,SSL://$host:$sport,SASL_SSL://$host:$saport
+advertised.listeners=PLAINTEXT://$host:$port,SSL://$host:$sport,SASL_SSL://$host:$saport
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
@@ -175,10 +179,10 @@ EOF
     for _ in $(seq 1 240); do
         kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/stdout.log" "$dir/server.log" >&2 || true; die "the broker exited"; }
         if grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null; then
-            echo "127.0.0.1:$sport" >"$dir/bootstrap.ssl"
-            echo "127.0.0.1:$saport" >"$dir/bootstrap.sasl_ssl"
-            echo "127.0.0.1:$port" >"$dir/bootstrap"
-            echo "127.0.0.1:$port"
+            echo "$host:$sport" >"$dir/bootstrap.ssl"
+            echo "$host:$saport" >"$dir/bootstrap.sasl_ssl"
+            echo "$host:$port" >"$dir/bootstrap"
+            echo "$host:$port"
             return
         fi
         sleep 0.5
