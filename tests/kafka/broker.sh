@@ -88,7 +88,21 @@ make_certs() {
     ) || die "making the test certificates failed"
 }
 
+# The ports are free when picked, but another process of this shared machine may bind one
+# before the broker does: then the broker exits on "Address already in use" and start tries
+# again with new ports (start_once sets bind_lost).
 start() {
+    local attempt
+    for attempt in 1 2 3; do
+        bind_lost=0
+        start_once "$@"
+        [ "$bind_lost" = 1 ] || return 0
+        echo "broker.sh: a port was taken before the broker bound it; trying again ($attempt)" >&2
+    done
+    die "the broker could not bind its ports in 3 attempts"
+}
+
+start_once() {
     local dir="$1" deadline="${2:-1800}" libs port cport sport saport id pid
     [ -n "$dir" ] || die "start needs a directory"
     libs="$(fetch)"
@@ -177,7 +191,15 @@ EOF
     ) </dev/null >/dev/null 2>&1 &
     echo $! >"$dir/watchdog.pid"
     for _ in $(seq 1 240); do
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/stdout.log" "$dir/server.log" >&2 || true; die "the broker exited"; }
+        if ! kill -0 "$pid" 2>/dev/null; then
+            if grep -q "Address already in use" "$dir/stdout.log" "$dir/server.log" 2>/dev/null; then
+                stop "$dir"
+                bind_lost=1
+                return
+            fi
+            tail -n 30 "$dir/stdout.log" "$dir/server.log" >&2 || true
+            die "the broker exited"
+        fi
         if grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null; then
             echo "$host:$sport" >"$dir/bootstrap.ssl"
             echo "$host:$saport" >"$dir/bootstrap.sasl_ssl"
