@@ -104,7 +104,7 @@ class StreamStatusTest(unittest.TestCase):
         self.put_pod(pod("maskmesh-stream-orders-b", labels, m.port, False))
         self.put_pod(pod("maskmesh-stream-orders-c", labels, free_port(), True))
         env.kubectl("patch", "deploy", "maskmesh-stream-orders", "-n", "shop", "--subresource=status",
-                    "--type=merge", "-p", '{"status":{"readyReplicas":2}}')
+                    "--type=merge", "-p", '{"status":{"replicas":2,"readyReplicas":2}}')
 
         b.produce("status-in", [(b"k%d" % i, GOOD, None, i % 2) for i in range(20)])
         self.assertEqual(len(b.consume(["status-out"], 20, idle_s=1)), 20)
