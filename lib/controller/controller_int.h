@@ -1,6 +1,7 @@
 /* lib/controller: the JSON helpers for the objects the controller stores and compares
  * (objects.c; pure functions of their arguments, shared by the informers and reconcile), the
- * Event sender (events.c) and the maskers' lag for status.stream (stream_lag.c). */
+ * Event sender (events.c), the gRPC descriptor check (grpcref.c) and the maskers' lag for
+ * status.stream (stream_lag.c). */
 #ifndef MM_CONTROLLER_INT_H
 #define MM_CONTROLLER_INT_H
 
