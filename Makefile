@@ -41,7 +41,7 @@ BIN     ?= bin
 CC      ?= cc
 # every package some module uses: all compile with their include flags; each binary links
 # only its modules' (pkg_libs below)
-PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib gnutls rdkafka
+PKGS    := libmicrohttpd libcurl openssl json-c yaml-0.1 libpcre2-8 zlib gnutls rdkafka libnghttp2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 $(foreach p,$(PKGS),$(eval PKG_LIBS_$(p) := $(shell pkg-config --libs $(p))))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)

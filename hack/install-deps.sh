@@ -14,6 +14,9 @@ build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjson-c-dev libyaml-dev
             libcmocka-dev libpcre2-dev zlib1g-dev libgnutls28-dev
             nghttp2-server  # nghttpd: a real HTTP/2 server for lib/k8s's h2 test
+            libnghttp2-dev  # the sidecar's HTTP/2 (lib/proxy/h2*.c)
+            nghttp2-client  # h2load: the sidecar's HTTP/2 load test and bench
+            python3-h2      # raw HTTP/2 frames for the sidecar's h2 tests (Debian's python3)
             python3-cryptography  # AES-SIV and HKDF outside OpenSSL: test_reveal checks tokens
             python3-websockets  # the WebSocket client and server test_proxy_ws drives (PyPI websockets 10.4)
             librdkafka-dev  # maskmesh-stream's Kafka client

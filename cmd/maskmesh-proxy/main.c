@@ -31,6 +31,11 @@ static void usage(FILE *f)
           "  --listen ADDR:PORT        proxy listener (0.0.0.0:15480; port 0: any free one)\n"
           "  --admin ADDR:PORT         /healthz /readyz /startz /metrics /quitquitquit (0.0.0.0:15481)\n"
           "  --upstream HOST:PORT      the app (127.0.0.1:8080)\n"
+          "  --upstream-protocol h1|h2c  what the app speaks (h1); h2c: HTTP/2 clients only\n"
+          "  --h2-max-streams N        HTTP/2 concurrent streams per connection (128)\n"
+          "  --h2-window BYTES         HTTP/2 stream window, request bytes in flight (65535)\n"
+          "  --h2-conn-window BYTES    HTTP/2 connection window (1048576)\n"
+          "  --h2-max-frame BYTES      HTTP/2 largest frame accepted (16384)\n"
           "  --policies FILE           policies.yaml (/etc/maskmesh/policies/policies.yaml)\n"
           "  --labels FILE             pod labels, downward API (/etc/maskmesh/podinfo/labels)\n"
           "  --keys DIR                key files (/etc/maskmesh/keys; absent: no keys)\n"
@@ -66,7 +71,8 @@ int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_ADMIN, O_UPSTREAM, O_POLICIES, O_LABELS, O_KEYS, O_IDENTITY,
            O_WORKERS, O_MAXVALUE, O_MAXHEADER, O_MAXBODY, O_HTO, O_ITO, O_IOTO, O_CTO, O_UTO,
-           O_DTO, O_PIT, O_WATCH, O_LOG, O_HELP };
+           O_DTO, O_PIT, O_WATCH, O_LOG, O_HELP, O_UPROTO, O_H2STREAMS, O_H2WIN, O_H2CWIN,
+           O_H2FRAME };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"admin", required_argument, NULL, O_ADMIN},
@@ -89,6 +95,11 @@ int main(int argc, char **argv)
         {"watch-interval", required_argument, NULL, O_WATCH},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
+        {"upstream-protocol", required_argument, NULL, O_UPROTO},
+        {"h2-max-streams", required_argument, NULL, O_H2STREAMS},
+        {"h2-window", required_argument, NULL, O_H2WIN},
+        {"h2-conn-window", required_argument, NULL, O_H2CWIN},
+        {"h2-max-frame", required_argument, NULL, O_H2FRAME},
         {NULL, 0, NULL, 0},
     };
     mm_proxy_config cfg;
@@ -109,6 +120,21 @@ int main(int argc, char **argv)
         case O_LISTEN: cfg.listen = optarg; break;
         case O_ADMIN: cfg.admin = optarg; break;
         case O_UPSTREAM: cfg.upstream = optarg; break;
+        case O_UPROTO:
+            if (strcmp(optarg, "h1") == 0)
+                cfg.upstream_proto = MM_UPSTREAM_H1;
+            else if (strcmp(optarg, "h2c") == 0)
+                cfg.upstream_proto = MM_UPSTREAM_H2C;
+            else {
+                fprintf(stderr, "maskmesh-proxy: --upstream-protocol: expected h1 or h2c\n");
+                return 2;
+            }
+            break;
+        /* RFC 9113 §6.5.2 bounds the window and frame settings */
+        case O_H2STREAMS: if (!num(flag, optarg, 1, 1 << 20, &v)) return 2; cfg.h2_max_streams = (uint32_t)v; break;
+        case O_H2WIN: if (!num(flag, optarg, 1024, 2147483647, &v)) return 2; cfg.h2_window = (uint32_t)v; break;
+        case O_H2CWIN: if (!num(flag, optarg, 65535, 2147483647, &v)) return 2; cfg.h2_conn_window = (uint32_t)v; break;
+        case O_H2FRAME: if (!num(flag, optarg, 16384, 16777215, &v)) return 2; cfg.h2_max_frame = (uint32_t)v; break;
         case O_POLICIES: cfg.policies = optarg; break;
         case O_LABELS: cfg.labels = optarg; break;
         case O_KEYS: cfg.keys = optarg; break;

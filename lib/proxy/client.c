@@ -123,6 +123,12 @@ static void begin_exchange(conn *c, const http_req_head *rq, size_t head_len)
     if (!c->rqf.keep_alive)
         c->close_after = true;
     c->ws_req = ws_upgrade_requested(rq, &c->rqf);
+    if (p->cfg.upstream_proto == MM_UPSTREAM_H2C) {
+        /* HTTP/1.1 is not translated to an h2c app: its clients are told what to speak */
+        c->req_done = c->rqf.kind == HTTP_BODY_NONE;
+        reply_error(c, 505, "the app speaks HTTP/2 only: use HTTP/2 (h2c)", !c->req_done);
+        goto out;
+    }
     if (http_token_eq(rq->method, rq->method_len, "CONNECT")) {
         c->req_done = true;
         reply_error(c, 405, "CONNECT is not supported", true);
@@ -230,6 +236,8 @@ void client_process(conn *c)
             /* pipelined requests wait while a response is still being written */
             if (pending(&c->out, c->out_off) > OUT_HIGH)
                 return;
+            if (h2_preface(c) != 0) /* HTTP/2 by prior knowledge, or half its preface */
+                return;
             int r = http_parse_request(c->in.data, c->in.len, p->cfg.max_header, &c->w->rqh);
             if (r == 0)
                 return;
@@ -246,6 +254,8 @@ void client_process(conn *c)
                                                : "malformed request", true);
                 return;
             }
+            if (h2_upgrade(c, &c->w->rqh, (size_t)r)) /* Upgrade: h2c */
+                return;
             begin_exchange(c, &c->w->rqh, (size_t)r);
             continue;
         }

@@ -34,11 +34,8 @@ void flush_findings(worker *w)
         }
 }
 
-void on_finding(void *ctx, const mm_finding *f)
+void count_finding(worker *w, uint64_t gen, const mm_finding *f)
 {
-    conn *c = ctx;
-    worker *w = c->w;
-    uint64_t gen = c->sn ? c->sn->gen : 0;
     const char *det = f->detector ? f->detector : "field";
     size_t i;
 
@@ -62,6 +59,13 @@ void on_finding(void *ctx, const mm_finding *f)
             (find_ent){.gen = gen, .rule = f->rule, .detector = f->detector,
                        .applied = f->applied, .s = s};
     mm_series_add(s, 1);
+}
+
+void on_finding(void *ctx, const mm_finding *f)
+{
+    conn *c = ctx;
+
+    count_finding(c->w, c->sn ? c->sn->gen : 0, f);
 }
 
 bool out_put(mm_buf *b, const void *p, size_t n)
@@ -127,38 +131,52 @@ bool hop_by_hop(const http_hdr *h, const http_hdr *hdrs, long extra)
     return false;
 }
 
-/* Copies one header into b, through spec.headers when a masker applies. */
-bool put_header(conn *c, mm_buf *b, const http_hdr *h, mm_direction dir)
+/* spec.headers on one field: false drops it, else *v, *vl is the value to send (h's own, the
+ * rewrite left in nv, or "[REDACTED]" when the rule cannot run). nv is the caller's, freed
+ * by it. */
+bool header_value(const snap *sn, const char *principal, mm_direction dir, const http_hdr *h,
+                  mm_buf *nv, const char **v, size_t *vl, mm_finding_fn fn, void *ctx)
 {
     char name[256];
     mm_hdr_result res = MM_HDR_KEEP;
-    mm_buf nv;
-    bool ok;
 
-    if (c->sn && c->sn->masker && h->name_len < sizeof(name)) {
-        memcpy(name, h->name, h->name_len);
-        name[h->name_len] = '\0';
-        mm_buf_init(&nv, 64 * 1024);
-        if (mm_masker_header(c->sn->masker, dir, c->has_principal ? c->principal : NULL, name,
-                             h->value, h->value_len, &nv, &res, on_finding, c) != MM_OK) {
-            mm_buf_free(&nv);
-            /* a header rule that cannot run must not let the value through */
-            return out_put(b, h->name, h->name_len) && out_put(b, ": [REDACTED]\r\n", 14);
-        }
-        if (res == MM_HDR_REMOVE) {
-            mm_buf_free(&nv);
-            return true;
-        }
-        if (res == MM_HDR_REWRITE) {
-            ok = out_put(b, h->name, h->name_len) && out_put(b, ": ", 2) &&
-                 out_put(b, nv.data ? nv.data : "", nv.len) && out_put(b, "\r\n", 2);
-            mm_buf_free(&nv);
-            return ok;
-        }
-        mm_buf_free(&nv);
+    *v = h->value;
+    *vl = h->value_len;
+    if (!sn || !sn->masker || h->name_len >= sizeof(name))
+        return true;
+    memcpy(name, h->name, h->name_len);
+    name[h->name_len] = '\0';
+    if (mm_masker_header(sn->masker, dir, principal, name, h->value, h->value_len, nv, &res,
+                         fn, ctx) != MM_OK) {
+        /* a header rule that cannot run must not let the value through */
+        *v = "[REDACTED]";
+        *vl = 10;
+        return true;
     }
-    return out_put(b, h->name, h->name_len) && out_put(b, ": ", 2) &&
-           out_put(b, h->value, h->value_len) && out_put(b, "\r\n", 2);
+    if (res == MM_HDR_REMOVE)
+        return false;
+    if (res == MM_HDR_REWRITE) {
+        *v = nv->data ? nv->data : "";
+        *vl = nv->len;
+    }
+    return true;
+}
+
+/* Copies one header into b, through spec.headers when a masker applies. */
+bool put_header(conn *c, mm_buf *b, const http_hdr *h, mm_direction dir)
+{
+    mm_buf nv;
+    const char *v;
+    size_t vl;
+    bool ok = true;
+
+    mm_buf_init(&nv, 64 * 1024);
+    if (header_value(c->sn, c->has_principal ? c->principal : NULL, dir, h, &nv, &v, &vl,
+                     on_finding, c))
+        ok = out_put(b, h->name, h->name_len) && out_put(b, ": ", 2) && out_put(b, v, vl) &&
+             out_put(b, "\r\n", 2);
+    mm_buf_free(&nv);
+    return ok;
 }
 
 /* An error answer of our own, when nothing of the upstream response was sent. */
@@ -248,6 +266,8 @@ void conn_close(conn *c)
 
     if (c->fd < 0)
         return;
+    if (c->on_close) /* another protocol took the connection over (HTTP/2) */
+        c->on_close(c);
     pool_drop(c);
     if (c->up) {
         up_close(c->up);
@@ -273,6 +293,8 @@ void conn_close(conn *c)
 
 void conn_free(conn *c)
 {
+    if (c->on_free)
+        c->on_free(c);
     mm_buf_free(&c->in);
     mm_buf_free(&c->out);
     mm_buf_free(&c->uout);

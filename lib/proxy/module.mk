@@ -1,2 +1,2 @@
 proxy_DEPS := mask policy metrics common
-proxy_PKGS := zlib
+proxy_PKGS := zlib libnghttp2

@@ -31,6 +31,11 @@ void mm_proxy_config_defaults(mm_proxy_config *c)
     c->drain_timeout_ms = 20000;
     c->pool_idle_ms = 30000;
     c->watch_interval_ms = 1000;
+    c->upstream_proto = MM_UPSTREAM_H1;
+    c->h2_max_streams = 128;
+    c->h2_window = 65535;
+    c->h2_conn_window = 1u << 20;
+    c->h2_max_frame = 16384;
 }
 
 mm_err parse_hostport(const char *s, bool passive, struct sockaddr_storage *ss, socklen_t *len,

@@ -1,15 +1,19 @@
 /* lib/proxy: maskmesh-proxy, the masking sidecar. An HTTP/1.1 reverse proxy (N worker
  * threads, each an epoll loop over non-blocking sockets with its own SO_REUSEPORT listener
  * and upstream connection pool) that masks bodies and headers as they stream, per the
- * policies selecting this pod; an admin listener (/healthz, /readyz, /metrics,
+ * policies selecting this pod; HTTP/2 (h2c, by prior knowledge or Upgrade) on the same port,
+ * towards an app speaking HTTP/1.1 or h2c; an admin listener (/healthz, /readyz, /metrics,
  * POST /quitquitquit); hot reload of policies, labels and keys.
- * Depends on: lib/mask, lib/policy, lib/metrics, lib/common, zlib. */
+ * Depends on: lib/mask, lib/policy, lib/metrics, lib/common, zlib, libnghttp2. */
 #ifndef MM_PROXY_H
 #define MM_PROXY_H
 
 #include "common/common.h"
 
 #include <stdint.h>
+
+/* What the app speaks (--upstream-protocol): HTTP/1.1, or h2c (HTTP/2 without TLS). */
+typedef enum { MM_UPSTREAM_H1 = 0, MM_UPSTREAM_H2C } mm_upstream_proto;
 
 typedef struct {
     const char *listen;   /* ADDR:PORT; port 0 picks a free one (see mm_proxy_port) */
@@ -32,6 +36,12 @@ typedef struct {
     int drain_timeout_ms;    /* on stop, in-flight exchanges get this long to finish */
     int pool_idle_ms;        /* an idle pooled upstream connection is closed after this */
     int watch_interval_ms;   /* how often config files are checked for changes */
+    mm_upstream_proto upstream_proto;
+    /* HTTP/2 towards clients (SETTINGS; the header list limit is max_header) */
+    uint32_t h2_max_streams;  /* concurrent streams per connection */
+    uint32_t h2_window;       /* initial stream window: request bytes in flight per stream */
+    uint32_t h2_conn_window;  /* ... and per connection */
+    uint32_t h2_max_frame;    /* largest frame payload we accept */
 } mm_proxy_config;
 
 /* Defaults per DESIGN.md: 0.0.0.0:15480, admin 0.0.0.0:15481, the /etc/maskmesh paths. */

@@ -98,8 +98,9 @@ struct mm_proxy {
 #define PRINCIPAL_MAX BODY_PRINCIPAL_MAX
 #define FIND_CACHE 64
 
-enum { EV_LISTEN = 1, EV_CLIENT, EV_UP, EV_WAKE };
-enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING, CS_TUNNEL /* a WebSocket (ws.c) */ };
+enum { EV_LISTEN = 1, EV_CLIENT, EV_UP, EV_WAKE, EV_H2UP, EV_H2S };
+/* CS_TUNNEL: a WebSocket (ws.c); CS_H2: the connection speaks HTTP/2 (h2.c, c->h2) */
+enum { CS_HEAD, CS_EXCHANGE, CS_CLOSING, CS_TUNNEL, CS_H2 };
 enum { RS_NONE, RS_WAIT_HEAD, RS_BODY, RS_DONE };
 
 typedef struct conn conn;
@@ -130,11 +131,12 @@ typedef struct ws_tunnel {
 } ws_tunnel;
 
 typedef struct upconn {
-    int kind; /* EV_UP: first member, the epoll tag */
+    int kind; /* EV_UP (EV_H2S for an HTTP/2 stream's): first member, the epoll tag */
     int fd;
     worker *w;
     conn *c;     /* the exchange using it; NULL while idle */
     conn *owner; /* while idle: the client connection it is kept for */
+    struct h2s *h2s; /* EV_H2S: the HTTP/2 stream using it; NULL while idle */
     struct upconn *next, *prev;
     bool connecting;
     bool reused;
@@ -191,6 +193,11 @@ struct conn {
 
     bool ws_req;   /* the request asks for a WebSocket upgrade */
     ws_tunnel *ws; /* CS_TUNNEL: in is the client's frames, uin the app's */
+
+    /* another protocol on this connection (HTTP/2): its state and its end */
+    struct h2conn *h2;
+    void (*on_close)(conn *c);
+    void (*on_free)(conn *c);
 };
 
 typedef struct {
@@ -210,6 +217,7 @@ struct worker {
     conn *conns;
     int n_conns;
     upconn *dead_up; /* closed this batch, freed after it */
+    struct h2up *dead_h2up; /* h2c app sessions closed this batch */
     uint64_t now, last_sweep;
     char *scratch; /* READ_CHUNK for reads */
     char *ztmp;    /* BODY_ZTMP for inflate output */
@@ -247,12 +255,15 @@ void count_unsolicited(worker *w, size_t n);
 /* exchange.c */
 void count_code(worker *w, int code);
 void flush_findings(worker *w);
-void on_finding(void *ctx, const mm_finding *f);
+void count_finding(worker *w, uint64_t gen, const mm_finding *f);
+void on_finding(void *ctx, const mm_finding *f); /* ctx: the conn */
 bool out_put(mm_buf *b, const void *p, size_t n);
 bool put_body(mm_buf *b, bool chunked, const char *p, size_t n);
 bool put_u64(mm_buf *b, uint64_t v);
 long conn_extra(const http_hdr *hdrs, size_t n);
 bool hop_by_hop(const http_hdr *h, const http_hdr *hdrs, long extra);
+bool header_value(const snap *sn, const char *principal, mm_direction dir, const http_hdr *h,
+                  mm_buf *nv, const char **v, size_t *vl, mm_finding_fn fn, void *ctx);
 bool put_header(conn *c, mm_buf *b, const http_hdr *h, mm_direction dir);
 void reply_error(conn *c, int status, const char *msg, bool close_conn);
 void resp_abort(conn *c, const char *why);
@@ -297,6 +308,15 @@ uint64_t config_signature(const mm_proxy *p);
 /* admin.c */
 void *admin_main(void *arg);
 bool upstream_answers(const mm_proxy *p, int timeout_ms);
+
+/* h2.c: where a connection's protocol is decided (client.c) and its HTTP/2 life (worker.c) */
+int h2_preface(conn *c);  /* 1: c speaks HTTP/2 now; 0: not a preface; -1: too few bytes */
+bool h2_upgrade(conn *c, const http_req_head *rq, size_t head_len); /* Upgrade: h2c taken */
+void h2_sync(conn *c);
+void h2_client_event(conn *c, uint32_t events);
+conn *h2_app_event(worker *w, void *tag, uint32_t events); /* EV_H2S, EV_H2UP; NULL: stale */
+void h2_sweep(conn *c, bool draining);
+void h2c_free_dead(worker *w);
 
 /* proxy.c */
 mm_err parse_hostport(const char *s, bool passive, struct sockaddr_storage *ss, socklen_t *len,

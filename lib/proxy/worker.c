@@ -24,6 +24,10 @@ static void conn_sync(conn *c)
         ws_sync(c);
         return;
     }
+    if (c->st == CS_H2) {
+        h2_sync(c);
+        return;
+    }
     if (c->st == CS_CLOSING && pending(&c->out, c->out_off) == 0) {
         /* lingering close: our FIN first, then read until theirs, so a pipelined request
          * in flight does not turn our last response into a reset */
@@ -138,7 +142,9 @@ static void sweep(worker *w, conn **dead)
     for (c = w->conns; c; c = next) {
         uint64_t since, t = conn_timeout_ns(c, &p->cfg, &since);
         next = c->next;
-        if (draining && c->st == CS_HEAD && c->in.len == 0 && pending(&c->out, c->out_off) == 0) {
+        if (c->st == CS_H2) {
+            h2_sweep(c, draining);
+        } else if (draining && c->st == CS_HEAD && c->in.len == 0 && pending(&c->out, c->out_off) == 0) {
             conn_close(c);
         } else if (draining && c->st == CS_TUNNEL) {
             ws_going_away(c, "proxy shutting down"); /* a tunnel never ends on its own */
@@ -194,6 +200,10 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
             mm_log(MM_LOG_WARN, "eventfd read failed", "error", strerror(errno), NULL);
         return;
     }
+    if (kind == EV_H2S || kind == EV_H2UP) { /* an HTTP/2 client's app side */
+        c = h2_app_event(w, ev->data.ptr, ev->events);
+        goto done;
+    }
     if (kind == EV_UP) {
         upconn *u = ev->data.ptr;
         if (u->fd < 0)
@@ -228,6 +238,10 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
             ws_event(c, false, ev->events);
             conn_sync(c);
             goto queue;
+        }
+        if (c->st == CS_H2) {
+            h2_client_event(c, ev->events);
+            goto done;
         }
         if (ev->events & EPOLLOUT) {
             if (!flush_fd(c->fd, &c->out, &c->out_off, &c->last_io, w->now)) {
@@ -315,6 +329,7 @@ void *worker_main(void *arg)
             conn_free(d);
         }
         free_dead_up(w);
+        h2c_free_dead(w);
         if (!w->listening && (w->n_conns == 0 || w->now >= drain_deadline))
             break;
     }
@@ -325,6 +340,7 @@ void *worker_main(void *arg)
         conn_free(c);
     }
     free_dead_up(w);
+    h2c_free_dead(w);
     flush_findings(w);
     return NULL;
 }
