@@ -301,7 +301,8 @@ static int on_close(nghttp2_session *ns, int32_t id, uint32_t code, void *ud)
 
 /* ---- the connection ------------------------------------------------------------------------ */
 
-static void on_conn_close(conn *c)
+/* The HTTP/2 state goes; the socket stays with the caller. */
+static void teardown(conn *c)
 {
     h2conn *hc = c->h2;
 
@@ -323,6 +324,11 @@ static void on_conn_close(conn *c)
     while (hc->streams)
         h2s_free(hc->streams);
     mm_free(hc);
+}
+
+static void on_conn_close(conn *c)
+{
+    teardown(c);
 }
 
 static mm_err session_new(h2conn *hc)
@@ -588,8 +594,12 @@ void h2_sync(conn *c)
     }
     bool open = !hc->dead && (nghttp2_session_want_read(hc->ns) ||
                               nghttp2_session_want_write(hc->ns));
-    if (!open && pending(&c->out, c->out_off) == 0) {
-        conn_close(c);
+    if (!open) {
+        /* the session is over (GOAWAY sent, or it failed): a lingering close as on
+         * HTTP/1.1, so a client still sending does not turn our GOAWAY into a reset */
+        teardown(c);
+        c->st = CS_CLOSING;
+        c->close_after = true;
         return;
     }
     if (hc->n_streams > 0)

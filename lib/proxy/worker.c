@@ -26,7 +26,8 @@ static void conn_sync(conn *c)
     }
     if (c->st == CS_H2) {
         h2_sync(c);
-        return;
+        if (c->st == CS_H2 || c->fd < 0) /* else its session ended: a lingering close */
+            return;
     }
     if (c->st == CS_CLOSING && pending(&c->out, c->out_off) == 0) {
         /* lingering close: our FIN first, then read until theirs, so a pipelined request
