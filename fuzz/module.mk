@@ -11,3 +11,4 @@ fuzz_ws_MODULES := proxy
 fuzz_pbdesc_MODULES := mask
 fuzz_proto_MODULES := mask
 fuzz_simd_MODULES := mask
+fuzz_h2_MODULES := proxy
