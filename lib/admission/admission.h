@@ -27,6 +27,7 @@ struct json_object;
 #define MM_ADM_ANN_MEMORY     "maskmesh.io/proxy-memory"
 #define MM_ADM_ANN_MODE       "maskmesh.io/mode"
 #define MM_ADM_ANN_NATIVE     "maskmesh.io/native-sidecar"
+#define MM_ADM_ANN_UPSTREAM   "maskmesh.io/upstream-protocol" /* h1 | h2c: what the app speaks */
 #define MM_ADM_REVIEW_MAX     (4u << 20) /* an AdmissionReview body */
 #define MM_ADM_CONFIG_MAX     (1u << 20) /* a --config file */
 

@@ -97,6 +97,7 @@ typedef struct {
     const char *cpu_request, *memory_request, *memory_limit, *cpu_limit;
     app_port port;
     const char *proxy_port_name;
+    bool upstream_h2c; /* the app speaks h2c: the annotation, else the port's name says so */
     char vol_policies[64], vol_podinfo[64], vol_keys[64];
 } adm_plan;
 

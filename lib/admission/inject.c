@@ -399,6 +399,20 @@ static mm_err set_message(mm_adm_result *r, const char *fmt, ...)
     return r->message ? MM_OK : MM_ENOMEM;
 }
 
+/* Port names as Istio users write them for HTTP/2 apps (grpc, grpc-web, http2-api, h2c-x):
+ * the sidecar then speaks h2c to the app unless the annotation says otherwise. */
+static bool port_name_h2c(const char *name)
+{
+    static const char *const pre[] = {"grpc", "http2", "h2c"};
+
+    for (size_t i = 0; name && i < MM_ARRAY_LEN(pre); i++) {
+        size_t n = strlen(pre[i]);
+        if (strncmp(name, pre[i], n) == 0 && (name[n] == '\0' || name[n] == '-'))
+            return true;
+    }
+    return false;
+}
+
 /* Decides with the pod's annotations; fills pl or says why not (MM_ADM_INVALID). */
 static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config *cfg, adm_plan *pl,
                         bool *ok)
@@ -411,6 +425,7 @@ static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config 
     const char *cpu = meta_str(pod, "annotations", MM_ADM_ANN_CPU);
     const char *mem = meta_str(pod, "annotations", MM_ADM_ANN_MEMORY);
     const char *port = meta_str(pod, "annotations", MM_ADM_ANN_PORT);
+    const char *proto = meta_str(pod, "annotations", MM_ADM_ANN_UPSTREAM);
     static const char *const lists[] = {"containers", "initContainers"};
 
     *ok = false;
@@ -485,6 +500,14 @@ static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config 
                                                "sidecar needs", lists[l], i, v);
             }
         }
+    }
+    if (proto) {
+        if (strcmp(proto, "h1") != 0 && strcmp(proto, "h2c") != 0)
+            return set_message(b->res, "annotation %s: \"%s\" is not a protocol (expected h1 "
+                                       "or h2c)", MM_ADM_ANN_UPSTREAM, proto);
+        pl->upstream_h2c = strcmp(proto, "h2c") == 0;
+    } else {
+        pl->upstream_h2c = port_name_h2c(pl->port.name);
     }
     pl->proxy_port_name = "maskmesh";
     if (pl->mode == MM_ADM_MODE_NAMED_PORT && pl->port.name)

@@ -84,6 +84,8 @@ json_object *adm_sidecar_container(jb *j, const adm_plan *pl)
     jb_push(j, args, arg(j, "--listen=0.0.0.0:%d", MM_ADM_PROXY_PORT));
     jb_push(j, args, arg(j, "--admin=0.0.0.0:%d", MM_ADM_ADMIN_PORT));
     jb_push(j, args, arg(j, "--upstream=127.0.0.1:%ld", pl->port.number));
+    if (pl->upstream_h2c)
+        jb_push(j, args, jb_str(j, "--upstream-protocol=h2c"));
     jb_push(j, args, jb_str(j, "--policies=/etc/maskmesh/policies/policies.yaml"));
     jb_push(j, args, jb_str(j, "--labels=/etc/maskmesh/podinfo/labels"));
     jb_push(j, args, jb_str(j, "--keys=/etc/maskmesh/keys"));

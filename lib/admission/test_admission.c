@@ -406,7 +406,7 @@ static void test_invalid_annotations(void **state)
         {"maskmesh.io~1mode", "sidecarless"},      {"maskmesh.io~1proxy-cpu", "lots"},
         {"maskmesh.io~1proxy-memory", "12 Mi"},    {"maskmesh.io~1port", "99999"},
         {"maskmesh.io~1port", "nosuchport"},       {"maskmesh.io~1port", "15480"},
-        {"maskmesh.io~1native-sidecar", "maybe"},
+        {"maskmesh.io~1native-sidecar", "maybe"}, {"maskmesh.io~1upstream-protocol", "h3"},
     };
     mm_adm_config cfg = cfg_default();
     (void)state;
@@ -444,6 +444,43 @@ static void test_invalid_annotations(void **state)
     assert_true(mm_adm_quantity_valid("64Mi"));
     assert_false(mm_adm_quantity_valid("Mi"));
     assert_false(mm_adm_quantity_valid("-1"));
+    mm_adm_config_clear(&cfg);
+}
+
+/* What the app speaks: the annotation wins, else the fronted port's name (Istio's grpc-*,
+ * http2-*), else HTTP/1.1 (no flag, so pods injected before keep their template hash). */
+static void test_upstream_protocol(void **state)
+{
+    static const struct {
+        const char *port_name, *ann, *want; /* want: the 4th arg, NULL for none */
+    } cases[] = {
+        {"http", NULL, NULL},          {"grpc", NULL, "--upstream-protocol=h2c"},
+        {"grpc-api", NULL, "--upstream-protocol=h2c"}, {"http2-web", NULL, "--upstream-protocol=h2c"},
+        {"grpcx", NULL, NULL},         {"grpc-api", "h1", NULL},
+        {"http", "h2c", "--upstream-protocol=h2c"},
+    };
+    mm_adm_config cfg = cfg_default();
+    (void)state;
+    for (size_t i = 0; i < MM_ARRAY_LEN(cases); i++) {
+        json_object *pod = sample_pod(), *out;
+        mm_adm_result r;
+        set_at(pod, "/spec/containers/0/ports/0/name", json_object_new_string(cases[i].port_name));
+        if (cases[i].ann) {
+            set_at(pod, "/metadata/annotations", json_object_new_object());
+            set_at(pod, "/metadata/annotations/maskmesh.io~1upstream-protocol",
+                   json_object_new_string(cases[i].ann));
+        }
+        out = inject_apply(pod, &cfg, NULL, &r);
+        assert_int_equal(r.reason, MM_ADM_INJECTED);
+        const char *a3 = str_at(out, "/spec/containers/0/args/3");
+        if (cases[i].want)
+            assert_string_equal(a3, cases[i].want);
+        else
+            assert_string_equal(a3, "--policies=/etc/maskmesh/policies/policies.yaml");
+        mm_adm_result_clear(&r);
+        json_object_put(out);
+        json_object_put(pod);
+    }
     mm_adm_config_clear(&cfg);
 }
 
@@ -1041,6 +1078,7 @@ int main(void)
         cmocka_unit_test(test_sample_pod),        cmocka_unit_test(test_opt_in_out),
         cmocka_unit_test(test_bare_pod),          cmocka_unit_test(test_crowded_pod),
         cmocka_unit_test(test_iptables_native),   cmocka_unit_test(test_invalid_annotations),
+        cmocka_unit_test(test_upstream_protocol),
         cmocka_unit_test(test_reinject),          cmocka_unit_test(test_review_mutate),
         cmocka_unit_test(test_review_errors),     cmocka_unit_test(test_validate_policy),
         cmocka_unit_test(test_pointer_and_patch), cmocka_unit_test(test_yaml),
