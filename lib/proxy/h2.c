@@ -286,6 +286,23 @@ static int on_data(nghttp2_session *ns, uint8_t flags, int32_t id, const uint8_t
     return 0;
 }
 
+/* Our answer ended while the client still sends its request (an error of ours, 413): a
+ * RST_STREAM NO_ERROR after it tells the client to stop (RFC 9113 §8.1). */
+static int on_frame_send(nghttp2_session *ns, const nghttp2_frame *fr, void *ud)
+{
+    h2conn *hc = ud;
+    h2s *s;
+
+    if ((fr->hd.type != NGHTTP2_DATA && fr->hd.type != NGHTTP2_HEADERS) ||
+        !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM) || !(s = stream_of(hc, fr->hd.stream_id)))
+        return 0;
+    if (!s->end_stream && !s->req_done && !s->reset) {
+        s->reset = true;
+        nghttp2_submit_rst_stream(ns, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
 static int on_close(nghttp2_session *ns, int32_t id, uint32_t code, void *ud)
 {
     h2conn *hc = ud;
@@ -352,6 +369,7 @@ static mm_err session_new(h2conn *hc)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
     nghttp2_option_set_max_settings(opt, H2_MAX_SETTINGS);

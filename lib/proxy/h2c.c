@@ -7,7 +7,6 @@
 #include "proxy/h2_int.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -118,8 +117,9 @@ static void resp_head(h2s *s, bool end)
 
     for (size_t i = 0; i < s->n_uin; i++) {
         size_t nl = strlen(p), vl = strlen(p + nl + 1);
-        if (strcmp(p, ":status") == 0)
-            status = atoi(p + nl + 1);
+        long v;
+        if (strcmp(p, ":status") == 0 && mm_parse_long(p + nl + 1, 100, 999, &v))
+            status = (int)v;
         p += nl + vl + 2;
     }
     if (status >= 100 && status < 200) { /* interim: not passed on */

@@ -80,9 +80,9 @@ static int c_header(nghttp2_session *ns, const nghttp2_frame *fr, const uint8_t 
 
     (void)ns;
     (void)flags;
-    (void)vl;
-    if (fr->hd.stream_id < 8 && nl == 7 && memcmp(name, ":status", 7) == 0)
-        k->status[fr->hd.stream_id] = atoi((const char *)value);
+    if (fr->hd.stream_id < 8 && nl == 7 && memcmp(name, ":status", 7) == 0 && vl == 3)
+        k->status[fr->hd.stream_id] =
+            (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
     return 0;
 }
 

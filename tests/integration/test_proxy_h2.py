@@ -409,6 +409,31 @@ def t_max_concurrent_streams(env):
     c.close()
 
 
+def t_body_limit_413_then_reset(env):
+    # px2 takes 100000 request bytes: past them 413, and RST_STREAM NO_ERROR so the client
+    # stops sending the rest
+    c = Client(env.px2.port)
+    sid = c.request("/echo", method="POST", headers=[("content-type", "application/json")],
+                    end=False)
+    body, sent = b"[" + b"1," * 150000, 0
+    deadline = time.time() + 10
+    st = c.streams[sid]
+    while time.time() < deadline and st["reset"] is None:
+        try:
+            win = min(c.c.local_flow_control_window(sid), c.c.max_outbound_frame_size)
+        except Exception:  # noqa: BLE001 (the stream closed under us)
+            win = 0
+        if win > 0 and sent < len(body):
+            c.c.send_data(sid, body[sent:sent + win])
+            sent += win
+            c.flush()
+        c.pump(lambda: False, timeout=0.05)
+    assert (st["headers"] or {}).get(":status") == "413", st
+    assert st["reset"] == 0, st  # NO_ERROR
+    assert sent < len(body), "the whole body went although it was refused"
+    c.close()
+
+
 def t_header_list_limit_431(env):
     c = Client(env.px.port)
     st = c.get("/json", headers=[("x-big", "a" * 20000)])
@@ -576,7 +601,8 @@ TESTS = [t_curl_prior_knowledge_h1_app, t_curl_upgrade_h1_app, t_curl_request_bo
          t_curl_h2c_app, t_http1_client_to_h2c_app_is_told, t_h2load_many_streams,
          t_streams_independent_and_reset, t_malformed_before_output_is_502,
          t_response_flow_control_backpressure, t_request_flow_control_backpressure,
-         t_settings_advertised, t_max_concurrent_streams, t_header_list_limit_431,
+         t_settings_advertised, t_max_concurrent_streams, t_body_limit_413_then_reset,
+         t_header_list_limit_431,
          t_hpack_bomb_refused, t_rapid_reset_refused, t_continuation_flood_refused,
          t_settings_flood_refused, t_ping_flood_refused, t_grpc_unmaskable_ends_internal,
          t_grpc_passthrough_keeps_trailers, t_grpc_request_refused_not_sent,
@@ -589,7 +615,7 @@ def main():
     env.h2app = H2App()
     env.px = tp.Proxy(env.app_port)
     env.px2 = tp.Proxy(env.app_port, pol=tp.policy(direction="both"),
-                       args=["--h2-max-streams", "8"])
+                       args=["--h2-max-streams", "8", "--max-body", "100000"])
     h2c = ["--upstream-protocol", "h2c"]
     env.pxc = tp.Proxy(env.h2app.port, args=h2c)
     env.pxg = tp.Proxy(env.h2app.port, pol=tp.policy(onerror="passthrough"), args=h2c)
