@@ -89,6 +89,16 @@ for r in $(seq "$rounds"); do
     req "$U/large?size=2000000"
     req -m 1 "$U/ndjson?lines=5&delay_ms=3000"   # client gives up mid-stream
     req "$U/sleep?ms=3000"                        # upstream timeout: 504
+    # the same over HTTP/2 (prior knowledge and Upgrade): streams, failures, limits, a client
+    # leaving mid-stream, many streams at once
+    req --http2-prior-knowledge "$U/json?size=3000" "$U/chunked?size=5000&chunk=7" "$U/gzip?size=2000" "$U/malformed"
+    req --http2 "$U/hdrs" "$U/status?code=204"
+    req --http2-prior-knowledge -H 'Content-Type: application/json' -d '{"card":"4111 1111 1111 1111"}' "$U/echo"
+    req --http2-prior-knowledge -H 'Content-Type: text/plain' --data-binary @<(head -c 200000 /dev/zero) "$U/echo"
+    req --http2-prior-knowledge -H 'X-Big: '"$(head -c 20000 /dev/zero | tr '\0' a)" "$U/json"
+    req --http2-prior-knowledge "$U/reset" "$U/ndjson?lines=3&delay_ms=200&ct=application/json"
+    req --http2-prior-knowledge -m 1 "$U/ndjson?lines=5&delay_ms=3000"
+    command -v h2load >/dev/null && h2load -n 100 -c 2 -m 16 "$U/json?size=500" >/dev/null 2>&1
 done
 # pipelined requests on a raw socket, then a connection closed mid-request
 exec 3<>/dev/tcp/127.0.0.1/"$PX"
