@@ -335,6 +335,8 @@ static void teardown(conn *c)
         }
     if (hc->h2u)
         h2c_close(hc->h2u);
+    if (hc->h2u_old)
+        h2c_close(hc->h2u_old);
     h2up_idle_drop(hc);
     nghttp2_session_del(hc->ns);
     hc->ns = NULL;
@@ -604,6 +606,8 @@ void h2_sync(conn *c)
     }
     if (hc->h2u)
         h2c_sync(hc->h2u);
+    if (hc->h2u_old)
+        h2c_sync(hc->h2u_old);
     pump(hc);
     if (pending(&c->out, c->out_off) > 0 &&
         !flush_fd(c->fd, &c->out, &c->out_off, &c->last_io, w->now)) {

@@ -106,6 +106,7 @@ struct h2conn {
     upconn *idle[H2_IDLE_UP_MAX]; /* HTTP/1.1 app connections kept for the next streams */
     int n_idle;
     h2up *h2u;        /* the h2c session with the app, when upstream protocol is h2c */
+    h2up *h2u_old;    /* one the app said GOAWAY to: its streams finish, new ones go to h2u */
     double reset_tokens;
     uint64_t reset_at;
     bool calm;        /* GOAWAY ENHANCE_YOUR_CALM sent: closing */

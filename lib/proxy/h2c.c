@@ -266,7 +266,17 @@ bool h2c_start(h2s *s)
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = req_read};
     int32_t id;
 
+    if (u && !u->failed && !nghttp2_session_check_request_allowed(u->ns)) {
+        /* the app said GOAWAY (a restart, a connection limit): what runs there finishes,
+         * new streams go to a new connection */
+        if (hc->h2u_old)
+            h2c_close(hc->h2u_old);
+        hc->h2u_old = u;
+        hc->h2u = u = NULL;
+    }
     if (!u || u->failed) {
+        if (u)
+            h2c_close(u);
         if (!(u = hc->h2u = open_up(hc))) {
             mm_metric_add(hc->c->w->p->met.upstream_errors, (const char *const[]){"connect"}, 1);
             h2s_reply(s, 502, "upstream connection refused");
@@ -350,6 +360,8 @@ void h2c_close(h2up *u)
 
     if (hc->h2u == u)
         hc->h2u = NULL;
+    if (hc->h2u_old == u)
+        hc->h2u_old = NULL;
     for (h2s *s = hc->streams, *next; s; s = next) {
         next = s->next;
         if (s->h2u != u)

@@ -150,6 +150,11 @@ class H2App:
             big[sid] = 8 << 20
         elif p == "/hold":
             pass
+        elif p == "/goaway":  # answers, then tells the proxy to use another connection
+            body = json.dumps({"card": CARD, "via": "h2c"}).encode()
+            c.send_headers(sid, [(":status", "200"), ("content-type", "application/json")])
+            c.send_data(sid, body, end_stream=True)
+            c.close_connection(last_stream_id=sid)
 
 
 # ---- a raw HTTP/2 client --------------------------------------------------------------------
@@ -591,6 +596,17 @@ def t_h2c_app_request_masked(env):
     assert CARD.encode() not in st["data"] and EMAIL.encode() not in st["data"], st["data"]
 
 
+def t_h2c_app_goaway(env):
+    # the app ends its connection with GOAWAY after each answer: the proxy opens another for
+    # the client's next stream
+    c = Client(env.pxc.port)
+    for _ in range(3):
+        st = c.get("/goaway")
+        assert (st["headers"] or {}).get(":status") == "200", st
+        assert CARD.encode() not in st["data"] and MASKED.encode() in st["data"], st["data"]
+    c.close()
+
+
 def t_no_leaks_in_log(env):
     for px in (env.px, env.px2, env.pxc, env.pxg, env.px2c):
         log = px.log()
@@ -606,7 +622,7 @@ TESTS = [t_curl_prior_knowledge_h1_app, t_curl_upgrade_h1_app, t_curl_request_bo
          t_hpack_bomb_refused, t_rapid_reset_refused, t_continuation_flood_refused,
          t_settings_flood_refused, t_ping_flood_refused, t_grpc_unmaskable_ends_internal,
          t_grpc_passthrough_keeps_trailers, t_grpc_request_refused_not_sent,
-         t_h2c_app_request_masked, t_no_leaks_in_log]
+         t_h2c_app_request_masked, t_h2c_app_goaway, t_no_leaks_in_log]
 
 
 def main():
