@@ -27,12 +27,14 @@ static h2s *stream_of(h2conn *hc, int32_t id)
     return hc->ns ? nghttp2_session_get_stream_user_data(hc->ns, id) : NULL;
 }
 
-/* GOAWAY ENHANCE_YOUR_CALM: the peer misbehaves; streams in flight are cut. */
-static void calm(h2conn *hc, const char *why)
+/* GOAWAY ENHANCE_YOUR_CALM: the peer misbehaves; streams in flight are cut. `reason` is the
+ * metric label. */
+static void calm(h2conn *hc, const char *reason, const char *why)
 {
     if (hc->calm)
         return;
     hc->calm = true;
+    mm_metric_add(hc->c->w->p->met.h2_refused, (const char *const[]){reason}, 1);
     mm_log(MM_LOG_WARN, "http2 connection refused", "reason", why, NULL);
     nghttp2_session_terminate_session(hc->ns, NGHTTP2_ENHANCE_YOUR_CALM);
 }
@@ -47,7 +49,7 @@ static void count_reset(h2conn *hc)
         hc->reset_tokens = H2_RESET_BURST;
     hc->reset_at = now;
     if ((hc->reset_tokens -= 1) < 0)
-        calm(hc, "too many stream resets (rapid reset)");
+        calm(hc, "rapid_reset", "too many stream resets (rapid reset)");
 }
 
 static void rq_note(void *ctx, const char *why)
@@ -219,7 +221,7 @@ static int on_header(nghttp2_session *ns, const nghttp2_frame *fr, const uint8_t
         return 0;
     s->hsize += nl + vl + 32; /* RFC 9113 §6.5.2's measure */
     if (s->hsize > limit * H2_BOMB_FACTOR) {
-        calm(hc, "header block far past the header list limit (HPACK bomb)");
+        calm(hc, "hpack_bomb", "header block far past the header list limit (HPACK bomb)");
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (fr->headers.cat != NGHTTP2_HCAT_REQUEST || s->too_large)
@@ -421,6 +423,11 @@ static bool input(h2conn *hc, const char *p, size_t n)
     if (r < 0) {
         /* floods (SETTINGS, PING, CONTINUATION) end here too, as nghttp2 detects them */
         mm_log(MM_LOG_INFO, "http2 connection failed", "error", nghttp2_strerror((int)r), NULL);
+        if (r == NGHTTP2_ERR_FLOODED || r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            mm_metric_add(hc->c->w->p->met.h2_refused,
+                          (const char *const[]){r == NGHTTP2_ERR_FLOODED ? "flood"
+                                                                          : "continuation_flood"},
+                          1);
         hc->dead = true;
         return false;
     }

@@ -122,6 +122,9 @@ static mm_err register_metrics(mm_proxy *p, mm_errbuf *eb)
                                  "complete response, or to an idle connection): discarded, "
                                  "and the connection closed.",
                                  NULL, &m->unsolicited)) != MM_OK ||
+        (rc = mm_metrics_counter(m->reg, "maskmesh_proxy_h2_refused_total",
+                                 "HTTP/2 connections cut for abuse (rapid reset, HPACK bomb, "
+                                 "floods), by reason.", l_reason, &m->h2_refused)) != MM_OK ||
         (rc = mm_metrics_gauge(m->reg, "maskmesh_proxy_connections",
                                "Open client connections.", NULL, &m->connections)) != MM_OK ||
         (rc = mm_metrics_gauge(m->reg, "maskmesh_proxy_config_generation",

@@ -45,6 +45,7 @@ typedef struct {
     mm_metric *duration;     /* histogram */
     mm_metric *upstream_errors; /* {reason} */
     mm_metric *unsolicited;     /* bytes from the app no request asked for */
+    mm_metric *h2_refused;      /* {reason}: HTTP/2 connections cut for abuse */
     mm_metric *connections;  /* gauge */
     mm_metric *config_gen;   /* gauge: generation of the loaded config, 0 none */
     mm_metric *ws_messages;  /* {direction, result}: WebSocket data messages */

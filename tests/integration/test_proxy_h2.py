@@ -607,6 +607,21 @@ def t_h2c_app_goaway(env):
     c.close()
 
 
+def refused_count(px, reason):
+    # tp.metric reads names without digits; this one has "h2"
+    _, text = tp.admin_get(px, "/metrics")
+    for line in text.splitlines():
+        if line.startswith('maskmesh_proxy_h2_refused_total{reason="%s"} ' % reason):
+            return float(line.rsplit(" ", 1)[1])
+    return 0
+
+
+def t_abuse_counted(env):
+    # every refusal above shows in the proxy's metrics (the tests run in order)
+    for reason in ("rapid_reset", "hpack_bomb", "flood", "continuation_flood"):
+        assert refused_count(env.px, reason) >= 1, reason
+
+
 def t_no_leaks_in_log(env):
     for px in (env.px, env.px2, env.pxc, env.pxg, env.px2c):
         log = px.log()
@@ -622,7 +637,8 @@ TESTS = [t_curl_prior_knowledge_h1_app, t_curl_upgrade_h1_app, t_curl_request_bo
          t_hpack_bomb_refused, t_rapid_reset_refused, t_continuation_flood_refused,
          t_settings_flood_refused, t_ping_flood_refused, t_grpc_unmaskable_ends_internal,
          t_grpc_passthrough_keeps_trailers, t_grpc_request_refused_not_sent,
-         t_h2c_app_request_masked, t_h2c_app_goaway, t_no_leaks_in_log]
+         t_h2c_app_request_masked, t_h2c_app_goaway, t_abuse_counted,
+         t_no_leaks_in_log]
 
 
 def main():
