@@ -25,31 +25,12 @@ for t in wrk "$NGINX" "$BIN/maskmesh-proxy" "$BUILD/tools/mm-testapp"; do
     command -v "$t" >/dev/null 2>&1 || [ -x "$t" ] || { echo "proxy.sh: missing $t (make bench installs wrk and nginx-light)"; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port
-    for _ in $(seq 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "proxy.sh: nothing listens on $1"; exit 1
-}
+name=proxy.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # the app
-"$BUILD/tools/mm-testapp" --listen 127.0.0.1:0 --threads "$(nproc)" >"$tmp/app.out" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do grep -q ready "$tmp/app.out" && break; sleep 0.05; done
-APP=$(awk '/^ready/ {print $2; exit}' "$tmp/app.out")
-[ -n "$APP" ] || { echo "proxy.sh: mm-testapp did not start"; exit 1; }
+start_app "$(nproc)"
 
 # nginx: a plain reverse proxy with upstream keepalive, as many workers as the proxy
 NGX=$(free_port)

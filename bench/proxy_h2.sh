@@ -24,30 +24,11 @@ for t in h2load "$NGINX" "$BIN/maskmesh-proxy" "$BUILD/tools/mm-testapp"; do
     command -v "$t" >/dev/null 2>&1 || [ -x "$t" ] || { echo "proxy_h2.sh: missing $t (hack/install-deps.sh)"; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+name=proxy_h2.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "proxy_h2.sh: nothing listens on $1"; exit 1
-}
-
-"$BUILD/tools/mm-testapp" --listen 127.0.0.1:0 --threads "$(nproc)" >"$tmp/app.out" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do grep -q ready "$tmp/app.out" && break; sleep 0.05; done
-APP=$(awk '/^ready/ {print $2; exit}' "$tmp/app.out")
-[ -n "$APP" ] || { echo "proxy_h2.sh: mm-testapp did not start"; exit 1; }
+start_app "$(nproc)"
 
 NGX=$(free_port)
 mkdir -p "$tmp/nginx"

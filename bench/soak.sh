@@ -15,24 +15,13 @@ CONNS=${SOAK_CONNS:-64}
 WORKERS=$(nproc)
 [ "$WORKERS" -gt 4 ] && WORKERS=4
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+name=soak.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 command -v wrk >/dev/null || { echo "soak.sh: wrk missing (hack/install-deps.sh bench)"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-"$BUILD/tools/mm-testapp" --listen 127.0.0.1:0 --threads "$WORKERS" >"$tmp/app.out" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do grep -q ready "$tmp/app.out" && break; sleep 0.05; done
-APP=$(awk '/^ready/ {print $2; exit}' "$tmp/app.out")
-[ -n "$APP" ] || { echo "soak.sh: mm-testapp did not start"; exit 1; }
+start_app "$WORKERS"
 
 cat >"$tmp/policies.yaml" <<'EOF'
 - apiVersion: maskmesh.io/v1alpha1
