@@ -74,10 +74,19 @@ typedef enum {
 
 const char *mm_adm_reason_name(mm_adm_reason r); /* "injected", "already-injected", ... */
 
+/* Reads the Services of the pod's namespace for their appProtocol (docs/http2.md): a JSON
+ * array of Service objects, owned by the caller of the function (mm_adm_inject puts it), or
+ * NULL with a one-line reason in `why` (API unreachable, forbidden, timed out): the port name
+ * then decides and a warning says why. Called at most once per injection, and only when the
+ * pod is being injected and its maskmesh.io/upstream-protocol annotation is not set. */
+typedef struct json_object *(*mm_adm_services_fn)(void *ud, mm_buf *why);
+
 typedef struct {
     bool namespace_opted_in; /* the caller vouches the namespace has maskmesh.io/inject=true */
     bool reinject;           /* replace an older injection whose hash differs (maskctl) */
     bool no_explain;         /* leave the result's explain NULL (the webhook never shows it) */
+    mm_adm_services_fn services; /* NULL: Services are not read (maskctl inject) */
+    void *services_ud;
 } mm_adm_opts;
 
 typedef struct {
@@ -94,7 +103,7 @@ typedef struct {
 void mm_adm_result_clear(mm_adm_result *r);
 
 /* The injection. `pod` is a Pod or a pod template (an object with metadata and spec); it is
- * not modified. Pure: no I/O, no clock, no globals. The result's patch, applied to `pod`,
+ * not modified. Pure: no I/O, no clock, no globals (but what opts->services does). The result's patch, applied to `pod`,
  * gives the injected pod; injecting that again gives MM_ADM_ALREADY_INJECTED. Errors are
  * only MM_ENOMEM (and MM_EINVAL for a pod that is not an object); everything else is a
  * reason in `out`. */
@@ -145,6 +154,11 @@ mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int co
  * reason (MM_ADM_REASON_COUNT when the request was not a pod the webhook looks at). */
 mm_err mm_adm_mutate(const mm_adm_review *rv, const mm_adm_config *cfg, bool namespace_opted_in,
                      mm_buf *out, mm_adm_reason *reason, mm_errbuf *eb);
+/* The same with the injection's options (the webhook's Service lookup); no_explain and
+ * reinject are forced as /mutate-pods wants them (no text, never re-injected). */
+mm_err mm_adm_mutate_opts(const mm_adm_review *rv, const mm_adm_config *cfg,
+                          const mm_adm_opts *opts, mm_buf *out, mm_adm_reason *reason,
+                          mm_errbuf *eb);
 /* /validate-maskingpolicies: parses request.object with lib/policy; denies with the exact
  * error. *allowed says the outcome. DELETE is always allowed. */
 mm_err mm_adm_validate_policy(const mm_adm_review *rv, mm_buf *out, bool *allowed,

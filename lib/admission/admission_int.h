@@ -101,6 +101,21 @@ typedef struct {
     char vol_policies[64], vol_podinfo[64], vol_keys[64];
 } adm_plan;
 
+/* What a Service's appProtocol says the app speaks (services.c). */
+typedef enum { ADM_PROTO_UNSET = 0, ADM_PROTO_H1, ADM_PROTO_H2C } adm_proto;
+
+/* kubernetes.io/h2c, grpc, grpc-web, http2: h2c; http, kubernetes.io/ws: h1 (any case);
+ * anything else (none, https, tcp, ...) does not say how to speak clear-text HTTP: unset. */
+adm_proto adm_app_protocol(const char *app_protocol);
+/* Of `services` (a JSON array of Service objects; NULL: none), those whose non-empty
+ * spec.selector matches the pod's labels; of their TCP ports, those whose targetPort (a
+ * number, the container port's name, or absent: `port`) is the app port and whose
+ * appProtocol says something: *proto is what they say, *conflict when they disagree, and
+ * `who` lists them for messages. Errors: MM_ENOMEM only. */
+mm_err adm_services_protocol(const json_object *services, const json_object *pod,
+                             const app_port *port, adm_proto *proto, bool *conflict,
+                             mm_buf *who);
+
 /* The sidecar container, the iptables init container and a volume of kind configMap, secret
  * (source: its name) or downwardAPI (the pod's labels), for the plan (sidecar.c). */
 json_object *adm_sidecar_container(jb *j, const adm_plan *pl);

@@ -413,9 +413,52 @@ static bool port_name_h2c(const char *name)
     return false;
 }
 
+/* What the app speaks when the annotation has not said it: the appProtocol of the Services
+ * that send to the app port (read through opts->services), else the port's name, else
+ * HTTP/1.1. Istio's order too: appProtocol before the port name. */
+static mm_err decide_upstream(builder *b, const json_object *pod, const mm_adm_opts *opts,
+                              adm_plan *pl)
+{
+    json_object *services;
+    adm_proto sp = ADM_PROTO_UNSET;
+    bool conflict = false;
+    mm_buf why, who;
+    mm_err rc = MM_OK;
+
+    pl->upstream_h2c = port_name_h2c(pl->port.name);
+    if (!opts->services)
+        return MM_OK;
+    mm_buf_init(&why, 0);
+    mm_buf_init(&who, 0);
+    if (!(services = opts->services(opts->services_ud, &why))) {
+        b_warn(b, "the Services of the pod's namespace could not be read (%s): the upstream "
+                  "protocol follows the port name (%s); set %s to decide it",
+               why.len ? mm_buf_cstr(&why) : "no reason given",
+               pl->upstream_h2c ? "h2c" : "h1", MM_ADM_ANN_UPSTREAM);
+        goto out;
+    }
+    if ((rc = adm_services_protocol(services, pod, &pl->port, &sp, &conflict, &who)) != MM_OK)
+        goto out;
+    if (conflict) {
+        b_warn(b, "the Services sending to port %ld disagree on its protocol (%s): the upstream "
+                  "protocol follows the port name (%s); set %s to decide it",
+               pl->port.number, mm_buf_cstr(&who), pl->upstream_h2c ? "h2c" : "h1",
+               MM_ADM_ANN_UPSTREAM);
+    } else if (sp != ADM_PROTO_UNSET) {
+        pl->upstream_h2c = sp == ADM_PROTO_H2C;
+        b_explain(b, "  upstream protocol: %s (%s)\n", pl->upstream_h2c ? "h2c" : "h1",
+                  mm_buf_cstr(&who));
+    }
+out:
+    json_object_put(services);
+    mm_buf_free(&why);
+    mm_buf_free(&who);
+    return rc;
+}
+
 /* Decides with the pod's annotations; fills pl or says why not (MM_ADM_INVALID). */
-static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config *cfg, adm_plan *pl,
-                        bool *ok)
+static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config *cfg,
+                        const mm_adm_opts *opts, adm_plan *pl, bool *ok)
 {
     json_object *spec = jget_type(pod, "spec", json_type_object);
     json_object *containers = jget_type(spec, "containers", json_type_array);
@@ -427,6 +470,7 @@ static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config 
     const char *port = meta_str(pod, "annotations", MM_ADM_ANN_PORT);
     const char *proto = meta_str(pod, "annotations", MM_ADM_ANN_UPSTREAM);
     static const char *const lists[] = {"containers", "initContainers"};
+    mm_err rc;
 
     *ok = false;
     memset(pl, 0, sizeof(*pl));
@@ -506,8 +550,8 @@ static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config 
             return set_message(b->res, "annotation %s: \"%s\" is not a protocol (expected h1 "
                                        "or h2c)", MM_ADM_ANN_UPSTREAM, proto);
         pl->upstream_h2c = strcmp(proto, "h2c") == 0;
-    } else {
-        pl->upstream_h2c = port_name_h2c(pl->port.name);
+    } else if ((rc = decide_upstream(b, pod, opts, pl)) != MM_OK) {
+        return rc;
     }
     pl->proxy_port_name = "maskmesh";
     if (pl->mode == MM_ADM_MODE_NAMED_PORT && pl->port.name)
@@ -828,7 +872,7 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
             rc = set_message(out, "cannot take the older injection out: %s", peb.msg);
             goto out;
         }
-        if ((rc = make_plan(&b, cleaned, cfg, &pl, &ok)) != MM_OK)
+        if ((rc = make_plan(&b, cleaned, cfg, opts, &pl, &ok)) != MM_OK)
             goto out;
         if (!ok) {
             out->reason = MM_ADM_INVALID;
@@ -864,7 +908,7 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
                          jget_str(status_json, "version") ? jget_str(status_json, "version")
                                                           : "unknown");
     } else {
-        if ((rc = make_plan(&b, pod, cfg, &pl, &ok)) != MM_OK)
+        if ((rc = make_plan(&b, pod, cfg, opts, &pl, &ok)) != MM_OK)
             goto out;
         if (!ok) {
             out->reason = MM_ADM_INVALID;

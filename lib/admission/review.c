@@ -192,10 +192,19 @@ static mm_err add_warning(mm_adm_result *r, const char *msg)
 mm_err mm_adm_mutate(const mm_adm_review *rv, const mm_adm_config *cfg, bool namespace_opted_in,
                      mm_buf *out, mm_adm_reason *reason, mm_errbuf *eb)
 {
+    return mm_adm_mutate_opts(rv, cfg, &(mm_adm_opts){.namespace_opted_in = namespace_opted_in},
+                              out, reason, eb);
+}
+
+mm_err mm_adm_mutate_opts(const mm_adm_review *rv, const mm_adm_config *cfg,
+                          const mm_adm_opts *o, mm_buf *out, mm_adm_reason *reason, mm_errbuf *eb)
+{
     mm_adm_result res = {0};
-    mm_adm_opts opts = {.namespace_opted_in = namespace_opted_in, .reinject = false,
-                        .no_explain = true};
+    mm_adm_opts opts = *o;
     mm_err rc;
+
+    opts.reinject = false;
+    opts.no_explain = true;
 
     *reason = MM_ADM_REASON_COUNT;
     if (!rv->kind || strcmp(rv->kind, "Pod") != 0) {
