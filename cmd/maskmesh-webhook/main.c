@@ -1,19 +1,69 @@
 /* maskmesh-webhook: the admission webhook. Wires lib/admission's decisions to lib/httpd's
  * HTTPS server: /mutate-pods injects the sidecar, /validate-maskingpolicies refuses policies
- * lib/policy cannot honour; /healthz, /readyz, /metrics. Stateless. */
+ * lib/policy cannot honour; /healthz, /readyz, /metrics. Stateless: the one API read is the
+ * list of Services in an injected pod's namespace, for their appProtocol (lib/k8s). */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admission/admission.h"
 #include "httpd/httpd.h"
+#include "k8s/k8s.h"
+
+#define SERVICES_TIMEOUT_MS 2000 /* the chart's webhook timeoutSeconds is 10 */
 
 typedef struct {
     mm_adm_config cfg;
-    mm_metric *admissions, *latency;
+    mm_metric *admissions, *latency, *lookups;
+    mm_k8s_client *k8s; /* NULL: Services are not read */
 } app;
+
+/* One review's Service lookup: the list of its namespace, for mm_adm_inject. */
+typedef struct {
+    app *a;
+    const char *ns;
+} lookup;
+
+/* mm_adm_services_fn: GET /api/v1/namespaces/NS/services, one page, within the client's
+ * request timeout and without Retry-After retries, so admission is never held past it. */
+static json_object *list_services(void *ud, mm_buf *why)
+{
+    lookup *l = ud;
+    mm_k8s_ref ref = {.version = "v1", .resource = "services", .ns = l->ns};
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    json_object *items = NULL;
+    uint64_t t0 = mm_now_ns();
+    char ms[24];
+
+    if (mm_k8s_list(l->a->k8s, &ref, NULL, &res, &eb) != MM_OK) {
+        snprintf(ms, sizeof(ms), "%.0f", (double)(mm_now_ns() - t0) / 1e6);
+        mm_log(MM_LOG_WARN, "services not read: the upstream protocol follows the port name",
+               "namespace", l->ns, "error", eb.msg, "ms", ms, NULL);
+        mm_metric_add(l->a->lookups, (const char *const[]){"error"}, 1);
+        if (mm_buf_puts(why, eb.msg) != MM_OK)
+            mm_buf_reset(why);
+        goto out;
+    }
+    if (res.body && json_object_object_get_ex(res.body, "items", &items) &&
+        json_object_is_type(items, json_type_array)) {
+        json_object_get(items);
+    } else {
+        items = NULL;
+        mm_log(MM_LOG_WARN, "services not read: the list has no items", "namespace", l->ns, NULL);
+        mm_metric_add(l->a->lookups, (const char *const[]){"error"}, 1);
+        if (mm_buf_puts(why, "the ServiceList has no items array") != MM_OK)
+            mm_buf_reset(why);
+        goto out;
+    }
+    mm_metric_add(l->a->lookups, (const char *const[]){"ok"}, 1);
+out:
+    mm_k8s_result_clear(&res);
+    return items;
+}
 
 static const char usage[] =
     "usage: maskmesh-webhook --cert FILE --key FILE [options]\n"
@@ -34,6 +84,11 @@ static const char usage[] =
     "  --config FILE          sidecar defaults (YAML): image, initImage, imagePullPolicy, mode,\n"
     "                         nativeSidecar, holdApplicationUntilProxyStarts, runAsUser,\n"
     "                         resources {requests, limits}\n"
+    "  --kubeconfig FILE      API access for the Service lookup (default: in-cluster when\n"
+    "                         KUBERNETES_SERVICE_HOST is set, else no lookup)\n"
+    "  --services-timeout MS  how long an injection may wait for the Services of the pod's\n"
+    "                         namespace, whose appProtocol says whether the app speaks h2c\n"
+    "                         (default 2000; 0: never read Services)\n"
     "  --threads N            server threads (default: one per CPU)\n"
     "  --log-level LEVEL      debug, info (default), warn, error\n"
     "  --help                 this text\n";
@@ -62,13 +117,20 @@ static void mutate(app *a, bool ns_opted_in, const mm_httpd_req *req, mm_httpd_r
     mm_errbuf eb;
     mm_err rc;
     const char *result;
+    lookup l = {.a = a};
+    mm_adm_opts opts = {.namespace_opted_in = ns_opted_in};
 
     if ((rc = mm_adm_review_parse_pod(req->body, req->body_len, &rv, &eb)) != MM_OK) {
         mm_httpd_error(resp, rc == MM_ENOMEM ? 500 : 400, "%s", eb.msg);
         count(a, "mutate", "unknown", "error", "bad-request", t0);
         return;
     }
-    if ((rc = mm_adm_mutate(&rv, &a->cfg, ns_opted_in, &resp->body, &reason, &eb)) != MM_OK) {
+    if (a->k8s && rv.namespace_ && *rv.namespace_) {
+        l.ns = rv.namespace_;
+        opts.services = list_services;
+        opts.services_ud = &l;
+    }
+    if ((rc = mm_adm_mutate_opts(&rv, &a->cfg, &opts, &resp->body, &reason, &eb)) != MM_OK) {
         mm_httpd_error(resp, rc == MM_ENOMEM ? 500 : 400, "%s", eb.msg);
         count(a, "mutate", op_label(&rv), "error", "bad-request", t0);
         mm_adm_review_clear(&rv);
@@ -126,14 +188,19 @@ int main(int argc, char **argv)
         {"sidecar-image", required_argument, NULL, 'i'},
         {"config", required_argument, NULL, 'f'},
         {"threads", required_argument, NULL, 't'},
+        {"kubeconfig", required_argument, NULL, 'K'},
+        {"services-timeout", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char *const adm_labels[] = {"webhook", "operation", "result", "reason", NULL};
     static const char *const lat_labels[] = {"webhook", NULL};
+    static const char *const lookup_labels[] = {"result", NULL};
     const char *listen = "0.0.0.0:8443", *cert = NULL, *key = NULL, *image = NULL, *config = NULL;
-    long threads = 0;
+    const char *kubeconfig = NULL;
+    long threads = 0, services_ms = SERVICES_TIMEOUT_MS;
+    mm_k8s_config *kcfg = NULL;
     app a = {0};
     mm_metrics *metrics = NULL;
     mm_httpd *h = NULL;
@@ -157,6 +224,13 @@ int main(int argc, char **argv)
         case 't':
             if (!mm_parse_long(optarg, 1, 256, &threads)) {
                 fprintf(stderr, "maskmesh-webhook: --threads: expected 1-256\n");
+                goto usage_error;
+            }
+            break;
+        case 'K': kubeconfig = optarg; break;
+        case 'T':
+            if (!mm_parse_long(optarg, 0, 30000, &services_ms)) {
+                fprintf(stderr, "maskmesh-webhook: --services-timeout: expected 0-30000 (ms)\n");
                 goto usage_error;
             }
             break;
@@ -189,6 +263,24 @@ int main(int argc, char **argv)
     }
     if (image && mm_adm_config_set(&a.cfg.image, image) != MM_OK)
         goto out;
+    /* API access for the Service lookup: a --kubeconfig that does not load is an error; no
+     * in-cluster credentials (the chart's serviceAppProtocol: false) only turns it off */
+    if (services_ms > 0 && (kubeconfig || getenv("KUBERNETES_SERVICE_HOST"))) {
+        mm_k8s_client_opts ko = {.connect_timeout_ms = services_ms, .request_timeout_ms = services_ms,
+                                 .max_retries = -1, .user_agent = "maskmesh-webhook/" MM_ADM_VERSION};
+        if ((kubeconfig ? mm_k8s_config_kubeconfig(kubeconfig, NULL, &kcfg, &eb)
+                        : mm_k8s_config_incluster(NULL, &kcfg, &eb)) != MM_OK) {
+            if (kubeconfig) {
+                fprintf(stderr, "maskmesh-webhook: --kubeconfig: %s\n", eb.msg);
+                goto out;
+            }
+            mm_log(MM_LOG_WARN, "no API access: Services are not read, the port name decides "
+                                "the upstream protocol", "error", eb.msg, NULL);
+        } else if (mm_k8s_client_new(kcfg, &ko, &a.k8s, &eb) != MM_OK) {
+            fprintf(stderr, "maskmesh-webhook: API client: %s\n", eb.msg);
+            goto out;
+        }
+    }
 
     /* signals are taken by sigwait below, never by a server thread */
     sigemptyset(&sigs);
@@ -204,7 +296,10 @@ int main(int argc, char **argv)
         mm_metrics_histogram(metrics, "maskmesh_webhook_admission_duration_seconds",
                              "Time to decide one AdmissionReview, by webhook.", lat_labels,
                              mm_metrics_latency_buckets, mm_metrics_latency_buckets_len,
-                             &a.latency) != MM_OK) {
+                             &a.latency) != MM_OK ||
+        mm_metrics_counter(metrics, "maskmesh_webhook_service_lookups_total",
+                           "Lists of an injected pod's Services for their appProtocol, by result "
+                           "(error: the port name decided).", lookup_labels, &a.lookups) != MM_OK) {
         fputs("maskmesh-webhook: cannot set up metrics\n", stderr);
         goto out;
     }
@@ -221,13 +316,16 @@ int main(int argc, char **argv)
     }
     mm_httpd_set_ready(h, true);
     snprintf(port, sizeof(port), "%u", (unsigned)mm_httpd_port(h));
-    mm_log(MM_LOG_INFO, "serving", "listen", listen, "port", port, "image", a.cfg.image, NULL);
+    mm_log(MM_LOG_INFO, "serving", "listen", listen, "port", port, "image", a.cfg.image,
+           "services", a.k8s ? mm_k8s_config_server(kcfg) : "not read", NULL);
     if (sigwait(&sigs, &sig) == 0)
         mm_log(MM_LOG_INFO, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     mm_httpd_stop(h);
     status = 0;
 out:
     mm_httpd_free(h);
+    mm_k8s_client_free(a.k8s);
+    mm_k8s_config_free(kcfg);
     mm_metrics_free(metrics);
     mm_adm_config_clear(&a.cfg);
     return status;

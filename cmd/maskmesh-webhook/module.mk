@@ -1,1 +1,1 @@
-maskmesh-webhook_MODULES := httpd admission
+maskmesh-webhook_MODULES := httpd admission k8s
