@@ -7,7 +7,7 @@ Input on stdin: the objects as JSON, concatenated (what
 check compares the objects with the contract of docs/webhook.md and docs/policy.md and the chart's promises:
 
   kinds and names; RBAC verbs exactly as designed (controller: policies read, status write,
-  ConfigMaps/NetworkPolicies owned, Events created, its Lease; webhook: nothing); webhook
+  ConfigMaps/NetworkPolicies owned, Events created, its Lease; webhook: list services, or nothing); webhook
   configurations (failurePolicy Fail, sideEffects None, timeouts, namespaceSelector excluding
   kube-system and the release namespace, objectSelectors that give "pod label OR namespace
   label opts in, pod label false opts out" with every pod matched by at most one entry,
@@ -51,6 +51,8 @@ CONTROLLER_RULES = {
     ("", "pods"): {"list"},
 }
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+# the webhook's one read, with webhook.serviceAppProtocol (docs/http2.md): Services' appProtocol
+WEBHOOK_RULES = {("", "services"): {"list"}}
 
 
 def pod_spec(obj):
@@ -195,17 +197,29 @@ def main():
     lrb = get("RoleBinding", f"{p}-controller-leader-election")
     if lrb:
         check(lrb.get("subjects") == [sa_ctl], "leader-election RoleBinding binds the controller only")
+    wsa = get("ServiceAccount", f"{p}-webhook")
+    # the webhook holds a token only to list Services, and then exactly that right
+    webhook_api = bool(wsa) and wsa.get("automountServiceAccountToken") is True
+    sa_wh = {"kind": "ServiceAccount", "name": f"{p}-webhook", "namespace": ns}
+    if webhook_api:
+        for w in (watch or [""]):
+            kind = "Role" if w else "ClusterRole"
+            r, rb = get(kind, f"{p}-webhook", w), get(kind + "Binding", f"{p}-webhook", w)
+            check(bool(r) and rules_map(r.get("rules")) == WEBHOOK_RULES,
+                  f"{kind} {w + '/' if w else ''}{p}-webhook: list services, nothing else")
+            check(bool(rb) and rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": f"{p}-webhook"}
+                  and rb.get("subjects") == [sa_wh], f"{kind}Binding {w + '/' if w else ''}{p}-webhook binds the webhook only")
     for o in objs:
         if o["kind"] in ("RoleBinding", "ClusterRoleBinding"):
             subj = o.get("subjects") or []
-            check(all(s.get("name") != f"{p}-webhook" for s in subj),
-                  f"{o['kind']} {o['metadata']['name']}: the webhook has no API rights")
+            check(all(s.get("name") != f"{p}-webhook" for s in subj) or
+                  (webhook_api and o["metadata"]["name"] == f"{p}-webhook"),
+                  f"{o['kind']} {o['metadata']['name']}: the webhook has no API rights but listing Services")
         if o["kind"] in ("Role", "ClusterRole"):
             check(all("*" not in r.get("verbs", []) and "*" not in r.get("resources", []) for r in o.get("rules", [])),
                   f"{o['kind']} {o['metadata']['name']}: no wildcards")
-    wsa = get("ServiceAccount", f"{p}-webhook")
     if wsa:
-        check(wsa.get("automountServiceAccountToken") is False, "webhook ServiceAccount mounts no token")
+        check(isinstance(wsa.get("automountServiceAccountToken"), bool), "webhook ServiceAccount says whether it mounts a token")
 
     # ---- workloads ----
     wd = get("Deployment", f"{p}-webhook")
@@ -227,11 +241,15 @@ def main():
     if wd:
         spec = pod_spec(wd)
         check(wd["spec"].get("replicas", 1) >= 2, "webhook runs 2+ replicas")
-        check(spec.get("automountServiceAccountToken") is False, "webhook pod mounts no token")
+        check(spec.get("automountServiceAccountToken") is webhook_api,
+              "webhook pod mounts a token exactly when it may list Services")
         check(spec.get("serviceAccountName") == f"{p}-webhook", "webhook pod uses its ServiceAccount")
         c = spec["containers"][0]
         args = c.get("args", [])
         check(f"--listen=0.0.0.0:{a.webhook_port}" in args, f"webhook listens on {a.webhook_port}")
+        lookup = [x for x in args if x.startswith("--services-timeout=")]
+        check(len(lookup) == 1 and (lookup[0] != "--services-timeout=0") == webhook_api,
+              "webhook --services-timeout is 0 exactly when it has no API access")
         https = [pt for pt in c.get("ports", []) if pt.get("name") == "https"]
         check(len(https) == 1 and https[0]["containerPort"] == a.webhook_port, "webhook container port https = --listen port")
         for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
