@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# lib/k8s and the controller on the real kube-apiserver (make test-k8s-live): the same checks
-# that tests/integration/test_k8s_client, test_controller and test_controller_stream.py run
+# lib/k8s, the controller and the webhook's Service lookup on the real kube-apiserver (make
+# test-k8s-live): the same checks that tests/integration/test_k8s_client, test_controller,
+# test_controller_stream.py and test_webhook_services.py run
 # against the API stand-in,
 # here against etcd + kube-apiserver + kube-controller-manager (hack/live-apiserver.sh; the
 # controller-manager makes service accounts and collects garbage). Checks that need a fault
@@ -64,6 +65,8 @@ MM_BIN="$(cd "$bin" && pwd)" MM_K8S_LIVE_KUBECONFIG="$MM_CLUSTER_DIR/token.kubec
     KUBECTL="$BIN/kubectl" suite test_controller python3 tests/integration/test_controller
 MM_BIN="$(cd "$bin" && pwd)" MM_K8S_LIVE_KUBECONFIG="$MM_CLUSTER_DIR/token.kubeconfig" \
     KUBECTL="$BIN/kubectl" suite test_controller_stream python3 tests/integration/test_controller_stream.py
+MM_BIN="$(cd "$bin" && pwd)" MM_K8S_LIVE_KUBECONFIG="$MM_CLUSTER_DIR/token.kubeconfig" \
+    KUBECTL="$BIN/kubectl" suite test_webhook_services python3 tests/integration/test_webhook_services.py
 suite recorded-samples python3 tests/k8s/recorded/wire.py --kubeconfig "$MM_CLUSTER_DIR/token.kubeconfig" \
     --compare tests/k8s/recorded/v1.37.2
 cd "$root"
