@@ -131,6 +131,9 @@ typedef struct {
     const char *name;            /* may be NULL (generateName) */
     bool dry_run;
     struct json_object *object;  /* request.object, borrowed; may be NULL */
+    char *keys;                  /* the tree's object keys (json-c points into them): root and
+                                    every part of it live until mm_adm_review_clear, and no
+                                    part may be kept (json_object_get) past it */
 } mm_adm_review;
 
 /* Parses (strict RFC 8259) and checks the envelope (kind, apiVersion, request.uid). The

@@ -16,6 +16,8 @@ typedef struct {
     size_t len, pos;
     unsigned depth;
     mm_buf scratch;  /* unescaped strings and NUL-terminated keys */
+    char *keys;      /* NULL, or where kept keys go, NUL-terminated, for the tree's life */
+    size_t keys_len;
     const char *err; /* what is wrong at pos (static) */
     bool oom;
 } reader;
@@ -290,7 +292,12 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
         if (!string(r, &k, &klen))
             goto bad;
         keep = build && !drop_member(skip, k, klen, sub, MM_ARRAY_LEN(sub));
-        if (keep) { /* json-c wants the key NUL-terminated, and the value may reuse scratch */
+        if (keep && r->keys) { /* into the arena: json-c then keeps the pointer, no copy */
+            key = r->keys + r->keys_len;
+            memcpy(key, k, klen);
+            key[klen] = '\0';
+            r->keys_len += klen + 1;
+        } else if (keep) { /* json-c wants the key NUL-terminated, and the value may reuse scratch */
             if (klen >= sizeof(small)) {
                 mm_free(heap);
                 if (!(key = heap = mm_malloc(klen + 1))) {
@@ -309,7 +316,7 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
         r->pos++;
         if (!value(r, keep, keep && sub[0] ? sub : NULL, &v))
             goto bad;
-        if (keep && json_object_object_add(o, key, v) != 0) {
+        if (keep && json_object_object_add_ex(o, key, v, r->keys ? JSON_C_OBJECT_KEY_IS_CONSTANT : 0) != 0) {
             json_object_put(v);
             r->oom = true;
             goto bad;
@@ -412,13 +419,25 @@ static bool value(reader *r, bool build, const char *const *skip, json_object **
 mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_object **out,
                       mm_errbuf *eb)
 {
+    return adm_json_parse_keys(s, len, skip, out, NULL, eb);
+}
+
+mm_err adm_json_parse_keys(const char *s, size_t len, const char *const *skip, json_object **out,
+                           char **keys, mm_errbuf *eb)
+{
     reader r = {.s = s, .len = len};
     json_object *v = NULL;
     mm_err rc = MM_OK;
 
     *out = NULL;
+    if (keys)
+        *keys = NULL;
     if (len > INT32_MAX)
         return mm_errf(eb, MM_ELIMIT, "not JSON: longer than 2 GiB");
+    /* every key with its NUL fits in the input: it had two quotes there, and unescaping only
+     * shortens; one allocation instead of one per member */
+    if (keys && !(r.keys = mm_malloc(len + 1)))
+        return mm_errf(eb, MM_ENOMEM, "out of memory reading JSON");
     mm_buf_init(&r.scratch, 0);
     if (!value(&r, true, skip, &v)) {
         rc = r.oom ? mm_errf(eb, MM_ENOMEM, "out of memory reading JSON")
@@ -432,8 +451,13 @@ mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_o
     }
     *out = v;
     v = NULL;
+    if (keys) {
+        *keys = r.keys;
+        r.keys = NULL;
+    }
 out:
-    json_object_put(v);
+    json_object_put(v); /* before the keys it may point into */
+    mm_free(r.keys);
     mm_buf_free(&r.scratch);
     return rc;
 }

@@ -12,6 +12,7 @@ void mm_adm_review_clear(mm_adm_review *r)
     if (!r)
         return;
     json_object_put(r->root);
+    mm_free(r->keys); /* after the tree that points into it */
     memset(r, 0, sizeof(*r));
 }
 
@@ -28,12 +29,13 @@ static mm_err review_parse(const char *body, size_t len, const char *const *skip
 {
     json_object *root = NULL, *req, *dry;
     const char *kind, *api;
+    char *keys = NULL;
     mm_err rc = MM_OK;
 
     memset(out, 0, sizeof(*out));
     if (len > MM_ADM_REVIEW_MAX)
         return mm_errf(eb, MM_ELIMIT, "body of %zu bytes is larger than %u", len, MM_ADM_REVIEW_MAX);
-    if ((rc = adm_json_parse(body, len, skip, &root, eb)) != MM_OK) {
+    if ((rc = adm_json_parse_keys(body, len, skip, &root, &keys, eb)) != MM_OK) {
         mm_errprefix(eb, "body");
         goto out;
     }
@@ -82,11 +84,14 @@ static mm_err review_parse(const char *body, size_t len, const char *const *skip
         goto out;
     }
     out->root = root;
+    out->keys = keys;
     root = NULL;
+    keys = NULL;
 out:
     if (rc != MM_OK)
         memset(out, 0, sizeof(*out));
     json_object_put(root);
+    mm_free(keys);
     return rc;
 }
 

@@ -1,0 +1,1 @@
+mm-admbench_MODULES := admission
