@@ -276,7 +276,7 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
         return true;
     }
     for (;;) {
-        const char *k, *sub[16];
+        const char *k, *sub[32];
         char *key = small;
         size_t klen;
         bool keep;
@@ -335,9 +335,17 @@ bad:
     return false;
 }
 
-static bool array(reader *r, bool build, json_object **out)
+/* skip as for object(); its paths starting with `*` + '/' go on into every element. */
+static bool array(reader *r, bool build, const char *const *skip, json_object **out)
 {
     json_object *a = NULL;
+    const char *each[32];
+    size_t n = 0;
+
+    for (size_t i = 0; skip && skip[i]; i++)
+        if (skip[i][0] == '*' && skip[i][1] == '/' && n + 1 < MM_ARRAY_LEN(each))
+            each[n++] = skip[i] + 2;
+    each[n] = NULL;
 
     r->pos++; /* [ */
     if (build && !(a = json_object_new_array())) {
@@ -353,7 +361,7 @@ static bool array(reader *r, bool build, json_object **out)
     for (;;) {
         json_object *v = NULL;
         int more;
-        if (!value(r, build, NULL, &v))
+        if (!value(r, build, n ? each : NULL, &v))
             goto bad;
         if (build && json_object_array_add(a, v) != 0) {
             json_object_put(v);
@@ -387,7 +395,7 @@ static bool value(reader *r, bool build, const char *const *skip, json_object **
     case '[':
         if (++r->depth > ADM_JSON_DEPTH_MAX)
             return fail(r, "nested too deep");
-        ok = r->s[r->pos] == '{' ? object(r, build, skip, out) : array(r, build, out);
+        ok = r->s[r->pos] == '{' ? object(r, build, skip, out) : array(r, build, skip, out);
         r->depth--;
         return ok;
     case '"':

@@ -1,0 +1,175 @@
+/* /mutate-pods reads the review without the members the injection never reads
+ * (mm_adm_review_parse_pod's skip list, `*` for every array element): those are still
+ * checked as JSON but not built. Here: the reader's `*` paths, and for every pod of the
+ * recorded wire samples and for pods that use each part the injection does read (named
+ * probes and hooks, init containers, every volume kind, both modes, native sidecars), the
+ * answer is byte for byte the one from the whole review. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "admission/admission.h"
+#include "admission/admission_int.h"
+
+#define SAMPLES "tests/k8s-samples/"
+
+static json_object *load(const char *path)
+{
+    char *text;
+    size_t len;
+    mm_errbuf eb;
+    json_object *o;
+    assert_int_equal(mm_read_file(path, 8u << 20, &text, &len, &eb), MM_OK);
+    o = json_tokener_parse(text);
+    mm_free(text);
+    assert_non_null(o);
+    return o;
+}
+
+static void test_wildcard_paths(void **state)
+{
+    static const char *const skip[] = {"a/*/y", "b/*/*/z", NULL};
+    const char *t = "{\"a\":[{\"x\":1,\"y\":{\"deep\":[1,2]}},{\"x\":3},[{\"y\":1}],5],"
+                    "\"b\":[[{\"z\":1,\"k\":2}]],\"y\":7}";
+    json_object *v = NULL;
+    mm_errbuf eb;
+    (void)state;
+
+    assert_int_equal(adm_json_parse(t, strlen(t), skip, &v, &eb), MM_OK);
+    assert_string_equal(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+                        "{\"a\":[{\"x\":1},{\"x\":3},[{\"y\":1}],5],\"b\":[[{\"k\":2}]],\"y\":7}");
+    json_object_put(v);
+    /* what is left out is still read as strict JSON */
+    t = "{\"a\":[{\"y\":[1,]}]}";
+    assert_int_equal(adm_json_parse(t, strlen(t), skip, &v, &eb), MM_EPARSE);
+    assert_non_null(strstr(eb.msg, "not JSON at byte 14"));
+}
+
+/* The whole review and the skipping one give the same response for `pod`. */
+static void assert_same_answer(json_object *review_tmpl, json_object *pod, const char *what)
+{
+    json_object *rv = NULL;
+    mm_adm_review full, part;
+    mm_adm_config cfg;
+    mm_adm_reason r1, r2;
+    mm_errbuf eb;
+    mm_buf o1, o2;
+    const char *body;
+    size_t len;
+
+    print_message("%s\n", what);
+    assert_int_equal(json_object_deep_copy(review_tmpl, &rv, NULL), 0);
+    json_object_object_add(json_object_object_get(rv, "request"), "object", json_object_get(pod));
+    body = json_object_to_json_string_length(rv, JSON_C_TO_STRING_PLAIN, &len);
+    assert_int_equal(mm_adm_config_init(&cfg), MM_OK);
+    mm_buf_init(&o1, 0);
+    mm_buf_init(&o2, 0);
+    assert_int_equal(mm_adm_review_parse(body, len, &full, &eb), MM_OK);
+    assert_int_equal(mm_adm_review_parse_pod(body, len, &part, &eb), MM_OK);
+    assert_int_equal(mm_adm_mutate(&full, &cfg, false, &o1, &r1, &eb), MM_OK);
+    assert_int_equal(mm_adm_mutate(&part, &cfg, false, &o2, &r2, &eb), MM_OK);
+    assert_int_equal(r1, r2);
+    assert_string_equal(mm_buf_cstr(&o1), mm_buf_cstr(&o2));
+    mm_buf_free(&o1);
+    mm_buf_free(&o2);
+    mm_adm_review_clear(&full);
+    mm_adm_review_clear(&part);
+    mm_adm_config_clear(&cfg);
+    json_object_put(rv);
+}
+
+static json_object *parse(const char *text)
+{
+    json_object *o = json_tokener_parse(text);
+    assert_non_null(o);
+    return o;
+}
+
+static void set(json_object *obj, const char *key, const char *json)
+{
+    json_object_object_add(obj, key, parse(json));
+}
+
+static void test_same_answer(void **state)
+{
+    static const char *const lists[] = {SAMPLES "list-pods.json", SAMPLES "list-pods-page2.json"};
+    json_object *review = load(SAMPLES "admissionreview-pod-create.json");
+    json_object *sample = json_object_object_get(json_object_object_get(review, "request"), "object");
+    size_t n = 0;
+    (void)state;
+
+    /* every recorded pod, opted in */
+    for (size_t l = 0; l < MM_ARRAY_LEN(lists); l++) {
+        json_object *list = load(lists[l]), *items = json_object_object_get(list, "items");
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+            json_object *pod = json_object_array_get_idx(items, i);
+            json_object *meta = json_object_object_get(pod, "metadata");
+            json_object *labels = json_object_object_get(meta, "labels");
+            char what[96];
+            if (!labels) {
+                labels = json_object_new_object();
+                json_object_object_add(meta, "labels", labels);
+            }
+            json_object_object_add(labels, MM_ADM_LABEL_INJECT, json_object_new_string("true"));
+            snprintf(what, sizeof(what), "%s items[%zu]", lists[l], i);
+            assert_same_answer(review, pod, what);
+            n++;
+        }
+        json_object_put(list);
+    }
+    assert_true(n >= 2);
+
+    /* the parts the injection reads, each in use */
+    {
+        json_object *pod = NULL, *spec, *c0, *meta;
+        assert_int_equal(json_object_deep_copy(sample, &pod, NULL), 0);
+        spec = json_object_object_get(pod, "spec");
+        meta = json_object_object_get(pod, "metadata");
+        c0 = json_object_array_get_idx(json_object_object_get(spec, "containers"), 0);
+        set(c0, "livenessProbe", "{\"httpGet\":{\"path\":\"/l\",\"port\":\"http\"}}");
+        set(c0, "startupProbe", "{\"tcpSocket\":{\"port\":\"http\"}}");
+        set(c0, "lifecycle", "{\"postStart\":{\"httpGet\":{\"path\":\"/s\",\"port\":\"http\"}},"
+                             "\"preStop\":{\"tcpSocket\":{\"port\":\"http\"}}}");
+        set(c0, "env", "[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"B\",\"valueFrom\":"
+                       "{\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}}]");
+        set(c0, "securityContext", "{\"runAsNonRoot\":true,\"capabilities\":{\"drop\":[\"ALL\"]}}");
+        set(spec, "initContainers",
+            "[{\"name\":\"setup\",\"image\":\"busybox\",\"ports\":[{\"name\":\"x\",\"containerPort\":9000}],"
+            "\"env\":[{\"name\":\"C\",\"value\":\"2\"}],\"resources\":{\"limits\":{\"cpu\":\"1\"}},"
+            "\"volumeMounts\":[{\"name\":\"data\",\"mountPath\":\"/d\"}]}]");
+        {
+            json_object *vols = json_object_object_get(spec, "volumes");
+            json_object_array_add(vols, parse("{\"name\":\"maskmesh-policies\",\"configMap\":{\"name\":\"x\"}}"));
+            json_object_array_add(vols, parse("{\"name\":\"s\",\"secret\":{\"secretName\":\"y\"}}"));
+            json_object_array_add(vols, parse("{\"name\":\"d\",\"downwardAPI\":{\"items\":[]}}"));
+            json_object_array_add(vols, parse("{\"name\":\"data\",\"emptyDir\":{}}"));
+        }
+        set(spec, "affinity", "{\"nodeAffinity\":{}}");
+        assert_same_answer(review, pod, "named probes and hooks, init container, volumes");
+
+        set(meta, "annotations", "{\"maskmesh.io/mode\":\"iptables\",\"maskmesh.io/native-sidecar\":\"true\"}");
+        assert_same_answer(review, pod, "iptables, native sidecar");
+
+        set(meta, "annotations", "{\"maskmesh.io/port\":\"x\",\"maskmesh.io/upstream-protocol\":\"h2c\"}");
+        assert_same_answer(review, pod, "the port of an init container, h2c");
+
+        set(spec, "hostNetwork", "true");
+        assert_same_answer(review, pod, "hostNetwork");
+        json_object_put(pod);
+    }
+    json_object_put(review);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wildcard_paths),
+        cmocka_unit_test(test_same_answer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
