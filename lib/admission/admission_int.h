@@ -64,6 +64,10 @@ static inline const char *jget_str(const json_object *o, const char *k)
     return v ? json_object_get_string(v) : NULL;
 }
 
+/* 1 for the bytes a JSON string holds as they are (not a control character, '"' or '\\'),
+ * 0 for the others (jsonr.c). */
+extern const unsigned char adm_json_plain[256];
+
 #define ADM_JSON_DEPTH_MAX 64 /* nesting read; a pod needs about 12 */
 
 /* Parses one JSON text (RFC 8259, strict: no comments, trailing commas or bare words) into a

@@ -22,6 +22,19 @@ typedef struct {
     bool oom;
 } reader;
 
+/* adm_json_plain (admission_int.h): one table load per byte instead of three comparisons, in
+ * the reader's and the writer's hottest loops. */
+#define PLAIN16(b) 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+const unsigned char adm_json_plain[256] = {
+    /* 0x00-0x1f: control characters */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0 /* " */, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f */
+    PLAIN16(0x30), PLAIN16(0x40),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0 /* \\ */, 1, 1, 1, /* 0x50-0x5f */
+    PLAIN16(0x60), PLAIN16(0x70), PLAIN16(0x80), PLAIN16(0x90), PLAIN16(0xa0), PLAIN16(0xb0),
+    PLAIN16(0xc0), PLAIN16(0xd0), PLAIN16(0xe0), PLAIN16(0xf0),
+};
+
 static void ws(reader *r)
 {
     while (r->pos < r->len) {
@@ -65,7 +78,12 @@ static bool string(reader *r, const char **out, size_t *out_len)
     const char *s = r->s;
 
     while (r->pos < r->len) { /* the common case: no escape */
-        unsigned char c = (unsigned char)s[r->pos];
+        unsigned char c;
+        while (r->pos < r->len && adm_json_plain[(unsigned char)s[r->pos]])
+            r->pos++;
+        if (r->pos >= r->len)
+            break;
+        c = (unsigned char)s[r->pos];
         if (c == '"') {
             *out = s + start;
             *out_len = r->pos - start;

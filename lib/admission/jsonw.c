@@ -11,19 +11,6 @@
 
 #define WRITE_DEPTH_MAX 256 /* the trees written are built here, never this deep */
 
-/* Bytes a JSON string carries as they are: not a control character, '"' or '\\'. One table
- * load per byte instead of three comparisons (the writer's hottest loop). */
-#define PLAIN16(b) 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-static const unsigned char plain[256] = {
-    /* 0x00-0x1f: control characters */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 0 /* " */, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f */
-    PLAIN16(0x30), PLAIN16(0x40),
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0 /* \\ */, 1, 1, 1, /* 0x50-0x5f */
-    PLAIN16(0x60), PLAIN16(0x70), PLAIN16(0x80), PLAIN16(0x90), PLAIN16(0xa0), PLAIN16(0xb0),
-    PLAIN16(0xc0), PLAIN16(0xd0), PLAIN16(0xe0), PLAIN16(0xf0),
-};
-
 /* One character; mm_buf_putc's fast path, inlined (a patch has thousands of them). */
 static inline mm_err put_c(mm_buf *out, char c)
 {
@@ -40,7 +27,7 @@ static mm_err put_str(mm_buf *out, const char *s, size_t n)
 {
     size_t i = 0;
     mm_err rc;
-    while (i < n && plain[(unsigned char)s[i]])
+    while (i < n && adm_json_plain[(unsigned char)s[i]])
         i++;
     if (i < n)
         return mm_buf_put_json_str(out, s, n);
