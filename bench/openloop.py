@@ -14,7 +14,9 @@ Timestamp is later than intended. Here latency = Timestamp + Latency - intended,
 the server under test, as a cluster's API server sending on time would see it.
 
 Usage: openloop.py RATE WARMUP_S < results.csv   (vegeta encode --to csv)
-Prints: "count errors p50 p99 p999 vegeta_p99 max_lag" (ms; lag = pacer lateness).
+Prints: "count errors p50 p99 p999 vegeta_p99 max_lag achieved" (ms; lag = pacer lateness;
+achieved = the measured hits over the time from the first one's slot to the last response,
+per second: at or near RATE when the generator held the rate and the server kept up).
 Exits 1 on a malformed line.
 """
 import csv, sys
@@ -45,6 +47,7 @@ def main():
     # the anchor: the earliest began such that every hit was sent at or after its slot
     began = min(ts - (seq + 1) * interval for seq, ts, _, _, _ in rows)
     ours, theirs, errors, lag = [], [], 0, 0.0
+    first, last_end = None, None
     for seq, ts, lat, code, err in rows:
         intended = began + (seq + 1) * interval
         if intended - began < warmup * 1e9:
@@ -52,12 +55,15 @@ def main():
         if code != 200 or err:
             errors += 1
         lag = max(lag, (ts - intended) / 1e6)
+        first = intended if first is None else min(first, intended)
+        last_end = ts + lat if last_end is None else max(last_end, ts + lat)
         ours.append((ts + lat - intended) / 1e6)
         theirs.append(lat / 1e6)
     ours.sort()
     theirs.sort()
-    print("%d %d %.3f %.3f %.3f %.3f %.3f" % (len(ours), errors, pct(ours, 0.5), pct(ours, 0.99),
-                                             pct(ours, 0.999), pct(theirs, 0.99), lag))
+    achieved = len(ours) / ((last_end - first) / 1e9) if ours and last_end > first else 0.0
+    print("%d %d %.3f %.3f %.3f %.3f %.3f %.1f" % (len(ours), errors, pct(ours, 0.5), pct(ours, 0.99),
+                                                  pct(ours, 0.999), pct(theirs, 0.99), lag, achieved))
 
 
 if __name__ == "__main__":
