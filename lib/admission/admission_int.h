@@ -85,6 +85,9 @@ mm_err adm_json_parse_keys(const char *s, size_t len, const char *const *skip, j
 /* Appends v as compact JSON, exactly as json_object_to_json_string_ext(v,
  * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) writes it (jsonw.c). */
 mm_err adm_json_put(mm_buf *out, const json_object *v);
+/* Writes the base64 (RFC 4648, padded) of in[0..n) and a NUL to out, which holds
+ * 4 * ((n + 2) / 3) + 1 bytes; returns the length without the NUL (jsonw.c). */
+size_t adm_base64(char *out, const unsigned char *in, size_t n);
 
 /* ---- the injection's plan (inject.c decides it, sidecar.c builds from it) ------------------- */
 

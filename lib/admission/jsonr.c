@@ -266,7 +266,9 @@ static bool drop_member(const char *const *skip, const char *key, size_t klen, c
 {
     size_t n = 0;
     for (size_t i = 0; skip && skip[i]; i++) {
-        if (strncmp(skip[i], key, klen) != 0)
+        /* the first byte first: most keys match no path (key is not NUL-terminated, but
+         * klen == 0 leaves key[0] the closing quote, which no path starts with) */
+        if (skip[i][0] != key[0] || strncmp(skip[i], key, klen) != 0)
             continue;
         if (skip[i][klen] == '\0')
             return true;

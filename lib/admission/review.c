@@ -4,7 +4,6 @@
 #include "admission/admission_int.h"
 #include "policy/policy.h"
 
-#include <openssl/evp.h>
 #include <string.h>
 
 void mm_adm_review_clear(mm_adm_review *r)
@@ -143,9 +142,7 @@ mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int co
         b64_len = 4 * ((js.len + 2) / 3);
         if ((rc = mm_buf_reserve(out, b64_len + 1)) != MM_OK)
             goto out;
-        EVP_EncodeBlock((unsigned char *)out->data + out->len, (const unsigned char *)js.data,
-                        (int)js.len);
-        out->len += b64_len;
+        out->len += adm_base64(out->data + out->len, (const unsigned char *)js.data, js.len);
         if ((rc = mm_buf_putc(out, '"')) != MM_OK)
             goto out;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "admission/admission.h"
 #include "admission/admission_int.h"
@@ -165,9 +166,28 @@ static void test_same_answer(void **state)
     json_object_put(review);
 }
 
+/* The patch's base64 is byte for byte OpenSSL's, at every length and padding. */
+static void test_base64(void **state)
+{
+    unsigned char in[300];
+    char ours[404], theirs[404];
+    uint32_t x = 2463534242u;
+    (void)state;
+    for (size_t i = 0; i < sizeof(in); i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5; /* xorshift32: every byte value turns up */
+        in[i] = (unsigned char)x;
+    }
+    for (size_t n = 0; n <= sizeof(in); n++) {
+        int want = EVP_EncodeBlock((unsigned char *)theirs, in, (int)n);
+        assert_int_equal(adm_base64(ours, in, n), (size_t)want);
+        assert_string_equal(ours, theirs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64),
         cmocka_unit_test(test_wildcard_paths),
         cmocka_unit_test(test_same_answer),
     };
