@@ -673,11 +673,8 @@ conn *h2_app_event(worker *w, void *tag, uint32_t events)
     if (!u->h2s) { /* kept idle and readable: the app closed it, or sent junk */
         conn *c = u->owner;
         h2conn *hc = c ? c->h2 : NULL;
-        for (int i = 0; hc && i < hc->n_idle; i++)
-            if (hc->idle[i] == u) {
-                hc->idle[i] = hc->idle[--hc->n_idle];
-                break;
-            }
+        if (hc)
+            h2up_idle_unlink(hc, u);
         u->owner = NULL;
         pool_readable(w, u); /* counts what came, closes */
         return c;
@@ -721,11 +718,7 @@ void h2_sweep(conn *c, bool draining)
         conn_close(c); /* the client stopped reading */
         return;
     }
-    for (int i = 0; i < hc->n_idle; i++)
-        if (w->now - hc->idle[i]->idle_since > (uint64_t)cfg->pool_idle_ms * 1000000ull) {
-            up_close(hc->idle[i]);
-            hc->idle[i--] = hc->idle[--hc->n_idle];
-        }
+    h2up_idle_sweep(hc);
     for (h2s *s = hc->streams; s; s = s->next) {
         bool connecting = (s->up && s->up->connecting) || (s->h2u && s->h2u->connecting);
         uint64_t t = connecting ? (uint64_t)cfg->connect_timeout_ms * 1000000ull

@@ -26,7 +26,6 @@
 #define H2_MAX_CONTINUATIONS 8     /* CONTINUATION frames after one HEADERS (CVE-2024-28182) */
 #define H2_MAX_SETTINGS 32         /* entries in one SETTINGS frame */
 #define H2_MAX_OUTBOUND_ACK 1000   /* unsent SETTINGS/PING ACKs before the peer counts as a flood */
-#define H2_IDLE_UP_MAX 32          /* idle HTTP/1.1 app connections kept per client connection */
 
 typedef struct h2conn h2conn;
 typedef struct h2s h2s;
@@ -103,8 +102,11 @@ struct h2conn {
     nghttp2_session *ns;
     h2s *streams;
     int n_streams;
-    upconn *idle[H2_IDLE_UP_MAX]; /* HTTP/1.1 app connections kept for the next streams */
-    int n_idle;
+    /* HTTP/1.1 app connections kept for the next streams (linked by their next/prev), most
+     * recently used first; at most h2_max_streams, so keeping them adds no descriptor to what
+     * the connection's streams hold at their peak */
+    upconn *idle;
+    uint32_t n_idle;
     h2up *h2u;        /* the h2c session with the app, when upstream protocol is h2c */
     h2up *h2u_old;    /* one the app said GOAWAY to: its streams finish, new ones go to h2u */
     double reset_tokens;
@@ -162,6 +164,8 @@ bool h2up_start(h2s *s);   /* false: answered already (502 and the like) */
 void h2up_event(h2s *s, uint32_t events);
 void h2up_sync(h2s *s);
 void h2up_idle_drop(h2conn *hc);
+void h2up_idle_unlink(h2conn *hc, upconn *u);
+void h2up_idle_sweep(h2conn *hc);  /* kept connections idle past pool_idle_ms close */
 bool h2_upstream_head(h2s *s, mm_buf *b); /* the request head, in HTTP/1.1 */
 
 /* h2c.c */

@@ -95,6 +95,29 @@ static void drop_up(h2s *s)
     }
 }
 
+static void idle_push(h2conn *hc, upconn *u)
+{
+    u->prev = NULL;
+    u->next = hc->idle;
+    if (hc->idle)
+        hc->idle->prev = u;
+    hc->idle = u;
+    hc->n_idle++;
+}
+
+void h2up_idle_unlink(h2conn *hc, upconn *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        hc->idle = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->next = u->prev = NULL;
+    u->owner = NULL;
+    hc->n_idle--;
+}
+
 static void release(h2s *s)
 {
     h2conn *hc = s->hc;
@@ -102,7 +125,8 @@ static void release(h2s *s)
 
     if (!u)
         return;
-    if (!reusable(s) || hc->n_idle >= H2_IDLE_UP_MAX || atomic_load(&hc->c->w->p->draining)) {
+    if (!reusable(s) || hc->n_idle >= hc->c->w->p->cfg.h2_max_streams ||
+        atomic_load(&hc->c->w->p->draining)) {
         drop_up(s);
         return;
     }
@@ -112,7 +136,7 @@ static void release(h2s *s)
         u->owner = hc->c;
         u->reused = true;
         u->idle_since = hc->c->w->now;
-        hc->idle[hc->n_idle++] = u;
+        idle_push(hc, u);
         return;
     }
     up_close(u);
@@ -127,22 +151,38 @@ static const h2_upops h1_ops = {.release = release, .req_more = req_more, .resp_
 
 void h2up_idle_drop(h2conn *hc)
 {
-    for (int i = 0; i < hc->n_idle; i++)
-        up_close(hc->idle[i]);
-    hc->n_idle = 0;
+    while (hc->idle) {
+        upconn *u = hc->idle;
+        h2up_idle_unlink(hc, u);
+        up_close(u);
+    }
 }
 
-/* An idle connection of this client's, still clean (nothing unread, not closed), or NULL. */
+void h2up_idle_sweep(h2conn *hc)
+{
+    worker *w = hc->c->w;
+    upconn *u = hc->idle, *next;
+
+    for (; u; u = next) {
+        next = u->next;
+        if (w->now - u->idle_since > (uint64_t)w->p->cfg.pool_idle_ms * 1000000ull) {
+            h2up_idle_unlink(hc, u);
+            up_close(u);
+        }
+    }
+}
+
+/* An idle connection of this client's, still clean (nothing unread, not closed), or NULL.
+ * The most recently used first: the oldest age out in h2up_idle_sweep. */
 static upconn *idle_get(h2conn *hc)
 {
-    while (hc->n_idle > 0) {
-        upconn *u = hc->idle[--hc->n_idle];
+    while (hc->idle) {
+        upconn *u = hc->idle;
         char b;
         ssize_t n = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            u->owner = NULL;
+        h2up_idle_unlink(hc, u);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return u;
-        }
         if (n > 0)
             count_unsolicited(hc->c->w, 1);
         up_close(u);
