@@ -320,6 +320,55 @@ static int on_close(nghttp2_session *ns, int32_t id, uint32_t code, void *ud)
 
 /* ---- the connection ------------------------------------------------------------------------ */
 
+static void untouch(h2conn *hc)
+{
+    worker *w = hc->c->w;
+
+    if (!hc->touched)
+        return;
+    hc->touched = false;
+    if (hc->tprev)
+        hc->tprev->tnext = hc->tnext;
+    else
+        w->h2_touched = hc->tnext;
+    if (hc->tnext)
+        hc->tnext->tprev = hc->tprev;
+    hc->tnext = hc->tprev = NULL;
+}
+
+bool h2_defer(conn *c)
+{
+    h2conn *hc = c->h2;
+    worker *w = c->w;
+
+    if (!hc)
+        return false;
+    if (hc->syncing) {
+        hc->syncing = false;
+        return false;
+    }
+    if (!hc->touched) {
+        hc->touched = true;
+        hc->tprev = NULL;
+        hc->tnext = w->h2_touched;
+        if (w->h2_touched)
+            w->h2_touched->tprev = hc;
+        w->h2_touched = hc;
+    }
+    return true;
+}
+
+conn *h2_deferred(worker *w)
+{
+    h2conn *hc = w->h2_touched;
+
+    if (!hc)
+        return NULL;
+    untouch(hc);
+    hc->syncing = true;
+    return hc->c;
+}
+
 /* The HTTP/2 state goes; the socket stays with the caller. */
 static void teardown(conn *c)
 {
@@ -327,6 +376,7 @@ static void teardown(conn *c)
 
     if (!hc)
         return;
+    untouch(hc);
     c->h2 = NULL;
     c->on_close = NULL;
     for (h2s *s = hc->streams; s; s = s->next)

@@ -115,6 +115,8 @@ struct h2conn {
     bool goaway;      /* a drain GOAWAY was sent */
     bool dead;        /* the session failed: close once the output is written */
     uint64_t idle_since;
+    h2conn *tnext, *tprev; /* on the worker's h2_touched list */
+    bool touched, syncing;
 };
 
 /* The h2c session with the app (h2c.c): an EV_H2UP socket. */

@@ -219,6 +219,7 @@ struct worker {
     int n_conns;
     upconn *dead_up; /* closed this batch, freed after it */
     struct h2up *dead_h2up; /* h2c app sessions closed this batch */
+    struct h2conn *h2_touched; /* HTTP/2 connections to sync once this batch's events are in */
     uint64_t now, last_sweep;
     char *scratch; /* READ_CHUNK for reads */
     char *ztmp;    /* BODY_ZTMP for inflate output */
@@ -314,6 +315,12 @@ bool upstream_answers(const mm_proxy *p, int timeout_ms);
 int h2_preface(conn *c);  /* 1: c speaks HTTP/2 now; 0: not a preface; -1: too few bytes */
 bool h2_upgrade(conn *c, const http_req_head *rq, size_t head_len); /* Upgrade: h2c taken */
 void h2_sync(conn *c);
+/* The worker's HTTP/2 connections sync once per event batch, not once per event: frames of
+ * many streams go out in one write, and the streams are looked over once. h2_defer: queued
+ * (true), or false when c is to be synced now (it was just taken from the queue by
+ * h2_deferred, which returns NULL once the queue is empty). */
+bool h2_defer(conn *c);
+conn *h2_deferred(worker *w);
 void h2_client_event(conn *c, uint32_t events);
 conn *h2_app_event(worker *w, void *tag, uint32_t events); /* EV_H2S, EV_H2UP; NULL: stale */
 void h2_sweep(conn *c, bool draining);

@@ -25,6 +25,8 @@ static void conn_sync(conn *c)
         return;
     }
     if (c->st == CS_H2) {
+        if (h2_defer(c)) /* once per batch: sync_h2 */
+            return;
         h2_sync(c);
         if (c->st == CS_H2 || c->fd < 0) /* else its session ended: a lingering close */
             return;
@@ -186,6 +188,21 @@ static void sweep(worker *w, conn **dead)
     pool_sweep(w, draining); /* idle pooled upstream connections age out */
 }
 
+/* The HTTP/2 connections this batch touched, synced once each after its events. */
+static void sync_h2(worker *w, conn **dead)
+{
+    conn *c;
+
+    while ((c = h2_deferred(w))) {
+        conn_sync(c);
+        if (c->fd < 0 && c->kind == EV_CLIENT) {
+            c->kind = 0; /* queued once, as in handle_event */
+            c->next = *dead;
+            *dead = c;
+        }
+    }
+}
+
 static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
 {
     int kind = *(int *)ev->data.ptr;
@@ -324,6 +341,7 @@ void *worker_main(void *arg)
             sweep(w, &dead);
             flush_findings(w);
         }
+        sync_h2(w, &dead);
         while (dead) {
             conn *d = dead;
             dead = d->next;
