@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 
 #define H2UP_HEAD_MAX (64u * 1024) /* an app's response head */
-#define H2UP_HEAD_CHUNK (8u * 1024)
 
 bool h2_upstream_head(h2s *s, mm_buf *b)
 {
@@ -244,24 +243,35 @@ static void failed(h2s *s, const char *reason)
                                                      : "upstream connection reset");
 }
 
-static void head_arrived(h2s *s)
+/* Response head bytes: p is the worker's scratch (a head read whole, the common case: no copy)
+ * or s->uin (a head that came in pieces, kept there until it is whole). */
+static void head_arrived(h2s *s, const char *p, size_t n)
 {
     worker *w = s->hc->c->w;
     http_resp_head *h = &w->rsh;
+    bool kept = p == s->uin.data;
 
-    while (s->up && !s->rs_started && s->uin.len > 0) {
+    while (s->up && !s->rs_started && n > 0) {
         http_framing f;
-        int r = http_parse_response(s->uin.data, s->uin.len, H2UP_HEAD_MAX, h);
-        if (r == 0)
+        int r = http_parse_response(p, n, H2UP_HEAD_MAX, h);
+        if (r == 0) {
+            if (kept) {
+                memmove(s->uin.data, p, n);
+                s->uin.len = n;
+            } else if (mm_buf_append(&s->uin, p, n) != MM_OK) {
+                h2s_reply(s, 500, "out of memory");
+            }
             return;
+        }
+        s->uin.len = 0;
         if (r < 0 || h->status == 101) {
             mm_metric_add(w->p->met.upstream_errors, (const char *const[]){"malformed"}, 1);
             h2s_reply(s, 502, "malformed response head from upstream");
             return;
         }
         if (h->status < 200) { /* interim answers are not passed on over HTTP/2 here */
-            memmove(s->uin.data, s->uin.data + r, s->uin.len - (size_t)r);
-            s->uin.len -= (size_t)r;
+            p += r;
+            n -= (size_t)r;
             continue;
         }
         if (http_response_framing(h, s->is_head, &f) < 0) {
@@ -269,17 +279,18 @@ static void head_arrived(h2s *s)
             h2s_reply(s, 502, "malformed response from upstream");
             return;
         }
-        size_t rest = s->uin.len - (size_t)r, used = 0;
+        size_t rest = n - (size_t)r, used = 0;
         if (!h2s_resp_begin(s, h->status, h->hdrs, h->n_hdrs, &f))
             return;
         if (rest) {
             /* the body's first bytes came with the head: fed from the scratch */
-            memcpy(w->scratch, s->uin.data + r, rest);
-            h2s_resp_feed(s, w->scratch, rest, &used);
+            if (kept)
+                memcpy(w->scratch, p + r, rest);
+            h2s_resp_feed(s, kept ? w->scratch : p + r, rest, &used);
             if (used < rest && s->up)
                 s->rsf.keep_alive = false; /* bytes past the body: not reused */
         }
-        s->uin.len = 0;
+        return;
     }
 }
 
@@ -290,26 +301,23 @@ static void up_read_body(h2s *s)
     for (int round = 0; round < 4 && s->up && !s->rs_done; round++) {
         ssize_t n;
         bool head = !s->rs_started;
-        if (head) {
-            if (s->uin.len >= H2UP_HEAD_MAX) {
-                h2s_reply(s, 502, "response head from upstream too large");
-                return;
-            }
-            if (mm_buf_reserve(&s->uin, H2UP_HEAD_CHUNK) != MM_OK) {
-                h2s_reply(s, 500, "out of memory");
-                return;
-            }
-            n = recv(s->up->fd, s->uin.data + s->uin.len, H2UP_HEAD_CHUNK, 0);
-        } else {
-            if (pending(&s->out, s->out_off) >= H2_OUT_HIGH)
-                return;
-            n = recv(s->up->fd, w->scratch, READ_CHUNK, 0);
+        if (head && s->uin.len >= H2UP_HEAD_MAX) {
+            h2s_reply(s, 502, "response head from upstream too large");
+            return;
         }
+        if (!head && pending(&s->out, s->out_off) >= H2_OUT_HIGH)
+            return;
+        n = recv(s->up->fd, w->scratch, READ_CHUNK, 0);
         if (n > 0) {
             s->last_io = w->now;
-            if (head) {
-                s->uin.len += (size_t)n;
-                head_arrived(s);
+            if (head && s->uin.len == 0) {
+                head_arrived(s, w->scratch, (size_t)n);
+            } else if (head) {
+                if (mm_buf_append(&s->uin, w->scratch, (size_t)n) != MM_OK) {
+                    h2s_reply(s, 500, "out of memory");
+                    return;
+                }
+                head_arrived(s, s->uin.data, s->uin.len);
             } else {
                 size_t used = 0;
                 h2s_resp_feed(s, w->scratch, (size_t)n, &used);

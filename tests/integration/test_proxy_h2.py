@@ -25,6 +25,7 @@ import h2.settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_proxy as tp  # noqa: E402  (the proxy runner, the app, the policy)
+import test_proxy_hostile as hostile  # noqa: E402  (its scripted HTTP/1.1 app)
 
 signal.alarm(int(os.environ.get("MM_PROXY_TEST_TIMEOUT", "420")))
 CARD = tp.CARD
@@ -155,6 +156,28 @@ class H2App:
             c.send_headers(sid, [(":status", "200"), ("content-type", "application/json")])
             c.send_data(sid, body, end_stream=True)
             c.close_connection(last_stream_id=sid)
+
+
+class H1App(hostile.HostileApp):
+    """The hostile tests' HTTP/1.1 app (keep-alive, a thread per connection, `conns` counts
+    them) with two paths more:
+    /pieces  a 103 first, then the 200 head and its JSON body (a card) in writes apart
+    /slow    JSON with a card after 0.2 s"""
+
+    def answer(self, s, method, path, hdrs, body):
+        doc = json.dumps({"card": CARD, "email": EMAIL, "via": "h1"}).encode()
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        cl = b"Content-Length: %d\r\n\r\n" % len(doc)
+        if path == "/pieces":
+            for part in (b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" + head,
+                         cl + doc[:10], doc[10:]):
+                s.sendall(part)
+                time.sleep(0.05)
+        elif path == "/slow":
+            time.sleep(0.2)
+            s.sendall(head + cl + doc)
+        else:
+            super().answer(s, method, path, hdrs, body)
 
 
 # ---- a raw HTTP/2 client --------------------------------------------------------------------
@@ -622,8 +645,33 @@ def t_abuse_counted(env):
         assert refused_count(env.px, reason) >= 1, reason
 
 
+def t_h1_app_head_in_pieces(env):
+    # an interim 103, then the head and the body in pieces: one masked answer
+    c = Client(env.pxh.port)
+    st = c.get("/pieces")
+    c.close()
+    assert st["headers"][":status"] == "200", st
+    assert_masked_json(st["data"], via="h1")
+
+
+def t_h1_app_connections_kept(env):
+    # rounds of 40 streams at once (each answer held 0.2 s) on one client connection: the app
+    # connections of the first round serve the next ones (a client connection keeps as many
+    # idle as its stream limit; 32 before, which made each later round open 8 more)
+    c = Client(env.pxh.port)
+    before = env.h1app.conns
+    for _ in range(3):
+        sids = [c.request("/slow") for _ in range(40)]
+        c.pump(lambda: all(c.streams[x]["ended"] for x in sids), timeout=20)
+        for x in sids:
+            assert c.streams[x]["headers"][":status"] == "200"
+            assert_masked_json(c.streams[x]["data"], via="h1")
+    c.close()
+    assert env.h1app.conns - before <= 40, env.h1app.conns - before
+
+
 def t_no_leaks_in_log(env):
-    for px in (env.px, env.px2, env.pxc, env.pxg, env.px2c):
+    for px in (env.px, env.px2, env.pxc, env.pxg, env.px2c, env.pxh):
         log = px.log()
         assert CARD not in log and EMAIL not in log
 
@@ -637,14 +685,15 @@ TESTS = [t_curl_prior_knowledge_h1_app, t_curl_upgrade_h1_app, t_curl_request_bo
          t_hpack_bomb_refused, t_rapid_reset_refused, t_continuation_flood_refused,
          t_settings_flood_refused, t_ping_flood_refused, t_grpc_unmaskable_ends_internal,
          t_grpc_passthrough_keeps_trailers, t_grpc_request_refused_not_sent,
-         t_h2c_app_request_masked, t_h2c_app_goaway, t_abuse_counted,
-         t_no_leaks_in_log]
+         t_h2c_app_request_masked, t_h2c_app_goaway, t_h1_app_head_in_pieces,
+         t_h1_app_connections_kept, t_abuse_counted, t_no_leaks_in_log]
 
 
 def main():
     env = tp.Env()
     env.app, env.app_port = tp.start_app()
     env.h2app = H2App()
+    env.h1app = H1App()
     env.px = tp.Proxy(env.app_port)
     env.px2 = tp.Proxy(env.app_port, pol=tp.policy(direction="both"),
                        args=["--h2-max-streams", "8", "--max-body", "100000"])
@@ -652,8 +701,9 @@ def main():
     env.pxc = tp.Proxy(env.h2app.port, args=h2c)
     env.pxg = tp.Proxy(env.h2app.port, pol=tp.policy(onerror="passthrough"), args=h2c)
     env.px2c = tp.Proxy(env.h2app.port, pol=tp.policy(direction="both"), args=h2c)
+    env.pxh = tp.Proxy(env.h1app.port)
     rc = tp.run(TESTS, env)
-    for px in (env.px2, env.pxc, env.pxg, env.px2c):
+    for px in (env.px2, env.pxc, env.pxg, env.px2c, env.pxh):
         if px.stop() != 0:
             print("FAIL proxy exit code; log tail:\n%s" % px.log()[-2000:])
             rc = 1
