@@ -390,6 +390,9 @@ static void rs_done(h2s *s)
         return;
     }
     s->rs_done = true;
+    /* the masking stream goes now, not when the DATA has left: streams ending in the same
+     * event batch do not hold one each until it is written */
+    body_cleanup(&s->rsp);
     wake(s);
 }
 
