@@ -313,6 +313,13 @@ size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
 
 #define MM_POLICY_CONFIGMAP     "maskmesh-policies"
 #define MM_POLICY_CONFIGMAP_KEY "policies.yaml"
+/* A policy's spec.grpc descriptor set, copied by the controller from the user's ConfigMap
+ * into maskmesh-policies' binaryData under "<policy name>.protoset" (a name no policies key
+ * takes), so the sidecar reads it beside policies.yaml and kubelet swaps both at once. */
+#define MM_POLICY_GRPC_SUFFIX ".protoset"
+/* The key (and mounted file name) for policy `name`; false when it does not fit a ConfigMap
+ * key (253 characters). */
+bool mm_policy_grpc_file(const char *name, char *out, size_t size);
 #define MM_MANAGED_BY_LABEL     "app.kubernetes.io/managed-by"
 #define MM_MANAGED_BY_VALUE     "maskmesh"
 #define MM_POLICY_LABEL         "maskmesh.io/policy"
