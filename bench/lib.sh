@@ -27,3 +27,32 @@ start_app() { # threads
     APP=$(awk '/^ready/ {print $2; exit}' "$tmp/app.out")
     [ -n "$APP" ] || { echo "$name: mm-testapp did not start"; exit 1; }
 }
+
+# One h2load run against url with the extra h2load arguments: prints "rps p99_ms failed"
+# (p99 from h2load's per-request log).
+h2load_run() { # url h2load-args...
+    local url=$1 out rps failed p99
+    shift
+    rm -f "$tmp/lat"
+    out=$(h2load "$@" --log-file="$tmp/lat" "$url" 2>&1)
+    rps=$(echo "$out" | awk '/^finished in/ { gsub(",", "", $4); print $4 }')
+    failed=$(echo "$out" | awk '/^requests:/ { print $10 + $12 }')
+    p99=$(awk '{ print $3 }' "$tmp/lat" 2>/dev/null | sort -n |
+          awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * 0.99)] / 1000; else print 0 }')
+    [ "${failed:-1}" != 0 ] && echo "$out" | grep -E "^requests:|^status codes:" | sed "s|^|  $url: |" >&2
+    echo "${rps:-0} ${p99:-0} ${failed:-1}"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The rounds in $tmp/n (nginx) and $tmp/m (maskmesh-proxy), h2load_run lines, as a table of
+# medians with the proxy's ratios to nginx; sets r_rps and r_p99.
+h2_table() { # nginx-label proxy-label
+    local n_rps n_p99 m_rps m_p99
+    n_rps=$(cut -d' ' -f1 "$tmp/n" | median); n_p99=$(cut -d' ' -f2 "$tmp/n" | median)
+    m_rps=$(cut -d' ' -f1 "$tmp/m" | median); m_p99=$(cut -d' ' -f2 "$tmp/m" | median)
+    r_rps=$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+    r_p99=$(awk -v a="$m_p99" -v b="$n_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+    printf '%-34s %10s %9s %9s %9s\n' target req/s p99_ms rps/nginx p99/nginx
+    printf '%-34s %10s %9s %9s %9s\n' "$1" "$n_rps" "$n_p99" 1.00 1.00
+    printf '%-34s %10s %9s %9s %9s\n' "$2" "$m_rps" "$m_p99" "$r_rps" "$r_p99"
+    echo "  ${CONNS} connections x ${STREAMS} streams; rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f1 "$tmp/m" | tr '\n' ' ')"
+}

@@ -100,19 +100,9 @@ fi
 curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' "http://127.0.0.1:$NGX/json?size=64" |
     grep -qx 2 || { echo "proxy_h2.sh: nginx does not speak h2c"; exit 1; }
 
-# one h2load run: prints "rps p99_ms failed"
 bench() { # url conns streams secs
-    rm -f "$tmp/lat"
-    local out
-    out=$(h2load -c "$2" -m "$3" -D "$4" --log-file="$tmp/lat" "$1" 2>&1)
-    local rps failed p99
-    rps=$(echo "$out" | awk '/^finished in/ { gsub(",", "", $4); print $4 }')
-    failed=$(echo "$out" | awk '/^requests:/ { print $10 + $12 }')
-    p99=$(awk '{ print $3 }' "$tmp/lat" 2>/dev/null | sort -n |
-          awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * 0.99)] / 1000; else print 0 }')
-    echo "${rps:-0} ${p99:-0} ${failed:-1}"
+    h2load_run "$1" -c "$2" -m "$3" -D "$4"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 path="/json?size=1024"
 : >"$tmp/n"; : >"$tmp/m"
@@ -121,14 +111,7 @@ for _ in $(seq "$ROUNDS"); do
     bench "http://127.0.0.1:$PX$path" "$CONNS" "$STREAMS" "$SECS" >>"$tmp/m"
 done
 status=0
-n_rps=$(cut -d' ' -f1 "$tmp/n" | median); n_p99=$(cut -d' ' -f2 "$tmp/n" | median)
-m_rps=$(cut -d' ' -f1 "$tmp/m" | median); m_p99=$(cut -d' ' -f2 "$tmp/m" | median)
-r_rps=$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-r_p99=$(awk -v a="$m_p99" -v b="$n_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-printf '%-30s %10s %9s %9s %9s\n' target req/s p99_ms rps/nginx p99/nginx
-printf '%-30s %10s %9s %9s %9s\n' "nginx h2c 1KB" "$n_rps" "$n_p99" 1.00 1.00
-printf '%-30s %10s %9s %9s %9s\n' "maskmesh-proxy h2c 1KB" "$m_rps" "$m_p99" "$r_rps" "$r_p99"
-echo "  ${CONNS} connections x ${STREAMS} streams; rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f1 "$tmp/m" | tr '\n' ' ')"
+h2_table "nginx h2c 1KB" "maskmesh-proxy h2c 1KB"
 if [ "$(cut -d' ' -f3 "$tmp/n" "$tmp/m" | sort -n | tail -1)" != 0 ]; then
     echo "  failed requests during the run"; status=1
 fi
