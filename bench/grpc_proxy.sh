@@ -8,7 +8,8 @@
 # (Debian's nghttp2-client) POSTing a framed GetCustomerRequest, BENCH_H2_CONNS (4) x
 # BENCH_H2_STREAMS (64) streams for BENCH_SECONDS (10), BENCH_ROUNDS (3) rounds alternating the
 # two fronts; p99 from h2load's per-request log. The proxy masks the response by the policy of
-# tests/integration/test_grpc_proxy (path rules and detectors); nginx passes it unread.
+# tests/integration/test_grpc_proxy (path rules and detectors); nginx passes it unread. A third
+# line, the same proxy with no policy selecting the pod, splits the HTTP/2 cost from masking.
 # Environment: MM_BIN, BENCH_SECONDS, BENCH_ROUNDS, BENCH_WORKERS, BENCH_H2_CONNS,
 # BENCH_H2_STREAMS.
 set -u
@@ -104,6 +105,14 @@ PX=$(free_port)
 PXPID=$!
 pids+=($PXPID)
 wait_port "$PX"
+# the same proxy with no policy selecting the pod: what HTTP/2 plumbing alone costs
+printf 'app="other"\n' >"$tmp/cfg/labels-none"
+PXN=$(free_port)
+"$BIN/maskmesh-proxy" --listen 127.0.0.1:"$PXN" --admin "" --upstream 127.0.0.1:"$APP" \
+    --upstream-protocol h2c --policies "$tmp/cfg/policies.yaml" --labels "$tmp/cfg/labels-none" \
+    --keys "$tmp/cfg/keys" --workers "$WORKERS" --log-level warn >/dev/null 2>"$tmp/proxyn.err" &
+pids+=($!)
+wait_port "$PXN"
 
 URL=/shop.v1.Customers/GetCustomer
 call() { # port out
@@ -127,14 +136,19 @@ bench() { # port
 }
 
 echo "load average before: $(cut -d" " -f1-3 /proc/loadavg); ports: nginx $NGX, proxy $PX, app $APP"
-: >"$tmp/n"; : >"$tmp/m"
+: >"$tmp/n"; : >"$tmp/m"; : >"$tmp/u"
 for _ in $(seq "$ROUNDS"); do
     bench "$NGX" >>"$tmp/n"
     bench "$PX" >>"$tmp/m"
+    bench "$PXN" >>"$tmp/u"
 done
 status=0
 h2_table "nginx grpc_pass (unmasked)" "maskmesh-proxy gRPC masked"
-echo "  unary GetCustomer"
+u_rps=$(cut -d' ' -f1 "$tmp/u" | median); u_p99=$(cut -d' ' -f2 "$tmp/u" | median)
+printf '%-34s %10s %9s %9s %9s\n' "maskmesh-proxy gRPC, no policy" "$u_rps" "$u_p99" \
+    "$(awk -v a="$u_rps" -v b="$(cut -d' ' -f1 "$tmp/n" | median)" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
+    "$(awk -v a="$u_p99" -v b="$(cut -d' ' -f2 "$tmp/n" | median)" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+echo "  unary GetCustomer; rounds of the unmasked proxy (req/s): $(cut -d' ' -f1 "$tmp/u" | tr '\n' ' ')"
 echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # the baseline's own failures (nginx answers a few 502s under a loaded machine) are shown,
 # not ours to fail on; the proxy's fail the bench

@@ -41,8 +41,8 @@ const mm_pbdesc *snap_grpc(const snap *s, const char *path, size_t len)
 {
     char m[BODY_GRPC_METHOD_MAX];
 
-    if (len >= sizeof(m))
-        return NULL; /* no method of a descriptor set is that long */
+    if (!path || len >= sizeof(m))
+        return NULL; /* no :path, or longer than any method we mask */
     memcpy(m, path, len);
     m[len] = '\0';
     for (size_t i = 0; i < s->n_pb; i++)
