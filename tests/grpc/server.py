@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The test gRPC service of tests/grpc (Python grpcio from PyPI, messages from protoc's
 descriptor set by Python's protobuf, no generated code): shop.v1.Customers with a unary
-method (GetCustomer) and a server-streaming one (ListCustomers) that return card numbers, SSNs
-and emails, for grpcurl and the sidecar's gRPC path.
+method (GetCustomer), a server-streaming one (ListCustomers) that return card numbers, SSNs
+and emails, and a bidirectional one (UpdateCustomers: each customer sent comes back as the
+service got it), for grpcurl and the sidecar's gRPC path.
 
 Usage: tests/grpc/server.py [--port N] [--protoset FILE] [--gzip]
 Prints `listening on PORT` once it serves (port 0: a free one); runs until killed.
@@ -87,6 +88,11 @@ def main():
         if req.count < 0:
             yield customer(T, 0, "garbled")
 
+    def update(reqs, ctx):
+        for c in reqs:
+            seen("UpdateCustomers", c)
+            yield c
+
     def ser(c):  # "garbled": field 1 claims 127 bytes, 2 follow
         return b"\x0a\x7fab" if c.id == "garbled" else c.SerializeToString()
 
@@ -95,6 +101,8 @@ def main():
             get, request_deserializer=Req.FromString, response_serializer=ser),
         "ListCustomers": grpc.unary_stream_rpc_method_handler(
             list_, request_deserializer=ListReq.FromString, response_serializer=ser),
+        "UpdateCustomers": grpc.stream_stream_rpc_method_handler(
+            update, request_deserializer=Cust.FromString, response_serializer=ser),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
                          compression=grpc.Compression.Gzip if a.gzip else None)
