@@ -539,11 +539,9 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         if ((rc = mm_policy_render_configmap(valid, nvalid, ns, &cm, eb)) != MM_OK)
             goto out;
         for (size_t i = 0; i < n; i++) /* the descriptor sets beside the policies */
-            if (sets[i].len && (rc = ctrl_grpc_attach(cm, names[i], &sets[i])) != MM_OK) {
-                mm_errf(eb, rc, "%s/%s: spec.grpc descriptor set into ConfigMap %s: %s", ns,
-                        names[i], MM_POLICY_CONFIGMAP, mm_strerror(rc));
+            if (sets[i].len && (rc = mm_policy_render_grpc(cm, names[i], sets[i].data,
+                                                            sets[i].len, eb)) != MM_OK)
                 goto out;
-            }
         if (!cm_actual || !ctrl_same(cm_actual, cm, "data", MM_POLICY_CONFIGMAP_KEY) ||
             !ctrl_same(cm_actual, cm, "binaryData", NULL) ||
             !ctrl_owners_same(cm_actual, cm) || !ctrl_label_same(cm_actual, cm))

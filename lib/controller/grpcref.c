@@ -82,7 +82,7 @@ char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_b
         else if (!mm_policy_grpc_file(p->name, file, sizeof(file)))
             snprintf(msg, sizeof(msg), "%s: the policy's name is too long for the key %s%s "
                      "in ConfigMap %s", where, "<name>", MM_POLICY_GRPC_SUFFIX, MM_POLICY_CONFIGMAP);
-        else { /* valid: the bytes go to the sidecars (ctrl_grpc_attach) */
+        else { /* valid: the bytes go to the sidecars (mm_policy_render_grpc) */
             mm_buf t = *set;
             *set = bin;
             bin = t;
@@ -97,33 +97,4 @@ char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_b
     if (!out)
         *rc = MM_ENOMEM;
     return out;
-}
-
-mm_err ctrl_grpc_attach(struct json_object *cm, const char *policy, const mm_buf *set)
-{
-    char key[300];
-    struct json_object *bd = NULL, *v;
-    char *b64;
-    size_t n = 4 * ((set->len + 2) / 3) + 1;
-
-    if (!mm_policy_grpc_file(policy, key, sizeof(key)))
-        return MM_EINVAL; /* ctrl_grpc_check gave no bytes for such a name */
-    if (!(b64 = mm_malloc(n)))
-        return MM_ENOMEM;
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)(set->data ? set->data : ""),
-                    (int)set->len);
-    if (!json_object_object_get_ex(cm, "binaryData", &bd)) {
-        if (!(bd = json_object_new_object()) || json_object_object_add(cm, "binaryData", bd) != 0) {
-            json_object_put(bd);
-            mm_free(b64);
-            return MM_ENOMEM;
-        }
-    }
-    v = json_object_new_string(b64);
-    mm_free(b64);
-    if (!v || json_object_object_add(bd, key, v) != 0) {
-        json_object_put(v);
-        return MM_ENOMEM;
-    }
-    return MM_OK;
 }

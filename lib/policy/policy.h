@@ -340,6 +340,12 @@ bool mm_policy_grpc_file(const char *name, char *out, size_t size);
 mm_err mm_policy_render_configmap(struct json_object *const *policies, size_t n, const char *ns,
                                   struct json_object **out, mm_errbuf *eb);
 
+/* Adds a policy's spec.grpc descriptor set (set[0..len), checked by the caller) to a
+ * rendered maskmesh-policies ConfigMap: binaryData["<policy>.protoset"], base64
+ * (mm_policy_grpc_file names it; MM_EINVAL when the name does not fit a key). */
+mm_err mm_policy_render_grpc(struct json_object *cm, const char *policy, const void *set,
+                             size_t len, mm_errbuf *eb);
+
 /* The NetworkPolicy maskmesh-<name> for one policy object: the pods its selector matches
  * accept ingress only on the sidecar port from spec.network.allowFrom (any source when
  * absent or empty) and on the admin port from `monitoring_from` (a NetworkPolicyPeer array;
