@@ -91,10 +91,11 @@ static mm_err load_pb(mm_proxy *p, const mm_policy *pol, snap *s, mm_buf *files,
                "the policy's name is too long for a ConfigMap key", NULL);
         return MM_OK;
     }
-    if (!(path = mm_malloc(dl + strlen(name) + 1)))
+    size_t nl = strlen(name);
+    if (!(path = mm_malloc(dl + nl + 1)))
         return mm_errf(eb, MM_ENOMEM, "out of memory");
     memcpy(path, p->s_policies, dl);
-    strcpy(path + dl, name);
+    memcpy(path + dl, name, nl + 1);
     if (mm_buf_append(files, path, strlen(path) + 1) != MM_OK) {
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
