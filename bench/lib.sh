@@ -27,3 +27,55 @@ start_app() { # threads
     APP=$(awk '/^ready/ {print $2; exit}' "$tmp/app.out")
     [ -n "$APP" ] || { echo "$name: mm-testapp did not start"; exit 1; }
 }
+
+# One h2load run against url with the extra h2load arguments: prints "rps p99_ms failed"
+# (p99 from h2load's per-request log).
+# CPU clock ticks (user + system) of the processes given, all their threads
+ticks() {
+    local p t sum=0
+    for p in "$@"; do
+        for t in /proc/"$p"/task/*/stat; do
+            sum=$((sum + $(awk '{ print $14 + $15 }' "$t" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$sum"
+}
+# one h2load run: prints "rps p99_ms failed cpu_us_per_request", the CPU being that of the
+# pids in CPU_PIDS (the server's workers; 0 when unset)
+h2load_run() { # url h2load-args...
+    local url=$1 out rps failed p99 ok t0 t1 cpu
+    shift
+    rm -f "$tmp/lat"
+    # shellcheck disable=SC2086 # the pids, one word each
+    t0=$(ticks ${CPU_PIDS:-})
+    out=$(h2load "$@" --log-file="$tmp/lat" "$url" 2>&1)
+    # shellcheck disable=SC2086
+    t1=$(ticks ${CPU_PIDS:-})
+    rps=$(echo "$out" | awk '/^finished in/ { gsub(",", "", $4); print $4 }')
+    failed=$(echo "$out" | awk '/^requests:/ { print $10 + $12 }')
+    ok=$(echo "$out" | awk '/^requests:/ { print $8 }')
+    p99=$(awk '{ print $3 }' "$tmp/lat" 2>/dev/null | sort -n |
+          awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * 0.99)] / 1000; else print 0 }')
+    cpu=$(awk -v t=$((t1 - t0)) -v n="${ok:-0}" -v hz="$(getconf CLK_TCK)" \
+          'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')
+    [ "${failed:-1}" != 0 ] && echo "$out" | grep -E "^requests:|^status codes:" | sed "s|^|  $url: |" >&2
+    echo "${rps:-0} ${p99:-0} ${failed:-1} $cpu"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The rounds in $tmp/n (nginx) and $tmp/m (maskmesh-proxy), h2load_run lines, as a table of
+# medians with the proxy's ratios to nginx; sets r_rps and r_p99.
+h2_table() { # nginx-label proxy-label
+    local n_rps n_p99 m_rps m_p99
+    n_rps=$(cut -d' ' -f1 "$tmp/n" | median); n_p99=$(cut -d' ' -f2 "$tmp/n" | median)
+    m_rps=$(cut -d' ' -f1 "$tmp/m" | median); m_p99=$(cut -d' ' -f2 "$tmp/m" | median)
+    r_rps=$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+    r_p99=$(awk -v a="$m_p99" -v b="$n_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+    printf '%-34s %10s %9s %9s %9s\n' target req/s p99_ms rps/nginx p99/nginx
+    printf '%-34s %10s %9s %9s %9s\n' "$1" "$n_rps" "$n_p99" 1.00 1.00
+    printf '%-34s %10s %9s %9s %9s\n' "$2" "$m_rps" "$m_p99" "$r_rps" "$r_p99"
+    echo "  ${CONNS} connections x ${STREAMS} streams; rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f1 "$tmp/m" | tr '\n' ' ')"
+    local n_cpu m_cpu
+    n_cpu=$(cut -d' ' -f4 "$tmp/n" | median); m_cpu=$(cut -d' ' -f4 "$tmp/m" | median)
+    [ "$n_cpu" = 0.0 ] && return 0
+    echo "  CPU per request (user+sys, median of rounds): nginx ${n_cpu} us, proxy ${m_cpu} us ($(awk -v a="$m_cpu" -v b="$n_cpu" 'BEGIN { printf "%.2f", b ? a / b : 0 }')x); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}

@@ -102,57 +102,19 @@ fi
 curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' "http://127.0.0.1:$NGX/json?size=64" |
     grep -qx 2 || { echo "proxy_h2.sh: nginx does not speak h2c"; exit 1; }
 
-# CPU clock ticks (user + system) of the processes given, all their threads
-ticks() {
-    local p t sum=0
-    for p in "$@"; do
-        for t in /proc/"$p"/task/*/stat; do
-            sum=$((sum + $(awk '{ print $14 + $15 }' "$t" 2>/dev/null || echo 0)))
-        done
-    done
-    echo "$sum"
+bench() { # url conns streams secs
+    h2load_run "$1" -c "$2" -m "$3" -D "$4"
 }
-HZ=$(getconf CLK_TCK)
-
-# one h2load run: prints "rps p99_ms failed cpu_us_per_request" (CPU of the pids given)
-bench() { # url conns streams secs pids...
-    local url=$1 c=$2 m=$3 secs=$4
-    shift 4
-    rm -f "$tmp/lat"
-    local out t0 t1
-    t0=$(ticks "$@")
-    out=$(h2load -c "$c" -m "$m" -D "$secs" --log-file="$tmp/lat" "$url" 2>&1)
-    t1=$(ticks "$@")
-    local rps failed p99 ok cpu
-    rps=$(echo "$out" | awk '/^finished in/ { gsub(",", "", $4); print $4 }')
-    failed=$(echo "$out" | awk '/^requests:/ { print $10 + $12 }')
-    ok=$(echo "$out" | awk '/^requests:/ { print $8 }')
-    p99=$(awk '{ print $3 }' "$tmp/lat" 2>/dev/null | sort -n |
-          awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int(NR * 0.99)] / 1000; else print 0 }')
-    cpu=$(awk -v t=$((t1 - t0)) -v n="${ok:-0}" -v hz="$HZ" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')
-    echo "${rps:-0} ${p99:-0} ${failed:-1} $cpu"
-}
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 path="/json?size=1024"
 NGX_PIDS=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | tr '\n' ' ')
 : >"$tmp/n"; : >"$tmp/m"
 for _ in $(seq "$ROUNDS"); do
-    # shellcheck disable=SC2086 # the workers' pids, one word each
-    bench "http://127.0.0.1:$NGX$path" "$CONNS" "$STREAMS" "$SECS" $NGX_PIDS >>"$tmp/n"
-    bench "http://127.0.0.1:$PX$path" "$CONNS" "$STREAMS" "$SECS" "$PXPID" >>"$tmp/m"
+    CPU_PIDS=$NGX_PIDS bench "http://127.0.0.1:$NGX$path" "$CONNS" "$STREAMS" "$SECS" >>"$tmp/n"
+    CPU_PIDS=$PXPID bench "http://127.0.0.1:$PX$path" "$CONNS" "$STREAMS" "$SECS" >>"$tmp/m"
 done
 status=0
-n_rps=$(cut -d' ' -f1 "$tmp/n" | median); n_p99=$(cut -d' ' -f2 "$tmp/n" | median)
-m_rps=$(cut -d' ' -f1 "$tmp/m" | median); m_p99=$(cut -d' ' -f2 "$tmp/m" | median)
-r_rps=$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-r_p99=$(awk -v a="$m_p99" -v b="$n_p99" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-printf '%-30s %10s %9s %9s %9s\n' target req/s p99_ms rps/nginx p99/nginx
-printf '%-30s %10s %9s %9s %9s\n' "nginx h2c 1KB" "$n_rps" "$n_p99" 1.00 1.00
-printf '%-30s %10s %9s %9s %9s\n' "maskmesh-proxy h2c 1KB" "$m_rps" "$m_p99" "$r_rps" "$r_p99"
-echo "  ${CONNS} connections x ${STREAMS} streams; rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f1 "$tmp/m" | tr '\n' ' ')"
-n_cpu=$(cut -d' ' -f4 "$tmp/n" | median); m_cpu=$(cut -d' ' -f4 "$tmp/m" | median)
-echo "  CPU per request (user+sys, median of rounds): nginx ${n_cpu} us, proxy ${m_cpu} us ($(awk -v a="$m_cpu" -v b="$n_cpu" 'BEGIN { printf "%.2f", b ? a / b : 0 }')x); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+h2_table "nginx h2c 1KB" "maskmesh-proxy h2c 1KB"
 if [ "$(cut -d' ' -f3 "$tmp/n" "$tmp/m" | sort -n | tail -1)" != 0 ]; then
     echo "  failed requests during the run"; status=1
 fi

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export MM_BIN=${MM_BIN:-$PWD/bin} MM_BUILD=${MM_BUILD:-$PWD/build}
 make --no-print-directory MM_DEPS_OK=1 units >/dev/null || exit 1
 status=0
-for b in bench/engine.py bench/grpc.py bench/crypto.sh bench/proxy.sh bench/proxy_h2.sh bench/webhook.sh bench/controller.py bench/stream.py; do
+for b in bench/engine.py bench/grpc.py bench/crypto.sh bench/proxy.sh bench/proxy_h2.sh bench/grpc_proxy.sh bench/webhook.sh bench/controller.py bench/stream.py; do
     [ -x "$b" ] || continue
     echo "== $b"
     "$b" || status=1

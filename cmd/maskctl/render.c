@@ -10,7 +10,8 @@
 #include "maskctl.h"
 
 static const char render_help[] =
-    "usage: maskctl render --policy FILE [--namespace NS] [--monitoring-from JSON] [-o yaml|json]\n"
+    "usage: maskctl render --policy FILE [--namespace NS] [--monitoring-from JSON]\n"
+    "                      [--descriptors FILE] [-o yaml|json]\n"
     "\n"
     "Prints the objects maskmesh-controller writes for the MaskingPolicy objects in FILE: per\n"
     "namespace the ConfigMap maskmesh-policies (key policies.yaml, read by the sidecars), and per\n"
@@ -23,6 +24,10 @@ static const char render_help[] =
     "  -n, --namespace NS         namespace for policies that name none (default: default)\n"
     "      --monitoring-from JSON NetworkPolicyPeer list allowed to reach 15481, e.g.\n"
     "                             '[{\"namespaceSelector\":{\"matchLabels\":{\"name\":\"monitoring\"}}}]'\n"
+    "      --descriptors FILE     the descriptor set (protoc --descriptor_set_out) of the\n"
+    "                             policies with spec.grpc, checked against their paths and\n"
+    "                             added as binaryData <policy>.protoset, as the controller\n"
+    "                             copies it from the ConfigMap the policy names\n"
     "  -o, --output yaml|json     output format (default yaml)\n"
     "  -h, --help                 this text\n"
     "\n"
@@ -41,9 +46,15 @@ int maskctl_render(int argc, char **argv)
     static const struct option longopts[] = {
         {"policy", required_argument, NULL, 'p'},   {"namespace", required_argument, NULL, 'n'},
         {"monitoring-from", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
+        {"descriptors", required_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *path = NULL, *defns = "default", *format = "yaml", *mon_text = NULL;
+    const char *path = NULL, *defns = "default", *format = "yaml", *mon_text = NULL,
+               *descriptors = NULL;
+    char *pbtext = NULL;
+    size_t pblen = 0;
+    mm_pbdesc *pb = NULL;
+    bool *grpc = NULL; /* per policy: it has spec.grpc */
     struct json_object *docs = NULL, *mon = NULL, *out = NULL, **group = NULL;
     char *text = NULL;
     size_t len = 0, n;
@@ -57,6 +68,7 @@ int maskctl_render(int argc, char **argv)
         case 'p': path = optarg; break;
         case 'n': defns = optarg; break;
         case 'm': mon_text = optarg; break;
+        case 'G': descriptors = optarg; break;
         case 'o': format = optarg; break;
         case 'h': fputs(render_help, stdout); return MASKCTL_OK;
         default: fputs(render_help, stderr); return MASKCTL_EUSAGE;
@@ -99,6 +111,14 @@ int maskctl_render(int argc, char **argv)
     json_object_put(docs);
     docs = flat;
     n = json_object_array_length(docs);
+    if (descriptors && (mm_read_file(descriptors, MM_PB_MAX_DESCRIPTORS, &pbtext, &pblen, &eb) != MM_OK ||
+                        mm_pbdesc_parse(pbtext, pblen, &pb, &eb) != MM_OK)) {
+        fprintf(stderr, "maskctl render: %s%s%s\n", pbtext ? descriptors : "", pbtext ? ": " : "",
+                eb.msg);
+        goto out;
+    }
+    if (n && !(grpc = mm_calloc(n, sizeof(*grpc))))
+        goto nomem;
     for (size_t i = 0; i < n; i++) {
         struct json_object *p = json_object_array_get_idx(docs, i), *m = NULL;
         mm_policy *model = NULL;
@@ -106,6 +126,16 @@ int maskctl_render(int argc, char **argv)
             fprintf(stderr, "maskctl render: %s\n", eb.msg);
             goto out;
         }
+        grpc[i] = model->grpc != NULL;
+        /* the controller copies only a set that fits the policy's paths */
+        if (grpc[i] && pb && mm_pbdesc_check_policy(pb, model, &eb) != MM_OK) {
+            fprintf(stderr, "maskctl render: %s: %s\n", descriptors, eb.msg);
+            mm_policy_free(model);
+            goto out;
+        }
+        if (grpc[i] && !pb)
+            fprintf(stderr, "maskctl render: policy %s has spec.grpc: its descriptor set is "
+                    "left out (--descriptors FILE adds it)\n", model->name);
         mm_policy_free(model);
         if (!ns_of(p) && json_object_object_get_ex(p, "metadata", &m))
             json_object_object_add(m, "namespace", json_object_new_string(defns));
@@ -134,6 +164,17 @@ int maskctl_render(int argc, char **argv)
             goto out;
         }
         json_object_array_add(out, cm);
+        for (size_t j = i; pb && j < n; j++) {
+            struct json_object *p = json_object_array_get_idx(docs, j), *m = NULL, *name = NULL;
+            if (!grpc[j] || strcmp(ns_of(p), ns) != 0)
+                continue;
+            json_object_object_get_ex(p, "metadata", &m);
+            json_object_object_get_ex(m, "name", &name);
+            if (mm_policy_render_grpc(cm, json_object_get_string(name), pbtext, pblen, &eb) != MM_OK) {
+                fprintf(stderr, "maskctl render: %s\n", eb.msg);
+                goto out;
+            }
+        }
     }
     for (size_t i = 0; i < n; i++) {
         struct json_object *np = NULL;
@@ -166,6 +207,9 @@ nomem:
     fprintf(stderr, "maskctl render: out of memory\n");
 out:
     mm_free(group);
+    mm_free(grpc);
+    mm_free(pbtext);
+    mm_pbdesc_free(pb);
     mm_free(text);
     mm_buf_free(&buf);
     json_object_put(out);

@@ -494,6 +494,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
     char **names = index_names(c, ns, &n);
     struct json_object **pols = NULL, **valid = NULL, *cm = NULL, *cm_actual = NULL;
     char **why = NULL, **gwhy = NULL; /* invalid policies; valid ones whose spec.grpc is not */
+    mm_buf *sets = NULL; /* per policy: its valid spec.grpc descriptor set, for the sidecars */
     mm_k8s_informer *pinf = informer_for(c, 0, ns), *cinf = informer_for(c, 1, ns),
                     *ninf = informer_for(c, 2, ns);
     mm_errbuf web;
@@ -501,10 +502,13 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
     if (!names || !pinf)
         return mm_errf(eb, names ? MM_EINVAL : MM_ENOMEM, "namespace %s is not watched", ns);
     if (!(pols = mm_calloc(n + 1, sizeof(*pols))) || !(valid = mm_calloc(n + 1, sizeof(*valid))) ||
-        !(why = mm_calloc(n + 1, sizeof(*why))) || !(gwhy = mm_calloc(n + 1, sizeof(*gwhy)))) {
+        !(why = mm_calloc(n + 1, sizeof(*why))) || !(gwhy = mm_calloc(n + 1, sizeof(*gwhy))) ||
+        !(sets = mm_calloc(n + 1, sizeof(*sets)))) {
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
     }
+    for (size_t i = 0; i < n; i++)
+        mm_buf_init(&sets[i], 0);
     for (size_t i = 0; i < n; i++) {
         mm_policy *model = NULL;
         mm_errbuf peb = {{0}};
@@ -513,7 +517,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         if (mm_policy_from_json(pols[i], names[i], &model, NULL, &peb) == MM_OK) {
             valid[nvalid++] = pols[i]; /* rendered even when its descriptors are wrong: its
                                           other rules still apply, gRPC bodies follow onError */
-            gwhy[i] = ctrl_grpc_check(c->o.client, ns, model, &rc);
+            gwhy[i] = ctrl_grpc_check(c->o.client, ns, model, &sets[i], &rc);
             if (rc != MM_OK && first == MM_OK) { /* the API failed: reconcile again */
                 first = rc;
                 mm_errf(eb, rc, "%s/%s: reading spec.grpc's ConfigMap: %s", ns, names[i],
@@ -534,7 +538,12 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
     if (nvalid) {
         if ((rc = mm_policy_render_configmap(valid, nvalid, ns, &cm, eb)) != MM_OK)
             goto out;
+        for (size_t i = 0; i < n; i++) /* the descriptor sets beside the policies */
+            if (sets[i].len && (rc = mm_policy_render_grpc(cm, names[i], sets[i].data,
+                                                            sets[i].len, eb)) != MM_OK)
+                goto out;
         if (!cm_actual || !ctrl_same(cm_actual, cm, "data", MM_POLICY_CONFIGMAP_KEY) ||
+            !ctrl_same(cm_actual, cm, "binaryData", NULL) ||
             !ctrl_owners_same(cm_actual, cm) || !ctrl_label_same(cm_actual, cm))
             if ((rc = apply(c, &CONFIGMAPS, ns, MM_POLICY_CONFIGMAP, cm, &web)) != MM_OK && first == MM_OK) {
                 first = rc;
@@ -619,8 +628,11 @@ out:
         json_object_put(pols ? pols[i] : NULL);
         mm_free(why ? why[i] : NULL);
         mm_free(gwhy ? gwhy[i] : NULL);
+        if (sets)
+            mm_buf_free(&sets[i]); /* calloc'd: an unused one is empty */
         mm_free(names[i]);
     }
+    mm_free(sets);
     mm_free(names);
     mm_free(pols);
     mm_free(valid);

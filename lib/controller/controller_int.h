@@ -41,9 +41,13 @@ void ctrl_events_free(ctrl_events *ev);
 
 /* grpcref.c: a policy's spec.grpc descriptor set read from its ConfigMap (namespace ns) and
  * checked against the policy's fields paths: NULL when fine or when there is no spec.grpc,
- * else the message for the policy's status (caller frees). *rc is MM_OK, or the API's or
- * the allocator's error (the namespace is reconciled again). */
-char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_err *rc);
+ * else the message for the policy's status (caller frees). When fine, *set holds the set's
+ * bytes (the caller's buffer, initialised; left empty otherwise), for
+ * mm_policy_render_grpc. *rc is MM_OK, or the API's
+ * or the allocator's error (the namespace is reconciled again). */
+char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_buf *set,
+                      mm_err *rc);
+
 
 /* stream_lag.c: what the maskers of a stream Deployment report on /metrics, summed. */
 typedef struct {

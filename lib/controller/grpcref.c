@@ -33,14 +33,15 @@ static bool unbase64(const char *in, size_t n, mm_buf *out)
     return true;
 }
 
-char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_err *rc)
+char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_buf *set,
+                      mm_err *rc)
 {
     mm_k8s_ref ref = CONFIGMAPS;
     mm_k8s_result res = {0};
     mm_errbuf eb = {{0}};
     mm_pbdesc *d = NULL;
     mm_buf bin;
-    char msg[MM_ERRBUF_SIZE + 128] = "";
+    char msg[MM_ERRBUF_SIZE + 128] = "", file[300];
     struct json_object *v = NULL;
     const char *where = "spec.grpc.descriptorSet.configMapKeyRef";
 
@@ -78,6 +79,14 @@ char *ctrl_grpc_check(mm_k8s_client *k, const char *ns, const mm_policy *p, mm_e
                      p->grpc->key, eb.msg);
         else if (mm_pbdesc_check_policy(d, p, &eb) != MM_OK)
             snprintf(msg, sizeof(msg), "%s", eb.msg);
+        else if (!mm_policy_grpc_file(p->name, file, sizeof(file)))
+            snprintf(msg, sizeof(msg), "%s: the policy's name is too long for the key %s%s "
+                     "in ConfigMap %s", where, "<name>", MM_POLICY_GRPC_SUFFIX, MM_POLICY_CONFIGMAP);
+        else { /* valid: the bytes go to the sidecars (mm_policy_render_grpc) */
+            mm_buf t = *set;
+            *set = bin;
+            bin = t;
+        }
     }
     mm_pbdesc_free(d);
     mm_buf_free(&bin);

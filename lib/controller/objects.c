@@ -82,12 +82,13 @@ static mm_err digest(struct json_object *v, char out[DIGEST_LEN])
 /* What the ConfigMap, NetworkPolicy and stream Deployment informers keep: what reconcile
  * reads of them (metadata name, namespace, uid, labels, the owners' uids, a Deployment's
  * status.readyReplicas), and in place of the content
- * maskmesh decides (the ConfigMap's policies key, the NetworkPolicy's spec) its digest. At
+ * maskmesh decides (the ConfigMap's policies key and binaryData, the NetworkPolicy's spec)
+ * its digest. At
  * 10,000 policies the stored copies of the rendered content were about 10 MB; reconcile
  * only asks whether they equal what it renders (ctrl_same(), ctrl_owners_same(), ctrl_label_same()). */
 mm_err ctrl_owned_slim(void *ud, struct json_object *o)
 {
-    static const char *const top[] = {"metadata", "spec", "data", "status"};
+    static const char *const top[] = {"metadata", "spec", "data", "binaryData", "status"};
     static const char *const status[] = {"readyReplicas"}; /* a stream Deployment's, for status.stream */
     static const char *const meta[] = {"name", "namespace", "uid", "resourceVersion", "labels",
                                        "ownerReferences"};
@@ -127,6 +128,12 @@ mm_err ctrl_owned_slim(void *ud, struct json_object *o)
             return rc != MM_OK ? rc : MM_ENOMEM;
         }
         json_object_object_add(o, "data", nd);
+    }
+    /* the descriptor sets maskmesh-policies carries (spec.grpc): one digest for them all */
+    if (json_object_object_get_ex(o, "binaryData", &v)) {
+        if ((rc = digest(v, dg)) != MM_OK || !(d = json_object_new_string(dg)))
+            return rc != MM_OK ? rc : MM_ENOMEM;
+        json_object_object_add(o, "binaryData", d);
     }
     return MM_OK;
 }

@@ -94,6 +94,7 @@ mm_err mm_pbdesc_load(const char *path, mm_pbdesc **out, mm_errbuf *eb);
 mm_pbdesc *mm_pbdesc_ref(mm_pbdesc *d);
 void mm_pbdesc_free(mm_pbdesc *d); /* drops one reference; NULL is fine */
 bool mm_pbdesc_has_message(const mm_pbdesc *d, const char *full);
+bool mm_pbdesc_has_method(const mm_pbdesc *d, const char *path); /* "/pkg.Service/Method" */
 size_t mm_pbdesc_method_count(const mm_pbdesc *d);
 const char *mm_pbdesc_method_path(const mm_pbdesc *d, size_t i); /* "/pkg.Service/Method" */
 /* The policy's `fields` paths (rules and defaultDeny.body) against the set: a path whose

@@ -596,6 +596,11 @@ const char *mm_pbdesc_method_path(const mm_pbdesc *d, size_t i)
     return i < d->n_methods ? d->methods[i].path : NULL;
 }
 
+bool mm_pbdesc_has_method(const mm_pbdesc *d, const char *path)
+{
+    return pbdesc_find_method(d, path) != NULL;
+}
+
 bool mm_pbdesc_has_message(const mm_pbdesc *d, const char *full)
 {
     return pbdesc_find_msg(d, full, strlen(full)) >= 0;

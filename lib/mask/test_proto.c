@@ -396,8 +396,11 @@ static void test_descriptor_errors(void **state)
     mm_free(set);
     /* the set's tables: methods by path */
     d = descriptors();
-    assert_int_equal(mm_pbdesc_method_count(d), 2);
+    assert_int_equal(mm_pbdesc_method_count(d), 3);
     assert_string_equal(mm_pbdesc_method_path(d, 0), "/shop.v1.Customers/GetCustomer");
+    assert_true(mm_pbdesc_has_method(d, "/shop.v1.Customers/UpdateCustomers"));
+    assert_false(mm_pbdesc_has_method(d, "/shop.v1.Customers/Nope"));
+    assert_false(mm_pbdesc_has_method(d, "shop.v1.Customers/GetCustomer"));
     assert_true(mm_pbdesc_has_message(d, "google.protobuf.Timestamp"));
     assert_true(mm_pbdesc_has_message(d, "common.v1.Address"));
     assert_false(mm_pbdesc_has_message(d, "shop.v1"));

@@ -3,7 +3,16 @@
  * the sidecar mounts beside the policies; and whether detectors read bytes fields. */
 #include "policy/policy_int.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#define CONFIGMAP_KEY_MAX 253
+
+bool mm_policy_grpc_file(const char *name, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s%s", name, MM_POLICY_GRPC_SUFFIX);
+    return n > 0 && (size_t)n < size && n <= CONFIGMAP_KEY_MAX;
+}
 
 void grpc_build(bctx *c, const node *n, mm_policy *p)
 {

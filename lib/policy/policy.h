@@ -313,6 +313,13 @@ size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
 
 #define MM_POLICY_CONFIGMAP     "maskmesh-policies"
 #define MM_POLICY_CONFIGMAP_KEY "policies.yaml"
+/* A policy's spec.grpc descriptor set, copied by the controller from the user's ConfigMap
+ * into maskmesh-policies' binaryData under "<policy name>.protoset" (a name no policies key
+ * takes), so the sidecar reads it beside policies.yaml and kubelet swaps both at once. */
+#define MM_POLICY_GRPC_SUFFIX ".protoset"
+/* The key (and mounted file name) for policy `name`; false when it does not fit a ConfigMap
+ * key (253 characters). */
+bool mm_policy_grpc_file(const char *name, char *out, size_t size);
 #define MM_MANAGED_BY_LABEL     "app.kubernetes.io/managed-by"
 #define MM_MANAGED_BY_VALUE     "maskmesh"
 #define MM_POLICY_LABEL         "maskmesh.io/policy"
@@ -332,6 +339,12 @@ size_t mm_policy_lint(const mm_policy *p, const char *filename, mm_diags *diags)
  * The caller owns *out (json_object_put). */
 mm_err mm_policy_render_configmap(struct json_object *const *policies, size_t n, const char *ns,
                                   struct json_object **out, mm_errbuf *eb);
+
+/* Adds a policy's spec.grpc descriptor set (set[0..len), checked by the caller) to a
+ * rendered maskmesh-policies ConfigMap: binaryData["<policy>.protoset"], base64
+ * (mm_policy_grpc_file names it; MM_EINVAL when the name does not fit a key). */
+mm_err mm_policy_render_grpc(struct json_object *cm, const char *policy, const void *set,
+                             size_t len, mm_errbuf *eb);
 
 /* The NetworkPolicy maskmesh-<name> for one policy object: the pods its selector matches
  * accept ingress only on the sidecar port from spec.network.allowFrom (any source when

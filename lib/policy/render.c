@@ -3,6 +3,8 @@
 #include "policy/policy_int.h"
 
 #include <json-c/json.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,6 +218,32 @@ out:
     json_object_put(list);
     mm_free(sorted);
     mm_buf_free(&text);
+    return rc;
+}
+
+mm_err mm_policy_render_grpc(struct json_object *cm, const char *policy, const void *set,
+                             size_t len, mm_errbuf *eb)
+{
+    char key[300], *b64 = NULL;
+    struct json_object *bd = NULL;
+    mm_err rc = MM_OK;
+
+    if (!mm_policy_grpc_file(policy, key, sizeof(key)))
+        return mm_errf(eb, MM_EINVAL, "policy %.64s...: the name is too long for the ConfigMap "
+                       "key <name>%s", policy, MM_POLICY_GRPC_SUFFIX);
+    if (len > INT_MAX / 2 || !(b64 = mm_malloc(4 * ((len + 2) / 3) + 1)))
+        goto nomem;
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)(set ? set : ""), (int)len);
+    if (!json_object_object_get_ex(cm, "binaryData", &bd) &&
+        !put(cm, "binaryData", bd = json_object_new_object()))
+        goto nomem;
+    if (!put_str(bd, key, b64))
+        goto nomem;
+    goto out;
+nomem:
+    rc = mm_errf(eb, MM_ENOMEM, "out of memory adding the descriptor set of policy %s", policy);
+out:
+    mm_free(b64);
     return rc;
 }
 

@@ -75,9 +75,13 @@ static mm_err get_stream(body_pipe *b)
                          .principal = b->o.principal ? b->principal : NULL,
                          .max_value = b->o.max_value,
                          .on_finding = b->o.on_finding,
-                         .finding_ctx = b->o.finding_ctx};
+                         .finding_ctx = b->o.finding_ctx,
+                         .proto = b->o.proto,
+                         .grpc_method = b->o.grpc_method ? b->grpc_method : NULL,
+                         .grpc_encoding = b->o.grpc_encoding ? b->grpc_encoding : NULL};
 
-    if (b->ms && b->ms_gen == b->o.gen && b->ms_kind == (int)b->o.kind &&
+    /* a gRPC stream is made for its call's method: never reused */
+    if (b->ms && b->o.kind != MM_BODY_GRPC && b->ms_gen == b->o.gen && b->ms_kind == (int)b->o.kind &&
         strcmp(b->ms_principal, prin) == 0) {
         mm_stream_reset(b->ms);
         return MM_OK;
@@ -97,6 +101,10 @@ mm_err body_begin(body_pipe *b, const body_opts *o)
     b->o = *o;
     if (o->principal)
         snprintf(b->principal, sizeof(b->principal), "%s", o->principal);
+    if (o->grpc_method)
+        snprintf(b->grpc_method, sizeof(b->grpc_method), "%s", o->grpc_method);
+    if (o->grpc_encoding)
+        snprintf(b->grpc_encoding, sizeof(b->grpc_encoding), "%s", o->grpc_encoding);
     b->remaining = o->frame == BODY_FRAME_LENGTH ? o->length : 0;
     b->total = 0;
     http_chunked_init(&b->ch);

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #define BODY_PRINCIPAL_MAX 512
+#define BODY_GRPC_METHOD_MAX 256 /* a longer :path names no method: the call is unknown */
 #define BODY_ZTMP (16u * 1024) /* inflate output per step: the scratch given to body_init */
 /* A body of ambiguous type is held up to this, then read whole as JSON or else as text;
  * a longer one is read as a stream, as JSON when its first byte says so, else as text. */
@@ -58,6 +59,9 @@ typedef struct {
     mm_on_error on_error;   /* PASSTHROUGH: a refused body goes on unmasked when it still can */
     mm_finding_fn on_finding;
     void *finding_ctx;
+    const mm_pbdesc *proto; /* MM_BODY_GRPC: the call's descriptors (borrowed: the snap's) */
+    const char *grpc_method; /* ... its :path, and grpc-encoding (NULL: identity); copied */
+    const char *grpc_encoding;
     body_note_fn note;      /* optional */
     body_sink_fn sink;
     void *ctx;              /* for sink and note */
@@ -76,6 +80,7 @@ typedef struct {
     uint64_t ms_gen;
     int ms_kind;
     char ms_principal[BODY_PRINCIPAL_MAX];
+    char grpc_method[BODY_GRPC_METHOD_MAX], grpc_encoding[16];
     mm_buf stage; /* the stream's output, handed on once per feed */
     mm_buf raw;   /* payload kept while nothing was sent, for onError passthrough */
     bool raw_ok;

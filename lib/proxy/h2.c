@@ -135,19 +135,18 @@ static void begin(h2s *s)
                 http_xfcc_uri(h.value, h.value_len, s->principal, sizeof(s->principal));
     }
     h2_framing(hd, n, !s->end_stream, &f);
-    s->grpc = f.content_type && f.content_type_len >= 16 &&
-              strncasecmp(f.content_type, "application/grpc", 16) == 0;
+    s->grpc = f.content_type && h2_grpc_type(f.content_type, f.content_type_len);
     if (!s->end_stream) {
         mm_body_kind kind = MM_BODY_OPAQUE;
         bool every_way = false;
+        h2_grpc g = {.kind = MM_BODY_OPAQUE};
         if (s->sn->req && s->sn->masker && s->grpc) {
-            /* no gRPC body kind in the engine yet: a request message is never let through
-             * unmasked (as on HTTP/1.1, requests are blocked when they cannot be masked) */
-            rq_note(s, "gRPC messages cannot be masked by this engine");
-            h2s_grpc_fail(s, "gRPC request refused: no gRPC masking");
-            return;
-        }
-        if (s->sn->req && !body_kind_for(s->sn->masker, MM_DIR_REQUEST, &f, &kind, &every_way)) {
+            /* message by message; a message that cannot be masked never reaches the app */
+            if (!h2s_grpc_setup(s, MM_DIR_REQUEST, hd, n, &f, &g))
+                return;
+            kind = g.kind;
+        } else if (s->sn->req &&
+                   !body_kind_for(s->sn->masker, MM_DIR_REQUEST, &f, &kind, &every_way)) {
             h2s_reply(s, 415, "request content type refused by policy");
             return;
         }
@@ -171,6 +170,9 @@ static void begin(h2s *s)
                        .on_error = MM_ONERR_BLOCK,
                        .on_finding = h2_finding,
                        .finding_ctx = s,
+                       .proto = g.proto,
+                       .grpc_method = g.proto ? g.method : NULL,
+                       .grpc_encoding = g.has_encoding ? g.encoding : NULL,
                        .note = rq_note,
                        .sink = h2_rq_sink,
                        .ctx = s};

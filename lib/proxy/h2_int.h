@@ -133,7 +133,24 @@ struct h2up {
     h2up *next; /* on the worker's dead list */
 };
 
+/* A gRPC body's masking: the kind (GRPC, or OPAQUE when onError lets an unmaskable call
+ * pass unread), the call's descriptors, method and grpc-encoding, for body_opts. */
+typedef struct {
+    mm_body_kind kind;
+    const mm_pbdesc *proto;
+    char method[BODY_GRPC_METHOD_MAX];
+    char encoding[16];
+    bool has_encoding;
+} h2_grpc;
+
 /* h2stream.c */
+bool h2_grpc_type(const char *ct, size_t n); /* application/grpc, +anything, ;params */
+/* What the gRPC body of s in dir (fields hdrs[0..n), framing f) gets: the call's method from
+ * :path and the descriptor set holding it. A method no set holds, a subtype other than proto
+ * or a Content-Encoding follow onError for dir: passthrough gives OPAQUE, anything else
+ * ends the call with grpc-status 13 and returns false. */
+bool h2s_grpc_setup(h2s *s, mm_direction dir, const http_hdr *hdrs, size_t n,
+                    const http_framing *f, h2_grpc *g);
 h2s *h2s_new(h2conn *hc, int32_t id);
 void h2s_free(h2s *s);             /* releases the app side, the window it kept, the snap */
 bool h2s_field_add(h2s *s, const char *n, size_t nl, const char *v, size_t vl);

@@ -466,17 +466,77 @@ static bool resp_field_dropped(const http_hdr *h, const http_hdr *hdrs, size_t n
     return gz && http_token_eq(h->name, h->name_len, "content-encoding");
 }
 
-static bool grpc_type(const char *ct, size_t n)
+bool h2_grpc_type(const char *ct, size_t n)
 {
     return n >= 16 && strncasecmp(ct, "application/grpc", 16) == 0 &&
            (n == 16 || ct[16] == '+' || ct[16] == ';');
+}
+
+/* application/grpc and application/grpc+proto carry protobuf; +json and the like do not */
+static bool grpc_proto_type(const char *ct, size_t n)
+{
+    const char *semi = memchr(ct, ';', n);
+    size_t k = semi ? (size_t)(semi - ct) : n;
+    while (k > 16 && (ct[k - 1] == ' ' || ct[k - 1] == '\t'))
+        k--;
+    return k == 16 || (k == 22 && strncasecmp(ct + 16, "+proto", 6) == 0);
+}
+
+/* A field's value into out (NUL-terminated); false when absent or too long. */
+static bool field_copy(const http_hdr *hdrs, size_t n, const char *name, char *out, size_t size)
+{
+    for (size_t i = 0; i < n; i++)
+        if (http_token_eq(hdrs[i].name, hdrs[i].name_len, name)) {
+            if (hdrs[i].value_len >= size)
+                return false;
+            memcpy(out, hdrs[i].value, hdrs[i].value_len);
+            out[hdrs[i].value_len] = '\0';
+            return true;
+        }
+    return false;
+}
+
+bool h2s_grpc_setup(h2s *s, mm_direction dir, const http_hdr *hdrs, size_t n,
+                    const http_framing *f, h2_grpc *g)
+{
+    http_hdr path = {0};
+    const char *why = NULL;
+
+    memset(g, 0, sizeof(*g));
+    g->kind = MM_BODY_OPAQUE;
+    if (s->path_f >= 0)
+        h2s_field(s, (size_t)s->path_f, &path);
+    if (!grpc_proto_type(f->content_type, f->content_type_len))
+        why = "a gRPC content subtype other than proto";
+    else if (f->content_encoding != 0)
+        why = "a gRPC body with a Content-Encoding";
+    else if (!(g->proto = snap_grpc(s->sn, path.value, path.value_len)))
+        why = "a gRPC method no descriptor set of the policies holds";
+    if (!why) {
+        memcpy(g->method, path.value, path.value_len); /* snap_grpc bounds it */
+        g->method[path.value_len] = '\0';
+        if (field_copy(hdrs, n, "grpc-encoding", g->encoding, sizeof(g->encoding)))
+            g->has_encoding = true;
+        g->kind = MM_BODY_GRPC;
+        return true;
+    }
+    /* not masked: onError decides whether the call goes on unread */
+    mm_metric_add(s->hc->c->w->p->met.parse_errors,
+                  (const char *const[]){dir == MM_DIR_REQUEST ? "request" : "response"}, 1);
+    mm_log(MM_LOG_WARN, "grpc body cannot be masked", "reason", why, "direction",
+           dir == MM_DIR_REQUEST ? "request" : "response", NULL);
+    if (mm_masker_on_error(s->sn->masker, dir) == MM_ONERR_PASSTHROUGH)
+        return true;
+    h2s_grpc_fail(s, why);
+    return false;
 }
 
 bool h2s_resp_begin(h2s *s, int status, const http_hdr *hdrs, size_t n, const http_framing *f)
 {
     mm_proxy *p = s->hc->c->w->p;
     mm_body_kind kind = MM_BODY_OPAQUE;
-    bool every_way = false, opaque_grpc = false;
+    bool every_way = false;
+    h2_grpc g = {.kind = MM_BODY_OPAQUE};
     const char *prin = s->has_principal ? s->principal : NULL;
     mm_buf nv;
     bool ok = true;
@@ -485,25 +545,24 @@ bool h2s_resp_begin(h2s *s, int status, const http_hdr *hdrs, size_t n, const ht
     s->rsf = *f;
     s->rs_started = true;
     s->onerr = MM_ONERR_BLOCK;
-    if (f->content_type && grpc_type(f->content_type, f->content_type_len))
+    if (f->content_type && h2_grpc_type(f->content_type, f->content_type_len))
         s->grpc = true;
     if (s->sn->resp && f->kind != HTTP_BODY_NONE) {
         s->onerr = mm_masker_on_error(s->sn->masker, MM_DIR_RESPONSE);
         if (s->grpc) {
-            /* no gRPC body kind in the engine yet: the message cannot be read, onError says */
-            rs_note(s, "gRPC messages cannot be masked by this engine");
-            if (s->onerr != MM_ONERR_PASSTHROUGH) {
-                h2s_grpc_fail(s, "gRPC response refused: no gRPC masking");
+            /* message by message with the call's descriptors; a message that cannot be
+             * masked ends the call, whatever onError says (it only covers unknown methods) */
+            if (!h2s_grpc_setup(s, MM_DIR_RESPONSE, hdrs, n, f, &g))
                 return false;
-            }
-            opaque_grpc = true;
+            kind = g.kind;
+            s->onerr = MM_ONERR_BLOCK;
         } else if (!body_kind_for(s->sn->masker, MM_DIR_RESPONSE, f, &kind, &every_way)) {
             mm_metric_add(p->met.upstream_errors, (const char *const[]){"type_refused"}, 1);
             h2s_reply(s, 502, "response content type refused by policy");
             return false;
         }
     }
-    if (kind != MM_BODY_OPAQUE && !opaque_grpc) {
+    if (kind != MM_BODY_OPAQUE) {
         if (f->content_encoding == 3) {
             rs_note(s, "a content coding that cannot be decoded");
             if (s->onerr != MM_ONERR_PASSTHROUGH) {
@@ -532,6 +591,9 @@ bool h2s_resp_begin(h2s *s, int status, const http_hdr *hdrs, size_t n, const ht
                        .on_error = s->onerr,
                        .on_finding = h2_finding,
                        .finding_ctx = s,
+                       .proto = g.proto,
+                       .grpc_method = g.proto ? g.method : NULL,
+                       .grpc_encoding = g.has_encoding ? g.encoding : NULL,
                        .note = rs_note,
                        .sink = rs_sink,
                        .ctx = s};

@@ -153,6 +153,8 @@ mm_err mm_proxy_new(const mm_proxy_config *cfg, mm_proxy **out, mm_errbuf *eb)
     p->admin_fd = p->ctl_fd = -1;
     pthread_mutex_init(&p->snap_lock, NULL);
     pthread_mutex_init(&p->reload_lock, NULL);
+    pthread_mutex_init(&p->files_lock, NULL);
+    mm_buf_init(&p->pb_files, 0);
     p->cfg = *cfg;
     if (!(p->s_listen = dup_or_empty(cfg->listen)) || !(p->s_admin = dup_or_empty(cfg->admin)) ||
         !(p->s_upstream = dup_or_empty(cfg->upstream)) ||
@@ -324,6 +326,8 @@ void mm_proxy_free(mm_proxy *p)
     mm_metrics_free(p->met.reg);
     pthread_mutex_destroy(&p->snap_lock);
     pthread_mutex_destroy(&p->reload_lock);
+    pthread_mutex_destroy(&p->files_lock);
+    mm_buf_free(&p->pb_files);
     mm_free(p->s_listen);
     mm_free(p->s_admin);
     mm_free(p->s_upstream);

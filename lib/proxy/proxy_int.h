@@ -27,10 +27,15 @@ typedef struct snap {
     mm_masker *masker; /* NULL: no policy selects this pod, bodies pass through */
     bool resp;         /* masking applies to responses */
     bool req;          /* ... to requests */
+    mm_pbdesc **pb;    /* the selected policies' spec.grpc descriptor sets, in policy order */
+    size_t n_pb;
 } snap;
 
 snap *snap_ref(snap *s);
 void snap_unref(snap *s);
+/* The descriptor set of the first selected policy whose set holds gRPC method `path`
+ * ("/pkg.Service/Method"); NULL when none does (the method is unknown: onError). */
+const mm_pbdesc *snap_grpc(const snap *s, const char *path, size_t len);
 
 typedef struct worker worker;
 
@@ -69,6 +74,9 @@ struct mm_proxy {
     snap *cur;                 /* NULL until a configuration loads */
     uint64_t gen;
     uint64_t watch_sig;        /* a hash of what the watched files looked like when loaded */
+    pthread_mutex_t files_lock; /* guards pb_files */
+    mm_buf pb_files;           /* the descriptor set files the loaded policies name, each
+                                  NUL-terminated: watched beside the policies */
     pthread_mutex_t reload_lock; /* one reload at a time */
 
     int n_workers;
@@ -305,7 +313,7 @@ pthread_t *worker_thread(worker *w);
 /* config.c */
 mm_err config_load(mm_proxy *p, mm_errbuf *eb); /* builds and publishes a new snap */
 snap *config_current(mm_proxy *p);              /* a new reference, or NULL */
-uint64_t config_signature(const mm_proxy *p);
+uint64_t config_signature(mm_proxy *p);
 
 /* admin.c */
 void *admin_main(void *arg);

@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 """The test gRPC service of tests/grpc (Python grpcio from PyPI, messages from protoc's
 descriptor set by Python's protobuf, no generated code): shop.v1.Customers with a unary
-method (GetCustomer) and a server-streaming one (ListCustomers) that return card numbers, SSNs
-and emails, for grpcurl and the sidecar's gRPC path.
+method (GetCustomer), a server-streaming one (ListCustomers) that return card numbers, SSNs
+and emails, and a bidirectional one (UpdateCustomers: each customer sent comes back as the
+service got it), for grpcurl and the sidecar's gRPC path.
 
 Usage: tests/grpc/server.py [--port N] [--protoset FILE] [--gzip]
 Prints `listening on PORT` once it serves (port 0: a free one); runs until killed.
---gzip compresses its responses (grpc-encoding gzip)."""
+--gzip compresses its responses (grpc-encoding gzip).
+
+For the sidecar's tests (tests/integration/test_grpc_proxy):
+- GetCustomer with an ssn in the request answers with name "asked with ssn <ssn>", so a
+  test sees what reached the service;
+- GetCustomer for id "garbled" answers bytes that are not a Customer (a length-delimited
+  field longer than the message), and ListCustomers with count -N streams N customers and
+  then such bytes: a message no masker can read;
+- every call's request is logged to stdout as `got <method> <hex of the request message>`."""
 import argparse, os, signal, sys, threading
 from concurrent import futures
 
@@ -60,21 +69,40 @@ def main():
     Req, ListReq, Cust = (T("shop.v1.GetCustomerRequest"), T("shop.v1.ListCustomersRequest"),
                           T("shop.v1.Customer"))
 
+    def seen(method, req):
+        print(f"got {method} {req.SerializeToString().hex()}", flush=True)
+
     def get(req, ctx):
+        seen("GetCustomer", req)
         if req.id == "missing":
             ctx.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
-        return customer(T, 0, req.id)
+        c = customer(T, 0, req.id)
+        if req.ssn:
+            c.name = "asked with ssn " + req.ssn
+        return c
 
     def list_(req, ctx):
-        for i in range(min(max(req.count, 0), 10000)):
+        seen("ListCustomers", req)
+        for i in range(min(abs(req.count), 10000)):
             yield customer(T, i)
+        if req.count < 0:
+            yield customer(T, 0, "garbled")
+
+    def update(reqs, ctx):
+        for c in reqs:
+            seen("UpdateCustomers", c)
+            yield c
+
+    def ser(c):  # "garbled": field 1 claims 127 bytes, 2 follow
+        return b"\x0a\x7fab" if c.id == "garbled" else c.SerializeToString()
 
     handler = grpc.method_handlers_generic_handler("shop.v1.Customers", {
         "GetCustomer": grpc.unary_unary_rpc_method_handler(
-            get, request_deserializer=Req.FromString, response_serializer=Cust.SerializeToString),
+            get, request_deserializer=Req.FromString, response_serializer=ser),
         "ListCustomers": grpc.unary_stream_rpc_method_handler(
-            list_, request_deserializer=ListReq.FromString,
-            response_serializer=Cust.SerializeToString),
+            list_, request_deserializer=ListReq.FromString, response_serializer=ser),
+        "UpdateCustomers": grpc.stream_stream_rpc_method_handler(
+            update, request_deserializer=Cust.FromString, response_serializer=ser),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
                          compression=grpc.Compression.Gzip if a.gzip else None)

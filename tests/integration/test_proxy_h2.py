@@ -574,8 +574,8 @@ def t_ping_flood_refused(env):
 
 
 def t_grpc_unmaskable_ends_internal(env):
-    # no gRPC body kind in the engine yet (and /grpc-bad's frame lies about its length): under
-    # onError block the call ends with grpc-status 13 and no byte of the message
+    # these proxies have no descriptor set, so the method is unknown (test_grpc_proxy masks
+    # with one): under onError block the call ends with grpc-status 13, no byte of the message
     for path in ("/grpc", "/grpc-bad"):
         c = Client(env.pxc.port)
         st = c.get(path, method="POST", headers=[("content-type", "application/grpc"),
@@ -598,8 +598,8 @@ def t_grpc_passthrough_keeps_trailers(env):
 
 
 def t_grpc_request_refused_not_sent(env):
-    # requests are masked (px2c masks both ways): a request message that cannot be masked
-    # never reaches the app
+    # requests are masked (px2c masks both ways): a request message of a method no
+    # descriptor set holds (onError block) never reaches the app
     env.h2app.got["/echo"] = 0
     c = Client(env.px2c.port)
     st = c.get("/echo", method="POST", headers=[("content-type", "application/grpc")],
