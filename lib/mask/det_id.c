@@ -47,19 +47,21 @@ static unsigned iban_want(const unsigned char *c)
  * 97 of BBAN + country + check digits (letters as 10..35) is 1. */
 bool iban_valid(const unsigned char *c, size_t nc)
 {
-    unsigned mod = 0;
+    uint64_t acc = 0; /* reduced mod 97 only when it grows large: the remainder is the same */
     if (nc < 5 || iban_want(c) != nc || !is_digit(c[2]) || !is_digit(c[3]))
         return false;
     for (size_t k = 0; k < nc; k++) {
-        unsigned char ch = c[(k + 4) % nc];
+        unsigned char ch = c[k + 4 < nc ? k + 4 : k + 4 - nc];
         if (is_upper(ch))
-            mod = (mod * 100 + (unsigned)(ch - 'A' + 10)) % 97;
+            acc = acc * 100 + (unsigned)(ch - 'A' + 10);
         else if (is_digit(ch))
-            mod = (mod * 10 + (unsigned)(ch - '0')) % 97;
+            acc = acc * 10 + (unsigned)(ch - '0');
         else
             return false;
+        if (acc >= 1ull << 56) /* acc * 100 + 35 stays below 2^63 */
+            acc %= 97;
     }
-    return mod == 1;
+    return acc % 97 == 1;
 }
 
 bool iban_shape(const scan *s, size_t i, size_t w)
