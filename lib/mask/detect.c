@@ -656,7 +656,7 @@ mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, si
     if (sc->set != set || sc->n_md != set->n_pats || !set->compiled)
         return MM_EINVAL; /* scratch made for another set, or the set not compiled */
     sc->n = 0;
-    if (set->any_builtin && n >= 64 && sc->masks)
+    if (set->any_builtin && n >= 64 && sc->masks && !set->exhaustive)
         scan_builtins_simd(&s);
     else if (set->any_builtin)
         scan_builtins(&s);

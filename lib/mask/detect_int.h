@@ -58,7 +58,7 @@ struct det_set {
     uint32_t next_ok[256]; /* bit id: detector id may start at a word before this byte */
     /* bit id: a match of detector id may start min(r, DET_FIT_MAX) bytes before the end */
     uint32_t fit[DET_FIT_MAX + 1];
-    bool exhaustive; /* det_set_exhaustive: no prefilter (the tests' reference) */
+    bool exhaustive; /* det_set_exhaustive: no prefilter, no SIMD (the tests' reference) */
     struct { unsigned char byte; det_id id; } bytes[DET_BUILTIN_COUNT * 4];
     size_t n_bytes;
     unsigned char tbytes[8]; /* the distinct trigger bytes, for the SIMD filter */
