@@ -95,14 +95,17 @@ _Static_assert(DET_BUILTIN_COUNT <= 32, "next_ok holds a bit per detector");
 static const struct {
     uint32_t lens;
     const char *next;
-    unsigned char min; /* at most DET_FIT_MAX */
+    unsigned char min;  /* at most DET_FIT_MAX */
+    unsigned char bmin; /* the same for a match at one of its trigger bytes */
 } prefilter[DET_BUILTIN_COUNT] = {
-    [DET_CREDIT_CARD] = {LENS(3, 8) | LENS(13, 19), NULL, 13}, /* 13 digits */
+    [DET_CREDIT_CARD] = {LENS(3, 8) | LENS(13, 19), NULL, 13, 0}, /* 13 digits */
     [DET_US_SSN] = {LENS(3, 3) | LENS(9, 9), NULL, 9},         /* bare 9, NNN-NN-NNNN 11 */
-    [DET_PHONE] = {LENS(1, 1) | LENS(3, 3), " -.", 12},        /* words: NXX-NXX-XXXX */
+    [DET_EMAIL] = {0, NULL, 0, 5},                             /* "@a.bc" */
+    /* words: NXX-NXX-XXXX; '+' and 8 digits, "(NXX)NXX-XXXX" */
+    [DET_PHONE] = {LENS(1, 1) | LENS(3, 3), " -.", 12, 9},
     [DET_IBAN] = {LENS(4, 31), NULL, 15},                      /* NO: 15, the shortest */
     [DET_IPV4] = {LENS(1, 3), ".", 7},                         /* 0.0.0.0 */
-    [DET_IPV6] = {LENS(1, 4), ":", 0},
+    [DET_IPV6] = {LENS(1, 4), ":", 0, 2},                      /* "::" */
     [DET_JWT] = {LENS(3, 31), NULL, 3},                        /* "eyJ" */
     [DET_AWS_ACCESS_KEY] = {LENS(20, 20), NULL, 20},
     [DET_BEARER_TOKEN] = {LENS(6, 6), " ", 7},                 /* "Bearer " */
@@ -111,6 +114,7 @@ static const struct {
     [DET_SLACK_TOKEN] = {LENS(4, 4), "-", 5},                  /* "xoxb-" */
     [DET_STRIPE_KEY] = {LENS(2, 2), "_", 3},                   /* "sk_" */
     [DET_GOOGLE_API_KEY] = {LENS(4, 31), NULL, 39},            /* AIza and 35 */
+    [DET_PRIVATE_KEY] = {0, NULL, 0, 10},                      /* "-----BEGIN" */
     [DET_CONN_PASSWORD] = {LENS(3, 3) | LENS(8, 8), "= ", 4},  /* "Pwd=" */
     [DET_UK_NINO] = {LENS(2, 2) | LENS(9, 9), NULL, 9},        /* AB123456C */
     [DET_CA_SIN] = {LENS(3, 3), " -", 11},                     /* NNN-NNN-NNN */
@@ -259,8 +263,10 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
     memset(s->cand, 0, sizeof(s->cand));
     memset(s->next_ok, 0, sizeof(s->next_ok));
     s->any_words = false;
-    s->n_bytes = s->n_tbytes = 0;
+    s->n_tbytes = 0;
     memset(s->fit, 0, sizeof(s->fit));
+    memset(s->bfit, 0, sizeof(s->bfit));
+    memset(s->byte_ids, 0, sizeof(s->byte_ids));
     for (int id = 0; id < DET_BUILTIN_COUNT; id++) {
         const det_entry *e = &det_registry[id];
         if (!s->on[id])
@@ -273,6 +279,8 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
                 s->next_ok[c] |= 1u << id;
         for (int r = s->exhaustive ? 0 : prefilter[id].min; r <= DET_FIT_MAX; r++)
             s->fit[r] |= 1u << id;
+        for (int r = s->exhaustive ? 0 : prefilter[id].bmin; r <= DET_FIT_MAX; r++)
+            s->bfit[r] |= 1u << id;
         for (int k = 0; k < 3; k++)
             for (int l = 1; l < 32 && (e->words & (1u << k)); l++)
                 if (lens >> l & 1) {
@@ -283,8 +291,7 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
             if (!(s->trig[(unsigned char)*b] & T_BYTE) && s->n_tbytes++ < sizeof(s->tbytes))
                 s->tbytes[s->n_tbytes - 1] = (unsigned char)*b;
             s->trig[(unsigned char)*b] |= T_BYTE;
-            s->bytes[s->n_bytes].byte = (unsigned char)*b;
-            s->bytes[s->n_bytes++].id = (det_id)id;
+            s->byte_ids[(unsigned char)*b] |= 1u << id;
         }
     }
     /* every letter and digit is a word byte once some detector starts at words: a word is
@@ -408,13 +415,15 @@ static inline void try_word(scan *s, size_t i, size_t w)
     }
 }
 
-/* The detectors that start at trigger byte t[i]. */
+/* The detectors that start at trigger byte t[i] (and fit before the end), in id order. */
 static inline void try_byte(scan *s, size_t i)
 {
     const det_set *set = s->set;
-    for (size_t d = 0; d < set->n_bytes; d++) {
-        det_id id = set->bytes[d].id;
-        if (set->bytes[d].byte == s->t[i] && may(s, id, i) && det_registry[id].shape(s, i, i + 1))
+    uint32_t m = set->byte_ids[s->t[i]] & set->bfit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
+    while (m) {
+        det_id id = (det_id)__builtin_ctz(m);
+        m &= m - 1;
+        if (may(s, id, i) && det_registry[id].shape(s, i, i + 1))
             det_registry[id].find(s, i, i + 1);
     }
 }

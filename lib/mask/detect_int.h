@@ -59,8 +59,8 @@ struct det_set {
     /* bit id: a match of detector id may start min(r, DET_FIT_MAX) bytes before the end */
     uint32_t fit[DET_FIT_MAX + 1];
     bool exhaustive; /* det_set_exhaustive: no prefilter, no SIMD (the tests' reference) */
-    struct { unsigned char byte; det_id id; } bytes[DET_BUILTIN_COUNT * 4];
-    size_t n_bytes;
+    uint32_t byte_ids[256]; /* bit id: detector id starts at this byte */
+    uint32_t bfit[DET_FIT_MAX + 1]; /* fit, for a match at a trigger byte */
     unsigned char tbytes[8]; /* the distinct trigger bytes, for the SIMD filter */
     size_t n_tbytes;         /* more than 8: the filter is off */
     bool any_builtin;

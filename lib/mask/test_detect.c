@@ -902,6 +902,15 @@ static void same_matches(const det_set *fast, const det_set *slow, const char *t
 static void test_prefilter_exact(void **state)
 {
     static const char *const joins[] = {"", " ", "-", ".", "\n", ": ", "+", "@", "_", "x"};
+    /* the shortest value each bound of the prefilter allows, ending the text (in the rows,
+     * text goes on after most values) */
+    static const char *const shortest[] = {
+        "x@a.bc", "+12345678", "(415)555-0123", "1 415 555 0123", "::", "a::1", "0.0.0.0",
+        "078-05-1121", "123456789", "4222222222222", "NO9386011117947", "130 692 544",
+        "2345 6789 0124", "AB123456C", "-----BEGIN PRIVATE KEY-----",
+        "Pwd=x", "Bearer abcdefghijklmnop1", "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234",
+        "AKIAIOSFODNN7EXAMPLE",
+    };
     det_id ids[DET_BUILTIN_COUNT];
     det_set *slow = NULL;
     char buf[512];
@@ -915,8 +924,8 @@ static void test_prefilter_exact(void **state)
         assert_int_equal(det_set_add_builtin(slow, (det_id)i, i), MM_OK);
     det_set_exhaustive(slow);
     assert_int_equal(det_set_compile(slow, NULL), MM_OK);
-    for (size_t r = 0; r < MM_ARRAY_LEN(rows); r++) {
-        const char *t = rows[r].text;
+    for (size_t r = 0; r < MM_ARRAY_LEN(rows) + MM_ARRAY_LEN(shortest); r++) {
+        const char *t = r < MM_ARRAY_LEN(rows) ? rows[r].text : shortest[r - MM_ARRAY_LEN(rows)];
         size_t n = strlen(t);
         for (size_t k = 0; k <= n; k++) {
             same_matches(fast, slow, t, k, "row prefix", r);
