@@ -35,10 +35,18 @@ static size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, 
             sep = c;
             j++;
         }
-        if (!det_digits_at(s, j, sizes[g]))
+        /* checked and copied in one loop, a few bytes: no call */
+        const size_t sz = sizes[g];
+        const unsigned char *src = s->t + j;
+        if (j + sz > s->n)
             return 0;
-        for (size_t k = 0; k < sizes[g]; k++) /* a few bytes: no call */
-            *d++ = s->t[j++];
+        for (size_t k = 0; k < sz; k++) {
+            if (!is_digit(src[k]))
+                return 0;
+            d[k] = src[k];
+        }
+        d += sz;
+        j += sz;
     }
     return is_alnum(at(s, j)) ? 0 : j;
 }

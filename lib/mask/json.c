@@ -314,7 +314,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
                                  s->vkind)) != MM_OK)
         return rc;
 
-    mm_buf_reset(&s->tmp);
+    s->tmp.len = 0; /* only its length is read */
     if (s->vasel != RULE_NONE && !s->m->scan) /* an audit or exempt path selects it */
         st_report(s, s->vasel, NULL, path, s->voff, s->vline, false);
     if (sel == RULE_NONE && s->vkind != V_LIT) {
