@@ -84,9 +84,10 @@ const det_entry det_registry[DET_BUILTIN_COUNT] = {
 
 /* A prefilter the scan loop applies before a detector's shape check, as data so that most
  * words cost no call: the word lengths it starts at (bit min(len, 31); 0: any), the bytes
- * that may follow the word (NULL: any), and the fewest bytes from the word's start to the
- * end of the value that any match starting there spans (0: no bound; checked against what
- * the detector's shape check or finder requires, so it refuses nothing they would take).
+ * that may follow the word (NULL: any), the fewest bytes from the word's (or trigger byte's)
+ * start to the end of the value that any match starting there spans (0: no bound), and the
+ * bytes such a word begins with (NULL: any of its classes). Each is checked against what the
+ * detector's shape check or finder requires, so it refuses nothing they would take.
  * A detector without an entry runs its shape check on every word of its classes: this table
  * only saves time, and det_set_exhaustive turns it off for the tests that prove so. */
 _Static_assert(DET_BUILTIN_COUNT <= 32, "next_ok holds a bit per detector");
@@ -97,29 +98,31 @@ static const struct {
     const char *next;
     unsigned char min;  /* at most DET_FIT_MAX */
     unsigned char bmin; /* the same for a match at one of its trigger bytes */
+    const char *first;  /* the bytes a word it starts at begins with (NULL: any) */
 } prefilter[DET_BUILTIN_COUNT] = {
-    [DET_CREDIT_CARD] = {LENS(3, 8) | LENS(13, 19), NULL, 13, 0}, /* 13 digits */
-    [DET_US_SSN] = {LENS(3, 3) | LENS(9, 9), NULL, 9},         /* bare 9, NNN-NN-NNNN 11 */
-    [DET_EMAIL] = {0, NULL, 0, 5},                             /* "@a.bc" */
+    /* lens, next, min (words), bmin (bytes), first */
+    [DET_CREDIT_CARD] = {LENS(3, 8) | LENS(13, 19), NULL, 13, 0, "123456"}, /* issuers 1-6 */
+    [DET_US_SSN] = {LENS(3, 3) | LENS(9, 9), NULL, 9, 0, NULL}, /* bare 9, NNN-NN-NNNN 11 */
+    [DET_EMAIL] = {0, NULL, 0, 5, NULL},                        /* "@a.bc" */
     /* words: NXX-NXX-XXXX; '+' and 8 digits, "(NXX)NXX-XXXX" */
-    [DET_PHONE] = {LENS(1, 1) | LENS(3, 3), " -.", 12, 9},
-    [DET_IBAN] = {LENS(4, 31), NULL, 15},                      /* NO: 15, the shortest */
-    [DET_IPV4] = {LENS(1, 3), ".", 7},                         /* 0.0.0.0 */
-    [DET_IPV6] = {LENS(1, 4), ":", 0, 2},                      /* "::" */
-    [DET_JWT] = {LENS(3, 31), NULL, 3},                        /* "eyJ" */
-    [DET_AWS_ACCESS_KEY] = {LENS(20, 20), NULL, 20},
-    [DET_BEARER_TOKEN] = {LENS(6, 6), " ", 7},                 /* "Bearer " */
-    [DET_GITHUB_TOKEN] = {LENS(3, 3) | LENS(6, 6), "_", 4},    /* "ghp_" */
-    [DET_GITLAB_TOKEN] = {LENS(4, 6), "-", 5},                 /* "gldt-" */
-    [DET_SLACK_TOKEN] = {LENS(4, 4), "-", 5},                  /* "xoxb-" */
-    [DET_STRIPE_KEY] = {LENS(2, 2), "_", 3},                   /* "sk_" */
-    [DET_GOOGLE_API_KEY] = {LENS(4, 31), NULL, 39},            /* AIza and 35 */
-    [DET_PRIVATE_KEY] = {0, NULL, 0, 10},                      /* "-----BEGIN" */
-    [DET_CONN_PASSWORD] = {LENS(3, 3) | LENS(8, 8), "= ", 4},  /* "Pwd=" */
-    [DET_UK_NINO] = {LENS(2, 2) | LENS(9, 9), NULL, 9},        /* AB123456C */
-    [DET_CA_SIN] = {LENS(3, 3), " -", 11},                     /* NNN-NNN-NNN */
-    [DET_IN_AADHAAR] = {LENS(4, 4), " -", 14},                 /* NNNN NNNN NNNN */
-    [DET_PASSPORT_MRZ] = {0, NULL, 44},                        /* a 44-character line */
+    [DET_PHONE] = {LENS(1, 1) | LENS(3, 3), " -.", 12, 9, NULL},
+    [DET_IBAN] = {LENS(4, 31), NULL, 15, 0, NULL},              /* NO: 15, the shortest */
+    [DET_IPV4] = {LENS(1, 3), ".", 7, 0, NULL},                 /* 0.0.0.0 */
+    [DET_IPV6] = {LENS(1, 4), ":", 0, 2, "0123456789abcdefABCDEF"}, /* hex words, "::" */
+    [DET_JWT] = {LENS(3, 31), NULL, 3, 0, "e"},                 /* "eyJ" */
+    [DET_AWS_ACCESS_KEY] = {LENS(20, 20), NULL, 20, 0, "A"},
+    [DET_BEARER_TOKEN] = {LENS(6, 6), " ", 7, 0, "bB"},         /* "Bearer " */
+    [DET_GITHUB_TOKEN] = {LENS(3, 3) | LENS(6, 6), "_", 4, 0, "g"}, /* "ghp_", "github_" */
+    [DET_GITLAB_TOKEN] = {LENS(4, 6), "-", 5, 0, "g"},          /* "gldt-" */
+    [DET_SLACK_TOKEN] = {LENS(4, 4), "-", 5, 0, "x"},           /* "xoxb-" */
+    [DET_STRIPE_KEY] = {LENS(2, 2), "_", 3, 0, "sr"},           /* "sk_", "rk_" */
+    [DET_GOOGLE_API_KEY] = {LENS(4, 31), NULL, 39, 0, "A"},     /* AIza and 35 */
+    [DET_PRIVATE_KEY] = {0, NULL, 0, 10, NULL},                 /* "-----BEGIN" */
+    [DET_CONN_PASSWORD] = {LENS(3, 3) | LENS(8, 8), "= ", 4, 0, "pP"}, /* "Pwd=", "Password=" */
+    [DET_UK_NINO] = {LENS(2, 2) | LENS(9, 9), NULL, 9, 0, NULL}, /* AB123456C */
+    [DET_CA_SIN] = {LENS(3, 3), " -", 11, 0, "12345679"},       /* NNN-NNN-NNN, not 0 or 8 */
+    [DET_IN_AADHAAR] = {LENS(4, 4), " -", 14, 0, "23456789"},   /* NNNN NNNN NNNN, 2-9 */
+    [DET_PASSPORT_MRZ] = {0, NULL, 44, 0, NULL},                /* a 44-character line */
 };
 
 int det_lookup(const char *name)
@@ -260,7 +263,8 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
 {
     MM_UNUSED(eb);
     memset(s->trig, 0, sizeof(s->trig));
-    memset(s->cand, 0, sizeof(s->cand));
+    memset(s->lens_ok, 0, sizeof(s->lens_ok));
+    memset(s->first_ok, 0, sizeof(s->first_ok));
     memset(s->next_ok, 0, sizeof(s->next_ok));
     s->any_words = false;
     s->n_tbytes = 0;
@@ -281,12 +285,18 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
             s->fit[r] |= 1u << id;
         for (int r = s->exhaustive ? 0 : prefilter[id].bmin; r <= DET_FIT_MAX; r++)
             s->bfit[r] |= 1u << id;
-        for (int k = 0; k < 3; k++)
-            for (int l = 1; l < 32 && (e->words & (1u << k)); l++)
-                if (lens >> l & 1) {
-                    s->cand[k][l] |= 1u << id;
-                    s->any_words = true;
-                }
+        const char *first = s->exhaustive ? NULL : prefilter[id].first;
+        for (int l = 1; l < 32 && e->words; l++)
+            if (lens >> l & 1) {
+                s->lens_ok[l] |= 1u << id;
+                s->any_words = true;
+            }
+        for (int c = 1; c < 256 && e->words; c++) {
+            unsigned char cl = det_cls[c];
+            unsigned wc = (cl & C_DIGIT) ? W_DIGIT : (cl & C_UPPER) ? W_UPPER : W_LOWER;
+            if ((cl & C_ALNUM) && (e->words & wc) && (!first || strchr(first, c)))
+                s->first_ok[c] |= 1u << id;
+        }
         for (const char *b = e->bytes; *b; b++) {
             if (!(s->trig[(unsigned char)*b] & T_BYTE) && s->n_tbytes++ < sizeof(s->tbytes))
                 s->tbytes[s->n_tbytes - 1] = (unsigned char)*b;
@@ -398,14 +408,13 @@ static void window(const scan *s, det_mask_fn masks, size_t at, size_t *wb, uint
     *wb = at;
 }
 
-/* The detectors that may start at the word t[i..w) (of this class and length, before this
- * byte), each tried in id order. */
+/* The detectors that may start at the word t[i..w) (at its first byte, of its length, before
+ * the byte after it, with room enough left), each tried in id order. */
 static inline void try_word(scan *s, size_t i, size_t w)
 {
     const det_set *set = s->set;
-    unsigned char c = det_cls[s->t[i]];
-    int wc = (c & C_DIGIT) ? 0 : (c & C_UPPER) ? 1 : 2;
-    uint32_t m = set->cand[wc][w - i < 31 ? w - i : 31] & set->next_ok[w < s->n ? s->t[w] : 0] &
+    uint32_t m = set->first_ok[s->t[i]] & set->lens_ok[w - i < 31 ? w - i : 31] &
+                 set->next_ok[w < s->n ? s->t[w] : 0] &
                  set->fit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
     while (m) {
         det_id id = (det_id)__builtin_ctz(m);

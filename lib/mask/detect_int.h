@@ -53,8 +53,8 @@ struct det_set {
     int tag[DET_BUILTIN_COUNT];
     unsigned char trig[256];          /* T_* per byte, for the detectors that are on */
     bool any_words; /* some detector starts at words */
-    /* bit id: detector id may start at a word of this class and length (min(len, 31)) */
-    uint32_t cand[3][32];
+    uint32_t lens_ok[32];   /* bit id: detector id may start at a word this long (min(len, 31)) */
+    uint32_t first_ok[256]; /* bit id: ... at a word that begins with this byte (its class) */
     uint32_t next_ok[256]; /* bit id: detector id may start at a word before this byte */
     /* bit id: a match of detector id may start min(r, DET_FIT_MAX) bytes before the end */
     uint32_t fit[DET_FIT_MAX + 1];
