@@ -428,7 +428,8 @@ static inline void try_word(scan *s, size_t i, size_t w)
 static inline void try_byte(scan *s, size_t i)
 {
     const det_set *set = s->set;
-    uint32_t m = set->byte_ids[s->t[i]] & set->bfit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
+    uint32_t m = set->byte_ids[s->t[i]] &
+                 set->bfit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
     while (m) {
         det_id id = (det_id)__builtin_ctz(m);
         m &= m - 1;
