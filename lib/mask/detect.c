@@ -413,9 +413,11 @@ static void window(const scan *s, det_mask_fn masks, size_t at, size_t *wb, uint
 static inline void try_word(scan *s, size_t i, size_t w)
 {
     const det_set *set = s->set;
-    uint32_t m = set->first_ok[s->t[i]] & set->lens_ok[w - i < 31 ? w - i : 31] &
-                 set->next_ok[w < s->n ? s->t[w] : 0] &
-                 set->fit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
+    uint32_t m = set->first_ok[s->t[i]] & set->lens_ok[w - i < 31 ? w - i : 31];
+    if (!m) /* most words: no detector starts at this byte and length */
+        return;
+    m &= set->next_ok[w < s->n ? s->t[w] : 0] &
+         set->fit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
     while (m) {
         det_id id = (det_id)__builtin_ctz(m);
         m &= m - 1;
