@@ -77,14 +77,7 @@ void det_found(scan *s, det_id id, size_t start, size_t end)
 {
     det_add(s, start, end, s->set->tag[id], det_names[id]);
     s->next[id] = end;
-}
-
-unsigned det_num(const unsigned char *d, size_t k)
-{
-    unsigned v = 0;
-    for (size_t i = 0; i < k; i++)
-        v = v * 10 + (unsigned)(d[i] - '0');
-    return v;
+    s->found |= 1u << id;
 }
 
 bool det_luhn(const unsigned char *d, size_t n)
@@ -116,15 +109,15 @@ size_t det_groups(const scan *s, size_t i, const char *seps, size_t maxg, unsign
             k++;
         if (k == j || k - j > maxg || is_alnum(at(s, k)) || nd + (k - j) > cap)
             break;
-        memcpy(d + nd, t + j, k - j);
-        nd += k - j;
+        for (size_t q = j; q < k; q++) /* a few bytes: no call */
+            d[nd++] = t[q];
         ends[ng] = k;
         counts[ng++] = nd;
         if (ng == maxgroups)
             break;
         if (!sep) {
             unsigned char c = at(s, k);
-            if (!c || !strchr(seps, c) || !is_digit(at(s, k + 1)))
+            if (!det_sep_in(seps, c) || !is_digit(at(s, k + 1)))
                 break;
             sep = c;
         } else if (!continues(s, k, sep)) {

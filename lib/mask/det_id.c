@@ -1,65 +1,62 @@
 /* lib/mask: detectors of identifiers with letters: iban, uk_nino, passport_mrz. */
 #include "mask/detect_int.h"
 
-#include <pthread.h>
-
 /* ---- iban ----------------------------------------------------------------------------- */
 
-/* Registered IBAN lengths (SWIFT IBAN registry), by country code. */
-static const struct {
-    char cc[3];
-    unsigned char len;
-} iban_lengths[] = {
-    {"AD", 24}, {"AE", 23}, {"AL", 28}, {"AT", 20}, {"AZ", 28}, {"BA", 20}, {"BE", 16},
-    {"BG", 22}, {"BH", 22}, {"BI", 27}, {"BR", 29}, {"BY", 28}, {"CH", 21}, {"CR", 22},
-    {"CY", 28}, {"CZ", 24}, {"DE", 22}, {"DJ", 27}, {"DK", 18}, {"DO", 28}, {"EE", 20},
-    {"EG", 29}, {"ES", 24}, {"FI", 18}, {"FK", 18}, {"FO", 18}, {"FR", 27}, {"GB", 22},
-    {"GE", 22}, {"GI", 23}, {"GL", 18}, {"GR", 27}, {"GT", 28}, {"HN", 28}, {"HR", 21},
-    {"HU", 28}, {"IE", 22}, {"IL", 23}, {"IQ", 23}, {"IS", 26}, {"IT", 27}, {"JO", 30},
-    {"KW", 30}, {"KZ", 20}, {"LB", 28}, {"LC", 32}, {"LI", 21}, {"LT", 20}, {"LU", 20},
-    {"LV", 21}, {"LY", 25}, {"MC", 27}, {"MD", 24}, {"ME", 22}, {"MK", 19}, {"MN", 20},
-    {"MR", 27}, {"MT", 31}, {"MU", 30}, {"NI", 28}, {"NL", 18}, {"NO", 15}, {"OM", 23},
-    {"PK", 24}, {"PL", 28}, {"PS", 29}, {"PT", 25}, {"QA", 29}, {"RO", 24}, {"RS", 22},
-    {"RU", 33}, {"SA", 24}, {"SC", 31}, {"SD", 18}, {"SE", 24}, {"SI", 19}, {"SK", 24},
-    {"SM", 27}, {"SO", 23}, {"ST", 25}, {"SV", 28}, {"TL", 23}, {"TN", 24}, {"TR", 26},
-    {"UA", 29}, {"VA", 22}, {"VG", 24}, {"XK", 20}, {"YE", 30},
+/* Registered IBAN lengths (SWIFT IBAN registry), by country code: a table built by the
+ * compiler, so a lookup needs no run-time setup. */
+#define IB(a, b, len) [(a - 'A') * 26 + (b - 'A')] = (len)
+static const unsigned char iban_len[26 * 26] = {
+    IB('A', 'D', 24), IB('A', 'E', 23), IB('A', 'L', 28), IB('A', 'T', 20), IB('A', 'Z', 28),
+    IB('B', 'A', 20), IB('B', 'E', 16), IB('B', 'G', 22), IB('B', 'H', 22), IB('B', 'I', 27),
+    IB('B', 'R', 29), IB('B', 'Y', 28), IB('C', 'H', 21), IB('C', 'R', 22), IB('C', 'Y', 28),
+    IB('C', 'Z', 24), IB('D', 'E', 22), IB('D', 'J', 27), IB('D', 'K', 18), IB('D', 'O', 28),
+    IB('E', 'E', 20), IB('E', 'G', 29), IB('E', 'S', 24), IB('F', 'I', 18), IB('F', 'K', 18),
+    IB('F', 'O', 18), IB('F', 'R', 27), IB('G', 'B', 22), IB('G', 'E', 22), IB('G', 'I', 23),
+    IB('G', 'L', 18), IB('G', 'R', 27), IB('G', 'T', 28), IB('H', 'N', 28), IB('H', 'R', 21),
+    IB('H', 'U', 28), IB('I', 'E', 22), IB('I', 'L', 23), IB('I', 'Q', 23), IB('I', 'S', 26),
+    IB('I', 'T', 27), IB('J', 'O', 30), IB('K', 'W', 30), IB('K', 'Z', 20), IB('L', 'B', 28),
+    IB('L', 'C', 32), IB('L', 'I', 21), IB('L', 'T', 20), IB('L', 'U', 20), IB('L', 'V', 21),
+    IB('L', 'Y', 25), IB('M', 'C', 27), IB('M', 'D', 24), IB('M', 'E', 22), IB('M', 'K', 19),
+    IB('M', 'N', 20), IB('M', 'R', 27), IB('M', 'T', 31), IB('M', 'U', 30), IB('N', 'I', 28),
+    IB('N', 'L', 18), IB('N', 'O', 15), IB('O', 'M', 23), IB('P', 'K', 24), IB('P', 'L', 28),
+    IB('P', 'S', 29), IB('P', 'T', 25), IB('Q', 'A', 29), IB('R', 'O', 24), IB('R', 'S', 22),
+    IB('R', 'U', 33), IB('S', 'A', 24), IB('S', 'C', 31), IB('S', 'D', 18), IB('S', 'E', 24),
+    IB('S', 'I', 19), IB('S', 'K', 24), IB('S', 'M', 27), IB('S', 'O', 23), IB('S', 'T', 25),
+    IB('S', 'V', 28), IB('T', 'L', 23), IB('T', 'N', 24), IB('T', 'R', 26), IB('U', 'A', 29),
+    IB('V', 'A', 22), IB('V', 'G', 24), IB('X', 'K', 20), IB('Y', 'E', 30),
 };
-
-static unsigned char iban_len[26 * 26];
-static pthread_once_t iban_once = PTHREAD_ONCE_INIT;
-
-static void init_iban(void)
-{
-    for (size_t k = 0; k < MM_ARRAY_LEN(iban_lengths); k++)
-        iban_len[(iban_lengths[k].cc[0] - 'A') * 26 + (iban_lengths[k].cc[1] - 'A')] =
-            iban_lengths[k].len;
-}
+#undef IB
 
 static unsigned iban_want(const unsigned char *c)
 {
-    pthread_once(&iban_once, init_iban);
     if (!is_upper(c[0]) || !is_upper(c[1]))
         return 0;
     return iban_len[(c[0] - 'A') * 26 + (c[1] - 'A')];
+}
+
+/* A character's value in the mod-97 check: digits 0-9, capitals 10-35, anything else 99. */
+static unsigned iban_digit(unsigned char ch)
+{
+    return is_digit(ch) ? (unsigned)(ch - '0') : is_upper(ch) ? (unsigned)(ch - 'A' + 10) : 99;
 }
 
 /* Country code with its registered length, two check digits, capitals and digits, and mod
  * 97 of BBAN + country + check digits (letters as 10..35) is 1. */
 bool iban_valid(const unsigned char *c, size_t nc)
 {
-    unsigned mod = 0;
+    uint64_t acc = 0; /* reduced mod 97 only when it grows large: the remainder is the same */
     if (nc < 5 || iban_want(c) != nc || !is_digit(c[2]) || !is_digit(c[3]))
         return false;
-    for (size_t k = 0; k < nc; k++) {
-        unsigned char ch = c[(k + 4) % nc];
-        if (is_upper(ch))
-            mod = (mod * 100 + (unsigned)(ch - 'A' + 10)) % 97;
-        else if (is_digit(ch))
-            mod = (mod * 10 + (unsigned)(ch - '0')) % 97;
-        else
+    for (size_t k = 4; k < nc + 4; k++) { /* BBAN first, then country and check digits */
+        unsigned v = iban_digit(c[k < nc ? k : k - nc]);
+        if (v == 99)
             return false;
+        acc = acc * (v < 10 ? 10 : 100) + v;
+        if (acc >= 1ull << 56) /* acc * 100 + 35 stays below 2^63 */
+            acc %= 97;
     }
-    return mod == 1;
+    return acc % 97 == 1;
 }
 
 bool iban_shape(const scan *s, size_t i, size_t w)

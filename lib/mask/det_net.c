@@ -31,7 +31,7 @@ static bool tld_ok(const unsigned char *t, size_t a, size_t b)
 void email_find(scan *s, size_t at_i, size_t w)
 {
     const unsigned char *t = s->t;
-    size_t a = at_i, j = at_i + 1, labels = 0, last = 0, lend = 0, floor = s->next[DET_EMAIL];
+    size_t a = at_i, j = at_i + 1, labels = 0, last = 0, lend = 0, floor = det_next(s, DET_EMAIL);
 
     MM_UNUSED(w);
     while (a > floor && (det_cls[t[a - 1]] & C_LOCAL) &&

@@ -30,16 +30,23 @@ static size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, 
     for (size_t g = 0; g < ng; g++) {
         if (g) {
             unsigned char c = at(s, j);
-            if (!c || !strchr(seps, c) || (sep && c != sep))
+            if (!det_sep_in(seps, c) || (sep && c != sep))
                 return 0;
             sep = c;
             j++;
         }
-        if (!det_digits_at(s, j, sizes[g]))
+        /* checked and copied in one loop, a few bytes: no call */
+        const size_t sz = sizes[g];
+        const unsigned char *src = s->t + j;
+        if (j + sz > s->n)
             return 0;
-        memcpy(d, s->t + j, sizes[g]);
-        d += sizes[g];
-        j += sizes[g];
+        for (size_t k = 0; k < sz; k++) {
+            if (!is_digit(src[k]))
+                return 0;
+            d[k] = src[k];
+        }
+        d += sz;
+        j += sz;
     }
     return is_alnum(at(s, j)) ? 0 : j;
 }
@@ -49,7 +56,8 @@ static size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, 
 /* Issuer identification: is this prefix issued for this length? (docs/detectors.md) */
 static bool iin_ok(const unsigned char *d, size_t n)
 {
-    unsigned p2 = det_num(d, 2), p3 = det_num(d, 3), p4 = det_num(d, 4), p6 = det_num(d, 6);
+    /* n >= 13: six digits are there */
+    unsigned p6 = det_num(d, 6), p4 = p6 / 100, p3 = p6 / 1000, p2 = p6 / 10000;
 
     switch (d[0]) {
     case '1':
@@ -138,8 +146,9 @@ void card_find(scan *s, size_t i, size_t w)
     if (!(end = card_at(s, i)))
         return;
     /* a card that starts inside this one and ends past it widens the match: no digit of
-     * either survives whichever wins */
-    for (size_t k = i + 1; k < end; k++)
+     * either survives whichever wins. Such a card crosses `end` (a group's end), so only
+     * when a separator and a digit follow there. */
+    for (size_t k = i + 1; k < end && group_sep(at(s, end)) && is_digit(at(s, end + 1)); k++)
         if (is_digit(t[k]) && !is_digit(t[k - 1])) {
             size_t e2 = card_at(s, k);
             if (e2 > end)

@@ -83,34 +83,46 @@ const det_entry det_registry[DET_BUILTIN_COUNT] = {
 };
 
 /* A prefilter the scan loop applies before a detector's shape check, as data so that most
- * words cost no call: the word lengths it starts at (bit min(len, 31); 0: any) and the bytes
- * that may follow the word (NULL: any). A detector without an entry runs its shape check on
- * every word of its classes: this table only saves time. */
+ * words cost no call: the word lengths it starts at (bit min(len, 31); 0: any), the bytes
+ * that may follow the word (NULL: any), the fewest bytes from the word's (or trigger byte's)
+ * start to the end of the value that any match starting there spans (0: no bound), and the
+ * bytes such a word begins with (NULL: any of its classes). Each is checked against what the
+ * detector's shape check or finder requires, so it refuses nothing they would take.
+ * A detector without an entry runs its shape check on every word of its classes: this table
+ * only saves time, and det_set_exhaustive turns it off for the tests that prove so. */
 _Static_assert(DET_BUILTIN_COUNT <= 32, "next_ok holds a bit per detector");
 /* bits lo..hi (hi at most 31: 2u << 31 wraps to 0, so the mask is all ones from lo) */
 #define LENS(lo, hi) (((2u << (hi)) - 1u) & ~((1u << (lo)) - 1u))
 static const struct {
     uint32_t lens;
     const char *next;
+    unsigned char min;  /* at most DET_FIT_MAX */
+    unsigned char bmin; /* the same for a match at one of its trigger bytes */
+    const char *first;  /* the bytes a word it starts at begins with (NULL: any) */
 } prefilter[DET_BUILTIN_COUNT] = {
-    [DET_CREDIT_CARD] = {LENS(3, 8) | LENS(13, 19), NULL},
-    [DET_US_SSN] = {LENS(3, 3) | LENS(9, 9), NULL},
-    [DET_PHONE] = {LENS(1, 1) | LENS(3, 3), " -."},
-    [DET_IBAN] = {LENS(4, 31), NULL},
-    [DET_IPV4] = {LENS(1, 3), "."},
-    [DET_IPV6] = {LENS(1, 4), ":"},
-    [DET_JWT] = {LENS(3, 31), NULL},
-    [DET_AWS_ACCESS_KEY] = {LENS(20, 20), NULL},
-    [DET_BEARER_TOKEN] = {LENS(6, 6), " "},
-    [DET_GITHUB_TOKEN] = {LENS(3, 3) | LENS(6, 6), "_"},
-    [DET_GITLAB_TOKEN] = {LENS(4, 6), "-"},
-    [DET_SLACK_TOKEN] = {LENS(4, 4), "-"},
-    [DET_STRIPE_KEY] = {LENS(2, 2), "_"},
-    [DET_GOOGLE_API_KEY] = {LENS(4, 31), NULL},
-    [DET_CONN_PASSWORD] = {LENS(3, 3) | LENS(8, 8), "= "},
-    [DET_UK_NINO] = {LENS(2, 2) | LENS(9, 9), NULL},
-    [DET_CA_SIN] = {LENS(3, 3), " -"},
-    [DET_IN_AADHAAR] = {LENS(4, 4), " -"},
+    /* lens, next, min (words), bmin (bytes), first */
+    [DET_CREDIT_CARD] = {LENS(3, 8) | LENS(13, 19), NULL, 13, 0, "123456"}, /* issuers 1-6 */
+    [DET_US_SSN] = {LENS(3, 3) | LENS(9, 9), NULL, 9, 0, NULL}, /* bare 9, NNN-NN-NNNN 11 */
+    [DET_EMAIL] = {0, NULL, 0, 5, NULL},                        /* "@a.bc" */
+    /* words: NXX-NXX-XXXX; '+' and 8 digits, "(NXX)NXX-XXXX" */
+    [DET_PHONE] = {LENS(1, 1) | LENS(3, 3), " -.", 12, 9, NULL},
+    [DET_IBAN] = {LENS(4, 31), NULL, 15, 0, NULL},              /* NO: 15, the shortest */
+    [DET_IPV4] = {LENS(1, 3), ".", 7, 0, NULL},                 /* 0.0.0.0 */
+    [DET_IPV6] = {LENS(1, 4), ":", 0, 2, "0123456789abcdefABCDEF"}, /* hex words, "::" */
+    [DET_JWT] = {LENS(3, 31), NULL, 3, 0, "e"},                 /* "eyJ" */
+    [DET_AWS_ACCESS_KEY] = {LENS(20, 20), NULL, 20, 0, "A"},
+    [DET_BEARER_TOKEN] = {LENS(6, 6), " ", 7, 0, "bB"},         /* "Bearer " */
+    [DET_GITHUB_TOKEN] = {LENS(3, 3) | LENS(6, 6), "_", 4, 0, "g"}, /* "ghp_", "github_" */
+    [DET_GITLAB_TOKEN] = {LENS(4, 6), "-", 5, 0, "g"},          /* "gldt-" */
+    [DET_SLACK_TOKEN] = {LENS(4, 4), "-", 5, 0, "x"},           /* "xoxb-" */
+    [DET_STRIPE_KEY] = {LENS(2, 2), "_", 3, 0, "sr"},           /* "sk_", "rk_" */
+    [DET_GOOGLE_API_KEY] = {LENS(4, 31), NULL, 39, 0, "A"},     /* AIza and 35 */
+    [DET_PRIVATE_KEY] = {0, NULL, 0, 10, NULL},                 /* "-----BEGIN" */
+    [DET_CONN_PASSWORD] = {LENS(3, 3) | LENS(8, 8), "= ", 4, 0, "pP"}, /* "Pwd=", "Password=" */
+    [DET_UK_NINO] = {LENS(2, 2) | LENS(9, 9), NULL, 9, 0, NULL}, /* AB123456C */
+    [DET_CA_SIN] = {LENS(3, 3), " -", 11, 0, "12345679"},       /* NNN-NNN-NNN, not 0 or 8 */
+    [DET_IN_AADHAAR] = {LENS(4, 4), " -", 14, 0, "23456789"},   /* NNNN NNNN NNNN, 2-9 */
+    [DET_PASSPORT_MRZ] = {0, NULL, 44, 0, NULL},                /* a 44-character line */
 };
 
 int det_lookup(const char *name)
@@ -251,31 +263,45 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
 {
     MM_UNUSED(eb);
     memset(s->trig, 0, sizeof(s->trig));
-    memset(s->cand, 0, sizeof(s->cand));
+    memset(s->lens_ok, 0, sizeof(s->lens_ok));
+    memset(s->first_ok, 0, sizeof(s->first_ok));
     memset(s->next_ok, 0, sizeof(s->next_ok));
     s->any_words = false;
-    s->n_bytes = s->n_tbytes = 0;
+    s->n_tbytes = 0;
+    memset(s->fit, 0, sizeof(s->fit));
+    memset(s->bfit, 0, sizeof(s->bfit));
+    memset(s->byte_ids, 0, sizeof(s->byte_ids));
     for (int id = 0; id < DET_BUILTIN_COUNT; id++) {
         const det_entry *e = &det_registry[id];
         if (!s->on[id])
             continue;
         s->any_builtin = true;
-        uint32_t lens = prefilter[id].lens ? prefilter[id].lens : ~0u;
+        uint32_t lens = prefilter[id].lens && !s->exhaustive ? prefilter[id].lens : ~0u;
+        const char *next = s->exhaustive ? NULL : prefilter[id].next;
         for (int c = 0; c < 256; c++)
-            if (!prefilter[id].next || (c && strchr(prefilter[id].next, c)))
+            if (!next || (c && strchr(next, c)))
                 s->next_ok[c] |= 1u << id;
-        for (int k = 0; k < 3; k++)
-            for (int l = 1; l < 32 && (e->words & (1u << k)); l++)
-                if (lens >> l & 1) {
-                    s->cand[k][l] |= 1u << id;
-                    s->any_words = true;
-                }
+        for (int r = s->exhaustive ? 0 : prefilter[id].min; r <= DET_FIT_MAX; r++)
+            s->fit[r] |= 1u << id;
+        for (int r = s->exhaustive ? 0 : prefilter[id].bmin; r <= DET_FIT_MAX; r++)
+            s->bfit[r] |= 1u << id;
+        const char *first = s->exhaustive ? NULL : prefilter[id].first;
+        for (int l = 1; l < 32 && e->words; l++)
+            if (lens >> l & 1) {
+                s->lens_ok[l] |= 1u << id;
+                s->any_words = true;
+            }
+        for (int c = 1; c < 256 && e->words; c++) {
+            unsigned char cl = det_cls[c];
+            unsigned wc = (cl & C_DIGIT) ? W_DIGIT : (cl & C_UPPER) ? W_UPPER : W_LOWER;
+            if ((cl & C_ALNUM) && (e->words & wc) && (!first || strchr(first, c)))
+                s->first_ok[c] |= 1u << id;
+        }
         for (const char *b = e->bytes; *b; b++) {
             if (!(s->trig[(unsigned char)*b] & T_BYTE) && s->n_tbytes++ < sizeof(s->tbytes))
                 s->tbytes[s->n_tbytes - 1] = (unsigned char)*b;
             s->trig[(unsigned char)*b] |= T_BYTE;
-            s->bytes[s->n_bytes].byte = (unsigned char)*b;
-            s->bytes[s->n_bytes++].id = (det_id)id;
+            s->byte_ids[(unsigned char)*b] |= 1u << id;
         }
     }
     /* every letter and digit is a word byte once some detector starts at words: a word is
@@ -286,6 +312,11 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
                 s->trig[c] |= T_WORD;
     s->compiled = true;
     return MM_OK;
+}
+
+void det_set_exhaustive(det_set *s)
+{
+    s->exhaustive = true;
 }
 
 bool det_set_has(const det_set *s, det_id id)
@@ -359,7 +390,7 @@ void det_scratch_free(det_scratch *sc)
 /* May detector `id` be tried at i? (not inside its own previous match) */
 static inline bool may(const scan *s, det_id id, size_t i)
 {
-    return i >= s->next[id];
+    return i >= det_next(s, id);
 }
 
 /* The SIMD filter's masks for the 64 bytes from t[at] (zeros after the end: no trigger). */
@@ -377,14 +408,16 @@ static void window(const scan *s, det_mask_fn masks, size_t at, size_t *wb, uint
     *wb = at;
 }
 
-/* The detectors that may start at the word t[i..w) (of this class and length, before this
- * byte), each tried in id order. */
+/* The detectors that may start at the word t[i..w) (at its first byte, of its length, before
+ * the byte after it, with room enough left), each tried in id order. */
 static inline void try_word(scan *s, size_t i, size_t w)
 {
     const det_set *set = s->set;
-    unsigned char c = det_cls[s->t[i]];
-    int wc = (c & C_DIGIT) ? 0 : (c & C_UPPER) ? 1 : 2;
-    uint32_t m = set->cand[wc][w - i < 31 ? w - i : 31] & set->next_ok[w < s->n ? s->t[w] : 0];
+    uint32_t m = set->first_ok[s->t[i]] & set->lens_ok[w - i < 31 ? w - i : 31];
+    if (!m) /* most words: no detector starts at this byte and length */
+        return;
+    m &= set->next_ok[w < s->n ? s->t[w] : 0] &
+         set->fit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
     while (m) {
         det_id id = (det_id)__builtin_ctz(m);
         m &= m - 1;
@@ -393,13 +426,16 @@ static inline void try_word(scan *s, size_t i, size_t w)
     }
 }
 
-/* The detectors that start at trigger byte t[i]. */
+/* The detectors that start at trigger byte t[i] (and fit before the end), in id order. */
 static inline void try_byte(scan *s, size_t i)
 {
     const det_set *set = s->set;
-    for (size_t d = 0; d < set->n_bytes; d++) {
-        det_id id = set->bytes[d].id;
-        if (set->bytes[d].byte == s->t[i] && may(s, id, i) && det_registry[id].shape(s, i, i + 1))
+    uint32_t m = set->byte_ids[s->t[i]] &
+                 set->bfit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
+    while (m) {
+        det_id id = (det_id)__builtin_ctz(m);
+        m &= m - 1;
+        if (may(s, id, i) && det_registry[id].shape(s, i, i + 1))
             det_registry[id].find(s, i, i + 1);
     }
 }
@@ -522,7 +558,7 @@ static void scan_member(scan *s, const char *member, size_t mlen)
     }
     for (int id = 0; id < DET_BUILTIN_COUNT; id++) {
         const det_entry *e = &det_registry[id];
-        if (!s->set->members[id] || s->next[id] > a || !member_is(e->keys, member, mlen))
+        if (!s->set->members[id] || det_next(s, (det_id)id) > a || !member_is(e->keys, member, mlen))
             continue;
         if (e->valid(v, nv))
             det_found(s, (det_id)id, a, b);
@@ -629,13 +665,19 @@ static void sort_matches(det_scratch *sc)
 mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, size_t n,
                        const char *member, size_t mlen, det_match_fn cb, void *ctx)
 {
-    scan s = {.set = set, .sc = sc, .t = (const unsigned char *)text, .n = n, .rc = MM_OK};
+    scan s; /* next[] is not cleared: det_next reads it only where `found` says */
     mm_err rc;
 
+    s.set = set;
+    s.sc = sc;
+    s.t = (const unsigned char *)text;
+    s.n = n;
+    s.found = 0;
+    s.rc = MM_OK;
     if (sc->set != set || sc->n_md != set->n_pats || !set->compiled)
         return MM_EINVAL; /* scratch made for another set, or the set not compiled */
     sc->n = 0;
-    if (set->any_builtin && n >= 64 && sc->masks)
+    if (set->any_builtin && n >= 64 && sc->masks && !set->exhaustive)
         scan_builtins_simd(&s);
     else if (set->any_builtin)
         scan_builtins(&s);

@@ -41,6 +41,8 @@ typedef struct {
     int tag;
 } det_pattern;
 
+#define DET_FIT_MAX 63
+
 /* what may start at a byte: its word class, or the detectors triggered by that byte */
 enum { T_WORD = 1, T_BYTE = 2 };
 
@@ -51,11 +53,14 @@ struct det_set {
     int tag[DET_BUILTIN_COUNT];
     unsigned char trig[256];          /* T_* per byte, for the detectors that are on */
     bool any_words; /* some detector starts at words */
-    /* bit id: detector id may start at a word of this class and length (min(len, 31)) */
-    uint32_t cand[3][32];
+    uint32_t lens_ok[32];   /* bit id: detector id may start at a word this long (min(len, 31)) */
+    uint32_t first_ok[256]; /* bit id: ... at a word that begins with this byte (its class) */
     uint32_t next_ok[256]; /* bit id: detector id may start at a word before this byte */
-    struct { unsigned char byte; det_id id; } bytes[DET_BUILTIN_COUNT * 4];
-    size_t n_bytes;
+    /* bit id: a match of detector id may start min(r, DET_FIT_MAX) bytes before the end */
+    uint32_t fit[DET_FIT_MAX + 1];
+    bool exhaustive; /* det_set_exhaustive: no prefilter, no SIMD (the tests' reference) */
+    uint32_t byte_ids[256]; /* bit id: detector id starts at this byte */
+    uint32_t bfit[DET_FIT_MAX + 1]; /* fit, for a match at a trigger byte */
     unsigned char tbytes[8]; /* the distinct trigger bytes, for the SIMD filter */
     size_t n_tbytes;         /* more than 8: the filter is off */
     bool any_builtin;
@@ -85,9 +90,18 @@ typedef struct {
     det_scratch *sc;
     const unsigned char *t;
     size_t n;
-    size_t next[DET_BUILTIN_COUNT]; /* a detector is not tried before the end of its last match */
+    /* a detector is not tried before the end of its last match: next[id], valid only once
+     * bit id of `found` is set (so a scan starts without clearing the array) */
+    size_t next[DET_BUILTIN_COUNT];
+    uint32_t found;
     mm_err rc;
 } scan;
+
+/* Where detector id may next start: the end of its last match, 0 before it has one. */
+static inline size_t det_next(const scan *s, det_id id)
+{
+    return s->found >> id & 1 ? s->next[id] : 0;
+}
 
 /* Reports a match of built-in `id` over [start, end) and moves next[id] to end. */
 void det_found(scan *s, det_id id, size_t start, size_t end);
@@ -117,7 +131,22 @@ static inline bool det_digits_at(const scan *s, size_t i, size_t k)
     return true;
 }
 /* The number that k digits at d spell. */
-unsigned det_num(const unsigned char *d, size_t k);
+static inline unsigned det_num(const unsigned char *d, size_t k)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < k; i++)
+        v = v * 10 + (unsigned)(d[i] - '0');
+    return v;
+}
+
+/* Is c one of the separators `seps` (never NUL)? strchr without the call. */
+static inline bool det_sep_in(const char *seps, unsigned char c)
+{
+    for (; *seps; seps++)
+        if ((unsigned char)*seps == c)
+            return true;
+    return false;
+}
 bool det_luhn(const unsigned char *d, size_t n);
 
 /* A run of digit groups starting at i: groups of 1..maxg digits joined by one separator

@@ -265,7 +265,11 @@ static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
     s->vpath_base = s->path.len;
     if (s->findings && (rc = path_push(s)) != MM_OK)
         return rc;
-    if (!s->holding && (rc = flush_to(s, data, i)) != MM_OK)
+    /* the bytes before it stay in the run: most values pass as they are and go on with it
+     * (scalar_decide writes the run up to the value when it replaces or drops it; a chunk
+     * that ends inside the value writes it there). Not while encrypt tweaks may hold the
+     * output: what is held before a waiting value counts against its bound (jtweak.c). */
+    if (s->tw && !s->holding && (rc = flush_to(s, data, i)) != MM_OK)
         return rc;
     s->buf_on = true;
     s->vstart = i;
@@ -310,7 +314,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
                                  s->vkind)) != MM_OK)
         return rc;
 
-    mm_buf_reset(&s->tmp);
+    s->tmp.len = 0; /* only its length is read */
     if (s->vasel != RULE_NONE && !s->m->scan) /* an audit or exempt path selects it */
         st_report(s, s->vasel, NULL, path, s->voff, s->vline, false);
     if (sel == RULE_NONE && s->vkind != V_LIT) {
@@ -372,14 +376,16 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
         return rc;
 
     bool in_place = !s->val.len;
-    if (s->holding && (rc = release(s, data, in_place ? s->vstart : 0, what != DROP)) != MM_OK)
-        return rc;
+    if (s->holding) {
+        if ((rc = release(s, data, in_place ? s->vstart : 0, what != DROP)) != MM_OK)
+            return rc;
+    } else if (what != SAME && (rc = flush_to(s, data, in_place ? s->vstart : 0)) != MM_OK) {
+        return rc; /* the run up to the value, before what replaces it */
+    }
     switch (what) {
     case SAME:
-        if (in_place) { /* the bytes go on with the run they are part of */
-            s->run = s->vstart;
+        if (in_place) /* the bytes go on with the run they are part of */
             return MM_OK;
-        }
         rc = st_out_put(s, raw, n);
         break;
     case NEW:

@@ -81,13 +81,18 @@ mm_err json_build_string(mm_stream *s, const char *raw, size_t rawlen, const cha
     for (size_t i = 0; i < s->nsp && rc == MM_OK; i++) {
         const span *p = &s->sp[i];
         size_t rs = map ? map[p->start] : p->start, re = map ? map[p->end] : p->end;
+        const mrule *r = &s->m->rules[p->rule];
         if ((rc = mm_buf_append(out, raw + at, rs - at)) != MM_OK)
             break;
+        at = re;
+        if (r->jconst && s->ract[p->rule] == &r->act) { /* a constant, escaped at compile time */
+            rc = mm_buf_append(out, r->jconst + 1, r->jconst_len - 2);
+            continue;
+        }
         mm_buf_reset(&s->abuf);
         if ((rc = act_apply(s->ract[p->rule], dec + p->start, p->end - p->start,
                             &s->abuf)) == MM_OK)
             rc = mm_buf_put_json_chars(out, s->abuf.data ? s->abuf.data : "", s->abuf.len);
-        at = re;
     }
     if (rc == MM_OK)
         rc = mm_buf_append(out, raw + at, rawlen - at);

@@ -36,6 +36,11 @@ bool det_set_wants_members(const det_set *s);
 mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int tag,
                            mm_errbuf *eb);
 mm_err det_set_compile(det_set *s, mm_errbuf *eb);
+/* Before det_set_compile: compile without the scan loop's prefilters (word lengths, the
+ * byte after a word, the room left in the value) and without the SIMD trigger filter: all
+ * of those only save time; the tests compare a set made so with a normal one, match for
+ * match. */
+void det_set_exhaustive(det_set *s);
 bool det_set_empty(const det_set *s);
 /* Is built-in `id` on in the set? */
 bool det_set_has(const det_set *s, det_id id);
