@@ -51,6 +51,8 @@ static void usage(FILE *f)
           "  --upstream-timeout MS     upstream silence, else 504 (60000)\n"
           "  --drain-timeout MS        in-flight time allowed on SIGTERM (20000)\n"
           "  --pool-idle-timeout MS    idle pooled upstream connection lifetime (30000)\n"
+          "  --splice-min BYTES        unread response bodies this long move by splice(2)\n"
+          "                            without a copy through the proxy (32768; 0: never)\n"
           "  --watch-interval MS       config file check period (1000)\n"
           "  --log-level debug|info|warn|error (info)\n"
           "  --wait-ready [--admin ADDR:PORT] [--timeout S]  poll /startz, exit 0 when started\n"
@@ -71,7 +73,7 @@ int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_ADMIN, O_UPSTREAM, O_POLICIES, O_LABELS, O_KEYS, O_IDENTITY,
            O_WORKERS, O_MAXVALUE, O_MAXHEADER, O_MAXBODY, O_HTO, O_ITO, O_IOTO, O_CTO, O_UTO,
-           O_DTO, O_PIT, O_WATCH, O_LOG, O_HELP, O_UPROTO, O_H2STREAMS, O_H2WIN, O_H2CWIN,
+           O_DTO, O_PIT, O_SPLICE, O_WATCH, O_LOG, O_HELP, O_UPROTO, O_H2STREAMS, O_H2WIN, O_H2CWIN,
            O_H2FRAME };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -92,6 +94,7 @@ int main(int argc, char **argv)
         {"upstream-timeout", required_argument, NULL, O_UTO},
         {"drain-timeout", required_argument, NULL, O_DTO},
         {"pool-idle-timeout", required_argument, NULL, O_PIT},
+        {"splice-min", required_argument, NULL, O_SPLICE},
         {"watch-interval", required_argument, NULL, O_WATCH},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
@@ -175,6 +178,7 @@ int main(int argc, char **argv)
         case O_UTO: if (!num(flag, optarg, 1, day, &v)) return 2; cfg.upstream_timeout_ms = (int)v; break;
         case O_DTO: if (!num(flag, optarg, 0, day, &v)) return 2; cfg.drain_timeout_ms = (int)v; break;
         case O_PIT: if (!num(flag, optarg, 1, day, &v)) return 2; cfg.pool_idle_ms = (int)v; break;
+        case O_SPLICE: if (!num(flag, optarg, 0, 1L << 40, &v)) return 2; cfg.splice_min = (uint64_t)v; break;
         case O_WATCH: if (!num(flag, optarg, 10, day, &v)) return 2; cfg.watch_interval_ms = (int)v; break;
         case O_LOG:
             if (!mm_log_set_level_name(optarg)) {

@@ -244,8 +244,11 @@ void exchange_finish(conn *c)
     mm_series_observe(w->dur_s, (double)(w->now - c->t_start) / 1e9);
     mm_series_add(w->bytes_s[0], c->rq_piped ? (double)c->rq.in : 0);
     mm_series_add(w->bytes_s[1], c->rq_piped ? (double)c->rq.out : 0);
-    mm_series_add(w->bytes_s[2], c->rs_piped ? (double)c->rsp.in : 0);
-    mm_series_add(w->bytes_s[3], c->rs_piped ? (double)c->rsp.out : 0);
+    mm_series_add(w->bytes_s[2], c->rs_piped ? (double)(c->rsp.in + c->spliced) : 0);
+    mm_series_add(w->bytes_s[3], c->rs_piped ? (double)(c->rsp.out + c->spliced) : 0);
+    if (c->spliced)
+        mm_series_add(w->spliced_s, (double)c->spliced);
+    c->spliced = 0;
     snap_unref(c->sn);
     c->sn = NULL;
     c->rs = RS_NONE;
@@ -303,6 +306,10 @@ void conn_free(conn *c)
     mm_buf_free(&c->rhead);
     body_cleanup(&c->rq);
     body_cleanup(&c->rsp);
+    if (c->spl[0] >= 0) {
+        close(c->spl[0]);
+        close(c->spl[1]);
+    }
     if (c->ws) /* a WebSocket tunnel's buffers (ws.c) */
         for (int i = 0; i < 2; i++) {
             body_cleanup(&c->ws->d[i].pipe);
@@ -325,6 +332,7 @@ conn *conn_new(worker *w, int fd)
     c->w = w;
     c->events = UINT32_MAX;
     c->st = CS_HEAD;
+    c->spl[0] = c->spl[1] = -1;
     c->last_io = c->head_start = w->now;
     mm_buf_init(&c->in, 0);
     mm_buf_init(&c->out, 0);

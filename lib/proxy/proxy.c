@@ -30,6 +30,7 @@ void mm_proxy_config_defaults(mm_proxy_config *c)
     c->upstream_timeout_ms = 60000;
     c->drain_timeout_ms = 20000;
     c->pool_idle_ms = 30000;
+    c->splice_min = 32768; /* below it the head's own write costs what splice saves */
     c->watch_interval_ms = 1000;
     c->upstream_proto = MM_UPSTREAM_H1;
     c->h2_max_streams = 128;
@@ -135,7 +136,12 @@ static mm_err register_metrics(mm_proxy *p, mm_errbuf *eb)
     if ((rc = mm_metrics_counter(m->reg, "maskmesh_proxy_websocket_messages_total",
                                  "WebSocket data messages by direction and result: masked, "
                                  "passed, refused (binary), too_big, failed.",
-                                 l_ws, &m->ws_messages)) != MM_OK)
+                                 l_ws, &m->ws_messages)) != MM_OK ||
+        (rc = mm_metrics_counter(m->reg, "maskmesh_proxy_spliced_bytes_total",
+                                 "Response body bytes of types no rule reads, moved from the "
+                                 "app to the client by splice(2) without a copy through the "
+                                 "proxy (also counted in maskmesh_proxy_body_bytes_total).",
+                                 NULL, &m->spliced)) != MM_OK)
         return mm_errf(eb, rc, "metrics: %s", mm_strerror(rc));
     return MM_OK;
 }

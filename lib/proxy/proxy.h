@@ -35,6 +35,9 @@ typedef struct {
     int upstream_timeout_ms; /* upstream silent this long (head or between body reads): 504 */
     int drain_timeout_ms;    /* on stop, in-flight exchanges get this long to finish */
     int pool_idle_ms;        /* an idle pooled upstream connection is closed after this */
+    /* a response body no rule reads, with a known length and at least this many bytes
+     * after its head, moves app -> client by splice(2); 0: never */
+    uint64_t splice_min;
     int watch_interval_ms;   /* how often config files are checked for changes */
     mm_upstream_proto upstream_proto;
     /* HTTP/2 towards clients (SETTINGS; the header list limit is max_header) */

@@ -6,10 +6,13 @@
 #include "proxy/proxy_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define HEAD_CHUNK (8u * 1024)     /* reads while a response head is awaited */
+#define SPLICE_STEP (256u * 1024)  /* one splice from the app into the pipe, at most */
 #define RESP_HEAD_MAX (64u * 1024) /* an upstream response head */
 
 /* Sends the held response head with its framing lines. `length` is the whole body when
@@ -154,6 +157,7 @@ static void rs_head(conn *c, const http_resp_head *h)
     }
     http10_client = c->req_minor == 0;
     c->gz = c->rs_mask = false;
+    c->splicing = false;
     c->onerr = MM_ONERR_BLOCK;
 
     if (c->sn->resp) {
@@ -251,6 +255,84 @@ static void rs_head(conn *c, const http_resp_head *h)
     }
     if (c->rsf.kind == HTTP_BODY_NONE)
         rs_done(c);
+}
+
+/* A body no rule reads (no masking, no decoding) with a known length and enough of it left
+ * goes from here by splice(2): app socket -> the connection's pipe -> client socket, the
+ * bytes never copied into the proxy. A pipe that cannot be made leaves the copying path. */
+static void splice_start(conn *c)
+{
+    if (c->st != CS_EXCHANGE || c->rs != RS_BODY || c->rs_mask || c->gz || c->out_chunked ||
+        c->rsf.kind != HTTP_BODY_LENGTH || c->rsp.res != BODY_MORE || !c->head_sent ||
+        !c->w->p->cfg.splice_min || c->rsf.length - c->rsp.in < c->w->p->cfg.splice_min)
+        return;
+    if (c->spl[0] < 0 && pipe2(c->spl, O_NONBLOCK | O_CLOEXEC) != 0) {
+        c->spl[0] = c->spl[1] = -1;
+        mm_log(MM_LOG_DEBUG, "no pipe for splice; copying", "error", strerror(errno), NULL);
+        return;
+    }
+    c->splicing = true;
+    c->spl_n = 0;
+    c->spl_left = c->rsf.length - c->rsp.in;
+}
+
+/* Splice mode's step: what is buffered goes first (the head, the body's first bytes), then
+ * pipe -> client and app -> pipe in turn until one side would block. The pipe holds at
+ * most its capacity, so a slow client stops the app side as the buffer would. */
+static void splice_body(conn *c)
+{
+    worker *w = c->w;
+
+    if (pending(&c->out, c->out_off) > 0 &&
+        !flush_fd(c->fd, &c->out, &c->out_off, &c->last_io, w->now)) {
+        conn_close(c); /* the client is gone */
+        return;
+    }
+    if (pending(&c->out, c->out_off) > 0)
+        return;
+    /* up to 16 fills of the pipe per event, so one large body does not hold the worker */
+    for (int fills = 0;;) {
+        ssize_t n;
+        if (c->spl_n > 0) {
+            n = splice(c->spl[0], NULL, c->fd, NULL, c->spl_n,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (c->spl_left ? SPLICE_F_MORE : 0));
+            if (n > 0) {
+                c->spl_n -= (size_t)n;
+                c->spliced += (uint64_t)n;
+                c->last_io = w->now;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return; /* the client is full: EPOLLOUT resumes */
+            conn_close(c);
+            return;
+        }
+        if (c->spl_left == 0) {
+            c->splicing = false;
+            rs_done(c);
+            return;
+        }
+        if (fills++ == 16)
+            return; /* the app side stays readable: the next event goes on */
+        n = splice(c->up->fd, NULL, c->spl[1], NULL,
+                   c->spl_left < SPLICE_STEP ? (size_t)c->spl_left : SPLICE_STEP,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            c->spl_left -= (uint64_t)n;
+            c->spl_n += (size_t)n;
+            c->last_io = w->now;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* the app has sent nothing more yet: EPOLLIN resumes */
+        mm_metric_add(w->p->met.upstream_errors, (const char *const[]){"reset"}, 1);
+        resp_abort(c, "upstream closed mid-body");
+        return;
+    }
 }
 
 /* The connection to the app failed before its response head: retry a bodiless request once
@@ -356,6 +438,7 @@ static void up_process(conn *c)
         } else {
             c->uin.len = 0;
         }
+        splice_start(c);
         return;
     }
 }
@@ -366,6 +449,10 @@ void up_read(conn *c)
 
     for (int round = 0; round < 4 && c->up && c->st == CS_EXCHANGE; round++) {
         ssize_t n;
+        if (c->splicing) {
+            splice_body(c);
+            return;
+        }
         if (c->rs == RS_WAIT_HEAD) {
             if (c->uin.len >= RESP_HEAD_MAX) {
                 reply_error(c, 502, "response head from upstream too large", false);
@@ -379,7 +466,7 @@ void up_read(conn *c)
         } else if (c->rs == RS_BODY) {
             if (pending(&c->out, c->out_off) >= OUT_HIGH)
                 return;
-            n = recv(c->up->fd, w->scratch, READ_CHUNK, 0);
+            n = recv(c->up->fd, w->scratch, BODY_READ, 0);
         } else {
             /* bytes after the response (or before a request): the connection is unusable */
             n = -1;
@@ -388,7 +475,7 @@ void up_read(conn *c)
         if (n > 0) {
             c->last_io = w->now;
             c->resp_seen = true;
-            bool full = (size_t)n == (c->rs == RS_WAIT_HEAD ? HEAD_CHUNK : READ_CHUNK);
+            bool full = (size_t)n == (c->rs == RS_WAIT_HEAD ? HEAD_CHUNK : BODY_READ);
             if (c->rs == RS_WAIT_HEAD) {
                 c->uin.len += (size_t)n;
                 up_process(c);

@@ -56,7 +56,7 @@ static void conn_sync(conn *c)
     if (c->st == CS_EXCHANGE && !c->req_done && pending(&c->uout, c->uout_off) < OUT_HIGH &&
         !c->client_eof)
         ce |= EPOLLIN;
-    if (pending(&c->out, c->out_off) > 0)
+    if (client_pending(c) > 0)
         ce |= EPOLLOUT;
     if (c->st == CS_HEAD && pending(&c->out, c->out_off) > OUT_HIGH)
         ce &= ~(uint32_t)EPOLLIN;
@@ -75,7 +75,8 @@ static void conn_sync(conn *c)
         if (u->connecting || pending(&c->uout, c->uout_off) > 0)
             ue |= EPOLLOUT;
         if (!u->connecting && (c->rs == RS_WAIT_HEAD ||
-                               (c->rs == RS_BODY && pending(&c->out, c->out_off) < OUT_HIGH)))
+                               (c->rs == RS_BODY && pending(&c->out, c->out_off) < OUT_HIGH &&
+                                c->spl_n == 0)))
             ue |= EPOLLIN;
         if (!ep_set(w, u->fd, u, &u->events, ue)) {
             up_failed(c, "connect");
@@ -131,7 +132,7 @@ static uint64_t conn_timeout_ns(const conn *c, const mm_proxy_config *cfg, uint6
     }
     if (c->up && c->up->connecting)
         return (uint64_t)cfg->connect_timeout_ms * 1000000ull;
-    if (pending(&c->out, c->out_off) > 0 || !c->req_done)
+    if (client_pending(c) > 0 || !c->req_done)
         return (uint64_t)cfg->io_timeout_ms * 1000000ull;
     return (uint64_t)cfg->upstream_timeout_ms * 1000000ull;
 }
@@ -174,7 +175,7 @@ static void sweep(worker *w, conn **dead)
                 mm_metric_add(p->met.upstream_errors, (const char *const[]){"timeout"}, 1);
                 reply_error(c, 504, "upstream timed out", false);
             } else {
-                resp_abort(c, pending(&c->out, c->out_off) ? "client stopped reading"
+                resp_abort(c, client_pending(c) ? "client stopped reading"
                                                             : "upstream stalled mid-body");
             }
         }
@@ -243,7 +244,7 @@ static void handle_event(worker *w, struct epoll_event *ev, conn **dead)
                 up_write(c);
         }
         if (c->fd >= 0 && c->up == u && !u->connecting && (ev->events & EPOLLERR) &&
-            c->rs == RS_BODY && pending(&c->out, c->out_off) >= OUT_HIGH)
+            c->rs == RS_BODY && (pending(&c->out, c->out_off) >= OUT_HIGH || c->spl_n > 0))
             up_failed(c, "reset"); /* reset while the client is slow: nothing more to read */
         else if (c->fd >= 0 && c->up == u && !u->connecting &&
                  (ev->events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
@@ -405,7 +406,8 @@ mm_err worker_new(mm_proxy *p, int idx, worker **out, mm_errbuf *eb)
     w->p = p;
     w->idx = idx;
     w->ep = w->lfd = w->wfd = -1;
-    if (!(w->scratch = mm_malloc(READ_CHUNK)) || !(w->ztmp = mm_malloc(READ_CHUNK))) {
+    if (!(w->scratch = mm_malloc(BODY_READ > READ_CHUNK ? BODY_READ : READ_CHUNK)) ||
+        !(w->ztmp = mm_malloc(READ_CHUNK))) {
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
     }
@@ -450,6 +452,7 @@ mm_err worker_new(mm_proxy *p, int idx, worker **out, mm_errbuf *eb)
         w->bytes_s[i] = mm_metric_series(p->met.bytes, dir_labels[i]);
     w->dur_s = mm_metric_series(p->met.duration, NULL);
     w->conn_s = mm_metric_series(p->met.connections, NULL);
+    w->spliced_s = mm_metric_series(p->met.spliced, NULL);
     *out = w;
     w = NULL;
 out:
