@@ -3,7 +3,40 @@
  * states complete; and the JSONPath of the value in progress, for findings. */
 #include "mask/stream_int.h"
 
+#include <string.h>
+
 /* ---- the path automaton --------------------------------------------------------------- */
+
+/* Whether a[0..n) == b[0..n), in word loads for the short names paths have. */
+static inline bool same_name(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if (u != v)
+            return false;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
 
 static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
 {
@@ -12,13 +45,8 @@ static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
     uint64_t h = paths_hash(k, n);
     for (size_t at = (size_t)h & pa->table_mask; pa->table[at]; at = (at + 1) & pa->table_mask) {
         const mpname *e = &pa->names[pa->table[at] - 1];
-        if (e->hash == h && e->len == n) {
-            size_t j = 0;
-            while (j < n && e->name[j] == k[j])
-                j++;
-            if (j == n)
-                return e->states;
-        }
+        if (e->hash == h && e->len == n && same_name(e->name, k, n))
+            return e->states;
     }
     return NULL;
 }
@@ -56,21 +84,17 @@ static inline void child_done(mm_stream *s, uint64_t live, uint64_t named, uint6
         final_rules(s);
 }
 
-/* The child's states, its liveness and the rules that select it, from the parent's states
- * `in` and the member name (k, n) or the element index (k NULL). */
-void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
-                long index)
+/* The child's states from the parent's states `in`: ns, the states that wait for the
+ * child's member name (NULL: none, or an element), or the element `index` (by_index). */
+static void step_states(mm_stream *s, const uint64_t *in, const uint64_t *ns, bool by_index,
+                        long index)
 {
     const mpaths *pa = &s->m->pa;
     if (s->words == 1) { /* up to 64 states: the usual case, without loops */
         uint64_t a = in[0], hit = a & pa->any[0];
-        if (k) {
-            if (named && (a & pa->named[0])) {
-                const uint64_t *ns = name_states(pa, k, n);
-                if (ns)
-                    hit |= a & ns[0];
-            }
-        } else if (a & pa->idx[0]) {
+        if (ns)
+            hit |= a & ns[0];
+        if (by_index && (a & pa->idx[0])) {
             for (uint64_t b = a & pa->idx[0]; b; b &= b - 1) {
                 size_t st = (size_t)__builtin_ctzll(b);
                 if (pa->index[st] == index)
@@ -82,13 +106,12 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
         child_done(s, out & ~pa->final[0], out & pa->named[0], out & pa->final[0]);
         return;
     }
-    const uint64_t *ns = named && k ? name_states(pa, k, n) : NULL;
     uint64_t carry = 0, live = 0, nam = 0, fin = 0;
     for (size_t w = 0; w < s->words; w++) {
         uint64_t hit = in[w] & pa->any[w];
         if (ns)
             hit |= in[w] & ns[w];
-        if (!k && (in[w] & pa->idx[w])) {
+        if (by_index && (in[w] & pa->idx[w])) {
             uint64_t b = in[w] & pa->idx[w];
             while (b) {
                 size_t st = w * 64 + (size_t)__builtin_ctzll(b);
@@ -105,6 +128,35 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
         fin |= out & pa->final[w];
     }
     child_done(s, live, nam, fin);
+}
+
+/* The child's states, its liveness and the rules that select it, from the parent's states
+ * `in` and the member name (k, n) or the element index (k NULL). */
+void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
+                long index)
+{
+    const uint64_t *ns = NULL;
+    if (k && named && (s->words > 1 || (in[0] & s->m->pa.named[0])))
+        ns = name_states(&s->m->pa, k, n);
+    step_states(s, in, ns, !k, index);
+}
+
+bool name_step(void *ctx, const char *k, size_t n)
+{
+    mm_stream *s = ctx;
+    const uint64_t *in = s->sets + (s->depth - 1) * s->words;
+    /* without wildcard or descendant states (json.c's by_name), a name that no active
+     * state waits for leads nowhere: the usual case, without the full step */
+    const uint64_t *ns = name_states(&s->m->pa, k, n);
+    uint64_t hit = 0;
+    for (size_t w = 0; ns && w < s->words; w++)
+        hit |= in[w] & ns[w];
+    if (!hit) {
+        child_none(s);
+        return false;
+    }
+    step_states(s, in, ns, false, 0);
+    return s->clive || s->csel != RULE_NONE || s->casel != RULE_NONE || s->callow;
 }
 
 /* The root value's states: those of the paths whose rule is on in this stream. */

@@ -203,6 +203,8 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
     nf->named = s->cnamed;
     if (s->clive)
         memcpy(set_at(s, s->depth), s->cset, s->words * sizeof(uint64_t));
+    nf->by_name = kind == '{' && s->cnamed && !any_and(s->cset, s->m->pa.any, s->words) &&
+                  !any_and(s->cset, s->m->pa.desc, s->words);
     nf->hold = s->det_remove || (s->clive && any_and(s->cset, s->rmhold, s->words));
     s->depth++;
     if (nf->hold) { /* the first member's prefix starts after the opener */
@@ -580,16 +582,64 @@ static inline bool frame_quiet(const mm_stream *s)
            f->sel == RULE_NONE && f->asel == RULE_NONE;
 }
 
+/* Whether the object at the top is touched only through some of its members' names, which
+ * jskim may then judge (name_touches), skimming the other members. Not with findings: the
+ * names would have to be kept for their paths. */
+static inline bool frame_by_name(const mm_stream *s)
+{
+    const jframe *f = &s->fr[s->depth - 1];
+    return f->by_name && !s->findings && !s->supp && !s->holding && !s->det_remove &&
+           !f->hold && f->sel == RULE_NONE && f->asel == RULE_NONE;
+}
+
+/* sk_names (simd_int.h) for a by_name object: what becomes of the value of the member
+ * named k[0..n). SK_CONST where scalar_decide would write a rule's constant in place of a
+ * string, number, true or false and do nothing else: the member's rule is applied here,
+ * its action is the rule's own constant (not a grant's), no audit rule sees the value (no
+ * report but the counters: findings are off in by_name objects). */
+static int skim_name(void *ctx, const char *k, size_t n)
+{
+    mm_stream *s = ctx;
+    if (!name_step(s, k, n))
+        return SK_PASS;
+    int sel = s->csel;
+    if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
+        !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
+        s->ract[sel]->type == MM_ACTION_REMOVE)
+        return SK_READ;
+    return SK_CONST;
+}
+
+/* sk_names: data[start..end) is the value of an SK_CONST member: its rule's constant is
+ * written in its place, as scalar_decide would. */
+static bool skim_const(void *ctx, const char *data, size_t start, size_t end)
+{
+    mm_stream *s = ctx;
+    int sel = s->csel;
+    st_report(s, sel, NULL, NULL, s->off + start, s->line, true);
+    if ((s->skrc = flush_to(s, data, start)) == MM_OK)
+        s->skrc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
+    s->run = end;
+    return s->skrc == MM_OK;
+}
+
 /* Skims from data[i] in state *js; *next is where the byte machine reads on. The containers
- * jskim was inside when it stopped are opened as container_begin would open them there. */
-static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, int *js, size_t *next)
+ * jskim was inside when it stopped are opened as container_begin would open them there.
+ * `by_name`: the object at the top is skimmed member by member (frame_by_name). */
+static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by_name, int *js,
+                   size_t *next)
 {
     jframe *f = top(s);
     sk_result r;
     mm_err rc;
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
-    jskim(s->cls, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax, &r);
+    const sk_names names = {skim_name, skim_const, s, s->max_value};
+    s->skrc = MM_OK;
+    jskim(s->cls, &s->skc, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax,
+          by_name ? &names : NULL, &r);
+    if (s->skrc != MM_OK)
+        return s->skrc;
     s->line += r.lines;
     if (r.depth) {
         uint64_t allow = s->supp ? 0 : f->allow;
@@ -618,6 +668,7 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
         s->vstart = 0;
     if (s->key_on)
         s->kstart = 0;
+    s->skc.data = NULL; /* a new chunk, maybe in the same memory */
 
     while (i < len) {
         /* where no rule can touch the container, its tokens are skimmed; json.c reads on
@@ -625,13 +676,17 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
          * tweak watches member names (jtweak.c). */
         if ((skim_ok || (s->supp && s->cls && !s->tw)) &&
             (js == J_AFTER || js == J_OBJ_FIRST || js == J_ARR_FIRST) && i != skim_at &&
-            s->depth && frame_quiet(s)) {
+            s->depth) {
+            bool quiet = frame_quiet(s), by_name = !quiet && skim_ok && frame_by_name(s);
             size_t next;
-            if ((rc = skim(s, data, i, len, &js, &next)) != MM_OK)
+            if (!quiet && !by_name)
+                goto byte;
+            if ((rc = skim(s, data, i, len, by_name, &js, &next)) != MM_OK)
                 return rc;
             skim_at = i = next;
             continue;
         }
+    byte:;
         unsigned char c = (unsigned char)data[i];
         switch (js) {
         case J_STR:

@@ -16,6 +16,8 @@ typedef struct {
     char kind;        /* '{' or '[' */
     bool live;        /* some path state is active here: children may be selected */
     bool named;       /* an active state waits for a member name: names are looked up */
+    bool by_name;     /* an object where only names lead paths on (no wildcard or
+                         descendant state): jskim may skim the members others' names start */
     bool hold;        /* members are held back until their value decides (remove) */
     bool emitted;     /* a member was written: the next one written keeps its comma */
     int sel;          /* the rule (applied in this stream) selecting this container */
@@ -78,6 +80,8 @@ struct mm_stream {
 
     /* JSON: the machine */
     sk_classify_fn cls;  /* the block classifier for jskim (simd_int.h); NULL: bytes only */
+    sk_cache skc;        /* jskim's last block in the chunk being fed */
+    mm_err skrc;         /* what writing a value jskim replaced gave */
     int js;
     bool esc;
     int uleft;
@@ -144,6 +148,10 @@ static inline int st_hexv(unsigned char c)
 void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
                 long index);
 void step_root(mm_stream *s);
+/* An sk_names judge (simd_int.h) for the object at the top of the stream `ctx`: steps to
+ * the member named k[0..n) (decoded), as json.c's key_end does, and says whether a rule
+ * can touch its value. */
+bool name_step(void *ctx, const char *k, size_t n);
 /* inline: it runs for every value of a container no path reaches */
 static inline void child_none(mm_stream *s)
 {
