@@ -200,20 +200,19 @@ static int name_judged(const sk_names *names, const unsigned char *d, size_t bas
     return names->judge(names->ctx, (const char *)d + base + k + 1, q - k - 1);
 }
 
-/* The end of the value that starts with the token at bit v of block b (at d + base): a
- * string closed within the block before lim, a number, true or false followed by a
- * delimiter within the chunk; 0 for any other (null stays null: json.c says so). */
-static size_t value_end(const unsigned char *d, size_t len, const unsigned char *p,
-                        const sk_block *b, unsigned v, unsigned lim, size_t base)
+/* The end of the value that starts at d[v]: a string closed within the chunk without an
+ * escape or a control byte in it (the blocks after it see its rest as in a string), a
+ * number, true or false followed by a delimiter within the chunk; 0 for any other (null
+ * stays null: json.c says so). */
+static size_t value_end(const unsigned char *d, size_t v, size_t len)
 {
-    if (p[v] == '"') {
-        uint64_t after = ~b->in_str & ~below(v + 1);
-        unsigned q = after ? (unsigned)__builtin_ctzll(after) : 64;
-        return q < lim ? base + q + 1 : 0;
+    if (d[v] == '"') {
+        size_t q = str_scan((const char *)d, v + 1, len);
+        return q < len && d[q] == '"' ? q + 1 : 0;
     }
-    if (tok_class[p[v]] != C_SCALAR || p[v] == 'n')
+    if (tok_class[d[v]] != C_SCALAR || d[v] == 'n')
         return 0;
-    return scalar_end(d, base + v, len);
+    return scalar_end(d, v, len);
 }
 
 void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
@@ -323,8 +322,8 @@ void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size
                 if (verdict == SK_PASS)
                     continue;
                 if (verdict == SK_CONST && t) {
-                    size_t end = value_end(d, len, p, b, (unsigned)__builtin_ctzll(t), lim, base);
                     size_t start = base + (unsigned)__builtin_ctzll(t);
+                    size_t end = value_end(d, start, len);
                     if (end && end - start <= names->max) {
                         /* the output is written to end: json.c never reads before it */
                         last = end, last_st = st = S_AFTER_O;
