@@ -1,6 +1,7 @@
 /* lib/mask: the JSON masker's paths — stepping the JSONPath automaton (path.c builds it)
  * from a container's active states to a child's, with the rules and allow lists the child's
- * states complete; and the JSONPath of the value in progress, for findings. */
+ * states complete, from a member name json.c read (key_step) or one jskim judges in place
+ * (names_judge, names_replace); and the JSONPath of the value in progress, for findings. */
 #include "mask/stream_int.h"
 
 #include <string.h>
@@ -141,9 +142,10 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
     step_states(s, in, ns, !k, index);
 }
 
-bool name_step(void *ctx, const char *k, size_t n)
+/* Steps to the member named k[0..n) of the by_name object at the top; whether a rule can
+ * touch its value. */
+static bool name_step(mm_stream *s, const char *k, size_t n)
 {
-    mm_stream *s = ctx;
     const uint64_t *in = s->sets + (s->depth - 1) * s->words;
     /* without wildcard or descendant states (json.c's by_name), a name that no active
      * state waits for leads nowhere: the usual case, without the full step */
@@ -157,6 +159,75 @@ bool name_step(void *ctx, const char *k, size_t n)
     }
     step_states(s, in, ns, false, 0);
     return s->clive || s->csel != RULE_NONE || s->casel != RULE_NONE || s->callow;
+}
+
+mm_err key_step(mm_stream *s, const char *data, size_t q)
+{
+    mm_err rc;
+    jframe *f = &s->fr[s->depth - 1];
+    const char *k = NULL;
+    size_t kn = 0;
+
+    if (s->key_on) {
+        s->key_on = false;
+        if (!s->kesc && !s->key_raw.len) {
+            k = data + s->kstart;
+            kn = q - s->kstart;
+        } else {
+            if (s->key_raw.len + (q - s->kstart) > s->max_value)
+                return MM_ELIMIT;
+            if ((rc = mm_buf_append(&s->key_raw, data + s->kstart, q - s->kstart)) != MM_OK)
+                return rc;
+            k = s->key_raw.data;
+            kn = s->key_raw.len;
+            if (s->kesc) {
+                if ((rc = json_decode(s, k, kn, false)) != MM_OK)
+                    return rc;
+                k = s->dec.data ? s->dec.data : "";
+                kn = s->dec.len;
+            }
+        }
+        if (kn > s->max_value)
+            return MM_ELIMIT; /* raw and in one chunk */
+        if (s->findings || s->key_det) {
+            mm_buf_reset(&s->key);
+            if ((rc = mm_buf_append(&s->key, k, kn)) != MM_OK)
+                return rc;
+        }
+    }
+    if (s->tw)
+        jtw_member(s, k, kn);
+    if (f->live)
+        step_child(s, s->sets + (s->depth - 1) * s->words, f->named, k ? k : "", kn, 0);
+    else
+        child_none(s);
+    return MM_OK;
+}
+
+/* sk_names for by_name objects (stream_int.h says what they decide). */
+int names_judge(void *ctx, const char *k, size_t n)
+{
+    mm_stream *s = ctx;
+    if (!name_step(s, k, n))
+        return SK_PASS;
+    int sel = s->csel;
+    if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
+        !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
+        s->ract[sel]->type == MM_ACTION_REMOVE)
+        return SK_READ;
+    return SK_CONST;
+}
+
+bool names_replace(void *ctx, const char *data, size_t start, size_t end)
+{
+    mm_stream *s = ctx;
+    int sel = s->csel;
+    st_report(s, sel, NULL, NULL, s->off + start, s->line, true);
+    /* what json.c's flush_to does: nothing is suppressed in a by_name object */
+    if ((s->skrc = st_out_put(s, data + s->run, start - s->run)) == MM_OK)
+        s->skrc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
+    s->run = end;
+    return s->skrc == MM_OK;
 }
 
 /* The root value's states: those of the paths whose rule is on in this stream. */

@@ -462,50 +462,6 @@ static mm_err container_end(mm_stream *s, const char *data, size_t i)
     return MM_OK;
 }
 
-/* The member name ends before data[q]: the child's states follow from it. */
-static mm_err key_end(mm_stream *s, const char *data, size_t q)
-{
-    mm_err rc;
-    jframe *f = top(s);
-    const char *k = NULL;
-    size_t kn = 0;
-
-    if (s->key_on) {
-        s->key_on = false;
-        if (!s->kesc && !s->key_raw.len) {
-            k = data + s->kstart;
-            kn = q - s->kstart;
-        } else {
-            if (s->key_raw.len + (q - s->kstart) > s->max_value)
-                return MM_ELIMIT;
-            if ((rc = mm_buf_append(&s->key_raw, data + s->kstart, q - s->kstart)) != MM_OK)
-                return rc;
-            k = s->key_raw.data;
-            kn = s->key_raw.len;
-            if (s->kesc) {
-                if ((rc = json_decode(s, k, kn, false)) != MM_OK)
-                    return rc;
-                k = s->dec.data ? s->dec.data : "";
-                kn = s->dec.len;
-            }
-        }
-        if (kn > s->max_value)
-            return MM_ELIMIT; /* raw and in one chunk */
-        if (s->findings || s->key_det) {
-            mm_buf_reset(&s->key);
-            if ((rc = mm_buf_append(&s->key, k, kn)) != MM_OK)
-                return rc;
-        }
-    }
-    if (s->tw)
-        jtw_member(s, k, kn);
-    if (f->live)
-        step_child(s, set_at(s, s->depth - 1), f->named, k ? k : "", kn, 0);
-    else
-        child_none(s);
-    return MM_OK;
-}
-
 /* ---- numbers -------------------------------------------------------------------------- */
 
 /* The number grammar as a table: states 0 start, 1 after '-', 2 after a leading 0, 3 in the
@@ -592,37 +548,6 @@ static inline bool frame_by_name(const mm_stream *s)
            !f->hold && f->sel == RULE_NONE && f->asel == RULE_NONE;
 }
 
-/* sk_names (simd_int.h) for a by_name object: what becomes of the value of the member
- * named k[0..n). SK_CONST where scalar_decide would write a rule's constant in place of a
- * string, number, true or false and do nothing else: the member's rule is applied here,
- * its action is the rule's own constant (not a grant's), no audit rule sees the value (no
- * report but the counters: findings are off in by_name objects). */
-static int skim_name(void *ctx, const char *k, size_t n)
-{
-    mm_stream *s = ctx;
-    if (!name_step(s, k, n))
-        return SK_PASS;
-    int sel = s->csel;
-    if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
-        !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
-        s->ract[sel]->type == MM_ACTION_REMOVE)
-        return SK_READ;
-    return SK_CONST;
-}
-
-/* sk_names: data[start..end) is the value of an SK_CONST member: its rule's constant is
- * written in its place, as scalar_decide would. */
-static bool skim_const(void *ctx, const char *data, size_t start, size_t end)
-{
-    mm_stream *s = ctx;
-    int sel = s->csel;
-    st_report(s, sel, NULL, NULL, s->off + start, s->line, true);
-    if ((s->skrc = flush_to(s, data, start)) == MM_OK)
-        s->skrc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
-    s->run = end;
-    return s->skrc == MM_OK;
-}
-
 /* Skims from data[i] in state *js; *next is where the byte machine reads on. The containers
  * jskim was inside when it stopped are opened as container_begin would open them there.
  * `by_name`: the object at the top is skimmed member by member (frame_by_name). */
@@ -634,7 +559,7 @@ static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by
     mm_err rc;
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
-    const sk_names names = {skim_name, skim_const, s, s->max_value};
+    const sk_names names = {names_judge, names_replace, s, s->max_value};
     s->skrc = MM_OK;
     jskim(s->cls, &s->skc, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax,
           by_name ? &names : NULL, &r);
@@ -724,7 +649,7 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
                 return st_fail(s, eb, MM_EPARSE, s->off + i, "control character in a string");
             if (js == J_KEY) {
                 if (s->key_on || top(s)->live) {
-                    if ((rc = key_end(s, data, i)) != MM_OK)
+                    if ((rc = key_step(s, data, i)) != MM_OK)
                         goto err_key;
                 } else {
                     child_none(s);

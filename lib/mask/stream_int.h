@@ -148,10 +148,18 @@ static inline int st_hexv(unsigned char c)
 void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
                 long index);
 void step_root(mm_stream *s);
-/* An sk_names judge (simd_int.h) for the object at the top of the stream `ctx`: steps to
- * the member named k[0..n) (decoded), as json.c's key_end does, and says whether a rule
- * can touch its value. */
-bool name_step(void *ctx, const char *k, size_t n);
+/* The member name of the object at the top ends before data[q] (s->kstart, s->key_raw,
+ * s->kesc tell where it started): the child's states follow from it; s->key keeps it when
+ * findings or detectors need it. MM_ELIMIT: longer than max_value. */
+mm_err key_step(mm_stream *s, const char *data, size_t q);
+/* sk_names (simd_int.h) for the by_name object at the top of the stream `ctx` (json.c):
+ * names_judge steps to the member as key_step would and gives SK_CONST where
+ * scalar_decide would only write a rule's constant in place of a string, number, true or
+ * false (the member's rule applied here, its action the rule's own constant, no audit rule
+ * seeing the value, no report but the counters: findings are off in by_name objects);
+ * names_replace writes that constant in place of data[start..end). */
+int names_judge(void *ctx, const char *k, size_t n);
+bool names_replace(void *ctx, const char *data, size_t start, size_t end);
 /* inline: it runs for every value of a container no path reaches */
 static inline void child_none(mm_stream *s)
 {
