@@ -2,8 +2,9 @@
  * by the portable byte machine (MM_SIMD=off) and by every SIMD level the CPU has, whole and
  * in two chunks split at a point taken from its first byte, under policies that leave most
  * containers untouched (skimmed), remove some (skimmed while suppressed) and report
- * findings with a small value limit (member names are bounded); and again with every
- * detector on (the SIMD trigger filter of detect.c). Verdicts, error messages, outputs and
+ * findings with a small value limit (member names are bounded); again with every detector
+ * on (the SIMD trigger filter of detect.c); and under one whose objects are touched only
+ * through some names (skimmed member by member, constants written over selected values). Verdicts, error messages, outputs and
  * finding counts must be the same byte for byte. */
 #include <stdint.h>
 #include <stdio.h>
@@ -30,7 +31,15 @@ static const char detectors[] =
     "passport_mrz], action: {type: redact}}\n"
     "  - {name: d, patterns: [{name: emp, regex: \"EMP-[0-9]{3}\"}], action: {type: mask}}\n";
 
-static mm_masker *maskers[2];
+/* the third: redact and mask by name only (jskim judges the names) */
+static const char by_name[] =
+    "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: names}\n"
+    "spec:\n  selector: {}\n  rules:\n"
+    "  - {name: e, fields: [\"$.a\", \"$.o.p\", \"$.o.y\", \"$.k.a\", \"$.x.y.z\"], "
+    "action: {type: redact}}\n"
+    "  - {name: f, fields: [\"$.o.q\", \"$.k.k\"], action: {type: mask}}\n";
+
+static mm_masker *maskers[3];
 
 static mm_err to_buf(void *ctx, const char *d, size_t n)
 {
@@ -73,8 +82,8 @@ static void mask(mm_masker *masker, const char *level, mm_body_kind kind, const 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const levels[] = {"avx2", "avx512"};
-    for (int m = 0; m < 2 && !maskers[m]; m++) {
-        const char *text = m ? detectors : policy;
+    for (int m = 0; m < 3 && !maskers[m]; m++) {
+        const char *text = m == 2 ? by_name : m ? detectors : policy;
         mm_policy_set *set = NULL;
         mm_errbuf eb;
         const mm_policy *p[1];
@@ -87,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const char *in = (const char *)data;
     size_t split = size ? data[0] % (size + 1) : 0;
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < 12; k++) {
         mm_masker *masker = maskers[k >> 2];
         mm_body_kind kind = k & 1 ? MM_BODY_NDJSON : MM_BODY_JSON;
         for (int w = 0; w < 2; w++) {

@@ -1,9 +1,43 @@
 /* lib/mask: the JSON masker's paths — stepping the JSONPath automaton (path.c builds it)
  * from a container's active states to a child's, with the rules and allow lists the child's
- * states complete; and the JSONPath of the value in progress, for findings. */
+ * states complete, from a member name json.c read (key_step) or one jskim judges in place
+ * (names_judge, names_replace); and the JSONPath of the value in progress, for findings. */
 #include "mask/stream_int.h"
 
+#include <string.h>
+
 /* ---- the path automaton --------------------------------------------------------------- */
+
+/* Whether a[0..n) == b[0..n), in word loads for the short names paths have. */
+static inline bool same_name(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if (u != v)
+            return false;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
 
 static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
 {
@@ -12,13 +46,8 @@ static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
     uint64_t h = paths_hash(k, n);
     for (size_t at = (size_t)h & pa->table_mask; pa->table[at]; at = (at + 1) & pa->table_mask) {
         const mpname *e = &pa->names[pa->table[at] - 1];
-        if (e->hash == h && e->len == n) {
-            size_t j = 0;
-            while (j < n && e->name[j] == k[j])
-                j++;
-            if (j == n)
-                return e->states;
-        }
+        if (e->hash == h && e->len == n && same_name(e->name, k, n))
+            return e->states;
     }
     return NULL;
 }
@@ -56,21 +85,17 @@ static inline void child_done(mm_stream *s, uint64_t live, uint64_t named, uint6
         final_rules(s);
 }
 
-/* The child's states, its liveness and the rules that select it, from the parent's states
- * `in` and the member name (k, n) or the element index (k NULL). */
-void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
-                long index)
+/* The child's states from the parent's states `in`: ns, the states that wait for the
+ * child's member name (NULL: none, or an element), or the element `index` (by_index). */
+static void step_states(mm_stream *s, const uint64_t *in, const uint64_t *ns, bool by_index,
+                        long index)
 {
     const mpaths *pa = &s->m->pa;
     if (s->words == 1) { /* up to 64 states: the usual case, without loops */
         uint64_t a = in[0], hit = a & pa->any[0];
-        if (k) {
-            if (named && (a & pa->named[0])) {
-                const uint64_t *ns = name_states(pa, k, n);
-                if (ns)
-                    hit |= a & ns[0];
-            }
-        } else if (a & pa->idx[0]) {
+        if (ns)
+            hit |= a & ns[0];
+        if (by_index && (a & pa->idx[0])) {
             for (uint64_t b = a & pa->idx[0]; b; b &= b - 1) {
                 size_t st = (size_t)__builtin_ctzll(b);
                 if (pa->index[st] == index)
@@ -82,13 +107,12 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
         child_done(s, out & ~pa->final[0], out & pa->named[0], out & pa->final[0]);
         return;
     }
-    const uint64_t *ns = named && k ? name_states(pa, k, n) : NULL;
     uint64_t carry = 0, live = 0, nam = 0, fin = 0;
     for (size_t w = 0; w < s->words; w++) {
         uint64_t hit = in[w] & pa->any[w];
         if (ns)
             hit |= in[w] & ns[w];
-        if (!k && (in[w] & pa->idx[w])) {
+        if (by_index && (in[w] & pa->idx[w])) {
             uint64_t b = in[w] & pa->idx[w];
             while (b) {
                 size_t st = w * 64 + (size_t)__builtin_ctzll(b);
@@ -105,6 +129,105 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
         fin |= out & pa->final[w];
     }
     child_done(s, live, nam, fin);
+}
+
+/* The child's states, its liveness and the rules that select it, from the parent's states
+ * `in` and the member name (k, n) or the element index (k NULL). */
+void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
+                long index)
+{
+    const uint64_t *ns = NULL;
+    if (k && named && (s->words > 1 || (in[0] & s->m->pa.named[0])))
+        ns = name_states(&s->m->pa, k, n);
+    step_states(s, in, ns, !k, index);
+}
+
+/* Steps to the member named k[0..n) of the by_name object at the top; whether a rule can
+ * touch its value. */
+static bool name_step(mm_stream *s, const char *k, size_t n)
+{
+    const uint64_t *in = s->sets + (s->depth - 1) * s->words;
+    /* without wildcard or descendant states (json.c's by_name), a name that no active
+     * state waits for leads nowhere: the usual case, without the full step */
+    const uint64_t *ns = name_states(&s->m->pa, k, n);
+    uint64_t hit = 0;
+    for (size_t w = 0; ns && w < s->words; w++)
+        hit |= in[w] & ns[w];
+    if (!hit) {
+        child_none(s);
+        return false;
+    }
+    step_states(s, in, ns, false, 0);
+    return s->clive || s->csel != RULE_NONE || s->casel != RULE_NONE || s->callow;
+}
+
+mm_err key_step(mm_stream *s, const char *data, size_t q)
+{
+    mm_err rc;
+    jframe *f = &s->fr[s->depth - 1];
+    const char *k = NULL;
+    size_t kn = 0;
+
+    if (s->key_on) {
+        s->key_on = false;
+        if (!s->kesc && !s->key_raw.len) {
+            k = data + s->kstart;
+            kn = q - s->kstart;
+        } else {
+            if (s->key_raw.len + (q - s->kstart) > s->max_value)
+                return MM_ELIMIT;
+            if ((rc = mm_buf_append(&s->key_raw, data + s->kstart, q - s->kstart)) != MM_OK)
+                return rc;
+            k = s->key_raw.data;
+            kn = s->key_raw.len;
+            if (s->kesc) {
+                if ((rc = json_decode(s, k, kn, false)) != MM_OK)
+                    return rc;
+                k = s->dec.data ? s->dec.data : "";
+                kn = s->dec.len;
+            }
+        }
+        if (kn > s->max_value)
+            return MM_ELIMIT; /* raw and in one chunk */
+        if (s->findings || s->key_det) {
+            mm_buf_reset(&s->key);
+            if ((rc = mm_buf_append(&s->key, k, kn)) != MM_OK)
+                return rc;
+        }
+    }
+    if (s->tw)
+        jtw_member(s, k, kn);
+    if (f->live)
+        step_child(s, s->sets + (s->depth - 1) * s->words, f->named, k ? k : "", kn, 0);
+    else
+        child_none(s);
+    return MM_OK;
+}
+
+/* sk_names for by_name objects (stream_int.h says what they decide). */
+int names_judge(void *ctx, const char *k, size_t n)
+{
+    mm_stream *s = ctx;
+    if (!name_step(s, k, n))
+        return SK_PASS;
+    int sel = s->csel;
+    if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
+        !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
+        s->ract[sel]->type == MM_ACTION_REMOVE)
+        return SK_READ;
+    return SK_CONST;
+}
+
+bool names_replace(void *ctx, const char *data, size_t start, size_t end)
+{
+    mm_stream *s = ctx;
+    int sel = s->csel;
+    st_report(s, sel, NULL, NULL, s->off + start, s->line, true);
+    /* what json.c's flush_to does: nothing is suppressed in a by_name object */
+    if ((s->skrc = st_out_put(s, data + s->run, start - s->run)) == MM_OK)
+        s->skrc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
+    s->run = end;
+    return s->skrc == MM_OK;
 }
 
 /* The root value's states: those of the paths whose rule is on in this stream. */

@@ -91,16 +91,27 @@ static size_t count_nl(const unsigned char *d, size_t from, size_t to)
     return n;
 }
 
+/* Set bits, without a call: this file is built for any x86-64 (the classifiers' targets
+ * have popcnt, this one not). */
+static inline unsigned ones(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
 static inline uint64_t below(unsigned k)
 {
     return k >= 64 ? ~0ull : (1ull << k) - 1;
 }
 
-/* The grammar as a table over token classes. States split json.c's by the kind of the
- * container they are in, so that a value's end and ',' need no look at the stack. */
+/* The grammar as a table over the bytes that start tokens. States split json.c's by the
+ * kind of the container they are in, so that a value's end and ',' need no look at the
+ * stack. */
 enum { S_VAL_O, S_VAL_A, S_ARR_FIRST, S_OBJ_FIRST, S_OBJ_KEY, S_COLON, S_AFTER_O, S_AFTER_A,
        S_N, /* actions: */ A_PUSH_O = S_N, A_PUSH_A, A_POP, A_SCALAR_O, A_SCALAR_A, A_COLON,
-       A_STOP };
+       A_KEY, A_VALUE, A_STOP };
 enum { C_OTHER, C_QUOTE, C_SCALAR, C_LBRACE, C_LBRACKET, C_RBRACE, C_RBRACKET, C_COLON, C_COMMA };
 static const unsigned char tok_class[256] = {
     ['"'] = C_QUOTE, ['-'] = C_SCALAR, ['0' ... '9'] = C_SCALAR,
@@ -108,29 +119,50 @@ static const unsigned char tok_class[256] = {
     ['['] = C_LBRACKET, ['}'] = C_RBRACE, [']'] = C_RBRACKET, [':'] = C_COLON, [','] = C_COMMA,
 };
 #define X A_STOP
-/* [1]: member names are bounded, so ':' is checked against the name before it */
-static const unsigned char next_state[2][S_N][16] = {
+/* One row per state: the next state or action for each byte that starts a token. */
+#define ROW(other, quote, scalar, lbrace, lbracket, rbrace, rbracket, colon, comma)            \
+    {[0 ... 255] = other, ['"'] = quote, ['-'] = scalar, ['0' ... '9'] = scalar,                \
+     ['t'] = scalar, ['f'] = scalar, ['n'] = scalar, ['{'] = lbrace, ['['] = lbracket,          \
+     ['}'] = rbrace, [']'] = rbracket, [':'] = colon, [','] = comma}
+/* [1]: member names are bounded, so ':' is checked against the name before it; [2]: the
+ * names of the skimmed object itself are judged (sk_names), [0] or [1] serve inside */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverride-init" /* each row's default, then its tokens */
+static const unsigned char next_state[3][S_N][256] = {
+    /*            other quote scalar  {  [  }  ]  :  , */
   {
-    /*             other "          scalar      {         [         }      ]      :        , */
-    [S_VAL_O] = {X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
-    [S_VAL_A] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
-    [S_ARR_FIRST] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X, X, X, X, X, X, X, X},
-    [S_OBJ_FIRST] = {X, S_COLON, X, X, X, A_POP, X, X, X, X, X, X, X, X, X, X},
-    [S_OBJ_KEY] = {X, S_COLON, X, X, X, X, X, X, X, X, X, X, X, X, X, X},
-    [S_COLON] = {X, X, X, X, X, X, X, S_VAL_O, X, X, X, X, X, X, X, X},
-    [S_AFTER_O] = {X, X, X, X, X, A_POP, X, X, S_OBJ_KEY, X, X, X, X, X, X, X},
-    [S_AFTER_A] = {X, X, X, X, X, X, A_POP, X, S_VAL_A, X, X, X, X, X, X, X},
-  }, {
-    /*             other "          scalar      {         [         }      ]      :        , */
-    [S_VAL_O] = {X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
-    [S_VAL_A] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X, X, X, X, X, X, X, X},
-    [S_ARR_FIRST] = {X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X, X, X, X, X, X, X, X},
-    [S_OBJ_FIRST] = {X, S_COLON, X, X, X, A_POP, X, X, X, X, X, X, X, X, X, X},
-    [S_OBJ_KEY] = {X, S_COLON, X, X, X, X, X, X, X, X, X, X, X, X, X, X},
-    [S_COLON] = {X, X, X, X, X, X, X, A_COLON, X, X, X, X, X, X, X, X},
-    [S_AFTER_O] = {X, X, X, X, X, A_POP, X, X, S_OBJ_KEY, X, X, X, X, X, X, X},
-    [S_AFTER_A] = {X, X, X, X, X, X, A_POP, X, S_VAL_A, X, X, X, X, X, X, X},
-  }};
+    [S_VAL_O] = ROW(X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_VAL_A] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_ARR_FIRST] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X),
+    [S_OBJ_FIRST] = ROW(X, S_COLON, X, X, X, A_POP, X, X, X),
+    [S_OBJ_KEY] = ROW(X, S_COLON, X, X, X, X, X, X, X),
+    [S_COLON] = ROW(X, X, X, X, X, X, X, S_VAL_O, X),
+    [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
+    [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
+  },
+  {
+    [S_VAL_O] = ROW(X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_VAL_A] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_ARR_FIRST] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X),
+    [S_OBJ_FIRST] = ROW(X, S_COLON, X, X, X, A_POP, X, X, X),
+    [S_OBJ_KEY] = ROW(X, S_COLON, X, X, X, X, X, X, X),
+    [S_COLON] = ROW(X, X, X, X, X, X, X, A_COLON, X),
+    [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
+    [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
+  },
+  {
+    [S_VAL_O] = ROW(X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_VAL_A] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_ARR_FIRST] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X),
+    [S_OBJ_FIRST] = ROW(X, A_KEY, X, X, X, A_POP, X, X, X),
+    [S_OBJ_KEY] = ROW(X, A_KEY, X, X, X, X, X, X, X),
+    [S_COLON] = ROW(X, X, X, X, X, X, X, A_VALUE, X),
+    [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
+    [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
+  },
+};
+#pragma GCC diagnostic pop
+#undef ROW
 #undef X
 
 static int to_js(int st)
@@ -152,14 +184,47 @@ static int from_js(int js, bool obj)
     }
 }
 
-void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, char kind,
-           size_t room, size_t keymax, sk_result *r)
+/* The member name whose opening quote is bit k of block b (at d + base), judged by `names`
+ * when it can be in place: whole within the block and before `lim` (no unusual byte in
+ * it), without escapes (json.c decodes those), not over the limit. -1: it cannot; else
+ * the verdict (SK_*). */
+static int name_judged(const sk_names *names, const unsigned char *d, size_t base,
+                       const sk_block *b, unsigned k, unsigned lim)
+{
+    uint64_t after = ~b->in_str & ~below(k + 1); /* the closing quote is the first of them */
+    if (!after)
+        return -1;
+    unsigned q = (unsigned)__builtin_ctzll(after);
+    if (q >= lim || (b->esc & below(q) & ~below(k + 1)) || q - k - 1 > names->max)
+        return -1;
+    return names->judge(names->ctx, (const char *)d + base + k + 1, q - k - 1);
+}
+
+/* The end of the value that starts at d[v]: a string closed within the chunk without an
+ * escape or a control byte in it (the blocks after it see its rest as in a string), a
+ * number, true or false followed by a delimiter within the chunk; 0 for any other (null
+ * stays null: json.c says so). */
+static size_t value_end(const unsigned char *d, size_t v, size_t len)
+{
+    if (d[v] == '"') {
+        size_t q = str_scan((const char *)d, v + 1, len);
+        return q < len && d[q] == '"' ? q + 1 : 0;
+    }
+    if (tok_class[d[v]] != C_SCALAR || d[v] == 'n')
+        return 0;
+    return scalar_end(d, v, len);
+}
+
+void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
+           char kind, size_t room, size_t keymax, const sk_names *names, sk_result *r)
 {
     const unsigned char *d = (const unsigned char *)data;
     unsigned char pad[64];
     sk_carry c = {0, 0, 0};
-    sk_block b;
-    size_t depth = 0, base = i, pos = len;
+    /* blocks on the chunk's grid; the first is read from byte `first` (json.c read what
+     * lies before it) */
+    size_t depth = 0, base = i & ~(size_t)63, pos = len;
+    unsigned first = (unsigned)(i - base);
     int st = from_js(js, kind == '{');
     uint64_t lines = 0; /* newlines before the block at base */
     /* the last token read: when a string's content turns out unusual, or a member name may
@@ -167,35 +232,52 @@ void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, c
     size_t last = i;
     int last_st = st;
     bool at_last = false;
+    int verdict = SK_PASS; /* of the name just judged */
 
-    const unsigned char(*tab)[16] = next_state[keymax != SIZE_MAX];
+    /* `inner` inside the containers jskim opens, `tab` at the depth it is at */
+    const unsigned char(*inner)[256] = next_state[keymax != SIZE_MAX];
+    const unsigned char(*outer)[256] = names && kind == '{' ? next_state[2] : inner;
+    const unsigned char(*tab)[256] = outer;
     if (room > SK_MAX_DEPTH)
         room = SK_MAX_DEPTH;
-    for (; base < len; base += 64) {
+    for (; base < len; base += 64, first = 0) {
         const unsigned char *p = d + base;
         if (len - base < 64) { /* the end of the chunk: spaces after it, no token there */
             memcpy(pad, p, len - base);
             memset(pad + (len - base), ' ', 64 - (len - base));
             p = pad;
         }
-        cls(p, &c, &b);
+        const sk_block *b = &cache->b;
+        uint64_t keep = ~0ull, force = 0;
+        if (cache->data == data && cache->base == base && cache->first <= first) {
+            c = cache->c;
+            keep <<= first;
+            /* the cached block may have taken the byte at i for the rest of a number or
+             * literal json.c read: it starts a token (which json.c's grammar refuses) */
+            if (p[first] != ' ' && p[first] != '\n' && p[first] != '\t' && p[first] != '\r')
+                force = 1ull << first;
+        } else {
+            cls(p, first, &c, &cache->b);
+            cache->data = data, cache->base = base, cache->first = first, cache->c = c;
+        }
+        const uint64_t nl = b->nl & keep;
         /* inside strings: control bytes are errors, escapes are checked one by one */
         unsigned lim = 64;
-        uint64_t odd = (b.ctl | b.esc) & b.in_str;
+        uint64_t odd = (b->ctl | b->esc) & b->in_str & keep;
         while (odd) {
             unsigned k = (unsigned)__builtin_ctzll(odd);
             odd &= odd - 1;
-            if ((b.ctl >> k & 1) || !escape_ok(d, base + k, len)) {
+            if ((b->ctl >> k & 1) || !escape_ok(d, base + k, len)) {
                 lim = k;
                 break;
             }
         }
-        uint64_t t = b.tok & below(lim);
+        uint64_t t = ((b->tok & keep) | force) & below(lim);
         while (t) {
             unsigned k = (unsigned)__builtin_ctzll(t);
             t &= t - 1;
             size_t at = base + k;
-            int nx = tab[st][tok_class[p[k]]];
+            int nx = tab[st][p[k]];
             if (nx < S_N) {
                 last = at, last_st = st, st = nx;
                 continue;
@@ -217,17 +299,45 @@ void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, c
                 else
                     r->kinds[depth / 64] &= ~(1ull << (depth % 64));
                 depth++;
+                tab = inner;
                 last = at, last_st = st;
                 st = nx == A_PUSH_O ? S_OBJ_FIRST : S_ARR_FIRST;
                 continue;
             case A_POP:
                 if (!depth)
                     goto stop; /* the skimmed container's own closer: json.c reads it */
-                depth--;
+                if (!--depth)
+                    tab = outer;
                 last = at, last_st = st;
                 st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : kind == '{')
                          ? S_AFTER_O : S_AFTER_A;
                 continue;
+            case A_KEY: /* a name of the skimmed object: json.c reads those it cannot judge */
+                if ((verdict = name_judged(names, d, base, b, k, lim)) < 0)
+                    goto stop;
+                last = at, last_st = st, st = S_COLON;
+                continue;
+            case A_VALUE: /* after a touched name, json.c reads the value, or it is replaced */
+                last = at, last_st = st, st = S_VAL_O;
+                if (verdict == SK_PASS)
+                    continue;
+                if (verdict == SK_CONST && t) {
+                    size_t start = base + (unsigned)__builtin_ctzll(t);
+                    size_t end = value_end(d, start, len);
+                    if (end && end - start <= names->max) {
+                        /* the output is written to end: json.c never reads before it */
+                        last = end, last_st = st = S_AFTER_O;
+                        if (!names->replace(names->ctx, data, start, end)) {
+                            pos = end; /* json.c gives up on the stream */
+                            goto out;
+                        }
+                        t &= t - 1;
+                        continue;
+                    }
+                }
+                pos = at + 1;
+                lines += ones(nl & below(k));
+                goto out;
             case A_SCALAR_O:
             case A_SCALAR_A:
                 if (!scalar_end(d, at, len))
@@ -238,16 +348,16 @@ void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, c
             }
         stop:
             pos = at;
-            lines += (uint64_t)__builtin_popcountll(b.nl & below(k));
+            lines += ones(nl & below(k));
             goto out;
         }
         if (lim < 64) { /* an unusual byte in the last string: json.c reads that string */
             pos = base + lim;
-            lines += (uint64_t)__builtin_popcountll(b.nl & below(lim));
+            lines += ones(nl & below(lim));
             at_last = true;
             goto out;
         }
-        lines += b.nls;
+        lines += ~keep ? ones(nl) : b->nls;
     }
     if (c.in_str) /* the chunk ends in a string: json.c reads it */
         at_last = true;

@@ -203,6 +203,8 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
     nf->named = s->cnamed;
     if (s->clive)
         memcpy(set_at(s, s->depth), s->cset, s->words * sizeof(uint64_t));
+    nf->by_name = kind == '{' && s->cnamed && !any_and(s->cset, s->m->pa.any, s->words) &&
+                  !any_and(s->cset, s->m->pa.desc, s->words);
     nf->hold = s->det_remove || (s->clive && any_and(s->cset, s->rmhold, s->words));
     s->depth++;
     if (nf->hold) { /* the first member's prefix starts after the opener */
@@ -460,50 +462,6 @@ static mm_err container_end(mm_stream *s, const char *data, size_t i)
     return MM_OK;
 }
 
-/* The member name ends before data[q]: the child's states follow from it. */
-static mm_err key_end(mm_stream *s, const char *data, size_t q)
-{
-    mm_err rc;
-    jframe *f = top(s);
-    const char *k = NULL;
-    size_t kn = 0;
-
-    if (s->key_on) {
-        s->key_on = false;
-        if (!s->kesc && !s->key_raw.len) {
-            k = data + s->kstart;
-            kn = q - s->kstart;
-        } else {
-            if (s->key_raw.len + (q - s->kstart) > s->max_value)
-                return MM_ELIMIT;
-            if ((rc = mm_buf_append(&s->key_raw, data + s->kstart, q - s->kstart)) != MM_OK)
-                return rc;
-            k = s->key_raw.data;
-            kn = s->key_raw.len;
-            if (s->kesc) {
-                if ((rc = json_decode(s, k, kn, false)) != MM_OK)
-                    return rc;
-                k = s->dec.data ? s->dec.data : "";
-                kn = s->dec.len;
-            }
-        }
-        if (kn > s->max_value)
-            return MM_ELIMIT; /* raw and in one chunk */
-        if (s->findings || s->key_det) {
-            mm_buf_reset(&s->key);
-            if ((rc = mm_buf_append(&s->key, k, kn)) != MM_OK)
-                return rc;
-        }
-    }
-    if (s->tw)
-        jtw_member(s, k, kn);
-    if (f->live)
-        step_child(s, set_at(s, s->depth - 1), f->named, k ? k : "", kn, 0);
-    else
-        child_none(s);
-    return MM_OK;
-}
-
 /* ---- numbers -------------------------------------------------------------------------- */
 
 /* The number grammar as a table: states 0 start, 1 after '-', 2 after a leading 0, 3 in the
@@ -580,16 +538,33 @@ static inline bool frame_quiet(const mm_stream *s)
            f->sel == RULE_NONE && f->asel == RULE_NONE;
 }
 
+/* Whether the object at the top is touched only through some of its members' names, which
+ * jskim may then judge (name_touches), skimming the other members. Not with findings: the
+ * names would have to be kept for their paths. */
+static inline bool frame_by_name(const mm_stream *s)
+{
+    const jframe *f = &s->fr[s->depth - 1];
+    return f->by_name && !s->findings && !s->supp && !s->holding && !s->det_remove &&
+           !f->hold && f->sel == RULE_NONE && f->asel == RULE_NONE;
+}
+
 /* Skims from data[i] in state *js; *next is where the byte machine reads on. The containers
- * jskim was inside when it stopped are opened as container_begin would open them there. */
-static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, int *js, size_t *next)
+ * jskim was inside when it stopped are opened as container_begin would open them there.
+ * `by_name`: the object at the top is skimmed member by member (frame_by_name). */
+static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by_name, int *js,
+                   size_t *next)
 {
     jframe *f = top(s);
     sk_result r;
     mm_err rc;
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
-    jskim(s->cls, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax, &r);
+    const sk_names names = {names_judge, names_replace, s, s->max_value};
+    s->skrc = MM_OK;
+    jskim(s->cls, &s->skc, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax,
+          by_name ? &names : NULL, &r);
+    if (s->skrc != MM_OK)
+        return s->skrc;
     s->line += r.lines;
     if (r.depth) {
         uint64_t allow = s->supp ? 0 : f->allow;
@@ -618,6 +593,7 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
         s->vstart = 0;
     if (s->key_on)
         s->kstart = 0;
+    s->skc.data = NULL; /* a new chunk, maybe in the same memory */
 
     while (i < len) {
         /* where no rule can touch the container, its tokens are skimmed; json.c reads on
@@ -625,13 +601,17 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
          * tweak watches member names (jtweak.c). */
         if ((skim_ok || (s->supp && s->cls && !s->tw)) &&
             (js == J_AFTER || js == J_OBJ_FIRST || js == J_ARR_FIRST) && i != skim_at &&
-            s->depth && frame_quiet(s)) {
+            s->depth) {
+            bool quiet = frame_quiet(s), by_name = !quiet && skim_ok && frame_by_name(s);
             size_t next;
-            if ((rc = skim(s, data, i, len, &js, &next)) != MM_OK)
+            if (!quiet && !by_name)
+                goto byte;
+            if ((rc = skim(s, data, i, len, by_name, &js, &next)) != MM_OK)
                 return rc;
             skim_at = i = next;
             continue;
         }
+    byte:;
         unsigned char c = (unsigned char)data[i];
         switch (js) {
         case J_STR:
@@ -669,7 +649,7 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
                 return st_fail(s, eb, MM_EPARSE, s->off + i, "control character in a string");
             if (js == J_KEY) {
                 if (s->key_on || top(s)->live) {
-                    if ((rc = key_end(s, data, i)) != MM_OK)
+                    if ((rc = key_step(s, data, i)) != MM_OK)
                         goto err_key;
                 } else {
                     child_none(s);

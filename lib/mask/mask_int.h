@@ -264,23 +264,29 @@ void paths_clear(mpaths *pa);
  * path waits for). */
 static inline uint64_t paths_hash(const char *p, size_t n)
 {
-    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        for (size_t k = 0; k < n; k++)
-            w |= (uint64_t)(unsigned char)p[k] << (8 * k);
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, w = 0;
+    uint32_t a, b;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
         h = (h ^ w) * 0xff51afd7ed558ccdull;
         h ^= h >> 32;
     }
-    return h;
+    if (i == n)
+        return h;
+    /* the rest in at most two loads that stay within the name (n is in the hash) */
+    if (n >= 8) {
+        memcpy(&w, p + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        w = a | (uint64_t)b << 32;
+    } else {
+        w = (unsigned char)p[0] | (uint64_t)(unsigned char)p[n / 2] << 8 |
+            (uint64_t)(unsigned char)p[n - 1] << 16;
+    }
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    return h ^ h >> 32;
 }
 
 /* Direction index for an mm_direction: 0 response, 1 request. */

@@ -9,6 +9,7 @@
 #ifndef MM_SIMD_INT_H
 #define MM_SIMD_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #ifdef __SSE2__
@@ -51,8 +52,11 @@ typedef struct {
     unsigned nls;    /* how many */
 } sk_block;
 
-/* Classifies the 64 bytes at p. */
-typedef void (*sk_classify_fn)(const unsigned char *p, sk_carry *c, sk_block *b);
+/* Classifies the 64 bytes at p, of which those before byte `first` are not looked at: they
+ * count as whitespace (byte `first` is at a token boundary outside strings, after the
+ * carry *c). */
+typedef void (*sk_classify_fn)(const unsigned char *p, unsigned first, sk_carry *c,
+                               sk_block *b);
 
 /* The classifiers this build has, and which one runs: MM_SIMD=off|avx2|avx512 in the
  * environment chooses (read each time a stream starts; unknown or unsupported values fall
@@ -63,8 +67,8 @@ simd_level simd_chosen(void);     /* simd_best, or less when MM_SIMD says so */
 sk_classify_fn simd_classifier(simd_level l);
 const char *simd_name(simd_level l);
 
-void sk_classify_avx2(const unsigned char *p, sk_carry *c, sk_block *b);
-void sk_classify_avx512(const unsigned char *p, sk_carry *c, sk_block *b);
+void sk_classify_avx2(const unsigned char *p, unsigned first, sk_carry *c, sk_block *b);
+void sk_classify_avx512(const unsigned char *p, unsigned first, sk_carry *c, sk_block *b);
 
 /* The detectors' trigger filter (detect.c) over 64 bytes at p: *alnum the ASCII letters
  * and digits (where a word may start), *hits the bytes equal to one of bytes[0..nb), nb <= 8
@@ -81,9 +85,13 @@ void det_masks_avx512(const unsigned char *p, const unsigned char *bytes, size_t
 /* The ISA-independent part of a classification, from the raw byte masks. `pxor` is the
  * prefix XOR of its argument (carry-less multiplication by all ones). */
 static inline void sk_finish(uint64_t quote, uint64_t bs, uint64_t ws, uint64_t op,
-                             uint64_t ctl, uint64_t nl, uint64_t (*pxor)(uint64_t), sk_carry *c,
-                             sk_block *b)
+                             uint64_t ctl, uint64_t nl, unsigned first,
+                             uint64_t (*pxor)(uint64_t), sk_carry *c, sk_block *b)
 {
+    /* the bytes before `first` as whitespace */
+    const uint64_t keep = ~0ull << first;
+    quote &= keep, bs &= keep, op &= keep, ctl &= keep, nl &= keep, ws |= ~keep;
+
     /* escaped bytes: odd-length runs of backslashes escape the byte after them */
     const uint64_t even = 0x5555555555555555ull;
     bs &= ~c->esc;
@@ -109,6 +117,17 @@ static inline void sk_finish(uint64_t quote, uint64_t bs, uint64_t ws, uint64_t 
     b->nls = (unsigned)__builtin_popcountll(nl); /* the caller's target has popcnt */
 }
 
+/* The last block jskim classified, kept across its calls within one chunk (json.c reads a
+ * few bytes between them; the block's masks stay true for what follows, being what json.c
+ * read): blocks lie on a grid of 64 bytes from the chunk's start. data NULL: none. */
+typedef struct {
+    const char *data;
+    size_t base;     /* the block: data[base..base + 64) */
+    unsigned first;  /* classified from this byte of it */
+    sk_block b;
+    sk_carry c;      /* the carry after it */
+} sk_cache;
+
 /* What jskim did: it stopped before data[pos] in state js (a state between tokens), `depth`
  * containers deeper than where it started (their kinds in kinds[]: bit k set for an object
  * at relative depth k + 1), after `lines` newlines. When depth is 0 and pos < len,
@@ -123,11 +142,29 @@ typedef struct {
     uint64_t lines;
 } sk_result;
 
+/* The member names of an object in which rules may touch some members' values, only ever
+ * through their names (json.c: no wildcard or descendant path is active there): judge(ctx,
+ * name, n) takes in a name, as written and without escapes, as json.c would on reading it,
+ * and says what becomes of its value: SK_PASS, skimmed; SK_CONST, replaced by a constant
+ * when it is a string, number, true or false that jskim sees whole and valid, not longer
+ * than max (replace(ctx, data, start, end) writes the output up to data[end), false when
+ * that fails); otherwise, and for SK_READ, jskim stops after the ':' and json.c reads the
+ * value. jskim stops before a name it cannot judge in place (escaped, crossing a block,
+ * longer than max: json.c's limit error). */
+enum { SK_PASS, SK_READ, SK_CONST };
+typedef struct {
+    int (*judge)(void *ctx, const char *name, size_t n);
+    bool (*replace)(void *ctx, const char *data, size_t start, size_t end);
+    void *ctx;
+    size_t max;
+} sk_names;
+
 /* Walks the tokens of data[i..len) from state js inside a container of kind `kind` ('{' or
  * '['), with `room` more levels of nesting allowed, validating as json.c would; member
- * names longer than `keymax` bytes as written (SIZE_MAX: no limit) are left to json.c. */
-void jskim(sk_classify_fn cls, const char *data, size_t i, size_t len, int js, char kind,
-           size_t room, size_t keymax, sk_result *r);
+ * names longer than `keymax` bytes as written (SIZE_MAX: no limit) are left to json.c.
+ * `names` (NULL: nothing in the container is touched) judges an object's own names. */
+void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
+           char kind, size_t room, size_t keymax, const sk_names *names, sk_result *r);
 
 /* ---- json.c's byte machine: the next byte that ends or escapes a string ------------- */
 

@@ -33,8 +33,9 @@ static inline uint64_t mask2(__m256i lo, __m256i hi)
     return (uint32_t)_mm256_movemask_epi8(lo) | (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32;
 }
 
-__attribute__((target("avx2,pclmul,popcnt"))) void sk_classify_avx2(const unsigned char *p, sk_carry *c,
-                                                              sk_block *b)
+__attribute__((target("avx2,pclmul,popcnt"))) void sk_classify_avx2(const unsigned char *p,
+                                                                     unsigned first, sk_carry *c,
+                                                                     sk_block *b)
 {
     const __m256i wst = _mm256_setr_epi8(WS_TABLE, WS_TABLE), opt = _mm256_setr_epi8(OP_TABLE, OP_TABLE);
     const __m256i q = _mm256_set1_epi8('"'), bsl = _mm256_set1_epi8('\\'),
@@ -51,10 +52,11 @@ __attribute__((target("avx2,pclmul,popcnt"))) void sk_classify_avx2(const unsign
     uint64_t ctl = mask2(_mm256_cmpeq_epi8(_mm256_min_epu8(lo, x1f), lo),
                          _mm256_cmpeq_epi8(_mm256_min_epu8(hi, x1f), hi));
     uint64_t nl = mask2(_mm256_cmpeq_epi8(lo, nlc), _mm256_cmpeq_epi8(hi, nlc));
-    sk_finish(quote, bs, ws, op, ctl, nl, pxor_avx2, c, b);
+    sk_finish(quote, bs, ws, op, ctl, nl, first, pxor_avx2, c, b);
 }
 
 __attribute__((target("avx512f,avx512bw,pclmul,popcnt"))) void sk_classify_avx512(const unsigned char *p,
+                                                                            unsigned first,
                                                                             sk_carry *c,
                                                                             sk_block *b)
 {
@@ -68,7 +70,7 @@ __attribute__((target("avx512f,avx512bw,pclmul,popcnt"))) void sk_classify_avx51
                                          _mm512_or_si512(v, _mm512_set1_epi8(0x20)));
     uint64_t ctl = _mm512_cmple_epu8_mask(v, _mm512_set1_epi8(0x1f));
     uint64_t nl = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
-    sk_finish(quote, bs, ws, op, ctl, nl, pxor_avx512, c, b);
+    sk_finish(quote, bs, ws, op, ctl, nl, first, pxor_avx512, c, b);
 }
 
 /* byte - lo <= hi - lo, unsigned: the bytes in [lo, hi] */

@@ -16,6 +16,8 @@ typedef struct {
     char kind;        /* '{' or '[' */
     bool live;        /* some path state is active here: children may be selected */
     bool named;       /* an active state waits for a member name: names are looked up */
+    bool by_name;     /* an object where only names lead paths on (no wildcard or
+                         descendant state): jskim may skim the members others' names start */
     bool hold;        /* members are held back until their value decides (remove) */
     bool emitted;     /* a member was written: the next one written keeps its comma */
     int sel;          /* the rule (applied in this stream) selecting this container */
@@ -78,6 +80,8 @@ struct mm_stream {
 
     /* JSON: the machine */
     sk_classify_fn cls;  /* the block classifier for jskim (simd_int.h); NULL: bytes only */
+    sk_cache skc;        /* jskim's last block in the chunk being fed */
+    mm_err skrc;         /* what writing a value jskim replaced gave */
     int js;
     bool esc;
     int uleft;
@@ -144,6 +148,18 @@ static inline int st_hexv(unsigned char c)
 void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, size_t n,
                 long index);
 void step_root(mm_stream *s);
+/* The member name of the object at the top ends before data[q] (s->kstart, s->key_raw,
+ * s->kesc tell where it started): the child's states follow from it; s->key keeps it when
+ * findings or detectors need it. MM_ELIMIT: longer than max_value. */
+mm_err key_step(mm_stream *s, const char *data, size_t q);
+/* sk_names (simd_int.h) for the by_name object at the top of the stream `ctx` (json.c):
+ * names_judge steps to the member as key_step would and gives SK_CONST where
+ * scalar_decide would only write a rule's constant in place of a string, number, true or
+ * false (the member's rule applied here, its action the rule's own constant, no audit rule
+ * seeing the value, no report but the counters: findings are off in by_name objects);
+ * names_replace writes that constant in place of data[start..end). */
+int names_judge(void *ctx, const char *k, size_t n);
+bool names_replace(void *ctx, const char *data, size_t start, size_t end);
 /* inline: it runs for every value of a container no path reaches */
 static inline void child_none(mm_stream *s)
 {

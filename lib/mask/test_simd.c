@@ -21,11 +21,17 @@
              "spec:\n  selector: {}\n"
 
 /* Policies whose containers are mostly untouched (so skimmed), one of them removing (so
- * skimmed while suppressed), and one with a default deny that reads nothing under $.k. */
+ * skimmed while suppressed), one whose objects are touched only through some names (so
+ * skimmed member by member, constants written in place of the values the names select);
+ * and one with detectors. */
 static const char *const policies[] = {
     HEAD "  rules:\n  - {name: a, fields: [\"$.a\", \"$.o.p\"], action: {type: redact}}\n",
     HEAD "  rules:\n  - {name: r, fields: [\"$.rm\", \"$[1]\", \"$.o.q\"], action: {type: remove}}\n",
     HEAD "  rules:\n  - {name: a, fields: [\"$.x[*].y\"], action: {type: mask}}\n",
+    HEAD "  rules:\n  - {name: c, fields: [\"$.a\", \"$.o.p\", \"$.o.y\", \"$.z.k.a\", \"$.z.k.s\", "
+         "\"$.z.k.t\", \"$.z.k.ka\", \"$.k.a\", \"$.k.o\", \"$.x.y\", \"$.z.rm.x\"], "
+         "action: {type: redact}}\n"
+         "  - {name: m, fields: [\"$.o.q\", \"$.z.k.u\", \"$.k.k\"], action: {type: mask}}\n",
     /* detectors: no container is skimmed, but long values go through detect.c's SIMD
      * trigger filter */
     HEAD "  rules:\n  - {name: d, detectors: [credit_card, email, phone, iban, ipv4, ipv6, "
@@ -117,12 +123,15 @@ static void every_way(const char *in, size_t n, bool all_splits)
 {
     for (size_t p = 0; p < sizeof(policies) / sizeof(*policies); p++) {
         mm_masker *m = compile(policies[p]);
-        for (int k = 0; k < 4; k++) {
+        /* findings (member names bounded, no skimming by name), none, none with values
+         * and names over a small limit */
+        for (int k = 0; k < 6; k++) {
             mm_body_kind kind = k & 1 ? MM_BODY_NDJSON : MM_BODY_JSON;
-            bool findings = k & 2;
+            bool findings = (k >> 1) == 1;
+            size_t max = (k >> 1) == 1 ? 40 : (k >> 1) == 2 ? 12 : 0;
             size_t step = all_splits ? 1 : n / 7 + 1;
             for (size_t split = 0; split <= n; split += step)
-                same(m, in, n, split, kind, findings, findings ? 40 : 0);
+                same(m, in, n, split, kind, findings, max);
         }
         mm_masker_free(m);
     }
@@ -133,6 +142,19 @@ static void test_edges(void **state)
 {
     (void)state;
     static const char *const cases[] = {
+        /* names judged in place: selected, not, escaped, over the limit, cut, and values
+         * written over, read by json.c, or refused */
+        "{\"k\":{\"a\":1,\"o\":[1,2],\"k\":\"m\",\"b\":{\"a\":2},\"a\":true,\"a\":false,"
+        "\"a\":null,\"a\":-1.5e3,\"a\":\"a value that crosses a block boundary of sixty-four "
+        "bytes, surely\",\"o\":{\"x\":1},\"a\":{\"b\":1},\"a\":[1]}}",
+        "{\"k\":{\"\\u0061\":\"x\",\"k\\u0061\":1,\"a\\\"\":2,\"a\":\"e\\n\\u0041\"}}",
+        "{\"k\":{\"a\":\"longer than twelve\",\"abcdefghijklmnop\":1,\"a\":123456789012345}}",
+        "{\"k\":{\"a\x01\":1}}", "{\"k\":{\"a\":\"bad \\q\"}}", "{\"k\":{\"a\":\"ctl \x02\"}}",
+        "{\"k\":{\"a\":12", "{\"k\":{\"a\":1x}}", "{\"k\":{\"a\":tru}}", "{\"k\":{\"a\":01}}",
+        "{\"k\":{\"a\" : \"s\" ,\n \"a\"  :\t7 , \"o\":1 }}", "{\"k\":{\"a\" \"s\"}}",
+        "{\"k\":{\"a\"::1}}", "{\"k\":{\"a\":,}}", "{\"k\":{\"a\":\"x\"\"y\"}}",
+        "{\"a\":\"top\",\"o\":{\"p\":1,\"q\":\"m\",\"y\":[1],\"p\":{\"z\":1}},\"x\":{\"y\":null}}",
+        "{\"a\":1}\n{\"o\":{\"p\":\"v\"}}\n{\"a\":\"w\",\"b\":[{\"a\":1}]}\n",
         "{\"k\":{\"s\":\"a\\\\\\\"b\",\"t\":\"\\\\\\\\\",\"u\":\"\\u00e9\\ud83d\\ude00\"}}",
         "{\"k\":{\"s\":\"bad \\x escape\"}}",
         "{\"k\":{\"s\":\"bad \\u12G4 escape\"}}",
