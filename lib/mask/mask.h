@@ -148,6 +148,10 @@ typedef struct {
     size_t max_value;       /* 0: MM_MASK_MAX_VALUE */
     mm_finding_fn on_finding; /* optional */
     void *finding_ctx;
+    /* on_finding's path stays NULL: for a caller that only counts findings (the sidecar).
+     * Building a JSONPath costs a few hundred instructions per value (a printf per array
+     * element); the output and the other fields of each finding stay the same. */
+    bool no_finding_paths;
     /* GRPC and PROTOBUF bodies: the descriptors (borrowed: they must outlive the stream);
      * the message type by full name ("pkg.Msg"), else, for GRPC, the method's (:path
      * "/pkg.Service/Method") request or response type by `direction`. A type or method the

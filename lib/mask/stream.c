@@ -113,7 +113,7 @@ mm_err mm_stream_new(mm_masker *m, const mm_stream_opts *opts, mm_write_fn write
     s->write = write;
     s->wctx = wctx;
     s->max_value = opts->max_value ? opts->max_value : MM_MASK_MAX_VALUE;
-    s->findings = opts->on_finding != NULL;
+    s->findings = opts->on_finding != NULL && !opts->no_finding_paths;
     s->det = m->det[dir_index(s->o.direction)];
     s->key_det = s->det && det_set_wants_members(s->det);
     mm_buf_init(&s->ob, 0);

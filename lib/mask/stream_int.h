@@ -54,7 +54,7 @@ struct mm_stream {
     const det_set *det;
     det_scratch *sc;
     size_t max_value;
-    bool findings;       /* on_finding is set: build paths */
+    bool findings;       /* on_finding wants paths: build them */
     bool deny_on;        /* some default deny is on here: strings and numbers are read */
     bool reads;          /* det or deny_on: every string and number is read */
     uint64_t deny_apply; /* the default-deny rules applied here (bit k: first_deny + k) */

@@ -76,6 +76,7 @@ static mm_err get_stream(body_pipe *b)
                          .max_value = b->o.max_value,
                          .on_finding = b->o.on_finding,
                          .finding_ctx = b->o.finding_ctx,
+                         .no_finding_paths = true, /* metrics count by rule, never by path */
                          .proto = b->o.proto,
                          .grpc_method = b->o.grpc_method ? b->grpc_method : NULL,
                          .grpc_encoding = b->o.grpc_encoding ? b->grpc_encoding : NULL};
@@ -222,7 +223,8 @@ static bool mask_held(body_pipe *b)
                          .principal = b->o.principal ? b->principal : NULL,
                          .max_value = b->o.max_value,
                          .on_finding = b->o.on_finding,
-                         .finding_ctx = b->o.finding_ctx};
+                         .finding_ctx = b->o.finding_ctx,
+                         .no_finding_paths = true};
 
     b->held = false;
     b->stage.len = 0;
