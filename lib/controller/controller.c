@@ -37,11 +37,8 @@ typedef struct {
 
 typedef struct {
     char *ns, *name;
-    /* The status last written: the policy's resourceVersion it was derived from and a hash
-     * of what it said. While the cache still shows that version the patch has not come back
-     * through the watch, and the same status is not written (nor its Event sent) again. */
-    char *st_rv;
-    uint64_t st_hash;
+    char *st_rv;      /* the status last written: from which resourceVersion (set_status) */
+    uint64_t st_hash; /* and its hash */
 } pkey;
 
 struct mm_ctrl {
@@ -63,11 +60,9 @@ struct mm_ctrl {
     size_t nidx, capidx;
     bool stopping;
     atomic_bool active;
-    /* Workers start once every informer has listed, as controller-runtime waits for its
-     * caches: a cold start renders a namespace once with all its policies (not once per
-     * policy as the list pages arrive) and applies nothing the caches already hold. An
-     * informer the RBAC does not allow never lists: after OWNED_SYNC_WAIT_MS only the
-     * policies are waited for, so the statuses still say what fails. */
+    /* Workers wait for every informer's list (controller-runtime waits for its caches): a
+     * cold start renders a namespace once with all its policies. One the RBAC forbids never
+     * lists: after OWNED_SYNC_WAIT_MS only the policies' are waited for. */
     atomic_bool synced, may_run;
     uint64_t started_ns;
     pthread_t workers[MM_CTRL_WORKERS_MAX];
@@ -185,12 +180,12 @@ out:
 static pkey *index_entry(mm_ctrl *c, const char *ns, const char *name)
 {
     size_t i = index_find(c, ns, name);
-    if (i < c->nidx && strcmp(c->index[i].ns, ns) == 0 && strcmp(c->index[i].name, name) == 0)
-        return &c->index[i];
-    return NULL;
+    bool found = i < c->nidx && strcmp(c->index[i].ns, ns) == 0 && strcmp(c->index[i].name, name) == 0;
+    return found ? &c->index[i] : NULL;
 }
 
-/* Was status h written last from the policy at resourceVersion rv (the cache is behind)? */
+/* Was status h written last from the policy at resourceVersion rv? Then the cache has not
+ * seen that patch yet, and the same status is not written (nor its Event sent) again. */
 static bool status_written(mm_ctrl *c, const char *ns, const char *name, const char *rv, uint64_t h)
 {
     pthread_mutex_lock(&c->lock);
@@ -385,8 +380,7 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
     mm_buf_free(&patch);
     if (rc == MM_OK)
         status_wrote(c, ns, name, rv, h);
-    if (rc == MM_OK && flipped)
-        /* queued for the sender (events.c; best effort: a lost Event is only a lost note) */
+    if (rc == MM_OK && flipped) /* to the sender (events.c): a lost Event is a lost note */
         ctrl_events_post(c->events, ctrl_event_new(c->identity, policy, !ready, reason, message));
     return rc;
 }
@@ -704,8 +698,7 @@ static void *worker_main(void *arg)
         while (!c->stopping) {
             uint64_t now = mm_now_ns(), wake = now + 1000000000ull;
             if (!atomic_load(&c->may_run)) {
-                /* the informers take their own locks: asked without ours */
-                pthread_mutex_unlock(&c->lock);
+                pthread_mutex_unlock(&c->lock); /* the informers lock: asked without ours */
                 bool all = mm_ctrl_synced(c), s = all || owned_wait_over(c, now);
                 if (s && !atomic_exchange(&c->may_run, true) && !all)
                     mm_log(MM_LOG_WARN, "reconciling before every cache has listed (RBAC?)", NULL);
