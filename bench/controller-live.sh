@@ -4,14 +4,25 @@
 # kube-apiserver + kube-controller-manager from hack/live-apiserver.sh on loopback, then the
 # same bench with --kubeconfig, once per worker count in BENCH_WORKERS (default "1 4": the
 # sequential baseline and the default, measured in the same run). BENCH_NS / BENCH_PER_NS
-# scale it as for bench/controller.py. Stops everything it started.
+# scale it as for bench/controller.py. LIVE_ETCD_TMPFS=1 keeps etcd's data on tmpfs (no disk
+# fsync: a measurement setup choice, printed beside the figure); LIVE_AUDIT=1 (the default
+# here) counts the writes per resource and client from the API server's audit log.
+# Stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 live_name=bench-controller-live
 # shellcheck source=hack/live-apiserver.sh
 . hack/live-apiserver.sh
-[ -x bin/maskmesh-controller ] || die "bin/maskmesh-controller is not built (make)"
+# BENCH_CONTROLLER: another build of the controller (an A/B against a copy of the old one)
+ctrl_bin=${BENCH_CONTROLLER:-$PWD/bin/maskmesh-controller}
+[ -x "$ctrl_bin" ] || die "$ctrl_bin is not built (make)"
+export LIVE_AUDIT=${LIVE_AUDIT:-1}
 live_start controller-manager
+if [ "${LIVE_ETCD_TMPFS:-0}" = 1 ]; then
+    echo "== etcd's data dir on tmpfs (/dev/shm; LIVE_ETCD_TMPFS=1): no fsync reaches a disk"
+else
+    echo "== etcd's data dir on disk ($(df --output=source,fstype "${TMPDIR:-/tmp}" | tail -1 | xargs)), fsync per commit"
+fi
 export PATH="$BIN:$PATH"
 "$BIN/kubectl" apply --server-side -k crds/ >/dev/null || die "the API server refused crds/"
 "$BIN/kubectl" wait --for=condition=Established crd/maskingpolicies.maskmesh.io --timeout=60s \
@@ -20,12 +31,18 @@ wrap="$MM_CLUSTER_DIR/bin" rc=0
 mkdir -p "$wrap"
 for w in ${BENCH_WORKERS:-1 4}; do
     # bench/controller.py starts $MM_BIN/maskmesh-controller: a wrapper adds --workers
-    printf '#!/bin/sh\nexec %q --workers %d "$@"\n' "$PWD/bin/maskmesh-controller" "$w" \
+    printf '#!/bin/sh\nexec %q --workers %d "$@"\n' "$ctrl_bin" "$w" \
         >"$wrap/maskmesh-controller"
     chmod +x "$wrap/maskmesh-controller"
     echo "== controller on kube-apiserver $("$BIN/kube-apiserver" --version | awk '{print $2}'), --workers $w"
     # a missed bar is a figure to print, not a reason to skip the next run
-    MM_BIN="$wrap" python3 -u bench/controller.py --kubeconfig "$KUBECONFIG" || rc=1
+    audit_from=$(wc -l <"$MM_CLUSTER_DIR/audit.log" 2>/dev/null || echo 0)
+    BENCH_MARKS="$MM_CLUSTER_DIR/marks" MM_BIN="$wrap" python3 -u bench/controller.py \
+        --kubeconfig "$KUBECONFIG" || rc=1
+    [ -f "$MM_CLUSTER_DIR/audit.log" ] && [ -s "$MM_CLUSTER_DIR/marks" ] &&
+        python3 bench/audit-writes.py --skip "$audit_from" --marks "$MM_CLUSTER_DIR/marks" \
+            "$MM_CLUSTER_DIR/audit.log"
+    rm -f "$MM_CLUSTER_DIR/marks"
     # the bench deletes its namespaces without waiting: wait, so the next run starts cold
     for _ in $(seq 1 240); do
         "$BIN/kubectl" get ns -o name | grep -q '^namespace/ns-[0-9]' || break

@@ -11,7 +11,9 @@ By default it runs against the API stand-in (e2e/apiserver) it starts. With
 (token, client certificate or insecure-skip-tls-verify, as kubectl reads the file); it
 creates the CRD and the namespaces ns-0000.. (which must not hold other MaskingPolicies),
 and deletes those namespaces at the end unless BENCH_KEEP=1.
-BENCH_NS / BENCH_PER_NS scale it down for a quick run."""
+BENCH_NS / BENCH_PER_NS scale it down for a quick run. BENCH_MARKS=FILE: the wall-clock
+times (epoch seconds) of the controller's start and of all rendered, for cutting an API
+server's audit log to the cold start (bench/audit-writes.py --marks)."""
 import base64, http.client, json, os, re, signal, ssl, subprocess, sys, tempfile, threading, time
 import urllib.request
 
@@ -161,6 +163,9 @@ def main():
         else:
             sys.exit("bench: not everything was rendered within 30 minutes")
         render_s = time.time() - t0
+        if os.environ.get("BENCH_MARKS"):
+            with open(os.environ["BENCH_MARKS"], "w") as f:
+                f.write("%.3f %.3f\n" % (t0, t0 + render_s))
         done_writes = metric(port, "maskmesh_controller_writes_total")
         done_reconciles = metric(port, "maskmesh_controller_reconciles_total")
         ctrl_cpu = cpu_s(ctrl.pid)

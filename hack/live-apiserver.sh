@@ -12,6 +12,11 @@
 #   live_token_kubeconfig FILE      # a kubeconfig with a cluster-admin bearer token
 #   (live_stop runs on exit: every process it started, by pid, then the temp dir)
 #
+# Bench options (environment): LIVE_ETCD_TMPFS=1 puts etcd's data dir on /dev/shm (tmpfs:
+# its fsyncs cost nothing, so the figure is the API server's and etcd's CPU, not the disk's);
+# LIVE_AUDIT=1 writes an audit log of every write request (Metadata level) to
+# $MM_CLUSTER_DIR/audit.log, for counting writes per resource.
+#
 # Needs: etcd (etcd-server), openssl, curl, go (only to build what is not cached).
 # shellcheck shell=bash
 live_name=${live_name:-live-apiserver}
@@ -51,6 +56,7 @@ live_stop() {
         done
     fi
     [ -n "${MM_CLUSTER_DIR:-}" ] && rm -rf "$MM_CLUSTER_DIR"
+    [ -n "${live_tmpfs_dir:-}" ] && rm -rf "$live_tmpfs_dir"
     exit $rc
 }
 
@@ -92,8 +98,21 @@ live_start() {
     pki="$MM_CLUSTER_DIR/pki"
     export KUBECONFIG="$MM_CLUSTER_DIR/admin.kubeconfig"
 
-    log "etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$etcd_port"
-    live_spawn etcd etcd --name mm --data-dir "$MM_CLUSTER_DIR/etcd" \
+    local etcd_dir="$MM_CLUSTER_DIR/etcd" where=disk
+    if [ "${LIVE_ETCD_TMPFS:-0}" = 1 ]; then
+        etcd_dir="$(mktemp -d /dev/shm/maskmesh-etcd.XXXXXX)" where="tmpfs (/dev/shm)"
+        ln -s "$etcd_dir" "$MM_CLUSTER_DIR/etcd-tmpfs" # live_stop's rm -rf removes the link only
+        live_tmpfs_dir=$etcd_dir
+    fi
+    if [ "${LIVE_AUDIT:-0}" = 1 ]; then
+        printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: [RequestReceived]' \
+            'rules:' '- level: Metadata' '  verbs: [create, update, patch, delete, deletecollection]' \
+            '- level: None' >"$MM_CLUSTER_DIR/audit-policy.yaml"
+        live_apiserver_args+=(--audit-policy-file="$MM_CLUSTER_DIR/audit-policy.yaml"
+            --audit-log-path="$MM_CLUSTER_DIR/audit.log" --audit-log-mode=blocking)
+    fi
+    log "etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$etcd_port, data on $where"
+    live_spawn etcd etcd --name mm --data-dir "$etcd_dir" \
         --listen-client-urls "https://127.0.0.1:$etcd_port" --advertise-client-urls "https://127.0.0.1:$etcd_port" \
         --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
         --initial-cluster "mm=http://127.0.0.1:$peer_port" \

@@ -21,6 +21,7 @@
  * an object) and the three informers list at once at start: 100 keeps that peak near 3 MB
  * where client-go's 500 would make it 15 MB or more; 10,000 objects are still 100 requests. */
 #define LIST_PAGE 100
+#define OWNED_SYNC_WAIT_MS 5000
 
 static const mm_k8s_ref POLICIES = {"maskmesh.io", "v1alpha1", "maskingpolicies", NULL, NULL, NULL};
 static const mm_k8s_ref CONFIGMAPS = {"", "v1", "configmaps", NULL, NULL, NULL};
@@ -36,6 +37,8 @@ typedef struct {
 
 typedef struct {
     char *ns, *name;
+    char *st_rv;      /* the status last written: from which resourceVersion (set_status) */
+    uint64_t st_hash; /* and its hash */
 } pkey;
 
 struct mm_ctrl {
@@ -57,6 +60,11 @@ struct mm_ctrl {
     size_t nidx, capidx;
     bool stopping;
     atomic_bool active;
+    /* Workers wait for every informer's list (controller-runtime waits for its caches): a
+     * cold start renders a namespace once with all its policies. One the RBAC forbids never
+     * lists: after OWNED_SYNC_WAIT_MS only the policies' are waited for. */
+    atomic_bool synced, may_run;
+    uint64_t started_ns;
     pthread_t workers[MM_CTRL_WORKERS_MAX];
     size_t n_workers; /* running */
     /* The namespaces being reconciled now, one per worker at most: a namespace queued
@@ -142,6 +150,7 @@ static void index_set(mm_ctrl *c, const char *ns, const char *name, bool present
     if (found && !present) {
         mm_free(c->index[i].ns);
         mm_free(c->index[i].name);
+        mm_free(c->index[i].st_rv);
         memmove(&c->index[i], &c->index[i + 1], (c->nidx - i - 1) * sizeof(*c->index));
         c->nidx--;
     } else if (!found && present && c->nidx < INDEX_MAX) {
@@ -160,11 +169,45 @@ static void index_set(mm_ctrl *c, const char *ns, const char *name, bool present
             goto out;
         }
         memmove(&c->index[i + 1], &c->index[i], (c->nidx - i) * sizeof(*c->index));
-        c->index[i] = (pkey){a, b};
+        c->index[i] = (pkey){a, b, NULL, 0};
         c->nidx++;
     }
 out:
     pthread_mutex_unlock(&c->lock);
+}
+
+/* The index's entry of (ns, name) or NULL; with the lock held. */
+static pkey *index_entry(mm_ctrl *c, const char *ns, const char *name)
+{
+    size_t i = index_find(c, ns, name);
+    bool found = i < c->nidx && strcmp(c->index[i].ns, ns) == 0 && strcmp(c->index[i].name, name) == 0;
+    return found ? &c->index[i] : NULL;
+}
+
+/* Was status h written last from the policy at resourceVersion rv? Then the cache has not
+ * seen that patch yet, and the same status is not written (nor its Event sent) again. */
+static bool status_written(mm_ctrl *c, const char *ns, const char *name, const char *rv, uint64_t h)
+{
+    pthread_mutex_lock(&c->lock);
+    pkey *k = index_entry(c, ns, name);
+    bool same = k && k->st_rv && rv && strcmp(k->st_rv, rv) == 0 && k->st_hash == h;
+    pthread_mutex_unlock(&c->lock);
+    return same;
+}
+
+static void status_wrote(mm_ctrl *c, const char *ns, const char *name, const char *rv, uint64_t h)
+{
+    char *copy = rv ? mm_strdup(rv) : NULL; /* no memory: the next write is not skipped */
+    pthread_mutex_lock(&c->lock);
+    pkey *k = index_entry(c, ns, name);
+    if (k) {
+        mm_free(k->st_rv);
+        k->st_rv = copy;
+        k->st_hash = h;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    mm_free(copy);
 }
 
 /* The names of the namespace's policies, sorted (caller frees each and the array). */
@@ -199,7 +242,8 @@ static void pol_add(void *ud, struct json_object *o)
 
 static void pol_update(void *ud, struct json_object *old_obj, struct json_object *o)
 {
-    MM_UNUSED(old_obj);
+    if (old_obj && ctrl_status_only(old_obj, o))
+        return;
     pol_add(ud, o);
 }
 
@@ -268,54 +312,6 @@ static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const ch
     return rc;
 }
 
-static void now_rfc3339(char out[32])
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* An events.k8s.io/v1 Event on the policy, queued for the sender (events.c; best effort: a
- * lost Event is only a lost note). */
-static void event(mm_ctrl *c, struct json_object *policy, bool warning, const char *reason,
-                  const char *note)
-{
-    char micro[MM_K8S_MICROTIME_LEN + 1], name[300];
-    const char *ns = ctrl_meta_str(policy, "namespace"), *pname = ctrl_meta_str(policy, "name");
-    int64_t now = mm_k8s_now_us();
-    mm_k8s_format_microtime(now, micro);
-    snprintf(name, sizeof(name), "%.240s.%llx", pname, (unsigned long long)now * 1000ull);
-    struct json_object *e = json_object_new_object(), *m = json_object_new_object(),
-                       *r = json_object_new_object();
-    if (!e || !m || !r) {
-        json_object_put(e);
-        json_object_put(m);
-        json_object_put(r);
-        return;
-    }
-    json_object_object_add(e, "apiVersion", json_object_new_string("events.k8s.io/v1"));
-    json_object_object_add(e, "kind", json_object_new_string("Event"));
-    json_object_object_add(m, "name", json_object_new_string(name));
-    json_object_object_add(m, "namespace", json_object_new_string(ns));
-    json_object_object_add(e, "metadata", m);
-    json_object_object_add(e, "eventTime", json_object_new_string(micro));
-    json_object_object_add(e, "reportingController", json_object_new_string("maskmesh.io/controller"));
-    json_object_object_add(e, "reportingInstance", json_object_new_string(c->identity));
-    json_object_object_add(e, "action", json_object_new_string("Reconcile"));
-    json_object_object_add(e, "reason", json_object_new_string(reason));
-    json_object_object_add(e, "type", json_object_new_string(warning ? "Warning" : "Normal"));
-    json_object_object_add(e, "note", json_object_new_string(note));
-    json_object_object_add(r, "apiVersion", json_object_new_string("maskmesh.io/v1alpha1"));
-    json_object_object_add(r, "kind", json_object_new_string("MaskingPolicy"));
-    json_object_object_add(r, "name", json_object_new_string(pname));
-    json_object_object_add(r, "namespace", json_object_new_string(ns));
-    if (ctrl_meta_str(policy, "uid"))
-        json_object_object_add(r, "uid", json_object_new_string(ctrl_meta_str(policy, "uid")));
-    json_object_object_add(e, "regarding", r);
-    ctrl_events_post(c->events, e);
-}
-
 /* Writes status when it differs from what the policy says now; an Event on Ready changes. */
 static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, const char *reason,
                          const char *message, bool rendered, size_t rules, mm_errbuf *eb)
@@ -348,11 +344,17 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
                                            npname) == 0));
     if (cond_same && rest_same)
         return MM_OK; /* nothing to say: no write */
+    char num[64];
+    snprintf(num, sizeof(num), "%lld/%zu/%d", (long long)gen, rules, (int)rendered);
+    uint64_t h = ctrl_fnv(ctrl_fnv(ctrl_fnv(ctrl_fnv(0xcbf29ce484222325ull, want_status), reason), message), num);
+    const char *rv = ctrl_meta_str(policy, "resourceVersion");
+    if (status_written(c, ns, name, rv, h))
+        return MM_OK; /* written already; the cache has not seen it yet */
 
     /* the transition time moves only when the status of the condition does */
     bool flipped = !old || strcmp(json_object_get_string(ctrl_field(old, "status", NULL)) ?: "", want_status) != 0;
     if (flipped)
-        now_rfc3339(ts);
+        ctrl_now_rfc3339(ts);
     else
         snprintf(ts, sizeof(ts), "%s", json_object_get_string(ctrl_field(old, "lastTransitionTime", NULL)) ?: "");
 
@@ -376,8 +378,10 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
     }
     rc = patch_status(c, ns, name, &patch, eb);
     mm_buf_free(&patch);
-    if (rc == MM_OK && flipped)
-        event(c, policy, !ready, reason, message);
+    if (rc == MM_OK)
+        status_wrote(c, ns, name, rv, h);
+    if (rc == MM_OK && flipped) /* to the sender (events.c): a lost Event is a lost note */
+        ctrl_events_post(c->events, ctrl_event_new(c->identity, policy, !ready, reason, message));
     return rc;
 }
 
@@ -673,6 +677,17 @@ static void resync_all(mm_ctrl *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* The policies have listed and the owned objects' informers had their time (see synced). */
+static bool owned_wait_over(mm_ctrl *c, uint64_t now)
+{
+    if (now < c->started_ns + OWNED_SYNC_WAIT_MS * 1000000ull)
+        return false;
+    for (size_t i = 0; i < c->n_inf; i += c->per)
+        if (!mm_k8s_informer_synced(c->inf[i]))
+            return false;
+    return true;
+}
+
 static void *worker_main(void *arg)
 {
     mm_ctrl *c = arg;
@@ -682,6 +697,17 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&c->lock);
         while (!c->stopping) {
             uint64_t now = mm_now_ns(), wake = now + 1000000000ull;
+            if (!atomic_load(&c->may_run)) {
+                pthread_mutex_unlock(&c->lock); /* the informers lock: asked without ours */
+                bool all = mm_ctrl_synced(c), s = all || owned_wait_over(c, now);
+                if (s && !atomic_exchange(&c->may_run, true) && !all)
+                    mm_log(MM_LOG_WARN, "reconciling before every cache has listed (RBAC?)", NULL);
+                pthread_mutex_lock(&c->lock);
+                if (!s) {
+                    wake = now + 20000000ull; /* look again in 20 ms */
+                    goto wait;
+                }
+            }
             if (now >= c->next_resync_ns) {
                 c->next_resync_ns = now + (uint64_t)c->o.resync_s * 1000000000ull;
                 pthread_mutex_unlock(&c->lock);
@@ -712,6 +738,7 @@ static void *worker_main(void *arg)
             }
             if (got)
                 break;
+        wait:;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             uint64_t until = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + (wake - now);
@@ -877,7 +904,8 @@ mm_err mm_ctrl_start(mm_ctrl *c, mm_errbuf *eb)
     for (size_t i = 0; i < c->n_inf; i++)
         if ((rc = mm_k8s_informer_start(c->inf[i], eb)) != MM_OK)
             return rc;
-    c->next_resync_ns = mm_now_ns() + (uint64_t)c->o.resync_s * 1000000000ull;
+    c->started_ns = mm_now_ns();
+    c->next_resync_ns = c->started_ns + (uint64_t)c->o.resync_s * 1000000000ull;
     int n = c->o.workers > 0 ? c->o.workers : 4;
     if (n > MM_CTRL_WORKERS_MAX)
         n = MM_CTRL_WORKERS_MAX;
@@ -905,9 +933,12 @@ void mm_ctrl_set_active(mm_ctrl *c, bool active)
 
 bool mm_ctrl_synced(mm_ctrl *c)
 {
+    if (atomic_load(&c->synced))
+        return true; /* an informer that lost its watch relists into the cache it has */
     for (size_t i = 0; i < c->n_inf; i++)
         if (!mm_k8s_informer_synced(c->inf[i]))
             return false;
+    atomic_store(&c->synced, true);
     return true;
 }
 
@@ -944,6 +975,7 @@ void mm_ctrl_free(mm_ctrl *c)
     for (size_t i = 0; i < c->nidx; i++) {
         mm_free(c->index[i].ns);
         mm_free(c->index[i].name);
+        mm_free(c->index[i].st_rv);
     }
     mm_free(c->index);
     for (size_t i = 0; c->namespaces && i < c->n_ns; i++)

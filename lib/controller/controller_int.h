@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/common.h"
 #include "k8s/k8s.h"
@@ -28,14 +29,25 @@ struct json_object *ctrl_field(struct json_object *o, const char *a, const char 
 bool ctrl_same(struct json_object *actual, struct json_object *desired, const char *a, const char *b);
 bool ctrl_owners_same(struct json_object *actual, struct json_object *desired);
 bool ctrl_label_same(struct json_object *actual, struct json_object *desired);
+/* Do two versions of a policy differ only in status and resourceVersion? */
+bool ctrl_status_only(struct json_object *old_obj, struct json_object *o);
+/* FNV-1a 64 over s and a separator byte, continuing from h (0xcbf29ce484222325 to start) */
+uint64_t ctrl_fnv(uint64_t h, const char *s);
+/* The time now as RFC 3339 in UTC, to the second (a condition's lastTransitionTime) */
+void ctrl_now_rfc3339(char out[32]);
 
 /* ---- events.c: Events sent by a thread of their own, off the reconcile path ---------- */
 typedef struct ctrl_events ctrl_events;
 /* dropped (may be NULL) counts the Events that never reached the server */
 mm_err ctrl_events_new(mm_k8s_client *client, const char *field_manager, mm_metric *dropped,
                        ctrl_events **out, mm_errbuf *eb);
-/* Takes e (an events.k8s.io/v1 Event); dropped and counted when the queue is full. */
+/* Takes e (an events.k8s.io/v1 Event; NULL: nothing); dropped and counted when the queue
+ * is full. */
 void ctrl_events_post(ctrl_events *ev, struct json_object *e);
+/* An events.k8s.io/v1 Event regarding policy, from reporting instance identity; NULL when
+ * out of memory. */
+struct json_object *ctrl_event_new(const char *identity, struct json_object *policy, bool warning,
+                                   const char *reason, const char *note);
 /* Sends what is queued for a short while, drops the rest; NULL is fine. */
 void ctrl_events_free(ctrl_events *ev);
 

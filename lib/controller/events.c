@@ -5,6 +5,7 @@
  * sender empties the queue for at most EVENTS_DRAIN_MS, then drops the rest. */
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "controller/controller_int.h"
@@ -89,6 +90,8 @@ mm_err ctrl_events_new(mm_k8s_client *client, const char *field_manager, mm_metr
 
 void ctrl_events_post(ctrl_events *ev, struct json_object *e)
 {
+    if (!e)
+        return; /* ctrl_event_new ran out of memory: a lost note */
     pthread_mutex_lock(&ev->lock);
     if (ev->n < EVENTS_MAX && !ev->stopping) {
         ev->q[(ev->head + ev->n++) % EVENTS_MAX] = e;
@@ -120,4 +123,42 @@ void ctrl_events_free(ctrl_events *ev)
     pthread_mutex_destroy(&ev->lock);
     mm_free(ev->field_manager);
     mm_free(ev);
+}
+
+struct json_object *ctrl_event_new(const char *identity, struct json_object *policy, bool warning,
+                                   const char *reason, const char *note)
+{
+    char micro[MM_K8S_MICROTIME_LEN + 1], name[300];
+    const char *ns = ctrl_meta_str(policy, "namespace"), *pname = ctrl_meta_str(policy, "name");
+    int64_t now = mm_k8s_now_us();
+    mm_k8s_format_microtime(now, micro);
+    snprintf(name, sizeof(name), "%.240s.%llx", pname, (unsigned long long)now * 1000ull);
+    struct json_object *e = json_object_new_object(), *m = json_object_new_object(),
+                       *r = json_object_new_object();
+    if (!e || !m || !r) {
+        json_object_put(e);
+        json_object_put(m);
+        json_object_put(r);
+        return NULL;
+    }
+    json_object_object_add(e, "apiVersion", json_object_new_string("events.k8s.io/v1"));
+    json_object_object_add(e, "kind", json_object_new_string("Event"));
+    json_object_object_add(m, "name", json_object_new_string(name));
+    json_object_object_add(m, "namespace", json_object_new_string(ns));
+    json_object_object_add(e, "metadata", m);
+    json_object_object_add(e, "eventTime", json_object_new_string(micro));
+    json_object_object_add(e, "reportingController", json_object_new_string("maskmesh.io/controller"));
+    json_object_object_add(e, "reportingInstance", json_object_new_string(identity));
+    json_object_object_add(e, "action", json_object_new_string("Reconcile"));
+    json_object_object_add(e, "reason", json_object_new_string(reason));
+    json_object_object_add(e, "type", json_object_new_string(warning ? "Warning" : "Normal"));
+    json_object_object_add(e, "note", json_object_new_string(note));
+    json_object_object_add(r, "apiVersion", json_object_new_string("maskmesh.io/v1alpha1"));
+    json_object_object_add(r, "kind", json_object_new_string("MaskingPolicy"));
+    json_object_object_add(r, "name", json_object_new_string(pname));
+    json_object_object_add(r, "namespace", json_object_new_string(ns));
+    if (ctrl_meta_str(policy, "uid"))
+        json_object_object_add(r, "uid", json_object_new_string(ctrl_meta_str(policy, "uid")));
+    json_object_object_add(e, "regarding", r);
+    return e;
 }

@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/policy.h"
 
@@ -190,4 +191,36 @@ bool ctrl_label_same(struct json_object *actual, struct json_object *desired)
             return false;
     }
     return true;
+}
+
+/* Only the status changed (the controller's own patch, mostly): nothing to render, as
+ * controller-runtime's GenerationChangedPredicate decides. The generation moves with the
+ * spec; labels, owners and uid are compared as well. Someone else's edit of the status is
+ * put right by the periodic resync. */
+bool ctrl_status_only(struct json_object *old_obj, struct json_object *o)
+{
+    static const char *const meta[] = {"uid", "generation", "labels", "ownerReferences"};
+    struct json_object *om = ctrl_field(old_obj, "metadata", NULL), *m = ctrl_field(o, "metadata", NULL);
+    if (!om || !m || !ctrl_field(m, "generation", NULL) ||
+        !json_object_equal(ctrl_field(old_obj, "spec", NULL), ctrl_field(o, "spec", NULL)))
+        return false;
+    for (size_t i = 0; i < MM_ARRAY_LEN(meta); i++)
+        if (!json_object_equal(ctrl_field(om, meta[i], NULL), ctrl_field(m, meta[i], NULL)))
+            return false;
+    return true;
+}
+
+uint64_t ctrl_fnv(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return (h ^ 0xff) * 0x100000001b3ull;
+}
+
+void ctrl_now_rfc3339(char out[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
