@@ -38,7 +38,8 @@
  * mm_malloc and a match limit, so a pattern that backtracks badly on some input fails the
  * scan (MM_ELIMIT) instead of stalling it. Every non-empty match is reported, widened to whole
  * UTF-8 characters so a mask never splits one; empty matches are skipped, resuming at the
- * next character.
+ * next character. One pass of pattern.c's prefilter (an automaton over the literals each
+ * pattern needs) first picks the patterns that can match the value at all; only they run.
  *
  * Overlaps: every detector reports every match it finds; a detector is not tried again
  * inside its own previous match, but other detectors are, and the caller picks by
@@ -51,6 +52,7 @@
 #include <string.h>
 
 #define DET_MAX_PATTERNS 256
+_Static_assert(DET_MAX_PATTERNS <= DET_PF_WORDS * 64, "the prefilter has a bit per pattern");
 #define DET_MATCH_LIMIT 1000000     /* PCRE2 backtracking steps per match attempt */
 #define DET_HEAP_LIMIT_KIB 8192     /* PCRE2 interpreter backtracking memory per match */
 #define DET_JIT_STACK_MIN (32u << 10)
@@ -182,7 +184,9 @@ void det_set_free(det_set *s)
     for (size_t i = 0; i < s->n_pats; i++) {
         mm_free(s->pats[i].name);
         pcre2_code_free(s->pats[i].code);
+        det_lits_free(s->pats[i].lits);
     }
+    det_pf_free(s->pf);
     mm_free(s->pats);
     pcre2_compile_context_free(s->cctx);
     pcre2_general_context_free(s->gctx);
@@ -255,13 +259,16 @@ mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int 
     nojit = getenv("MM_PCRE2_NO_JIT");
     p->jit = !(nojit && *nojit == '1') && pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE) == 0;
     p->tag = tag;
-    s->n_pats++;
+    s->n_pats++; /* owned by the set from here, freed with it */
+    if (det_lits_extract(regex, &p->lits) != MM_OK)
+        return mm_errf(eb, MM_ENOMEM, "pattern %s: out of memory", name);
     return MM_OK;
 }
 
 mm_err det_set_compile(det_set *s, mm_errbuf *eb)
 {
-    MM_UNUSED(eb);
+    if (s->n_pats && !s->exhaustive && !s->pf && det_pf_build(s->pats, s->n_pats, &s->pf) != MM_OK)
+        return mm_errf(eb, MM_ENOMEM, "patterns: out of memory");
     memset(s->trig, 0, sizeof(s->trig));
     memset(s->lens_ok, 0, sizeof(s->lens_ok));
     memset(s->first_ok, 0, sizeof(s->first_ok));
@@ -583,13 +590,19 @@ static size_t char_end(const unsigned char *t, size_t n, size_t i)
     return i;
 }
 
+/* Every pattern the prefilter lets through (all of them without one), in order. */
 static void scan_patterns(scan *s)
 {
     const det_set *set = s->set;
     det_scratch *sc = s->sc;
+    uint64_t maybe[DET_PF_WORDS];
 
+    if (set->pf)
+        det_pf_scan(set->pf, s->t, s->n, maybe);
     for (size_t p = 0; p < set->n_pats && s->rc == MM_OK; p++) {
         const det_pattern *pt = &set->pats[p];
+        if (set->pf && !(maybe[p / 64] >> (p % 64) & 1))
+            continue; /* none of its literals is in the value: it cannot match */
         pcre2_match_data *md = sc->md[p];
         PCRE2_SIZE off = 0;
         while (off <= s->n && s->rc == MM_OK) {

@@ -34,12 +34,36 @@ enum { W_DIGIT = 1, W_UPPER = 2, W_LOWER = 4 };
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+/* The literals one of which a subject holds whenever a pattern matches (pattern.c). */
+typedef struct det_lits det_lits;
+
 typedef struct {
     char *name;
     pcre2_code *code;
     bool jit;
     int tag;
+    det_lits *lits; /* NULL: none known, the pattern runs on every value */
 } det_pattern;
+
+/* ---- the patterns' prefilter (pattern.c) ---------------------------------------------- */
+
+#define DET_PF_WORDS 4 /* 64-bit words of a pattern bitmap: DET_MAX_PATTERNS (256) bits */
+
+/* Reads a regex (already compiled by PCRE2) for its literals: *out NULL when it has none the
+ * reader can vouch for. MM_ENOMEM is the only error. */
+mm_err det_lits_extract(const char *regex, det_lits **out);
+void det_lits_free(det_lits *l);
+size_t det_lits_count(const det_lits *l);
+/* Literal k (ASCII, lower case) and its length; borrowed from l. */
+const unsigned char *det_lits_get(const det_lits *l, size_t k, size_t *len);
+
+/* One automaton over the literals of n patterns (at most DET_PF_WORDS * 64). */
+typedef struct det_pf det_pf;
+mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out);
+void det_pf_free(det_pf *pf);
+/* Sets bit p of maybe[] for each pattern p that may match t[0..n) (its literal occurs, case
+ * folded, or it has none); one pass over t. */
+void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe);
 
 #define DET_FIT_MAX 63
 
@@ -68,6 +92,7 @@ struct det_set {
     size_t n_pats;
     pcre2_general_context *gctx; /* PCRE2 allocates through mm_malloc */
     pcre2_compile_context *cctx;
+    det_pf *pf; /* NULL: every pattern runs on every value (no patterns, or exhaustive) */
     bool compiled;
 };
 

@@ -1,0 +1,203 @@
+/* Unit tests for the custom patterns' prefilter (pattern.c): the literals read from patterns
+ * of every kind of syntax (and the patterns it must leave alone), and the proof that it only
+ * saves time: a set with the prefilter and one without (det_set_exhaustive, every pattern run
+ * on every value) report the same matches, span for span, on generated values made of the
+ * patterns' own literals in both cases, near misses, UTF-8 and separators. Failure output
+ * names the pattern or the input number, never more of the text than the test made up. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mask/detect_int.h"
+
+/* Patterns and the literals the prefilter must find for them ("" between alternatives;
+ * NULL: none, the pattern runs on every value). */
+static const struct {
+    const char *re;
+    const char *lits[4];
+} cases[] = {
+    {"ORD-[0-9]{8}", {"ord-"}},
+    {"(?i)emp[_-]?\\d{6}", {"emp"}},
+    {"\\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{8,}",
+     {"sk_live_", "sk_test_", "rk_live_", "rk_test_"}},
+    {"(?<=id=)\\d+", {"id="}},
+    {"(?<!x)abc", {"abc"}},
+    {"^ORD\\b", {"ord"}},
+    {"foo$", {"foo"}},
+    {"x*", {NULL}},
+    {"(?:ab)?c", {"abc", "c"}},
+    {"a|b|", {NULL}},
+    {"[Qq][Xx]", {"qx"}},
+    {"(?i:AKIA)[A-Z0-9]{4}", {"akia"}},
+    {"\\Qa.b\\E", {"a.b"}},
+    {"a{2}b", {"a"}},
+    {"(ab){1,3}", {"ab"}},
+    {"(?=.*secret)\\w+", {"secret"}},
+    {"caf\\xc3\\xa9", {"caf"}},
+    {"\\x41BC", {"abc"}},
+    {"[[:alpha:]]+Z", {"z"}},
+    {"(?#comment)tok", {"tok"}},
+    {"a\\.b", {"a.b"}},
+    {"(?x) a b", {NULL}},
+    {"(*UTF)(?i)k", {NULL}},
+    {"(?|(a)|(b))c", {"ac", "bc"}},
+    {"(?>xy|x)z", {"xyz", "xz"}},
+    {"\\d{3}-\\d{2}", {"-"}},
+    {"tok(?=en)", {"tok"}},
+    {"(?i)stra\xc3\x9f" "e", {"stra"}},
+    {"[^a]bc", {"bc"}},
+    {"(a)\\1x", {"a"}},
+    {"[]a]q", {"]q", "aq"}},
+    {"[a-c]{2}", {"a", "b", "c"}},
+    {"\\w+@\\w+", {"@"}},
+    {"#x{1,}", {"#"}},
+    {"{x}", {"{x}"}},
+    {"a{,2}", {NULL}},
+    {"(?i)(?-i:AB)cd", {"abcd"}},
+    {"x?+y*?z", {"z"}},
+    {"(?P<n>ab)(?P=n)", {NULL}},
+    {"[\\d.]+ms", {"ms"}},
+    {"\\Qab\\E+", {NULL}},
+    {"(?:a|b)(?:c|d)", {"ac", "ad", "bc", "bd"}},
+    {"\\bEMP-\\d{6}\\b|\\bCTR-\\d{5}\\b", {"emp-", "ctr-"}},
+    {"(?m)^key:\\s*\\S+$", {"key:"}},
+    {"\\$\\{[a-z]+\\}", {"${"}},
+};
+
+static const char *const frags[] = {
+    "ORD-", "ord-", "12345678", "EMP_", "emp-", "123456", "sk_live_", "rk_test_", "ABCdef12",
+    "id=", "42", "xabc", "abc", "foo", "\n", "ab", "c", "qx", "QX", "AKIA", "akia", "a.b", "A.B",
+    "aab", "secret", "en", "tok", "caf\xc3\xa9", "ABC", "Z", "stra\xc3\x9f" "e", "STRASSE",
+    "\xe2\x84\xaa", "k", "xyz", "xz", "123-45", " ", "@", "]q", "a{,2}", "{x}", "#xx", "bc",
+    "x", "y", "AB", "cd", "ms", "1.5", "key: v", "${abc}", "CTR-12345", "-", "ac", "abab", "\xff",
+};
+
+static void test_literals(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        det_lits *l = (det_lits *)1;
+        size_t want = 0;
+        assert_int_equal(det_lits_extract(cases[i].re, &l), MM_OK);
+        while (want < 4 && cases[i].lits[want])
+            want++;
+        if (det_lits_count(l) != want)
+            fail_msg("pattern %zu (%s): %zu literals, want %zu", i, cases[i].re,
+                     det_lits_count(l), want);
+        for (size_t k = 0; k < want; k++) {
+            size_t len;
+            const unsigned char *b = det_lits_get(l, k, &len);
+            if (len != strlen(cases[i].lits[k]) || memcmp(b, cases[i].lits[k], len) != 0)
+                fail_msg("pattern %zu (%s): literal %zu is \"%.*s\", want \"%s\"", i,
+                         cases[i].re, k, (int)len, (const char *)b, cases[i].lits[k]);
+        }
+        det_lits_free(l);
+    }
+}
+
+#define MAX_M 256
+
+typedef struct {
+    size_t n;
+    det_match m[MAX_M];
+} got;
+
+static mm_err collect(void *ctx, const det_match *m)
+{
+    got *g = ctx;
+    if (g->n < MAX_M)
+        g->m[g->n++] = *m;
+    return MM_OK;
+}
+
+static det_set *set_of_cases(bool exhaustive)
+{
+    det_set *set = NULL;
+    mm_errbuf eb;
+    assert_int_equal(det_set_new(&set), MM_OK);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "p%zu", i);
+        if (det_set_add_pattern(set, name, cases[i].re, (int)i, &eb) != MM_OK)
+            fail_msg("pattern %zu: %s", i, eb.msg);
+    }
+    if (exhaustive)
+        det_set_exhaustive(set);
+    assert_int_equal(det_set_compile(set, &eb), MM_OK);
+    return set;
+}
+
+static void same(const det_set *fast, det_scratch *sf, const det_set *slow, det_scratch *ss,
+                 const char *t, size_t n, size_t input)
+{
+    static got a, b;
+    a.n = b.n = 0;
+    assert_int_equal(det_scan(fast, sf, t, n, collect, &a), MM_OK);
+    assert_int_equal(det_scan(slow, ss, t, n, collect, &b), MM_OK);
+    if (a.n != b.n)
+        fail_msg("input %zu: %zu matches with the prefilter, %zu without", input, a.n, b.n);
+    for (size_t k = 0; k < a.n; k++)
+        if (a.m[k].start != b.m[k].start || a.m[k].end != b.m[k].end || a.m[k].tag != b.m[k].tag)
+            fail_msg("input %zu, match %zu: [%zu,%zu) p%d with the prefilter, [%zu,%zu) p%d "
+                     "without", input, k, a.m[k].start, a.m[k].end, a.m[k].tag, b.m[k].start,
+                     b.m[k].end, b.m[k].tag);
+}
+
+static void test_prefilter_exact(void **state)
+{
+    det_set *fast = set_of_cases(false), *slow = set_of_cases(true);
+    det_scratch *sf = NULL, *ss = NULL;
+    char buf[256];
+    uint32_t x = 2463534242u; /* xorshift32: the same inputs every run */
+    size_t skipped = 0;
+    (void)state;
+
+    assert_int_equal(det_scratch_new(fast, &sf), MM_OK);
+    assert_int_equal(det_scratch_new(slow, &ss), MM_OK);
+    for (size_t r = 0; r < 30000; r++) {
+        size_t n = 0, parts;
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        parts = x % 7;
+        for (size_t k = 0; k < parts; k++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            const char *f = frags[x % (sizeof(frags) / sizeof(frags[0]))];
+            size_t fn = strlen(f);
+            if (n + fn + 1 > sizeof(buf))
+                break;
+            memcpy(buf + n, f, fn);
+            n += fn;
+            if (x >> 24 < 40) /* now and then a separator or a stray byte */
+                buf[n++] = " -_x9"[(x >> 8) % 5];
+        }
+        for (size_t cut = 0; cut < 2; cut++) { /* the value, and its prefixes */
+            size_t len = cut ? (n ? (x >> 4) % n : 0) : n;
+            same(fast, sf, slow, ss, buf, len, r);
+        }
+    }
+    /* the filter is on: a value holding no literal of a literal-bearing pattern skips it */
+    uint64_t maybe[DET_PF_WORDS];
+    det_pf_scan(fast->pf, (const unsigned char *)"nothing here", 12, maybe);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        skipped += !(maybe[i / 64] >> (i % 64) & 1);
+    assert_true(skipped > 30);
+    det_pf_scan(fast->pf, (const unsigned char *)"xx ORd-1", 8, maybe);
+    assert_true(maybe[0] & 1); /* case folded, in the middle of the value */
+    det_scratch_free(sf);
+    det_scratch_free(ss);
+    det_set_free(fast);
+    det_set_free(slow);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_literals),
+        cmocka_unit_test(test_prefilter_exact),
+    };
+    return cmocka_run_group_tests_name("mask-pattern", tests, NULL, NULL);
+}
