@@ -267,7 +267,10 @@ mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int 
 
 mm_err det_set_compile(det_set *s, mm_errbuf *eb)
 {
-    if (s->n_pats && !s->exhaustive && !s->pf && det_pf_build(s->pats, s->n_pats, &s->pf) != MM_OK)
+    /* MM_PATTERN_PREFILTER=off runs every pattern on every value: the bench's baseline */
+    const char *pf = getenv("MM_PATTERN_PREFILTER");
+    if (s->n_pats && !s->exhaustive && !s->pf && !(pf && strcmp(pf, "off") == 0) &&
+        det_pf_build(s->pats, s->n_pats, &s->pf) != MM_OK)
         return mm_errf(eb, MM_ENOMEM, "patterns: out of memory");
     memset(s->trig, 0, sizeof(s->trig));
     memset(s->lens_ok, 0, sizeof(s->lens_ok));
@@ -590,45 +593,55 @@ static size_t char_end(const unsigned char *t, size_t n, size_t i)
     return i;
 }
 
-/* Every pattern the prefilter lets through (all of them without one), in order. */
+/* Runs pattern p over the whole value, reporting every non-empty match. */
+static void run_pattern(scan *s, size_t p)
+{
+    const det_pattern *pt = &s->set->pats[p];
+    det_scratch *sc = s->sc;
+    pcre2_match_data *md = sc->md[p];
+    PCRE2_SIZE off = 0;
+
+    while (off <= s->n && s->rc == MM_OK) {
+        int r = pt->jit ? pcre2_jit_match(pt->code, s->t, s->n, off, 0, md, sc->mctx)
+                        : pcre2_match(pt->code, s->t, s->n, off, 0, md, sc->mctx);
+        if (r < 0) {
+            if (r == PCRE2_ERROR_NOMATCH)
+                break;
+            /* a limit (match, depth, heap, JIT stack): refuse rather than pass */
+            s->rc = r == PCRE2_ERROR_NOMEMORY ? MM_ENOMEM : MM_ELIMIT;
+            break;
+        }
+        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t next;
+        if (ov[1] > ov[0]) { /* whole characters; resume after them (no duplicates) */
+            next = char_end(s->t, s->n, ov[1]);
+            det_add(s, char_start(s->t, ov[0]), next, pt->tag, pt->name);
+        } else { /* empty (or \K-reversed): nothing to mask; move on one character */
+            next = (ov[0] > off ? ov[0] : off) + 1;
+            next = char_end(s->t, s->n, next);
+        }
+        if (next <= off)
+            next = off + 1;
+        off = next;
+    }
+}
+
+/* Every pattern the prefilter lets through (all of them without one), in order: the others
+ * hold none of their literals in the value, so they cannot match. */
 static void scan_patterns(scan *s)
 {
     const det_set *set = s->set;
-    det_scratch *sc = s->sc;
     uint64_t maybe[DET_PF_WORDS];
 
     if (set->pf)
         det_pf_scan(set->pf, s->t, s->n, maybe);
-    for (size_t p = 0; p < set->n_pats && s->rc == MM_OK; p++) {
-        const det_pattern *pt = &set->pats[p];
-        if (set->pf && !(maybe[p / 64] >> (p % 64) & 1))
-            continue; /* none of its literals is in the value: it cannot match */
-        pcre2_match_data *md = sc->md[p];
-        PCRE2_SIZE off = 0;
-        while (off <= s->n && s->rc == MM_OK) {
-            int r = pt->jit ? pcre2_jit_match(pt->code, s->t, s->n, off, 0, md, sc->mctx)
-                            : pcre2_match(pt->code, s->t, s->n, off, 0, md, sc->mctx);
-            if (r < 0) {
-                if (r == PCRE2_ERROR_NOMATCH)
-                    break;
-                /* a limit (match, depth, heap, JIT stack): refuse rather than pass */
-                s->rc = r == PCRE2_ERROR_NOMEMORY ? MM_ENOMEM : MM_ELIMIT;
+    for (size_t w = 0; w * 64 < set->n_pats && s->rc == MM_OK; w++)
+        for (uint64_t m = set->pf ? maybe[w] : ~0ull; m && s->rc == MM_OK; m &= m - 1) {
+            size_t p = w * 64 + (size_t)__builtin_ctzll(m);
+            if (p >= set->n_pats)
                 break;
-            }
-            const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            size_t next;
-            if (ov[1] > ov[0]) { /* whole characters; resume after them (no duplicates) */
-                next = char_end(s->t, s->n, ov[1]);
-                det_add(s, char_start(s->t, ov[0]), next, pt->tag, pt->name);
-            } else { /* empty (or \K-reversed): nothing to mask; move on one character */
-                next = (ov[0] > off ? ov[0] : off) + 1;
-                next = char_end(s->t, s->n, next);
-            }
-            if (next <= off)
-                next = off + 1;
-            off = next;
+            run_pattern(s, p);
         }
-    }
 }
 
 /* ---- det_scan ------------------------------------------------------------------------- */
