@@ -258,6 +258,12 @@ mm_err det_set_add_pattern(det_set *s, const char *name, const char *regex, int 
      * MM_PCRE2_NO_JIT=1 turns it off for valgrind, which cannot follow JIT-made code. */
     nojit = getenv("MM_PCRE2_NO_JIT");
     p->jit = !(nojit && *nojit == '1') && pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE) == 0;
+    /* pcre2_jit_match skips the UTF check, and a UTF pattern on invalid UTF-8 is undefined
+     * behaviour there; pcre2_match checks first (and still runs the JIT code), so such a
+     * value fails closed (MM_ELIMIT) instead */
+    uint32_t all = 0;
+    pcre2_pattern_info(p->code, PCRE2_INFO_ALLOPTIONS, &all);
+    p->utf = (all & PCRE2_UTF) != 0;
     p->tag = tag;
     s->n_pats++; /* owned by the set from here, freed with it */
     if (det_lits_extract(regex, &p->lits) != MM_OK)
@@ -602,7 +608,7 @@ static void run_pattern(scan *s, size_t p)
     PCRE2_SIZE off = 0;
 
     while (off <= s->n && s->rc == MM_OK) {
-        int r = pt->jit ? pcre2_jit_match(pt->code, s->t, s->n, off, 0, md, sc->mctx)
+        int r = pt->jit && !pt->utf ? pcre2_jit_match(pt->code, s->t, s->n, off, 0, md, sc->mctx)
                         : pcre2_match(pt->code, s->t, s->n, off, 0, md, sc->mctx);
         if (r < 0) {
             if (r == PCRE2_ERROR_NOMATCH)

@@ -41,6 +41,7 @@ typedef struct {
     char *name;
     pcre2_code *code;
     bool jit;
+    bool utf;  /* (*UTF) or (*UTF8): matched through pcre2_match, which checks the subject */
     int tag;
     det_lits *lits; /* NULL: none known, the pattern runs on every value */
 } det_pattern;

@@ -284,12 +284,35 @@ static void test_random_patterns(void **state)
     assert_true(checked > 50000);
 }
 
+/* A UTF pattern on a value that is not UTF-8: an error (the value fails closed), never a
+ * match run on it unchecked (pcre2_jit_match does not check). */
+static void test_utf_pattern_checks_value(void **state)
+{
+    (void)state;
+    det_set *set = NULL;
+    det_scratch *sc = NULL;
+    mm_errbuf eb;
+    static got g;
+    assert_int_equal(det_set_new(&set), MM_OK);
+    assert_int_equal(det_set_add_pattern(set, "u", "(*UTF)caf\\x{e9}", 1, &eb), MM_OK);
+    assert_int_equal(det_set_compile(set, &eb), MM_OK);
+    assert_int_equal(det_scratch_new(set, &sc), MM_OK);
+    g.n = 0;
+    assert_int_equal(det_scan(set, sc, "a caf\xc3\xa9", 7, collect, &g), MM_OK);
+    assert_int_equal(g.n, 1);
+    g.n = 0;
+    assert_int_not_equal(det_scan(set, sc, "\xff caf\xc3\xa9", 7, collect, &g), MM_OK);
+    det_scratch_free(sc);
+    det_set_free(set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literals),
         cmocka_unit_test(test_prefilter_exact),
         cmocka_unit_test(test_random_patterns),
+        cmocka_unit_test(test_utf_pattern_checks_value),
     };
     return cmocka_run_group_tests_name("mask-pattern", tests, NULL, NULL);
 }
