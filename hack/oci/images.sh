@@ -27,7 +27,8 @@ refs() {
     case "$1" in
         cluster) echo "$MM_PAUSE_IMAGE $MM_COREDNS_IMAGE" ;;
         project) echo "$REGISTRY/$CONTROLLER_IMAGE:$TAG $REGISTRY/$WEBHOOK_IMAGE:$TAG" \
-                      "$REGISTRY/$PROXY_IMAGE:$TAG $REGISTRY/$MASKCTL_IMAGE:$TAG" \
+                      "$REGISTRY/$PROXY_IMAGE:$TAG $REGISTRY/$STREAM_IMAGE:$TAG" \
+                      "$REGISTRY/$MASKCTL_IMAGE:$TAG" \
                       "$MM_TESTAPP_IMAGE $MM_CLIENT_IMAGE" ;;
         *) echo "images: unknown set $1 (cluster|project)" >&2; exit 2 ;;
     esac
@@ -69,7 +70,7 @@ build_project() {
         echo "images: the project's archives are up to date" >&2
         return 0
     fi
-    for n in "$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$MASKCTL_IMAGE"; do
+    for n in "$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$STREAM_IMAGE" "$MASKCTL_IMAGE"; do
         python3 "$tool" --ref "$REGISTRY/$n:$TAG" --out "$(archive project "$REGISTRY/$n:$TAG")" \
             --dockerfile "$root/Dockerfile" --target "$n" --bin-dir "$root/bin"
     done
