@@ -11,7 +11,9 @@
 #   a policy with spec.streams masks a Kafka topic into another through the maskmesh-stream
 #   Deployment the controller renders (a real broker outside the cluster, read_committed),
 #   its status.stream Ready with lag 0; FF1 and SIV data written with key v1, the Secret
-#   rotated to v2 without a restart, both revealed by maskctl reveal;
+#   rotated to v2 without a restart, both revealed by maskctl reveal; a WebSocket app (text
+#   masked both ways, binary refused) and a gRPC service (h2c upstream, grpcurl; fields masked
+#   by name with spec.grpc.descriptorSet) behind the sidecar;
 #   the controller's Lease moves when its leader is killed; helm upgrade keeps the webhook's
 #   certificate; helm test passes; helm uninstall leaves nothing of maskmesh.
 #
@@ -72,4 +74,5 @@ k wait --for=condition=Established crd/maskingpolicies.maskmesh.io --timeout=60s
 . e2e/suite/traffic.sh
 . e2e/suite/stream.sh
 . e2e/suite/fpe.sh
+. e2e/suite/protocols.sh
 . e2e/suite/lifecycle.sh
