@@ -88,6 +88,9 @@ app_deploy ws-app http 8080 --ws=:8080
 check "ws-app rolled out behind the sidecar (its probe through the sidecar)" \
     k -n "$APP_NS" rollout status deploy/ws-app --timeout=180s
 ws_ip="$(k -n "$APP_NS" get svc ws-app -o jsonpath='{.spec.clusterIP}')"
+# kube-proxy programs the Service once the pod is among its endpoints: until then, refused
+ws_svc_up() { curl -sf --max-time 3 -o /dev/null "http://$ws_ip/healthz"; }
+check "the Service ws-app ($ws_ip) answers through the sidecar" eventually 60 ws_svc_up
 ws_client() {
     py - "ws://$ws_ip/ws" <<'EOF'
 import asyncio, json, sys
