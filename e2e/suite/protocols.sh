@@ -20,16 +20,18 @@
 APPS_IMAGE="${E2E_APPS_IMAGE:-maskmesh.local/e2e-apps:dev}"
 # py: the Python that has Debian's websockets (a python3 of its own may come first in PATH)
 py() { PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}/usr/lib/python3/dist-packages" python3 "$@"; }
-# results LINES: "PASS what" / "FAIL what" lines of a client script into ok/bad
+# results N LINES: the "PASS what" / "FAIL what" lines of a client script into ok/bad; fewer
+# than the N it should print (it died before them: an import, a crash) is a failure too
 results() {
-    local line
+    local want=$1 line n=0
     while IFS= read -r line; do
         case "$line" in
-            "PASS "*) ok "${line#PASS }" ;;
-            "FAIL "*) bad "${line#FAIL }" ;;
+            "PASS "*) ok "${line#PASS }"; n=$((n + 1)) ;;
+            "FAIL "*) bad "${line#FAIL }"; n=$((n + 1)) ;;
             *) echo "     $line" ;;
         esac
-    done <<<"$1"
+    done <<<"$2"
+    [ "$n" -ge "$want" ] || bad "the client script reported $n of its $want checks (output above)"
 }
 # app_deploy NAME PORTNAME PORT ARGS...: a Deployment of mm-e2e-apps, opted in, and its Service
 app_deploy() {
@@ -134,7 +136,7 @@ except Exception as e:  # the connection itself failed: one failure that names i
 EOF
 }
 ws_out="$(ws_client 2>&1 || true)"
-results "$ws_out"
+results 4 "$ws_out"
 ws_log() { k -n "$APP_NS" logs deploy/ws-app -c app 2>/dev/null; }
 ws_got() { ws_log | grep '"ws-received"' | grep -q '"binary":false'; }
 if eventually 20 ws_got; then
