@@ -11,8 +11,9 @@
 #     - transport: the calls go through the sidecar and answer OK with every message;
 #     - masking: the fields the policy names (spec.grpc.descriptorSet: tests/grpc/shop.protoset
 #       in a ConfigMap) come back masked. This needs the sidecar to receive the descriptor set
-#       (the grpcside branch); without it the sidecar cannot read gRPC messages and, as the
-#       policy's onError: passthrough says, lets them through unread, so the masking checks fail.
+#       (the controller copies it into maskmesh-policies); a sidecar that cannot read gRPC
+#       messages lets them through unread, as the policy's onError: passthrough says, and only
+#       the masking checks fail.
 #
 # Sourced by run.sh after traffic.sh (APP_NS exists); uses run.sh's helpers.
 # shellcheck shell=bash
