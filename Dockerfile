@@ -27,11 +27,13 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && \
     apt-get install -y --no-install-recommends \
         libmicrohttpd12 libgnutls30 libcurl4 libssl3 libjson-c5 libyaml-0-2 \
-        libpcre2-8-0 zlib1g librdkafka1 ca-certificates && \
+        libpcre2-8-0 zlib1g ca-certificates && \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log
-# an image's binary must find every library it links (checked per target below)
+# an image's binary must find every library it links: here every binary but maskmesh-stream,
+# whose librdkafka only its own stage installs (checked there)
 COPY --from=build /src/bin/ /tmp/bin/
-RUN missing="$(ldd /tmp/bin/* | grep 'not found' || true)"; \
+RUN rm /tmp/bin/maskmesh-stream && \
+    missing="$(ldd /tmp/bin/* | grep 'not found' || true)"; \
     rm -rf /tmp/bin; \
     if [ -n "$missing" ]; then echo "missing shared libraries:"; echo "$missing"; exit 1; fi
 USER 65532:65532
@@ -61,8 +63,15 @@ EXPOSE 15480 15481
 ENTRYPOINT ["/usr/local/bin/maskmesh-proxy"]
 
 # Kafka topics masked topic to topic (spec.streams); the controller renders its Deployment.
+# librdkafka (Debian's) is in this image alone: no other binary links it.
 FROM runtime AS maskmesh-stream
+USER root
+RUN apt-get update && \
+    apt-get install -y --no-install-recommends librdkafka1 && \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log
 COPY --from=build --chmod=0755 /src/bin/maskmesh-stream /usr/local/bin/maskmesh-stream
+RUN missing="$(ldd /usr/local/bin/maskmesh-stream | grep 'not found' || true)"; \
+    if [ -n "$missing" ]; then echo "missing shared libraries:"; echo "$missing"; exit 1; fi
 USER 65532:65532
 EXPOSE 15481
 ENTRYPOINT ["/usr/local/bin/maskmesh-stream"]

@@ -18,6 +18,8 @@ down() {
     exit "$rc"
 }
 trap down EXIT
+# the suite's Kafka broker (Java, the release jars by Maven) and its client (confluent-kafka)
+hack/install-deps.sh kafka
 hack/cluster-up.sh
 BIN="$(cat "$MM_CLUSTER_DIR/bin.path")"
 t1=$SECONDS

@@ -8,6 +8,12 @@
 #   responses through the Service's ClusterIP are masked; a direct connection to the app port
 #   is refused by the rendered NetworkPolicy; a policy edit reaches the sidecar without a
 #   restart; with the webhook down an opted-in pod is refused and a kube-system pod is not;
+#   a policy with spec.streams masks a Kafka topic into another through the maskmesh-stream
+#   Deployment the controller renders (a real broker outside the cluster, read_committed),
+#   its status.stream Ready with lag 0; FF1 and SIV data written with key v1, the Secret
+#   rotated to v2 without a restart, both revealed by maskctl reveal; a WebSocket app (text
+#   masked both ways, binary refused) and a gRPC service (h2c upstream, grpcurl; fields masked
+#   by name with spec.grpc.descriptorSet) behind the sidecar;
 #   the controller's Lease moves when its leader is killed; helm upgrade keeps the webhook's
 #   certificate; helm test passes; helm uninstall leaves nothing of maskmesh.
 #
@@ -66,4 +72,7 @@ ok "helm install --wait succeeded"
 k wait --for=condition=Established crd/maskingpolicies.maskmesh.io --timeout=60s >/dev/null
 . e2e/suite/crd.sh
 . e2e/suite/traffic.sh
+. e2e/suite/stream.sh
+. e2e/suite/fpe.sh
+. e2e/suite/protocols.sh
 . e2e/suite/lifecycle.sh

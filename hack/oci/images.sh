@@ -5,7 +5,7 @@
 #
 # Usage: hack/oci/images.sh cluster BIN    pause + CoreDNS (BIN: hack/k8s/build.sh's directory)
 #        hack/oci/images.sh project        maskmesh's images (the Dockerfile's stages, the names
-#                                          of hack/images.env) + the e2e test app and client
+#                                          of hack/images.env) + the e2e test apps and client
 #        hack/oci/images.sh import SET     ctr import SET's archives (cluster|project)
 #        hack/oci/images.sh refs SET       print SET's image references
 # Archives go to build/oci/<set>/ (OCI_DIR overrides). REGISTRY and TAG override images.env.
@@ -22,13 +22,15 @@ while IFS='=' read -r key value; do
 done <"$root/hack/images.env"
 MM_TESTAPP_IMAGE=maskmesh.local/mm-testapp:dev
 MM_CLIENT_IMAGE=maskmesh.local/e2e-client:dev
+MM_E2E_APPS_IMAGE=maskmesh.local/e2e-apps:dev
 
 refs() {
     case "$1" in
         cluster) echo "$MM_PAUSE_IMAGE $MM_COREDNS_IMAGE" ;;
         project) echo "$REGISTRY/$CONTROLLER_IMAGE:$TAG $REGISTRY/$WEBHOOK_IMAGE:$TAG" \
-                      "$REGISTRY/$PROXY_IMAGE:$TAG $REGISTRY/$MASKCTL_IMAGE:$TAG" \
-                      "$MM_TESTAPP_IMAGE $MM_CLIENT_IMAGE" ;;
+                      "$REGISTRY/$PROXY_IMAGE:$TAG $REGISTRY/$STREAM_IMAGE:$TAG" \
+                      "$REGISTRY/$MASKCTL_IMAGE:$TAG" \
+                      "$MM_TESTAPP_IMAGE $MM_CLIENT_IMAGE $MM_E2E_APPS_IMAGE" ;;
         *) echo "images: unknown set $1 (cluster|project)" >&2; exit 2 ;;
     esac
 }
@@ -60,16 +62,19 @@ build_cluster() {
 }
 
 build_project() {
-    local dir="$out/project" n
+    local dir="$out/project" n apps
     mkdir -p "$dir"
-    local inputs=("$root/Dockerfile" "$root"/bin/* "$root/build/tools/mm-testapp" /bin/busybox /usr/bin/curl)
+    # the gRPC service and WebSocket app of e2e/suite/protocols.sh (static Go, cached)
+    apps="$("$root/e2e/apps/build.sh" | tail -1)"
+    local inputs=("$root/Dockerfile" "$root"/bin/* "$root/build/tools/mm-testapp" /bin/busybox /usr/bin/curl
+                  "$apps" "$root/tests/grpc/shop.protoset")
     local r stale=0
     for r in $(refs project); do fresh "$(archive project "$r")" "${inputs[@]}" || stale=1; done
     if [ $stale = 0 ]; then
         echo "images: the project's archives are up to date" >&2
         return 0
     fi
-    for n in "$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$MASKCTL_IMAGE"; do
+    for n in "$CONTROLLER_IMAGE" "$WEBHOOK_IMAGE" "$PROXY_IMAGE" "$STREAM_IMAGE" "$MASKCTL_IMAGE"; do
         python3 "$tool" --ref "$REGISTRY/$n:$TAG" --out "$(archive project "$REGISTRY/$n:$TAG")" \
             --dockerfile "$root/Dockerfile" --target "$n" --bin-dir "$root/bin"
     done
@@ -77,6 +82,9 @@ build_project() {
     python3 "$tool" --ref "$MM_TESTAPP_IMAGE" --out "$(archive project "$MM_TESTAPP_IMAGE")" \
         --file "$root/build/tools/mm-testapp:/usr/local/bin/mm-testapp" \
         --entrypoint '["/usr/local/bin/mm-testapp"]' --user 65532:65532
+    python3 "$tool" --ref "$MM_E2E_APPS_IMAGE" --out "$(archive project "$MM_E2E_APPS_IMAGE")" \
+        --file "$apps:/usr/local/bin/mm-e2e-apps" --file "$root/tests/grpc/shop.protoset:/etc/mm-e2e/shop.protoset" \
+        --entrypoint '["/usr/local/bin/mm-e2e-apps"]' --user 65532:65532
     # the client the suite execs into: busybox (sh, sleep, nc, wget) and curl
     local links=() c
     for c in sh ash sleep cat echo ls nc wget env true false test grep sed head tail wc id hostname; do
