@@ -93,6 +93,24 @@ static bool gzip_encoding(const mm_stream *s)
     return e && strcasecmp(e, "gzip") == 0;
 }
 
+/* pb_mask failed on message ps->count: its error gets the message's number in front. Built only here, not for every message. */
+static mm_err message_fail(mm_stream *s, mm_err rc)
+{
+    char pre[40];
+    int n;
+
+    if (rc == MM_ENOMEM || !s->eb)
+        return rc;
+    n = snprintf(pre, sizeof(pre), "gRPC message %llu: ", (unsigned long long)s->pb->count);
+    size_t len = strnlen(s->eb->msg, sizeof(s->eb->msg) - 1);
+    if (len + (size_t)n >= sizeof(s->eb->msg)) /* the tail gives way to the prefix */
+        len = sizeof(s->eb->msg) - 1 - (size_t)n;
+    memmove(s->eb->msg + n, s->eb->msg, len);
+    memcpy(s->eb->msg, pre, (size_t)n);
+    s->eb->msg[n + len] = '\0';
+    return rc;
+}
+
 /* The message of the current frame, in[0..n), is complete: mask it and write its frame. */
 static mm_err frame_done(mm_stream *s, const uint8_t *in, size_t n)
 {
@@ -110,14 +128,13 @@ static mm_err frame_done(mm_stream *s, const uint8_t *in, size_t n)
         in = (const uint8_t *)ps->z.data;
         n = ps->z.len;
     }
-    snprintf(ps->where, sizeof(ps->where), "gRPC message %llu: ",
-             (unsigned long long)ps->count);
     mm_buf_reset(&ps->mout);
     /* room for the header, written once the length is known */
-    if ((rc = mm_buf_append(&ps->mout, "\0\0\0\0\0", 5)) != MM_OK ||
-        (rc = pb_mask(s, n ? in : (const uint8_t *)"", n, ps->frame_off + 5, &ps->mout)) !=
-            MM_OK)
+    if ((rc = mm_buf_append(&ps->mout, "\0\0\0\0\0", 5)) != MM_OK)
         return rc;
+    if ((rc = pb_mask(s, n ? in : (const uint8_t *)"", n, ps->frame_off + 5, &ps->mout)) !=
+        MM_OK)
+        return message_fail(s, rc);
     const char *body = ps->mout.data + 5;
     size_t blen = ps->mout.len - 5;
     if (z) { /* compressed again, after the masked form */
@@ -206,8 +223,18 @@ static void grpc_reset(mm_stream *s)
     pbstate *ps = s->pb;
     ps->hlen = 0;
     ps->count = 0;
-    ps->where[0] = '\0';
     mm_buf_reset(&ps->msg);
+}
+
+void grpc_call_set(mm_stream *s)
+{
+    pbstate *ps = s->pb;
+    const pbmethod *me;
+
+    ps->d = s->o.proto;
+    ps->root = -1;
+    if (ps->d && s->o.grpc_method && (me = pbdesc_find_method(ps->d, s->o.grpc_method)) != NULL)
+        ps->root = s->o.direction == MM_DIR_REQUEST ? me->in : me->out;
 }
 
 const st_format st_format_grpc = {
@@ -240,7 +267,6 @@ static mm_err protobuf_end(mm_stream *s, mm_errbuf *eb)
     mm_err rc;
     if ((rc = pb_ready(s, eb)) != MM_OK)
         return rc;
-    ps->where[0] = '\0';
     mm_buf_reset(&ps->mout);
     if ((rc = pb_mask(s, ps->msg.len ? (const uint8_t *)ps->msg.data : (const uint8_t *)"",
                       ps->msg.len, 0, &ps->mout)) != MM_OK)

@@ -178,6 +178,11 @@ mm_err mm_stream_push(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
 mm_err mm_stream_finish(mm_stream *s, mm_errbuf *eb);
 /* Ready for another body with the same options (keep-alive), keeping allocations. */
 void mm_stream_reset(mm_stream *s);
+/* A GRPC stream ready for another call of the same masker, direction and caller: reset,
+ * with that call's descriptors, method and grpc-encoding (borrowed, as in mm_stream_opts),
+ * keeping its tables. MM_EINVAL for a stream of another kind. */
+mm_err mm_stream_reset_grpc(mm_stream *s, const mm_pbdesc *proto, const char *method,
+                            const char *encoding);
 void mm_stream_free(mm_stream *s);
 
 typedef struct {

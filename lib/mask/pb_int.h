@@ -113,7 +113,6 @@ typedef struct pbstate {
     uint64_t *sets;     /* path states: two per depth, and the root's */
     uint64_t off0;      /* stream offset of the message being masked */
     int packed_sel;     /* packed(): the rule an element's path gives */
-    char where[64];     /* "gRPC message N: " for errors */
     mm_buf path, val, key;
     mm_buf msg;         /* the message being collected */
     mm_buf z;           /* its inflated form */

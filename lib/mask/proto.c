@@ -46,7 +46,7 @@ static mm_err werr(walker *w, const uint8_t *at, const pbmsg *m, const pbfield *
     else if (num)
         snprintf(fld, sizeof(fld), " field %u", num);
     w->s->failed = true;
-    return mm_errf(w->s->eb, MM_EPARSE, "%soffset %zu: message %.120s%s: %s", w->ps->where,
+    return mm_errf(w->s->eb, MM_EPARSE, "offset %zu: message %.120s%s: %s",
                    (size_t)(at - w->base), m->full, fld, what);
 }
 

@@ -163,6 +163,19 @@ void mm_stream_reset(mm_stream *s)
     s->hf_fail = false;
 }
 
+mm_err mm_stream_reset_grpc(mm_stream *s, const mm_pbdesc *proto, const char *method,
+                            const char *encoding)
+{
+    if (s->fmt != &st_format_grpc)
+        return MM_EINVAL;
+    mm_stream_reset(s);
+    s->o.proto = proto;
+    s->o.grpc_method = method;
+    s->o.grpc_encoding = encoding;
+    grpc_call_set(s);
+    return MM_OK;
+}
+
 void mm_stream_free(mm_stream *s)
 {
     if (!s)

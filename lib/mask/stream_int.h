@@ -208,6 +208,8 @@ extern const st_format st_format_json;  /* json.c: JSON and NDJSON */
 extern const st_format st_format_text;  /* text.c */
 extern const st_format st_format_sse;   /* text.c */
 extern const st_format st_format_grpc;  /* grpc.c */
+/* grpc.c: a GRPC stream's message type from its (new) s->o.proto and grpc_method. */
+void grpc_call_set(mm_stream *s);
 extern const st_format st_format_protobuf; /* grpc.c */
 
 /* jtweak.c: encrypt's tweak: {field: NAME} in JSON (the file's top comment has the rules).

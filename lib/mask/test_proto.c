@@ -365,6 +365,91 @@ static void test_frames(void **state)
     mm_masker_free(m);
 }
 
+/* One stream reset with mm_stream_reset_grpc for call after call (methods known and not,
+ * encodings, a failure mid-stream) gives, for each, exactly what a new stream gives: output,
+ * result and error message. */
+typedef struct {
+    const char *method, *encoding;
+    mm_buf in;
+} rcall;
+
+static mm_err push_all(mm_stream *s, const mm_buf *in, size_t step, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    for (size_t i = 0; rc == MM_OK && i < in->len; i += step)
+        rc = mm_stream_push(s, in->data + i, step < in->len - i ? step : in->len - i, eb);
+    return rc == MM_OK ? mm_stream_finish(s, eb) : rc;
+}
+
+static void test_reset_grpc(void **state)
+{
+    (void)state;
+    mm_masker *m = compile(policy);
+    mm_pbdesc *d = descriptors();
+    rcall c[5] = {{LIST, NULL, {0}}, {LIST, "gzip", {0}}, {"/shop.v1.Customers/Nope", NULL, {0}},
+                  {LIST, NULL, {0}}, {"/shop.v1.Customers/GetCustomer", NULL, {0}}};
+    mm_buf msg, want[5], out;
+    mm_err want_rc[5];
+    char want_msg[5][MM_ERRBUF_SIZE];
+    mm_stream *s = NULL, *js = NULL;
+    mm_errbuf eb = {{0}};
+    mm_buf_init(&msg, 0);
+    mm_buf_init(&out, 0);
+    for (int i = 0; i < 5; i++) {
+        mm_buf_init(&c[i].in, 0);
+        mm_buf_init(&want[i], 0);
+        mm_buf_reset(&msg);
+        customer(&msg, i);
+        frame(&c[i].in, msg.data, msg.len, i == 1);
+        frame(&c[i].in, msg.data, msg.len, false);
+    }
+    /* call 3 fails in its second message (a field of the wrong wire type) */
+    assert_int_equal(mm_buf_append(&c[3].in, "\0\0\0\0\2\x22\x03", 7), MM_OK);
+    for (int i = 0; i < 5; i++) {
+        mm_stream_opts o = {.kind = MM_BODY_GRPC, .direction = MM_DIR_RESPONSE, .proto = d,
+                            .grpc_method = c[i].method, .grpc_encoding = c[i].encoding};
+        memset(&eb, 0, sizeof(eb));
+        want_rc[i] = run(m, &o, c[i].in.data, c[i].in.len, c[i].in.len, 1, &want[i], &eb);
+        snprintf(want_msg[i], sizeof(want_msg[i]), "%s", eb.msg);
+    }
+    assert_int_equal(want_rc[0], MM_OK);
+    assert_int_equal(want_rc[2], MM_ENOTFOUND);
+    assert_int_equal(want_rc[3], MM_EPARSE);
+    assert_non_null(strstr(want_msg[3], "gRPC message 2: offset 0: message shop.v1.Customer"));
+    assert_int_equal(want_rc[4], MM_OK);
+    assert_false(has(&want[0], "123-45-6789"));
+    mm_stream_opts o0 = {.kind = MM_BODY_GRPC, .direction = MM_DIR_RESPONSE, .proto = d,
+                         .grpc_method = c[3].method};
+    assert_int_equal(mm_stream_new(m, &o0, to_buf, &out, &s), MM_OK);
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < 5; k++) {
+            int i = round == 1 ? 4 - k : (k * (round + 2)) % 5;
+            assert_int_equal(mm_stream_reset_grpc(s, d, c[i].method, c[i].encoding), MM_OK);
+            mm_buf_reset(&out);
+            memset(&eb, 0, sizeof(eb));
+            mm_err rc = push_all(s, &c[i].in, round == 2 ? 1 : c[i].in.len, &eb);
+            assert_int_equal(rc, want_rc[i]);
+            assert_string_equal(eb.msg, want_msg[i]);
+            assert_int_equal(out.len, want[i].len);
+            if (out.len)
+                assert_memory_equal(out.data, want[i].data, out.len);
+        }
+    /* a stream of another kind is not a call's */
+    mm_stream_opts jo = {.kind = MM_BODY_JSON};
+    assert_int_equal(mm_stream_new(m, &jo, to_buf, &out, &js), MM_OK);
+    assert_int_equal(mm_stream_reset_grpc(js, d, LIST, NULL), MM_EINVAL);
+    mm_stream_free(js);
+    mm_stream_free(s);
+    for (int i = 0; i < 5; i++) {
+        mm_buf_free(&c[i].in);
+        mm_buf_free(&want[i]);
+    }
+    mm_buf_free(&msg);
+    mm_buf_free(&out);
+    mm_pbdesc_free(d);
+    mm_masker_free(m);
+}
+
 static void test_descriptor_errors(void **state)
 {
     (void)state;
@@ -471,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_stream_splits),   cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_frames),          cmocka_unit_test(test_descriptor_errors),
         cmocka_unit_test(test_alloc_failures),  cmocka_unit_test(test_check_policy),
+        cmocka_unit_test(test_reset_grpc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
