@@ -32,6 +32,16 @@ void body_init(body_pipe *b, char *ztmp)
     mm_buf_init(&b->raw, 0);
 }
 
+void body_rewind(body_pipe *b)
+{
+    b->stage.len = b->raw.len = 0;
+    b->masking = b->raw_mode = b->emitted = b->held = false;
+    b->res = BODY_MORE;
+    b->err = BODY_OK;
+    b->why = NULL;
+    b->in = b->out = 0;
+}
+
 void body_cleanup(body_pipe *b)
 {
     mm_stream_free(b->ms);
@@ -81,11 +91,15 @@ static mm_err get_stream(body_pipe *b)
                          .grpc_method = b->o.grpc_method ? b->grpc_method : NULL,
                          .grpc_encoding = b->o.grpc_encoding ? b->grpc_encoding : NULL};
 
-    /* a gRPC stream is made for its call's method: never reused */
-    if (b->ms && b->o.kind != MM_BODY_GRPC && b->ms_gen == b->o.gen && b->ms_kind == (int)b->o.kind &&
+    if (b->ms && b->ms_gen == b->o.gen && b->ms_kind == (int)b->o.kind &&
         strcmp(b->ms_principal, prin) == 0) {
-        mm_stream_reset(b->ms);
-        return MM_OK;
+        if (b->o.kind != MM_BODY_GRPC) {
+            mm_stream_reset(b->ms);
+            return MM_OK;
+        }
+        /* a gRPC stream takes its call's method and descriptors */
+        if (mm_stream_reset_grpc(b->ms, so.proto, so.grpc_method, so.grpc_encoding) == MM_OK)
+            return MM_OK;
     }
     mm_stream_free(b->ms);
     b->ms = NULL;

@@ -97,6 +97,9 @@ typedef struct {
 
 /* ztmp: BODY_ZTMP bytes of scratch, borrowed for the pipe's life (a worker's). */
 void body_init(body_pipe *b, char *ztmp);
+/* The state as body_init leaves it, keeping the stream, zlib state and buffers for the
+ * next body_begin (a pipe recycled with its owner, as HTTP/2 streams are). */
+void body_rewind(body_pipe *b);
 /* Frees what the pipe keeps between bodies (streams, zlib state, buffers). */
 void body_cleanup(body_pipe *b);
 /* Starts a body; a masking stream of the previous body is reused when masker generation,
