@@ -396,6 +396,7 @@ static void teardown(conn *c)
     hc->ns = NULL;
     while (hc->streams)
         h2s_free(hc->streams);
+    h2s_spare_drop(hc);
     mm_free(hc);
 }
 

@@ -25,6 +25,7 @@
 #define H2_RESET_RATE 20           /* ... and refilled per second (rapid reset, CVE-2023-44487) */
 #define H2_MAX_CONTINUATIONS 8     /* CONTINUATION frames after one HEADERS (CVE-2024-28182) */
 #define H2_MAX_SETTINGS 32         /* entries in one SETTINGS frame */
+#define H2_SPARE_MAX 64            /* finished streams a connection keeps for its next ones */
 #define H2_MAX_OUTBOUND_ACK 1000   /* unsent SETTINGS/PING ACKs before the peer counts as a flood */
 
 typedef struct h2conn h2conn;
@@ -107,6 +108,9 @@ struct h2conn {
      * the connection's streams hold at their peak */
     upconn *idle;
     uint32_t n_idle;
+    /* finished streams, linked by next, kept with their buffers and masking streams */
+    h2s *spare;
+    uint32_t n_spare;
     h2up *h2u;        /* the h2c session with the app, when upstream protocol is h2c */
     h2up *h2u_old;    /* one the app said GOAWAY to: its streams finish, new ones go to h2u */
     double reset_tokens;
@@ -152,7 +156,10 @@ bool h2_grpc_type(const char *ct, size_t n); /* application/grpc, +anything, ;pa
 bool h2s_grpc_setup(h2s *s, mm_direction dir, const http_hdr *hdrs, size_t n,
                     const http_framing *f, h2_grpc *g);
 h2s *h2s_new(h2conn *hc, int32_t id);
-void h2s_free(h2s *s);             /* releases the app side, the window it kept, the snap */
+/* Releases the app side, the window it kept, the snap; the stream goes on hc's spare list
+ * (h2s_new takes it from there), or is freed when the list is full or the session gone. */
+void h2s_free(h2s *s);
+void h2s_spare_drop(h2conn *hc);   /* frees the spare list */
 bool h2s_field_add(h2s *s, const char *n, size_t nl, const char *v, size_t vl);
 bool h2s_field_is(const h2s *s, size_t i, const char *name);
 void h2s_field(const h2s *s, size_t i, http_hdr *out);

@@ -9,32 +9,93 @@
 #include <string.h>
 #include <strings.h>
 
+/* A finished stream kept for the connection's next: everything cleared as calloc would,
+ * but its buffers' memory and its body pipes' masking streams and zlib state stay, so the
+ * next stream resets them instead of building them again (as an HTTP/1.1 connection's
+ * keep-alive requests do). The pipes are copied out and back to the same place: zlib's
+ * state points at its z_stream. */
+static void recycle(h2s *s)
+{
+    body_pipe rq = s->rq, rsp = s->rsp;
+    mm_buf keep[] = {s->hbuf, s->uout, s->uin, s->rhead, s->trailers, s->reqhead, s->out};
+
+    memset(s, 0, sizeof(*s));
+    s->rq = rq;
+    s->rsp = rsp;
+    body_rewind(&s->rq);
+    body_rewind(&s->rsp);
+    s->hbuf = keep[0];
+    s->uout = keep[1];
+    s->uin = keep[2];
+    s->rhead = keep[3];
+    s->trailers = keep[4];
+    s->reqhead = keep[5];
+    s->out = keep[6];
+    mm_buf_reset(&s->hbuf);
+    mm_buf_reset(&s->uout);
+    mm_buf_reset(&s->uin);
+    mm_buf_reset(&s->rhead);
+    mm_buf_reset(&s->trailers);
+    mm_buf_reset(&s->reqhead);
+    mm_buf_reset(&s->out);
+}
+
+static void destroy(h2s *s)
+{
+    body_cleanup(&s->rq);
+    body_cleanup(&s->rsp);
+    mm_buf_free(&s->hbuf);
+    mm_buf_free(&s->uout);
+    mm_buf_free(&s->uin);
+    mm_buf_free(&s->rhead);
+    mm_buf_free(&s->trailers);
+    mm_buf_free(&s->reqhead);
+    mm_buf_free(&s->out);
+    mm_free(s);
+}
+
 h2s *h2s_new(h2conn *hc, int32_t id)
 {
-    h2s *s = mm_calloc(1, sizeof(*s));
     worker *w = hc->c->w;
+    h2s *s = hc->spare;
 
-    if (!s)
-        return NULL;
+    if (s) {
+        hc->spare = s->next;
+        hc->n_spare--;
+        recycle(s);
+    } else {
+        if (!(s = mm_calloc(1, sizeof(*s))))
+            return NULL;
+        mm_buf_init(&s->hbuf, 0);
+        mm_buf_init(&s->uout, 0);
+        mm_buf_init(&s->uin, 0);
+        mm_buf_init(&s->rhead, 0);
+        mm_buf_init(&s->trailers, 0);
+        mm_buf_init(&s->reqhead, 0);
+        mm_buf_init(&s->out, 0);
+        body_init(&s->rq, w->ztmp);
+        body_init(&s->rsp, w->ztmp);
+    }
     s->hc = hc;
     s->id = id;
     s->t_start = s->last_io = w->now;
     s->method_f = s->path_f = s->auth_f = s->ct_f = s->cl_f = s->ce_f = -1;
-    mm_buf_init(&s->hbuf, 0);
-    mm_buf_init(&s->uout, 0);
-    mm_buf_init(&s->uin, 0);
-    mm_buf_init(&s->rhead, 0);
-    mm_buf_init(&s->trailers, 0);
-    mm_buf_init(&s->reqhead, 0);
-    mm_buf_init(&s->out, 0);
-    body_init(&s->rq, w->ztmp);
-    body_init(&s->rsp, w->ztmp);
     s->next = hc->streams;
     if (hc->streams)
         hc->streams->prev = s;
     hc->streams = s;
     hc->n_streams++;
     return s;
+}
+
+void h2s_spare_drop(h2conn *hc)
+{
+    while (hc->spare) {
+        h2s *s = hc->spare;
+        hc->spare = s->next;
+        destroy(s);
+    }
+    hc->n_spare = 0;
 }
 
 void h2s_count(h2s *s)
@@ -79,17 +140,17 @@ void h2s_free(h2s *s)
     if (s->next)
         s->next->prev = s->prev;
     hc->n_streams--;
-    body_cleanup(&s->rq);
-    body_cleanup(&s->rsp);
-    mm_buf_free(&s->hbuf);
-    mm_buf_free(&s->uout);
-    mm_buf_free(&s->uin);
-    mm_buf_free(&s->rhead);
-    mm_buf_free(&s->trailers);
-    mm_buf_free(&s->reqhead);
-    mm_buf_free(&s->out);
     snap_unref(s->sn);
-    mm_free(s);
+    s->sn = NULL;
+    /* kept for the next stream while the session lives and the list has room */
+    if (hc->ns && hc->n_spare < H2_SPARE_MAX) {
+        s->next = hc->spare;
+        s->prev = NULL;
+        hc->spare = s;
+        hc->n_spare++;
+        return;
+    }
+    destroy(s);
 }
 
 bool h2s_field_add(h2s *s, const char *n, size_t nl, const char *v, size_t vl)
@@ -390,9 +451,8 @@ static void rs_done(h2s *s)
         return;
     }
     s->rs_done = true;
-    /* the masking stream goes now, not when the DATA has left: streams ending in the same
-     * event batch do not hold one each until it is written */
-    body_cleanup(&s->rsp);
+    /* the masking stream stays with the stream: reset, it serves the connection's next one
+     * (at most H2_SPARE_MAX are kept past their streams) */
     wake(s);
 }
 

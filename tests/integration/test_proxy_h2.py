@@ -610,6 +610,64 @@ def t_grpc_request_refused_not_sent(env):
     assert env.h2app.got.get("/echo", 0) == 0
 
 
+RECYCLE_CASES = [  # (proxy, path, method, headers, body): kinds, directions and failures mixed
+    ("px2c", "/echo", "POST", [("content-type", "application/json")],
+     json.dumps({"card": CARD, "email": EMAIL}).encode()),
+    ("px2c", "/echo", "POST", [("content-type", "application/grpc")], grpc_frame(pb_string(1, CARD))),
+    ("px2c", "/json", "GET", [], None),
+    ("px2c", "/grpc-bad", "POST", [("content-type", "application/grpc"), ("te", "trailers")],
+     grpc_frame(b"")),
+    ("px2c", "/echo", "POST", [("content-type", "text/plain")],
+     ("card %s mail %s" % (CARD, EMAIL)).encode()),
+    ("px2c", "/echo", "POST", [("content-type", "application/json"), ("content-encoding", "gzip")],
+     b"\x1f\x8b not really"),
+    ("px2c", "/echo", "POST", [("content-type", "application/json")], b'{"card": "' + CARD.encode()),
+    ("pxg", "/grpc", "POST", [("content-type", "application/grpc"), ("te", "trailers")],
+     grpc_frame(b"")),
+    ("pxg", "/json", "GET", [], None),
+    ("pxg", "/grpc-bad", "POST", [("content-type", "application/grpc"), ("te", "trailers")],
+     grpc_frame(b"")),
+    ("pxg", "/echo", "POST", [("content-type", "application/json")],
+     json.dumps({"card": CARD, "n": [1, 2, {"email": EMAIL}]}).encode()),
+    ("px2", "/echo", "POST", [("content-type", "application/json")],
+     json.dumps({"card": CARD, "email": EMAIL}).encode()),
+    ("px2", "/json?size=600", "GET", [], None),
+    ("px2", "/echo", "POST", [("content-type", "application/json")], b"x" * 16000),
+    ("px2", "/chunked?size=3000&chunk=77", "GET", [], None),
+]
+
+
+def t_recycled_streams_independent(env):
+    # a connection's finished streams are reset and reused with their masking streams: each
+    # stream, run back to back with others of other kinds and failures on one connection,
+    # gives exactly what it gives alone on a fresh connection
+    def result(st):
+        h = dict(st["headers"] or {})
+        h.pop("date", None)
+        return (h, st["data"], st["trailers"], st["reset"])
+
+    for name in ("px2c", "pxg", "px2"):
+        cases = [k for k in RECYCLE_CASES if k[0] == name]
+        alone = []
+        for _, path, method, hdrs, body in cases:
+            c = Client(getattr(env, name).port)
+            alone.append(result(c.get(path, method=method, headers=hdrs, body=body)))
+            c.close()
+        assert any(CARD.encode() not in r[1] and r[1] for r in alone), alone
+        c = Client(getattr(env, name).port)
+        for rnd in range(3):  # each case follows every other at least once
+            order = list(range(len(cases)))
+            order = order[rnd:] + order[:rnd] if rnd < 2 else order[::-1]
+            for i in order:
+                _, path, method, hdrs, body = cases[i]
+                got = result(c.get(path, method=method, headers=hdrs, body=body))
+                assert got == alone[i], (name, rnd, path, got, alone[i])
+                # (pxg: a gRPC call no descriptor set knows passes unmasked, its onError)
+                assert CARD.encode() not in got[1] or name == "pxg" and "grpc" in path, got
+        assert c.terminated is None, c.terminated
+        c.close()
+
+
 def t_h2c_app_request_masked(env):
     c = Client(env.px2c.port)
     st = c.get("/echo", method="POST", headers=[("content-type", "application/json")],
@@ -676,7 +734,7 @@ def t_no_leaks_in_log(env):
         assert CARD not in log and EMAIL not in log
 
 
-TESTS = [t_curl_prior_knowledge_h1_app, t_curl_upgrade_h1_app, t_curl_request_body_masked,
+TESTS = [t_recycled_streams_independent, t_curl_prior_knowledge_h1_app, t_curl_upgrade_h1_app, t_curl_request_body_masked,
          t_curl_h2c_app, t_http1_client_to_h2c_app_is_told, t_h2load_many_streams,
          t_streams_independent_and_reset, t_malformed_before_output_is_502,
          t_response_flow_control_backpressure, t_request_flow_control_backpressure,
