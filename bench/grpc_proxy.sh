@@ -49,35 +49,16 @@ EOF
 # nginx's workers run as another user when started by root: they read the file
 chmod 755 "$tmp" "$tmp/www" && chmod 644 "$tmp/www/resp"
 
-nginx_conf() { # dir server-block
-    mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-worker_processes $WORKERS;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    http2_max_concurrent_streams 128;
-    keepalive_requests 100000000;  # else nginx ends each h2 connection after 1000 requests
-    $2
-}
-EOF
-    "$NGINX" -c "$1/nginx.conf" -p "$1" 2>"$1/stderr" &
-    pids+=($!)
-}
+# both nginx speak HTTP/2 only
+H2_SETTINGS="http2_max_concurrent_streams 128;
+    keepalive_requests 100000000;  # else nginx ends each h2 connection after 1000 requests"
 
 # the app: every POST answered with the customer, grpc-status 0 in trailers (static files
 # refuse POST with 405: turned into a 200 of the file; nginx sends trailers only without a
 # Content-Length, which the SSI filter drops: the message holds no SSI command)
 APP=$(free_port)
-nginx_conf "$tmp/app" "server {
+nginx_start "$tmp/app" "$H2_SETTINGS
+    server {
         listen 127.0.0.1:$APP http2 reuseport;
         types { } default_type application/grpc;
         root $tmp/www;
@@ -85,7 +66,8 @@ nginx_conf "$tmp/app" "server {
         location = /resp { ssi on; ssi_types application/grpc; add_trailer grpc-status 0; }
     }"
 NGX=$(free_port)
-nginx_conf "$tmp/front" "upstream app { server 127.0.0.1:$APP; keepalive 128; }
+nginx_start "$tmp/front" "$H2_SETTINGS
+    upstream app { server 127.0.0.1:$APP; keepalive 128; }
     server {
         listen 127.0.0.1:$NGX http2 reuseport;
         location / { grpc_pass grpc://app; }

@@ -61,6 +61,30 @@ h2load_run() { # url h2load-args...
     [ "${failed:-1}" != 0 ] && echo "$out" | grep -E "^requests:|^status codes:" | sed "s|^|  $url: |" >&2
     echo "${rps:-0} ${p99:-0} ${failed:-1} $cpu"
 }
+# nginx_start DIR HTTP: nginx with $WORKERS workers ($NGINX), its files under DIR (nginx.pid,
+# error.log, temp paths), the http block's common settings followed by HTTP (the bench's own
+# settings, upstreams and servers); in the background, stopped with the bench's processes.
+nginx_start() {
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<EOF
+worker_processes $WORKERS;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    $2
+}
+EOF
+    "$NGINX" -c "$1/nginx.conf" -p "$1" 2>"$1/stderr" &
+    pids+=($!)
+}
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # The rounds in $tmp/n (nginx) and $tmp/m (maskmesh-proxy), h2load_run lines, as a table of
 # medians with the proxy's ratios to nginx; sets r_rps and r_p99.

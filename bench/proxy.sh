@@ -37,33 +37,15 @@ start_app "$(nproc)"
 
 # nginx: a plain reverse proxy with upstream keepalive, as many workers as the proxy
 NGX=$(free_port)
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-worker_processes $WORKERS;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    upstream app { server 127.0.0.1:$APP; keepalive 128; }
+nginx_start "$tmp/nginx" "upstream app { server 127.0.0.1:$APP; keepalive 128; }
     server {
         listen 127.0.0.1:$NGX reuseport;
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
         }
-    }
-}
-EOF
-"$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>"$tmp/nginx/stderr" &
-pids+=($!)
+    }"
 wait_port "$NGX"
 
 # maskmesh-proxy with a realistic policy: fields, detectors, a pattern, header rules

@@ -33,21 +33,7 @@ name=proxy_h2.sh
 start_app "$(nproc)"
 
 NGX=$(free_port)
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-worker_processes $WORKERS;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    http2_max_concurrent_streams 128;
+nginx_start "$tmp/nginx" "http2_max_concurrent_streams 128;
     keepalive_requests 100000000;  # else nginx ends each h2 connection after 1000 requests
     upstream app { server 127.0.0.1:$APP; keepalive 128; }
     server {
@@ -55,13 +41,9 @@ http {
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
         }
-    }
-}
-EOF
-"$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>"$tmp/nginx/stderr" &
-pids+=($!)
+    }"
 wait_port "$NGX"
 
 mkdir -p "$tmp/cfg"
