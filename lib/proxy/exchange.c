@@ -113,15 +113,15 @@ long conn_extra(const http_hdr *hdrs, size_t n)
 
 bool hop_by_hop(const http_hdr *h, const http_hdr *hdrs, long extra)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                      "trailer", "transfer-encoding", "upgrade",
-                                      "content-length", NULL};
-    char c0 = h->name_len ? (char)(h->name[0] | 0x20) : 0;
+    const char *n = h->name;
+    size_t l = h->name_len;
 
-    if (c0 == 'c' || c0 == 'k' || c0 == 'p' || c0 == 't' || c0 == 'u')
-        for (size_t i = 0; hop[i]; i++)
-            if (http_token_eq(h->name, h->name_len, hop[i]))
-                return true;
+    /* literal names: the length is compared first, so most fields cost one comparison */
+    if (http_token_eq(n, l, "connection") || http_token_eq(n, l, "keep-alive") ||
+        http_token_eq(n, l, "proxy-connection") || http_token_eq(n, l, "te") ||
+        http_token_eq(n, l, "trailer") || http_token_eq(n, l, "transfer-encoding") ||
+        http_token_eq(n, l, "upgrade") || http_token_eq(n, l, "content-length"))
+        return true;
     if (extra >= 0 && h->name_len < 128) {
         char name[128];
         memcpy(name, h->name, h->name_len);

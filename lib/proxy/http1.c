@@ -21,21 +21,6 @@ static const unsigned char tchar[256] = {
     ['y'] = 1, ['z'] = 1,
 };
 
-static int lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-}
-
-bool http_token_eq(const char *a, size_t alen, const char *lit)
-{
-    size_t i;
-
-    for (i = 0; i < alen; i++)
-        if (lit[i] == '\0' || lower((unsigned char)a[i]) != lower((unsigned char)lit[i]))
-            return false;
-    return lit[alen] == '\0';
-}
-
 /* Calls back for each trimmed element of a comma-separated list. */
 static bool list_find(const char *v, size_t len, const char *tok, bool last_only)
 {
@@ -82,29 +67,42 @@ bool http_list_last_is(const char *v, size_t len, const char *tok)
 }
 
 /* Finds the end of the head: the index just past the empty line, 0 when not there yet.
- * Lines end in CRLF or LF (RFC 9112 §2.2); a CR not followed by LF is an error (-1). */
+ * Lines end in CRLF or LF (RFC 9112 §2.2); a CR not followed by LF is an error (-1). The
+ * line ends are found with memchr (not byte by byte: this runs on every head), then the
+ * CRs before the point where the scan stopped are checked, as a byte loop would have met
+ * them first. */
 static long head_end(const char *buf, size_t len)
 {
-    size_t i;
+    const char *p = buf, *end = buf + len, *nl, *cr;
+    size_t stop = len; /* where a byte loop would have stopped: the LF deciding */
+    long res = 0;
 
-    for (i = 0; i < len; i++) {
-        if (buf[i] == '\r') {
-            if (i + 1 >= len)
-                return 0;
-            if (buf[i + 1] != '\n')
-                return -1;
-            continue;
+    while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        size_t i = (size_t)(nl - buf);
+        if (i + 1 < len && buf[i + 1] == '\n') {
+            stop = i;
+            res = (long)(i + 2);
+            break;
         }
-        if (buf[i] != '\n')
-            continue;
-        if (i + 1 < len && buf[i + 1] == '\n')
-            return (long)(i + 2);
-        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-            return (long)(i + 3);
-        if (i + 1 >= len || (i + 2 >= len && buf[i + 1] == '\r'))
-            return 0;
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
+            stop = i;
+            res = (long)(i + 3);
+            break;
+        }
+        if (i + 1 >= len || (i + 2 >= len && buf[i + 1] == '\r')) {
+            stop = i;
+            break;
+        }
+        p = nl + 1;
     }
-    return 0;
+    for (p = buf; (cr = memchr(p, '\r', (size_t)(buf + stop - p))) != NULL; p = cr + 1) {
+        size_t i = (size_t)(cr - buf);
+        if (i + 1 >= len)
+            return 0;
+        if (buf[i + 1] != '\n')
+            return -1;
+    }
+    return res;
 }
 
 /* The next line in [*p, end): sets ls and ll, advances *p past its terminator. */
@@ -477,6 +475,11 @@ void http_chunked_init(http_chunked *c)
     c->state = CH_SIZE;
     c->remaining = 0;
     c->line = 0;
+}
+
+static int lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
 }
 
 static int hexval(int ch)

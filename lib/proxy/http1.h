@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HTTP_MAX_HEADERS 100       /* header fields in one head */
 #define HTTP_MAX_TARGET 8192       /* request-target */
@@ -51,7 +52,24 @@ int http_parse_request(const char *buf, size_t len, size_t max, http_req_head *h
 /* Same for a response head; any error is -502. */
 int http_parse_response(const char *buf, size_t len, size_t max, http_resp_head *h);
 
-bool http_token_eq(const char *a, size_t alen, const char *lit); /* case-insensitive */
+/* Case-insensitive equality of a[0..alen) with the C string lit. Inline, and the length
+ * compared first: with a literal the compiler knows its length, so most fields of a head
+ * are told apart from a name in one comparison (it runs several times per field). */
+static inline bool http_token_eq(const char *a, size_t alen, const char *lit)
+{
+    if (strlen(lit) != alen)
+        return false;
+    for (size_t i = 0; i < alen; i++) {
+        int x = (unsigned char)a[i], y = (unsigned char)lit[i];
+        if (x >= 'A' && x <= 'Z')
+            x += 32;
+        if (y >= 'A' && y <= 'Z')
+            y += 32;
+        if (x != y)
+            return false;
+    }
+    return true;
+}
 /* Whether the comma-separated list value contains `tok` (case-insensitive). */
 bool http_list_has(const char *v, size_t len, const char *tok);
 /* Whether the last transfer coding of the list is "chunked". */
