@@ -48,8 +48,7 @@ bool h2_upstream_head(h2s *s, mm_buf *b)
         }
         nv.len = 0;
         if (header_value(s->sn, prin, MM_DIR_REQUEST, &h, &nv, &v, &vl, h2_finding, s))
-            ok = out_put(b, h.name, h.name_len) && out_put(b, ": ", 2) && out_put(b, v, vl) &&
-                 out_put(b, "\r\n", 2);
+            ok = put_field(b, h.name, h.name_len, v, vl);
     }
     if (ok && jar.len) {
         cookie.value = jar.data;

@@ -285,6 +285,7 @@ void flush_findings(worker *w);
 void count_finding(worker *w, uint64_t gen, const mm_finding *f);
 void on_finding(void *ctx, const mm_finding *f); /* ctx: the conn */
 bool out_put(mm_buf *b, const void *p, size_t n);
+bool put_field(mm_buf *b, const char *n, size_t nl, const char *v, size_t vl);
 bool put_body(mm_buf *b, bool chunked, const char *p, size_t n);
 bool put_u64(mm_buf *b, uint64_t v);
 long conn_extra(const http_hdr *hdrs, size_t n);

@@ -221,9 +221,7 @@ static void rs_head(conn *c, const http_resp_head *h)
             /* HEAD and 304 keep the app's length when no masking can change the body */
             if (http_token_eq(hd->name, hd->name_len, "content-length") &&
                 c->rsf.kind == HTTP_BODY_NONE && kind == MM_BODY_OPAQUE)
-                ok = out_put(&c->rhead, hd->name, hd->name_len) && out_put(&c->rhead, ": ", 2) &&
-                     out_put(&c->rhead, hd->value, hd->value_len) &&
-                     out_put(&c->rhead, "\r\n", 2);
+                ok = put_field(&c->rhead, hd->name, hd->name_len, hd->value, hd->value_len);
             continue;
         }
         if (c->gz && http_token_eq(hd->name, hd->name_len, "content-encoding"))
