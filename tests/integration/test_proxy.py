@@ -486,6 +486,48 @@ def t_keepalive_and_pool_reuse(env):
     assert len(ports) <= 2, "upstream connections not reused: %d ports" % len(ports)
 
 
+def t_recycled_state_between_requests(env):
+    # A connection keeps its buffers, body pipes and masking streams from one exchange to
+    # the next (reset, not rebuilt): each answer on one kept-alive connection, after masked,
+    # failed, compressed, chunked and opaque ones of other types and lengths, must be exactly
+    # what the same request gets alone on a fresh connection (status, fields but Date, body).
+    reqs = [("GET", "/json?size=3000", None, None),
+            ("GET", "/binary", None, None),
+            ("GET", "/text?size=700", None, None),
+            ("GET", "/malformed", None, None),
+            ("GET", "/json?size=200&ct=application/octet-stream", None, None),
+            ("GET", "/json?size=900&ct=application/json,text/plain", None, None),  # held whole
+            ("GET", "/text?size=300&ct=text/plain,application/json", None, None),
+            ("GET", "/chunked?size=900&chunk=5", None, None),
+            ("GET", "/gzip?size=2000", None, None),
+            ("GET", "/binary?after=gzip", None, None),
+            ("HEAD", "/json?size=500", None, None),
+            ("GET", "/status?code=204", None, None),
+            ("POST", "/echo", {"Content-Type": "application/json"},
+             json.dumps({"card": CARD, "email": "a@example.com"}).encode()),
+            ("POST", "/echo", {"Content-Type": "text/plain"}, b"short"),
+            ("GET", "/hdrs", None, None),
+            ("GET", "/json?size=120", None, None)]
+
+    def view(r):
+        st, h, body = r
+        return st, {k: v for k, v in h.items() if k != "date"}, body
+
+    alone = [view(get(env.px.port, p, method=m, headers=hd, body=b)) for m, p, hd, b in reqs]
+    for order in (reqs, list(reversed(reqs))):
+        c = Conn(env.px.port)
+        try:
+            for m, p, hd, b in order:
+                got = view(c.request(p, method=m, headers=hd, body=b))
+                want = alone[reqs.index((m, p, hd, b))]
+                assert got == want, "%s %s on a used connection: %r, alone: %r" % (
+                    m, p, got[:2], want[:2])
+        finally:
+            c.close()
+    assert_masked(alone[0][2])
+    assert alone[3][0] == 502 and alone[10][2] == b"" and alone[11][0] == 204
+
+
 def t_pipelined(env):
     c = Conn(env.px.port)
     paths = ["/json?size=200", "/peer", "/status?code=204", "/chunked?size=900&chunk=5",
@@ -994,7 +1036,7 @@ def t_upstream_timeout(env):
 
 TESTS = [t_json_content_length, t_chunk_boundaries_inside_values, t_ndjson_streams_line_by_line,
          t_sse_event_by_event, t_gzip_decoded_and_masked, t_opaque_passes, t_text_masked,
-         t_large_body, t_keepalive_and_pool_reuse, t_pipelined, t_concurrent,
+         t_large_body, t_keepalive_and_pool_reuse, t_recycled_state_between_requests, t_pipelined, t_concurrent,
          t_upstream_failures, t_malformed_blocks, t_malformed_mid_stream_is_cut,
          t_onerror_passthrough_and_redact,
          t_headers_masked, t_head_204_304, t_slow_reader, t_spliced_bodies, t_http10_client, t_request_bodies, t_audit_mode, t_exemptions,
