@@ -145,7 +145,11 @@ static bool pool_clean(worker *w, upconn *u)
 }
 
 /* A pooled connection, else a new one being connected; NULL when the connect failed at
- * once (refused, no descriptors). */
+ * once (refused, no descriptors). An idle connection has EPOLLIN registered, so bytes or a
+ * close that came before this batch's epoll_wait are among its events: one that no event
+ * of the batch named is taken without the peek (a syscall per request) when the request
+ * can be retried on a fresh connection (a bodiless one, its head kept: up_failed), which
+ * also covers a close that comes after epoll_wait. Otherwise it is peeked at as before. */
 upconn *up_get(worker *w, conn *c, bool fresh)
 {
     mm_proxy *p = w->p;
@@ -155,7 +159,7 @@ upconn *up_get(worker *w, conn *c, bool fresh)
     if (u) {
         c->idle_up = NULL;
         u->owner = NULL;
-        if (!fresh && pool_clean(w, u))
+        if (!fresh && ((u->seen != w->batch && c->reqhead.len > 0) || pool_clean(w, u)))
             return u;
         up_close(u);
     }

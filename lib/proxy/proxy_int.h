@@ -156,6 +156,7 @@ typedef struct upconn {
     bool connecting;
     bool reused;
     uint64_t idle_since;
+    uint64_t seen; /* the worker's batch in which an event last named it */
     uint32_t events;
 } upconn;
 
@@ -241,6 +242,7 @@ struct worker {
     struct h2up *dead_h2up; /* h2c app sessions closed this batch */
     struct h2conn *h2_touched; /* HTTP/2 connections to sync once this batch's events are in */
     uint64_t now, last_sweep;
+    uint64_t batch; /* counts epoll_wait returns (upconn.seen) */
     char *scratch; /* BODY_READ for reads */
     char *ztmp;    /* BODY_ZTMP for inflate output */
     mm_series *code_s[600];

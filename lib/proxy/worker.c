@@ -327,6 +327,10 @@ void *worker_main(void *arg)
             break;
         }
         w->now = mm_now_ns();
+        w->batch++;
+        for (int i = 0; i < n; i++) /* app connections with news in this batch (up_get) */
+            if (*(int *)evs[i].data.ptr == EV_UP)
+                ((upconn *)evs[i].data.ptr)->seen = w->batch;
         for (int i = 0; i < n; i++)
             handle_event(w, &evs[i], &dead);
         if (atomic_load(&p->draining) && w->listening) {
