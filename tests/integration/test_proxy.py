@@ -490,7 +490,10 @@ def t_recycled_state_between_requests(env):
     # A connection keeps its buffers, body pipes and masking streams from one exchange to
     # the next (reset, not rebuilt): each answer on one kept-alive connection, after masked,
     # failed, compressed, chunked and opaque ones of other types and lengths, must be exactly
-    # what the same request gets alone on a fresh connection (status, fields but Date, body).
+    # what the same request gets alone on a fresh connection (status, fields, body). Date,
+    # and whether a masked body went with an exact length or chunked, depend on the clock and
+    # on how the app's writes fell into reads (a body that ends before its first masked
+    # output gets a length), not on the connection: the framing is read, the bodies compared.
     reqs = [("GET", "/json?size=3000", None, None),
             ("GET", "/binary", None, None),
             ("GET", "/text?size=700", None, None),
@@ -511,7 +514,8 @@ def t_recycled_state_between_requests(env):
 
     def view(r):
         st, h, body = r
-        return st, {k: v for k, v in h.items() if k != "date"}, body
+        return st, {k: v for k, v in h.items()
+                    if k not in ("date", "content-length", "transfer-encoding")}, body
 
     alone = [view(get(env.px.port, p, method=m, headers=hd, body=b)) for m, p, hd, b in reqs]
     for order in (reqs, list(reversed(reqs))):
