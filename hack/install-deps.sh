@@ -22,7 +22,8 @@ build_pkgs=(build-essential pkg-config clang libclang-rt-14-dev valgrind python3
             librdkafka-dev  # maskmesh-stream's Kafka client
             protobuf-compiler libprotobuf-dev) # protoc and its well-known types: gRPC tests' descriptor sets
 bench_pkgs=(wrk nginx-light nodejs
-            libsimdjson-dev g++) # bench/simdjson-count.cpp: a SIMD JSON parser's own figure
+            libsimdjson-dev g++ # bench/simdjson-count.cpp: a SIMD JSON parser's own figure
+            strace)             # bench/proxy_perreq.sh: system calls per request
 kafka_pkgs=(openjdk-17-jdk-headless maven)
 cluster_pkgs=(etcd-server containerd runc containernetworking-plugins iptables nftables iproute2
               conntrack ethtool socat util-linux mount openssl curl ca-certificates ipset
