@@ -641,9 +641,12 @@ def t_recycled_streams_independent(env):
     # a connection's finished streams are reset and reused with their masking streams: each
     # stream, run back to back with others of other kinds and failures on one connection,
     # gives exactly what it gives alone on a fresh connection
+    # (date follows the clock; whether a masked body gets an exact content-length follows
+    # how the app's writes fell into reads, not the connection: the bodies are compared)
     def result(st):
         h = dict(st["headers"] or {})
         h.pop("date", None)
+        h.pop("content-length", None)
         return (h, st["data"], st["trailers"], st["reset"])
 
     for name in ("px2c", "pxg", "px2"):
