@@ -24,8 +24,20 @@
 
 /* Contexts copied from `ecb` once, lent to one call at a time: a call that finds none free
  * (more threads than slots) copies its own. Saves an allocation and a context copy per
- * value, about a third of an FF1 card's cost. */
+ * value, about a third of an FF1 card's cost. Each slot's flag has a cache line of its own
+ * and a thread starts looking at the slot it had last, so workers on different CPUs keep to
+ * their own slots instead of passing one line back and forth twice per value. */
 #define FF1_POOL 16
+#define FF1_LINE 64
+
+struct ff1_slot {
+    atomic_bool busy;
+    EVP_CIPHER_CTX *c;
+    char pad[FF1_LINE - sizeof(atomic_bool) - sizeof(EVP_CIPHER_CTX *)];
+};
+
+/* the slot this thread borrowed last (any key: a hint, never an owner) */
+static _Thread_local unsigned ff1_hint;
 
 /* CIPH(P) per (radix, n, t), direct-mapped: a slot is taken by the first shape that hashes
  * to it and kept (values of a field have one shape; a shape that finds its slot taken just
@@ -35,8 +47,7 @@
 
 struct ff1_key {
     EVP_CIPHER_CTX *ecb; /* AES-k-ECB, encrypting, no padding, key set */
-    EVP_CIPHER_CTX *pool[FF1_POOL];
-    atomic_bool busy[FF1_POOL];
+    struct ff1_slot pool[FF1_POOL];
     struct {
         _Atomic uint32_t tag;
         unsigned char y0[16];
@@ -62,8 +73,8 @@ mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
     for (int i = 0; i < FF1_PCACHE; i++)
         atomic_init(&k->pc[i].tag, 0);
     for (int i = 0; i < FF1_POOL; i++) {
-        atomic_init(&k->busy[i], false);
-        if (!(k->pool[i] = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(k->pool[i], k->ecb))
+        atomic_init(&k->pool[i].busy, false);
+        if (!(k->pool[i].c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(k->pool[i].c, k->ecb))
             goto out;
     }
     *out = k;
@@ -81,7 +92,7 @@ void ff1_key_free(ff1_key *k)
         return;
     EVP_CIPHER_CTX_free(k->ecb); /* OpenSSL clears the key schedule */
     for (int i = 0; i < FF1_POOL; i++)
-        EVP_CIPHER_CTX_free(k->pool[i]);
+        EVP_CIPHER_CTX_free(k->pool[i].c);
     OPENSSL_cleanse(k->pc, sizeof(k->pc));
     mm_free(k);
 }
@@ -210,7 +221,7 @@ static bool run64(ff1_call *f, uint8_t *x, bool decrypt, uint64_t mod_u, uint64_
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         in = __builtin_bswap64(in);
 #endif
-        memcpy(qb, &in, f->b);
+        memcpy(qb, &in, 8); /* b bytes wanted; q has 8 - b spare bytes past qlen */
         if (!prf(f, s)) /* d <= 12: S is R's first d bytes */
             return false;
         if (f->d == 8) { /* b <= 4 (v up to 9 decimal digits): y fits in 64 bits */
@@ -348,7 +359,7 @@ mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, s
     mm_err rc = MM_ENOMEM;
     ff1_call f = {.slot = -1};
     unsigned char p[16];
-    unsigned char qbuf[64];
+    unsigned char qbuf[64 + 8];
     BN_CTX *bc = NULL;
     BIGNUM *mod_u = NULL, *mod_v = NULL;
     uint64_t m64u, m64v;
@@ -415,17 +426,22 @@ mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, s
         p[8 + i] = (unsigned char)(n >> (24 - 8 * i));
         p[12 + i] = (unsigned char)(tlen >> (24 - 8 * i));
     }
-    f.q = f.qlen <= sizeof(qbuf) ? qbuf : mm_malloc(f.qlen);
+    /* 8 bytes past Q: the 64-bit path stores [NUM(B)]^b as a whole word */
+    f.q = f.qlen + 8 <= sizeof(qbuf) ? qbuf : mm_malloc(f.qlen + 8);
     if (!f.q)
         goto out;
     memset(f.q, 0, f.qlen);
     if (tlen)
         memcpy(f.q, tweak, tlen);
-    for (int i = 0; i < FF1_POOL && f.slot < 0; i++)
-        if (!atomic_exchange_explicit(&((ff1_key *)k)->busy[i], true, memory_order_acquire)) {
-            f.slot = i;
-            f.c = k->pool[i];
+    for (unsigned i = 0, h = ff1_hint; i < FF1_POOL && f.slot < 0; i++) {
+        unsigned j = (h + i) % FF1_POOL;
+        if (!atomic_exchange_explicit(&((ff1_key *)k)->pool[j].busy, true,
+                                      memory_order_acquire)) {
+            f.slot = (int)j;
+            f.c = k->pool[j].c;
+            ff1_hint = j;
         }
+    }
     if (f.slot < 0 && (!(f.c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(f.c, k->ecb)))
         goto out;
     if (!(m64v ? p_cached(k, &f, p) : ciph(f.c, p, f.y0)))
@@ -439,12 +455,15 @@ out:
         mm_free(f.q);
     OPENSSL_cleanse(&f.y0, sizeof(f.y0));
     if (f.slot >= 0)
-        atomic_store_explicit(&((ff1_key *)k)->busy[f.slot], false, memory_order_release);
+        atomic_store_explicit(&((ff1_key *)k)->pool[f.slot].busy, false,
+                              memory_order_release);
     else
         EVP_CIPHER_CTX_free(f.c);
-    BN_free(mod_u);
-    BN_free(mod_v);
-    BN_CTX_free(bc);
+    if (bc) { /* the BIGNUM path only: three calls saved per card */
+        BN_free(mod_u);
+        BN_free(mod_v);
+        BN_CTX_free(bc);
+    }
     return rc;
 }
 
