@@ -2,15 +2,22 @@
  * value's raw bytes. The caller escapes the result for JSON.
  *
  * Keyed digests are HMAC-SHA256 (RFC 2104) with the key's inner and outer pad blocks hashed
- * once at compile time: a value then costs two short SHA-256 runs from copies of those
- * states (about 180 ns for a 24-byte value, against about 1 µs for OpenSSL 3's one-shot
- * HMAC(), which fetches the algorithm on every call). Only EVP digest calls are used. */
+ * once at compile time: a value then costs two SHA-256 blocks from copies of those states.
+ * The states are OpenSSL's SHA256_CTX, copied by assignment: the EVP digest API can only
+ * copy a context by allocating the provider's state anew (EVP_MD_CTX_copy_ex frees and
+ * duplicates it), and with a context made and freed per value that was three allocations,
+ * three frees and the EVP dispatch around two compression calls, a quarter of tokenize's
+ * instructions (callgrind) and most of its time on a CPU with SHA extensions.
+ * SHA256_Init/Update/Final are deprecated in OpenSSL 3 (not removed); the compression
+ * function under them is the one the default provider runs. */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init/Update/Final: see above */
+
 #include "mask/crypt_int.h"
 #include "mask/mask_int.h"
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
-#include <openssl/evp.h>
 #include <string.h>
 
 #define SHA256_LEN 32
@@ -96,27 +103,22 @@ static inline bool maskable(uint32_t c)
 static mm_err hmac_prepare(act_t *a)
 {
     unsigned char k[SHA256_BLOCK], pad[SHA256_BLOCK];
-    unsigned int klen = 0;
     mm_err rc = MM_ENOMEM;
 
     memset(k, 0, sizeof(k));
-    if (a->key_len > SHA256_BLOCK) { /* RFC 2104: a longer key is hashed first */
-        if (!EVP_Digest(a->key, a->key_len, k, &klen, a->md, NULL))
-            goto out;
-    } else {
+    if (a->key_len > SHA256_BLOCK) /* RFC 2104: a longer key is hashed first */
+        SHA256(a->key, a->key_len, k);
+    else
         memcpy(k, a->key, a->key_len);
-    }
-    if (!(a->hmac_in = EVP_MD_CTX_new()) || !(a->hmac_out = EVP_MD_CTX_new()))
+    if (!(a->hmac = mm_calloc(2, sizeof(*a->hmac))))
         goto out;
     for (size_t i = 0; i < SHA256_BLOCK; i++)
         pad[i] = k[i] ^ 0x36;
-    if (!EVP_DigestInit_ex(a->hmac_in, a->md, NULL) ||
-        !EVP_DigestUpdate(a->hmac_in, pad, sizeof(pad)))
+    if (!SHA256_Init(&a->hmac[0]) || !SHA256_Update(&a->hmac[0], pad, sizeof(pad)))
         goto out;
     for (size_t i = 0; i < SHA256_BLOCK; i++)
         pad[i] = k[i] ^ 0x5C;
-    if (!EVP_DigestInit_ex(a->hmac_out, a->md, NULL) ||
-        !EVP_DigestUpdate(a->hmac_out, pad, sizeof(pad)))
+    if (!SHA256_Init(&a->hmac[1]) || !SHA256_Update(&a->hmac[1], pad, sizeof(pad)))
         goto out;
     rc = MM_OK;
 out:
@@ -187,10 +189,10 @@ mm_err act_compile(const mm_action *a, const mm_keys *keys, const char *where, a
             }
             out->key_version = a->type == MM_ACTION_TOKENIZE ? a->key_version : 0;
         }
-        if (!(out->md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
-            rc = mm_errf(eb, MM_ENOMEM, "%s: SHA-256 is not available from OpenSSL", where);
-            goto out;
-        }
+        /* versioned: tok_v<N>_<base32>; the unversioned tok_<base32> never holds '_' */
+        out->tok_prefix_len = (size_t)snprintf(out->tok_prefix, sizeof(out->tok_prefix),
+                                               out->key_version ? "tok_v%d_" : "tok_",
+                                               out->key_version);
         if (a->key) {
             if (!(out->key = mm_memdup(k, klen)))
                 goto nomem;
@@ -229,9 +231,9 @@ void act_clear(act_t *a)
     if (a->key)
         OPENSSL_cleanse(a->key, a->key_len);
     mm_free(a->key);
-    EVP_MD_CTX_free(a->hmac_in); /* clears the key-derived state too */
-    EVP_MD_CTX_free(a->hmac_out);
-    EVP_MD_free(a->md);
+    if (a->hmac) /* key-derived */
+        OPENSSL_cleanse(a->hmac, 2 * sizeof(*a->hmac));
+    mm_free(a->hmac);
     enc_free(a->enc);
     memset(a, 0, sizeof(*a));
 }
@@ -285,25 +287,17 @@ static mm_err apply_mask(const act_t *a, const unsigned char *in, size_t n, mm_b
 static mm_err digest(const act_t *a, const char *in, size_t n, unsigned char md[SHA256_LEN])
 {
     unsigned char inner[SHA256_LEN];
-    unsigned int len = 0;
-    EVP_MD_CTX *c = NULL;
-    mm_err rc = MM_ENOMEM;
+    SHA256_CTX c;
+    bool ok;
 
-    if (!a->hmac_in)
-        return EVP_Digest(in, n, md, &len, a->md, NULL) && len == SHA256_LEN ? MM_OK
-                                                                              : MM_ENOMEM;
-    if (!(c = EVP_MD_CTX_new()))
-        goto out;
-    if (!EVP_MD_CTX_copy_ex(c, a->hmac_in) || !EVP_DigestUpdate(c, in, n) ||
-        !EVP_DigestFinal_ex(c, inner, &len) || len != SHA256_LEN)
-        goto out;
-    if (!EVP_MD_CTX_copy_ex(c, a->hmac_out) || !EVP_DigestUpdate(c, inner, sizeof(inner)) ||
-        !EVP_DigestFinal_ex(c, md, &len) || len != SHA256_LEN)
-        goto out;
-    rc = MM_OK;
-out:
-    EVP_MD_CTX_free(c);
-    return rc;
+    if (!a->hmac)
+        return SHA256((const unsigned char *)in, n, md) ? MM_OK : MM_ENOMEM;
+    c = a->hmac[0];
+    ok = SHA256_Update(&c, in, n) && SHA256_Final(inner, &c);
+    c = a->hmac[1];
+    ok = ok && SHA256_Update(&c, inner, sizeof(inner)) && SHA256_Final(md, &c);
+    OPENSSL_cleanse(&c, sizeof(c)); /* the copy began as key-derived state */
+    return ok ? MM_OK : MM_ENOMEM;
 }
 
 size_t act_base32(const unsigned char *in, size_t n, char *out)
@@ -353,10 +347,8 @@ mm_err act_apply(const act_t *a, const char *in, size_t n, mm_buf *out)
     case MM_ACTION_TOKENIZE:
         if ((rc = digest(a, in, n, md)) != MM_OK)
             return rc;
-        /* versioned: tok_v<N>_<base32>; the unversioned tok_<base32> never holds '_' */
-        o = (size_t)snprintf(text, sizeof(text), a->key_version ? "tok_v%d_" : "tok_",
-                             a->key_version);
-        o += act_base32(md, TOKEN_BYTES, text + o);
+        memcpy(text, a->tok_prefix, a->tok_prefix_len);
+        o = a->tok_prefix_len + act_base32(md, TOKEN_BYTES, text + a->tok_prefix_len);
         return mm_buf_append(out, text, o);
     case MM_ACTION_ENCRYPT:
         return enc_encrypt(a->enc, in, n, out);

@@ -24,8 +24,20 @@
 
 /* Contexts copied from `ecb` once, lent to one call at a time: a call that finds none free
  * (more threads than slots) copies its own. Saves an allocation and a context copy per
- * value, about a third of an FF1 card's cost. */
+ * value, about a third of an FF1 card's cost. Each slot's flag has a cache line of its own
+ * and a thread starts looking at the slot it had last, so workers on different CPUs keep to
+ * their own slots instead of passing one line back and forth twice per value. */
 #define FF1_POOL 16
+#define FF1_LINE 64
+
+struct ff1_slot {
+    atomic_bool busy;
+    EVP_CIPHER_CTX *c;
+    char pad[FF1_LINE - sizeof(atomic_bool) - sizeof(EVP_CIPHER_CTX *)];
+};
+
+/* the slot this thread borrowed last (any key: a hint, never an owner) */
+static _Thread_local unsigned ff1_hint;
 
 /* CIPH(P) per (radix, n, t), direct-mapped: a slot is taken by the first shape that hashes
  * to it and kept (values of a field have one shape; a shape that finds its slot taken just
@@ -35,8 +47,7 @@
 
 struct ff1_key {
     EVP_CIPHER_CTX *ecb; /* AES-k-ECB, encrypting, no padding, key set */
-    EVP_CIPHER_CTX *pool[FF1_POOL];
-    atomic_bool busy[FF1_POOL];
+    struct ff1_slot pool[FF1_POOL];
     struct {
         _Atomic uint32_t tag;
         unsigned char y0[16];
@@ -62,8 +73,8 @@ mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
     for (int i = 0; i < FF1_PCACHE; i++)
         atomic_init(&k->pc[i].tag, 0);
     for (int i = 0; i < FF1_POOL; i++) {
-        atomic_init(&k->busy[i], false);
-        if (!(k->pool[i] = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(k->pool[i], k->ecb))
+        atomic_init(&k->pool[i].busy, false);
+        if (!(k->pool[i].c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(k->pool[i].c, k->ecb))
             goto out;
     }
     *out = k;
@@ -81,7 +92,7 @@ void ff1_key_free(ff1_key *k)
         return;
     EVP_CIPHER_CTX_free(k->ecb); /* OpenSSL clears the key schedule */
     for (int i = 0; i < FF1_POOL; i++)
-        EVP_CIPHER_CTX_free(k->pool[i]);
+        EVP_CIPHER_CTX_free(k->pool[i].c);
     OPENSSL_cleanse(k->pc, sizeof(k->pc));
     mm_free(k);
 }
@@ -186,60 +197,97 @@ static inline uint64_t mod_barrett(uint64_t y, uint64_t m, uint64_t inv)
 {
     uint64_t q = (uint64_t)(((unsigned __int128)y * inv) >> 64);
     uint64_t r = y - q * m;
-    while (r >= m)
-        r -= m;
+    /* r < 3m; whether 0, 1 or 2 subtractions is up to y, so no branch a predictor would miss
+     * half the time (conditional moves) */
+    r -= r >= m ? m : 0;
+    r -= r >= m ? m : 0;
     return r;
 }
+
+/* A big-endian 64-bit word to and from host order. */
+static inline uint64_t be64(uint64_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return __builtin_bswap64(v);
+#else
+    return v;
+#endif
+}
+
+/* One AES block in a vector register. The PRF's input block is built here from the round's
+ * [i] and [NUM(B)]^b and stored whole, so the cipher's 16-byte load of it is forwarded from
+ * that one store; writing those bytes into Q in memory and loading the block back made the
+ * load wait for the smaller stores to retire, every round (perf: a fifth of a card's time
+ * on that load). */
+typedef uint64_t blk128 __attribute__((vector_size(16)));
 
 static bool run64(ff1_call *f, uint8_t *x, bool decrypt, uint64_t mod_u, uint64_t mod_v)
 {
     uint64_t a = num64(x, f->u, f->radix), bb = num64(x + f->u, f->v, f->radix);
     uint64_t inv_u = UINT64_MAX / mod_u, inv_v = mod_v == mod_u ? inv_u : UINT64_MAX / mod_v;
-    unsigned char s[16];
-    unsigned char *qb = f->q + f->qlen - f->b; /* [NUM(B)]^b */
-    unsigned char *qi = qb - 1;                 /* [i] */
+    uint64_t qhi, qlo;
+    unsigned char io[16];
+    blk128 pre, blk;
 
+    /* [i] and [NUM(B)]^b (b <= 8 here) are Q's last b + 1 bytes: the blocks before the last
+     * are the same every round, so the CBC-MAC state after them (pre) is computed once */
+    memcpy(&pre, f->y0, 16);
+    for (size_t off = 0; off + 16 < f->qlen; off += 16) {
+        memcpy(&blk, f->q + off, 16);
+        blk ^= pre;
+        memcpy(io, &blk, 16);
+        if (!ciph(f->c, io, io))
+            return false;
+        memcpy(&pre, io, 16);
+    }
+    /* the last block as big-endian words, the round's bytes still zero */
+    memcpy(&qhi, f->q + f->qlen - 16, 8);
+    memcpy(&qlo, f->q + f->qlen - 8, 8);
+    qhi = be64(qhi);
+    qlo = be64(qlo);
     for (int step = 0; step < 10; step++) {
         int i = decrypt ? 9 - step : step;
         uint64_t mod = (i & 1) ? mod_v : mod_u;
-        uint64_t in = decrypt ? a : bb; /* the half fed to the PRF */
+        uint64_t hi = qhi, lo = qlo | (decrypt ? a : bb); /* the half fed to the PRF */
         uint64_t ym;
 
-        *qi = (unsigned char)i;
-        in <<= 8 * (8 - f->b); /* [NUM]^b: the low b bytes, big-endian */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        in = __builtin_bswap64(in);
-#endif
-        memcpy(qb, &in, f->b);
-        if (!prf(f, s)) /* d <= 12: S is R's first d bytes */
+        if (f->b < 8)
+            lo |= (uint64_t)i << (8 * f->b);
+        else
+            hi |= (uint64_t)i;
+        blk = (blk128){be64(hi), be64(lo)} ^ pre;
+        memcpy(io, &blk, 16);
+        if (!ciph(f->c, io, io)) /* R; d <= 12: S is R's first d bytes */
             return false;
         if (f->d == 8) { /* b <= 4 (v up to 9 decimal digits): y fits in 64 bits */
             uint64_t y;
-            memcpy(&y, s, 8);
+            memcpy(&y, io, 8);
+            ym = mod_barrett(be64(y), mod, (i & 1) ? inv_v : inv_u);
+        } else { /* d == 12: y < 2^96 */
+            uint64_t y;
+            uint32_t y2;
+            memcpy(&y, io, 8);
+            memcpy(&y2, io + 8, 4);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            y = __builtin_bswap64(y); /* S is big-endian */
+            y2 = __builtin_bswap32(y2);
 #endif
-            ym = mod_barrett(y, mod, (i & 1) ? inv_v : inv_u);
-        } else { /* d <= 12: y < 2^96 */
-            unsigned __int128 y = 0;
-            for (size_t k = 0; k < f->d; k++)
-                y = y << 8 | s[k];
-            ym = (uint64_t)(y % mod);
+            ym = (uint64_t)((((unsigned __int128)be64(y)) << 32 | y2) % mod);
         }
         if (!decrypt) {
             /* c = (NUM(A) + y) mod radix^m: both terms are below mod, so one subtraction
              * (a wrapped sum is past mod too, and the subtraction wraps it back) */
             uint64_t c;
-            if (__builtin_add_overflow(a, ym, &c) || c >= mod)
-                c -= mod;
+            bool wrap = __builtin_add_overflow(a, ym, &c);
+            c -= wrap || c >= mod ? mod : 0; /* as in mod_barrett: no branch */
             a = bb;
             bb = c;
         } else {
-            uint64_t c = bb >= ym ? bb - ym : bb + (mod - ym);
+            uint64_t c = bb - ym + (bb < ym ? mod : 0);
             bb = a;
             a = c;
         }
     }
+    OPENSSL_cleanse(io, sizeof(io));
     str64(a, x, f->u, f->radix);
     str64(bb, x + f->u, f->v, f->radix);
     return true;
@@ -421,11 +469,15 @@ mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, s
     memset(f.q, 0, f.qlen);
     if (tlen)
         memcpy(f.q, tweak, tlen);
-    for (int i = 0; i < FF1_POOL && f.slot < 0; i++)
-        if (!atomic_exchange_explicit(&((ff1_key *)k)->busy[i], true, memory_order_acquire)) {
-            f.slot = i;
-            f.c = k->pool[i];
+    for (unsigned i = 0, h = ff1_hint; i < FF1_POOL && f.slot < 0; i++) {
+        unsigned j = (h + i) % FF1_POOL;
+        if (!atomic_exchange_explicit(&((ff1_key *)k)->pool[j].busy, true,
+                                      memory_order_acquire)) {
+            f.slot = (int)j;
+            f.c = k->pool[j].c;
+            ff1_hint = j;
         }
+    }
     if (f.slot < 0 && (!(f.c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(f.c, k->ecb)))
         goto out;
     if (!(m64v ? p_cached(k, &f, p) : ciph(f.c, p, f.y0)))
@@ -439,12 +491,15 @@ out:
         mm_free(f.q);
     OPENSSL_cleanse(&f.y0, sizeof(f.y0));
     if (f.slot >= 0)
-        atomic_store_explicit(&((ff1_key *)k)->busy[f.slot], false, memory_order_release);
+        atomic_store_explicit(&((ff1_key *)k)->pool[f.slot].busy, false,
+                              memory_order_release);
     else
         EVP_CIPHER_CTX_free(f.c);
-    BN_free(mod_u);
-    BN_free(mod_v);
-    BN_CTX_free(bc);
+    if (bc) { /* the BIGNUM path only: three calls saved per card */
+        BN_free(mod_u);
+        BN_free(mod_v);
+        BN_CTX_free(bc);
+    }
     return rc;
 }
 

@@ -46,6 +46,8 @@ struct enc_t {
     int keep_first, keep_last;
     mm_luhn luhn;
     char *surrogate;
+    char siv_prefix[SIV_PREFIX_MAX]; /* "enc_v<N>_", made once */
+    size_t siv_prefix_len;
 };
 
 /* ---- keys ----------------------------------------------------------------------------- */
@@ -99,6 +101,11 @@ mm_err enc_compile(const mm_action *a, const mm_keys *keys, int version, const c
     e->keep_first = a->keep_first;
     e->keep_last = a->keep_last;
     e->luhn = a->luhn;
+    {
+        int pk = snprintf(e->siv_prefix, sizeof(e->siv_prefix), "enc_v%d_", version);
+        e->siv_prefix_len = pk < 0 ? 0 : (size_t)pk < sizeof(e->siv_prefix) ? (size_t)pk
+                                                                           : sizeof(e->siv_prefix) - 1;
+    }
     if (a->tweak && *a->tweak) {
         e->tweak_len = strlen(a->tweak);
         if (!(e->tweak = mm_memdup(a->tweak, e->tweak_len)))
@@ -343,23 +350,30 @@ out:
 
 static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* Written straight into the room reserved: ceil(4n / 3) characters. */
 static mm_err b64u_append(mm_buf *out, const unsigned char *in, size_t n)
 {
     mm_err rc = mm_buf_reserve(out, (n * 4 + 2) / 3);
     uint32_t acc = 0;
     int bits = 0;
+    char *o;
 
-    for (size_t i = 0; i < n && rc == MM_OK; i++) {
+    if (rc != MM_OK)
+        return rc;
+    o = out->data + out->len;
+    for (size_t i = 0; i < n; i++) {
         acc = acc << 8 | in[i];
         bits += 8;
-        while (bits >= 6 && rc == MM_OK) {
+        while (bits >= 6) {
             bits -= 6;
-            rc = mm_buf_putc(out, b64u[(acc >> bits) & 63]);
+            *o++ = b64u[(acc >> bits) & 63];
         }
     }
-    if (rc == MM_OK && bits > 0)
-        rc = mm_buf_putc(out, b64u[(acc << (6 - bits)) & 63]);
-    return rc;
+    if (bits > 0)
+        *o++ = b64u[(acc << (6 - bits)) & 63];
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0'; /* mm_buf keeps its data NUL-terminated */
+    return MM_OK;
 }
 
 /* Decodes unpadded base64url; false on a character outside the alphabet or a bad length. */
@@ -409,21 +423,19 @@ static mm_err siv_apply(const enc_t *e, const unsigned char *tw, size_t twl, con
 {
     const unsigned char *ad[1] = {tw};
     size_t adl[1] = {twl}, plen, blen;
-    unsigned char *buf = NULL;
-    char pre[SIV_PREFIX_MAX];
+    unsigned char sbuf[256], *buf = sbuf; /* the heap only for a long value */
     mm_err rc = MM_ENOMEM;
 
     if (n == 0)
         return MM_OK;
     if (n > MM_MASK_MAX_VALUE)
         return MM_ELIMIT;
-    if (!(buf = mm_malloc(n + SIV_TAG)))
+    if (n + SIV_TAG > sizeof(sbuf) && !(buf = mm_malloc(n + SIV_TAG)))
         return MM_ENOMEM;
     if (!decrypt) {
-        int k = snprintf(pre, sizeof(pre), "enc_v%d_", e->version);
         if ((rc = siv_seal(e->siv, ad, adl, twl ? 1 : 0, (const unsigned char *)in, n,
                            buf)) == MM_OK &&
-            (rc = mm_buf_append(out, pre, (size_t)k)) == MM_OK)
+            (rc = mm_buf_append(out, e->siv_prefix, e->siv_prefix_len)) == MM_OK)
             rc = b64u_append(out, buf, n + SIV_TAG);
         goto out;
     }
@@ -435,7 +447,8 @@ static mm_err siv_apply(const enc_t *e, const unsigned char *tw, size_t twl, con
         rc = mm_buf_append(out, buf, blen - SIV_TAG);
 out:
     OPENSSL_cleanse(buf, n + SIV_TAG);
-    mm_free(buf);
+    if (buf != sbuf)
+        mm_free(buf);
     return rc;
 }
 

@@ -88,12 +88,13 @@ typedef struct {
     bool preserve_format;
     unsigned char *key; /* hash (optional) / tokenize; NULL when unkeyed */
     size_t key_len;
-    /* hash / tokenize: the fetched SHA-256 and, when keyed, the HMAC states after the key's
-     * inner and outer pads (RFC 2104), made once by act_compile and only read (copied) by
-     * act_apply, so one act_t serves every thread. Owned; freed by act_clear. */
-    struct evp_md_st *md;
-    struct evp_md_ctx_st *hmac_in, *hmac_out;
+    /* hash / tokenize, keyed: the SHA-256 states after the key's inner ([0]) and outer ([1])
+     * pads (RFC 2104), made once by act_compile and only read (copied) by act_apply, so one
+     * act_t serves every thread. NULL when unkeyed. Owned; wiped and freed by act_clear. */
+    struct SHA256state_st *hmac;
     int key_version;     /* tokenize: tok_v<N>_ when the key is versioned; 0 not */
+    char tok_prefix[24]; /* tokenize: "tok_v<N>_" or "tok_", made once */
+    size_t tok_prefix_len;
     struct enc_t *enc;   /* encrypt (crypt_int.h); owned */
 } act_t;
 

@@ -324,6 +324,23 @@ static void siv_tokens(void **state)
         mm_free(c);
         mm_free(back);
     }
+    /* values either side of siv_apply's stack buffer (240 bytes and the tag) and far past
+     * it: the same token length rule, and each comes back */
+    static const size_t lens[] = {1, 239, 240, 241, 5000};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(*lens); i++) {
+        char *v = mm_malloc(lens[i] + 1), *c, *back;
+        assert_non_null(v);
+        for (size_t j = 0; j < lens[i]; j++)
+            v[j] = (char)('a' + (j * 7 + i) % 26);
+        v[lens[i]] = '\0';
+        c = run(e, v, false, MM_OK);
+        assert_int_equal(strlen(c), 7 + ((lens[i] + SIV_TAG) * 4 + 2) / 3);
+        back = run(e, c, true, MM_OK);
+        assert_string_equal(back, v);
+        mm_free(v);
+        mm_free(c);
+        mm_free(back);
+    }
     mm_free(t);
     mm_free(t2);
     enc_free(e);
