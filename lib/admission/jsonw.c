@@ -23,7 +23,7 @@ static inline mm_err put_c(mm_buf *out, char c)
 }
 
 /* A string literal: most have nothing to escape, and those are copied in one piece. */
-static mm_err put_str(mm_buf *out, const char *s, size_t n)
+mm_err adm_json_str(mm_buf *out, const char *s, size_t n)
 {
     size_t i = 0;
     mm_err rc;
@@ -63,7 +63,7 @@ static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
         return mm_buf_append(out, num, (size_t)len);
     }
     case json_type_string:
-        return put_str(out, json_object_get_string(o), (size_t)json_object_get_string_len(o));
+        return adm_json_str(out, json_object_get_string(o), (size_t)json_object_get_string_len(o));
     case json_type_object: {
         bool first = true;
         if ((rc = put_c(out, '{')) != MM_OK)
@@ -71,7 +71,7 @@ static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
         json_object_object_foreach(o, key, val)
         {
             if ((!first && (rc = put_c(out, ',')) != MM_OK) ||
-                (rc = put_str(out, key, strlen(key))) != MM_OK ||
+                (rc = adm_json_str(out, key, strlen(key))) != MM_OK ||
                 (rc = put_c(out, ':')) != MM_OK || (rc = put(out, val, depth + 1)) != MM_OK)
                 return rc;
             first = false;
@@ -103,6 +103,19 @@ static mm_err put(mm_buf *out, const json_object *v, unsigned depth)
 mm_err adm_json_put(mm_buf *out, const json_object *v)
 {
     return put(out, v, 0);
+}
+
+void jw_str(jw *w, const char *s)
+{
+    if (w->rc == MM_OK)
+        w->rc = adm_json_str(w->b, s, strlen(s));
+}
+
+void jw_int(jw *w, long v)
+{
+    char num[24];
+    int len = snprintf(num, sizeof(num), "%ld", v);
+    jw_raw(w, num, (size_t)len);
 }
 
 /* RFC 4648 base64 with padding, as EVP_EncodeBlock writes it (one table lookup per output
