@@ -6,6 +6,7 @@
 #include "admission/admission_int.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -118,20 +119,33 @@ void jw_int(jw *w, long v)
     jw_raw(w, num, (size_t)len);
 }
 
-/* RFC 4648 base64 with padding, as EVP_EncodeBlock writes it (one table lookup per output
- * character; OpenSSL's took twice the instructions for the patch). */
+/* The base64 of every 12-bit value, two characters each: one lookup per 12 input bits
+ * (the patch is the largest part of every response). Built once. */
+static char b64_pairs[4096][2];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+static const char b64_tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static void b64_init(void)
+{
+    for (unsigned v = 0; v < 4096; v++) {
+        b64_pairs[v][0] = b64_tab[v >> 6];
+        b64_pairs[v][1] = b64_tab[v & 63];
+    }
+}
+
+/* RFC 4648 base64 with padding, as EVP_EncodeBlock writes it (OpenSSL's took twice the
+ * instructions for the patch). */
 size_t adm_base64(char *out, const unsigned char *in, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char *const tab = b64_tab;
     char *o = out;
     size_t i = 0;
 
+    pthread_once(&b64_once, b64_init);
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63];
-        *o++ = tab[v & 63];
+        memcpy(o, b64_pairs[v >> 12], 2);
+        memcpy(o + 2, b64_pairs[v & 4095], 2);
+        o += 4;
     }
     if (i < n) {
         uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
