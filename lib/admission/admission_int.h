@@ -66,6 +66,9 @@ static inline void jw_raw(jw *w, const char *s, size_t n)
 static inline void jw_lit(jw *w, const char *s) { jw_raw(w, s, strlen(s)); }
 void jw_str(jw *w, const char *s);  /* a JSON string literal, escaped (adm_json_str) */
 void jw_int(jw *w, long v);         /* as json-c writes an int64 */
+/* v in decimal, as printf's %ld writes it, and a NUL; returns the length (snprintf was a
+ * tenth of writing a patch) */
+size_t adm_ltoa(char out[24], long v);
 static inline void jw_bool(jw *w, bool v) { jw_lit(w, v ? "true" : "false"); }
 
 /* Appends s[0..n) as a JSON string literal, escaped as json-c escapes it with

@@ -112,11 +112,29 @@ void jw_str(jw *w, const char *s)
         w->rc = adm_json_str(w->b, s, strlen(s));
 }
 
+size_t adm_ltoa(char out[24], long v)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    /* as unsigned, so LONG_MIN negates without overflow */
+    unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
 void jw_int(jw *w, long v)
 {
     char num[24];
-    int len = snprintf(num, sizeof(num), "%ld", v);
-    jw_raw(w, num, (size_t)len);
+    jw_raw(w, num, adm_ltoa(num, v));
 }
 
 /* The base64 of every 12-bit value, two characters each: one lookup per 12 input bits

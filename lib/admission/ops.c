@@ -112,7 +112,7 @@ const mm_buf *adm_val_int(adm_builder *b, long n)
 
 void adm_idx(char out[24], size_t i)
 {
-    snprintf(out, 24, "%zu", i);
+    adm_ltoa(out, (long)i); /* indices of JSON arrays read, far below LONG_MAX */
 }
 
 /* ---- the patch as a json-c tree (maskctl inject applies it; re-injection applies the

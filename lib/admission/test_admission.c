@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1059,6 +1060,26 @@ static void test_patch_text(void **state)
     json_object_put(rv);
 }
 
+/* adm_ltoa writes what printf's %ld writes (the patch's numbers and indices). */
+static void test_ltoa(void **state)
+{
+    static const long vals[] = {0, 1, -1, 9, 10, -10, 99, 100, 8080, 15480, 65535, 1000000007L,
+                                -123456789L, LONG_MAX, LONG_MIN, LONG_MAX - 1, LONG_MIN + 1};
+    char ours[24], want[24];
+    (void)state;
+    for (size_t i = 0; i < MM_ARRAY_LEN(vals); i++) {
+        size_t n = adm_ltoa(ours, vals[i]);
+        snprintf(want, sizeof(want), "%ld", vals[i]);
+        assert_string_equal(ours, want);
+        assert_int_equal(n, strlen(want));
+    }
+    for (long v = -100000; v <= 100000; v += 7) {
+        adm_ltoa(ours, v);
+        snprintf(want, sizeof(want), "%ld", v);
+        assert_string_equal(ours, want);
+    }
+}
+
 /* The review reader: valid texts give json-c's own tree; invalid ones are refused naming the
  * byte; skipped members are checked but left out; nesting is bounded. */
 static void test_json_reader(void **state)
@@ -1182,7 +1203,7 @@ int main(void)
         cmocka_unit_test(test_pointer_and_patch), cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_config_and_templates), cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_json_writer), cmocka_unit_test(test_json_reader),
-        cmocka_unit_test(test_patch_text),
+        cmocka_unit_test(test_patch_text), cmocka_unit_test(test_ltoa),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
