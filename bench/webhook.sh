@@ -221,7 +221,8 @@ echo "  mean latency floor at ${conns} connections (conns / req/s): nginx $(awk 
 echo "  webhook/nginx requests/s: $ratio (bar >= 0.50); webhook p99 ${webhook_3} ms (closed loop: printed, no bar)"
 # 3. lib/admission's own cost, which a busy machine does not change: callgrind's instruction
 # count of answering the sample review (parse, inject, response) in tests/tools/mm-admbench,
-# N=101 minus N=1 over 100. (valgrind hides SHA-NI: about 47k of it is SHA-256 in software.)
+# N=101 minus N=1 over 100. (The template hash of a pod like the one before on the same thread
+# is remembered; a new template adds SHA-256, about 50k instructions in valgrind, which hides SHA-NI.)
 admbench=${MM_BUILD:-$PWD/build}/tools/mm-admbench
 if command -v valgrind >/dev/null 2>&1 && [ -x "$admbench" ]; then
     ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$admbench" "$sample" "$1" 2>&1 |

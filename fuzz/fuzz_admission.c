@@ -3,7 +3,7 @@
  * and validate decisions; and decoded by the /mutate-pods reader, which must accept exactly
  * what the full reader accepts and mutate alike), its pod through the injection with the patch applied and
  * injected again (must be "already injected"), as a JSON Patch on a fixed document, and as
- * YAML (parsed and emitted). Errors are fine; crashes, leaks, hangs and a doubled injection
+ * YAML (parsed and emitted). The patch's text is what json-c writes of its tree. Errors are fine; crashes, leaks, hangs and a doubled injection
  * are not. */
 #include <json-c/json.h>
 #include <stdint.h>
@@ -26,6 +26,23 @@ static void inject_twice(json_object *pod, const mm_adm_config *cfg)
 
     if (mm_adm_inject(pod, cfg, &opts, &r, &eb) != MM_OK || !r.patch)
         goto out;
+    {
+        /* the patch is written as text by lib/admission's own writer: json-c writes the tree
+         * parsed from it back to the same bytes (escaping of any name a pod carries), and the
+         * webhook's text-only injection gives the same text */
+        mm_adm_opts text_only = opts;
+        mm_adm_result t = {0};
+        size_t len;
+        const char *js = json_object_to_json_string_length(
+            r.patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!js || len != r.patch_len || memcmp(js, r.patch_json, len) != 0)
+            abort();
+        text_only.patch_text_only = true;
+        if (mm_adm_inject(pod, cfg, &text_only, &t, &eb) == MM_OK &&
+            (t.patch || t.patch_len != r.patch_len || memcmp(t.patch_json, r.patch_json, len) != 0))
+            abort();
+        mm_adm_result_clear(&t);
+    }
     if (json_object_deep_copy(pod, &copy, NULL) != 0)
         goto out;
     if (mm_adm_patch_apply(&copy, r.patch, &eb) != MM_OK)

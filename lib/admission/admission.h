@@ -85,6 +85,7 @@ typedef struct {
     bool namespace_opted_in; /* the caller vouches the namespace has maskmesh.io/inject=true */
     bool reinject;           /* replace an older injection whose hash differs (maskctl) */
     bool no_explain;         /* leave the result's explain NULL (the webhook never shows it) */
+    bool patch_text_only;    /* leave the result's patch NULL: patch_json only (the webhook) */
     mm_adm_services_fn services; /* NULL: Services are not read (maskctl inject) */
     void *services_ud;
 } mm_adm_opts;
@@ -92,7 +93,11 @@ typedef struct {
 typedef struct {
     mm_adm_reason reason;
     bool allowed;                /* false only for MM_ADM_INVALID */
-    struct json_object *patch;   /* JSON Patch array; NULL when nothing changes */
+    struct json_object *patch;   /* JSON Patch array; NULL when nothing changes (and with
+                                    opts.patch_text_only) */
+    char *patch_json;            /* the same patch as compact JSON text (what the webhook
+                                    sends); NULL when nothing changes */
+    size_t patch_len;
     char **warnings;             /* for the user: AdmissionResponse.warnings */
     size_t n_warnings;
     char *message;               /* one line: why (not), or the denial */
@@ -145,11 +150,11 @@ mm_err mm_adm_review_parse(const char *body, size_t len, mm_adm_review *out, mm_
 mm_err mm_adm_review_parse_pod(const char *body, size_t len, mm_adm_review *out, mm_errbuf *eb);
 void mm_adm_review_clear(mm_adm_review *r);
 
-/* The AdmissionReview response as compact JSON in `out`: same uid, allowed, the patch
- * (base64) with patchType JSONPatch when not NULL, warnings, and a status with `message`
- * and `code` when denied. */
+/* The AdmissionReview response as compact JSON in `out`: same uid, allowed, the patch (JSON
+ * text of patch_len bytes, sent base64) with patchType JSONPatch when not NULL, warnings, and
+ * a status with `message` and `code` when denied. */
 mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int code,
-                              const char *message, const struct json_object *patch,
+                              const char *message, const char *patch_json, size_t patch_len,
                               char *const *warnings, size_t n_warnings,
                               const char *audit_key, const char *audit_value);
 

@@ -1,48 +1,14 @@
-/* lib/admission internal (shared by its files): a sticky-error json-c builder. Every constructor and insertion
- * is checked; the first failure sets `oom` and later calls free what they were handed, so a
- * long construction is written straight and checked once at the end. */
+/* lib/admission internal (shared by its files): json-c lookups, the JSON text writer the
+ * injection writes its patch with, the reader, and the injection's plan. */
 #ifndef MM_ADMISSION_INT_H
 #define MM_ADMISSION_INT_H
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "admission/admission.h"
 #include "common/common.h"
-
-typedef struct {
-    bool oom;
-} jb;
-
-static inline json_object *jb_chk(jb *c, json_object *o)
-{
-    if (!o)
-        c->oom = true;
-    return o;
-}
-static inline json_object *jb_obj(jb *c) { return jb_chk(c, json_object_new_object()); }
-static inline json_object *jb_arr(jb *c) { return jb_chk(c, json_object_new_array()); }
-static inline json_object *jb_str(jb *c, const char *s) { return jb_chk(c, json_object_new_string(s)); }
-static inline json_object *jb_int(jb *c, long v) { return jb_chk(c, json_object_new_int64(v)); }
-static inline json_object *jb_bool(jb *c, bool v) { return jb_chk(c, json_object_new_boolean(v)); }
-
-/* Adds v (owned) to obj under k; frees v when obj is NULL or the insertion fails. k must be a
- * string constant: json-c keeps the pointer instead of a copy (a copy per key was a third of
- * the webhook's allocations). */
-static inline void jb_set(jb *c, json_object *obj, const char *k, json_object *v)
-{
-    if (!obj || !v || json_object_object_add_ex(obj, k, v, JSON_C_OBJECT_KEY_IS_CONSTANT) != 0) {
-        c->oom = true;
-        json_object_put(v);
-    }
-}
-static inline void jb_push(jb *c, json_object *arr, json_object *v)
-{
-    if (!arr || !v || json_object_array_add(arr, v) != 0) {
-        c->oom = true;
-        json_object_put(v);
-    }
-}
 
 /* Borrowed lookups that tolerate NULL and wrong types. */
 static inline json_object *jget(const json_object *o, const char *k)
@@ -81,6 +47,33 @@ mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_o
  * of a review's allocations). Subtrees taken from the tree must not outlive *keys. */
 mm_err adm_json_parse_keys(const char *s, size_t len, const char *const *skip, json_object **out,
                            char **keys, mm_errbuf *eb);
+
+/* A sticky-error JSON text writer: the first failure is kept in rc and later calls do
+ * nothing, so a long piece of JSON is written straight and checked once at the end. The
+ * patch is written this way as text, never built as json-c objects (building, writing and
+ * freeing those was most of a review's cost). Output is compact, as adm_json_put writes. */
+typedef struct {
+    mm_buf *b;
+    mm_err rc;
+} jw;
+
+/* Appends s as it is (JSON syntax and constant strings that need no escaping). */
+static inline void jw_raw(jw *w, const char *s, size_t n)
+{
+    if (w->rc == MM_OK)
+        w->rc = mm_buf_append(w->b, s, n);
+}
+static inline void jw_lit(jw *w, const char *s) { jw_raw(w, s, strlen(s)); }
+void jw_str(jw *w, const char *s);  /* a JSON string literal, escaped (adm_json_str) */
+void jw_int(jw *w, long v);         /* as json-c writes an int64 */
+/* v in decimal, as printf's %ld writes it, and a NUL; returns the length (snprintf was a
+ * tenth of writing a patch) */
+size_t adm_ltoa(char out[24], long v);
+static inline void jw_bool(jw *w, bool v) { jw_lit(w, v ? "true" : "false"); }
+
+/* Appends s[0..n) as a JSON string literal, escaped as json-c escapes it with
+ * JSON_C_TO_STRING_NOSLASHESCAPE: the one escaping function of what the webhook writes. */
+mm_err adm_json_str(mm_buf *out, const char *s, size_t n);
 
 /* Appends v as compact JSON, exactly as json_object_to_json_string_ext(v,
  * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) writes it (jsonw.c). */
@@ -128,10 +121,40 @@ mm_err adm_services_protocol(const json_object *services, const json_object *pod
                              const app_port *port, adm_proto *proto, bool *conflict,
                              mm_buf *who);
 
-/* The sidecar container, the iptables init container and a volume of kind configMap, secret
- * (source: its name) or downwardAPI (the pod's labels), for the plan (sidecar.c). */
-json_object *adm_sidecar_container(jb *j, const adm_plan *pl);
-json_object *adm_init_container(jb *j, const adm_plan *pl);
-json_object *adm_volume(jb *j, const char *name, const char *kind, const char *source);
+/* The sidecar container, the iptables init container, and volume i (0 policies, 1 podinfo,
+ * 2 keys; ADM_VOLUMES in all) of the plan, as JSON text (sidecar.c). */
+#define ADM_VOLUMES 3
+void adm_sidecar_json(jw *w, const adm_plan *pl);
+void adm_init_json(jw *w, const adm_plan *pl);
+void adm_volume_json(jw *w, const adm_plan *pl, int i);
+
+/* ---- the injection's builder (ops.c) -------------------------------------------------------- */
+
+typedef struct {
+    mm_buf ops;      /* the patch's operations as JSON text, comma-separated, no brackets */
+    mm_buf path;     /* scratch: an operation's JSON Pointer */
+    mm_buf val;      /* scratch: a value being written (b_val_*) */
+    mm_adm_result *res;
+    mm_buf explain;
+    bool no_explain; /* the text is not wanted: skip formatting it */
+    bool oom;
+} adm_builder;
+
+/* `maskmesh: <fmt>` appended to the result's warnings (and the explain text) */
+void adm_warn(adm_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* a line of the explain text, unless no_explain */
+void adm_explain(adm_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends {"op":op,"path":<segments>,"value":v} to b->ops; v is JSON text (NULL for remove),
+ * often b->val. The segments are NULL-terminated and escaped here. */
+void adm_op(adm_builder *b, const char *op, const mm_buf *v, ...);
+jw adm_val(adm_builder *b); /* b->val, emptied, as a writer for the next value */
+const mm_buf *adm_val_str(adm_builder *b, const char *s); /* b->val holding a string */
+const mm_buf *adm_val_int(adm_builder *b, long n);        /* b->val holding a number */
+void adm_idx(char out[24], size_t i);                      /* an array index as a segment */
+/* "sha256:" and the first 16 hex digits of the SHA-256 of s (the status hash) */
+mm_err adm_hash(const mm_buf *s, char out[72]);
+/* Parses ops, the operations' text (comma-separated, with or without the brackets), into
+ * a json-c array. The text is ours and valid: a failure is out of memory. */
+mm_err adm_patch_tree(const mm_buf *ops, json_object **out);
 
 #endif

@@ -5,7 +5,6 @@
 #include "admission/admission.h"
 #include "admission/admission_int.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,103 +28,13 @@ void mm_adm_result_clear(mm_adm_result *r)
     if (!r)
         return;
     json_object_put(r->patch);
+    mm_free(r->patch_json);
     for (size_t i = 0; i < r->n_warnings; i++)
         mm_free(r->warnings[i]);
     mm_free(r->warnings);
     mm_free(r->message);
     mm_free(r->explain);
     memset(r, 0, sizeof(*r));
-}
-
-/* ---- the builder ---------------------------------------------------------------------- */
-
-typedef struct {
-    jb j;
-    json_object *ops;
-    mm_adm_result *res;
-    mm_buf explain;
-    bool no_explain; /* the text is not wanted: skip formatting it */
-    bool oom;
-} builder;
-
-static void b_warn(builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void b_warn(builder *b, const char *fmt, ...)
-{
-    mm_buf w;
-    va_list ap;
-    char **grown, *s;
-
-    mm_buf_init(&w, 0);
-    va_start(ap, fmt);
-    if (mm_buf_puts(&w, "maskmesh: ") != MM_OK || mm_buf_vprintf(&w, fmt, ap) != MM_OK) {
-        va_end(ap);
-        mm_buf_free(&w);
-        b->oom = true;
-        return;
-    }
-    va_end(ap);
-    grown = mm_realloc(b->res->warnings, (b->res->n_warnings + 1) * sizeof(*grown));
-    if (!grown) {
-        mm_buf_free(&w);
-        b->oom = true;
-        return;
-    }
-    b->res->warnings = grown;
-    s = mm_buf_steal(&w, NULL);
-    if (!s) {
-        b->oom = true;
-        return;
-    }
-    b->res->warnings[b->res->n_warnings++] = s;
-    if (!b->no_explain && mm_buf_printf(&b->explain, "  warning: %s\n", s + strlen("maskmesh: ")) != MM_OK)
-        b->oom = true;
-}
-
-static void b_explain(builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void b_explain(builder *b, const char *fmt, ...)
-{
-    va_list ap;
-    if (b->no_explain)
-        return;
-    va_start(ap, fmt);
-    if (mm_buf_vprintf(&b->explain, fmt, ap) != MM_OK)
-        b->oom = true;
-    va_end(ap);
-}
-
-/* Appends {"op": op, "path": <segments>, "value": v}; v is owned (NULL for remove). The
- * segments are NULL-terminated and escaped here. */
-static void b_op(builder *b, const char *op, json_object *v, ...)
-{
-    mm_buf path;
-    va_list ap;
-    const char *seg;
-    json_object *o;
-
-    mm_buf_init(&path, 0);
-    va_start(ap, v);
-    while ((seg = va_arg(ap, const char *)) != NULL) {
-        if (mm_adm_ptr_append(&path, seg) != MM_OK)
-            b->oom = true;
-    }
-    va_end(ap);
-    if (b->oom) {
-        json_object_put(v);
-        mm_buf_free(&path);
-        return;
-    }
-    o = jb_obj(&b->j);
-    jb_set(&b->j, o, "op", jb_str(&b->j, op));
-    jb_set(&b->j, o, "path", jb_str(&b->j, mm_buf_cstr(&path)));
-    if (v)
-        jb_set(&b->j, o, "value", v);
-    jb_push(&b->j, b->ops, o);
-    mm_buf_free(&path);
-}
-
-static void idx_str(char out[24], size_t i)
-{
-    snprintf(out, 24, "%zu", i);
 }
 
 /* ---- reading the pod ------------------------------------------------------------------ */
@@ -259,7 +168,7 @@ static void unique_volume(json_object *volumes, const char *base, char out[64])
 
 /* ---- probes that name the taken-over port --------------------------------------------- */
 
-static void rewrite_named_probes(builder *b, json_object *container, size_t ci, const char *name,
+static void rewrite_named_probes(adm_builder *b, json_object *container, size_t ci, const char *name,
                                  long number)
 {
     static const char *const probes[] = {"livenessProbe", "readinessProbe", "startupProbe"};
@@ -268,7 +177,7 @@ static void rewrite_named_probes(builder *b, json_object *container, size_t ci, 
     char cis[24];
     const char *cname = jget_str(container, "name");
 
-    idx_str(cis, ci);
+    adm_idx(cis, ci);
     for (size_t i = 0; i < MM_ARRAY_LEN(probes) + MM_ARRAY_LEN(hooks); i++) {
         bool hook = i >= MM_ARRAY_LEN(probes);
         const char *key = hook ? hooks[i - MM_ARRAY_LEN(probes)] : probes[i];
@@ -280,12 +189,12 @@ static void rewrite_named_probes(builder *b, json_object *container, size_t ci, 
             if (!port || strcmp(port, name) != 0)
                 continue;
             if (hook)
-                b_op(b, "replace", jb_int(&b->j, number), "spec", "containers", cis, "lifecycle",
+                adm_op(b, "replace", adm_val_int(b, number), "spec", "containers", cis, "lifecycle",
                      key, handlers[h], "port", NULL);
             else
-                b_op(b, "replace", jb_int(&b->j, number), "spec", "containers", cis, key,
+                adm_op(b, "replace", adm_val_int(b, number), "spec", "containers", cis, key,
                      handlers[h], "port", NULL);
-            b_explain(b, "  probe: %s %s.%s of container \"%s\" named port \"%s\": now %ld, so it "
+            adm_explain(b, "  probe: %s %s.%s of container \"%s\" named port \"%s\": now %ld, so it "
                          "keeps reaching the app\n",
                       hook ? "lifecycle hook" : "probe", key, handlers[h], cname ? cname : "?",
                       name, number);
@@ -293,24 +202,11 @@ static void rewrite_named_probes(builder *b, json_object *container, size_t ci, 
     }
 }
 
-/* ---- status marker -------------------------------------------------------------------- */
-
-static mm_err sha_hex(const mm_buf *s, char out[72])
-{
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    if (!SHA256((const unsigned char *)(s->data ? s->data : ""), s->len, md))
-        return MM_ENOMEM;
-    memcpy(out, "sha256:", 7);
-    for (size_t i = 0; i < 8; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-    return MM_OK;
-}
-
 /* ---- removing an older injection (re-injection) --------------------------------------- */
 
 /* Builds, into b->ops, the ops that remove what a previous injection added, as recorded in
  * its status (names fall back to the defaults when the status is older or unreadable). */
-static void uninject_ops(builder *b, const json_object *pod, const json_object *status)
+static void uninject_ops(adm_builder *b, const json_object *pod, const json_object *status)
 {
     json_object *spec = jget_type(pod, "spec", json_type_object);
     static const char *const lists[] = {"initContainers", "containers"};
@@ -336,9 +232,9 @@ static void uninject_ops(builder *b, const json_object *pod, const json_object *
                 if (num && json_object_get_int64(num) == json_object_get_int64(appport) &&
                     !jget(p, "name")) {
                     char ks[24];
-                    idx_str(is, i);
-                    idx_str(ks, k);
-                    b_op(b, "add", jb_str(&b->j, pname), "spec", "containers", is, "ports", ks,
+                    adm_idx(is, i);
+                    adm_idx(ks, k);
+                    adm_op(b, "add", adm_val_str(b, pname), "spec", "containers", is, "ports", ks,
                          "name", NULL);
                     break;
                 }
@@ -350,8 +246,8 @@ static void uninject_ops(builder *b, const json_object *pod, const json_object *
         for (size_t i = cs ? json_object_array_length(cs) : 0; i-- > 0;) {
             const char *cn = jget_str(json_object_array_get_idx(cs, i), "name");
             if (cn && (strcmp(cn, MM_ADM_SIDECAR_NAME) == 0 || strcmp(cn, MM_ADM_INIT_NAME) == 0)) {
-                idx_str(is, i);
-                b_op(b, "remove", NULL, "spec", lists[l], is, NULL);
+                adm_idx(is, i);
+                adm_op(b, "remove", NULL, "spec", lists[l], is, NULL);
             }
         }
     }
@@ -372,8 +268,8 @@ static void uninject_ops(builder *b, const json_object *pod, const json_object *
                    strcmp(vn, "maskmesh-keys") == 0;
         }
         if (ours) {
-            idx_str(is, i);
-            b_op(b, "remove", NULL, "spec", "volumes", is, NULL);
+            adm_idx(is, i);
+            adm_op(b, "remove", NULL, "spec", "volumes", is, NULL);
         }
     }
 }
@@ -416,7 +312,7 @@ static bool port_name_h2c(const char *name)
 /* What the app speaks when the annotation has not said it: the appProtocol of the Services
  * that send to the app port (read through opts->services), else the port's name, else
  * HTTP/1.1. Istio's order too: appProtocol before the port name. */
-static mm_err decide_upstream(builder *b, const json_object *pod, const mm_adm_opts *opts,
+static mm_err decide_upstream(adm_builder *b, const json_object *pod, const mm_adm_opts *opts,
                               adm_plan *pl)
 {
     json_object *services;
@@ -431,7 +327,7 @@ static mm_err decide_upstream(builder *b, const json_object *pod, const mm_adm_o
     mm_buf_init(&why, 0);
     mm_buf_init(&who, 0);
     if (!(services = opts->services(opts->services_ud, &why))) {
-        b_warn(b, "the Services of the pod's namespace could not be read (%s): the upstream "
+        adm_warn(b, "the Services of the pod's namespace could not be read (%s): the upstream "
                   "protocol follows the port name (%s); set %s to decide it",
                why.len ? mm_buf_cstr(&why) : "no reason given",
                pl->upstream_h2c ? "h2c" : "h1", MM_ADM_ANN_UPSTREAM);
@@ -440,13 +336,13 @@ static mm_err decide_upstream(builder *b, const json_object *pod, const mm_adm_o
     if ((rc = adm_services_protocol(services, pod, &pl->port, &sp, &conflict, &who)) != MM_OK)
         goto out;
     if (conflict) {
-        b_warn(b, "the Services sending to port %ld disagree on its protocol (%s): the upstream "
+        adm_warn(b, "the Services sending to port %ld disagree on its protocol (%s): the upstream "
                   "protocol follows the port name (%s); set %s to decide it",
                pl->port.number, mm_buf_cstr(&who), pl->upstream_h2c ? "h2c" : "h1",
                MM_ADM_ANN_UPSTREAM);
     } else if (sp != ADM_PROTO_UNSET) {
         pl->upstream_h2c = sp == ADM_PROTO_H2C;
-        b_explain(b, "  upstream protocol: %s (%s)\n", pl->upstream_h2c ? "h2c" : "h1",
+        adm_explain(b, "  upstream protocol: %s (%s)\n", pl->upstream_h2c ? "h2c" : "h1",
                   mm_buf_cstr(&who));
     }
 out:
@@ -457,7 +353,7 @@ out:
 }
 
 /* Decides with the pod's annotations; fills pl or says why not (MM_ADM_INVALID). */
-static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config *cfg,
+static mm_err make_plan(adm_builder *b, const json_object *pod, const mm_adm_config *cfg,
                         const mm_adm_opts *opts, adm_plan *pl, bool *ok)
 {
     json_object *spec = jget_type(pod, "spec", json_type_object);
@@ -563,20 +459,22 @@ static mm_err make_plan(builder *b, const json_object *pod, const mm_adm_config 
     return MM_OK;
 }
 
-/* Builds the patch of pl on pod; *hash gets the template hash. */
-static mm_err build_patch(builder *b, const json_object *pod, const adm_plan *pl, char hash[72])
+/* Builds the patch of pl on pod into b->ops; *hash gets the template hash. */
+static mm_err build_patch(adm_builder *b, const json_object *pod, const adm_plan *pl, char hash[72])
 {
-    jb *j = &b->j;
     json_object *meta = jget_type(pod, "metadata", json_type_object);
     json_object *annotations = jget_type(meta, "annotations", json_type_object);
     json_object *spec = jget_type(pod, "spec", json_type_object);
     json_object *containers = jget_type(spec, "containers", json_type_array);
     json_object *inits = jget_type(spec, "initContainers", json_type_array);
     const char *restart = jget_str(spec, "restartPolicy");
-    json_object *sidecar = NULL, *init = NULL, *vols = NULL, *tmpl = NULL, *status = NULL;
     const char *app_name = NULL;
     char cis[24], pis[24];
-    mm_buf text; /* the hash's input, then the status annotation */
+    /* text: the hash's input {"sidecar":..,"init":..,"volumes":[..],"native":..}, then the
+     * status annotation; the sidecar, init container and volumes are spliced from it */
+    mm_buf text;
+    jw t = {&text, MM_OK}, v;
+    size_t side_at, side_len, init_at = 0, init_len = 0, vol_at[ADM_VOLUMES], vol_len[ADM_VOLUMES];
     mm_err rc = MM_OK;
     bool jobish = restart && strcmp(restart, "Always") != 0;
 
@@ -585,69 +483,70 @@ static mm_err build_patch(builder *b, const json_object *pod, const adm_plan *pl
     if (pl->port.container >= 0)
         app_name = jget_str(json_object_array_get_idx(containers, (size_t)pl->port.container),
                             "name");
-    sidecar = adm_sidecar_container(j, pl);
-    if (pl->mode == MM_ADM_MODE_IPTABLES)
-        init = adm_init_container(j, pl);
-    vols = jb_arr(j);
-    jb_push(j, vols, adm_volume(j, pl->vol_policies, "configMap", "maskmesh-policies"));
-    jb_push(j, vols, adm_volume(j, pl->vol_podinfo, "downwardAPI", NULL));
-    jb_push(j, vols, adm_volume(j, pl->vol_keys, "secret", "maskmesh-keys"));
-    if (j->oom) {
-        rc = MM_ENOMEM;
-        goto out;
-    }
 
     /* the hash covers everything injected, so any change of config or pod gives a new one */
-    tmpl = jb_obj(j);
-    jb_set(j, tmpl, "sidecar", json_object_get(sidecar));
-    if (init)
-        jb_set(j, tmpl, "init", json_object_get(init));
-    jb_set(j, tmpl, "volumes", json_object_get(vols));
-    jb_set(j, tmpl, "native", jb_bool(j, pl->native));
-    if (j->oom) {
-        rc = MM_ENOMEM;
-        goto out;
+    jw_lit(&t, "{\"sidecar\":");
+    side_at = text.len;
+    adm_sidecar_json(&t, pl);
+    side_len = text.len - side_at;
+    if (pl->mode == MM_ADM_MODE_IPTABLES) {
+        jw_lit(&t, ",\"init\":");
+        init_at = text.len;
+        adm_init_json(&t, pl);
+        init_len = text.len - init_at;
     }
-    if ((rc = adm_json_put(&text, tmpl)) != MM_OK || (rc = sha_hex(&text, hash)) != MM_OK)
+    jw_lit(&t, ",\"volumes\":[");
+    for (int i = 0; i < ADM_VOLUMES; i++) {
+        if (i)
+            jw_lit(&t, ",");
+        vol_at[i] = text.len;
+        adm_volume_json(&t, pl, i);
+        vol_len[i] = text.len - vol_at[i];
+    }
+    jw_lit(&t, "],\"native\":");
+    jw_bool(&t, pl->native);
+    jw_lit(&t, "}");
+    if ((rc = t.rc) != MM_OK || (rc = adm_hash(&text, hash)) != MM_OK)
         goto out;
+#define SPLICE(w, at, len) jw_raw((w), text.data + (at), (len))
 
-    b_explain(b, "  sidecar: %s, image %s, %s\n", MM_ADM_SIDECAR_NAME, pl->cfg->image,
+    adm_explain(b, "  sidecar: %s, image %s, %s\n", MM_ADM_SIDECAR_NAME, pl->cfg->image,
               pl->native ? "native sidecar (init container, restartPolicy: Always, startup "
                            "probe on :15481/readyz gates the app)"
                          : pl->cfg->hold_app ? "first container, postStart `maskmesh-proxy "
                                                "--wait-ready` holds the app until it is ready"
                                              : "first container (the app may start before it)");
-    b_explain(b, "  upstream: 127.0.0.1:%ld%s\n", pl->port.number,
+    adm_explain(b, "  upstream: 127.0.0.1:%ld%s\n", pl->port.number,
               pl->port.guessed ? " (assumed: no port declared)" : "");
-    b_explain(b, "  resources: requests cpu=%s memory=%s, limits cpu=%s memory=%s\n",
+    adm_explain(b, "  resources: requests cpu=%s memory=%s, limits cpu=%s memory=%s\n",
               pl->cpu_request ? pl->cpu_request : "-", pl->memory_request ? pl->memory_request : "-",
               pl->cpu_limit ? pl->cpu_limit : "-", pl->memory_limit ? pl->memory_limit : "-");
     if (pl->port.guessed)
-        b_warn(b, "no container declares a TCP port and %s is not set: the sidecar forwards "
+        adm_warn(b, "no container declares a TCP port and %s is not set: the sidecar forwards "
                   "to 127.0.0.1:8080", MM_ADM_ANN_PORT);
 
     /* 1. ops on existing containers, at their original indices */
     if (pl->mode == MM_ADM_MODE_NAMED_PORT) {
         if (pl->port.name && pl->port.container >= 0) {
             json_object *c = json_object_array_get_idx(containers, (size_t)pl->port.container);
-            idx_str(cis, (size_t)pl->port.container);
-            idx_str(pis, (size_t)pl->port.port_index);
-            b_op(b, "remove", NULL, "spec", "containers", cis, "ports", pis, "name", NULL);
-            b_explain(b, "  traffic: named-port: the sidecar's port %d takes over the name \"%s\" "
+            adm_idx(cis, (size_t)pl->port.container);
+            adm_idx(pis, (size_t)pl->port.port_index);
+            adm_op(b, "remove", NULL, "spec", "containers", cis, "ports", pis, "name", NULL);
+            adm_explain(b, "  traffic: named-port: the sidecar's port %d takes over the name \"%s\" "
                          "from port %ld of container \"%s\"\n",
                       MM_ADM_PROXY_PORT, pl->port.name, pl->port.number, app_name ? app_name : "?");
             rewrite_named_probes(b, c, (size_t)pl->port.container, pl->port.name, pl->port.number);
         } else {
-            b_explain(b, "  traffic: named-port: the app port %ld has no name to take over\n",
+            adm_explain(b, "  traffic: named-port: the app port %ld has no name to take over\n",
                       pl->port.number);
-            b_warn(b, "port %ld has no name for the sidecar to take over: Services must target "
+            adm_warn(b, "port %ld has no name for the sidecar to take over: Services must target "
                       "port %d (name \"maskmesh\") for traffic to be masked; name the port or "
                       "use %s: iptables", pl->port.number, MM_ADM_PROXY_PORT, MM_ADM_ANN_MODE);
         }
     } else {
-        b_explain(b, "  traffic: iptables: init container %s redirects port %ld to %d (NET_ADMIN)\n",
+        adm_explain(b, "  traffic: iptables: init container %s redirects port %ld to %d (NET_ADMIN)\n",
                   MM_ADM_INIT_NAME, pl->port.number, MM_ADM_PROXY_PORT);
-        b_warn(b, "iptables mode adds the init container %s with NET_ADMIN and NET_RAW; "
+        adm_warn(b, "iptables mode adds the init container %s with NET_ADMIN and NET_RAW; "
                   "Pod Security baseline and restricted namespaces reject it",
                   MM_ADM_INIT_NAME);
     }
@@ -655,29 +554,46 @@ static mm_err build_patch(builder *b, const json_object *pod, const adm_plan *pl
     /* 2. insertions: init containers, then the sidecar */
     if (pl->native) {
         if (!inits) {
-            json_object *arr = jb_arr(j);
-            if (init)
-                jb_push(j, arr, json_object_get(init));
-            jb_push(j, arr, json_object_get(sidecar));
-            b_op(b, "add", arr, "spec", "initContainers", NULL);
+            v = adm_val(b);
+            jw_lit(&v, "[");
+            if (init_len) {
+                SPLICE(&v, init_at, init_len);
+                jw_lit(&v, ",");
+            }
+            SPLICE(&v, side_at, side_len);
+            jw_lit(&v, "]");
+            b->oom |= v.rc != MM_OK;
+            adm_op(b, "add", &b->val, "spec", "initContainers", NULL);
         } else {
-            b_op(b, "add", json_object_get(sidecar), "spec", "initContainers", "0", NULL);
-            if (init)
-                b_op(b, "add", json_object_get(init), "spec", "initContainers", "0", NULL);
-        }
-    } else {
-        if (init) {
-            if (!inits) {
-                json_object *arr = jb_arr(j);
-                jb_push(j, arr, json_object_get(init));
-                b_op(b, "add", arr, "spec", "initContainers", NULL);
-            } else {
-                b_op(b, "add", json_object_get(init), "spec", "initContainers", "0", NULL);
+            v = adm_val(b);
+            SPLICE(&v, side_at, side_len);
+            b->oom |= v.rc != MM_OK;
+            adm_op(b, "add", &b->val, "spec", "initContainers", "0", NULL);
+            if (init_len) {
+                v = adm_val(b);
+                SPLICE(&v, init_at, init_len);
+                b->oom |= v.rc != MM_OK;
+                adm_op(b, "add", &b->val, "spec", "initContainers", "0", NULL);
             }
         }
-        b_op(b, "add", json_object_get(sidecar), "spec", "containers", "0", NULL);
+    } else {
+        if (init_len) {
+            v = adm_val(b);
+            jw_lit(&v, inits ? "" : "[");
+            SPLICE(&v, init_at, init_len);
+            jw_lit(&v, inits ? "" : "]");
+            b->oom |= v.rc != MM_OK;
+            if (!inits)
+                adm_op(b, "add", &b->val, "spec", "initContainers", NULL);
+            else
+                adm_op(b, "add", &b->val, "spec", "initContainers", "0", NULL);
+        }
+        v = adm_val(b);
+        SPLICE(&v, side_at, side_len);
+        b->oom |= v.rc != MM_OK;
+        adm_op(b, "add", &b->val, "spec", "containers", "0", NULL);
         if (jobish)
-            b_warn(b, "restartPolicy is %s and the sidecar is not native: the proxy does not "
+            adm_warn(b, "restartPolicy is %s and the sidecar is not native: the proxy does not "
                       "exit by itself, so the Job must POST http://127.0.0.1:%d/quitquitquit "
                       "when done (or set %s: \"true\" on Kubernetes >= 1.29)",
                    restart, MM_ADM_ADMIN_PORT, MM_ADM_ANN_NATIVE);
@@ -685,79 +601,85 @@ static mm_err build_patch(builder *b, const json_object *pod, const adm_plan *pl
 
     /* 3. volumes */
     if (!jget_type(spec, "volumes", json_type_array)) {
-        b_op(b, "add", json_object_get(vols), "spec", "volumes", NULL);
+        v = adm_val(b);
+        jw_lit(&v, "[");
+        SPLICE(&v, vol_at[0], vol_at[ADM_VOLUMES - 1] + vol_len[ADM_VOLUMES - 1] - vol_at[0]);
+        jw_lit(&v, "]");
+        b->oom |= v.rc != MM_OK;
+        adm_op(b, "add", &b->val, "spec", "volumes", NULL);
     } else {
-        for (size_t i = 0; i < json_object_array_length(vols); i++)
-            b_op(b, "add", json_object_get(json_object_array_get_idx(vols, i)), "spec", "volumes",
-                 "-", NULL);
+        for (int i = 0; i < ADM_VOLUMES; i++) {
+            v = adm_val(b);
+            SPLICE(&v, vol_at[i], vol_len[i]);
+            b->oom |= v.rc != MM_OK;
+            adm_op(b, "add", &b->val, "spec", "volumes", "-", NULL);
+        }
     }
-    b_explain(b, "  volumes: %s (ConfigMap maskmesh-policies, optional), %s (downward API "
+#undef SPLICE
+    adm_explain(b, "  volumes: %s (ConfigMap maskmesh-policies, optional), %s (downward API "
                  "labels), %s (Secret maskmesh-keys, optional)\n",
               pl->vol_policies, pl->vol_podinfo, pl->vol_keys);
     if (strcmp(pl->vol_policies, "maskmesh-policies") != 0 ||
         strcmp(pl->vol_podinfo, "maskmesh-podinfo") != 0 || strcmp(pl->vol_keys, "maskmesh-keys") != 0)
-        b_warn(b, "the pod already has volumes named like maskmesh's; the sidecar's are named "
+        adm_warn(b, "the pod already has volumes named like maskmesh's; the sidecar's are named "
                   "%s, %s, %s", pl->vol_policies, pl->vol_podinfo, pl->vol_keys);
 
     /* 4. the status marker (and kubectl's default container, as the sidecar comes first) */
-    status = jb_obj(j);
-    jb_set(j, status, "version", jb_str(j, MM_ADM_VERSION));
-    jb_set(j, status, "hash", jb_str(j, hash));
-    jb_set(j, status, "mode", jb_str(j, pl->mode == MM_ADM_MODE_IPTABLES ? "iptables" : "named-port"));
-    jb_set(j, status, "native", jb_bool(j, pl->native));
-    {
-        json_object *vn = jb_arr(j);
-        jb_push(j, vn, jb_str(j, pl->vol_policies));
-        jb_push(j, vn, jb_str(j, pl->vol_podinfo));
-        jb_push(j, vn, jb_str(j, pl->vol_keys));
-        jb_set(j, status, "volumes", vn);
+    mm_buf_reset(&text);
+    jw_lit(&t, "{\"version\":\"" MM_ADM_VERSION "\",\"hash\":");
+    jw_str(&t, hash);
+    jw_lit(&t, pl->mode == MM_ADM_MODE_IPTABLES ? ",\"mode\":\"iptables\",\"native\":"
+                                                : ",\"mode\":\"named-port\",\"native\":");
+    jw_bool(&t, pl->native);
+    jw_lit(&t, ",\"volumes\":[");
+    jw_str(&t, pl->vol_policies);
+    jw_lit(&t, ",");
+    jw_str(&t, pl->vol_podinfo);
+    jw_lit(&t, ",");
+    jw_str(&t, pl->vol_keys);
+    jw_lit(&t, "]");
+    if (app_name) {
+        jw_lit(&t, ",\"appContainer\":");
+        jw_str(&t, app_name);
     }
-    if (app_name)
-        jb_set(j, status, "appContainer", jb_str(j, app_name));
-    jb_set(j, status, "appPort", jb_int(j, pl->port.number));
-    if (pl->mode == MM_ADM_MODE_NAMED_PORT && pl->port.name && pl->port.container >= 0)
-        jb_set(j, status, "portName", jb_str(j, pl->port.name));
-    if (j->oom) {
-        rc = MM_ENOMEM;
+    jw_lit(&t, ",\"appPort\":");
+    jw_int(&t, pl->port.number);
+    if (pl->mode == MM_ADM_MODE_NAMED_PORT && pl->port.name && pl->port.container >= 0) {
+        jw_lit(&t, ",\"portName\":");
+        jw_str(&t, pl->port.name);
+    }
+    jw_lit(&t, "}");
+    if ((rc = t.rc) != MM_OK)
         goto out;
-    }
     {
-        const char *st, *first = jget_str(json_object_array_get_idx(containers, 0), "name");
+        const char *st = mm_buf_cstr(&text), *first = jget_str(json_object_array_get_idx(containers, 0), "name");
         bool want_default = !pl->native && first &&
                             !(annotations && jget(annotations, "kubectl.kubernetes.io/default-container"));
-        mm_buf_reset(&text);
-        if ((rc = adm_json_put(&text, status)) != MM_OK)
-            goto out;
-        st = mm_buf_cstr(&text);
-        if (!meta) {
-            json_object *m = jb_obj(j), *a = jb_obj(j);
-            jb_set(j, a, MM_ADM_ANN_STATUS, jb_str(j, st));
-            if (want_default)
-                jb_set(j, a, "kubectl.kubernetes.io/default-container", jb_str(j, first));
-            jb_set(j, m, "annotations", a);
-            b_op(b, "add", m, "metadata", NULL);
-        } else if (!annotations) {
-            json_object *a = jb_obj(j);
-            jb_set(j, a, MM_ADM_ANN_STATUS, jb_str(j, st));
-            if (want_default)
-                jb_set(j, a, "kubectl.kubernetes.io/default-container", jb_str(j, first));
-            b_op(b, "add", a, "metadata", "annotations", NULL);
+        if (!meta || !annotations) {
+            v = adm_val(b);
+            jw_lit(&v, meta ? "{\"" MM_ADM_ANN_STATUS "\":" : "{\"annotations\":{\"" MM_ADM_ANN_STATUS "\":");
+            jw_str(&v, st);
+            if (want_default) {
+                jw_lit(&v, ",\"kubectl.kubernetes.io/default-container\":");
+                jw_str(&v, first);
+            }
+            jw_lit(&v, meta ? "}" : "}}");
+            b->oom |= v.rc != MM_OK;
+            if (!meta)
+                adm_op(b, "add", &b->val, "metadata", NULL);
+            else
+                adm_op(b, "add", &b->val, "metadata", "annotations", NULL);
         } else {
-            b_op(b, "add", jb_str(j, st), "metadata", "annotations", MM_ADM_ANN_STATUS, NULL);
+            adm_op(b, "add", adm_val_str(b, st), "metadata", "annotations", MM_ADM_ANN_STATUS, NULL);
             if (want_default)
-                b_op(b, "add", jb_str(j, first), "metadata", "annotations",
+                adm_op(b, "add", adm_val_str(b, first), "metadata", "annotations",
                      "kubectl.kubernetes.io/default-container", NULL);
         }
-        b_explain(b, "  status: %s=%s\n", MM_ADM_ANN_STATUS, st);
+        adm_explain(b, "  status: %s=%s\n", MM_ADM_ANN_STATUS, st);
     }
-    if (j->oom || b->oom)
+    if (b->oom)
         rc = MM_ENOMEM;
 out:
-    json_object_put(sidecar);
-    json_object_put(init);
-    json_object_put(vols);
-    json_object_put(tmpl);
-    json_object_put(status);
     mm_buf_free(&text);
     return rc;
 }
@@ -772,9 +694,10 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
                      mm_adm_result *out, mm_errbuf *eb)
 {
     json_object *pod = (json_object *)pod_c; /* read only: json-c getters are not const */
-    builder b = {0};
+    adm_builder b = {0};
     mm_adm_opts none = {0};
     json_object *spec, *containers, *status_json = NULL, *cleaned = NULL, *un_ops = NULL;
+    mm_buf un_text; /* re-injection: the ops that take the older injection out */
     json_object *host_net;
     const char *label, *ann, *status;
     adm_plan pl;
@@ -790,11 +713,11 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
     b.res = out;
     b.no_explain = opts->no_explain;
     mm_buf_init(&b.explain, 0);
+    mm_buf_init(&b.ops, 0);
+    mm_buf_init(&b.path, 0);
+    mm_buf_init(&b.val, 0);
+    mm_buf_init(&un_text, 0);
     out->allowed = true;
-    if (!(b.ops = jb_arr(&b.j))) {
-        rc = MM_ENOMEM;
-        goto out;
-    }
     spec = jget_type(pod, "spec", json_type_object);
     containers = jget_type(spec, "containers", json_type_array);
     label = meta_str(pod, "labels", MM_ADM_LABEL_INJECT);
@@ -826,7 +749,7 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
     }
     if (!status && any_container_named(spec, MM_ADM_SIDECAR_NAME)) {
         out->reason = MM_ADM_ALREADY_INJECTED;
-        b_warn(&b, "the pod already has a container named %s but no %s annotation; left as is",
+        adm_warn(&b, "the pod already has a container named %s but no %s annotation; left as is",
                MM_ADM_SIDECAR_NAME, MM_ADM_ANN_STATUS);
         rc = set_message(out, "not injected: a container named %s is already there",
                          MM_ADM_SIDECAR_NAME);
@@ -835,7 +758,7 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
     host_net = jget_type(spec, "hostNetwork", json_type_boolean);
     if (host_net && json_object_get_boolean(host_net)) {
         out->reason = MM_ADM_HOST_NETWORK;
-        b_warn(&b, "hostNetwork pods are not injected: the sidecar's ports would be the node's");
+        adm_warn(&b, "hostNetwork pods are not injected: the sidecar's ports would be the node's");
         rc = set_message(out, "not injected: the pod uses hostNetwork");
         goto out;
     }
@@ -845,17 +768,10 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
         json_object *prev_hash;
         mm_errbuf peb;
         status_json = json_tokener_parse(status);
-        if (!(un_ops = jb_arr(&b.j))) {
-            rc = MM_ENOMEM;
-            goto out;
-        }
-        {
-            json_object *keep = b.ops;
-            b.ops = un_ops;
-            uninject_ops(&b, pod, status_json);
-            b.ops = keep;
-        }
-        if (b.j.oom || b.oom) {
+        uninject_ops(&b, pod, status_json);
+        un_text = b.ops; /* moved: b.ops starts again for the new injection */
+        mm_buf_init(&b.ops, 0);
+        if (b.oom || (rc = adm_patch_tree(&un_text, &un_ops)) != MM_OK) {
             rc = MM_ENOMEM;
             goto out;
         }
@@ -888,20 +804,18 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
             for (size_t i = 0; i < out->n_warnings; i++)
                 mm_free(out->warnings[i]);
             out->n_warnings = 0;
-            b_explain(&b, "  status: up to date (%s)\n", hash);
+            adm_explain(&b, "  status: up to date (%s)\n", hash);
             rc = set_message(out, "not injected again: the injection is up to date (%s)", hash);
             goto out;
         }
         /* uninject ops first, then the new injection */
-        for (size_t i = 0; i < json_object_array_length(b.ops); i++)
-            jb_push(&b.j, un_ops, json_object_get(json_object_array_get_idx(b.ops, i)));
-        json_object_put(b.ops);
-        b.ops = un_ops;
-        un_ops = NULL;
-        if (b.j.oom) {
-            rc = MM_ENOMEM;
+        if (un_text.len && b.ops.len && (rc = mm_buf_putc(&un_text, ',')) != MM_OK)
             goto out;
-        }
+        if ((rc = mm_buf_append(&un_text, b.ops.data, b.ops.len)) != MM_OK)
+            goto out;
+        mm_buf_free(&b.ops);
+        b.ops = un_text;
+        mm_buf_init(&un_text, 0);
         out->reason = MM_ADM_REINJECTED;
         rc = set_message(out, "re-injected %s (%s, replacing the injection of version %s)",
                          MM_ADM_SIDECAR_NAME, hash,
@@ -922,12 +836,21 @@ mm_err mm_adm_inject(const json_object *pod_c, const mm_adm_config *cfg, const m
                          pl.mode == MM_ADM_MODE_IPTABLES ? "iptables" : "named-port",
                          pl.port.number, pl.native ? "native sidecar" : "classic sidecar");
     }
-    if (rc == MM_OK && (out->reason == MM_ADM_INJECTED || out->reason == MM_ADM_REINJECTED)) {
-        out->patch = b.ops;
-        b.ops = NULL;
+    if (rc == MM_OK && !b.oom && (out->reason == MM_ADM_INJECTED || out->reason == MM_ADM_REINJECTED)) {
+        /* "[" ops "]", written in place: the ops buffer becomes the patch */
+        if ((rc = mm_buf_putc(&b.ops, ']')) != MM_OK)
+            goto out;
+        memmove(b.ops.data + 1, b.ops.data, b.ops.len);
+        b.ops.data[0] = '[';
+        b.ops.len++;
+        if (!opts->patch_text_only && (rc = adm_patch_tree(&b.ops, &out->patch)) != MM_OK)
+            goto out;
+        out->patch_len = b.ops.len;
+        if (!(out->patch_json = mm_buf_steal(&b.ops, NULL)))
+            rc = MM_ENOMEM;
     }
 out:
-    if (rc == MM_OK && (b.oom || b.j.oom))
+    if (rc == MM_OK && b.oom)
         rc = MM_ENOMEM;
     if (rc == MM_OK && !opts->no_explain) {
         mm_buf head;
@@ -945,7 +868,10 @@ out:
         if (rc == MM_ENOMEM)
             mm_errf(eb, rc, "out of memory while injecting");
     }
-    json_object_put(b.ops);
+    mm_buf_free(&b.ops);
+    mm_buf_free(&b.path);
+    mm_buf_free(&b.val);
+    mm_buf_free(&un_text);
     json_object_put(un_ops);
     json_object_put(cleaned);
     json_object_put(status_json);

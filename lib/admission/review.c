@@ -120,29 +120,24 @@ mm_err mm_adm_review_parse_pod(const char *body, size_t len, mm_adm_review *out,
 }
 
 mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int code,
-                              const char *message, const json_object *patch,
+                              const char *message, const char *patch_json, size_t patch_len,
                               char *const *warnings, size_t n_warnings, const char *audit_key,
                               const char *audit_value)
 {
     mm_err rc;
-    mm_buf js;
 
-    mm_buf_init(&js, 0);
     if ((rc = mm_buf_puts(out, "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\","
                                "\"response\":{\"uid\":")) != MM_OK ||
         (rc = mm_buf_put_json_str(out, uid, strlen(uid))) != MM_OK ||
         (rc = mm_buf_puts(out, allowed ? ",\"allowed\":true" : ",\"allowed\":false")) != MM_OK)
         goto out;
-    if (patch) {
+    if (patch_json) {
         /* the patch's JSON, base64-encoded in place at the end of out */
-        size_t b64_len;
-        if ((rc = mm_buf_reserve(&js, 4096)) != MM_OK || (rc = adm_json_put(&js, patch)) != MM_OK ||
-            (rc = mm_buf_puts(out, ",\"patchType\":\"JSONPatch\",\"patch\":\"")) != MM_OK)
+        size_t b64_len = 4 * ((patch_len + 2) / 3);
+        if ((rc = mm_buf_puts(out, ",\"patchType\":\"JSONPatch\",\"patch\":\"")) != MM_OK ||
+            (rc = mm_buf_reserve(out, b64_len + 1)) != MM_OK)
             goto out;
-        b64_len = 4 * ((js.len + 2) / 3);
-        if ((rc = mm_buf_reserve(out, b64_len + 1)) != MM_OK)
-            goto out;
-        out->len += adm_base64(out->data + out->len, (const unsigned char *)js.data, js.len);
+        out->len += adm_base64(out->data + out->len, (const unsigned char *)patch_json, patch_len);
         if ((rc = mm_buf_putc(out, '"')) != MM_OK)
             goto out;
     }
@@ -181,7 +176,6 @@ mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int co
     }
     rc = mm_buf_puts(out, "}}");
 out:
-    mm_buf_free(&js);
     return rc;
 }
 
@@ -222,32 +216,33 @@ mm_err mm_adm_mutate_opts(const mm_adm_review *rv, const mm_adm_config *cfg,
 
     opts.reinject = false;
     opts.no_explain = true;
+    opts.patch_text_only = true;
 
     *reason = MM_ADM_REASON_COUNT;
     if (!rv->kind || strcmp(rv->kind, "Pod") != 0) {
         char *w[1] = {"maskmesh: only pods are injected; this request was allowed unchanged"};
-        return mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, w, 1, NULL, NULL);
+        return mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, 0, w, 1, NULL, NULL);
     }
     if (strcmp(rv->operation, "CREATE") != 0) {
         char *w[1] = {"maskmesh: sidecars are injected at CREATE only; this request was allowed "
                       "unchanged"};
-        return mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, w, 1, NULL, NULL);
+        return mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, 0, w, 1, NULL, NULL);
     }
     if (!rv->object)
         return mm_errf(eb, MM_EINVAL, "request.object: missing for a CREATE");
     if ((rc = mm_adm_inject(rv->object, cfg, &opts, &res, eb)) != MM_OK)
         return rc;
     *reason = res.reason;
-    if (res.allowed && !res.patch && res.message && (rc = add_warning(&res, res.message)) != MM_OK)
+    if (res.allowed && !res.patch_json && res.message && (rc = add_warning(&res, res.message)) != MM_OK)
         goto out;
     if (!res.allowed)
-        rc = mm_adm_review_response(out, rv->uid, false, 403, res.message, NULL, res.warnings,
+        rc = mm_adm_review_response(out, rv->uid, false, 403, res.message, NULL, 0, res.warnings,
                                     res.n_warnings, "maskmesh.io/injection", mm_adm_reason_name(res.reason));
     else
-        rc = mm_adm_review_response(out, rv->uid, true, 200, NULL, res.patch, res.warnings,
-                                    res.n_warnings,
-                                    res.patch ? "maskmesh.io/injected" : "maskmesh.io/injection",
-                                    res.patch ? MM_ADM_SIDECAR_NAME : mm_adm_reason_name(res.reason));
+        rc = mm_adm_review_response(out, rv->uid, true, 200, NULL, res.patch_json, res.patch_len,
+                                    res.warnings, res.n_warnings,
+                                    res.patch_json ? "maskmesh.io/injected" : "maskmesh.io/injection",
+                                    res.patch_json ? MM_ADM_SIDECAR_NAME : mm_adm_reason_name(res.reason));
 out:
     mm_adm_result_clear(&res);
     return rc;
@@ -267,7 +262,7 @@ mm_err mm_adm_validate_policy(const mm_adm_review *rv, mm_buf *out, bool *allowe
     mm_buf_init(&where, 0);
     mm_buf_init(&msg, 0);
     if (strcmp(rv->operation, "DELETE") == 0 || strcmp(rv->operation, "CONNECT") == 0)
-        return mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, NULL, 0, NULL, NULL);
+        return mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, 0, NULL, 0, NULL, NULL);
     if (!rv->object)
         return mm_errf(eb, MM_EINVAL, "request.object: missing for a %s", rv->operation);
     if ((rc = mm_buf_printf(&where, "%s/%s", rv->namespace_ ? rv->namespace_ : "",
@@ -306,10 +301,10 @@ mm_err mm_adm_validate_policy(const mm_adm_review *rv, mm_buf *out, bool *allowe
         *allowed = false;
         if (!msg.len && (rc = mm_buf_puts(&msg, peb.msg)) != MM_OK)
             goto out;
-        rc = mm_adm_review_response(out, rv->uid, false, 422, mm_buf_cstr(&msg), NULL, warnings,
+        rc = mm_adm_review_response(out, rv->uid, false, 422, mm_buf_cstr(&msg), NULL, 0, warnings,
                                     n_warnings, NULL, NULL);
     } else {
-        rc = mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, warnings, n_warnings,
+        rc = mm_adm_review_response(out, rv->uid, true, 200, NULL, NULL, 0, warnings, n_warnings,
                                     NULL, NULL);
     }
 out:

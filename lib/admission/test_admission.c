@@ -11,7 +11,9 @@
 
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -961,6 +963,123 @@ static void test_json_writer(void **state)
     json_object_put(v);
 }
 
+/* The patch is written as text: the tree handed to maskctl is that text parsed, json-c writes
+ * the tree back to the same bytes, and the webhook's text-only result carries the same text.
+ * The status hash remembers the last input per thread: pods with different templates, one
+ * after the other and on a fresh thread, each keep their own hash. */
+static const char *status_hash(const mm_adm_result *r, char out[32])
+{
+    const char *ann = NULL;
+    json_object *st;
+    for (size_t i = 0; i < json_object_array_length(r->patch); i++) {
+        json_object *op = json_object_array_get_idx(r->patch, i);
+        const char *path = str_at(op, "/path");
+        if (path && strcmp(path, "/metadata/annotations/maskmesh.io~1status") == 0)
+            ann = str_at(op, "/value");
+        else if (path && strcmp(path, "/metadata/annotations") == 0)
+            ann = str_at(op, "/value/maskmesh.io~1status");
+        else if (path && strcmp(path, "/metadata") == 0)
+            ann = str_at(op, "/value/annotations/maskmesh.io~1status");
+    }
+    assert_non_null(ann);
+    st = json_tokener_parse(ann);
+    assert_non_null(str_at(st, "/hash"));
+    snprintf(out, 32, "%s", str_at(st, "/hash"));
+    json_object_put(st);
+    return out;
+}
+
+typedef struct {
+    json_object *pod;
+    const mm_adm_config *cfg;
+    char hash[32];
+} hash_job;
+
+static void *hash_on_thread(void *arg)
+{
+    hash_job *j = arg;
+    mm_adm_result r;
+    mm_errbuf eb;
+    if (mm_adm_inject(j->pod, j->cfg, &(mm_adm_opts){0}, &r, &eb) == MM_OK && r.patch)
+        status_hash(&r, j->hash);
+    mm_adm_result_clear(&r);
+    return NULL;
+}
+
+static void test_patch_text(void **state)
+{
+    json_object *rv = load_json(SAMPLES "admissionreview-pod-create.json");
+    json_object *pod = jget(jget(rv, "request"), "object");
+    mm_adm_config cfgs[3];
+    char first[3][32], again[32];
+    mm_errbuf eb;
+    (void)state;
+
+    for (int c = 0; c < 3; c++) {
+        cfgs[c] = cfg_default();
+        cfgs[c].mode = c == 1 ? MM_ADM_MODE_IPTABLES : MM_ADM_MODE_NAMED_PORT;
+        cfgs[c].native = c == 2;
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int c = 0; c < 3; c++) {
+            mm_adm_result r, t;
+            mm_buf b;
+            mm_buf_init(&b, 0);
+            assert_int_equal(mm_adm_inject(pod, &cfgs[c], &(mm_adm_opts){0}, &r, &eb), MM_OK);
+            assert_non_null(r.patch);
+            assert_non_null(r.patch_json);
+            assert_int_equal(adm_json_put(&b, r.patch), MM_OK);
+            assert_int_equal(b.len, r.patch_len);
+            assert_memory_equal(b.data, r.patch_json, r.patch_len);
+            assert_int_equal(mm_adm_inject(pod, &cfgs[c], &(mm_adm_opts){.patch_text_only = true},
+                                           &t, &eb), MM_OK);
+            assert_null(t.patch);
+            assert_int_equal(t.patch_len, r.patch_len);
+            assert_memory_equal(t.patch_json, r.patch_json, r.patch_len);
+            if (round == 0) {
+                status_hash(&r, first[c]);
+                for (int k = 0; k < c; k++)
+                    assert_string_not_equal(first[k], first[c]);
+            } else {
+                assert_string_equal(status_hash(&r, again), first[c]);
+            }
+            mm_adm_result_clear(&r);
+            mm_adm_result_clear(&t);
+            mm_buf_free(&b);
+        }
+    }
+    for (int c = 0; c < 3; c++) {
+        hash_job j = {.pod = pod, .cfg = &cfgs[c]};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, hash_on_thread, &j), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_string_equal(j.hash, first[c]);
+    }
+    for (int c = 0; c < 3; c++)
+        mm_adm_config_clear(&cfgs[c]);
+    json_object_put(rv);
+}
+
+/* adm_ltoa writes what printf's %ld writes (the patch's numbers and indices). */
+static void test_ltoa(void **state)
+{
+    static const long vals[] = {0, 1, -1, 9, 10, -10, 99, 100, 8080, 15480, 65535, 1000000007L,
+                                -123456789L, LONG_MAX, LONG_MIN, LONG_MAX - 1, LONG_MIN + 1};
+    char ours[24], want[24];
+    (void)state;
+    for (size_t i = 0; i < MM_ARRAY_LEN(vals); i++) {
+        size_t n = adm_ltoa(ours, vals[i]);
+        snprintf(want, sizeof(want), "%ld", vals[i]);
+        assert_string_equal(ours, want);
+        assert_int_equal(n, strlen(want));
+    }
+    for (long v = -100000; v <= 100000; v += 7) {
+        adm_ltoa(ours, v);
+        snprintf(want, sizeof(want), "%ld", v);
+        assert_string_equal(ours, want);
+    }
+}
+
 /* The review reader: valid texts give json-c's own tree; invalid ones are refused naming the
  * byte; skipped members are checked but left out; nesting is bounded. */
 static void test_json_reader(void **state)
@@ -1084,6 +1203,7 @@ int main(void)
         cmocka_unit_test(test_pointer_and_patch), cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_config_and_templates), cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_json_writer), cmocka_unit_test(test_json_reader),
+        cmocka_unit_test(test_patch_text), cmocka_unit_test(test_ltoa),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
