@@ -232,8 +232,20 @@ static inline bool scalar_quiet(const mm_stream *s, int vkind)
     return !f->live;
 }
 
+/* The scalar starting at data[i] is collected from here. */
+static inline void value_open(mm_stream *s, size_t i)
+{
+    s->buf_on = true;
+    s->vstart = i;
+    s->val.len = 0;
+    s->vesc = false;
+    s->voff = s->off + i;
+    s->vline = s->line;
+}
+
 /* A string, number or literal starts at data[i]. */
-static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
+static __attribute__((noinline)) mm_err scalar_begin_full(mm_stream *s, const char *data,
+                                                          size_t i, int vkind)
 {
     mm_err rc;
     jframe *f = top(s);
@@ -273,12 +285,25 @@ static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
      * output: what is held before a waiting value counts against its bound (jtweak.c). */
     if (s->tw && !s->holding && (rc = flush_to(s, data, i)) != MM_OK)
         return rc;
-    s->buf_on = true;
-    s->vstart = i;
-    s->val.len = 0;
-    s->vesc = false;
-    s->voff = s->off + i;
-    s->vline = s->line;
+    value_open(s, i);
+    return MM_OK;
+}
+
+/* scalar_begin_full, inline for the usual value with detectors on: one that no path, deny
+ * or tweak takes, in a container that nothing selects and that holds no member prefix,
+ * without findings paths. It begins it as scalar_begin_full would (sel and asel none). */
+static inline mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
+{
+    jframe *f = top(s);
+    if (!f || vkind == V_LIT || !s->det || s->supp || s->holding || s->tw || s->deny_on ||
+        s->findings || f->sel != RULE_NONE || f->asel != RULE_NONE ||
+        (f->kind == '{' ? s->csel != RULE_NONE || s->casel != RULE_NONE : f->live))
+        return scalar_begin_full(s, data, i, vkind);
+    if (f->kind == '[')
+        child_none(s); /* child_for_value, for an array that no path is live in */
+    s->vkind = vkind;
+    s->vsel = s->vasel = RULE_NONE;
+    value_open(s, i);
     return MM_OK;
 }
 
@@ -436,7 +461,24 @@ static mm_err scalar_end(mm_stream *s, const char *data, size_t i)
         s->vptr = s->val.data;
         s->vlen = s->val.len;
     }
-    rc = scalar_decide(s, data, i);
+    /* a value only detectors read (no path, deny or tweak takes it, nothing held): when they
+     * find nothing it passes as scalar_decide would pass it, without the rest of its work;
+     * when they do, scalar_decide takes their matches (s->sp_ready) */
+    if (s->vsel == RULE_NONE && s->vasel == RULE_NONE && !s->vesc && !s->val.len &&
+        !s->holding && !s->deny_on && !s->tw && s->det && s->vkind != V_LIT) {
+        bool str = s->vkind == V_STR;
+        s->member = s->key_det && s->depth && top(s)->kind == '{' ? s->key.data : NULL;
+        s->member_len = s->key.len;
+        rc = st_scan(s, s->vptr + str, s->vlen - 2 * str);
+        s->member = NULL;
+        if (rc == MM_OK && !s->nsp) {
+            if (s->findings)
+                path_pop(s, s->vpath_base);
+            return MM_OK;
+        }
+    }
+    if (rc == MM_OK)
+        rc = scalar_decide(s, data, i);
     s->val.len = 0;
     if (s->findings)
         path_pop(s, s->vpath_base);

@@ -117,6 +117,7 @@ struct mm_stream {
                         of this stream takes one */
     span *sp;
     size_t nsp, spcap;
+    bool sp_ready;   /* s->sp holds the scalar's raw matches already (json.c: st_scan) */
 
     /* text and SSE: a line at a time */
     mm_buf lbuf;
@@ -249,6 +250,10 @@ mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
                  uint64_t line, const char *path, int attrib, int fallback, bool *apply,
                  bool *remove);
+/* The first half of st_detect: the raw matches of t[0..n) (member name s->member) into
+ * s->sp, nothing reported; s->nsp == 0 when there are none. s->sp_ready then tells the
+ * next st_detect, on the same text, to resolve them without scanning again. */
+mm_err st_scan(mm_stream *s, const char *t, size_t n);
 /* t[0..n) with the matches st_detect left in s->sp transformed, appended to out. */
 mm_err st_build_text(mm_stream *s, const char *t, size_t n, mm_buf *out);
 /* Whether the matches st_detect left in s->sp cover all of t[0..n): explicit rules then
