@@ -101,11 +101,11 @@ static int by_rule_start(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-mm_err st_scan(mm_stream *s, const char *t, size_t n)
+mm_err st_scan(mm_stream *s, const char *t, size_t n, const char *member, size_t mlen)
 {
     mm_err rc;
     s->nsp = 0;
-    rc = det_scan_member(s->det, s->sc, t, n, s->member, s->member_len, on_match, s);
+    rc = det_scan_member(s->det, s->sc, t, n, member, mlen, on_match, s);
     s->sp_ready = rc == MM_OK && s->nsp; /* none: nothing for st_detect to take */
     return rc;
 }
@@ -118,7 +118,7 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
     size_t kept = 0;
 
     *apply = *remove = false;
-    if (!s->sp_ready && (rc = st_scan(s, t, n)) != MM_OK)
+    if (!s->sp_ready && (rc = st_scan(s, t, n, s->member, s->member_len)) != MM_OK)
         return rc;
     s->sp_ready = false;
     /* each match goes to the first rule naming its detector that applies here; an audit or

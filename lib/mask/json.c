@@ -289,9 +289,8 @@ static __attribute__((noinline)) mm_err scalar_begin_full(mm_stream *s, const ch
     return MM_OK;
 }
 
-/* scalar_begin_full, inline for the usual value with detectors on: one that no path, deny
- * or tweak takes, in a container that nothing selects and that holds no member prefix,
- * without findings paths. It begins it as scalar_begin_full would (sel and asel none). */
+/* scalar_begin_full inline where only detectors read values: no path, deny, tweak, hold or
+ * findings path around it, so sel and asel are none (an array's child_for_value: none). */
 static inline mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
 {
     jframe *f = top(s);
@@ -300,11 +299,18 @@ static inline mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int 
         (f->kind == '{' ? s->csel != RULE_NONE || s->casel != RULE_NONE : f->live))
         return scalar_begin_full(s, data, i, vkind);
     if (f->kind == '[')
-        child_none(s); /* child_for_value, for an array that no path is live in */
+        child_none(s);
     s->vkind = vkind;
     s->vsel = s->vasel = RULE_NONE;
     value_open(s, i);
     return MM_OK;
+}
+
+/* A member's value: its name (*len bytes) is evidence for the detectors that take it. */
+static const char *member_of(mm_stream *s, size_t *len)
+{
+    *len = s->key.len;
+    return s->key_det && s->depth && top(s)->kind == '{' ? s->key.data : NULL;
 }
 
 /* The buffered scalar s->vptr[0..vlen) is complete: decide, and write it or its
@@ -353,8 +359,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
                 fallback = s->vadeny;
         }
         /* a member's value: its name is evidence for the detectors that take it */
-        s->member = s->key_det && s->depth && top(s)->kind == '{' ? s->key.data : NULL;
-        s->member_len = s->key.len;
+        s->member = member_of(s, &s->member_len);
         if (s->det)
             rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib, fallback, &apply,
                            &remove);
@@ -461,23 +466,14 @@ static mm_err scalar_end(mm_stream *s, const char *data, size_t i)
         s->vptr = s->val.data;
         s->vlen = s->val.len;
     }
-    /* a value only detectors read (no path, deny or tweak takes it, nothing held): when they
-     * find nothing it passes as scalar_decide would pass it, without the rest of its work;
-     * when they do, scalar_decide takes their matches (s->sp_ready) */
-    if (s->vsel == RULE_NONE && s->vasel == RULE_NONE && !s->vesc && !s->val.len &&
-        !s->holding && !s->deny_on && !s->tw && s->det && s->vkind != V_LIT) {
-        bool str = s->vkind == V_STR;
-        s->member = s->key_det && s->depth && top(s)->kind == '{' ? s->key.data : NULL;
-        s->member_len = s->key.len;
-        rc = st_scan(s, s->vptr + str, s->vlen - 2 * str);
-        s->member = NULL;
-        if (rc == MM_OK && !s->nsp) {
-            if (s->findings)
-                path_pop(s, s->vpath_base);
-            return MM_OK;
-        }
-    }
-    if (rc == MM_OK)
+    /* only detectors read it (no path, deny or tweak; nothing held): when they find nothing
+     * it passes as it came, else scalar_decide takes their matches (s->sp_ready) */
+    bool str = s->vkind == V_STR;
+    bool quick = s->vsel == RULE_NONE && s->vasel == RULE_NONE && !s->vesc && !s->val.len &&
+                 !s->holding && !s->deny_on && !s->tw && s->det && s->vkind != V_LIT;
+    size_t ml = 0;
+    const char *mb = quick ? member_of(s, &ml) : NULL;
+    if (!quick || ((rc = st_scan(s, s->vptr + str, s->vlen - 2 * str, mb, ml)) == MM_OK && s->nsp))
         rc = scalar_decide(s, data, i);
     s->val.len = 0;
     if (s->findings)
@@ -502,47 +498,6 @@ static mm_err container_end(mm_stream *s, const char *data, size_t i)
     if (s->findings)
         path_pop(s, f->path_base);
     return MM_OK;
-}
-
-/* ---- numbers -------------------------------------------------------------------------- */
-
-/* The number grammar as a table: states 0 start, 1 after '-', 2 after a leading 0, 3 in the
- * integer, 4 after '.', 5 in the fraction, 6 after 'e', 7 after its sign, 8 in the
- * exponent. NUM_END: the number ended before this byte; NUM_ERR: malformed. */
-enum { NC_OTHER, NC_ZERO, NC_DIGIT, NC_MINUS, NC_PLUS, NC_DOT, NC_E };
-#define NUM_END 20
-#define NUM_ERR 21
-static const unsigned char num_class[256] = {
-    ['0'] = NC_ZERO, ['1' ... '9'] = NC_DIGIT, ['-'] = NC_MINUS, ['+'] = NC_PLUS,
-    ['.'] = NC_DOT, ['e'] = NC_E, ['E'] = NC_E, /* everything else NC_OTHER */
-};
-static const unsigned char num_next[9][7] = {
-    /*      other    0        1-9      -        +        .        e */
-    /* 0 */ {NUM_ERR, 2, 3, 1, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 1 */ {NUM_ERR, 2, 3, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 2 */ {NUM_END, NUM_ERR, NUM_ERR, NUM_END, NUM_END, 4, 6},
-    /* 3 */ {NUM_END, 3, 3, NUM_END, NUM_END, 4, 6},
-    /* 4 */ {NUM_ERR, 5, 5, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 5 */ {NUM_END, 5, 5, NUM_END, NUM_END, NUM_END, 6},
-    /* 6 */ {NUM_ERR, 8, 8, 7, 7, NUM_ERR, NUM_ERR},
-    /* 7 */ {NUM_ERR, 8, 8, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 8 */ {NUM_END, 8, 8, NUM_END, NUM_END, NUM_END, NUM_END},
-};
-static const char *const num_err[9] = {
-    "expected a number",
-    "expected a digit after '-'",
-    "a number cannot have a leading zero",
-    "expected a digit or the end of the number",
-    "expected a digit after '.'",
-    "expected a digit or the end of the number",
-    "expected a digit in the exponent",
-    "expected a digit in the exponent",
-    "expected a digit or the end of the number",
-};
-
-static bool num_complete(int st)
-{
-    return st == 2 || st == 3 || st == 5 || st == 8;
 }
 
 /* ---- the machine ---------------------------------------------------------------------- */
