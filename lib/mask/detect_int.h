@@ -88,6 +88,7 @@ struct det_set {
     uint32_t bfit[DET_FIT_MAX + 1]; /* fit, for a match at a trigger byte */
     unsigned char tbytes[8]; /* the distinct trigger bytes, for the SIMD filter */
     size_t n_tbytes;         /* more than 8: the filter is off */
+    unsigned char ttab[32];  /* their nibble tables (det_ttab) */
     bool any_builtin;
     det_pattern *pats;
     size_t n_pats;

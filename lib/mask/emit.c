@@ -101,6 +101,15 @@ static int by_rule_start(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+mm_err st_scan(mm_stream *s, const char *t, size_t n, const char *member, size_t mlen)
+{
+    mm_err rc;
+    s->nsp = 0;
+    rc = det_scan_member(s->det, s->sc, t, n, member, mlen, on_match, s);
+    s->sp_ready = rc == MM_OK && s->nsp; /* none: nothing for st_detect to take */
+    return rc;
+}
+
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
                  uint64_t line, const char *path, int attrib, int fallback, bool *apply,
                  bool *remove)
@@ -109,10 +118,9 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
     size_t kept = 0;
 
     *apply = *remove = false;
-    s->nsp = 0;
-    if ((rc = det_scan_member(s->det, s->sc, t, n, s->member, s->member_len, on_match, s)) !=
-        MM_OK)
+    if (!s->sp_ready && (rc = st_scan(s, t, n, s->member, s->member_len)) != MM_OK)
         return rc;
+    s->sp_ready = false;
     /* each match goes to the first rule naming its detector that applies here; an audit or
      * exempt rule before it reports the match without shielding it */
     for (size_t i = 0; i < s->nsp; i++) {
@@ -211,6 +219,7 @@ void st_deny(const mm_stream *s, uint64_t allow, int *deny, int *silent)
 void st_clear(mm_stream *s)
 {
     s->failed = false;
+    s->sp_ready = false;
     memset(&s->st, 0, sizeof(s->st));
     s->ob.len = 0;
     s->off = 0;

@@ -232,8 +232,20 @@ static inline bool scalar_quiet(const mm_stream *s, int vkind)
     return !f->live;
 }
 
+/* The scalar starting at data[i] is collected from here. */
+static inline void value_open(mm_stream *s, size_t i)
+{
+    s->buf_on = true;
+    s->vstart = i;
+    s->val.len = 0;
+    s->vesc = false;
+    s->voff = s->off + i;
+    s->vline = s->line;
+}
+
 /* A string, number or literal starts at data[i]. */
-static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
+static __attribute__((noinline)) mm_err scalar_begin_full(mm_stream *s, const char *data,
+                                                          size_t i, int vkind)
 {
     mm_err rc;
     jframe *f = top(s);
@@ -273,13 +285,32 @@ static mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
      * output: what is held before a waiting value counts against its bound (jtweak.c). */
     if (s->tw && !s->holding && (rc = flush_to(s, data, i)) != MM_OK)
         return rc;
-    s->buf_on = true;
-    s->vstart = i;
-    s->val.len = 0;
-    s->vesc = false;
-    s->voff = s->off + i;
-    s->vline = s->line;
+    value_open(s, i);
     return MM_OK;
+}
+
+/* scalar_begin_full inline where only detectors read values: no path, deny, tweak, hold or
+ * findings path around it, so sel and asel are none (an array's child_for_value: none). */
+static inline mm_err scalar_begin(mm_stream *s, const char *data, size_t i, int vkind)
+{
+    jframe *f = top(s);
+    if (!f || vkind == V_LIT || !s->det || s->supp || s->holding || s->tw || s->deny_on ||
+        s->findings || f->sel != RULE_NONE || f->asel != RULE_NONE ||
+        (f->kind == '{' ? s->csel != RULE_NONE || s->casel != RULE_NONE : f->live))
+        return scalar_begin_full(s, data, i, vkind);
+    if (f->kind == '[')
+        child_none(s);
+    s->vkind = vkind;
+    s->vsel = s->vasel = RULE_NONE;
+    value_open(s, i);
+    return MM_OK;
+}
+
+/* A member's value: its name (*len bytes) is evidence for the detectors that take it. */
+static const char *member_of(mm_stream *s, size_t *len)
+{
+    *len = s->key.len;
+    return s->key_det && s->depth && top(s)->kind == '{' ? s->key.data : NULL;
 }
 
 /* The buffered scalar s->vptr[0..vlen) is complete: decide, and write it or its
@@ -328,8 +359,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
                 fallback = s->vadeny;
         }
         /* a member's value: its name is evidence for the detectors that take it */
-        s->member = s->key_det && s->depth && top(s)->kind == '{' ? s->key.data : NULL;
-        s->member_len = s->key.len;
+        s->member = member_of(s, &s->member_len);
         if (s->det)
             rc = st_detect(s, dec, dlen, map, cbase, s->vline, path, attrib, fallback, &apply,
                            &remove);
@@ -436,7 +466,15 @@ static mm_err scalar_end(mm_stream *s, const char *data, size_t i)
         s->vptr = s->val.data;
         s->vlen = s->val.len;
     }
-    rc = scalar_decide(s, data, i);
+    /* only detectors read it (no path, deny or tweak; nothing held): when they find nothing
+     * it passes as it came, else scalar_decide takes their matches (s->sp_ready) */
+    bool str = s->vkind == V_STR;
+    bool quick = s->vsel == RULE_NONE && s->vasel == RULE_NONE && !s->vesc && !s->val.len &&
+                 !s->holding && !s->deny_on && !s->tw && s->det && s->vkind != V_LIT;
+    size_t ml = 0;
+    const char *mb = quick ? member_of(s, &ml) : NULL;
+    if (!quick || ((rc = st_scan(s, s->vptr + str, s->vlen - 2 * str, mb, ml)) == MM_OK && s->nsp))
+        rc = scalar_decide(s, data, i);
     s->val.len = 0;
     if (s->findings)
         path_pop(s, s->vpath_base);
@@ -460,47 +498,6 @@ static mm_err container_end(mm_stream *s, const char *data, size_t i)
     if (s->findings)
         path_pop(s, f->path_base);
     return MM_OK;
-}
-
-/* ---- numbers -------------------------------------------------------------------------- */
-
-/* The number grammar as a table: states 0 start, 1 after '-', 2 after a leading 0, 3 in the
- * integer, 4 after '.', 5 in the fraction, 6 after 'e', 7 after its sign, 8 in the
- * exponent. NUM_END: the number ended before this byte; NUM_ERR: malformed. */
-enum { NC_OTHER, NC_ZERO, NC_DIGIT, NC_MINUS, NC_PLUS, NC_DOT, NC_E };
-#define NUM_END 20
-#define NUM_ERR 21
-static const unsigned char num_class[256] = {
-    ['0'] = NC_ZERO, ['1' ... '9'] = NC_DIGIT, ['-'] = NC_MINUS, ['+'] = NC_PLUS,
-    ['.'] = NC_DOT, ['e'] = NC_E, ['E'] = NC_E, /* everything else NC_OTHER */
-};
-static const unsigned char num_next[9][7] = {
-    /*      other    0        1-9      -        +        .        e */
-    /* 0 */ {NUM_ERR, 2, 3, 1, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 1 */ {NUM_ERR, 2, 3, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 2 */ {NUM_END, NUM_ERR, NUM_ERR, NUM_END, NUM_END, 4, 6},
-    /* 3 */ {NUM_END, 3, 3, NUM_END, NUM_END, 4, 6},
-    /* 4 */ {NUM_ERR, 5, 5, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 5 */ {NUM_END, 5, 5, NUM_END, NUM_END, NUM_END, 6},
-    /* 6 */ {NUM_ERR, 8, 8, 7, 7, NUM_ERR, NUM_ERR},
-    /* 7 */ {NUM_ERR, 8, 8, NUM_ERR, NUM_ERR, NUM_ERR, NUM_ERR},
-    /* 8 */ {NUM_END, 8, 8, NUM_END, NUM_END, NUM_END, NUM_END},
-};
-static const char *const num_err[9] = {
-    "expected a number",
-    "expected a digit after '-'",
-    "a number cannot have a leading zero",
-    "expected a digit or the end of the number",
-    "expected a digit after '.'",
-    "expected a digit or the end of the number",
-    "expected a digit in the exponent",
-    "expected a digit in the exponent",
-    "expected a digit or the end of the number",
-};
-
-static bool num_complete(int st)
-{
-    return st == 2 || st == 3 || st == 5 || st == 8;
 }
 
 /* ---- the machine ---------------------------------------------------------------------- */

@@ -70,17 +70,29 @@ const char *simd_name(simd_level l);
 void sk_classify_avx2(const unsigned char *p, unsigned first, sk_carry *c, sk_block *b);
 void sk_classify_avx512(const unsigned char *p, unsigned first, sk_carry *c, sk_block *b);
 
-/* The detectors' trigger filter (detect.c) over 64 bytes at p: *alnum the ASCII letters
- * and digits (where a word may start), *hits the bytes equal to one of bytes[0..nb), nb <= 8
- * (the detectors' trigger bytes). NULL: off. */
+/* The detectors' trigger filter (detect.c) over the min(n, 64) bytes at p (n >= 1; nothing
+ * past them is read): *alnum the ASCII letters and digits (where a word may start), *hits
+ * the trigger bytes (det_ttab); no bit at or above n. NULL: off. */
 #define DET_MASK_BYTES 8
-typedef void (*det_mask_fn)(const unsigned char *p, const unsigned char *bytes, size_t nb,
+typedef void (*det_mask_fn)(const unsigned char *p, size_t n, const unsigned char *ttab,
                             uint64_t *alnum, uint64_t *hits);
 det_mask_fn simd_det_masks(simd_level l);
-void det_masks_avx2(const unsigned char *p, const unsigned char *bytes, size_t nb,
+void det_masks_avx2(const unsigned char *p, size_t n, const unsigned char *ttab,
                     uint64_t *alnum, uint64_t *hits);
-void det_masks_avx512(const unsigned char *p, const unsigned char *bytes, size_t nb,
+void det_masks_avx512(const unsigned char *p, size_t n, const unsigned char *ttab,
                       uint64_t *alnum, uint64_t *hits);
+/* The lookup tables of up to DET_MASK_BYTES trigger bytes: ttab[0..16) by low nibble,
+ * ttab[16..32) by high nibble, bit k set at the nibbles of bytes[k]; a byte is a trigger
+ * exactly when its two entries share a bit (each bit belongs to one byte). */
+static inline void det_ttab(const unsigned char *bytes, size_t nb, unsigned char ttab[32])
+{
+    for (size_t k = 0; k < 32; k++)
+        ttab[k] = 0;
+    for (size_t k = 0; k < nb && k < DET_MASK_BYTES; k++) {
+        ttab[bytes[k] & 15] |= (unsigned char)(1u << k);
+        ttab[16 + (bytes[k] >> 4)] |= (unsigned char)(1u << k);
+    }
+}
 
 /* The ISA-independent part of a classification, from the raw byte masks. `pxor` is the
  * prefix XOR of its argument (carry-less multiplication by all ones). */

@@ -87,37 +87,92 @@ __attribute__((target("avx2"))) static inline __m256i alnum2(__m256i v)
     return _mm256_or_si256(in_range2(v, '0', '9'), in_range2(folded, 'a', 'z'));
 }
 
-__attribute__((target("avx2,pclmul,popcnt"))) void det_masks_avx2(const unsigned char *p,
-                                                                   const unsigned char *bytes,
-                                                                   size_t nb, uint64_t *alnum,
-                                                                   uint64_t *hits)
+/* The trigger bytes by two nibble lookups (simd_int.h: det_ttab): a byte is one when the
+ * entries of its low and high nibble share a bit. */
+__attribute__((target("avx2"))) static inline void masks16(__m128i v, __m128i tlo, __m128i thi,
+                                                          uint32_t *alnum, uint32_t *hits)
 {
-    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
-    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
-    __m256i hl = _mm256_setzero_si256(), hh = _mm256_setzero_si256();
-    for (size_t k = 0; k < nb; k++) {
-        __m256i b = _mm256_set1_epi8((char)bytes[k]);
-        hl = _mm256_or_si256(hl, _mm256_cmpeq_epi8(lo, b));
-        hh = _mm256_or_si256(hh, _mm256_cmpeq_epi8(hi, b));
-    }
-    *alnum = mask2(alnum2(lo), alnum2(hi));
-    *hits = mask2(hl, hh);
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    __m128i f = _mm_sub_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+    __m128i a = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d),
+                             _mm_cmpeq_epi8(_mm_min_epu8(f, _mm_set1_epi8(25)), f));
+    __m128i t = _mm_and_si128(_mm_shuffle_epi8(tlo, _mm_and_si128(v, nib)),
+                              _mm_shuffle_epi8(thi, _mm_and_si128(_mm_srli_epi16(v, 4), nib)));
+    *alnum = (uint32_t)_mm_movemask_epi8(a);
+    *hits = ~(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(t, _mm_setzero_si128())) & 0xffffu;
 }
 
+__attribute__((target("avx2"))) static inline void masks32(__m256i v, __m256i tlo, __m256i thi,
+                                                          uint64_t *alnum, uint64_t *hits)
+{
+    const __m256i nib = _mm256_set1_epi8(0x0f);
+    __m256i t = _mm256_and_si256(_mm256_shuffle_epi8(tlo, _mm256_and_si256(v, nib)),
+                                 _mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v, 4),
+                                                                           nib)));
+    *alnum = (uint32_t)_mm256_movemask_epi8(alnum2(v));
+    *hits = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(t, _mm256_setzero_si256()));
+}
+
+/* Short windows read only p[0..n): two loads that overlap (the second ends at p + n), their
+ * masks joined at the shift that puts the second where it lies; under 16 bytes, a copy. */
+__attribute__((target("avx2,pclmul,popcnt"))) void det_masks_avx2(const unsigned char *p,
+                                                                   size_t n,
+                                                                   const unsigned char *ttab,
+                                                                   uint64_t *alnum,
+                                                                   uint64_t *hits)
+{
+    const __m128i tlo = _mm_loadu_si128((const __m128i *)(const void *)ttab);
+    const __m128i thi = _mm_loadu_si128((const __m128i *)(const void *)(ttab + 16));
+    if (n >= 32) {
+        const __m256i tlo2 = _mm256_broadcastsi128_si256(tlo);
+        const __m256i thi2 = _mm256_broadcastsi128_si256(thi);
+        uint64_t a0, h0, a1, h1;
+        size_t sh = n >= 64 ? 32 : n - 32;
+        masks32(_mm256_loadu_si256((const __m256i *)(const void *)p), tlo2, thi2, &a0, &h0);
+        masks32(_mm256_loadu_si256((const __m256i *)(const void *)(p + sh)), tlo2, thi2, &a1,
+                &h1);
+        *alnum = a0 | a1 << sh;
+        *hits = h0 | h1 << sh;
+        return;
+    }
+    uint32_t a0, h0, a1, h1;
+    size_t sh = n >= 16 ? n - 16 : 0;
+    unsigned char pad[16];
+    if (n < 16) { /* zeros after the end, cut off below */
+        memset(pad, 0, sizeof(pad));
+        memcpy(pad, p, n);
+        p = pad;
+    }
+    masks16(_mm_loadu_si128((const __m128i *)(const void *)p), tlo, thi, &a0, &h0);
+    masks16(_mm_loadu_si128((const __m128i *)(const void *)(p + sh)), tlo, thi, &a1, &h1);
+    const uint64_t in = (1ull << n) - 1; /* n < 32 */
+    *alnum = (a0 | (uint64_t)a1 << sh) & in;
+    *hits = (h0 | (uint64_t)h1 << sh) & in;
+}
+
+/* A masked load reads only p[0..n) (the lanes masked out are not read, so they cannot
+ * fault). */
 __attribute__((target("avx512f,avx512bw"))) void det_masks_avx512(const unsigned char *p,
-                                                                  const unsigned char *bytes,
-                                                                  size_t nb, uint64_t *alnum,
+                                                                  size_t n,
+                                                                  const unsigned char *ttab,
+                                                                  uint64_t *alnum,
                                                                   uint64_t *hits)
 {
-    __m512i v = _mm512_loadu_si512((const void *)p);
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    const __m512i tlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)ttab));
+    const __m512i thi =
+        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(ttab + 16)));
+    __mmask64 in = n >= 64 ? ~0ull : (1ull << n) - 1;
+    __m512i v = _mm512_maskz_loadu_epi8(in, (const void *)p);
     __m512i folded = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
-    uint64_t h = 0;
-    for (size_t k = 0; k < nb; k++)
-        h |= _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8((char)bytes[k]));
-    *alnum = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8('0')), _mm512_set1_epi8(9)) |
-             _mm512_cmple_epu8_mask(_mm512_sub_epi8(folded, _mm512_set1_epi8('a')),
-                                    _mm512_set1_epi8(25));
-    *hits = h;
+    __m512i t = _mm512_and_si512(_mm512_shuffle_epi8(tlo, _mm512_and_si512(v, nib)),
+                                 _mm512_shuffle_epi8(thi, _mm512_and_si512(_mm512_srli_epi16(v, 4),
+                                                                           nib)));
+    *alnum = (_mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8('0')), _mm512_set1_epi8(9)) |
+              _mm512_cmple_epu8_mask(_mm512_sub_epi8(folded, _mm512_set1_epi8('a')),
+                                     _mm512_set1_epi8(25))) & in;
+    *hits = _mm512_test_epi8_mask(t, t) & in;
 }
 #endif
 

@@ -117,6 +117,7 @@ struct mm_stream {
                         of this stream takes one */
     span *sp;
     size_t nsp, spcap;
+    bool sp_ready;   /* s->sp holds the scalar's raw matches already (json.c: st_scan) */
 
     /* text and SSE: a line at a time */
     mm_buf lbuf;
@@ -190,6 +191,21 @@ mm_err json_decode(mm_stream *s, const char *raw, size_t n, bool map);
 mm_err json_build_string(mm_stream *s, const char *raw, size_t rawlen, const char *dec,
                          const size_t *map, mm_buf *out);
 
+/* jnum.c: the number grammar as a table: states 0 start, 1 after '-', 2 after a leading 0,
+ * 3 in the integer, 4 after '.', 5 in the fraction, 6 after 'e', 7 after its sign, 8 in the
+ * exponent; num_next[state][num_class[byte]] the next state, NUM_END when the number ended
+ * before this byte, NUM_ERR when it is malformed (num_err[state] says how). */
+enum { NC_OTHER, NC_ZERO, NC_DIGIT, NC_MINUS, NC_PLUS, NC_DOT, NC_E };
+#define NUM_END 20
+#define NUM_ERR 21
+extern const unsigned char num_class[256];
+extern const unsigned char num_next[9][7];
+extern const char *const num_err[9];
+static inline bool num_complete(int st)
+{
+    return st == 2 || st == 3 || st == 5 || st == 8;
+}
+
 /* A body format: the machine that masks one kind of body. stream.c keeps a table of them by
  * body kind and calls a stream's format through it; a format calls only emit.c (and, for its
  * child, the child's format through the same table entry), never stream.c. */
@@ -249,6 +265,10 @@ mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
                  uint64_t line, const char *path, int attrib, int fallback, bool *apply,
                  bool *remove);
+/* The first half of st_detect: the raw matches of t[0..n) (of a member named member[0..mlen),
+ * NULL for none) into s->sp, nothing reported; s->nsp == 0 when there are none. Otherwise
+ * s->sp_ready tells the next st_detect, on the same text, to take them without scanning. */
+mm_err st_scan(mm_stream *s, const char *t, size_t n, const char *member, size_t mlen);
 /* t[0..n) with the matches st_detect left in s->sp transformed, appended to out. */
 mm_err st_build_text(mm_stream *s, const char *t, size_t n, mm_buf *out);
 /* Whether the matches st_detect left in s->sp cover all of t[0..n): explicit rules then
