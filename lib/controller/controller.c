@@ -23,11 +23,6 @@
 #define LIST_PAGE 100
 #define OWNED_SYNC_WAIT_MS 5000
 
-static const mm_k8s_ref POLICIES = {"maskmesh.io", "v1alpha1", "maskingpolicies", NULL, NULL, NULL};
-static const mm_k8s_ref CONFIGMAPS = {"", "v1", "configmaps", NULL, NULL, NULL};
-static const mm_k8s_ref NETPOLS = {"networking.k8s.io", "v1", "networkpolicies", NULL, NULL, NULL};
-static const mm_k8s_ref DEPLOYS = {"apps", "v1", "deployments", NULL, NULL, NULL};
-
 typedef struct {
     char *ns;
     uint64_t not_before_ns; /* monotonic; 0: now */
@@ -73,8 +68,9 @@ struct mm_ctrl {
     ctrl_events *events;
     uint64_t next_resync_ns;
 
-    _Atomic uint64_t reconciles, failures, writes;
-    mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_writes, *m_restarts;
+    ctrl_writer w; /* the client, the field manager and writes_total */
+    _Atomic uint64_t reconciles, failures;
+    mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_restarts;
     mm_metric *m_events_dropped;
 };
 
@@ -273,45 +269,6 @@ static void owned_update(void *ud, struct json_object *old_obj, struct json_obje
 
 /* ---- reconcile ------------------------------------------------------------------------ */
 
-static void count_write(mm_ctrl *c)
-{
-    atomic_fetch_add(&c->writes, 1);
-    mm_metric_add(c->m_writes, NULL, 1);
-}
-
-/* A merge patch of a policy's status subresource (one write). */
-static mm_err patch_status(mm_ctrl *c, const char *ns, const char *name, const mm_buf *patch,
-                           mm_errbuf *eb)
-{
-    mm_k8s_ref ref = POLICIES;
-    mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .no_body = true};
-    ref.ns = ns;
-    ref.name = name;
-    ref.subresource = "status";
-    mm_err rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_MERGE, patch->data, patch->len, &po,
-                             &res, eb);
-    count_write(c);
-    mm_k8s_result_clear(&res);
-    return rc;
-}
-
-static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const char *name,
-                    struct json_object *obj, mm_errbuf *eb)
-{
-    mm_k8s_ref ref = *kind;
-    mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true, .no_body = true};
-    const char *body = json_object_to_json_string_ext(
-        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE); /* YAML has no \/ */
-    ref.ns = ns;
-    ref.name = name;
-    mm_err rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_APPLY, body, strlen(body), &po, &res, eb);
-    count_write(c);
-    mm_k8s_result_clear(&res);
-    return rc;
-}
-
 /* Writes status when it differs from what the policy says now; an Event on Ready changes. */
 static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, const char *reason,
                          const char *message, bool rendered, size_t rules, mm_errbuf *eb)
@@ -376,7 +333,7 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, con
         mm_buf_free(&patch);
         return mm_errf(eb, MM_ENOMEM, "out of memory");
     }
-    rc = patch_status(c, ns, name, &patch, eb);
+    rc = ctrl_patch_status(&c->w, ns, name, &patch, eb);
     mm_buf_free(&patch);
     if (rc == MM_OK)
         status_wrote(c, ns, name, rv, h);
@@ -396,98 +353,6 @@ static mm_k8s_informer *informer_for(mm_ctrl *c, int kind, const char *ns)
         if (strcmp(c->namespaces[i], ns) == 0)
             return c->inf[i * per + (size_t)kind];
     return NULL;
-}
-
-/* A valid policy's stream: with spec.streams, its ConfigMap and Deployment (applied when the
- * rendered label or owners differ) and status.stream (patched when it differs); without, the
- * two objects are deleted if a former spec.streams left them. */
-static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns,
-                               const char *name, mm_errbuf *eb)
-{
-    struct json_object *cm = NULL, *dep = NULL, *cm_a = NULL, *dep_a = NULL, *want_st = NULL;
-    mm_stream_render_opts ro = {.image = c->o.stream_image};
-    char obj[300];
-    mm_err rc = MM_OK;
-    mm_buf patch;
-
-    mm_buf_init(&patch, 0);
-    snprintf(obj, sizeof(obj), MM_STREAM_PREFIX "%.230s", name);
-    cm_a = mm_k8s_informer_get(informer_for(c, 1, ns), ns, obj);
-    dep_a = mm_k8s_informer_get(informer_for(c, 3, ns), ns, obj);
-    if (!ctrl_field(ctrl_field(p, "spec", NULL), "streams", NULL)) {
-        const mm_k8s_ref *kinds[2] = {&DEPLOYS, &CONFIGMAPS};
-        struct json_object *have[2] = {dep_a, cm_a};
-        for (int i = 0; i < 2 && rc == MM_OK; i++) {
-            mm_k8s_ref ref = *kinds[i];
-            mm_k8s_result res = {0};
-            mm_k8s_delete_opts d = {.precondition_uid = ctrl_meta_str(have[i], "uid"), .grace_period_seconds = -1};
-            if (!have[i])
-                continue;
-            ref.ns = ns;
-            ref.name = obj;
-            if ((rc = mm_k8s_delete(c->o.client, &ref, &d, &res, eb)) == MM_ENOTFOUND)
-                rc = MM_OK;
-            count_write(c);
-            mm_k8s_result_clear(&res);
-        }
-        goto out;
-    }
-    if ((rc = mm_policy_render_stream(p, &ro, &cm, &dep, eb)) != MM_OK)
-        goto out;
-    if ((!cm_a || !ctrl_same(cm_a, cm, "data", MM_POLICY_CONFIGMAP_KEY) || !ctrl_owners_same(cm_a, cm) ||
-         !ctrl_label_same(cm_a, cm)) &&
-        (rc = apply(c, &CONFIGMAPS, ns, obj, cm, eb)) != MM_OK)
-        goto out;
-    if ((!dep_a || !ctrl_owners_same(dep_a, dep) || !ctrl_label_same(dep_a, dep)) &&
-        (rc = apply(c, &DEPLOYS, ns, obj, dep, eb)) != MM_OK)
-        goto out;
-    /* status.stream: what the Deployment reports (none yet: 0 ready) and, from its ready
-     * pods' metrics, the lag (stream_lag.c says why the controller asks the pods) */
-    int64_t want = json_object_get_int64(ctrl_field(ctrl_field(dep, "spec", NULL), "replicas", NULL));
-    int64_t ready = json_object_get_int64(ctrl_field(ctrl_field(dep_a, "status", NULL), "readyReplicas", NULL));
-    ctrl_lag lag = {0};
-    mm_errbuf leb = {{0}};
-    if (ready > 0 && ctrl_stream_lag(c->o.client, ns, dep, &lag, &leb) != MM_OK) {
-        /* no pod list (RBAC of an older chart?): the lag is unknown, the rest still holds */
-        mm_log(MM_LOG_WARN, "reading the maskers' lag failed", "policy", name, "namespace", ns,
-               "error", leb.msg, NULL);
-        memset(&lag, 0, sizeof(lag));
-    }
-    /* Ready: some masker runs and no partition is stopped at a record it cannot mask */
-    bool ok = ready > 0 && lag.stopped == 0;
-    if (!(want_st = json_object_new_object())) {
-        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
-        goto out;
-    }
-    json_object_object_add(want_st, "deployment", json_object_new_string(obj));
-    json_object_object_add(want_st, "replicas", json_object_new_int64(want));
-    json_object_object_add(want_st, "readyReplicas", json_object_new_int64(ready));
-    json_object_object_add(want_st, "ready", json_object_new_boolean(ok));
-    static const char *const lag_keys[] = {"lag", "maxPartitionLag", "partitions",
-                                           "stoppedPartitions", "reportingReplicas"};
-    const int64_t lag_vals[] = {lag.lag, lag.max_partition_lag, lag.partitions, lag.stopped, lag.pods};
-    for (size_t i = 0; lag.known && i < sizeof(lag_keys) / sizeof(*lag_keys); i++)
-        json_object_object_add(want_st, lag_keys[i], json_object_new_int64(lag_vals[i]));
-    struct json_object *st = ctrl_field(ctrl_field(p, "status", NULL), "stream", NULL);
-    if (st && json_object_equal(st, want_st))
-        goto out;
-    /* a merge patch: the lag fields of an earlier answer go (null) when no pod answers now */
-    for (size_t i = 0; !lag.known && i < sizeof(lag_keys) / sizeof(*lag_keys); i++)
-        json_object_object_add(want_st, lag_keys[i], NULL);
-    if (mm_buf_printf(&patch, "{\"status\":{\"stream\":%s}}",
-                      json_object_to_json_string_ext(want_st, JSON_C_TO_STRING_PLAIN)) != MM_OK) {
-        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = patch_status(c, ns, name, &patch, eb);
-out:
-    json_object_put(want_st);
-    mm_buf_free(&patch);
-    json_object_put(cm);
-    json_object_put(dep);
-    json_object_put(cm_a);
-    json_object_put(dep_a);
-    return rc;
 }
 
 mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
@@ -549,19 +414,12 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         if (!cm_actual || !ctrl_same(cm_actual, cm, "data", MM_POLICY_CONFIGMAP_KEY) ||
             !ctrl_same(cm_actual, cm, "binaryData", NULL) ||
             !ctrl_owners_same(cm_actual, cm) || !ctrl_label_same(cm_actual, cm))
-            if ((rc = apply(c, &CONFIGMAPS, ns, MM_POLICY_CONFIGMAP, cm, &web)) != MM_OK && first == MM_OK) {
+            if ((rc = ctrl_apply(&c->w, &ctrl_ref_configmaps, ns, MM_POLICY_CONFIGMAP, cm, &web)) != MM_OK && first == MM_OK) {
                 first = rc;
                 mm_errf(eb, rc, "%s: ConfigMap %s: %s", ns, MM_POLICY_CONFIGMAP, web.msg);
             }
     } else if (cm_actual) {
-        mm_k8s_ref ref = CONFIGMAPS;
-        mm_k8s_result res = {0};
-        mm_k8s_delete_opts d = {.precondition_uid = ctrl_meta_str(cm_actual, "uid"), .grace_period_seconds = -1};
-        ref.ns = ns;
-        ref.name = MM_POLICY_CONFIGMAP;
-        rc = mm_k8s_delete(c->o.client, &ref, &d, &res, &web);
-        count_write(c);
-        mm_k8s_result_clear(&res);
+        rc = ctrl_delete(&c->w, &ctrl_ref_configmaps, ns, MM_POLICY_CONFIGMAP, ctrl_meta_str(cm_actual, "uid"), &web);
         if (rc != MM_OK && rc != MM_ENOTFOUND && first == MM_OK) {
             first = rc;
             mm_errf(eb, rc, "%s: deleting ConfigMap %s: %s", ns, MM_POLICY_CONFIGMAP, web.msg);
@@ -589,7 +447,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
                 np_actual = mm_k8s_informer_get(ninf, ns, npname);
                 if (!np_actual || !ctrl_same(np_actual, np, "spec", NULL) || !ctrl_owners_same(np_actual, np) ||
                     !ctrl_label_same(np_actual, np))
-                    if ((rc = apply(c, &NETPOLS, ns, npname, np, &web)) != MM_OK)
+                    if ((rc = ctrl_apply(&c->w, &ctrl_ref_netpols, ns, npname, np, &web)) != MM_OK)
                         ap = rc;
             } else {
                 ap = rc;
@@ -609,7 +467,8 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
                          MM_POLICY_CONFIGMAP, npname);
                 rc = set_status(c, p, true, "Rendered", msg, true, rules, &web);
                 if (rc == MM_OK && c->o.stream_image) {
-                    rc = reconcile_stream(c, p, ns, names[i], &web);
+                    rc = ctrl_reconcile_stream(&c->w, c->o.stream_image, cinf, informer_for(c, 3, ns), p, ns,
+                                               names[i], &web);
                     streams |= ctrl_field(ctrl_field(p, "spec", NULL), "streams", NULL) != NULL;
                 }
             }
@@ -816,6 +675,8 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto fail;
     }
+    c->w.client = o->client;
+    c->w.field_manager = c->field_manager;
     if (o->monitoring_from && *o->monitoring_from) {
         c->monitoring = json_tokener_parse(o->monitoring_from);
         if (!c->monitoring || !json_object_is_type(c->monitoring, json_type_array)) {
@@ -843,7 +704,7 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
         goto fail;
     }
     for (size_t s = 0; s < scopes; s++) {
-        const mm_k8s_ref *kinds[4] = {&POLICIES, &CONFIGMAPS, &NETPOLS, &DEPLOYS};
+        const mm_k8s_ref *kinds[4] = {&ctrl_ref_policies, &ctrl_ref_configmaps, &ctrl_ref_netpols, &ctrl_ref_deploys};
         for (int k = 0; k < (int)c->per; k++) {
             mm_k8s_ref ref = *kinds[k];
             mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = k ? ctrl_owned_slim : ctrl_slim};
@@ -878,7 +739,7 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
                                    "1 while this replica reconciles.", NULL, &c->m_leader)) != MM_OK ||
             (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_writes_total",
                                      "Applies, deletes and status patches sent to the API server.",
-                                     NULL, &c->m_writes)) != MM_OK ||
+                                     NULL, &c->w.m_writes)) != MM_OK ||
             (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_watch_restarts_total",
                                      "Watches resumed after a drop, plus relists after 410 Gone.",
                                      NULL, &c->m_restarts)) != MM_OK ||
@@ -993,7 +854,7 @@ void mm_ctrl_get_stats(mm_ctrl *c, mm_ctrl_stats *out)
 {
     out->reconciles = atomic_load(&c->reconciles);
     out->failures = atomic_load(&c->failures);
-    out->writes = atomic_load(&c->writes);
+    out->writes = atomic_load(&c->w.writes);
     pthread_mutex_lock(&c->lock);
     out->queued = c->nq;
     pthread_mutex_unlock(&c->lock);
