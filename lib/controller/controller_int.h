@@ -94,6 +94,17 @@ mm_err ctrl_apply(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, const 
 /* A merge patch of a policy's status subresource */
 mm_err ctrl_patch_status(ctrl_writer *w, const char *ns, const char *name, const mm_buf *patch,
                          mm_errbuf *eb);
+/* The status a render decides for a policy */
+typedef struct {
+    bool ready, rendered;
+    const char *reason; /* a literal */
+    const char *message;
+    size_t rules;
+} ctrl_want_st;
+/* Patches a policy's status to w (its Ready condition observed at gen, transition time ts;
+ * when rendered, naming ConfigMap maskmesh-policies and NetworkPolicy npname). */
+mm_err ctrl_write_status(ctrl_writer *wr, const char *ns, const char *name, int64_t gen,
+                         const ctrl_want_st *w, const char *npname, const char *ts, mm_errbuf *eb);
 /* A delete, only of the object with that uid (NULL: any) */
 mm_err ctrl_delete(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, const char *name,
                    const char *uid, mm_errbuf *eb);

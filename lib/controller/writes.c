@@ -48,6 +48,32 @@ mm_err ctrl_apply(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, const 
     return patch(w, kind, ns, name, NULL, MM_K8S_PATCH_APPLY, body, strlen(body), eb);
 }
 
+mm_err ctrl_write_status(ctrl_writer *wr, const char *ns, const char *name, int64_t gen,
+                         const ctrl_want_st *w, const char *npname, const char *ts, mm_errbuf *eb)
+{
+    mm_buf patch;
+    mm_buf_init(&patch, 0);
+    mm_buf_printf(&patch, "{\"status\":{\"observedGeneration\":%lld,\"ruleCount\":%zu,",
+                  (long long)gen, w->rules);
+    if (w->rendered)
+        mm_buf_printf(&patch, "\"configMap\":\"%s\",\"networkPolicy\":", MM_POLICY_CONFIGMAP);
+    if (w->rendered)
+        mm_buf_put_json_str(&patch, npname, strlen(npname));
+    else
+        mm_buf_puts(&patch, "\"configMap\":null");
+    mm_buf_printf(&patch, ",\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\",\"reason\":\"%s\","
+                          "\"observedGeneration\":%lld,\"lastTransitionTime\":\"%s\",\"message\":",
+                  w->ready ? "True" : "False", w->reason, (long long)gen, ts);
+    mm_buf_put_json_str(&patch, w->message, strlen(w->message));
+    if (mm_buf_puts(&patch, "}]}}") != MM_OK) {
+        mm_buf_free(&patch);
+        return mm_errf(eb, MM_ENOMEM, "out of memory");
+    }
+    mm_err rc = ctrl_patch_status(wr, ns, name, &patch, eb);
+    mm_buf_free(&patch);
+    return rc;
+}
+
 mm_err ctrl_delete(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, const char *name,
                    const char *uid, mm_errbuf *eb)
 {
