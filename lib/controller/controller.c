@@ -26,7 +26,7 @@
 /* What a queued namespace waits for, in the order the workers serve them: render first,
  * report after. A render writes the ConfigMap and NetworkPolicies (what the sidecars need)
  * and decides the statuses; the report writes those statuses (and their Events) once no
- * render is waiting, so a cold start has every namespace rendered before the ~2 writes a
+ * render waits or runs, so a cold start has every namespace rendered before the ~2 writes a
  * policy its statuses and Events take. A periodic resync waits behind both. */
 enum { Q_RENDER, Q_REPORT, Q_RESYNC };
 
@@ -79,6 +79,7 @@ struct mm_ctrl {
     /* The namespaces being reconciled now, one per worker at most: a namespace queued
      * again meanwhile waits, so no two workers write one namespace's objects at once. */
     char *busy[MM_CTRL_WORKERS_MAX];
+    size_t rendering; /* renders in flight: a report waits for them, not only for the queue */
     ctrl_events *events;
     uint64_t next_resync_ns;
 
@@ -521,7 +522,7 @@ static mm_err render(mm_ctrl *c, const char *ns, mm_errbuf *eb)
             mm_errf(eb, rc, "%s/%s: status: %s", ns, names[i], web.msg);
         }
     }
-    if (pending) { /* the statuses, once no render waits */
+    if (pending) { /* the statuses, once no render waits or runs */
         pthread_mutex_lock(&c->lock);
         enqueue_locked(c, ns, 0, 0, Q_REPORT);
         pthread_mutex_unlock(&c->lock);
@@ -697,7 +698,7 @@ static void *worker_main(void *arg)
                    else the first ready resync */
                 size_t pick = c->nq;
                 for (size_t i = 0; i < c->nq; i++) {
-                    if (is_busy(c, c->queue[i].ns))
+                    if (is_busy(c, c->queue[i].ns) || (c->queue[i].kind == Q_REPORT && c->rendering))
                         continue; /* its worker wakes the others when it is done */
                     if (c->queue[i].not_before_ns <= now) {
                         if (pick == c->nq || c->queue[i].kind < c->queue[pick].kind)
@@ -713,6 +714,7 @@ static void *worker_main(void *arg)
                     c->queue[pick] = c->queue[--c->nq];
                     got = true;
                     set_busy(c, it.ns, true);
+                    c->rendering += it.kind != Q_REPORT;
                 }
             }
             if (got)
@@ -742,6 +744,7 @@ static void *worker_main(void *arg)
         mm_err rc = it.kind == Q_REPORT ? report(c, it.ns, &eb) : render(c, it.ns, &eb);
         pthread_mutex_lock(&c->lock);
         set_busy(c, it.ns, false);
+        c->rendering -= it.kind != Q_REPORT;
         pthread_cond_broadcast(&c->cond); /* the namespace may be queued again meanwhile */
         pthread_mutex_unlock(&c->lock);
         double secs = (double)(mm_now_ns() - t0) / 1e9;
