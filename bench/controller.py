@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Controller benchmark (issues 6, 17): 10,000 MaskingPolicies in 1,000 namespaces.
-Measures the time from the controller's start to everything rendered, the CPU time the
+Measures the time from the controller's start to all rendered (every namespace's ConfigMap
+and every policy's NetworkPolicy present and matching its policies, as watches on the API
+server see them, and checked again by listing them at the end) and to every status Ready
+(observedGeneration current), the CPU time the
 controller and the API server (when it is the local stand-in) spent on it, the controller's
 peak RSS, the p50/p99 time from a policy change to its ConfigMap and NetworkPolicy being
 written (steady state), and the writes made during an idle resync. Bars: peak RSS < 32 MB,
@@ -12,7 +15,7 @@ By default it runs against the API stand-in (e2e/apiserver) it starts. With
 creates the CRD and the namespaces ns-0000.. (which must not hold other MaskingPolicies),
 and deletes those namespaces at the end unless BENCH_KEEP=1.
 BENCH_NS / BENCH_PER_NS scale it down for a quick run. BENCH_MARKS=FILE: the wall-clock
-times (epoch seconds) of the controller's start and of all rendered, for cutting an API
+times (epoch seconds) of the controller's start, all rendered and all Ready, for cutting an API
 server's audit log to the cold start (bench/audit-writes.py --marks)."""
 import base64, http.client, json, os, re, signal, ssl, subprocess, sys, tempfile, threading, time
 import urllib.request
@@ -54,16 +57,35 @@ class Api:
         self.token = user.get("token") or (open(user["tokenFile"]).read().strip() if user.get("tokenFile") else None)
         self.conn = None
 
+    def connect(self, timeout=30):
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
+
+    def headers(self, ctype="application/json"):
+        h = {"Content-Type": ctype, "Accept": "application/json"}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        return h
+
+    def items(self, path):
+        """Every item of a list, a page of 500 at a time, and the list's resourceVersion."""
+        out, cont = [], ""
+        while True:
+            sep = "&" if "?" in path else "?"
+            s, body = self.req("GET", path + sep + "limit=500" + ("&continue=" + cont if cont else ""))
+            if s != 200:
+                sys.exit("bench: listing %s answered %d" % (path, s))
+            out += body["items"]
+            cont = body["metadata"].get("continue")
+            if not cont:
+                return out, body["metadata"]["resourceVersion"]
+
     def req(self, method, path, body=None, ctype="application/json"):
         for attempt in range(3):
             try:
                 if not self.conn:
-                    self.conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
+                    self.conn = self.connect()
                 data = json.dumps(body) if isinstance(body, (dict, list)) else body
-                headers = {"Content-Type": ctype, "Accept": "application/json"}
-                if self.token:
-                    headers["Authorization"] = "Bearer " + self.token
-                self.conn.request(method, path, body=data, headers=headers)
+                self.conn.request(method, path, body=data, headers=self.headers(ctype))
                 r = self.conn.getresponse()
                 text = r.read()
                 return r.status, json.loads(text) if text else None
@@ -79,6 +101,122 @@ def policy(ns, name, regex="EMP-[0-9]{6}", app=None):
                      "rules": [{"name": "card", "detectors": ["credit_card"], "action": {"type": "redact"}},
                                {"name": "ids", "patterns": [{"name": "emp", "regex": regex}],
                                 "action": {"type": "redact"}}]}}
+
+
+MANAGED = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dmaskmesh"
+CM_PATH = "/api/v1/configmaps?" + MANAGED
+NP_PATH = "/apis/networking.k8s.io/v1/networkpolicies?" + MANAGED
+POL_PATH = "/apis/maskmesh.io/v1alpha1/maskingpolicies"
+
+
+class Progress:
+    """What the API server holds, from watches: which namespaces' ConfigMap, which policies'
+    NetworkPolicy and which policies' Ready status are as the bench's policies want them,
+    and when the last of each came. uids: (ns, name) -> the policy's uid."""
+
+    def __init__(self, uids):
+        self.uids, self.lock = uids, threading.Lock()
+        self.cm, self.np, self.ready = {}, {}, {}
+        self.want_cm = {}
+        for ns, name in uids:
+            self.want_cm.setdefault(ns, set()).add(name)
+        self.rendered_at = self.ready_at = None
+        self.errors = []
+
+    def cm_ok(self, o):
+        ns, md = o["metadata"]["namespace"], o["metadata"]
+        want = self.want_cm.get(ns)
+        if md["name"] != "maskmesh-policies" or not want:
+            return None
+        owners = {(r["name"], r["uid"]) for r in md.get("ownerReferences", [])}
+        try:  # a JSON list of the policies (YAML's subset)
+            named = {p["metadata"]["name"] for p in json.loads((o.get("data") or {}).get("policies.yaml", "[]"))}
+        except (ValueError, TypeError, KeyError):
+            named = None
+        return ns, owners == {(n, self.uids[(ns, n)]) for n in want} and named == want
+
+    def np_ok(self, o):
+        md = o["metadata"]
+        name = md["name"][len("maskmesh-"):]
+        key = (md["namespace"], name)
+        if not md["name"].startswith("maskmesh-") or key not in self.uids:
+            return None
+        sel = o["spec"]["podSelector"].get("matchLabels", {})
+        return key, sel == {"app": name} and \
+            [r["uid"] for r in md.get("ownerReferences", [])] == [self.uids[key]]
+
+    def ready_ok(self, o):
+        md = o["metadata"]
+        key = (md["namespace"], md["name"])
+        if key not in self.uids:
+            return None
+        conds = (o.get("status") or {}).get("conditions") or []
+        return key, any(c.get("type") == "Ready" and c.get("status") == "True" and
+                        c.get("observedGeneration") == md.get("generation") for c in conds)
+
+    def see(self, table, check, etype, o):
+        r = check(o)
+        if r is None:
+            return
+        with self.lock:
+            table[r[0]] = r[1] and etype != "DELETED"
+            now = time.time()
+            if self.rendered_at is None and len(self.cm) == len(self.want_cm) and \
+                    len(self.np) == len(self.uids) and all(self.cm.values()) and all(self.np.values()):
+                self.rendered_at = now
+            if self.ready_at is None and len(self.ready) == len(self.uids) and all(self.ready.values()):
+                self.ready_at = now
+
+    def watch(self, api, path, table, check, rv, stop):
+        """Follows path from rv until stop is set (reconnecting from the last version)."""
+        while not stop.is_set():
+            sep = "&" if "?" in path else "?"
+            c = api.connect(timeout=5)
+            try:
+                c.request("GET", "%s%swatch=1&allowWatchBookmarks=true&resourceVersion=%s" % (path, sep, rv),
+                          headers=api.headers())
+                r = c.getresponse()
+                if r.status != 200:
+                    self.errors.append("watch %s answered %d" % (path, r.status))
+                    return
+                while not stop.is_set():
+                    line = r.readline()
+                    if not line:
+                        break
+                    ev = json.loads(line)
+                    if ev["type"] == "ERROR":
+                        self.errors.append("watch %s: %s" % (path, ev["object"].get("message")))
+                        return
+                    rv = ev["object"]["metadata"]["resourceVersion"]
+                    if ev["type"] != "BOOKMARK":
+                        self.see(table, check, ev["type"], ev["object"])
+            except (OSError, http.client.HTTPException):
+                pass  # a read timeout: look at stop, then resume from rv
+            finally:
+                c.close()
+
+    def start(self, api):
+        """Lists, then watches, the three kinds (threads end when the returned event is set)."""
+        stop = threading.Event()
+        for path, table, check in ((CM_PATH, self.cm, self.cm_ok), (NP_PATH, self.np, self.np_ok),
+                                   (POL_PATH, self.ready, self.ready_ok)):
+            items, rv = api.items(path)
+            for o in items:
+                self.see(table, check, "ADDED", o)
+            threading.Thread(target=self.watch, args=(api, path, table, check, rv, stop), daemon=True).start()
+        return stop
+
+    def confirm(self, api):
+        """The same checks over fresh lists: what is missing or wrong, as text (empty: none)."""
+        bad = []
+        for path, check, want, what in ((CM_PATH, self.cm_ok, self.want_cm, "ConfigMap"),
+                                        (NP_PATH, self.np_ok, self.uids, "NetworkPolicy"),
+                                        (POL_PATH, self.ready_ok, self.uids, "Ready status")):
+            seen = dict(r for r in map(check, api.items(path)[0]) if r)
+            n_bad = sum(1 for k in want if not seen.get(k))
+            if n_bad:
+                bad.append("%d of %d %s missing or not matching" % (n_bad, len(want), what))
+        return "; ".join(bad)
 
 
 def metric(port, name):
@@ -128,6 +266,7 @@ def main():
         where = "API stand-in on this machine" if not given else "the API server of %s" % given
 
         t0 = time.time()
+        uids = {}
         for i in range(NS):
             ns = "ns-%04d" % i
             s, _ = api.req("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
@@ -135,11 +274,16 @@ def main():
             if s not in (201, 409):
                 sys.exit("bench: creating namespace %s answered %d" % (ns, s))
             for j in range(PER):
-                s, _ = api.req("POST", "/apis/maskmesh.io/v1alpha1/namespaces/%s/maskingpolicies" % ns,
+                s, o = api.req("POST", "/apis/maskmesh.io/v1alpha1/namespaces/%s/maskingpolicies" % ns,
                                policy(ns, "p-%02d" % j))
-                if s not in (201, 409):
+                if s == 409:
+                    s, o = api.req("GET", "/apis/maskmesh.io/v1alpha1/namespaces/%s/maskingpolicies/p-%02d" % (ns, j))
+                if s not in (200, 201):
                     sys.exit("bench: creating a policy answered %d" % s)
+                uids[(ns, "p-%02d" % j)] = o["metadata"]["uid"]
         seed_s = time.time() - t0
+        prog = Progress(uids)
+        stop_watches = prog.start(api)
 
         log = open(os.path.join(d, "ctrl.log"), "w+")
         api_cpu0 = cpu_s(api_p.pid) if api_p else None
@@ -156,22 +300,25 @@ def main():
         total = NS * PER
         want_writes = NS + 2 * total  # a ConfigMap per namespace, a NetworkPolicy and a status per policy
         while time.time() - t0 < 1800:
-            if metric(port, "maskmesh_controller_writes_total") >= want_writes and \
-                    metric(port, "maskmesh_controller_queue_depth") == 0:
+            if prog.errors:
+                sys.exit("bench: " + "; ".join(prog.errors))
+            if prog.rendered_at and prog.ready_at and metric(port, "maskmesh_controller_queue_depth") == 0:
                 break
             time.sleep(0.2)
         else:
-            sys.exit("bench: not everything was rendered within 30 minutes")
-        render_s = time.time() - t0
+            sys.exit("bench: not everything was rendered and Ready within 30 minutes")
+        stop_watches.set()
+        rendered_s, render_s = prog.rendered_at - t0, prog.ready_at - t0
         if os.environ.get("BENCH_MARKS"):
             with open(os.environ["BENCH_MARKS"], "w") as f:
-                f.write("%.3f %.3f\n" % (t0, t0 + render_s))
+                f.write("%.3f %.3f %.3f\n" % (t0, t0 + rendered_s, t0 + render_s))
         done_writes = metric(port, "maskmesh_controller_writes_total")
         done_reconciles = metric(port, "maskmesh_controller_reconciles_total")
         ctrl_cpu = cpu_s(ctrl.pid)
         api_cpu = cpu_s(api_p.pid) - api_cpu0 if api_p else None
         rss_rendered = status_kib(ctrl.pid, "VmRSS") / 1024
         failures = metric(port, 'maskmesh_controller_reconciles_total{result="error"}')
+        wrong = prog.confirm(api)  # before the changes below move the selectors
 
         # steady state: one change at a time, timed until its ConfigMap and NetworkPolicy change
         lat = []
@@ -212,9 +359,11 @@ def main():
         print("controller bench: %d policies in %d namespaces (%s), %d CPUs, load average %s" %
               (total, NS, where, os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3])))
         print("  seeding the API server (not the controller)      %8.1f s" % seed_s)
-        print("  start to all rendered (%d writes)             %8.1f s" % (want_writes, render_s))
+        print("  start to all rendered (%d ConfigMaps, %d NetworkPolicies)%6.1f s" % (NS, total, rendered_s))
+        print("  start to all statuses Ready (%d writes)        %8.1f s" % (want_writes, render_s))
         print("    controller CPU (user+sys) until then           %8.1f s" % ctrl_cpu)
-        print("    reconciles / writes made until then        %6d / %d" % (done_reconciles, done_writes))
+        print("    reconciles / writes made until then        %6d / %d (%.0f writes/s)" %
+              (done_reconciles, done_writes, done_writes / render_s))
         if api_cpu is not None:
             print("    API stand-in CPU (user+sys) meanwhile          %8.1f s" % api_cpu)
         print("  reconciles that failed and were retried          %8d" % failures)
@@ -223,8 +372,10 @@ def main():
         print("  change -> ConfigMap and NetworkPolicy, p50 / p99 %6.1f / %.1f ms (%d changes)" %
               (p50 * 1000, p99 * 1000, CHANGES))
         print("  idle resync: %d reconciles, %d writes" % (idle_reconciles, idle_writes))
+        print("  listed again at the end: %s" % (wrong or "every ConfigMap, NetworkPolicy and Ready status as wanted"))
         bars = [("peak RSS %.1f MB (bar < 32 MB)" % rss, rss < 32),
-                ("all rendered in %.1f s from a cold start (bar < 10 s)" % render_s, render_s < 10),
+                ("all rendered in %.1f s from a cold start (bar < 10 s)" % rendered_s, rendered_s < 10),
+                ("listed at the end: all there and matching", not wrong),
                 ("p99 %.1f ms (bar < 100 ms)" % (p99 * 1000), p99 < 0.1),
                 ("idle writes %d (bar 0)" % idle_writes, idle_writes == 0 and idle_reconciles > 0)]
         ok = True

@@ -28,6 +28,10 @@ static const char help[] =
     "  --identity ID            this replica's identity [POD_NAME] (default hostname_random)\n"
     "  --resync SECONDS         reconcile every namespace this often (default 300)\n"
     "  --workers N              namespaces reconciled at once, 1 to 64 (default 4)\n"
+    "  --kube-api-qps N         at most N requests a second to the API server, on average\n"
+    "                           (client-go's token bucket); 0: no limit (default; the\n"
+    "                           server's 429 and Retry-After are honoured either way)\n"
+    "  --kube-api-burst N       up to N requests at once above that rate (default: N of qps)\n"
     "  --monitoring-from JSON   NetworkPolicyPeer list allowed to reach the sidecars' port 15481\n"
     "  --stream-image IMAGE     render policies with spec.streams into a maskmesh-stream\n"
     "                           Deployment of IMAGE (and watch Deployments); default: off\n"
@@ -73,7 +77,8 @@ static void h_synced(void *ud, const mm_httpd_req *req, mm_httpd_resp *resp)
 int main(int argc, char **argv)
 {
     enum { O_KUBECONFIG = 1, O_NS, O_ADMIN, O_LEADER, O_LEASE_NS, O_LEASE_NAME, O_IDENTITY,
-           O_RESYNC, O_MONITORING, O_LOGLEVEL, O_STREAM_IMAGE, O_WORKERS, O_STREAM_STATUS };
+           O_RESYNC, O_MONITORING, O_LOGLEVEL, O_STREAM_IMAGE, O_WORKERS, O_STREAM_STATUS,
+           O_QPS, O_BURST };
     static const struct option longopts[] = {
         {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
         {"namespace", required_argument, NULL, O_NS},
@@ -84,6 +89,8 @@ int main(int argc, char **argv)
         {"identity", required_argument, NULL, O_IDENTITY},
         {"resync", required_argument, NULL, O_RESYNC},
         {"workers", required_argument, NULL, O_WORKERS},
+        {"kube-api-qps", required_argument, NULL, O_QPS},
+        {"kube-api-burst", required_argument, NULL, O_BURST},
         {"monitoring-from", required_argument, NULL, O_MONITORING},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"stream-image", required_argument, NULL, O_STREAM_IMAGE},
@@ -97,7 +104,7 @@ int main(int argc, char **argv)
     const char *nsv[64];
     size_t nns = 0;
     bool leader_elect = false;
-    long resync = 300, workers = 4, stream_status = 30;
+    long resync = 300, workers = 4, stream_status = 30, qps = 0, burst = 0;
     char *env_ns = NULL;
     int c, ret = 1;
     mm_errbuf eb = {{0}};
@@ -137,6 +144,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case O_QPS:
+        case O_BURST:
+            if (!mm_parse_long(optarg, c == O_QPS ? 0 : 1, 1000000, c == O_QPS ? &qps : &burst)) {
+                fprintf(stderr, "maskmesh-controller: --%s takes a number from %d to 1000000\n",
+                        c == O_QPS ? "kube-api-qps" : "kube-api-burst", c == O_QPS ? 0 : 1);
+                return 2;
+            }
+            break;
         case O_MONITORING: monitoring = optarg; break;
         case O_STREAM_IMAGE: stream_image = optarg; break;
         case O_STREAM_STATUS:
@@ -173,7 +188,7 @@ int main(int argc, char **argv)
 
     if ((kubeconfig && *kubeconfig ? mm_k8s_config_kubeconfig(kubeconfig, NULL, &cfg, &eb)
                                    : mm_k8s_config_incluster(NULL, &cfg, &eb)) != MM_OK ||
-        mm_k8s_client_new(cfg, NULL, &client, &eb) != MM_OK || mm_metrics_new(&metrics) != MM_OK) {
+        mm_k8s_client_new(cfg, &(mm_k8s_client_opts){.qps = (double)qps, .burst = (int)burst}, &client, &eb) != MM_OK || mm_metrics_new(&metrics) != MM_OK) {
         mm_log(MM_LOG_ERROR, "cannot reach the API server", "error", eb.msg, NULL);
         goto out;
     }

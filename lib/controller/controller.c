@@ -23,22 +23,31 @@
 #define LIST_PAGE 100
 #define OWNED_SYNC_WAIT_MS 5000
 
-static const mm_k8s_ref POLICIES = {"maskmesh.io", "v1alpha1", "maskingpolicies", NULL, NULL, NULL};
-static const mm_k8s_ref CONFIGMAPS = {"", "v1", "configmaps", NULL, NULL, NULL};
-static const mm_k8s_ref NETPOLS = {"networking.k8s.io", "v1", "networkpolicies", NULL, NULL, NULL};
-static const mm_k8s_ref DEPLOYS = {"apps", "v1", "deployments", NULL, NULL, NULL};
+/* What a queued namespace waits for, in the order the workers serve them: render first,
+ * report after. A render writes the ConfigMap and NetworkPolicies (what the sidecars need)
+ * and decides the statuses; the report writes those statuses (and their Events) once no
+ * render waits or runs, so a cold start has every namespace rendered before the ~2 writes a
+ * policy its statuses and Events take. A periodic resync waits behind both. */
+enum { Q_RENDER, Q_REPORT, Q_RESYNC };
 
 typedef struct {
     char *ns;
     uint64_t not_before_ns; /* monotonic; 0: now */
     unsigned failures;
-    bool resync; /* only a periodic resync asked: waits behind namespaces something changed in */
+    int kind; /* Q_*: a namespace has at most one report item and one render or resync item */
 } qitem;
 
 typedef struct {
     char *ns, *name;
     char *st_rv;      /* the status last written: from which resourceVersion (set_status) */
     uint64_t st_hash; /* and its hash */
+    struct {                /* the status its last render decided, for the report to write */
+        char *msg;          /* NULL: none */
+        const char *reason; /* a literal */
+        int64_t gen;        /* of the policy rendered: a newer one is rendered again first */
+        size_t rules;
+        bool ready, rendered;
+    } pend;
 } pkey;
 
 struct mm_ctrl {
@@ -70,30 +79,32 @@ struct mm_ctrl {
     /* The namespaces being reconciled now, one per worker at most: a namespace queued
      * again meanwhile waits, so no two workers write one namespace's objects at once. */
     char *busy[MM_CTRL_WORKERS_MAX];
+    size_t rendering; /* renders in flight: a report waits for them, not only for the queue */
     ctrl_events *events;
     uint64_t next_resync_ns;
 
-    _Atomic uint64_t reconciles, failures, writes;
-    mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_writes, *m_restarts;
+    ctrl_writer w; /* the client, the field manager and writes_total */
+    _Atomic uint64_t reconciles, failures;
+    mm_metric *m_reconciles, *m_duration, *m_queue, *m_leader, *m_restarts;
     mm_metric *m_events_dropped;
 };
 
 /* ---- queue ---------------------------------------------------------------------------- */
 
 /* Adds ns (dedup). With delay_ms > 0 the item waits; failures carry the item's backoff.
- * resync: a periodic resync's item, served after every ready item an event queued, so a
- * change is not stuck behind a thousand namespaces that are only being checked. */
-static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned failures,
-                           bool resync)
+ * kind (Q_*): a periodic resync's item is served after every ready item an event queued, so
+ * a change is not stuck behind a thousand namespaces that are only being checked. */
+static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned failures, int kind)
 {
     uint64_t when = delay_ms > 0 ? mm_now_ns() + (uint64_t)delay_ms * 1000000ull : 0;
     for (size_t i = 0; i < c->nq; i++)
-        if (strcmp(c->queue[i].ns, ns) == 0) {
+        if ((c->queue[i].kind == Q_REPORT) == (kind == Q_REPORT) && strcmp(c->queue[i].ns, ns) == 0) {
             if (when < c->queue[i].not_before_ns) /* an event beats a pending retry */
                 c->queue[i].not_before_ns = when;
             if (failures > c->queue[i].failures)
                 c->queue[i].failures = failures;
-            c->queue[i].resync &= resync;
+            if (kind < c->queue[i].kind) /* an event's render beats a resync */
+                c->queue[i].kind = kind;
             return;
         }
     if (c->nq == QUEUE_MAX) {
@@ -111,14 +122,14 @@ static void enqueue_locked(mm_ctrl *c, const char *ns, long delay_ms, unsigned f
     char *copy = mm_strdup(ns);
     if (!copy)
         return;
-    c->queue[c->nq++] = (qitem){copy, when, failures, resync};
+    c->queue[c->nq++] = (qitem){copy, when, failures, kind};
     pthread_cond_signal(&c->cond);
 }
 
 static void enqueue(mm_ctrl *c, const char *ns)
 {
     pthread_mutex_lock(&c->lock);
-    enqueue_locked(c, ns, 0, 0, false);
+    enqueue_locked(c, ns, 0, 0, Q_RENDER);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -151,6 +162,7 @@ static void index_set(mm_ctrl *c, const char *ns, const char *name, bool present
         mm_free(c->index[i].ns);
         mm_free(c->index[i].name);
         mm_free(c->index[i].st_rv);
+        mm_free(c->index[i].pend.msg);
         memmove(&c->index[i], &c->index[i + 1], (c->nidx - i - 1) * sizeof(*c->index));
         c->nidx--;
     } else if (!found && present && c->nidx < INDEX_MAX) {
@@ -169,7 +181,7 @@ static void index_set(mm_ctrl *c, const char *ns, const char *name, bool present
             goto out;
         }
         memmove(&c->index[i + 1], &c->index[i], (c->nidx - i) * sizeof(*c->index));
-        c->index[i] = (pkey){a, b, NULL, 0};
+        c->index[i] = (pkey){.ns = a, .name = b};
         c->nidx++;
     }
 out:
@@ -273,116 +285,100 @@ static void owned_update(void *ud, struct json_object *old_obj, struct json_obje
 
 /* ---- reconcile ------------------------------------------------------------------------ */
 
-static void count_write(mm_ctrl *c)
-{
-    atomic_fetch_add(&c->writes, 1);
-    mm_metric_add(c->m_writes, NULL, 1);
-}
-
-/* A merge patch of a policy's status subresource (one write). */
-static mm_err patch_status(mm_ctrl *c, const char *ns, const char *name, const mm_buf *patch,
-                           mm_errbuf *eb)
-{
-    mm_k8s_ref ref = POLICIES;
-    mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .no_body = true};
-    ref.ns = ns;
-    ref.name = name;
-    ref.subresource = "status";
-    mm_err rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_MERGE, patch->data, patch->len, &po,
-                             &res, eb);
-    count_write(c);
-    mm_k8s_result_clear(&res);
-    return rc;
-}
-
-static mm_err apply(mm_ctrl *c, const mm_k8s_ref *kind, const char *ns, const char *name,
-                    struct json_object *obj, mm_errbuf *eb)
-{
-    mm_k8s_ref ref = *kind;
-    mm_k8s_result res = {0};
-    mm_k8s_patch_opts po = {.field_manager = c->field_manager, .force = true, .no_body = true};
-    const char *body = json_object_to_json_string_ext(
-        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE); /* YAML has no \/ */
-    ref.ns = ns;
-    ref.name = name;
-    mm_err rc = mm_k8s_patch(c->o.client, &ref, MM_K8S_PATCH_APPLY, body, strlen(body), &po, &res, eb);
-    count_write(c);
-    mm_k8s_result_clear(&res);
-    return rc;
-}
-
-/* Writes status when it differs from what the policy says now; an Event on Ready changes. */
-static mm_err set_status(mm_ctrl *c, struct json_object *policy, bool ready, const char *reason,
-                         const char *message, bool rendered, size_t rules, mm_errbuf *eb)
+/* Does the policy's status differ from w, and was w not just written from this version (the
+ * cache lagging)? *old: its Ready condition; *h: w's hash. */
+static bool status_differs(mm_ctrl *c, struct json_object *policy, const ctrl_want_st *w,
+                           struct json_object **old, uint64_t *h)
 {
     struct json_object *st = ctrl_field(policy, "status", NULL), *conds = ctrl_field(st, "conditions", NULL);
-    struct json_object *old = NULL;
     const char *ns = ctrl_meta_str(policy, "namespace"), *name = ctrl_meta_str(policy, "name");
     int64_t gen = json_object_get_int64(ctrl_field(policy, "metadata", "generation"));
-    char npname[300], ts[32];
-    mm_err rc = MM_OK;
+    char npname[300], num[64];
 
+    *old = NULL;
     snprintf(npname, sizeof(npname), "maskmesh-%.240s", name);
     if (conds && !json_object_is_type(conds, json_type_array))
         conds = NULL; /* a status someone else wrote: treat as no conditions */
     for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
         struct json_object *cd = json_object_array_get_idx(conds, i);
         if (strcmp(json_object_get_string(ctrl_field(cd, "type", NULL)) ?: "", "Ready") == 0)
-            old = cd;
+            *old = cd;
     }
-    const char *want_status = ready ? "True" : "False";
-    bool cond_same = old && strcmp(json_object_get_string(ctrl_field(old, "status", NULL)) ?: "", want_status) == 0 &&
-                     strcmp(json_object_get_string(ctrl_field(old, "reason", NULL)) ?: "", reason) == 0 &&
-                     strcmp(json_object_get_string(ctrl_field(old, "message", NULL)) ?: "", message) == 0 &&
-                     json_object_get_int64(ctrl_field(old, "observedGeneration", NULL)) == gen;
+    const char *ctrl_want_status = w->ready ? "True" : "False";
+    bool cond_same = *old && strcmp(json_object_get_string(ctrl_field(*old, "status", NULL)) ?: "", ctrl_want_status) == 0 &&
+                     strcmp(json_object_get_string(ctrl_field(*old, "reason", NULL)) ?: "", w->reason) == 0 &&
+                     strcmp(json_object_get_string(ctrl_field(*old, "message", NULL)) ?: "", w->message) == 0 &&
+                     json_object_get_int64(ctrl_field(*old, "observedGeneration", NULL)) == gen;
     bool rest_same = st && json_object_get_int64(ctrl_field(st, "observedGeneration", NULL)) == gen &&
-                     json_object_get_int64(ctrl_field(st, "ruleCount", NULL)) == (int64_t)rules &&
-                     (!rendered || (strcmp(json_object_get_string(ctrl_field(st, "configMap", NULL)) ?: "",
-                                           MM_POLICY_CONFIGMAP) == 0 &&
-                                    strcmp(json_object_get_string(ctrl_field(st, "networkPolicy", NULL)) ?: "",
-                                           npname) == 0));
+                     json_object_get_int64(ctrl_field(st, "ruleCount", NULL)) == (int64_t)w->rules &&
+                     (!w->rendered || (strcmp(json_object_get_string(ctrl_field(st, "configMap", NULL)) ?: "",
+                                              MM_POLICY_CONFIGMAP) == 0 &&
+                                       strcmp(json_object_get_string(ctrl_field(st, "networkPolicy", NULL)) ?: "",
+                                              npname) == 0));
     if (cond_same && rest_same)
-        return MM_OK; /* nothing to say: no write */
-    char num[64];
-    snprintf(num, sizeof(num), "%lld/%zu/%d", (long long)gen, rules, (int)rendered);
-    uint64_t h = ctrl_fnv(ctrl_fnv(ctrl_fnv(ctrl_fnv(0xcbf29ce484222325ull, want_status), reason), message), num);
-    const char *rv = ctrl_meta_str(policy, "resourceVersion");
-    if (status_written(c, ns, name, rv, h))
-        return MM_OK; /* written already; the cache has not seen it yet */
+        return false; /* nothing to say: no write */
+    snprintf(num, sizeof(num), "%lld/%zu/%d", (long long)gen, w->rules, (int)w->rendered);
+    *h = ctrl_fnv(ctrl_fnv(ctrl_fnv(ctrl_fnv(0xcbf29ce484222325ull, ctrl_want_status), w->reason), w->message), num);
+    return !status_written(c, ns, name, ctrl_meta_str(policy, "resourceVersion"), *h);
+}
 
+/* Writes status when it differs from what the policy says now; an Event on Ready changes. */
+static mm_err set_status(mm_ctrl *c, struct json_object *policy, const ctrl_want_st *w, mm_errbuf *eb)
+{
+    struct json_object *old;
+    const char *ns = ctrl_meta_str(policy, "namespace"), *name = ctrl_meta_str(policy, "name");
+    int64_t gen = json_object_get_int64(ctrl_field(policy, "metadata", "generation"));
+    const char *ctrl_want_status = w->ready ? "True" : "False";
+    char npname[300], ts[32];
+    uint64_t h;
+    mm_err rc;
+
+    if (!status_differs(c, policy, w, &old, &h))
+        return MM_OK;
+    snprintf(npname, sizeof(npname), "maskmesh-%.240s", name);
     /* the transition time moves only when the status of the condition does */
-    bool flipped = !old || strcmp(json_object_get_string(ctrl_field(old, "status", NULL)) ?: "", want_status) != 0;
+    bool flipped = !old || strcmp(json_object_get_string(ctrl_field(old, "status", NULL)) ?: "", ctrl_want_status) != 0;
     if (flipped)
         ctrl_now_rfc3339(ts);
     else
         snprintf(ts, sizeof(ts), "%s", json_object_get_string(ctrl_field(old, "lastTransitionTime", NULL)) ?: "");
 
-    mm_buf patch;
-    mm_buf_init(&patch, 0);
-    mm_buf_printf(&patch, "{\"status\":{\"observedGeneration\":%lld,\"ruleCount\":%zu,",
-                  (long long)gen, rules);
-    if (rendered)
-        mm_buf_printf(&patch, "\"configMap\":\"%s\",\"networkPolicy\":", MM_POLICY_CONFIGMAP);
-    if (rendered)
-        mm_buf_put_json_str(&patch, npname, strlen(npname));
-    else
-        mm_buf_puts(&patch, "\"configMap\":null");
-    mm_buf_printf(&patch, ",\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\",\"reason\":\"%s\","
-                          "\"observedGeneration\":%lld,\"lastTransitionTime\":\"%s\",\"message\":",
-                  want_status, reason, (long long)gen, ts);
-    mm_buf_put_json_str(&patch, message, strlen(message));
-    if (mm_buf_puts(&patch, "}]}}") != MM_OK) {
-        mm_buf_free(&patch);
-        return mm_errf(eb, MM_ENOMEM, "out of memory");
-    }
-    rc = patch_status(c, ns, name, &patch, eb);
-    mm_buf_free(&patch);
+    rc = ctrl_write_status(&c->w, ns, name, gen, w, npname, ts, eb);
     if (rc == MM_OK)
-        status_wrote(c, ns, name, rv, h);
+        status_wrote(c, ns, name, ctrl_meta_str(policy, "resourceVersion"), h);
     if (rc == MM_OK && flipped) /* to the sender (events.c): a lost Event is a lost note */
-        ctrl_events_post(c->events, ctrl_event_new(c->identity, policy, !ready, reason, message));
+        ctrl_events_post(c->events, ctrl_event_new(c->identity, policy, !w->ready, w->reason, w->message));
     return rc;
+}
+
+/* A render's status for policy: kept for the namespace's report item when it differs from
+ * the policy's (an older one kept is replaced, or dropped when the status is right now).
+ * *pending: set when kept. Fails only for memory. */
+static mm_err decide_status(mm_ctrl *c, struct json_object *policy, const ctrl_want_st *w, bool *pending,
+                            mm_errbuf *eb)
+{
+    struct json_object *old;
+    uint64_t h;
+    bool differs = status_differs(c, policy, w, &old, &h);
+    char *msg = differs ? mm_strdup(w->message) : NULL;
+    if (differs && !msg)
+        return mm_errf(eb, MM_ENOMEM, "out of memory");
+    pthread_mutex_lock(&c->lock);
+    pkey *k = index_entry(c, ctrl_meta_str(policy, "namespace"), ctrl_meta_str(policy, "name"));
+    if (k) {
+        mm_free(k->pend.msg);
+        k->pend.msg = msg;
+        k->pend.reason = w->reason;
+        k->pend.gen = json_object_get_int64(ctrl_field(policy, "metadata", "generation"));
+        k->pend.rules = w->rules;
+        k->pend.ready = w->ready;
+        k->pend.rendered = w->rendered;
+        *pending |= msg != NULL;
+        msg = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    mm_free(msg); /* deleted meanwhile: its delete event renders again */
+    return MM_OK;
 }
 
 static mm_k8s_informer *informer_for(mm_ctrl *c, int kind, const char *ns)
@@ -398,103 +394,13 @@ static mm_k8s_informer *informer_for(mm_ctrl *c, int kind, const char *ns)
     return NULL;
 }
 
-/* A valid policy's stream: with spec.streams, its ConfigMap and Deployment (applied when the
- * rendered label or owners differ) and status.stream (patched when it differs); without, the
- * two objects are deleted if a former spec.streams left them. */
-static mm_err reconcile_stream(mm_ctrl *c, struct json_object *p, const char *ns,
-                               const char *name, mm_errbuf *eb)
-{
-    struct json_object *cm = NULL, *dep = NULL, *cm_a = NULL, *dep_a = NULL, *want_st = NULL;
-    mm_stream_render_opts ro = {.image = c->o.stream_image};
-    char obj[300];
-    mm_err rc = MM_OK;
-    mm_buf patch;
-
-    mm_buf_init(&patch, 0);
-    snprintf(obj, sizeof(obj), MM_STREAM_PREFIX "%.230s", name);
-    cm_a = mm_k8s_informer_get(informer_for(c, 1, ns), ns, obj);
-    dep_a = mm_k8s_informer_get(informer_for(c, 3, ns), ns, obj);
-    if (!ctrl_field(ctrl_field(p, "spec", NULL), "streams", NULL)) {
-        const mm_k8s_ref *kinds[2] = {&DEPLOYS, &CONFIGMAPS};
-        struct json_object *have[2] = {dep_a, cm_a};
-        for (int i = 0; i < 2 && rc == MM_OK; i++) {
-            mm_k8s_ref ref = *kinds[i];
-            mm_k8s_result res = {0};
-            mm_k8s_delete_opts d = {.precondition_uid = ctrl_meta_str(have[i], "uid"), .grace_period_seconds = -1};
-            if (!have[i])
-                continue;
-            ref.ns = ns;
-            ref.name = obj;
-            if ((rc = mm_k8s_delete(c->o.client, &ref, &d, &res, eb)) == MM_ENOTFOUND)
-                rc = MM_OK;
-            count_write(c);
-            mm_k8s_result_clear(&res);
-        }
-        goto out;
-    }
-    if ((rc = mm_policy_render_stream(p, &ro, &cm, &dep, eb)) != MM_OK)
-        goto out;
-    if ((!cm_a || !ctrl_same(cm_a, cm, "data", MM_POLICY_CONFIGMAP_KEY) || !ctrl_owners_same(cm_a, cm) ||
-         !ctrl_label_same(cm_a, cm)) &&
-        (rc = apply(c, &CONFIGMAPS, ns, obj, cm, eb)) != MM_OK)
-        goto out;
-    if ((!dep_a || !ctrl_owners_same(dep_a, dep) || !ctrl_label_same(dep_a, dep)) &&
-        (rc = apply(c, &DEPLOYS, ns, obj, dep, eb)) != MM_OK)
-        goto out;
-    /* status.stream: what the Deployment reports (none yet: 0 ready) and, from its ready
-     * pods' metrics, the lag (stream_lag.c says why the controller asks the pods) */
-    int64_t want = json_object_get_int64(ctrl_field(ctrl_field(dep, "spec", NULL), "replicas", NULL));
-    int64_t ready = json_object_get_int64(ctrl_field(ctrl_field(dep_a, "status", NULL), "readyReplicas", NULL));
-    ctrl_lag lag = {0};
-    mm_errbuf leb = {{0}};
-    if (ready > 0 && ctrl_stream_lag(c->o.client, ns, dep, &lag, &leb) != MM_OK) {
-        /* no pod list (RBAC of an older chart?): the lag is unknown, the rest still holds */
-        mm_log(MM_LOG_WARN, "reading the maskers' lag failed", "policy", name, "namespace", ns,
-               "error", leb.msg, NULL);
-        memset(&lag, 0, sizeof(lag));
-    }
-    /* Ready: some masker runs and no partition is stopped at a record it cannot mask */
-    bool ok = ready > 0 && lag.stopped == 0;
-    if (!(want_st = json_object_new_object())) {
-        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
-        goto out;
-    }
-    json_object_object_add(want_st, "deployment", json_object_new_string(obj));
-    json_object_object_add(want_st, "replicas", json_object_new_int64(want));
-    json_object_object_add(want_st, "readyReplicas", json_object_new_int64(ready));
-    json_object_object_add(want_st, "ready", json_object_new_boolean(ok));
-    static const char *const lag_keys[] = {"lag", "maxPartitionLag", "partitions",
-                                           "stoppedPartitions", "reportingReplicas"};
-    const int64_t lag_vals[] = {lag.lag, lag.max_partition_lag, lag.partitions, lag.stopped, lag.pods};
-    for (size_t i = 0; lag.known && i < sizeof(lag_keys) / sizeof(*lag_keys); i++)
-        json_object_object_add(want_st, lag_keys[i], json_object_new_int64(lag_vals[i]));
-    struct json_object *st = ctrl_field(ctrl_field(p, "status", NULL), "stream", NULL);
-    if (st && json_object_equal(st, want_st))
-        goto out;
-    /* a merge patch: the lag fields of an earlier answer go (null) when no pod answers now */
-    for (size_t i = 0; !lag.known && i < sizeof(lag_keys) / sizeof(*lag_keys); i++)
-        json_object_object_add(want_st, lag_keys[i], NULL);
-    if (mm_buf_printf(&patch, "{\"status\":{\"stream\":%s}}",
-                      json_object_to_json_string_ext(want_st, JSON_C_TO_STRING_PLAIN)) != MM_OK) {
-        rc = mm_errf(eb, MM_ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = patch_status(c, ns, name, &patch, eb);
-out:
-    json_object_put(want_st);
-    mm_buf_free(&patch);
-    json_object_put(cm);
-    json_object_put(dep);
-    json_object_put(cm_a);
-    json_object_put(dep_a);
-    return rc;
-}
-
-mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
+/* A namespace's render: its ConfigMap and NetworkPolicies (and stream objects) written where
+ * they differ, the statuses decided and left to a report item. */
+static mm_err render(mm_ctrl *c, const char *ns, mm_errbuf *eb)
 {
     mm_err rc = MM_OK, first = MM_OK;
     size_t n = 0, nvalid = 0;
-    bool streams = false;
+    bool streams = false, pending = false;
     char **names = index_names(c, ns, &n);
     struct json_object **pols = NULL, **valid = NULL, *cm = NULL, *cm_actual = NULL;
     char **why = NULL, **gwhy = NULL; /* invalid policies; valid ones whose spec.grpc is not */
@@ -549,19 +455,12 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         if (!cm_actual || !ctrl_same(cm_actual, cm, "data", MM_POLICY_CONFIGMAP_KEY) ||
             !ctrl_same(cm_actual, cm, "binaryData", NULL) ||
             !ctrl_owners_same(cm_actual, cm) || !ctrl_label_same(cm_actual, cm))
-            if ((rc = apply(c, &CONFIGMAPS, ns, MM_POLICY_CONFIGMAP, cm, &web)) != MM_OK && first == MM_OK) {
+            if ((rc = ctrl_apply(&c->w, &ctrl_ref_configmaps, ns, MM_POLICY_CONFIGMAP, cm, &web)) != MM_OK && first == MM_OK) {
                 first = rc;
                 mm_errf(eb, rc, "%s: ConfigMap %s: %s", ns, MM_POLICY_CONFIGMAP, web.msg);
             }
     } else if (cm_actual) {
-        mm_k8s_ref ref = CONFIGMAPS;
-        mm_k8s_result res = {0};
-        mm_k8s_delete_opts d = {.precondition_uid = ctrl_meta_str(cm_actual, "uid"), .grace_period_seconds = -1};
-        ref.ns = ns;
-        ref.name = MM_POLICY_CONFIGMAP;
-        rc = mm_k8s_delete(c->o.client, &ref, &d, &res, &web);
-        count_write(c);
-        mm_k8s_result_clear(&res);
+        rc = ctrl_delete(&c->w, &ctrl_ref_configmaps, ns, MM_POLICY_CONFIGMAP, ctrl_meta_str(cm_actual, "uid"), &web);
         if (rc != MM_OK && rc != MM_ENOTFOUND && first == MM_OK) {
             first = rc;
             mm_errf(eb, rc, "%s: deleting ConfigMap %s: %s", ns, MM_POLICY_CONFIGMAP, web.msg);
@@ -581,7 +480,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
         size_t rules = rl && json_object_is_type(rl, json_type_array) ? json_object_array_length(rl) : 0;
         if (why[i]) {
             snprintf(msg, sizeof(msg), "%s", why[i]);
-            rc = set_status(c, p, false, "InvalidPolicy", msg, false, rules, &web);
+            rc = decide_status(c, p, &(ctrl_want_st){false, false, "InvalidPolicy", msg, rules}, &pending, &web);
         } else {
             snprintf(npname, sizeof(npname), "maskmesh-%.240s", names[i]);
             mm_err ap = cm_rc;
@@ -589,7 +488,7 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
                 np_actual = mm_k8s_informer_get(ninf, ns, npname);
                 if (!np_actual || !ctrl_same(np_actual, np, "spec", NULL) || !ctrl_owners_same(np_actual, np) ||
                     !ctrl_label_same(np_actual, np))
-                    if ((rc = apply(c, &NETPOLS, ns, npname, np, &web)) != MM_OK)
+                    if ((rc = ctrl_apply(&c->w, &ctrl_ref_netpols, ns, npname, np, &web)) != MM_OK)
                         ap = rc;
             } else {
                 ap = rc;
@@ -600,16 +499,18 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
                     first = ap;
                     mm_errf(eb, ap, "%s/%s: %s", ns, names[i], msg);
                 }
-                rc = set_status(c, p, false, "ApplyFailed", msg, false, rules, &web);
+                rc = decide_status(c, p, &(ctrl_want_st){false, false, "ApplyFailed", msg, rules}, &pending, &web);
             } else if (gwhy[i]) {
                 snprintf(msg, sizeof(msg), "%s", gwhy[i]);
-                rc = set_status(c, p, false, "InvalidDescriptorSet", msg, false, rules, &web);
+                rc = decide_status(c, p, &(ctrl_want_st){false, false, "InvalidDescriptorSet", msg, rules},
+                                   &pending, &web);
             } else {
                 snprintf(msg, sizeof(msg), "rendered into ConfigMap %s and NetworkPolicy %s",
                          MM_POLICY_CONFIGMAP, npname);
-                rc = set_status(c, p, true, "Rendered", msg, true, rules, &web);
+                rc = decide_status(c, p, &(ctrl_want_st){true, true, "Rendered", msg, rules}, &pending, &web);
                 if (rc == MM_OK && c->o.stream_image) {
-                    rc = reconcile_stream(c, p, ns, names[i], &web);
+                    rc = ctrl_reconcile_stream(&c->w, c->o.stream_image, cinf, informer_for(c, 3, ns), p, ns,
+                                               names[i], &web);
                     streams |= ctrl_field(ctrl_field(p, "spec", NULL), "streams", NULL) != NULL;
                 }
             }
@@ -621,10 +522,15 @@ mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
             mm_errf(eb, rc, "%s/%s: status: %s", ns, names[i], web.msg);
         }
     }
+    if (pending) { /* the statuses, once no render waits or runs */
+        pthread_mutex_lock(&c->lock);
+        enqueue_locked(c, ns, 0, 0, Q_REPORT);
+        pthread_mutex_unlock(&c->lock);
+    }
     rc = first;
     if (streams) { /* the lag moves without any event: look again after the interval */
         pthread_mutex_lock(&c->lock);
-        enqueue_locked(c, ns, c->o.stream_status_s * 1000, 0, true);
+        enqueue_locked(c, ns, c->o.stream_status_s * 1000, 0, Q_RESYNC);
         pthread_mutex_unlock(&c->lock);
     }
 out:
@@ -645,6 +551,79 @@ out:
     json_object_put(cm);
     json_object_put(cm_actual);
     return rc;
+}
+
+/* Moves a decided status from one entry to another (from's is then none) */
+static void pending_move(pkey *to, pkey *from)
+{
+    to->pend = from->pend;
+    from->pend.msg = NULL;
+}
+
+/* A namespace's report: the statuses its renders decided, written (with an Event when Ready
+ * flips), unless the policy changed since (its render is queued and decides anew). */
+static mm_err report(mm_ctrl *c, const char *ns, mm_errbuf *eb)
+{
+    mm_k8s_informer *pinf = informer_for(c, 0, ns);
+    mm_err first = MM_OK;
+    pkey *todo = NULL;
+    size_t n = 0;
+
+    if (!pinf)
+        return mm_errf(eb, MM_EINVAL, "namespace %s is not watched", ns);
+    pthread_mutex_lock(&c->lock);
+    size_t lo = index_find(c, ns, NULL), end = lo;
+    while (end < c->nidx && strcmp(c->index[end].ns, ns) == 0)
+        end++;
+    if ((todo = mm_calloc(end - lo + 1, sizeof(*todo))))
+        for (size_t i = lo; i < end; i++) {
+            if (!c->index[i].pend.msg)
+                continue;
+            if (!(todo[n].name = mm_strdup(c->index[i].name))) {
+                first = MM_ENOMEM; /* the rest stays pending for the retry */
+                break;
+            }
+            pending_move(&todo[n++], &c->index[i]);
+        }
+    pthread_mutex_unlock(&c->lock);
+    if (!todo || first != MM_OK)
+        mm_errf(eb, MM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        pkey *t = &todo[i];
+        mm_errbuf web = {{0}};
+        struct json_object *p = mm_k8s_informer_get(pinf, ns, t->name);
+        mm_err rc = MM_OK;
+        if (p && json_object_get_int64(ctrl_field(p, "metadata", "generation")) == t->pend.gen)
+            rc = set_status(c, p, &(ctrl_want_st){t->pend.ready, t->pend.rendered, t->pend.reason, t->pend.msg,
+                                             t->pend.rules}, &web);
+        json_object_put(p);
+        if (rc != MM_OK && rc != MM_ENOTFOUND) {
+            if (first == MM_OK) {
+                first = rc;
+                mm_errf(eb, rc, "%s/%s: status: %s", ns, t->name, web.msg);
+            }
+            pthread_mutex_lock(&c->lock); /* kept for the retry, unless decided anew */
+            pkey *k = index_entry(c, ns, t->name);
+            if (k && !k->pend.msg)
+                pending_move(k, t);
+            pthread_mutex_unlock(&c->lock);
+        }
+        mm_free(t->name);
+        mm_free(t->pend.msg);
+    }
+    if (!todo)
+        return MM_ENOMEM;
+    mm_free(todo);
+    return first;
+}
+
+mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb)
+{
+    mm_errbuf reb = {{0}};
+    mm_err rc = render(c, ns, eb), st = report(c, ns, &reb);
+    if (rc == MM_OK && st != MM_OK)
+        mm_errf(eb, st, "%s", reb.msg);
+    return rc != MM_OK ? rc : st;
 }
 
 /* ---- the worker ----------------------------------------------------------------------- */
@@ -673,7 +652,7 @@ static void resync_all(mm_ctrl *c)
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->nidx; i++) /* the index is sorted: one item a namespace */
         if (i == 0 || strcmp(c->index[i].ns, c->index[i - 1].ns) != 0)
-            enqueue_locked(c, c->index[i].ns, 0, 0, true);
+            enqueue_locked(c, c->index[i].ns, 0, 0, Q_RESYNC);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -715,15 +694,16 @@ static void *worker_main(void *arg)
                 pthread_mutex_lock(&c->lock);
             }
             if (atomic_load(&c->active)) {
-                /* the first ready item an event queued, else the first ready resync item */
+                /* the first ready render an event queued, else the first ready report,
+                   else the first ready resync */
                 size_t pick = c->nq;
                 for (size_t i = 0; i < c->nq; i++) {
-                    if (is_busy(c, c->queue[i].ns))
+                    if (is_busy(c, c->queue[i].ns) || (c->queue[i].kind == Q_REPORT && c->rendering))
                         continue; /* its worker wakes the others when it is done */
                     if (c->queue[i].not_before_ns <= now) {
-                        if (pick == c->nq || (c->queue[pick].resync && !c->queue[i].resync))
+                        if (pick == c->nq || c->queue[i].kind < c->queue[pick].kind)
                             pick = i;
-                        if (!c->queue[i].resync)
+                        if (c->queue[i].kind == Q_RENDER)
                             break;
                     } else if (c->queue[i].not_before_ns < wake) {
                         wake = c->queue[i].not_before_ns;
@@ -734,6 +714,7 @@ static void *worker_main(void *arg)
                     c->queue[pick] = c->queue[--c->nq];
                     got = true;
                     set_busy(c, it.ns, true);
+                    c->rendering += it.kind != Q_REPORT;
                 }
             }
             if (got)
@@ -760,9 +741,10 @@ static void *worker_main(void *arg)
 
         mm_errbuf eb = {{0}};
         uint64_t t0 = mm_now_ns();
-        mm_err rc = mm_ctrl_reconcile(c, it.ns, &eb);
+        mm_err rc = it.kind == Q_REPORT ? report(c, it.ns, &eb) : render(c, it.ns, &eb);
         pthread_mutex_lock(&c->lock);
         set_busy(c, it.ns, false);
+        c->rendering -= it.kind != Q_REPORT;
         pthread_cond_broadcast(&c->cond); /* the namespace may be queued again meanwhile */
         pthread_mutex_unlock(&c->lock);
         double secs = (double)(mm_now_ns() - t0) / 1e9;
@@ -780,7 +762,7 @@ static void *worker_main(void *arg)
             mm_metric_add(c->m_reconciles, (const char *const[]){"error"}, 1);
             mm_log(MM_LOG_WARN, "reconcile failed; retrying", "namespace", it.ns, "error", eb.msg, NULL);
             pthread_mutex_lock(&c->lock);
-            enqueue_locked(c, it.ns, delay, f, false);
+            enqueue_locked(c, it.ns, delay, f, it.kind == Q_REPORT ? Q_REPORT : Q_RENDER);
             pthread_mutex_unlock(&c->lock);
         }
         mm_free(it.ns);
@@ -816,6 +798,8 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto fail;
     }
+    c->w.client = o->client;
+    c->w.field_manager = c->field_manager;
     if (o->monitoring_from && *o->monitoring_from) {
         c->monitoring = json_tokener_parse(o->monitoring_from);
         if (!c->monitoring || !json_object_is_type(c->monitoring, json_type_array)) {
@@ -843,7 +827,7 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
         goto fail;
     }
     for (size_t s = 0; s < scopes; s++) {
-        const mm_k8s_ref *kinds[4] = {&POLICIES, &CONFIGMAPS, &NETPOLS, &DEPLOYS};
+        const mm_k8s_ref *kinds[4] = {&ctrl_ref_policies, &ctrl_ref_configmaps, &ctrl_ref_netpols, &ctrl_ref_deploys};
         for (int k = 0; k < (int)c->per; k++) {
             mm_k8s_ref ref = *kinds[k];
             mm_k8s_informer_opts io = {.page_size = LIST_PAGE, .transform = k ? ctrl_owned_slim : ctrl_slim};
@@ -878,7 +862,7 @@ mm_err mm_ctrl_new(const mm_ctrl_opts *o, mm_ctrl **out, mm_errbuf *eb)
                                    "1 while this replica reconciles.", NULL, &c->m_leader)) != MM_OK ||
             (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_writes_total",
                                      "Applies, deletes and status patches sent to the API server.",
-                                     NULL, &c->m_writes)) != MM_OK ||
+                                     NULL, &c->w.m_writes)) != MM_OK ||
             (rc = mm_metrics_counter(o->metrics, "maskmesh_controller_watch_restarts_total",
                                      "Watches resumed after a drop, plus relists after 410 Gone.",
                                      NULL, &c->m_restarts)) != MM_OK ||
@@ -976,6 +960,7 @@ void mm_ctrl_free(mm_ctrl *c)
         mm_free(c->index[i].ns);
         mm_free(c->index[i].name);
         mm_free(c->index[i].st_rv);
+        mm_free(c->index[i].pend.msg);
     }
     mm_free(c->index);
     for (size_t i = 0; c->namespaces && i < c->n_ns; i++)
@@ -993,7 +978,7 @@ void mm_ctrl_get_stats(mm_ctrl *c, mm_ctrl_stats *out)
 {
     out->reconciles = atomic_load(&c->reconciles);
     out->failures = atomic_load(&c->failures);
-    out->writes = atomic_load(&c->writes);
+    out->writes = atomic_load(&c->w.writes);
     pthread_mutex_lock(&c->lock);
     out->queued = c->nq;
     pthread_mutex_unlock(&c->lock);

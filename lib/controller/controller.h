@@ -47,7 +47,9 @@ bool mm_ctrl_synced(mm_ctrl *c); /* every informer listed once */
 void mm_ctrl_stop(mm_ctrl *c);
 void mm_ctrl_free(mm_ctrl *c); /* stops first; NULL is fine */
 
-/* One reconcile of a namespace, on the caller's thread (tests; the worker uses it too). */
+/* One reconcile of a namespace, on the caller's thread: its render (ConfigMap, NetworkPolicies),
+ * then its report (statuses, Events); the workers run the two as separate queue items, every
+ * waiting render before any report. */
 mm_err mm_ctrl_reconcile(mm_ctrl *c, const char *ns, mm_errbuf *eb);
 
 typedef struct {

@@ -1,11 +1,13 @@
 /* lib/controller: the JSON helpers for the objects the controller stores and compares
  * (objects.c; pure functions of their arguments, shared by the informers and reconcile), the
- * Event sender (events.c), the gRPC descriptor check (grpcref.c) and the maskers' lag for
- * status.stream (stream_lag.c). */
+ * Event sender (events.c), the gRPC descriptor check (grpcref.c), the maskers' lag for
+ * status.stream (stream_lag.c), the writes (writes.c) and a policy's stream objects
+ * (stream.c). */
 #ifndef MM_CONTROLLER_INT_H
 #define MM_CONTROLLER_INT_H
 
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,5 +79,42 @@ mm_err ctrl_stream_lag(mm_k8s_client *client, const char *ns, struct json_object
                        ctrl_lag *out, mm_errbuf *eb);
 /* The same sum over exposition texts already read (tests). */
 mm_err ctrl_lag_parse(const char *const *texts, size_t n, ctrl_lag *out, mm_errbuf *eb);
+
+/* ---- writes.c: every write the reconcile makes, counted ------------------------------ */
+extern const mm_k8s_ref ctrl_ref_policies, ctrl_ref_configmaps, ctrl_ref_netpols, ctrl_ref_deploys;
+typedef struct {
+    mm_k8s_client *client; /* borrowed */
+    const char *field_manager;
+    _Atomic uint64_t writes;
+    mm_metric *m_writes; /* may be NULL */
+} ctrl_writer;
+/* A server-side apply of obj (forced: the controller owns what it renders) */
+mm_err ctrl_apply(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, const char *name,
+                  struct json_object *obj, mm_errbuf *eb);
+/* A merge patch of a policy's status subresource */
+mm_err ctrl_patch_status(ctrl_writer *w, const char *ns, const char *name, const mm_buf *patch,
+                         mm_errbuf *eb);
+/* The status a render decides for a policy */
+typedef struct {
+    bool ready, rendered;
+    const char *reason; /* a literal */
+    const char *message;
+    size_t rules;
+} ctrl_want_st;
+/* Patches a policy's status to w (its Ready condition observed at gen, transition time ts;
+ * when rendered, naming ConfigMap maskmesh-policies and NetworkPolicy npname). */
+mm_err ctrl_write_status(ctrl_writer *wr, const char *ns, const char *name, int64_t gen,
+                         const ctrl_want_st *w, const char *npname, const char *ts, mm_errbuf *eb);
+/* A delete, only of the object with that uid (NULL: any) */
+mm_err ctrl_delete(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, const char *name,
+                   const char *uid, mm_errbuf *eb);
+
+/* stream.c: a valid policy's stream: with spec.streams, its ConfigMap and Deployment (applied
+ * when the rendered label or owners differ) and status.stream (patched when it differs);
+ * without, the two objects are deleted if a former spec.streams left them. cms and deps are
+ * the namespace's ConfigMap and Deployment informers. */
+mm_err ctrl_reconcile_stream(ctrl_writer *w, const char *image, mm_k8s_informer *cms,
+                             mm_k8s_informer *deps, struct json_object *p, const char *ns,
+                             const char *name, mm_errbuf *eb);
 
 #endif

@@ -2,7 +2,9 @@
  * queue and goes on; one sender thread creates them, as client-go's event broadcaster does
  * (its buffer holds 1,000 and drops when full). An Event is a note, not state: when the queue
  * is full or the server refuses one it is dropped and counted, never retried. On stop the
- * sender empties the queue for at most EVENTS_DRAIN_MS, then drops the rest. */
+ * sender empties the queue for at most EVENTS_DRAIN_MS, then drops the rest. The queue holds
+ * each Event as its JSON text (~600 bytes), parsed again just before it is sent: as json-c
+ * trees (about 1 KB a node) a full queue held ~4 MB, the text ~0.6 MB. */
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,7 +20,7 @@ struct ctrl_events {
     char *field_manager;
     pthread_mutex_t lock; /* guards q, head, n, stopping */
     pthread_cond_t cond;
-    struct json_object *q[EVENTS_MAX]; /* a ring of owned Events */
+    char *q[EVENTS_MAX]; /* a ring of owned Events, as JSON text */
     size_t head, n;
     bool stopping;
     pthread_t thread;
@@ -53,13 +55,18 @@ static void *sender(void *arg)
             drain_until = mm_now_ns() + EVENTS_DRAIN_MS * 1000000ull;
         if (!ev->n || (drain_until && mm_now_ns() > drain_until))
             break;
-        struct json_object *e = ev->q[ev->head];
+        char *text = ev->q[ev->head];
         ev->q[ev->head] = NULL;
         ev->head = (ev->head + 1) % EVENTS_MAX;
         ev->n--;
         pthread_mutex_unlock(&ev->lock);
-        send_one(ev, e);
+        struct json_object *e = json_tokener_parse(text); /* our own text: NULL only for memory */
+        if (e)
+            send_one(ev, e);
+        else
+            mm_metric_add(ev->dropped, NULL, 1);
         json_object_put(e);
+        mm_free(text);
         pthread_mutex_lock(&ev->lock);
     }
     pthread_mutex_unlock(&ev->lock);
@@ -92,17 +99,18 @@ void ctrl_events_post(ctrl_events *ev, struct json_object *e)
 {
     if (!e)
         return; /* ctrl_event_new ran out of memory: a lost note */
+    char *text = mm_strdup(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN) ?: "");
+    json_object_put(e);
     pthread_mutex_lock(&ev->lock);
-    if (ev->n < EVENTS_MAX && !ev->stopping) {
-        ev->q[(ev->head + ev->n++) % EVENTS_MAX] = e;
-        e = NULL;
+    if (text && *text && ev->n < EVENTS_MAX && !ev->stopping) {
+        ev->q[(ev->head + ev->n++) % EVENTS_MAX] = text;
+        text = NULL;
         pthread_cond_signal(&ev->cond);
+    } else {
+        mm_metric_add(ev->dropped, NULL, 1); /* full, stopping or out of memory */
     }
     pthread_mutex_unlock(&ev->lock);
-    if (e) {
-        mm_metric_add(ev->dropped, NULL, 1);
-        json_object_put(e);
-    }
+    mm_free(text);
 }
 
 void ctrl_events_free(ctrl_events *ev)
@@ -118,7 +126,7 @@ void ctrl_events_free(ctrl_events *ev)
     if (ev->n)
         mm_metric_add(ev->dropped, NULL, (double)ev->n);
     for (; ev->n; ev->n--, ev->head = (ev->head + 1) % EVENTS_MAX)
-        json_object_put(ev->q[ev->head]);
+        mm_free(ev->q[ev->head]);
     pthread_cond_destroy(&ev->cond);
     pthread_mutex_destroy(&ev->lock);
     mm_free(ev->field_manager);

@@ -99,6 +99,12 @@ typedef struct {
     int max_retries;         /* 429/5xx retries, only when Retry-After is sent; 0: 10, <0: none */
     long max_retry_after_s;  /* cap on one Retry-After wait; 0: 30 s */
     const char *user_agent;  /* 0: "maskmesh/0.1"; its part before '/' is the default manager */
+    /* Client-side rate limit of requests (watches are not held by it), a token bucket as
+     * client-go's --kube-api-qps/--kube-api-burst: qps <= 0 none (the server's API
+     * Priority and Fairness still answers 429, which is retried on its Retry-After);
+     * burst < 1: qps rounded up, at least 1. */
+    double qps;
+    int burst;
 } mm_k8s_client_opts;
 
 /* `cfg` is copied; the client does not keep the pointer. */

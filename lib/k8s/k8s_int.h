@@ -40,13 +40,16 @@ struct mm_k8s_client {
     long connect_timeout_ms, request_timeout_ms, watch_idle_s, max_retry_after_s;
     int max_retries;
     char *user_agent;
+    double qps, burst; /* the rate limit (qps <= 0: none) */
+    double tokens;     /* may go below 0: the waits already promised */
+    uint64_t tokens_ns; /* when tokens was last brought up to date (monotonic) */
 
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST]; /* one per curl share data kind */
 
     /* Plain requests take an easy handle from this stack and put it back, so threads (the
      * controller's workers) send concurrently while one thread reuses its connection. */
-    pthread_mutex_t req_lock; /* guards idle, n_idle */
+    pthread_mutex_t req_lock; /* guards idle, n_idle and the rate limit's tokens */
     CURL *idle[K8S_IDLE_HANDLES];
     size_t n_idle;
     size_t n_share_locks; /* initialised: for the one free path */
@@ -94,6 +97,8 @@ typedef struct {
     long timeout_ms; /* 0: the client's request timeout */
     int max_retries; /* <0: the client's */
     bool no_body;    /* a 2xx body is not parsed (mm_k8s_write_opts.no_body) */
+    bool unlimited;  /* not held by the client's qps (the Lease: client-go gives leader
+                        election a client of its own, so renewals never queue behind writes) */
 } k8s_tuning;
 
 /* Builds method + URL for ref/query and runs it with retries; see mm_k8s_get & co. */

@@ -373,8 +373,9 @@ static mm_err try_acquire_or_renew(mm_k8s_leader *le, bool *acquired, mm_errbuf 
     mm_k8s_lease_spec spec = {0};
     struct json_object *lease = NULL;
     int64_t now = mm_k8s_now_us();
-    /* a round trip must not outlast the renew deadline, nor sleep on Retry-After */
-    k8s_tuning tune = {.timeout_ms = le->renew_deadline_ms, .max_retries = 0};
+    /* a round trip must not outlast the renew deadline, nor sleep on Retry-After or the
+     * client's rate limit */
+    k8s_tuning tune = {.timeout_ms = le->renew_deadline_ms, .max_retries = 0, .unlimited = true};
 
     *acquired = false;
     rc = k8s_request(le->c, "GET", &le->ref, NULL, NULL, NULL, 0, &tune, &res, eb);
@@ -485,7 +486,7 @@ mm_err mm_k8s_leader_release(mm_k8s_leader *le, mm_errbuf *eb)
     mm_err rc = MM_OK;
     mm_k8s_result res = {0};
     mm_k8s_lease_spec spec = {0};
-    k8s_tuning tune = {.timeout_ms = le->renew_deadline_ms, .max_retries = 0};
+    k8s_tuning tune = {.timeout_ms = le->renew_deadline_ms, .max_retries = 0, .unlimited = true};
 
     if (!mm_k8s_leader_is_leader(le))
         return MM_OK;

@@ -161,7 +161,7 @@ static void fake_stop(fake *f)
         mm_free(f->resp[i].body);
 }
 
-static mm_k8s_client *client_for(fake *f, mm_k8s_config **cfg)
+static mm_k8s_client *client_limited(fake *f, mm_k8s_config **cfg, double qps, int burst)
 {
     char kc[512];
     mm_k8s_client *cl = NULL;
@@ -171,9 +171,14 @@ static mm_k8s_client *client_for(fake *f, mm_k8s_config **cfg)
              "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:%d'}}]\n",
              f->port);
     assert_int_equal(mm_k8s_config_parse_kubeconfig(kc, strlen(kc), NULL, NULL, cfg, &eb), MM_OK);
-    mm_k8s_client_opts o = {.request_timeout_ms = 10000};
+    mm_k8s_client_opts o = {.request_timeout_ms = 10000, .qps = qps, .burst = burst};
     assert_int_equal(mm_k8s_client_new(*cfg, &o, &cl, &eb), MM_OK);
     return cl;
+}
+
+static mm_k8s_client *client_for(fake *f, mm_k8s_config **cfg)
+{
+    return client_limited(f, cfg, 0, 0);
 }
 
 /* ---- lists ---------------------------------------------------------------------------- */
@@ -338,6 +343,38 @@ static void test_errors_and_retries(void **state)
     assert_string_equal(f.reqs[5], "PUT /apis/maskmesh.io/v1alpha1/namespaces/shop/maskingpolicies/"
                                    "payments-api HTTP/1.1");
     json_object_put(obj);
+    mm_k8s_result_clear(&res);
+    mm_k8s_client_free(cl);
+    mm_k8s_config_free(cfg);
+    fake_stop(&f);
+}
+
+/* The client's rate limit (qps 20, burst 2): the first two requests go at once, each of the
+ * next four waits its 50 ms, as client-go's token bucket spaces them. */
+static void test_rate_limit(void **state)
+{
+    MM_UNUSED(state);
+    fake f = {0};
+    mm_k8s_config *cfg = NULL;
+    for (int i = 0; i < 6; i++)
+        add(&f, 200, "application/json", NULL, "lease.json", NULL, 0);
+    fake_start(&f);
+    mm_k8s_client *cl = client_limited(&f, &cfg, 20, 2);
+    mm_k8s_ref lease = {.group = "coordination.k8s.io", .version = "v1", .resource = "leases",
+                        .ns = "maskmesh", .name = "maskmesh-controller-leader"};
+    mm_k8s_result res = {0};
+    mm_errbuf eb = {{0}};
+    uint64_t t0 = mm_now_ns(), after_burst = 0;
+    for (int i = 0; i < 6; i++) {
+        if (mm_k8s_get(cl, &lease, &res, &eb) != MM_OK)
+            fail_msg("get %d: %s", i, eb.msg);
+        if (i == 1)
+            after_burst = mm_now_ns() - t0;
+    }
+    uint64_t all = mm_now_ns() - t0;
+    assert_true(after_burst < 45000000ull); /* the burst waits for no token */
+    assert_true(all >= 190000000ull);       /* 4 tokens at 20 a second: 200 ms, less rounding */
+    assert_int_equal(f.nreqs, 6);
     mm_k8s_result_clear(&res);
     mm_k8s_client_free(cl);
     mm_k8s_config_free(cfg);
@@ -522,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_list_all_expired_continue),
         cmocka_unit_test(test_list_all_expired_twice),
         cmocka_unit_test(test_errors_and_retries),
+        cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_watch_stream),
         cmocka_unit_test(test_informer_gone_by_code),
         cmocka_unit_test(test_informer_list_restart_forgets),

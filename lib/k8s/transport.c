@@ -89,6 +89,10 @@ mm_err mm_k8s_client_new(const mm_k8s_config *cfg, const mm_k8s_client_opts *o,
     c->watch_idle_s = o->watch_idle_s > 0 ? o->watch_idle_s : 0;
     c->max_retries = o->max_retries > 0 ? o->max_retries : o->max_retries < 0 ? 0 : 10;
     c->max_retry_after_s = o->max_retry_after_s > 0 ? o->max_retry_after_s : 30;
+    c->qps = o->qps > 0 ? o->qps : 0;
+    c->burst = o->burst >= 1 ? o->burst : c->qps > 1 ? (double)(long)(c->qps + 0.999) : 1;
+    c->tokens = c->burst;
+    c->tokens_ns = mm_now_ns();
     if ((rc = k8s_config_copy(cfg, &c->cfg)) != MM_OK)
         goto out;
     if (!(c->user_agent = mm_strdup(o->user_agent ? o->user_agent : "maskmesh/0.1"))) {
@@ -524,6 +528,25 @@ static void give_handle(mm_k8s_client *c, CURL *h)
         curl_easy_cleanup(h);
 }
 
+/* Waits for the rate limit's token (golang.org/x/time/rate's Wait, as client-go's limiter):
+ * a request takes one, possibly below zero, and sleeps until the bucket would have had it. */
+static void rate_wait(mm_k8s_client *c)
+{
+    if (c->qps <= 0)
+        return;
+    pthread_mutex_lock(&c->req_lock);
+    uint64_t now = mm_now_ns();
+    c->tokens += (double)(now - c->tokens_ns) / 1e9 * c->qps;
+    if (c->tokens > c->burst)
+        c->tokens = c->burst;
+    c->tokens_ns = now;
+    c->tokens -= 1;
+    double wait_s = c->tokens < 0 ? -c->tokens / c->qps : 0;
+    pthread_mutex_unlock(&c->req_lock);
+    if (wait_s > 0)
+        k8s_sleep_ms((long)(wait_s * 1000 + 0.5));
+}
+
 mm_err k8s_request(mm_k8s_client *c, const char *method, const mm_k8s_ref *ref,
                    const char *const *query, const char *content_type, const char *body,
                    size_t body_len, const k8s_tuning *tune, mm_k8s_result *res, mm_errbuf *eb)
@@ -552,6 +575,8 @@ mm_err k8s_request(mm_k8s_client *c, const char *method, const mm_k8s_ref *ref,
     }
     for (int attempt = 0;; attempt++) {
         long code = 0;
+        if (!(tune && tune->unlimited))
+            rate_wait(c);
         if ((rc = k8s_refresh_token(c, false, eb)) != MM_OK)
             goto out;
         curl_easy_reset(h);
