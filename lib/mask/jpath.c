@@ -210,6 +210,13 @@ int names_judge(void *ctx, const char *k, size_t n)
     mm_stream *s = ctx;
     if (!name_step(s, k, n))
         return SK_PASS;
+    /* the member's findings path, as key_step keeps it (json.c reads the value on, or
+     * names_replace reports it); without memory, json.c reads the name and says so */
+    if (s->findings) {
+        mm_buf_reset(&s->key);
+        if (mm_buf_append(&s->key, k, n) != MM_OK)
+            return -1;
+    }
     int sel = s->csel;
     if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
         !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
@@ -218,11 +225,17 @@ int names_judge(void *ctx, const char *k, size_t n)
     return SK_CONST;
 }
 
-bool names_replace(void *ctx, const char *data, size_t start, size_t end)
+bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines)
 {
     mm_stream *s = ctx;
     int sel = s->csel;
-    st_report(s, sel, NULL, NULL, s->off + start, s->line, true);
+    size_t base = s->path.len;
+    /* the finding scalar_decide would give: the value's path, offset and line */
+    if (s->findings && (s->skrc = path_push(s)) != MM_OK)
+        return false;
+    st_report(s, sel, NULL, path_str(s), s->off + start, s->line + lines, true);
+    if (s->findings)
+        path_pop(s, base);
     /* what json.c's flush_to does: nothing is suppressed in a by_name object */
     if ((s->skrc = st_out_put(s, data + s->run, start - s->run)) == MM_OK)
         s->skrc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);

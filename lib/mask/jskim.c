@@ -327,7 +327,8 @@ void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size
                     if (end && end - start <= names->max) {
                         /* the output is written to end: json.c never reads before it */
                         last = end, last_st = st = S_AFTER_O;
-                        if (!names->replace(names->ctx, data, start, end)) {
+                        if (!names->replace(names->ctx, data, start, end,
+                                            lines + ones(nl & below(start - base)))) {
                             pos = end; /* json.c gives up on the stream */
                             goto out;
                         }

@@ -153,13 +153,15 @@ void step_root(mm_stream *s);
  * findings or detectors need it. MM_ELIMIT: longer than max_value. */
 mm_err key_step(mm_stream *s, const char *data, size_t q);
 /* sk_names (simd_int.h) for the by_name object at the top of the stream `ctx` (json.c):
- * names_judge steps to the member as key_step would and gives SK_CONST where
- * scalar_decide would only write a rule's constant in place of a string, number, true or
- * false (the member's rule applied here, its action the rule's own constant, no audit rule
- * seeing the value, no report but the counters: findings are off in by_name objects);
- * names_replace writes that constant in place of data[start..end). */
+ * names_judge steps to the member as key_step would (keeping the name in s->key for the
+ * findings path) and gives SK_CONST where scalar_decide would only write a rule's constant
+ * in place of a string, number, true or false and report it (the member's rule applied
+ * here, its action the rule's own constant, no audit rule seeing the value); -1 when it
+ * cannot keep the name (json.c reads it). names_replace reports that finding as
+ * scalar_decide would (path, offset, the line `lines` newlines after s->line) and writes
+ * the constant in place of data[start..end). */
 int names_judge(void *ctx, const char *k, size_t n);
-bool names_replace(void *ctx, const char *data, size_t start, size_t end);
+bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
 /* inline: it runs for every value of a container no path reaches */
 static inline void child_none(mm_stream *s)
 {
