@@ -37,6 +37,17 @@ typedef struct {
  * masker's; its path is dropped) */
 typedef mm_finding held_finding;
 
+/* jpath.c: a step to a member by name, kept for the next member of that name under the
+ * same states (one word of states): the child's states and what they complete */
+typedef struct {
+    const uint64_t *ns; /* the name's states in the automaton; NULL: empty */
+    uint64_t in;        /* the parent's states */
+    uint64_t cset, callow;
+    int csel, casel;
+    bool clive, cnamed;
+} name_memo;
+#define NAME_MEMO 32
+
 typedef struct st_format st_format; /* below */
 typedef struct jtweak jtweak;       /* jtweak.c */
 
@@ -77,6 +88,7 @@ struct mm_stream {
     bool clive, cnamed;
     int csel, casel;
     uint64_t callow;     /* the default-deny rules whose paths allow the next child */
+    name_memo nmemo[NAME_MEMO]; /* by the name's states and the parent's (jpath.c) */
 
     /* JSON: the machine */
     sk_classify_fn cls;  /* the block classifier for jskim (simd_int.h); NULL: bytes only */
