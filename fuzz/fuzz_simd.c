@@ -4,8 +4,9 @@
  * containers untouched (skimmed), remove some (skimmed while suppressed) and report
  * findings with a small value limit (member names are bounded); again with every detector
  * on (the SIMD trigger filter of detect.c); and under one whose objects are touched only
- * through some names (skimmed member by member, constants written over selected values). Verdicts, error messages, outputs and
- * finding counts must be the same byte for byte. */
+ * through some names (skimmed member by member, constants written over selected values).
+ * Verdicts, error messages, outputs and findings (rule, path, offset, line) must be the same
+ * byte for byte. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,27 +47,34 @@ static mm_err to_buf(void *ctx, const char *d, size_t n)
     return mm_buf_append(ctx, d, n);
 }
 
-static void count(void *ctx, const mm_finding *f)
-{
-    (void)f;
-    (*(size_t *)ctx)++;
-}
-
 typedef struct {
     mm_err rc;
     mm_buf out;
     mm_errbuf eb;
     size_t findings;
+    mm_buf seen; /* every finding whole: rule, path, offset, line, applied */
 } result;
+
+static void record(void *ctx, const mm_finding *f)
+{
+    result *r = ctx;
+    r->findings++;
+    if (mm_buf_printf(&r->seen, "%s %s %s %llu %llu %d\n", f->rule ? f->rule : "-",
+                      f->detector ? f->detector : "-", f->path ? f->path : "-",
+                      (unsigned long long)f->offset, (unsigned long long)f->line,
+                      f->applied) != MM_OK)
+        abort();
+}
 
 static void mask(mm_masker *masker, const char *level, mm_body_kind kind, const char *in,
                  size_t n, size_t split, bool findings, result *r)
 {
     mm_stream_opts o = {.kind = kind, .max_value = findings ? 24 : 4096,
-                        .on_finding = findings ? count : NULL, .finding_ctx = &r->findings};
+                        .on_finding = findings ? record : NULL, .finding_ctx = r};
     mm_stream *s = NULL;
     setenv("MM_SIMD", level, 1);
     mm_buf_init(&r->out, 0);
+    mm_buf_init(&r->seen, 0);
     memset(&r->eb, 0, sizeof(r->eb));
     r->findings = 0;
     if ((r->rc = mm_stream_new(masker, &o, to_buf, &r->out, &s)) != MM_OK)
@@ -106,15 +114,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t l = 0; l < 2; l++) {
                 mask(masker, levels[l], kind, in, size, at, k & 2, &got);
                 if (got.rc != want.rc || strcmp(got.eb.msg, want.eb.msg) != 0 ||
-                    got.findings != want.findings || got.out.len != want.out.len ||
+                    got.findings != want.findings ||
+                    strcmp(mm_buf_cstr(&got.seen), mm_buf_cstr(&want.seen)) != 0 ||
+                    got.out.len != want.out.len ||
                     (got.out.len && memcmp(got.out.data, want.out.data, got.out.len) != 0)) {
                     fprintf(stderr, "%s differs from off: rc %d/%d '%s'/'%s'\n", levels[l],
                             got.rc, want.rc, got.eb.msg, want.eb.msg);
                     abort();
                 }
                 mm_buf_free(&got.out);
+                mm_buf_free(&got.seen);
             }
             mm_buf_free(&want.out);
+            mm_buf_free(&want.seen);
         }
     }
     return 0;

@@ -39,7 +39,9 @@ static inline bool same_name(const char *a, const char *b, size_t n)
     return true;
 }
 
-static const uint64_t *name_states(const mpaths *pa, const char *k, size_t n)
+/* inline: it runs for every member name of a by_name object */
+static inline __attribute__((always_inline)) const uint64_t *name_states(const mpaths *pa,
+                                                                        const char *k, size_t n)
 {
     if (!((pa->lens >> (n < 63 ? n : 63)) & 1))
         return NULL;
@@ -157,7 +159,29 @@ static bool name_step(mm_stream *s, const char *k, size_t n)
         child_none(s);
         return false;
     }
-    step_states(s, in, ns, false, 0);
+    if (s->words > 1) {
+        step_states(s, in, ns, false, 0);
+    } else {
+        /* the same few names under the same states, object after object: the step is a
+         * function of the two (the stream's rules are fixed), so it is kept */
+        /* a name's states are a word of path.c's array: consecutive names, their own
+         * slots; the parent's states move them on */
+        size_t h = (size_t)((uintptr_t)ns / sizeof(uint64_t)) +
+                   (size_t)((in[0] * 0x9E3779B97F4A7C15ull) >> 59);
+        name_memo *e = &s->nmemo[h % NAME_MEMO];
+        if (e->ns == ns && e->in == in[0]) {
+            s->cset[0] = e->cset;
+            s->clive = e->clive;
+            s->cnamed = e->cnamed;
+            s->csel = e->csel;
+            s->casel = e->casel;
+            s->callow = e->callow;
+        } else {
+            step_states(s, in, ns, false, 0);
+            *e = (name_memo){ns, in[0], s->cset[0], s->callow, s->csel, s->casel, s->clive,
+                             s->cnamed};
+        }
+    }
     return s->clive || s->csel != RULE_NONE || s->casel != RULE_NONE || s->callow;
 }
 
@@ -210,6 +234,13 @@ int names_judge(void *ctx, const char *k, size_t n)
     mm_stream *s = ctx;
     if (!name_step(s, k, n))
         return SK_PASS;
+    /* the member's findings path, as key_step keeps it (json.c reads the value on, or
+     * names_replace reports it); without memory, json.c reads the name and says so */
+    if (s->findings) {
+        mm_buf_reset(&s->key);
+        if (mm_buf_append(&s->key, k, n) != MM_OK)
+            return -1;
+    }
     int sel = s->csel;
     if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
         !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
@@ -218,15 +249,33 @@ int names_judge(void *ctx, const char *k, size_t n)
     return SK_CONST;
 }
 
-bool names_replace(void *ctx, const char *data, size_t start, size_t end)
+bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines)
 {
     mm_stream *s = ctx;
     int sel = s->csel;
-    st_report(s, sel, NULL, NULL, s->off + start, s->line, true);
-    /* what json.c's flush_to does: nothing is suppressed in a by_name object */
-    if ((s->skrc = st_out_put(s, data + s->run, start - s->run)) == MM_OK)
-        s->skrc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
+    size_t base = s->path.len;
+    /* the finding scalar_decide would give: the value's path, offset and line */
+    if (s->findings && (s->skrc = path_push(s)) != MM_OK)
+        return false;
+    st_report(s, sel, NULL, path_str(s), s->off + start, s->line + lines, true);
+    if (s->findings)
+        path_pop(s, base);
+    /* what json.c's flush_to does (nothing is suppressed in a by_name object), then the
+     * constant: appended to the staged output in place when both fit it, as st_out_put
+     * would (no encrypt tweak holds the output where jskim runs) */
+    const char *run = data + s->run, *c = s->m->rules[sel].jconst;
+    size_t rn = start - s->run, cn = s->m->rules[sel].jconst_len;
+    mm_buf *ob = &s->ob;
     s->run = end;
+    if (ob->len + rn + cn <= OUT_FLUSH && ob->cap - ob->len > rn + cn) {
+        memcpy(ob->data + ob->len, run, rn);
+        memcpy(ob->data + ob->len + rn, c, cn);
+        ob->len += rn + cn;
+        ob->data[ob->len] = '\0';
+        return true;
+    }
+    if ((s->skrc = st_out_put(s, run, rn)) == MM_OK)
+        s->skrc = st_out_put(s, c, cn);
     return s->skrc == MM_OK;
 }
 

@@ -91,14 +91,14 @@ static size_t count_nl(const unsigned char *d, size_t from, size_t to)
     return n;
 }
 
-/* Set bits, without a call: this file is built for any x86-64 (the classifiers' targets
- * have popcnt, this one not). */
-static inline unsigned ones(uint64_t x)
+/* jskim runs only with a classifier (simd_classifier: AVX2 or AVX-512, whose CPUs all
+ * have popcnt), so it is built for popcnt though the file is built for any x86-64. */
+#define SK_TARGET __attribute__((target("popcnt")))
+
+/* Set bits: one instruction. */
+SK_TARGET static inline unsigned ones(uint64_t x)
 {
-    x -= (x >> 1) & 0x5555555555555555ull;
-    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+    return (unsigned)__builtin_popcountll(x);
 }
 
 static inline uint64_t below(unsigned k)
@@ -184,20 +184,39 @@ static int from_js(int js, bool obj)
     }
 }
 
+/* The closing quote of a member name that starts at d[from] and goes on past its block:
+ * the first byte that ends, escapes or breaks it must be that quote, within the chunk and
+ * `max` bytes (the blocks after this one then see nothing unusual in it); SIZE_MAX when it
+ * is not. Out of line: rare, and jskim's loop keeps its registers. */
+__attribute__((noinline)) static size_t name_end(const unsigned char *d, size_t from, size_t len,
+                                                 size_t max)
+{
+    size_t stop = len - from > max ? from + max + 1 : len;
+    size_t q = str_scan((const char *)d, from, stop);
+    return q == stop || d[q] != '"' ? SIZE_MAX : q;
+}
+
 /* The member name whose opening quote is bit k of block b (at d + base), judged by `names`
- * when it can be in place: whole within the block and before `lim` (no unusual byte in
- * it), without escapes (json.c decodes those), not over the limit. -1: it cannot; else
- * the verdict (SK_*). */
-static int name_judged(const sk_names *names, const unsigned char *d, size_t base,
+ * when it can be in place: before `lim` (no unusual byte in it) or, when it goes on past
+ * the block, closed within the chunk (the byte machine's scan finds its end), without
+ * escapes (json.c decodes those), not over the limit. -1: it cannot; else the verdict
+ * (SK_*). */
+static int name_judged(const sk_names *names, const unsigned char *d, size_t base, size_t len,
                        const sk_block *b, unsigned k, unsigned lim)
 {
     uint64_t after = ~b->in_str & ~below(k + 1); /* the closing quote is the first of them */
-    if (!after)
+    size_t from = base + k + 1, q;
+    if (after) {
+        unsigned e = (unsigned)__builtin_ctzll(after);
+        if (e >= lim || (b->esc & below(e) & ~below(k + 1)))
+            return -1;
+        q = base + e;
+    } else if ((q = name_end(d, from, len, names->max)) == SIZE_MAX) {
         return -1;
-    unsigned q = (unsigned)__builtin_ctzll(after);
-    if (q >= lim || (b->esc & below(q) & ~below(k + 1)) || q - k - 1 > names->max)
+    }
+    if (q - from > names->max)
         return -1;
-    return names->judge(names->ctx, (const char *)d + base + k + 1, q - k - 1);
+    return names->judge(names->ctx, (const char *)d + from, q - from);
 }
 
 /* The end of the value that starts at d[v]: a string closed within the chunk without an
@@ -215,7 +234,7 @@ static size_t value_end(const unsigned char *d, size_t v, size_t len)
     return scalar_end(d, v, len);
 }
 
-void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
+SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
            char kind, size_t room, size_t keymax, const sk_names *names, sk_result *r)
 {
     const unsigned char *d = (const unsigned char *)data;
@@ -313,7 +332,7 @@ void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size
                          ? S_AFTER_O : S_AFTER_A;
                 continue;
             case A_KEY: /* a name of the skimmed object: json.c reads those it cannot judge */
-                if ((verdict = name_judged(names, d, base, b, k, lim)) < 0)
+                if ((verdict = name_judged(names, d, base, len, b, k, lim)) < 0)
                     goto stop;
                 last = at, last_st = st, st = S_COLON;
                 continue;
@@ -327,7 +346,8 @@ void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size
                     if (end && end - start <= names->max) {
                         /* the output is written to end: json.c never reads before it */
                         last = end, last_st = st = S_AFTER_O;
-                        if (!names->replace(names->ctx, data, start, end)) {
+                        if (!names->replace(names->ctx, data, start, end,
+                                            lines + ones(nl & below(start - base)))) {
                             pos = end; /* json.c gives up on the stream */
                             goto out;
                         }

@@ -536,13 +536,12 @@ static inline bool frame_quiet(const mm_stream *s)
 }
 
 /* Whether the object at the top is touched only through some of its members' names, which
- * jskim may then judge (name_touches), skimming the other members. Not with a findings
- * callback, even one without paths: jskim does not count lines, and a finding names its
- * line. */
+ * jskim may then judge (names_judge), skimming the other members. With a findings callback
+ * too: a value jskim replaces is reported with its path, offset and line (names_replace). */
 static inline bool frame_by_name(const mm_stream *s)
 {
     const jframe *f = &s->fr[s->depth - 1];
-    return f->by_name && !s->o.on_finding && !s->supp && !s->holding && !s->det_remove &&
+    return f->by_name && !s->supp && !s->holding && !s->det_remove &&
            !f->hold && f->sel == RULE_NONE && f->asel == RULE_NONE;
 }
 

@@ -159,14 +159,16 @@ typedef struct {
  * name, n) takes in a name, as written and without escapes, as json.c would on reading it,
  * and says what becomes of its value: SK_PASS, skimmed; SK_CONST, replaced by a constant
  * when it is a string, number, true or false that jskim sees whole and valid, not longer
- * than max (replace(ctx, data, start, end) writes the output up to data[end), false when
- * that fails); otherwise, and for SK_READ, jskim stops after the ':' and json.c reads the
- * value. jskim stops before a name it cannot judge in place (escaped, crossing a block,
- * longer than max: json.c's limit error). */
+ * than max (replace(ctx, data, start, end, lines) writes the output up to data[end), false
+ * when that fails; `lines`: the newlines jskim skimmed before data[start] in this call, for
+ * the finding's line); otherwise, and for SK_READ, jskim stops after the ':' and json.c
+ * reads the value. jskim stops before a name it cannot judge in place (escaped, crossing a
+ * block, longer than max: json.c's limit error) and before one judge gives a negative
+ * verdict for (it could not take the name in: json.c reads it and says why). */
 enum { SK_PASS, SK_READ, SK_CONST };
 typedef struct {
     int (*judge)(void *ctx, const char *name, size_t n);
-    bool (*replace)(void *ctx, const char *data, size_t start, size_t end);
+    bool (*replace)(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
     void *ctx;
     size_t max;
 } sk_names;

@@ -37,6 +37,17 @@ typedef struct {
  * masker's; its path is dropped) */
 typedef mm_finding held_finding;
 
+/* jpath.c: a step to a member by name, kept for the next member of that name under the
+ * same states (one word of states): the child's states and what they complete */
+typedef struct {
+    const uint64_t *ns; /* the name's states in the automaton; NULL: empty */
+    uint64_t in;        /* the parent's states */
+    uint64_t cset, callow;
+    int csel, casel;
+    bool clive, cnamed;
+} name_memo;
+#define NAME_MEMO 32
+
 typedef struct st_format st_format; /* below */
 typedef struct jtweak jtweak;       /* jtweak.c */
 
@@ -77,6 +88,7 @@ struct mm_stream {
     bool clive, cnamed;
     int csel, casel;
     uint64_t callow;     /* the default-deny rules whose paths allow the next child */
+    name_memo nmemo[NAME_MEMO]; /* by the name's states and the parent's (jpath.c) */
 
     /* JSON: the machine */
     sk_classify_fn cls;  /* the block classifier for jskim (simd_int.h); NULL: bytes only */
@@ -154,13 +166,15 @@ void step_root(mm_stream *s);
  * findings or detectors need it. MM_ELIMIT: longer than max_value. */
 mm_err key_step(mm_stream *s, const char *data, size_t q);
 /* sk_names (simd_int.h) for the by_name object at the top of the stream `ctx` (json.c):
- * names_judge steps to the member as key_step would and gives SK_CONST where
- * scalar_decide would only write a rule's constant in place of a string, number, true or
- * false (the member's rule applied here, its action the rule's own constant, no audit rule
- * seeing the value, no report but the counters: findings are off in by_name objects);
- * names_replace writes that constant in place of data[start..end). */
+ * names_judge steps to the member as key_step would (keeping the name in s->key for the
+ * findings path) and gives SK_CONST where scalar_decide would only write a rule's constant
+ * in place of a string, number, true or false and report it (the member's rule applied
+ * here, its action the rule's own constant, no audit rule seeing the value); -1 when it
+ * cannot keep the name (json.c reads it). names_replace reports that finding as
+ * scalar_decide would (path, offset, the line `lines` newlines after s->line) and writes
+ * the constant in place of data[start..end). */
 int names_judge(void *ctx, const char *k, size_t n);
-bool names_replace(void *ctx, const char *data, size_t start, size_t end);
+bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
 /* inline: it runs for every value of a container no path reaches */
 static inline void child_none(mm_stream *s)
 {

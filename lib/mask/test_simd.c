@@ -59,28 +59,36 @@ static mm_err to_buf(void *ctx, const char *d, size_t n)
     return mm_buf_append(ctx, d, n);
 }
 
-static void count(void *ctx, const mm_finding *f)
-{
-    (void)f;
-    (*(size_t *)ctx)++;
-}
-
 typedef struct {
     mm_err rc;
     mm_buf out;
     char msg[sizeof(((mm_errbuf *)0)->msg)];
     size_t findings;
+    mm_buf seen; /* every finding whole, one a line: rule, detector, path, offset, line */
 } result;
 
+static void record(void *ctx, const mm_finding *f)
+{
+    result *r = ctx;
+    r->findings++;
+    mm_buf_printf(&r->seen, "%s %s %s @%llu line %llu %s\n", f->rule ? f->rule : "-",
+                  f->detector ? f->detector : "-", f->path ? f->path : "-",
+                  (unsigned long long)f->offset, (unsigned long long)f->line,
+                  f->applied ? "applied" : "reported");
+}
+
+/* findings: 0 none, 1 with paths, 2 without (as the sidecar counts them) */
 static void run(mm_masker *m, const char *level, const char *in, size_t n, size_t split,
-                mm_body_kind kind, bool findings, size_t max_value, result *r)
+                mm_body_kind kind, int findings, size_t max_value, result *r)
 {
     mm_stream_opts o = {.kind = kind, .max_value = max_value,
-                        .on_finding = findings ? count : NULL, .finding_ctx = &r->findings};
+                        .on_finding = findings ? record : NULL, .finding_ctx = r,
+                        .no_finding_paths = findings == 2};
     mm_stream *s = NULL;
     mm_errbuf eb = {{0}};
     setenv("MM_SIMD", level, 1);
     mm_buf_init(&r->out, 0);
+    mm_buf_init(&r->seen, 0);
     r->findings = 0;
     assert_int_equal(mm_stream_new(m, &o, to_buf, &r->out, &s), MM_OK);
     r->rc = mm_stream_push(s, in, split, &eb);
@@ -97,7 +105,7 @@ static size_t compared;
 
 /* The input masked by every level at `split` agrees with the byte machine. */
 static void same(mm_masker *m, const char *in, size_t n, size_t split, mm_body_kind kind,
-                 bool findings, size_t max_value)
+                 int findings, size_t max_value)
 {
     static const char *const levels[] = {"avx2", "avx512"};
     result want, got;
@@ -108,26 +116,30 @@ static void same(mm_masker *m, const char *in, size_t n, size_t split, mm_body_k
         run(m, levels[l], in, n, split, kind, findings, max_value, &got);
         if (got.rc != want.rc || strcmp(got.msg, want.msg) != 0 || got.out.len != want.out.len ||
             (got.out.len && memcmp(got.out.data, want.out.data, got.out.len) != 0) ||
-            got.findings != want.findings)
+            got.findings != want.findings ||
+            strcmp(mm_buf_cstr(&got.seen), mm_buf_cstr(&want.seen)) != 0)
             fail_msg("%s differs from off at split %zu of %zu bytes: rc %d/%d msg '%s'/'%s' "
-                     "out %zu/%zu findings %zu/%zu; input: %.*s",
+                     "out %zu/%zu findings %zu/%zu:\n%s---\n%s; input: %.*s",
                      levels[l], split, n, got.rc, want.rc, got.msg, want.msg, got.out.len,
-                     want.out.len, got.findings, want.findings, (int)(n < 300 ? n : 300), in);
+                     want.out.len, got.findings, want.findings, mm_buf_cstr(&got.seen),
+                     mm_buf_cstr(&want.seen), (int)(n < 300 ? n : 300), in);
         mm_buf_free(&got.out);
+        mm_buf_free(&got.seen);
         compared++;
     }
     mm_buf_free(&want.out);
+    mm_buf_free(&want.seen);
 }
 
 static void every_way(const char *in, size_t n, bool all_splits)
 {
     for (size_t p = 0; p < sizeof(policies) / sizeof(*policies); p++) {
         mm_masker *m = compile(policies[p]);
-        /* findings (member names bounded, no skimming by name), none, none with values
-         * and names over a small limit */
-        for (int k = 0; k < 6; k++) {
+        /* findings with paths (member names bounded), none, none with values and names
+         * over a small limit, findings without paths (the sidecar's) */
+        for (int k = 0; k < 8; k++) {
             mm_body_kind kind = k & 1 ? MM_BODY_NDJSON : MM_BODY_JSON;
-            bool findings = (k >> 1) == 1;
+            int findings = (k >> 1) == 1 ? 1 : (k >> 1) == 3 ? 2 : 0;
             size_t max = (k >> 1) == 1 ? 40 : (k >> 1) == 2 ? 12 : 0;
             size_t step = all_splits ? 1 : n / 7 + 1;
             for (size_t split = 0; split <= n; split += step)
@@ -147,6 +159,13 @@ static void test_edges(void **state)
         "{\"k\":{\"a\":1,\"o\":[1,2],\"k\":\"m\",\"b\":{\"a\":2},\"a\":true,\"a\":false,"
         "\"a\":null,\"a\":-1.5e3,\"a\":\"a value that crosses a block boundary of sixty-four "
         "bytes, surely\",\"o\":{\"x\":1},\"a\":{\"b\":1},\"a\":[1]}}",
+        /* newlines in skimmed members and between them, before the values written over
+         * (findings name their lines), across blocks and in several skims of one object */
+        "{\"k\":{\"b\":[1,\n2,\n{\"c\":\"x\\ny\"}],\n\"a\":\"v\",\"b\":\n{\"d\":\n1},\n\n\"a\":7,"
+        "\"s\":\"t\",\r\n\"u\":\"w\",\"q\":\n[\n\n\n\"a long string to cross a block, and another "
+        "block\",\n{}],\"t\"\n:\nfalse,\"ka\":\n\"x\"}}",
+        "{\"k\":{\n\"a\":1,\n\"o\":{\"p\":\n2},\n\"a\":\n\"\\n\",\n\"k\":\n\"m\"\n,\n\"a\"\n:\n\"\\u0041\"\n}\n}",
+        "{\"k\":\n{\"x\":[\n1],\"a\":1}}\n{\"k\":{\n\"y\":\n2,\"a\":2,\n\"a\":3}}\n",
         "{\"k\":{\"\\u0061\":\"x\",\"k\\u0061\":1,\"a\\\"\":2,\"a\":\"e\\n\\u0041\"}}",
         "{\"k\":{\"a\":\"longer than twelve\",\"abcdefghijklmnop\":1,\"a\":123456789012345}}",
         "{\"k\":{\"a\x01\":1}}", "{\"k\":{\"a\":\"bad \\q\"}}", "{\"k\":{\"a\":\"ctl \x02\"}}",
