@@ -35,6 +35,7 @@ deps:
 clean:
 	rm -rf bin build build-asan build-fuzz
 else
+.DEFAULT_GOAL := all
 
 BUILD   ?= build
 BIN     ?= bin

@@ -270,9 +270,14 @@ static mm_err apply_mask(const act_t *a, const unsigned char *in, size_t n, mm_b
             keep = !whole && (idx < first || idx >= total - last);
             idx++;
         }
-        if (keep) {
+        /* one byte stored as such: a memcpy call per character was most of a card's cost */
+        if (keep && k == 1) {
+            *o++ = (char)in[i];
+        } else if (keep) {
             memcpy(o, in + i, k);
             o += k;
+        } else if (a->mask_char_len == 1) {
+            *o++ = a->mask_char[0];
         } else {
             memcpy(o, a->mask_char, a->mask_char_len);
             o += a->mask_char_len;
