@@ -85,6 +85,21 @@ EOF
     "$NGINX" -c "$1/nginx.conf" -p "$1" 2>"$1/stderr" &
     pids+=($!)
 }
+# nginx as a plain HTTP/1.1 reverse proxy to the app (start_app) with upstream keepalive:
+# the baseline of proxy.sh and proxy_perreq.sh; sets NGX, its port.
+nginx_proxy_start() {
+    NGX=$(free_port)
+    nginx_start "$tmp/nginx" "upstream app { server 127.0.0.1:$APP; keepalive 128; }
+    server {
+        listen 127.0.0.1:$NGX reuseport;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+    wait_port "$NGX"
+}
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # The rounds in $tmp/n (nginx) and $tmp/m (maskmesh-proxy), h2load_run lines, as a table of
 # medians with the proxy's ratios to nginx; sets r_rps and r_p99.

@@ -36,17 +36,7 @@ name=proxy.sh
 start_app "$(nproc)"
 
 # nginx: a plain reverse proxy with upstream keepalive, as many workers as the proxy
-NGX=$(free_port)
-nginx_start "$tmp/nginx" "upstream app { server 127.0.0.1:$APP; keepalive 128; }
-    server {
-        listen 127.0.0.1:$NGX reuseport;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-        }
-    }"
-wait_port "$NGX"
+nginx_proxy_start
 
 # maskmesh-proxy with a realistic policy: fields, detectors, a pattern, header rules
 mkdir -p "$tmp/cfg"

@@ -24,17 +24,7 @@ name=proxy_perreq.sh
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 start_app 2
-NGX=$(free_port)
-nginx_start "$tmp/nginx" "upstream app { server 127.0.0.1:$APP; keepalive 128; }
-    server {
-        listen 127.0.0.1:$NGX reuseport;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-        }
-    }"
-wait_port "$NGX"
+nginx_proxy_start
 # bench/proxy.sh's realistic policy, as it writes it
 sed -n '/^cat >"\$tmp\/cfg\/policies.yaml" <<.EOF.$/,/^EOF$/p' bench/proxy.sh | sed '1d;$d' >"$tmp/policies.yaml"
 grep -q 'kind: MaskingPolicy' "$tmp/policies.yaml" || { echo "$name: no policy from bench/proxy.sh"; exit 1; }
