@@ -109,7 +109,8 @@ live_start() {
             'rules:' '- level: Metadata' '  verbs: [create, update, patch, delete, deletecollection]' \
             '- level: None' >"$MM_CLUSTER_DIR/audit-policy.yaml"
         live_apiserver_args+=(--audit-policy-file="$MM_CLUSTER_DIR/audit-policy.yaml"
-            --audit-log-path="$MM_CLUSTER_DIR/audit.log" --audit-log-mode=blocking)
+            --audit-log-path="$MM_CLUSTER_DIR/audit.log" --audit-log-mode=blocking
+            --audit-log-maxsize=4096) # MB: one file for a 10,000-policy run (100 MB by default, then rotated)
     fi
     log "etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$etcd_port, data on $where"
     live_spawn etcd etcd --name mm --data-dir "$etcd_dir" \
