@@ -48,34 +48,7 @@ YAML
 add_key payments.v1 "$fpe_tmp/keys/payments.v1"
 fpe_policy 1 | k apply -f - >/dev/null
 k -n "$APP_NS" wait --for=condition=Ready mp/fpe-rotation --timeout=90s >/dev/null
-cat <<YAML | k apply -f - >/dev/null
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: fpe-api, namespace: $APP_NS}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: fpe-api}}
-  template:
-    metadata:
-      labels: {app: fpe-api, maskmesh.io/inject: "true"}
-    spec:
-      containers:
-        - name: app
-          image: $CLIENT_IMAGE
-          imagePullPolicy: $PULL
-          command: [/bin/busybox, httpd, -f, -p, "8080", -h, /srv, -c, /srv/httpd.conf]
-          ports: [{name: http, containerPort: 8080}]
-          readinessProbe: {httpGet: {path: /response.json, port: http}, periodSeconds: 3}
-          volumeMounts: [{name: content, mountPath: /srv}]
-      volumes: [{name: content, configMap: {name: shop-api-content}}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: fpe-api, namespace: $APP_NS}
-spec:
-  selector: {app: fpe-api}
-  ports: [{name: http, port: 80, targetPort: http}]
-YAML
+httpd_app fpe-api 'app: fpe-api' '' # traffic.sh's app, its own labels
 check "fpe-api rolled out behind the sidecar" k -n "$APP_NS" rollout status deploy/fpe-api --timeout=180s
 # the pods of fpe-api that are not on their way out
 fpe_pods() {

@@ -16,19 +16,20 @@ k apply -f examples/policies/ >/dev/null
 # first; so does the suite.
 check "every policy is Ready (its ConfigMap rendered) before the apps start" \
     k -n "$APP_NS" wait --for=condition=Ready mp --all --timeout=90s
-# deploy VARIANT ANNOTATIONS: a Deployment and a Service per injection mode
-deploy() {
-    local v=$1 ann=$2
+# httpd_app NAME LABELS ANNOTATIONS: the app (busybox httpd serving shop-api-content) as a
+# Deployment opted in to injection, its pods labelled LABELS, and a Service NAME over them
+httpd_app() {
+    local name=$1 labels=$2 ann=$3
     cat <<YAML | k apply -f - >/dev/null
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: shop-api-$v, namespace: $APP_NS}
+metadata: {name: $name, namespace: $APP_NS}
 spec:
   replicas: 1
-  selector: {matchLabels: {app: shop-api, variant: $v}}
+  selector: {matchLabels: {$labels}}
   template:
     metadata:
-      labels: {app: shop-api, variant: $v, maskmesh.io/inject: "true"}
+      labels: {$labels, maskmesh.io/inject: "true"}
       annotations: {$ann}
     spec:
       containers:
@@ -44,12 +45,14 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: shop-api-$v, namespace: $APP_NS}
+metadata: {name: $name, namespace: $APP_NS}
 spec:
-  selector: {app: shop-api, variant: $v}
+  selector: {$labels}
   ports: [{name: http, port: 80, targetPort: http}]
 YAML
 }
+# deploy VARIANT ANNOTATIONS: the app and a Service per injection mode
+deploy() { httpd_app "shop-api-$1" "app: shop-api, variant: $1" "$2"; }
 deploy named-port ''
 deploy iptables 'maskmesh.io/mode: iptables'
 deploy native 'maskmesh.io/native-sidecar: "true"'
