@@ -114,19 +114,13 @@ void jw_str(jw *w, const char *s)
 
 size_t adm_ltoa(char out[24], long v)
 {
-    char tmp[24];
-    size_t n = 0, len = 0;
+    size_t len = 0;
     /* as unsigned, so LONG_MIN negates without overflow */
     unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
 
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
     if (v < 0)
         out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
+    len += mm_u64_dec(out + len, u);
     out[len] = '\0';
     return len;
 }

@@ -193,6 +193,19 @@ mm_err mm_buf_reserve(mm_buf *b, size_t extra)
     return MM_OK;
 }
 
+size_t mm_u64_dec(char out[20], uint64_t v)
+{
+    char tmp[20];
+    size_t k = sizeof(tmp);
+
+    do {
+        tmp[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, tmp + k, sizeof(tmp) - k);
+    return sizeof(tmp) - k;
+}
+
 mm_err mm_buf_append(mm_buf *b, const void *p, size_t n)
 {
     if (b->cap - b->len > n) { /* fast path: it fits, NUL included */

@@ -72,6 +72,9 @@ void mm_buf_free(mm_buf *b);            /* frees data; the struct may be reused 
 void mm_buf_reset(mm_buf *b);           /* len = 0, keeps the allocation */
 mm_err mm_buf_reserve(mm_buf *b, size_t extra);
 mm_err mm_buf_append(mm_buf *b, const void *p, size_t n);
+/* v in decimal into out, without a NUL; returns its length (at most 20). For hot paths, where
+ * printf costs more than the number. */
+size_t mm_u64_dec(char out[20], uint64_t v);
 mm_err mm_buf_putc(mm_buf *b, char c);
 mm_err mm_buf_puts(mm_buf *b, const char *s);
 mm_err mm_buf_printf(mm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

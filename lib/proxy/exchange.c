@@ -112,14 +112,8 @@ bool put_body(mm_buf *b, bool chunked, const char *p, size_t n)
 /* Appends a decimal number (no printf on the per-request path). */
 bool put_u64(mm_buf *b, uint64_t v)
 {
-    char tmp[24];
-    size_t k = sizeof(tmp);
-
-    do {
-        tmp[--k] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return mm_buf_append(b, tmp + k, sizeof(tmp) - k) == MM_OK;
+    char tmp[20];
+    return mm_buf_append(b, tmp, mm_u64_dec(tmp, v)) == MM_OK;
 }
 
 /* Index of the Connection header when it names more than close/keep-alive (those extra
