@@ -236,9 +236,9 @@ conntrack: {maxPerCore: 0, min: 0}
 EOF
 start kube-proxy "$BIN/kube-proxy" --config="$MM_CLUSTER_DIR/etc/kube-proxy.yaml" --v=1
 
-# --iptables-sync-period 20s, not 5m: a new pod's rules come from pod events, and twice the
-# suite saw the first app pod unprotected for more than 30 s after it was Ready; the periodic
-# full sync bounds that
+# --iptables-sync-period 20s, not 5m: a new pod's rules come from pod events and otherwise
+# from the periodic full sync, which this bounds (kube-router is built with
+# hack/k8s/kube-router/named-ports.patch: hack/k8s/README.md)
 log "kube-router (NetworkPolicy only)"
 K apply -f "$root/hack/cluster/rbac-kube-router.yaml" >/dev/null
 start kube-router "$BIN/kube-router" --kubeconfig="$MM_CLUSTER_DIR/kube-router.kubeconfig" \

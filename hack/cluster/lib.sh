@@ -101,8 +101,24 @@ iptables_cleanup() {
 
 # Leaves nothing of a cluster (this run's or a failed earlier one's): processes, containers,
 # mounts, network namespaces, links, netfilter rules, cgroups, state directories.
+# Components of ours that name this cluster's directory but no pidfile records (started by
+# hand, or left by a crash): one left running programs the next cluster's node from its stale
+# view (a kube-router started by hand once opened a new pod's app port), so teardown kills them.
+stray_procs() {
+    local p exe
+    for p in /proc/[0-9]*; do
+        exe="$(readlink "$p/exe" 2>/dev/null)" || continue
+        case "${exe##*/}" in
+            etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | \
+                kube-router | containerd) ;;
+            *) continue ;;
+        esac
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$MM_CLUSTER_DIR/" && echo "${p#/proc/} ${exe##*/}"
+    done
+}
+
 cluster_teardown() {
-    local i name pid shims cg
+    local i name pid shims cg exe
     for ((i = ${#MM_PROCS[@]} - 1; i >= 0; i--)); do
         name=${MM_PROCS[i]}
         # containers go while containerd still answers, once the kubelet no longer restarts them
@@ -118,6 +134,11 @@ cluster_teardown() {
         fi
         stop_proc "$name"
     done
+    while read -r pid exe; do
+        [ -n "$pid" ] || continue
+        log "a $exe no pidfile records (pid $pid) still runs on $MM_CLUSTER_DIR: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    done < <(stray_procs)
     # what survived its containerd: the processes in the kubelet's cgroups, then the shims
     for cg in $(kubepods_cgroups); do
         [ -f "$cg/cgroup.procs" ] || continue

@@ -33,11 +33,17 @@ if [ "${1:-}" = --only ]; then
     k8s_cmds=("$@"); only=1
 fi
 # all_there: fills missing[]; true when nothing wanted is missing
+# kube-router is built from a copy of its module source with hack/k8s/kube-router/*.patch
+# applied (the module cache stays pristine); the stamp beside the binary is the patches' hash,
+# so a binary built without them (or with older ones) is built again.
+kr_patches=("$here"/kube-router/*.patch)
+kr_stamp="$(cat "${kr_patches[@]}" | sha256sum | cut -c1-16)"
+kr_built() { [ -x "$bin/kube-router" ] && [ "$(cat "$bin/kube-router.patches" 2>/dev/null)" = "$kr_stamp" ]; }
 all_there() {
     missing=()
     for c in "${k8s_cmds[@]}"; do [ -x "$bin/$c" ] || missing+=("$c"); done
     # with --only, kube-router and CoreDNS are not wanted
-    [ ${#missing[@]} -eq 0 ] && { [ $only -eq 1 ] || { [ -x "$bin/kube-router" ] && [ -x "$bin/coredns" ]; }; }
+    [ ${#missing[@]} -eq 0 ] && { [ $only -eq 1 ] || { kr_built && [ -x "$bin/coredns" ]; }; }
 }
 if all_there; then echo "$bin"; exit 0; fi
 command -v go >/dev/null || { echo "k8s/build: go is not installed (golang-go or go.dev/dl)" >&2; exit 1; }
@@ -72,11 +78,22 @@ if [ ${#missing[@]} -gt 0 ]; then
     (cd "$here" && nice -n 10 go build -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
     for c in "${missing[@]}"; do mv "$tmp/$c" "$bin/$c"; done
 fi
-if [ $only -eq 0 ] && [ ! -x "$bin/kube-router" ]; then
-    echo "k8s/build: building kube-router $kr_version" >&2
-    (cd "$here/kube-router" && nice -n 10 go build -ldflags "-s -w" -o "$tmp/kube-router" \
-        github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+if [ $only -eq 0 ] && ! kr_built; then
+    echo "k8s/build: building kube-router $kr_version with ${kr_patches[*]##*/}" >&2
+    (cd "$here/kube-router" && go mod download github.com/cloudnativelabs/kube-router/v2)
+    kr_src="$(cd "$here/kube-router" && go list -m -f '{{.Dir}}' github.com/cloudnativelabs/kube-router/v2)"
+    # a patched copy of the module, and a copy of our go.mod that replaces the module by it
+    cp -r "$kr_src" "$tmp/kube-router-src" && chmod -R u+w "$tmp/kube-router-src"
+    for p in "${kr_patches[@]}"; do
+        patch --quiet --forward -p1 -d "$tmp/kube-router-src" <"$p" ||
+            { echo "k8s/build: $p does not apply to kube-router $kr_version" >&2; exit 1; }
+    done
+    cp "$here/kube-router/go.mod" "$tmp/go.mod" && cp "$here/kube-router/go.sum" "$tmp/go.sum"
+    echo "replace github.com/cloudnativelabs/kube-router/v2 => $tmp/kube-router-src" >>"$tmp/go.mod"
+    (cd "$here/kube-router" && nice -n 10 go build -modfile "$tmp/go.mod" -ldflags "-s -w" \
+        -o "$tmp/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
     mv "$tmp/kube-router" "$bin/kube-router"
+    echo "$kr_stamp" >"$bin/kube-router.patches"
 fi
 if [ $only -eq 0 ] && [ ! -x "$bin/coredns" ]; then
     echo "k8s/build: building coredns $dns_version" >&2
