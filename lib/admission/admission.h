@@ -144,9 +144,10 @@ typedef struct {
 /* Parses (strict RFC 8259) and checks the envelope (kind, apiVersion, request.uid). The
  * message says what is wrong and where, e.g. `request.uid: missing`. */
 mm_err mm_adm_review_parse(const char *body, size_t len, mm_adm_review *out, mm_errbuf *eb);
-/* The same for /mutate-pods: the members mm_adm_mutate never reads (request.userInfo,
- * request.oldObject, the object's metadata.managedFields, ...) are checked but left out of
- * root, so the tree costs less to build and free. */
+/* The same for /mutate-pods: only what mm_adm_mutate reads is built into root (the envelope,
+ * the pod's labels, annotations and the parts of its spec the injection looks at); the rest
+ * (request.userInfo, request.oldObject, managedFields, images, env, ...) is checked but left
+ * out, so the tree costs less to build and free. */
 mm_err mm_adm_review_parse_pod(const char *body, size_t len, mm_adm_review *out, mm_errbuf *eb);
 void mm_adm_review_clear(mm_adm_review *r);
 

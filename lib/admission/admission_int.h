@@ -47,6 +47,14 @@ mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_o
  * of a review's allocations). Subtrees taken from the tree must not outlive *keys. */
 mm_err adm_json_parse_keys(const char *s, size_t len, const char *const *skip, json_object **out,
                            char **keys, mm_errbuf *eb);
+/* The same, but `keep` (NULL-terminated, not NULL) lists what is built: a member on a path is
+ * built, all of it when the path ends there, else only the parts the longer paths name; the
+ * other members are checked and left out. An array's elements are always built (indices hold),
+ * each with what the paths through `*` name. Errors and what is accepted: as adm_json_parse. */
+mm_err adm_json_parse_only(const char *s, size_t len, const char *const *keep, json_object **out,
+                           char **keys, mm_errbuf *eb);
+/* What mm_adm_review_parse_pod builds of a review: the keep paths (review.c). */
+extern const char *const adm_mutate_keep[];
 
 /* A sticky-error JSON text writer: the first failure is kept in rc and later calls do
  * nothing, so a long piece of JSON is written straight and checked once at the end. The

@@ -20,7 +20,12 @@ typedef struct {
     size_t keys_len;
     const char *err; /* what is wrong at pos (static) */
     bool oom;
+    bool keep_mode; /* the paths given say what is built, not what is left out */
 } reader;
+
+/* keep mode: a list with no paths left: an object's members are all left out, an array's
+ * elements are built (so indices hold) as empty objects, scalars as they are */
+static const char *const keep_none[] = {NULL};
 
 /* adm_json_plain (admission_int.h): one table load per byte instead of three comparisons, in
  * the reader's and the writer's hottest loops. */
@@ -35,6 +40,28 @@ const unsigned char adm_json_plain[256] = {
     PLAIN16(0xc0), PLAIN16(0xd0), PLAIN16(0xe0), PLAIN16(0xf0),
 };
 
+/* Eight bytes at a time (SWAR) where the byte order lets the lowest set bit of a mask name
+ * the first byte that matched: the reader's two long loops, over a string's plain bytes and
+ * over indentation, then cost a few instructions per 8 bytes instead of per byte. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ADM_SWAR 1
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+static inline uint64_t load8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+/* the high bit of each byte of x that is '"', '\\' or below 0x20 (the lowest one exact: a
+ * borrow only runs upward from a byte that matched) */
+static inline uint64_t special8(uint64_t x)
+{
+    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+    return ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((x - ONES * 0x20) & ~x);
+}
+#endif
+
 static void ws_run(reader *r)
 {
     while (r->pos < r->len) {
@@ -42,6 +69,17 @@ static void ws_run(reader *r)
         if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
             return;
         r->pos++;
+#ifdef ADM_SWAR
+        if (c == '\n') /* indentation: a run of spaces after a newline */
+            while (r->pos + 8 <= r->len) {
+                uint64_t other = load8(r->s + r->pos) ^ (ONES * ' ');
+                if (other) {
+                    r->pos += (size_t)__builtin_ctzll(other) / 8;
+                    break;
+                }
+                r->pos += 8;
+            }
+#endif
     }
 }
 
@@ -88,6 +126,16 @@ static bool string(reader *r, const char **out, size_t *out_len)
 
     while (r->pos < r->len) { /* the common case: no escape */
         unsigned char c;
+#ifdef ADM_SWAR
+        while (r->pos + 8 <= r->len) {
+            uint64_t m = special8(load8(s + r->pos)) & HIGHS;
+            if (m) {
+                r->pos += (size_t)__builtin_ctzll(m) / 8;
+                break;
+            }
+            r->pos += 8;
+        }
+#endif
         while (r->pos < r->len && adm_json_plain[(unsigned char)s[r->pos]])
             r->pos++;
         if (r->pos >= r->len)
@@ -217,12 +265,14 @@ static json_object *number(reader *r, bool build)
         while (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9')
             r->pos++;
     }
-    if (!build)
-        return NULL;
+    /* the limits hold where the number is not built too: a left-out member is refused as the
+     * whole reader refuses it (same verdict, same message) */
     if (r->pos - start >= sizeof(buf)) {
         r->pos = start;
         return fail(r, "number longer than 63 characters"), NULL;
     }
+    if (!build && integral)
+        return NULL;
     memcpy(buf, s + start, r->pos - start);
     buf[r->pos - start] = '\0';
     errno = 0;
@@ -238,6 +288,8 @@ static json_object *number(reader *r, bool build)
             r->pos = start;
             return fail(r, "number out of range"), NULL;
         }
+        if (!build)
+            return NULL;
         o = json_object_new_double_s(d, buf); /* keeps the text for output */
     }
     if (!o)
@@ -267,22 +319,23 @@ static int next_item(reader *r, char close)
     return -1;
 }
 
-/* skip: the paths (NULL-terminated, "a/b/c") still to match, relative to this object. A path
- * that is just `key` drops the member; longer ones starting with `key/` go on, relative to it,
- * into *sub (at most max - 1 of them, NULL-terminated). */
-static bool drop_member(const char *const *skip, const char *key, size_t klen, const char **sub,
-                        size_t max)
+/* paths: those (NULL-terminated, "a/b/c") still to match, relative to this object. True when
+ * one is just `key`; else the longer ones starting with `key/` go on, relative to it, into
+ * *sub (at most max - 1 of them, NULL-terminated). Skip mode drops a member that a path ends
+ * at; keep mode builds it whole, builds the parts *sub names, or (neither) leaves it out. */
+static bool match_member(const char *const *paths, const char *key, size_t klen, const char **sub,
+                         size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; skip && skip[i]; i++) {
+    for (size_t i = 0; paths && paths[i]; i++) {
         /* the first byte first: most keys match no path (key is not NUL-terminated, but
          * klen == 0 leaves key[0] the closing quote, which no path starts with) */
-        if (skip[i][0] != key[0] || strncmp(skip[i], key, klen) != 0)
+        if (paths[i][0] != key[0] || strncmp(paths[i], key, klen) != 0)
             continue;
-        if (skip[i][klen] == '\0')
+        if (paths[i][klen] == '\0')
             return true;
-        if (skip[i][klen] == '/' && n + 1 < max)
-            sub[n++] = skip[i] + klen + 1;
+        if (paths[i][klen] == '/' && n + 1 < max)
+            sub[n++] = paths[i] + klen + 1;
     }
     sub[n] = NULL;
     return false;
@@ -306,6 +359,7 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
     }
     for (;;) {
         const char *k, *sub[32];
+        const char *const *sel = NULL;
         char *key = small;
         size_t klen;
         bool keep;
@@ -320,7 +374,17 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
         r->pos++;
         if (!string(r, &k, &klen))
             goto bad;
-        keep = build && !drop_member(skip, k, klen, sub, MM_ARRAY_LEN(sub));
+        if (!build || !skip) {
+            keep = build;
+        } else if (match_member(skip, k, klen, sub, MM_ARRAY_LEN(sub))) {
+            keep = r->keep_mode; /* a path ends here: all of it kept, or left out */
+        } else if (r->keep_mode) { /* the parts the paths name, or nothing */
+            keep = sub[0] != NULL;
+            sel = sub;
+        } else {
+            keep = true;
+            sel = sub[0] ? sub : NULL;
+        }
         if (keep && r->keys) { /* into the arena: json-c then keeps the pointer, no copy */
             key = r->keys + r->keys_len;
             memcpy(key, k, klen);
@@ -343,7 +407,7 @@ static bool object(reader *r, bool build, const char *const *skip, json_object *
             goto bad;
         }
         r->pos++;
-        if (!value(r, keep, keep && sub[0] ? sub : NULL, &v))
+        if (!value(r, keep, keep ? sel : NULL, &v))
             goto bad;
         if (keep && json_object_object_add_ex(o, key, v, r->keys ? JSON_C_OBJECT_KEY_IS_CONSTANT : 0) != 0) {
             json_object_put(v);
@@ -369,12 +433,21 @@ static bool array(reader *r, bool build, const char *const *skip, json_object **
 {
     json_object *a = NULL;
     const char *each[32];
+    const char *const *sel;
     size_t n = 0;
+    bool all = !skip;
 
-    for (size_t i = 0; skip && skip[i]; i++)
+    for (size_t i = 0; skip && skip[i]; i++) {
         if (skip[i][0] == '*' && skip[i][1] == '/' && n + 1 < MM_ARRAY_LEN(each))
             each[n++] = skip[i] + 2;
+        else if (skip[i][0] == '*' && skip[i][1] == '\0')
+            all = true;
+    }
     each[n] = NULL;
+    if (r->keep_mode) /* every element is built, so indices hold; `*` alone: all of each */
+        sel = all ? NULL : n ? each : keep_none;
+    else
+        sel = n ? each : NULL;
 
     r->pos++; /* [ */
     if (build && !(a = json_object_new_array())) {
@@ -390,7 +463,7 @@ static bool array(reader *r, bool build, const char *const *skip, json_object **
     for (;;) {
         json_object *v = NULL;
         int more;
-        if (!value(r, build, n ? each : NULL, &v))
+        if (!value(r, build, sel, &v))
             goto bad;
         if (build && json_object_array_add(a, v) != 0) {
             json_object_put(v);
@@ -459,10 +532,11 @@ mm_err adm_json_parse(const char *s, size_t len, const char *const *skip, json_o
     return adm_json_parse_keys(s, len, skip, out, NULL, eb);
 }
 
-mm_err adm_json_parse_keys(const char *s, size_t len, const char *const *skip, json_object **out,
-                           char **keys, mm_errbuf *eb)
+static mm_err parse(const char *s, size_t len, const char *const *paths, bool keep_mode,
+                    json_object **out, char **keys, mm_errbuf *eb)
 {
-    reader r = {.s = s, .len = len};
+    reader r = {.s = s, .len = len, .keep_mode = keep_mode};
+    const char *const *skip = paths;
     json_object *v = NULL;
     mm_err rc = MM_OK;
 
@@ -497,4 +571,16 @@ out:
     mm_free(r.keys);
     mm_buf_free(&r.scratch);
     return rc;
+}
+
+mm_err adm_json_parse_keys(const char *s, size_t len, const char *const *skip, json_object **out,
+                           char **keys, mm_errbuf *eb)
+{
+    return parse(s, len, skip, false, out, keys, eb);
+}
+
+mm_err adm_json_parse_only(const char *s, size_t len, const char *const *keep, json_object **out,
+                           char **keys, mm_errbuf *eb)
+{
+    return parse(s, len, keep, true, out, keys, eb);
 }

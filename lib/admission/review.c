@@ -15,30 +15,28 @@ void mm_adm_review_clear(mm_adm_review *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* What /mutate-pods never reads: checked, not built (a pod's managedFields alone is a third
- * of the sample review's nodes). `*` is every element of an array. The injection reads of a
- * pod: metadata labels and annotations; spec hostNetwork, restartPolicy, volumes' names; of
- * each (init) container its name, ports, probes and lifecycle; test_review_mutate holds the
- * answer to the same with nothing left out. */
-static const char *const mutate_skip[] = {
-    "request/object/metadata/managedFields", "request/oldObject", "request/userInfo",
-    "request/resource", "request/requestKind", "request/requestResource", "request/options",
-    "request/object/metadata/ownerReferences", "request/object/status",
-    "request/object/spec/tolerations", "request/object/spec/securityContext",
-    "request/object/spec/affinity",
-    /* the volume sources (the ServiceAccount plugin's projected token volume is in every pod) */
-    "request/object/spec/volumes/*/projected", "request/object/spec/volumes/*/configMap",
-    "request/object/spec/volumes/*/secret", "request/object/spec/volumes/*/downwardAPI",
-    "request/object/spec/containers/*/resources", "request/object/spec/containers/*/volumeMounts",
-    "request/object/spec/containers/*/env", "request/object/spec/containers/*/envFrom",
-    "request/object/spec/containers/*/securityContext",
-    "request/object/spec/initContainers/*/resources",
-    "request/object/spec/initContainers/*/volumeMounts",
-    "request/object/spec/initContainers/*/env",
+/* What /mutate-pods reads, the only parts of the review built (the rest is checked as JSON,
+ * not built: a pod's managedFields, status, env, the containers' images and commands...). The
+ * envelope; of the pod: metadata labels and annotations; spec hostNetwork, restartPolicy,
+ * volumes' names; of each (init) container its name, ports, probes and lifecycle.
+ * test_review_skip and fuzz_admission hold the answer to the same with nothing left out. */
+#define MUTATE_CONTAINER(list)                                                                  \
+    "request/object/spec/" list "/*/name", "request/object/spec/" list "/*/ports",              \
+        "request/object/spec/" list "/*/livenessProbe",                                          \
+        "request/object/spec/" list "/*/readinessProbe",                                         \
+        "request/object/spec/" list "/*/startupProbe", "request/object/spec/" list "/*/lifecycle"
+const char *const adm_mutate_keep[] = {
+    "kind", "apiVersion", "request/uid", "request/operation", "request/kind/kind",
+    "request/namespace", "request/name", "request/dryRun",
+    "request/object/metadata/labels", "request/object/metadata/annotations",
+    "request/object/spec/hostNetwork", "request/object/spec/restartPolicy",
+    "request/object/spec/volumes/*/name",
+    MUTATE_CONTAINER("containers"), MUTATE_CONTAINER("initContainers"),
     NULL,
 };
+#undef MUTATE_CONTAINER
 
-static mm_err review_parse(const char *body, size_t len, const char *const *skip,
+static mm_err review_parse(const char *body, size_t len, const char *const *keep,
                            mm_adm_review *out, mm_errbuf *eb)
 {
     json_object *root = NULL, *req, *dry;
@@ -49,7 +47,8 @@ static mm_err review_parse(const char *body, size_t len, const char *const *skip
     memset(out, 0, sizeof(*out));
     if (len > MM_ADM_REVIEW_MAX)
         return mm_errf(eb, MM_ELIMIT, "body of %zu bytes is larger than %u", len, MM_ADM_REVIEW_MAX);
-    if ((rc = adm_json_parse_keys(body, len, skip, &root, &keys, eb)) != MM_OK) {
+    if ((rc = (keep ? adm_json_parse_only(body, len, keep, &root, &keys, eb)
+                    : adm_json_parse_keys(body, len, NULL, &root, &keys, eb))) != MM_OK) {
         mm_errprefix(eb, "body");
         goto out;
     }
@@ -116,7 +115,7 @@ mm_err mm_adm_review_parse(const char *body, size_t len, mm_adm_review *out, mm_
 
 mm_err mm_adm_review_parse_pod(const char *body, size_t len, mm_adm_review *out, mm_errbuf *eb)
 {
-    return review_parse(body, len, mutate_skip, out, eb);
+    return review_parse(body, len, adm_mutate_keep, out, eb);
 }
 
 mm_err mm_adm_review_response(mm_buf *out, const char *uid, bool allowed, int code,

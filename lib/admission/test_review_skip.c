@@ -4,6 +4,7 @@
  * recorded wire samples and for pods that use each part the injection does read (named
  * probes and hooks, init containers, every volume kind, both modes, native sidecars), the
  * answer is byte for byte the one from the whole review. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +50,173 @@ static void test_wildcard_paths(void **state)
     t = "{\"a\":[{\"y\":[1,]}]}";
     assert_int_equal(adm_json_parse(t, strlen(t), skip, &v, &eb), MM_EPARSE);
     assert_non_null(strstr(eb.msg, "not JSON at byte 14"));
+}
+
+/* keep mode: only the paths given are built; arrays keep every element (indices hold);
+ * what is left out is still strict JSON, with the same errors as the whole reader's. */
+static void test_keep_paths(void **state)
+{
+    static const char *const keep[] = {"a/*/y", "b/*/*/z", "c", "d/e", NULL};
+    const char *t = "{\"a\":[{\"x\":1,\"y\":{\"deep\":[1,2]}},{\"x\":3},[{\"y\":1}],5],"
+                    "\"b\":[[{\"z\":1,\"k\":2}]],\"c\":{\"all\":[true,null]},\"d\":7,\"y\":7}";
+    json_object *v = NULL;
+    char *keys = NULL;
+    mm_errbuf eb, eb2;
+    (void)state;
+
+    assert_int_equal(adm_json_parse_only(t, strlen(t), keep, &v, &keys, &eb), MM_OK);
+    assert_string_equal(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+                        "{\"a\":[{\"y\":{\"deep\":[1,2]}},{},[{}],5],\"b\":[[{\"z\":1}]],"
+                        "\"c\":{\"all\":[true,null]},\"d\":7}");
+    json_object_put(v);
+    mm_free(keys);
+    /* what is left out is still read as strict JSON, failing where the whole reader fails */
+    t = "{\"q\":[{\"y\":[1,]}]}";
+    assert_int_equal(adm_json_parse_only(t, strlen(t), keep, &v, &keys, &eb), MM_EPARSE);
+    assert_int_equal(adm_json_parse(t, strlen(t), NULL, &v, &eb2), MM_EPARSE);
+    assert_string_equal(eb.msg, eb2.msg);
+    assert_non_null(strstr(eb.msg, "not JSON at byte 14"));
+}
+
+/* json-c's tree of text, cut down to what `keep` names (keep mode as adm_json_parse_only
+ * documents it, written again here the plain way: a member per path, not per byte). */
+static json_object *cut(json_object *o, const char *const *keep)
+{
+    json_object *r;
+    if (!keep) {
+        r = NULL;
+        assert_int_equal(json_object_deep_copy(o, &r, NULL), 0);
+        return r;
+    }
+    if (json_object_is_type(o, json_type_array)) {
+        const char *each[64];
+        size_t n = 0;
+        bool all = false;
+        r = json_object_new_array();
+        for (size_t i = 0; keep[i]; i++) {
+            if (strcmp(keep[i], "*") == 0)
+                all = true;
+            else if (strncmp(keep[i], "*/", 2) == 0)
+                each[n++] = keep[i] + 2;
+        }
+        each[n] = NULL;
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            json_object_array_add(r, cut(json_object_array_get_idx(o, i), all ? NULL : each));
+        return r;
+    }
+    if (!json_object_is_type(o, json_type_object))
+        return cut(o, NULL);
+    r = json_object_new_object();
+    json_object_object_foreach(o, k, v)
+    {
+        const char *sub[64];
+        size_t n = 0, kl = strlen(k);
+        bool all = false;
+        for (size_t i = 0; keep[i]; i++) {
+            if (strcmp(keep[i], k) == 0)
+                all = true;
+            else if (strncmp(keep[i], k, kl) == 0 && keep[i][kl] == '/')
+                sub[n++] = keep[i] + kl + 1;
+        }
+        sub[n] = NULL;
+        if (all || n)
+            json_object_object_add(r, k, v ? cut(v, all ? NULL : sub) : NULL);
+    }
+    return r;
+}
+
+/* Every review of the fuzz corpus and the samples: /mutate-pods' reader accepts what the whole
+ * reader accepts, and then builds exactly json-c's tree cut down to adm_mutate_keep; what it
+ * refuses, the whole reader refuses with the same message. */
+static void check_pod_reader(const char *body, size_t len, const char *what)
+{
+    mm_adm_review full, part;
+    mm_errbuf eb1, eb2;
+    mm_err r1 = mm_adm_review_parse(body, len, &full, &eb1);
+    mm_err r2 = mm_adm_review_parse_pod(body, len, &part, &eb2);
+
+    if (r1 != r2 || (r1 != MM_OK && strcmp(eb1.msg, eb2.msg) != 0))
+        fail_msg("%s: whole reader %d \"%s\", pod reader %d \"%s\"", what, r1,
+                 r1 ? eb1.msg : "", r2, r2 ? eb2.msg : "");
+    if (r1 == MM_OK) {
+        json_object *ref, *want;
+        char *z = mm_malloc(len + 1);
+        assert_non_null(z);
+        memcpy(z, body, len);
+        z[len] = '\0';
+        ref = json_tokener_parse(z);
+        mm_free(z);
+        if (!ref)
+            fail_msg("%s: json-c refuses what the reader accepts", what);
+        want = cut(ref, adm_mutate_keep);
+        if (!json_object_equal(want, part.root))
+            fail_msg("%s: the pod reader's tree is not json-c's cut down to the kept paths", what);
+        json_object_put(want);
+        json_object_put(ref);
+        mm_adm_review_clear(&full);
+        mm_adm_review_clear(&part);
+    }
+}
+
+static void test_pod_reader_corpus(void **state)
+{
+    static const char *const dirs[] = {"fuzz/corpus/admission", "tests/k8s-samples"};
+    size_t n = 0;
+    (void)state;
+
+    for (size_t d = 0; d < MM_ARRAY_LEN(dirs); d++) {
+        DIR *dir = opendir(dirs[d]);
+        struct dirent *e;
+        assert_non_null(dir);
+        while ((e = readdir(dir)) != NULL) {
+            char path[512], *text;
+            size_t len;
+            mm_errbuf eb;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dirs[d], e->d_name);
+            if (mm_read_file(path, 8u << 20, &text, &len, &eb) != MM_OK)
+                continue; /* a directory */
+            check_pod_reader(text, len, path);
+            mm_free(text);
+            n++;
+        }
+        closedir(dir);
+    }
+    assert_true(n > 400);
+}
+
+/* The sample review cut at every byte and with every byte replaced by each of a few that
+ * break JSON: never a crash, always the whole reader's verdict, and a refusal names the byte. */
+static void test_pod_reader_every_byte(void **state)
+{
+    static const char breakers[] = {'"', ']', '\\', '\0'};
+    char *text;
+    size_t len;
+    mm_errbuf eb;
+    (void)state;
+
+    assert_int_equal(mm_read_file(SAMPLES "admissionreview-pod-create.json", 1u << 20, &text,
+                                  &len, &eb), MM_OK);
+    while (len && text[len - 1] != '}') /* the trailing newline: cuts before the end only */
+        len--;
+    for (size_t cut_at = 0; cut_at < len; cut_at++) {
+        mm_adm_review rv;
+        assert_int_not_equal(mm_adm_review_parse_pod(text, cut_at, &rv, &eb), MM_OK);
+        assert_non_null(strstr(eb.msg, "at byte ")); /* a cut review is never whole JSON */
+        check_pod_reader(text, cut_at, "cut");
+    }
+    for (size_t at = 0; at < len; at++) {
+        char was = text[at];
+        for (size_t k = 0; k < sizeof(breakers); k++) {
+            char what[64];
+            text[at] = breakers[k];
+            snprintf(what, sizeof(what), "byte %zu as 0x%02x", at, (unsigned char)breakers[k]);
+            check_pod_reader(text, len, what);
+        }
+        text[at] = was;
+    }
+    mm_free(text);
 }
 
 /* The whole review and the skipping one give the same response for `pod`. */
@@ -189,6 +357,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_wildcard_paths),
+        cmocka_unit_test(test_keep_paths),
+        cmocka_unit_test(test_pod_reader_corpus),
+        cmocka_unit_test(test_pod_reader_every_byte),
         cmocka_unit_test(test_same_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
