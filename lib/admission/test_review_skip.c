@@ -334,6 +334,45 @@ static void test_same_answer(void **state)
     json_object_put(review);
 }
 
+/* The string writer escapes as json-c does (mm_buf_put_json_str, json-c's own rendering):
+ * every byte value alone and between plain runs, and strings mixing them. */
+static void test_json_str(void **state)
+{
+    char in[64];
+    uint32_t x = 2463534242u;
+    (void)state;
+    for (size_t trial = 0; trial < 4096; trial++) {
+        size_t n = trial < 256 ? 3 : (trial % 60) + 1;
+        mm_buf ours, ref;
+        json_object *js;
+        if (trial < 256) { /* byte `trial` between two plain bytes */
+            in[0] = 'a';
+            in[1] = (char)trial;
+            in[2] = 'z';
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+                /* mostly plain, often a quote, backslash or control, sometimes high bytes */
+                in[i] = x % 4 == 0 ? "\"\\\n\x01\x1f\t\b\f"[(x >> 8) % 8]
+                                   : (char)(0x20 + (x >> 8) % 0xe0);
+            }
+        }
+        mm_buf_init(&ours, 0);
+        mm_buf_init(&ref, 0);
+        assert_int_equal(adm_json_str(&ours, in, n), MM_OK);
+        assert_int_equal(mm_buf_put_json_str(&ref, in, n), MM_OK);
+        assert_int_equal(ours.len, ref.len);
+        assert_memory_equal(ours.data, ref.data, ours.len);
+        assert_int_equal(ours.data[ours.len], '\0');
+        js = json_object_new_string_len(in, (int)n);
+        assert_string_equal(mm_buf_cstr(&ours),
+                            json_object_to_json_string_ext(js, JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(js);
+        mm_buf_free(&ours);
+        mm_buf_free(&ref);
+    }
+}
+
 /* The patch's base64 is byte for byte OpenSSL's, at every length and padding. */
 static void test_base64(void **state)
 {
@@ -356,6 +395,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_json_str),
         cmocka_unit_test(test_wildcard_paths),
         cmocka_unit_test(test_keep_paths),
         cmocka_unit_test(test_pod_reader_corpus),
