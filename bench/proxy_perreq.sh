@@ -30,10 +30,9 @@ nginx_proxy_start
 # bench/proxy.sh's realistic policy, as it writes it
 sed -n '/^cat >"\$tmp\/cfg\/policies.yaml" <<.EOF.$/,/^EOF$/p' bench/proxy.sh | sed '1d;$d' >"$tmp/policies.yaml"
 grep -q 'kind: MaskingPolicy' "$tmp/policies.yaml" || { echo "$name: no policy from bench/proxy.sh"; exit 1; }
-if [ "${PERREQ_POLICY:-}" = ff1 ]; then # the card rule's action as proxy.sh's FF1 policy has it
-    sed -i 's/action: {type: mask, keepFirst: 6, keepLast: 4, char: "\*", preserveFormat: true}/action: {type: encrypt, format: ff1, key: payments, keyVersion: 1, keepFirst: 6, keepLast: 4}/' \
-        "$tmp/policies.yaml"
-    grep -q 'type: encrypt' "$tmp/policies.yaml" || { echo "$name: no FF1 policy"; exit 1; }
+if [ "${PERREQ_POLICY:-}" = ff1 ]; then
+    ff1_policy "$tmp/policies.yaml" "$tmp/ff1.yaml"
+    mv "$tmp/ff1.yaml" "$tmp/policies.yaml"
 fi
 mkdir -p "$tmp/keys"
 printf 'bench-key-0123456789abcdef' >"$tmp/keys/payments"
