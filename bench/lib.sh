@@ -28,6 +28,14 @@ start_app() { # threads
     [ -n "$APP" ] || { echo "$name: mm-testapp did not start"; exit 1; }
 }
 
+# ff1_policy IN OUT: the realistic policy IN (proxy.sh's) with the card rule's action an FF1
+# encrypt (first six and last four kept; issue 16), key payments.v1; fails when IN has no
+# such card rule
+ff1_policy() {
+    sed 's/action: {type: mask, keepFirst: 6, keepLast: 4, char: "\*", preserveFormat: true}/action: {type: encrypt, format: ff1, key: payments, keyVersion: 1, keepFirst: 6, keepLast: 4}/' \
+        "$1" >"$2"
+    grep -q 'type: encrypt' "$2" || { echo "$name: no FF1 policy"; exit 1; }
+}
 # One h2load run against url with the extra h2load arguments: prints "rps p99_ms failed"
 # (p99 from h2load's per-request log).
 # CPU clock ticks (user + system) of the processes given, all their threads

@@ -92,9 +92,7 @@ start_proxy "$tmp/cfg/tokenize.yaml" proxy2
 PX2=$PORT
 # the same policy with cards encrypted by FF1 (first six and last four kept; issue 16): held
 # to the same bar as masking
-sed 's/action: {type: mask, keepFirst: 6, keepLast: 4, char: "\*", preserveFormat: true}/action: {type: encrypt, format: ff1, key: payments, keyVersion: 1, keepFirst: 6, keepLast: 4}/' \
-    "$tmp/cfg/policies.yaml" >"$tmp/cfg/ff1.yaml"
-grep -q 'type: encrypt' "$tmp/cfg/ff1.yaml" || { echo "proxy.sh: no FF1 policy"; exit 1; }
+ff1_policy "$tmp/cfg/policies.yaml" "$tmp/cfg/ff1.yaml"
 start_proxy "$tmp/cfg/ff1.yaml" proxy3
 PX3=$PORT
 # path rules only (issue 17's large-body bar); types no rule lists pass unread (spliced)

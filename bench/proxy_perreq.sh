@@ -7,7 +7,9 @@
 #     (a plain reverse proxy with upstream keepalive) over 20,000 requests each;
 #   - instructions per request, `valgrind --tool=callgrind` on the whole proxy process:
 #     (6,000 requests - 1,000 requests) / 5,000, which takes start-up out.
-# PERREQ_ONLY=strace or callgrind runs one half. Needs strace, valgrind, h2load, nginx.
+# PERREQ_ONLY=strace or callgrind runs one half. PERREQ_POLICY=ff1 takes proxy.sh's FF1
+# policy (cards encrypted, issue 16) instead; PERREQ_KEEP=DIR keeps the callgrind outputs
+# (cg.1000, cg.6000) there, for callgrind_annotate. Needs strace, valgrind, h2load, nginx.
 # Environment: MM_BIN, MM_BUILD (as bench/run.sh sets them).
 set -u
 cd "$(dirname "$0")/.."
@@ -28,8 +30,13 @@ nginx_proxy_start
 # bench/proxy.sh's realistic policy, as it writes it
 sed -n '/^cat >"\$tmp\/cfg\/policies.yaml" <<.EOF.$/,/^EOF$/p' bench/proxy.sh | sed '1d;$d' >"$tmp/policies.yaml"
 grep -q 'kind: MaskingPolicy' "$tmp/policies.yaml" || { echo "$name: no policy from bench/proxy.sh"; exit 1; }
+if [ "${PERREQ_POLICY:-}" = ff1 ]; then
+    ff1_policy "$tmp/policies.yaml" "$tmp/ff1.yaml"
+    mv "$tmp/ff1.yaml" "$tmp/policies.yaml"
+fi
 mkdir -p "$tmp/keys"
 printf 'bench-key-0123456789abcdef' >"$tmp/keys/payments"
+printf 'bench-key-0123456789abcdef' >"$tmp/keys/payments.v1"
 printf 'app="payments"\npod-template-hash="abc"\n' >"$tmp/labels"
 URLPATH="/json?size=1024"
 
@@ -87,5 +94,6 @@ instructions() {
 }
 i1=$(instructions 1000)
 i2=$(instructions 6000)
+if [ -n "${PERREQ_KEEP:-}" ]; then mkdir -p "$PERREQ_KEEP" && cp "$tmp/cg.1000" "$tmp/cg.6000" "$PERREQ_KEEP/"; fi
 echo "maskmesh-proxy: instructions per request (callgrind, whole process): $(( (i2 - i1) / 5000 ))"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

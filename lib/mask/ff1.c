@@ -5,10 +5,11 @@
  *   - fast: when radix^v fits in 64 bits (radix 10 up to 38 numerals, radix 36 up to 24,
  *     radix 62 up to 20), NUM_radix(B) fits in b <= 8 bytes and y in d <= 12 bytes; with
  *     up to 9 decimal digits a half, y fits in 64 bits and its remainder is a Barrett
- *     reduction (multiplications; one division per call). Cards, SSNs and phone numbers
- *     take this path. CIPH(P), the PRF's first block, depends only on radix, n and the
- *     tweak length: the key keeps it per (radix, n, t) in a small lock-free cache, so a
- *     card costs its ten rounds' AES blocks and nothing else of AES.
+ *     reduction (multiplications, no division). Cards, SSNs and phone numbers take this
+ *     path. What depends only on radix, n and the tweak length (u, v, b, d, radix^u,
+ *     radix^v and their Barrett inverses, and CIPH(P), the PRF's first block) the key
+ *     keeps per (radix, n, t) in a small lock-free cache, so a card costs its ten rounds'
+ *     AES blocks, their arithmetic and little else.
  *   - reference: BIGNUM arithmetic and CIPH(P) computed on every call; any length up to
  *     FF1_MAX_LEN. Tests hold the fast path to it.
  * The key schedule is expanded once (ff1_key_new); a call borrows a copy of that context
@@ -18,8 +19,11 @@
 #include <stdatomic.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <strings.h>
 #include <string.h>
 
 /* Contexts copied from `ecb` once, lent to one call at a time: a call that finds none free
@@ -33,26 +37,106 @@
 struct ff1_slot {
     atomic_bool busy;
     EVP_CIPHER_CTX *c;
-    char pad[FF1_LINE - sizeof(atomic_bool) - sizeof(EVP_CIPHER_CTX *)];
+    void *pctx; /* the provider's own context for the same key, or NULL (see prov_setup) */
+    char pad[FF1_LINE - sizeof(atomic_bool) - sizeof(EVP_CIPHER_CTX *) - sizeof(void *)];
 };
 
 /* the slot this thread borrowed last (any key: a hint, never an owner) */
 static _Thread_local unsigned ff1_hint;
 
-/* CIPH(P) per (radix, n, t), direct-mapped: a slot is taken by the first shape that hashes
- * to it and kept (values of a field have one shape; a shape that finds its slot taken just
- * computes CIPH(P) itself). tag: 0 free, 1 being written, else pc_tag(). */
+/* What the 64-bit path needs of a shape (radix, n, t) besides the tweak's bytes. */
+typedef struct {
+    uint64_t mod_u, mod_v; /* radix^u, radix^v */
+    uint64_t inv_u, inv_v; /* floor((2^64 - 1) / mod): mod_barrett's inverses */
+    uint8_t u, v, b, d;
+    unsigned char y0[16]; /* CIPH(P): the CBC-MAC state after P */
+} ff1_shape;
+
+/* Shapes, direct-mapped: a slot is taken by the first shape that hashes to it and kept
+ * (values of a field have one shape; a shape that finds its slot taken is worked out on
+ * the call's stack). tag: 0 free, 1 being written, else pc_tag(). */
 #define FF1_PCACHE_BITS 6
 #define FF1_PCACHE (1 << FF1_PCACHE_BITS)
 
 struct ff1_key {
     EVP_CIPHER_CTX *ecb; /* AES-k-ECB, encrypting, no padding, key set */
+    /* the provider's cipher and freectx functions for AES-k-ECB when it gave them; its
+     * contexts (the slots' pctx) are freed before ecb, whose cipher keeps the provider */
+    OSSL_FUNC_cipher_cipher_fn *pcipher;
+    OSSL_FUNC_cipher_freectx_fn *pfree;
     struct ff1_slot pool[FF1_POOL];
     struct {
         _Atomic uint32_t tag;
-        unsigned char y0[16];
+        ff1_shape s;
     } pc[FF1_PCACHE];
 };
+
+/* `name` is one of the ':'-separated names of an algorithm. */
+static bool has_name(const char *names, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = names; p; p = strchr(p, ':'), p = p ? p + 1 : NULL)
+        if (strncasecmp(p, name, n) == 0 && (p[n] == ':' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* The 64-bit path's blocks go to the provider's cipher function (OSSL_FUNC_cipher_cipher,
+ * which EVP_Cipher calls) with a context of the provider's own per slot: one block then
+ * skips EVP_Cipher's checks and block-size lookups, about 60 of the 210 instructions a
+ * block costs through EVP (callgrind). Found with the provider's public dispatch table for
+ * the cipher `c` was fetched as (provider(7)); when anything is missing the slots keep
+ * pctx NULL and every block goes through EVP_Cipher. The BIGNUM path always uses EVP, so
+ * the tests that hold the two paths together also hold the two ways to AES together. */
+static void prov_setup(ff1_key *k, const EVP_CIPHER *c, const char *name,
+                       const unsigned char *key, size_t len)
+{
+    const OSSL_PROVIDER *prov = EVP_CIPHER_get0_provider(c);
+    const OSSL_ALGORITHM *algs, *a;
+    OSSL_FUNC_cipher_newctx_fn *newctx = NULL;
+    OSSL_FUNC_cipher_encrypt_init_fn *einit = NULL;
+    OSSL_FUNC_cipher_cipher_fn *ciph_fn = NULL;
+    OSSL_FUNC_cipher_freectx_fn *free_fn = NULL;
+    int no_store = 0, i;
+
+    if (!prov || !(algs = OSSL_PROVIDER_query_operation(prov, OSSL_OP_CIPHER, &no_store)))
+        return;
+    for (a = algs; a->algorithm_names && !has_name(a->algorithm_names, name); a++)
+        ;
+    for (const OSSL_DISPATCH *d = a->algorithm_names ? a->implementation : NULL;
+         d && d->function_id; d++) {
+        switch (d->function_id) {
+        case OSSL_FUNC_CIPHER_NEWCTX: newctx = OSSL_FUNC_cipher_newctx(d); break;
+        case OSSL_FUNC_CIPHER_ENCRYPT_INIT: einit = OSSL_FUNC_cipher_encrypt_init(d); break;
+        case OSSL_FUNC_CIPHER_CIPHER: ciph_fn = OSSL_FUNC_cipher_cipher(d); break;
+        case OSSL_FUNC_CIPHER_FREECTX: free_fn = OSSL_FUNC_cipher_freectx(d); break;
+        default: break;
+        }
+    }
+    if (newctx && einit && ciph_fn && free_fn) {
+        void *provctx = OSSL_PROVIDER_get0_provider_ctx(prov);
+        for (i = 0; i < FF1_POOL; i++)
+            if (!(k->pool[i].pctx = newctx(provctx)) ||
+                einit(k->pool[i].pctx, key, len, NULL, 0, NULL) != 1)
+                break;
+        if (i == FF1_POOL) {
+            k->pcipher = ciph_fn;
+            k->pfree = free_fn;
+        } else {
+            for (int j = 0; j <= i && j < FF1_POOL; j++) {
+                if (k->pool[j].pctx)
+                    free_fn(k->pool[j].pctx);
+                k->pool[j].pctx = NULL;
+            }
+        }
+    }
+    OSSL_PROVIDER_unquery_operation(prov, OSSL_OP_CIPHER, algs);
+}
+
+bool ff1_key_direct(const ff1_key *k)
+{
+    return k->pcipher != NULL;
+}
 
 mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
 {
@@ -77,6 +161,7 @@ mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
         if (!(k->pool[i].c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(k->pool[i].c, k->ecb))
             goto out;
     }
+    prov_setup(k, c, name, key, len);
     *out = k;
     k = NULL;
     rc = MM_OK;
@@ -90,9 +175,12 @@ void ff1_key_free(ff1_key *k)
 {
     if (!k)
         return;
-    EVP_CIPHER_CTX_free(k->ecb); /* OpenSSL clears the key schedule */
-    for (int i = 0; i < FF1_POOL; i++)
+    for (int i = 0; i < FF1_POOL; i++) {
+        if (k->pool[i].pctx) /* before ecb: the provider stays loaded while it lives */
+            k->pfree(k->pool[i].pctx); /* the provider clears its key schedule */
         EVP_CIPHER_CTX_free(k->pool[i].c);
+    }
+    EVP_CIPHER_CTX_free(k->ecb); /* OpenSSL clears the key schedule */
     OPENSSL_cleanse(k->pc, sizeof(k->pc));
     mm_free(k);
 }
@@ -105,9 +193,22 @@ static inline bool ciph(EVP_CIPHER_CTX *c, const unsigned char in[16], unsigned 
     return EVP_Cipher(c, out, in, 16) > 0;
 }
 
+/* One block of the 64-bit path: the provider's function when the slot has its context,
+ * else EVP_Cipher. */
+static inline bool ciph_fast(OSSL_FUNC_cipher_cipher_fn *fn, void *pctx, EVP_CIPHER_CTX *c,
+                             const unsigned char in[16], unsigned char out[16])
+{
+    size_t outl;
+    if (pctx)
+        return fn(pctx, out, &outl, 16, in, 16) == 1;
+    return ciph(c, in, out);
+}
+
 /* What both paths share for one call. */
 typedef struct {
     EVP_CIPHER_CTX *c;
+    void *pctx;            /* the slot's provider context, or NULL */
+    OSSL_FUNC_cipher_cipher_fn *pcipher;
     int slot;              /* the pool slot lent, or -1 (c is the call's own) */
     unsigned radix;
     size_t n, u, v, t, b, d;
@@ -221,76 +322,121 @@ static inline uint64_t be64(uint64_t v)
  * on that load). */
 typedef uint64_t blk128 __attribute__((vector_size(16)));
 
-static bool run64(ff1_call *f, uint8_t *x, bool decrypt, uint64_t mod_u, uint64_t mod_v)
-{
-    uint64_t a = num64(x, f->u, f->radix), bb = num64(x + f->u, f->v, f->radix);
-    uint64_t inv_u = UINT64_MAX / mod_u, inv_v = mod_v == mod_u ? inv_u : UINT64_MAX / mod_v;
-    uint64_t qhi, qlo;
+/* What the rounds of one 64-bit call share. */
+typedef struct {
+    EVP_CIPHER_CTX *c;
+    void *pctx;
+    OSSL_FUNC_cipher_cipher_fn *pcipher;
+    blk128 pre;        /* the CBC-MAC state after Q's blocks before the last */
+    uint64_t qhi, qlo; /* Q's last block as big-endian words, the round's bytes zero */
+    uint64_t ih, il;   /* [i] is i * ih in qhi (b == 8) or i * il in qlo (b < 8) */
+    unsigned d;
     unsigned char io[16];
-    blk128 pre, blk;
+} r64;
+
+/* y = NUM(S) mod `mod` for round i with [NUM(B)]^b = num: R = PRF(Q) is one block (d <= 12:
+ * S is R's first d bytes). */
+static inline bool round_y(r64 *r, int i, uint64_t num, uint64_t mod, uint64_t inv, uint64_t *ym)
+{
+    uint64_t y;
+    blk128 blk = (blk128){be64(r->qhi | r->ih * (uint64_t)i),
+                          be64(r->qlo | num | r->il * (uint64_t)i)} ^ r->pre;
+
+    memcpy(r->io, &blk, 16);
+    if (!ciph_fast(r->pcipher, r->pctx, r->c, r->io, r->io))
+        return false;
+    memcpy(&y, r->io, 8);
+    if (r->d == 8) { /* b <= 4 (v up to 9 decimal digits): y fits in 64 bits */
+        *ym = mod_barrett(be64(y), mod, inv);
+    } else { /* d == 12: y < 2^96 */
+        uint32_t y2;
+        memcpy(&y2, r->io + 8, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        y2 = __builtin_bswap32(y2);
+#endif
+        *ym = (uint64_t)((((unsigned __int128)be64(y)) << 32 | y2) % mod);
+    }
+    return true;
+}
+
+/* (a + y) mod m, both terms below m: one subtraction (a wrapped sum is past m too, and the
+ * subtraction wraps it back), as in mod_barrett without a branch; and (a - y) mod m. */
+static inline uint64_t add_mod(uint64_t a, uint64_t y, uint64_t m)
+{
+    uint64_t c;
+    bool wrap = __builtin_add_overflow(a, y, &c);
+    return c - (wrap || c >= m ? m : 0);
+}
+
+static inline uint64_t sub_mod(uint64_t a, uint64_t y, uint64_t m)
+{
+    return a - y + (a < y ? m : 0);
+}
+
+/* The ten rounds in pairs, so each half's modulus and inverse are constants of the code
+ * path rather than chosen per round: round i uses m = u when i is even, v when odd. */
+static bool run64(const ff1_call *f, const ff1_shape *sh, uint8_t *x, bool decrypt)
+{
+    uint64_t a = num64(x, sh->u, f->radix), bb = num64(x + sh->u, sh->v, f->radix), ym, c;
+    r64 r;
+    bool ok = false;
+
+    r.c = f->c;
+    r.pctx = f->pctx;
+    r.pcipher = f->pcipher;
+    r.d = sh->d;
 
     /* [i] and [NUM(B)]^b (b <= 8 here) are Q's last b + 1 bytes: the blocks before the last
      * are the same every round, so the CBC-MAC state after them (pre) is computed once */
-    memcpy(&pre, f->y0, 16);
+    memcpy(&r.pre, sh->y0, 16);
     for (size_t off = 0; off + 16 < f->qlen; off += 16) {
+        blk128 blk;
         memcpy(&blk, f->q + off, 16);
-        blk ^= pre;
-        memcpy(io, &blk, 16);
-        if (!ciph(f->c, io, io))
-            return false;
-        memcpy(&pre, io, 16);
+        blk ^= r.pre;
+        memcpy(r.io, &blk, 16);
+        if (!ciph_fast(r.pcipher, r.pctx, r.c, r.io, r.io))
+            goto out;
+        memcpy(&r.pre, r.io, 16);
     }
-    /* the last block as big-endian words, the round's bytes still zero */
-    memcpy(&qhi, f->q + f->qlen - 16, 8);
-    memcpy(&qlo, f->q + f->qlen - 8, 8);
-    qhi = be64(qhi);
-    qlo = be64(qlo);
-    for (int step = 0; step < 10; step++) {
-        int i = decrypt ? 9 - step : step;
-        uint64_t mod = (i & 1) ? mod_v : mod_u;
-        uint64_t hi = qhi, lo = qlo | (decrypt ? a : bb); /* the half fed to the PRF */
-        uint64_t ym;
-
-        if (f->b < 8)
-            lo |= (uint64_t)i << (8 * f->b);
-        else
-            hi |= (uint64_t)i;
-        blk = (blk128){be64(hi), be64(lo)} ^ pre;
-        memcpy(io, &blk, 16);
-        if (!ciph(f->c, io, io)) /* R; d <= 12: S is R's first d bytes */
-            return false;
-        if (f->d == 8) { /* b <= 4 (v up to 9 decimal digits): y fits in 64 bits */
-            uint64_t y;
-            memcpy(&y, io, 8);
-            ym = mod_barrett(be64(y), mod, (i & 1) ? inv_v : inv_u);
-        } else { /* d == 12: y < 2^96 */
-            uint64_t y;
-            uint32_t y2;
-            memcpy(&y, io, 8);
-            memcpy(&y2, io + 8, 4);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            y2 = __builtin_bswap32(y2);
-#endif
-            ym = (uint64_t)((((unsigned __int128)be64(y)) << 32 | y2) % mod);
-        }
-        if (!decrypt) {
-            /* c = (NUM(A) + y) mod radix^m: both terms are below mod, so one subtraction
-             * (a wrapped sum is past mod too, and the subtraction wraps it back) */
-            uint64_t c;
-            bool wrap = __builtin_add_overflow(a, ym, &c);
-            c -= wrap || c >= mod ? mod : 0; /* as in mod_barrett: no branch */
+    memcpy(&r.qhi, f->q + f->qlen - 16, 8);
+    memcpy(&r.qlo, f->q + f->qlen - 8, 8);
+    r.qhi = be64(r.qhi);
+    r.qlo = be64(r.qlo);
+    r.ih = sh->b == 8;
+    r.il = sh->b < 8 ? (uint64_t)1 << (8 * sh->b) : 0;
+    if (!decrypt) {
+        for (int i = 0; i < 10; i += 2) {
+            if (!round_y(&r, i, bb, sh->mod_u, sh->inv_u, &ym))
+                goto out;
+            c = add_mod(a, ym, sh->mod_u);
             a = bb;
             bb = c;
-        } else {
-            uint64_t c = bb - ym + (bb < ym ? mod : 0);
+            if (!round_y(&r, i + 1, bb, sh->mod_v, sh->inv_v, &ym))
+                goto out;
+            c = add_mod(a, ym, sh->mod_v);
+            a = bb;
+            bb = c;
+        }
+    } else {
+        for (int i = 9; i > 0; i -= 2) {
+            if (!round_y(&r, i, a, sh->mod_v, sh->inv_v, &ym))
+                goto out;
+            c = sub_mod(bb, ym, sh->mod_v);
+            bb = a;
+            a = c;
+            if (!round_y(&r, i - 1, a, sh->mod_u, sh->inv_u, &ym))
+                goto out;
+            c = sub_mod(bb, ym, sh->mod_u);
             bb = a;
             a = c;
         }
     }
-    OPENSSL_cleanse(io, sizeof(io));
-    str64(a, x, f->u, f->radix);
-    str64(bb, x + f->u, f->v, f->radix);
-    return true;
+    str64(a, x, sh->u, f->radix);
+    str64(bb, x + sh->u, sh->v, f->radix);
+    ok = true;
+out:
+    explicit_bzero(r.io, sizeof(r.io)); /* as OPENSSL_cleanse, without its indirect call */
+    return ok;
 }
 
 /* ---- the BIGNUM path ------------------------------------------------------------------ */
@@ -355,52 +501,95 @@ out:
     return ok;
 }
 
-/* ---- CIPH(P) ------------------------------------------------------------------------- */
+/* ---- shapes --------------------------------------------------------------------------- */
 
 /* radix < 64, n <= 4096, t <= 256: 28 bits; the low two bits set tell it from 0 and 1. */
-static inline uint32_t pc_tag(const ff1_call *f)
+static inline uint32_t pc_tag(unsigned radix, size_t n, size_t t)
 {
-    return (uint32_t)(f->radix | f->n << 6 | f->t << 19) << 2 | 3;
+    return (uint32_t)(radix | n << 6 | t << 19) << 2 | 3;
 }
 
-/* f->y0 = CIPH(p), from the key's cache when this shape is there, else computed (and
- * stored when its slot is free). The slot's bytes are written once, before the release
+static inline size_t pc_slot(uint32_t tag)
+{
+    return (uint32_t)(tag * 2654435761u) >> (32 - FF1_PCACHE_BITS); /* Fibonacci */
+}
+
+/* The cached shape for tag, or NULL. A slot's bytes are written once, before the release
  * store of its tag, and never again, so a reader that sees the tag reads them whole. */
-static bool p_cached(const ff1_key *k, ff1_call *f, const unsigned char p[16])
+static inline const ff1_shape *shape_cached(const ff1_key *k, uint32_t tag)
+{
+    size_t slot = pc_slot(tag);
+    if (atomic_load_explicit(&k->pc[slot].tag, memory_order_acquire) != tag)
+        return NULL;
+    return &k->pc[slot].s;
+}
+
+/* Keeps *sh for tag when its slot is free. */
+static void shape_store(const ff1_key *k, uint32_t tag, const ff1_shape *sh)
 {
     ff1_key *kk = (ff1_key *)k; /* the cache is the key's only mutable part */
-    uint32_t tag = pc_tag(f), t, free_tag = 0;
-    size_t slot = (uint32_t)(tag * 2654435761u) >> (32 - FF1_PCACHE_BITS); /* Fibonacci */
+    size_t slot = pc_slot(tag);
+    uint32_t free_tag = 0;
 
-    t = atomic_load_explicit(&kk->pc[slot].tag, memory_order_acquire);
-    if (t == tag) {
-        memcpy(f->y0, kk->pc[slot].y0, 16);
-        return true;
-    }
-    if (!ciph(f->c, p, f->y0))
-        return false;
-    if (t == 0 && atomic_compare_exchange_strong_explicit(&kk->pc[slot].tag, &free_tag, 1,
-                                                          memory_order_acquire,
-                                                          memory_order_relaxed)) {
-        memcpy(kk->pc[slot].y0, f->y0, 16);
+    if (atomic_compare_exchange_strong_explicit(&kk->pc[slot].tag, &free_tag, 1,
+                                                memory_order_acquire, memory_order_relaxed)) {
+        kk->pc[slot].s = *sh;
         atomic_store_explicit(&kk->pc[slot].tag, tag, memory_order_release);
     }
-    return true;
+}
+
+/* P = [1] [2] [1] [radix]^3 [10] [u mod 256] [n]^4 [t]^4 */
+static void p_block(unsigned radix, size_t u, size_t n, size_t t, unsigned char p[16])
+{
+    p[0] = 1;
+    p[1] = 2;
+    p[2] = 1;
+    p[3] = (unsigned char)(radix >> 16);
+    p[4] = (unsigned char)(radix >> 8);
+    p[5] = (unsigned char)radix;
+    p[6] = 10;
+    p[7] = (unsigned char)(u & 0xFF);
+    for (int i = 0; i < 4; i++) {
+        p[8 + i] = (unsigned char)(n >> (24 - 8 * i));
+        p[12 + i] = (unsigned char)(t >> (24 - 8 * i));
+    }
+}
+
+/* b = ceil(ceil(v log2 radix) / 8), d = 4 ceil(b / 4) + 4 */
+static void set_bd(ff1_call *f, size_t bits)
+{
+    f->b = (bits + 7) / 8;
+    f->d = 4 * ((f->b + 3) / 4) + 4;
 }
 
 /* ---- the call ------------------------------------------------------------------------- */
+
+/* The BIGNUM path's moduli and b, d; P's cipher (f->y0) is computed by the caller. */
+static bool bn_setup(ff1_call *f, BN_CTX *bc, BIGNUM *mod_u, BIGNUM *mod_v)
+{
+    BIGNUM *r = BN_new();
+    bool ok = r && BN_set_word(r, f->radix) && BN_set_word(mod_u, (BN_ULONG)f->u) &&
+              BN_exp(mod_u, r, mod_u, bc) && BN_set_word(mod_v, (BN_ULONG)f->v) &&
+              BN_exp(mod_v, r, mod_v, bc) && BN_sub_word(mod_v, 1);
+    BN_free(r);
+    if (!ok)
+        return false;
+    set_bd(f, (size_t)BN_num_bits(mod_v)); /* the bit length of radix^v - 1 */
+    return BN_add_word(mod_v, 1);
+}
 
 mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, size_t tlen,
                  const uint8_t *in, size_t n, uint8_t *out, bool decrypt, bool bignum)
 {
     mm_err rc = MM_ENOMEM;
     ff1_call f = {.slot = -1};
+    ff1_shape local;
+    const ff1_shape *sh = NULL;
     unsigned char p[16];
     unsigned char qbuf[64];
     BN_CTX *bc = NULL;
     BIGNUM *mod_u = NULL, *mod_v = NULL;
-    uint64_t m64u, m64v;
-    size_t bits;
+    uint32_t tag = pc_tag(radix, n, tlen);
 
     if (radix < 2 || radix > 62 || (tlen && !tweak))
         return MM_EINVAL;
@@ -411,91 +600,79 @@ mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, s
     for (size_t i = 0; i < n; i++)
         if (in[i] >= radix)
             return MM_EINVAL;
-    {   /* radix^n >= 100 */
-        uint64_t dom = 1;
-        for (size_t i = 0; i < n && dom < 100; i++)
-            dom *= radix;
-        if (dom < 100)
-            return MM_EINVAL;
-    }
     f.radix = radix;
     f.n = n;
     f.u = n / 2;
     f.v = n - f.u;
     f.t = tlen;
     f.tweak = tweak;
-    m64u = bignum ? 0 : pow64(radix, f.u);
-    m64v = bignum ? 0 : pow64(radix, f.v);
-    if (m64v) {
-        /* b = ceil(ceil(v log2 radix) / 8); ceil(v log2 radix) is the bit length of
-         * radix^v - 1 */
-        bits = m64v > 1 ? 64 - (size_t)__builtin_clzll(m64v - 1) : 0;
-    } else {
-        if (!(bc = BN_CTX_new()) || !(mod_u = BN_new()) || !(mod_v = BN_new()))
-            goto out;
-        if (!BN_set_word(mod_u, radix) || !BN_set_word(mod_v, radix))
-            goto out;
-        BIGNUM *r = BN_new();
-        bool ok = r && BN_set_word(r, radix) && BN_set_word(mod_u, (BN_ULONG)f.u) &&
-                  BN_exp(mod_u, r, mod_u, bc) && BN_set_word(mod_v, (BN_ULONG)f.v) &&
-                  BN_exp(mod_v, r, mod_v, bc) && BN_sub_word(mod_v, 1);
-        BN_free(r);
-        if (!ok)
-            goto out;
-        bits = (size_t)BN_num_bits(mod_v);
-        if (!BN_add_word(mod_v, 1))
-            goto out;
+    if (!bignum)
+        sh = shape_cached(k, tag); /* only shapes that passed the checks below are kept */
+    if (!sh) {
+        uint64_t dom = 1; /* radix^n >= 100 */
+        for (size_t i = 0; i < n && dom < 100; i++)
+            dom *= radix;
+        if (dom < 100)
+            return MM_EINVAL;
     }
-    f.b = (bits + 7) / 8;
-    f.d = 4 * ((f.b + 3) / 4) + 4;
-    f.qlen = (tlen + f.b + 1 + 15) / 16 * 16;
-
-    /* P = [1] [2] [1] [radix]^3 [10] [u mod 256] [n]^4 [t]^4 */
-    p[0] = 1;
-    p[1] = 2;
-    p[2] = 1;
-    p[3] = (unsigned char)(radix >> 16);
-    p[4] = (unsigned char)(radix >> 8);
-    p[5] = (unsigned char)radix;
-    p[6] = 10;
-    p[7] = (unsigned char)(f.u & 0xFF);
-    for (int i = 0; i < 4; i++) {
-        p[8 + i] = (unsigned char)(n >> (24 - 8 * i));
-        p[12 + i] = (unsigned char)(tlen >> (24 - 8 * i));
-    }
-    f.q = f.qlen <= sizeof(qbuf) ? qbuf : mm_malloc(f.qlen);
-    if (!f.q)
-        goto out;
-    memset(f.q, 0, f.qlen);
-    if (tlen)
-        memcpy(f.q, tweak, tlen);
     for (unsigned i = 0, h = ff1_hint; i < FF1_POOL && f.slot < 0; i++) {
         unsigned j = (h + i) % FF1_POOL;
         if (!atomic_exchange_explicit(&((ff1_key *)k)->pool[j].busy, true,
                                       memory_order_acquire)) {
             f.slot = (int)j;
             f.c = k->pool[j].c;
+            f.pctx = k->pool[j].pctx;
+            f.pcipher = k->pcipher;
             ff1_hint = j;
         }
     }
     if (f.slot < 0 && (!(f.c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(f.c, k->ecb)))
         goto out;
-    if (!(m64v ? p_cached(k, &f, p) : ciph(f.c, p, f.y0)))
+    if (!sh) {
+        uint64_t m64u = bignum ? 0 : pow64(radix, f.u), m64v = bignum ? 0 : pow64(radix, f.v);
+        p_block(radix, f.u, n, tlen, p);
+        if (m64v) {
+            /* the bit length of radix^v - 1 is ceil(v log2 radix) */
+            set_bd(&f, m64v > 1 ? 64 - (size_t)__builtin_clzll(m64v - 1) : 0);
+            local = (ff1_shape){.mod_u = m64u, .mod_v = m64v, .inv_u = UINT64_MAX / m64u,
+                                .inv_v = UINT64_MAX / m64v, .u = (uint8_t)f.u,
+                                .v = (uint8_t)f.v, .b = (uint8_t)f.b, .d = (uint8_t)f.d};
+            if (!ciph(f.c, p, local.y0))
+                goto out;
+            shape_store(k, tag, &local);
+            sh = &local;
+        } else {
+            if (!(bc = BN_CTX_new()) || !(mod_u = BN_new()) || !(mod_v = BN_new()) ||
+                !bn_setup(&f, bc, mod_u, mod_v) || !ciph(f.c, p, f.y0))
+                goto out;
+        }
+    } else {
+        f.b = sh->b;
+        f.d = sh->d;
+    }
+    f.qlen = (tlen + f.b + 1 + 15) / 16 * 16;
+    f.q = f.qlen <= sizeof(qbuf) ? qbuf : mm_malloc(f.qlen);
+    if (!f.q)
         goto out;
+    memset(f.q, 0, f.qlen);
+    if (tlen)
+        memcpy(f.q, tweak, tlen);
     if (out != in)
         memcpy(out, in, n);
-    if (m64v ? run64(&f, out, decrypt, m64u, m64v) : run_bn(&f, out, decrypt, mod_u, mod_v, bc))
+    if (sh ? run64(&f, sh, out, decrypt) : run_bn(&f, out, decrypt, mod_u, mod_v, bc))
         rc = MM_OK;
 out:
     if (f.q && f.q != qbuf)
         mm_free(f.q);
-    OPENSSL_cleanse(&f.y0, sizeof(f.y0));
+    if (sh == &local)
+        OPENSSL_cleanse(&local, sizeof(local));
     if (f.slot >= 0)
         atomic_store_explicit(&((ff1_key *)k)->pool[f.slot].busy, false,
                               memory_order_release);
     else
         EVP_CIPHER_CTX_free(f.c);
-    if (bc) { /* the BIGNUM path only: three calls saved per card */
+    if (bc) { /* the BIGNUM path only: calls saved per card */
+        OPENSSL_cleanse(&f.y0, sizeof(f.y0));
         BN_free(mod_u);
         BN_free(mod_v);
         BN_CTX_free(bc);

@@ -737,6 +737,29 @@ def t_audit_mode(env):
         px.stop()
 
 
+def t_finding_counts_exact(env):
+    """maskmesh_proxy_masked_values_total counts every value once, by rule: the worker's
+    per-rule counts (which guess the next rule from the order items give their findings
+    in) must add up to what the bodies held, over several bodies and both rules."""
+    px = Proxy(env.app_port)
+    try:
+        direct = get(env.app_port, "/json?size=3000")[2]
+        cards, emails = direct.count(CARD.encode()), direct.count(b"@example.com")
+        assert cards > 3 and emails > 3, (cards, emails)
+        for _ in range(5):
+            st, _, body = get(px.port, "/json?size=3000")
+            assert st == 200 and CARD.encode() not in body
+        want = {"card": 5 * cards, "contact": 5 * emails}
+        wait_for(lambda: all(metric(px, "maskmesh_proxy_masked_values_total", rule=r,
+                                    applied="true") >= n for r, n in want.items()),
+                 what="findings counted")
+        for r, n in want.items():
+            got = metric(px, "maskmesh_proxy_masked_values_total", rule=r, applied="true")
+            assert got == n, (r, got, n)
+    finally:
+        px.stop()
+
+
 def t_exemptions(env):
     billing = "By=spiffe://cluster.local/ns/shop/sa/app;Hash=abc;URI=spiffe://cluster.local/ns/shop/sa/billing"
     other = "By=spiffe://x;URI=spiffe://cluster.local/ns/shop/sa/frontend"
@@ -1043,7 +1066,7 @@ TESTS = [t_json_content_length, t_chunk_boundaries_inside_values, t_ndjson_strea
          t_large_body, t_keepalive_and_pool_reuse, t_recycled_state_between_requests, t_pipelined, t_concurrent,
          t_upstream_failures, t_malformed_blocks, t_malformed_mid_stream_is_cut,
          t_onerror_passthrough_and_redact,
-         t_headers_masked, t_head_204_304, t_slow_reader, t_spliced_bodies, t_http10_client, t_request_bodies, t_audit_mode, t_exemptions,
+         t_headers_masked, t_head_204_304, t_slow_reader, t_spliced_bodies, t_http10_client, t_request_bodies, t_audit_mode, t_finding_counts_exact, t_exemptions,
          t_default_deny,
          t_limits, t_admin, t_reload_under_load, t_inflight_keeps_old_config, t_upstream_timeout, t_sigterm_drain,
          t_quitquitquit, t_log_is_json_without_values]
