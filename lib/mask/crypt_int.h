@@ -20,9 +20,6 @@ typedef struct ff1_key ff1_key;
 
 mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out);
 void ff1_key_free(ff1_key *k);
-/* Whether the 64-bit path's blocks go to the provider's cipher function directly (else
- * through EVP_Cipher, as the BIGNUM path's always do); for tests. */
-bool ff1_key_direct(const ff1_key *k);
 
 /* FF1.Encrypt / FF1.Decrypt (SP 800-38G Algorithms 7 and 8) of `n` numerals (each
  * 0..radix-1) into `out` (may be `in`). radix 2..62; radix^n must be at least 100 (the

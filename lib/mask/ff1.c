@@ -19,11 +19,8 @@
 #include <stdatomic.h>
 
 #include <openssl/bn.h>
-#include <openssl/core_dispatch.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/provider.h>
-#include <strings.h>
 #include <string.h>
 
 /* Contexts copied from `ecb` once, lent to one call at a time: a call that finds none free
@@ -37,8 +34,7 @@
 struct ff1_slot {
     atomic_bool busy;
     EVP_CIPHER_CTX *c;
-    void *pctx; /* the provider's own context for the same key, or NULL (see prov_setup) */
-    char pad[FF1_LINE - sizeof(atomic_bool) - sizeof(EVP_CIPHER_CTX *) - sizeof(void *)];
+    char pad[FF1_LINE - sizeof(atomic_bool) - sizeof(EVP_CIPHER_CTX *)];
 };
 
 /* the slot this thread borrowed last (any key: a hint, never an owner) */
@@ -60,83 +56,12 @@ typedef struct {
 
 struct ff1_key {
     EVP_CIPHER_CTX *ecb; /* AES-k-ECB, encrypting, no padding, key set */
-    /* the provider's cipher and freectx functions for AES-k-ECB when it gave them; its
-     * contexts (the slots' pctx) are freed before ecb, whose cipher keeps the provider */
-    OSSL_FUNC_cipher_cipher_fn *pcipher;
-    OSSL_FUNC_cipher_freectx_fn *pfree;
     struct ff1_slot pool[FF1_POOL];
     struct {
         _Atomic uint32_t tag;
         ff1_shape s;
     } pc[FF1_PCACHE];
 };
-
-/* `name` is one of the ':'-separated names of an algorithm. */
-static bool has_name(const char *names, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = names; p; p = strchr(p, ':'), p = p ? p + 1 : NULL)
-        if (strncasecmp(p, name, n) == 0 && (p[n] == ':' || p[n] == '\0'))
-            return true;
-    return false;
-}
-
-/* The 64-bit path's blocks go to the provider's cipher function (OSSL_FUNC_cipher_cipher,
- * which EVP_Cipher calls) with a context of the provider's own per slot: one block then
- * skips EVP_Cipher's checks and block-size lookups, about 60 of the 210 instructions a
- * block costs through EVP (callgrind). Found with the provider's public dispatch table for
- * the cipher `c` was fetched as (provider(7)); when anything is missing the slots keep
- * pctx NULL and every block goes through EVP_Cipher. The BIGNUM path always uses EVP, so
- * the tests that hold the two paths together also hold the two ways to AES together. */
-static void prov_setup(ff1_key *k, const EVP_CIPHER *c, const char *name,
-                       const unsigned char *key, size_t len)
-{
-    const OSSL_PROVIDER *prov = EVP_CIPHER_get0_provider(c);
-    const OSSL_ALGORITHM *algs, *a;
-    OSSL_FUNC_cipher_newctx_fn *newctx = NULL;
-    OSSL_FUNC_cipher_encrypt_init_fn *einit = NULL;
-    OSSL_FUNC_cipher_cipher_fn *ciph_fn = NULL;
-    OSSL_FUNC_cipher_freectx_fn *free_fn = NULL;
-    int no_store = 0, i;
-
-    if (!prov || !(algs = OSSL_PROVIDER_query_operation(prov, OSSL_OP_CIPHER, &no_store)))
-        return;
-    for (a = algs; a->algorithm_names && !has_name(a->algorithm_names, name); a++)
-        ;
-    for (const OSSL_DISPATCH *d = a->algorithm_names ? a->implementation : NULL;
-         d && d->function_id; d++) {
-        switch (d->function_id) {
-        case OSSL_FUNC_CIPHER_NEWCTX: newctx = OSSL_FUNC_cipher_newctx(d); break;
-        case OSSL_FUNC_CIPHER_ENCRYPT_INIT: einit = OSSL_FUNC_cipher_encrypt_init(d); break;
-        case OSSL_FUNC_CIPHER_CIPHER: ciph_fn = OSSL_FUNC_cipher_cipher(d); break;
-        case OSSL_FUNC_CIPHER_FREECTX: free_fn = OSSL_FUNC_cipher_freectx(d); break;
-        default: break;
-        }
-    }
-    if (newctx && einit && ciph_fn && free_fn) {
-        void *provctx = OSSL_PROVIDER_get0_provider_ctx(prov);
-        for (i = 0; i < FF1_POOL; i++)
-            if (!(k->pool[i].pctx = newctx(provctx)) ||
-                einit(k->pool[i].pctx, key, len, NULL, 0, NULL) != 1)
-                break;
-        if (i == FF1_POOL) {
-            k->pcipher = ciph_fn;
-            k->pfree = free_fn;
-        } else {
-            for (int j = 0; j <= i && j < FF1_POOL; j++) {
-                if (k->pool[j].pctx)
-                    free_fn(k->pool[j].pctx);
-                k->pool[j].pctx = NULL;
-            }
-        }
-    }
-    OSSL_PROVIDER_unquery_operation(prov, OSSL_OP_CIPHER, algs);
-}
-
-bool ff1_key_direct(const ff1_key *k)
-{
-    return k->pcipher != NULL;
-}
 
 mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
 {
@@ -161,7 +86,6 @@ mm_err ff1_key_new(const unsigned char *key, size_t len, ff1_key **out)
         if (!(k->pool[i].c = EVP_CIPHER_CTX_new()) || !EVP_CIPHER_CTX_copy(k->pool[i].c, k->ecb))
             goto out;
     }
-    prov_setup(k, c, name, key, len);
     *out = k;
     k = NULL;
     rc = MM_OK;
@@ -175,12 +99,9 @@ void ff1_key_free(ff1_key *k)
 {
     if (!k)
         return;
-    for (int i = 0; i < FF1_POOL; i++) {
-        if (k->pool[i].pctx) /* before ecb: the provider stays loaded while it lives */
-            k->pfree(k->pool[i].pctx); /* the provider clears its key schedule */
-        EVP_CIPHER_CTX_free(k->pool[i].c);
-    }
     EVP_CIPHER_CTX_free(k->ecb); /* OpenSSL clears the key schedule */
+    for (int i = 0; i < FF1_POOL; i++)
+        EVP_CIPHER_CTX_free(k->pool[i].c);
     OPENSSL_cleanse(k->pc, sizeof(k->pc));
     mm_free(k);
 }
@@ -193,22 +114,9 @@ static inline bool ciph(EVP_CIPHER_CTX *c, const unsigned char in[16], unsigned 
     return EVP_Cipher(c, out, in, 16) > 0;
 }
 
-/* One block of the 64-bit path: the provider's function when the slot has its context,
- * else EVP_Cipher. */
-static inline bool ciph_fast(OSSL_FUNC_cipher_cipher_fn *fn, void *pctx, EVP_CIPHER_CTX *c,
-                             const unsigned char in[16], unsigned char out[16])
-{
-    size_t outl;
-    if (pctx)
-        return fn(pctx, out, &outl, 16, in, 16) == 1;
-    return ciph(c, in, out);
-}
-
 /* What both paths share for one call. */
 typedef struct {
     EVP_CIPHER_CTX *c;
-    void *pctx;            /* the slot's provider context, or NULL */
-    OSSL_FUNC_cipher_cipher_fn *pcipher;
     int slot;              /* the pool slot lent, or -1 (c is the call's own) */
     unsigned radix;
     size_t n, u, v, t, b, d;
@@ -325,8 +233,6 @@ typedef uint64_t blk128 __attribute__((vector_size(16)));
 /* What the rounds of one 64-bit call share. */
 typedef struct {
     EVP_CIPHER_CTX *c;
-    void *pctx;
-    OSSL_FUNC_cipher_cipher_fn *pcipher;
     blk128 pre;        /* the CBC-MAC state after Q's blocks before the last */
     uint64_t qhi, qlo; /* Q's last block as big-endian words, the round's bytes zero */
     uint64_t ih, il;   /* [i] is i * ih in qhi (b == 8) or i * il in qlo (b < 8) */
@@ -343,7 +249,7 @@ static inline bool round_y(r64 *r, int i, uint64_t num, uint64_t mod, uint64_t i
                           be64(r->qlo | num | r->il * (uint64_t)i)} ^ r->pre;
 
     memcpy(r->io, &blk, 16);
-    if (!ciph_fast(r->pcipher, r->pctx, r->c, r->io, r->io))
+    if (!ciph(r->c, r->io, r->io))
         return false;
     memcpy(&y, r->io, 8);
     if (r->d == 8) { /* b <= 4 (v up to 9 decimal digits): y fits in 64 bits */
@@ -382,8 +288,6 @@ static bool run64(const ff1_call *f, const ff1_shape *sh, uint8_t *x, bool decry
     bool ok = false;
 
     r.c = f->c;
-    r.pctx = f->pctx;
-    r.pcipher = f->pcipher;
     r.d = sh->d;
 
     /* [i] and [NUM(B)]^b (b <= 8 here) are Q's last b + 1 bytes: the blocks before the last
@@ -394,7 +298,7 @@ static bool run64(const ff1_call *f, const ff1_shape *sh, uint8_t *x, bool decry
         memcpy(&blk, f->q + off, 16);
         blk ^= r.pre;
         memcpy(r.io, &blk, 16);
-        if (!ciph_fast(r.pcipher, r.pctx, r.c, r.io, r.io))
+        if (!ciph(r.c, r.io, r.io))
             goto out;
         memcpy(&r.pre, r.io, 16);
     }
@@ -621,8 +525,6 @@ mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, s
                                       memory_order_acquire)) {
             f.slot = (int)j;
             f.c = k->pool[j].c;
-            f.pctx = k->pool[j].pctx;
-            f.pcipher = k->pcipher;
             ff1_hint = j;
         }
     }
