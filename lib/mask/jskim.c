@@ -1,6 +1,8 @@
 /* lib/mask: skimming a JSON container that no rule can touch (json.c decides which), by the
  * tokens of simd_int.h's block masks instead of byte by byte: whitespace and string contents
  * are never looked at one byte at a time, only the structure, numbers, literals and escapes.
+ * Where only detectors read values, it hands each string and number whole to them (jread.c
+ * through sk_values) and the untouched stretches between go out as one run.
  * It accepts exactly what json.c's machine accepts; at the first thing it is not sure of (an
  * error, an escape it cannot see the end of, a token cut by the end of the chunk, a member
  * name that may be over the limit, nesting at the limit) it stops before the token, and
@@ -111,7 +113,7 @@ static inline uint64_t below(unsigned k)
  * stack. */
 enum { S_VAL_O, S_VAL_A, S_ARR_FIRST, S_OBJ_FIRST, S_OBJ_KEY, S_COLON, S_AFTER_O, S_AFTER_A,
        S_N, /* actions: */ A_PUSH_O = S_N, A_PUSH_A, A_POP, A_SCALAR_O, A_SCALAR_A, A_COLON,
-       A_KEY, A_VALUE, A_STOP };
+       A_KEY, A_VALUE, A_STR_O, A_STR_A, A_NAME, A_RCOLON, A_STOP };
 enum { C_OTHER, C_QUOTE, C_SCALAR, C_LBRACE, C_LBRACKET, C_RBRACE, C_RBRACKET, C_COLON, C_COMMA };
 static const unsigned char tok_class[256] = {
     ['"'] = C_QUOTE, ['-'] = C_SCALAR, ['0' ... '9'] = C_SCALAR,
@@ -125,10 +127,11 @@ static const unsigned char tok_class[256] = {
      ['t'] = scalar, ['f'] = scalar, ['n'] = scalar, ['{'] = lbrace, ['['] = lbracket,          \
      ['}'] = rbrace, [']'] = rbracket, [':'] = colon, [','] = comma}
 /* [1]: member names are bounded, so ':' is checked against the name before it; [2]: the
- * names of the skimmed object itself are judged (sk_names), [0] or [1] serve inside */
+ * names of the skimmed object itself are judged (sk_names), [0] or [1] serve inside; [3]:
+ * strings and numbers are handed to sk_values, [4]: with their member names */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverride-init" /* each row's default, then its tokens */
-static const unsigned char next_state[3][S_N][256] = {
+static const unsigned char next_state[5][S_N][256] = {
     /*            other quote scalar  {  [  }  ]  :  , */
   {
     [S_VAL_O] = ROW(X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
@@ -157,6 +160,26 @@ static const unsigned char next_state[3][S_N][256] = {
     [S_OBJ_FIRST] = ROW(X, A_KEY, X, X, X, A_POP, X, X, X),
     [S_OBJ_KEY] = ROW(X, A_KEY, X, X, X, X, X, X, X),
     [S_COLON] = ROW(X, X, X, X, X, X, X, A_VALUE, X),
+    [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
+    [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
+  },
+  {
+    [S_VAL_O] = ROW(X, A_STR_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_VAL_A] = ROW(X, A_STR_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_ARR_FIRST] = ROW(X, A_STR_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X),
+    [S_OBJ_FIRST] = ROW(X, S_COLON, X, X, X, A_POP, X, X, X),
+    [S_OBJ_KEY] = ROW(X, S_COLON, X, X, X, X, X, X, X),
+    [S_COLON] = ROW(X, X, X, X, X, X, X, A_RCOLON, X),
+    [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
+    [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
+  },
+  {
+    [S_VAL_O] = ROW(X, A_STR_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_VAL_A] = ROW(X, A_STR_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X),
+    [S_ARR_FIRST] = ROW(X, A_STR_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X),
+    [S_OBJ_FIRST] = ROW(X, A_NAME, X, X, X, A_POP, X, X, X),
+    [S_OBJ_KEY] = ROW(X, A_NAME, X, X, X, X, X, X, X),
+    [S_COLON] = ROW(X, X, X, X, X, X, X, A_RCOLON, X),
     [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
     [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
   },
@@ -196,25 +219,34 @@ __attribute__((noinline)) static size_t name_end(const unsigned char *d, size_t 
     return q == stop || d[q] != '"' ? SIZE_MAX : q;
 }
 
-/* The member name whose opening quote is bit k of block b (at d + base), judged by `names`
- * when it can be in place: before `lim` (no unusual byte in it) or, when it goes on past
- * the block, closed within the chunk (the byte machine's scan finds its end), without
- * escapes (json.c decodes those), not over the limit. -1: it cannot; else the verdict
- * (SK_*). */
-static int name_judged(const sk_names *names, const unsigned char *d, size_t base, size_t len,
-                       const sk_block *b, unsigned k, unsigned lim)
+/* The closing quote of the member name whose opening quote is bit k of block b (at
+ * d + base), when json.c would take the name as it is written: before `lim` (no unusual
+ * byte in it) or, when it goes on past the block, closed within the chunk (the byte
+ * machine's scan finds its end), without escapes (json.c decodes those), not over `max`
+ * bytes. SIZE_MAX when it is not. */
+static size_t name_close(const unsigned char *d, size_t base, size_t len, const sk_block *b,
+                         unsigned k, unsigned lim, size_t max)
 {
     uint64_t after = ~b->in_str & ~below(k + 1); /* the closing quote is the first of them */
     size_t from = base + k + 1, q;
     if (after) {
         unsigned e = (unsigned)__builtin_ctzll(after);
         if (e >= lim || (b->esc & below(e) & ~below(k + 1)))
-            return -1;
+            return SIZE_MAX;
         q = base + e;
-    } else if ((q = name_end(d, from, len, names->max)) == SIZE_MAX) {
-        return -1;
+    } else if ((q = name_end(d, from, len, max)) == SIZE_MAX) {
+        return SIZE_MAX;
     }
-    if (q - from > names->max)
+    return q - from > max ? SIZE_MAX : q;
+}
+
+/* The member name whose opening quote is bit k of block b, judged by `names` when it can
+ * be in place (name_close). -1: it cannot; else the verdict (SK_*). */
+static int name_judged(const sk_names *names, const unsigned char *d, size_t base, size_t len,
+                       const sk_block *b, unsigned k, unsigned lim)
+{
+    size_t from = base + k + 1, q = name_close(d, base, len, b, k, lim, names->max);
+    if (q == SIZE_MAX)
         return -1;
     return names->judge(names->ctx, (const char *)d + from, q - from);
 }
@@ -235,7 +267,8 @@ static size_t value_end(const unsigned char *d, size_t v, size_t len)
 }
 
 SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
-           char kind, size_t room, size_t keymax, const sk_names *names, sk_result *r)
+           char kind, size_t room, size_t keymax, const sk_names *names, const sk_values *vals,
+           sk_result *r)
 {
     const unsigned char *d = (const unsigned char *)data;
     unsigned char pad[64];
@@ -252,9 +285,14 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
     int last_st = st;
     bool at_last = false;
     int verdict = SK_PASS; /* of the name just judged */
+    /* sk_values: the member name of the value to come (its quote stays `last` until the
+     * value is read: json.c reads both when jskim stops between them) */
+    const char *name = NULL;
+    size_t nlen = 0;
 
     /* `inner` inside the containers jskim opens, `tab` at the depth it is at */
-    const unsigned char(*inner)[256] = next_state[keymax != SIZE_MAX];
+    const unsigned char(*inner)[256] =
+        next_state[vals ? 3 + vals->names : keymax != SIZE_MAX];
     const unsigned char(*outer)[256] = names && kind == '{' ? next_state[2] : inner;
     const unsigned char(*tab)[256] = outer;
     if (room > SK_MAX_DEPTH)
@@ -359,11 +397,49 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 lines += ones(nl & below(k));
                 goto out;
             case A_SCALAR_O:
-            case A_SCALAR_A:
-                if (!scalar_end(d, at, len))
+            case A_SCALAR_A: {
+                size_t e = scalar_end(d, at, len);
+                bool num = p[k] < 'a';
+                if (!e || (vals && num && e - at > vals->max))
                     goto stop;
-                last = at, last_st = st;
-                st = nx == A_SCALAR_O ? S_AFTER_O : S_AFTER_A;
+                int nst = nx == A_SCALAR_O ? S_AFTER_O : S_AFTER_A;
+                if (!vals) {
+                    last = at, last_st = st, st = nst;
+                    continue;
+                }
+                /* read: json.c never reads before its end (detectors never read literals) */
+                last = e, last_st = st = nst;
+                if (num && !vals->value(vals->ctx, data, at, e, nx == A_SCALAR_O ? name : NULL,
+                                        nlen, lines + ones(nl & below(k)))) {
+                    pos = e; /* json.c gives up on the stream */
+                    goto out;
+                }
+                continue;
+            }
+            case A_STR_O:
+            case A_STR_A: { /* whole, without escapes, within the limit: read here */
+                size_t e = str_scan(data, at + 1, len);
+                if (e == len || d[e] != '"' || e + 1 - at > vals->max)
+                    goto stop;
+                e++;
+                last = e, last_st = st = nx == A_STR_O ? S_AFTER_O : S_AFTER_A;
+                if (!vals->value(vals->ctx, data, at, e, nx == A_STR_O ? name : NULL, nlen,
+                                 lines + ones(nl & below(k)))) {
+                    pos = e;
+                    goto out;
+                }
+                continue;
+            }
+            case A_NAME: { /* a member name the detectors take as evidence */
+                size_t q = name_close(d, base, len, b, k, lim, vals->max);
+                if (q == SIZE_MAX)
+                    goto stop;
+                name = data + at + 1, nlen = q - at - 1;
+                last = at, last_st = st, st = S_COLON;
+                continue;
+            }
+            case A_RCOLON:
+                st = S_VAL_O;
                 continue;
             }
         stop:
@@ -384,6 +460,8 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
 out:
     if (st == S_COLON && keymax != SIZE_MAX)
         at_last = true; /* the name's length is not known here: json.c reads it */
+    if (vals && (st == S_COLON || st == S_VAL_O))
+        at_last = true; /* stopped before a member's value: json.c reads its name first */
     if (at_last) {
         lines -= count_nl(d, last, pos);
         pos = last;

@@ -545,11 +545,21 @@ static inline bool frame_by_name(const mm_stream *s)
            !f->hold && f->sel == RULE_NONE && f->asel == RULE_NONE;
 }
 
+/* Whether only detectors read the container at the top (jread.c takes its values from
+ * jskim): the stream's other conditions are json_feed's read_ok. */
+static inline bool frame_reads(const mm_stream *s)
+{
+    const jframe *f = &s->fr[s->depth - 1];
+    return !s->supp && !s->holding && !f->live && !f->hold && f->sel == RULE_NONE &&
+           f->asel == RULE_NONE;
+}
+
 /* Skims from data[i] in state *js; *next is where the byte machine reads on. The containers
  * jskim was inside when it stopped are opened as container_begin would open them there.
- * `by_name`: the object at the top is skimmed member by member (frame_by_name). */
-static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by_name, int *js,
-                   size_t *next)
+ * `by_name`: the object at the top is skimmed member by member (frame_by_name); `reads`:
+ * its values go to the detectors (frame_reads). */
+static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by_name,
+                   bool reads, int *js, size_t *next)
 {
     jframe *f = top(s);
     sk_result r;
@@ -557,9 +567,10 @@ static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
     const sk_names names = {names_judge, names_replace, s, s->max_value};
+    const sk_values vals = {jread_value, s, s->max_value, s->key_det};
     s->skrc = MM_OK;
     jskim(s->cls, &s->skc, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax,
-          by_name ? &names : NULL, &r);
+          by_name ? &names : NULL, reads ? &vals : NULL, &r);
     if (s->skrc != MM_OK)
         return s->skrc;
     s->line += r.lines;
@@ -584,6 +595,9 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
     int js = s->js;
     /* removed containers are skimmed even where every value is read */
     const bool skim_ok = s->cls && !s->reads && !s->tw;
+    /* where only detectors read values, jskim hands them over whole (jread.c) */
+    const bool read_ok = s->cls && s->det && !s->deny_on && !s->tw && !s->findings &&
+                         !s->det_remove;
 
     s->run = 0;
     if (s->buf_on)
@@ -596,14 +610,15 @@ static mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *e
         /* where no rule can touch the container, its tokens are skimmed; json.c reads on
          * where jskim stopped (skim_at: it would stop there again). Not while an encrypt
          * tweak watches member names (jtweak.c). */
-        if ((skim_ok || (s->supp && s->cls && !s->tw)) &&
+        if ((skim_ok || read_ok || (s->supp && s->cls && !s->tw)) &&
             (js == J_AFTER || js == J_OBJ_FIRST || js == J_ARR_FIRST) && i != skim_at &&
             s->depth) {
             bool quiet = frame_quiet(s), by_name = !quiet && skim_ok && frame_by_name(s);
+            bool reads = !quiet && read_ok && frame_reads(s);
             size_t next;
-            if (!quiet && !by_name)
+            if (!quiet && !by_name && !reads)
                 goto byte;
-            if ((rc = skim(s, data, i, len, by_name, &js, &next)) != MM_OK)
+            if ((rc = skim(s, data, i, len, by_name, reads, &js, &next)) != MM_OK)
                 return rc;
             skim_at = i = next;
             continue;

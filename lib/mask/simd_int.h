@@ -3,8 +3,9 @@
  * whitespace, structural characters by table lookup, control bytes), escaped quotes are
  * resolved with the odd/even carry trick and the bytes inside strings found by a prefix XOR
  * (carry-less multiplication); state carries from block to block. jskim.c walks the tokens
- * these masks give over a container that no rule can touch (validating it exactly as json.c
- * would, without a byte-by-byte state machine) and hands anything unusual back to json.c.
+ * these masks give over a container that no rule can touch, or only detectors read
+ * (validating it exactly as json.c would, without a byte-by-byte state machine) and hands
+ * anything unusual back to json.c.
  * Not part of the public surface. */
 #ifndef MM_SIMD_INT_H
 #define MM_SIMD_INT_H
@@ -173,12 +174,32 @@ typedef struct {
     size_t max;
 } sk_names;
 
+/* The strings and numbers of a container that only detectors read (json.c: no path,
+ * default deny, tweak, removal or findings path there), at every depth: value(ctx, data,
+ * start, end, name, nlen, lines) takes the value data[start..end) (a string with its quotes,
+ * without escapes or control bytes) whole within the chunk and not longer than max, as
+ * json.c would at its end; name[0..nlen) is its member name as written (NULL in an array;
+ * read only when `names`: then names are bounded by max and jskim stops before an escaped
+ * one); `lines` the newlines jskim skimmed before data[start] in this call; false when that
+ * fails (jskim stops after the value). Any other value jskim stops before, or before its
+ * member name in an object, and json.c reads it. Literals are skimmed (detectors never
+ * read them). */
+typedef struct {
+    bool (*value)(void *ctx, const char *data, size_t start, size_t end, const char *name,
+                  size_t nlen, uint64_t lines);
+    void *ctx;
+    size_t max;
+    bool names;
+} sk_values;
+
 /* Walks the tokens of data[i..len) from state js inside a container of kind `kind` ('{' or
  * '['), with `room` more levels of nesting allowed, validating as json.c would; member
  * names longer than `keymax` bytes as written (SIZE_MAX: no limit) are left to json.c.
- * `names` (NULL: nothing in the container is touched) judges an object's own names. */
+ * `names` (NULL: nothing in the container is touched) judges an object's own names;
+ * `vals` (NULL: none) reads its values instead (not with `names`). */
 void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
-           char kind, size_t room, size_t keymax, const sk_names *names, sk_result *r);
+           char kind, size_t room, size_t keymax, const sk_names *names, const sk_values *vals,
+           sk_result *r);
 
 /* ---- json.c's byte machine: the next byte that ends or escapes a string ------------- */
 

@@ -175,6 +175,11 @@ mm_err key_step(mm_stream *s, const char *data, size_t q);
  * the constant in place of data[start..end). */
 int names_judge(void *ctx, const char *k, size_t n);
 bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
+/* jread.c: sk_values's value for the containers only detectors read (json.c's
+ * frame_reads), the stream `ctx` at the top: it reports and writes what scalar_end would
+ * for the value data[start..end) (s->skrc: what failed). */
+bool jread_value(void *ctx, const char *data, size_t start, size_t end, const char *name,
+                 size_t nlen, uint64_t lines);
 /* inline: it runs for every value of a container no path reaches */
 static inline void child_none(mm_stream *s)
 {

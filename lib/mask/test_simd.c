@@ -23,7 +23,8 @@
 /* Policies whose containers are mostly untouched (so skimmed), one of them removing (so
  * skimmed while suppressed), one whose objects are touched only through some names (so
  * skimmed member by member, constants written in place of the values the names select);
- * and one with detectors. */
+ * and with detectors (without findings paths, jskim hands them the values: jread.c), one
+ * of them taking member names as evidence, one beside a path rule. */
 static const char *const policies[] = {
     HEAD "  rules:\n  - {name: a, fields: [\"$.a\", \"$.o.p\"], action: {type: redact}}\n",
     HEAD "  rules:\n  - {name: r, fields: [\"$.rm\", \"$[1]\", \"$.o.q\"], action: {type: remove}}\n",
@@ -36,6 +37,10 @@ static const char *const policies[] = {
      * trigger filter */
     HEAD "  rules:\n  - {name: d, detectors: [credit_card, email, phone, iban, ipv4, ipv6, "
          "private_key, url_password, us_ssn, jwt], action: {type: redact}}\n",
+    HEAD "  rules:\n  - {name: d, detectors: [us_ssn, phone, email], useMemberNames: true, "
+         "action: {type: mask}}\n",
+    HEAD "  rules:\n  - {name: a, fields: [\"$.o.p\", \"$.k[*].a\"], action: {type: redact}}\n"
+         "  - {name: d, detectors: [us_ssn, phone, credit_card], action: {type: redact}}\n",
 };
 
 static mm_masker *compile(const char *yaml)
@@ -198,6 +203,15 @@ static void test_edges(void **state)
         "555-0132, iban DE89370400440532013000, ssn 078-05-1120, ip fe80::1 x4111111111111111\"}",
         "{\"k\":\"postgres://u:secret@db.example/x and -----BEGIN PRIVATE KEY-----\\nMIIB\\n"
         "-----END PRIVATE KEY----- then eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX3g\"}",
+        /* values the detectors read, their member names as evidence: plain, escaped, in
+         * nested objects and arrays, numbers, across blocks, with newlines before them */
+        "{\"ssn\":\"078051120\",\"o\":{\"phone\":4155550132,\"a\":[\"ssn\",{\"ssn\":"
+        "\"078-05-1120\"},4111111111111111]},\"s\\u0073n\":\"078051120\",\"tel\":\"41\\u0035"
+        "5550132\"}",
+        "{\"k\":[{\"a\":\"078-05-1120\"},{\"b\":\"x\"}],\"o\":{\"p\":\"4111 1111 1111 1111\",\n"
+        "\"q\":\n\"call 415-555-0132\",\"r\":[[\"bob@example.com\",\n-4111111111111111]]}}",
+        "{\"phone\"\n:\n\"4155550132\" , \"ssn\" : 078051120 ,\"cell\":\"+1 415 555 0132 and "
+        "4111-1111-1111-1111 and a long tail to cross the block\",\"e\":\"a@b.co\"}",
     };
     char buf[512];
     for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
