@@ -1,6 +1,6 @@
 /* lib/mask: the stream state shared by stream.c (the public surface and the table of body
- * formats), emit.c (output, findings, detection), json.c (JSON and NDJSON) and text.c (text
- * and server-sent events).
+ * formats), emit.c (output, findings, detection), json.c and jstate.c (JSON and NDJSON) and
+ * text.c (text and server-sent events).
  * Not part of the public surface. */
 #ifndef MM_STREAM_INT_H
 #define MM_STREAM_INT_H
@@ -239,7 +239,10 @@ struct st_format {
     bool json_child;
 };
 
-extern const st_format st_format_json;  /* json.c: JSON and NDJSON */
+extern const st_format st_format_json;  /* jstate.c: JSON and NDJSON (json.c's machine) */
+/* json.c: the machine of st_format_json (jstate.c keeps its state) */
+mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb);
+mm_err json_end(mm_stream *s, mm_errbuf *eb);
 extern const st_format st_format_text;  /* text.c */
 extern const st_format st_format_sse;   /* text.c */
 extern const st_format st_format_grpc;  /* grpc.c */
