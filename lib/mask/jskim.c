@@ -224,8 +224,9 @@ __attribute__((noinline)) static size_t name_end(const unsigned char *d, size_t 
  * byte in it) or, when it goes on past the block, closed within the chunk (the byte
  * machine's scan finds its end), without escapes (json.c decodes those), not over `max`
  * bytes. SIZE_MAX when it is not. */
-static size_t name_close(const unsigned char *d, size_t base, size_t len, const sk_block *b,
-                         unsigned k, unsigned lim, size_t max)
+static inline __attribute__((always_inline)) size_t
+name_close(const unsigned char *d, size_t base, size_t len, const sk_block *b, unsigned k,
+           unsigned lim, size_t max)
 {
     uint64_t after = ~b->in_str & ~below(k + 1); /* the closing quote is the first of them */
     size_t from = base + k + 1, q;
@@ -289,14 +290,13 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
      * value is read: json.c reads both when jskim stops between them) */
     const char *name = NULL;
     size_t nlen = 0;
+    size_t opened = 0; /* objects opened by sk_names's open and not closed yet */
 
     /* `inner` inside the containers jskim opens, `tab` at the depth it is at */
     const unsigned char(*inner)[256] =
         next_state[vals ? 3 + vals->names : keymax != SIZE_MAX];
     const unsigned char(*outer)[256] = names && kind == '{' ? next_state[2] : inner;
     const unsigned char(*tab)[256] = outer;
-    if (room > SK_MAX_DEPTH)
-        room = SK_MAX_DEPTH;
     for (; base < len; base += 64, first = 0) {
         const unsigned char *p = d + base;
         if (len - base < 64) { /* the end of the chunk: spaces after it, no token there */
@@ -349,7 +349,7 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 continue;
             case A_PUSH_O:
             case A_PUSH_A:
-                if (depth >= room)
+                if (depth >= room || depth >= SK_MAX_DEPTH)
                     goto stop;
                 if (nx == A_PUSH_O)
                     r->kinds[depth / 64] |= 1ull << (depth % 64);
@@ -361,6 +361,15 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 st = nx == A_PUSH_O ? S_OBJ_FIRST : S_ARR_FIRST;
                 continue;
             case A_POP:
+                if (!depth && opened) { /* an object sk_names opened: json.c closes it */
+                    last = at + 1, last_st = st = S_AFTER_O;
+                    opened--, room++;
+                    if (!names->close(names->ctx, data, at)) {
+                        pos = at + 1;
+                        goto out;
+                    }
+                    continue;
+                }
                 if (!depth)
                     goto stop; /* the skimmed container's own closer: json.c reads it */
                 if (!--depth)
@@ -391,6 +400,22 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                         }
                         t &= t - 1;
                         continue;
+                    }
+                }
+                if (verdict == SK_READ && t && p[__builtin_ctzll(t)] == '{') {
+                    /* an object the name leads to: judged on here when json.c says so */
+                    size_t o = base + (unsigned)__builtin_ctzll(t);
+                    int op = names->open(names->ctx, data, o);
+                    if (op >= 0) {
+                        t &= t - 1;
+                        last = o + 1, last_st = st = S_OBJ_FIRST;
+                        if (op > 0) {
+                            opened++, room--;
+                            continue;
+                        }
+                        pos = o + 1;
+                        lines += ones(nl & below(o + 1 - base));
+                        goto out;
                     }
                 }
                 pos = at + 1;

@@ -554,6 +554,27 @@ static inline bool frame_reads(const mm_stream *s)
            f->asel == RULE_NONE;
 }
 
+/* sk_names's open and close (simd_int.h): a by_name object's member that is an object
+ * opens and closes as the byte machine's '{' and '}' would open and close it. */
+static int names_open(void *ctx, const char *data, size_t at)
+{
+    mm_stream *s = ctx;
+    if (s->depth >= MM_MASK_MAX_DEPTH) /* the byte machine says so */
+        return -1;
+    if ((s->skrc = container_begin(s, data, at, '{')) != MM_OK)
+        return -1;
+    return frame_by_name(s);
+}
+
+static bool names_close(void *ctx, const char *data, size_t at)
+{
+    mm_stream *s = ctx;
+    if ((s->skrc = container_end(s, data, at)) != MM_OK)
+        return false;
+    value_end(s);
+    return true;
+}
+
 /* Skims from data[i] in state *js; *next is where the byte machine reads on. The containers
  * jskim was inside when it stopped are opened as container_begin would open them there.
  * `by_name`: the object at the top is skimmed member by member (frame_by_name); `reads`:
@@ -561,18 +582,20 @@ static inline bool frame_reads(const mm_stream *s)
 static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by_name,
                    bool reads, int *js, size_t *next)
 {
-    jframe *f = top(s);
+    jframe *f;
     sk_result r;
     mm_err rc;
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
-    const sk_names names = {names_judge, names_replace, s, s->max_value};
+    const sk_names names = {names_judge, names_replace, names_open, names_close, s,
+                            s->max_value};
     const sk_values vals = {jread_value, s, s->max_value, s->key_det};
     s->skrc = MM_OK;
-    jskim(s->cls, &s->skc, data, i, len, *js, f->kind, MM_MASK_MAX_DEPTH - s->depth, keymax,
-          by_name ? &names : NULL, reads ? &vals : NULL, &r);
+    jskim(s->cls, &s->skc, data, i, len, *js, top(s)->kind, MM_MASK_MAX_DEPTH - s->depth,
+          keymax, by_name ? &names : NULL, reads ? &vals : NULL, &r);
     if (s->skrc != MM_OK)
         return s->skrc;
+    f = top(s); /* names_open and names_close may have moved it */
     s->line += r.lines;
     if (r.depth) {
         uint64_t allow = s->supp ? 0 : f->allow;

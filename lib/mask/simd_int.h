@@ -142,8 +142,9 @@ typedef struct {
 } sk_cache;
 
 /* What jskim did: it stopped before data[pos] in state js (a state between tokens), `depth`
- * containers deeper than where it started (their kinds in kinds[]: bit k set for an object
- * at relative depth k + 1), after `lines` newlines. When depth is 0 and pos < len,
+ * containers deeper than where it started, or than the last object sk_names's open opened
+ * (their kinds in kinds[]: bit k set for an object at relative depth k + 1), after `lines`
+ * newlines. When depth is 0 and pos < len,
  * data[pos] closes that container or is a token json.c must read itself. (It does not count
  * the container's elements: an untouched array's index is never read.) */
 #define SK_MAX_DEPTH 512
@@ -163,13 +164,20 @@ typedef struct {
  * than max (replace(ctx, data, start, end, lines) writes the output up to data[end), false
  * when that fails; `lines`: the newlines jskim skimmed before data[start] in this call, for
  * the finding's line); otherwise, and for SK_READ, jskim stops after the ':' and json.c
- * reads the value. jskim stops before a name it cannot judge in place (escaped, crossing a
- * block, longer than max: json.c's limit error) and before one judge gives a negative
- * verdict for (it could not take the name in: json.c reads it and says why). */
+ * reads the value, but for an object whose '{' it sees in the same block: open(ctx, data,
+ * at) opens it as json.c would at data[at] and says whether jskim goes on judging its
+ * names in the same way (1; close(ctx, data, at) then closes it at its '}', as json.c
+ * would, false when that fails), stops after the '{' (0: json.c reads the object) or stops
+ * before it (-1: not opened; json.c reads it, or gives up on the stream when that failed).
+ * jskim stops before a name it cannot judge in place (escaped, crossing a block, longer
+ * than max: json.c's limit error) and before one judge gives a negative verdict for (it
+ * could not take the name in: json.c reads it and says why). */
 enum { SK_PASS, SK_READ, SK_CONST };
 typedef struct {
     int (*judge)(void *ctx, const char *name, size_t n);
     bool (*replace)(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
+    int (*open)(void *ctx, const char *data, size_t at);
+    bool (*close)(void *ctx, const char *data, size_t at);
     void *ctx;
     size_t max;
 } sk_names;

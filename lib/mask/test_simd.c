@@ -33,6 +33,11 @@ static const char *const policies[] = {
          "\"$.z.k.t\", \"$.z.k.ka\", \"$.k.a\", \"$.k.o\", \"$.x.y\", \"$.z.rm.x\"], "
          "action: {type: redact}}\n"
          "  - {name: m, fields: [\"$.o.q\", \"$.z.k.u\", \"$.k.k\"], action: {type: mask}}\n",
+    /* objects reached by name inside objects reached by name (jskim opens and closes them
+     * through json.c), one selected whole, members removed in some */
+    HEAD "  rules:\n  - {name: c, fields: [\"$.z.k.a\", \"$.z.k.o.p\", \"$.z.k.o.q.s\", "
+         "\"$.z.k.w\", \"$.k.o.p\", \"$.k.o.o.o.p\"], action: {type: redact}}\n"
+         "  - {name: r, fields: [\"$.z.k.rm\", \"$.z.k.x.q.r\"], action: {type: remove}}\n",
     /* detectors: no container is skimmed, but long values go through detect.c's SIMD
      * trigger filter */
     HEAD "  rules:\n  - {name: d, detectors: [credit_card, email, phone, iban, ipv4, ipv6, "
@@ -210,6 +215,13 @@ static void test_edges(void **state)
         "5550132\"}",
         "{\"k\":[{\"a\":\"078-05-1120\"},{\"b\":\"x\"}],\"o\":{\"p\":\"4111 1111 1111 1111\",\n"
         "\"q\":\n\"call 415-555-0132\",\"r\":[[\"bob@example.com\",\n-4111111111111111]]}}",
+        /* objects by name in objects by name, at every depth, around newlines */
+        "{\"k\":{\"o\":{\"p\":1,\"q\":{\"r\":2,\"s\":\"t\"},\"o\":{\"o\":{\"p\":[1]}}},\"rm\":"
+        "{\"a\":1},\"a\":{\"b\":{\"c\":1}},\"o\":\n{\"p\":\"x\"},\"x\":{\"q\":{\"r\":1,\"s\":2}},"
+        "\"w\":{},\"o\" : { } ,\"o\":{\"q\":{\"s\":{\"t\":1}}}}}",
+        "{\"k\":{\"o\":{\"o\":{\"o\":{\"p\":1,\"p\":{\"a\":2}},\"p\":3},\"p\":\"v\"},\"o\":"
+        "{\"p\":1}x}", "{\"k\":{\"o\":{\"p\":1,\"o\":{\"o\":{\"p\":2", "{\"k\":{\"o\":{\"p\"::1}}}",
+        "{\"k\":{\"o\":{\"q\\u0061\":1,\"p\":2}},\"k\":{\"o\":[{\"p\":1}],\"o\":{\"p\":1]}}}",
         "{\"phone\"\n:\n\"4155550132\" , \"ssn\" : 078051120 ,\"cell\":\"+1 415 555 0132 and "
         "4111-1111-1111-1111 and a long tail to cross the block\",\"e\":\"a@b.co\"}",
     };
