@@ -33,20 +33,23 @@ static const char *const policies[] = {
          "\"$.z.k.t\", \"$.z.k.ka\", \"$.k.a\", \"$.k.o\", \"$.x.y\", \"$.z.rm.x\"], "
          "action: {type: redact}}\n"
          "  - {name: m, fields: [\"$.o.q\", \"$.z.k.u\", \"$.k.k\"], action: {type: mask}}\n",
+    /* detectors: no container is skimmed, but long values go through detect.c's SIMD
+     * trigger filter */
+    HEAD "  rules:\n  - {name: d, detectors: [credit_card, email, phone, iban, ipv4, ipv6, "
+         "private_key, url_password, us_ssn, jwt], action: {type: redact}}\n",
+    /* from here (ADDED), fewer ways (every_way) */
     /* objects reached by name inside objects reached by name (jskim opens and closes them
      * through json.c), one selected whole, members removed in some */
     HEAD "  rules:\n  - {name: c, fields: [\"$.z.k.a\", \"$.z.k.o.p\", \"$.z.k.o.q.s\", "
          "\"$.z.k.w\", \"$.k.o.p\", \"$.k.o.o.o.p\"], action: {type: redact}}\n"
          "  - {name: r, fields: [\"$.z.k.rm\", \"$.z.k.x.q.r\"], action: {type: remove}}\n",
-    /* detectors: no container is skimmed, but long values go through detect.c's SIMD
-     * trigger filter */
-    HEAD "  rules:\n  - {name: d, detectors: [credit_card, email, phone, iban, ipv4, ipv6, "
-         "private_key, url_password, us_ssn, jwt], action: {type: redact}}\n",
     HEAD "  rules:\n  - {name: d, detectors: [us_ssn, phone, email], useMemberNames: true, "
          "action: {type: mask}}\n",
     HEAD "  rules:\n  - {name: a, fields: [\"$.o.p\", \"$.k[*].a\"], action: {type: redact}}\n"
          "  - {name: d, detectors: [us_ssn, phone, credit_card], action: {type: redact}}\n",
 };
+
+#define ADDED 5
 
 static mm_masker *compile(const char *yaml)
 {
@@ -141,21 +144,37 @@ static void same(mm_masker *m, const char *in, size_t n, size_t split, mm_body_k
     mm_buf_free(&want.seen);
 }
 
-static void every_way(const char *in, size_t n, bool all_splits)
+/* deep: 2 split at every byte, 1 so only for the policies before ADDED, 0 at a few points */
+#define N_POLICIES (sizeof(policies) / sizeof(*policies))
+static mm_masker *maskers[N_POLICIES]; /* compiled once (group_teardown frees them) */
+
+static int group_teardown(void **state)
 {
-    for (size_t p = 0; p < sizeof(policies) / sizeof(*policies); p++) {
-        mm_masker *m = compile(policies[p]);
+    (void)state;
+    for (size_t p = 0; p < N_POLICIES; p++)
+        mm_masker_free(maskers[p]);
+    return 0;
+}
+
+static void every_way(const char *in, size_t n, int deep)
+{
+    for (size_t p = 0; p < N_POLICIES; p++) {
+        mm_masker *m = maskers[p] ? maskers[p] : (maskers[p] = compile(policies[p]));
+        bool all_splits = deep > (p >= ADDED);
         /* findings with paths (member names bounded), none, none with values and names
          * over a small limit, findings without paths (the sidecar's) */
         for (int k = 0; k < 8; k++) {
             mm_body_kind kind = k & 1 ? MM_BODY_NDJSON : MM_BODY_JSON;
+            /* the policies added later: JSON only; findings with paths only where a
+             * path rule is all there is (with detectors, no SIMD path reads values then) */
+            if (p >= ADDED && ((k & 1) || ((k >> 1) == 1 && strstr(policies[p], "detectors"))))
+                continue;
             int findings = (k >> 1) == 1 ? 1 : (k >> 1) == 3 ? 2 : 0;
             size_t max = (k >> 1) == 1 ? 40 : (k >> 1) == 2 ? 12 : 0;
             size_t step = all_splits ? 1 : n / 7 + 1;
             for (size_t split = 0; split <= n; split += step)
                 same(m, in, n, split, kind, findings, max);
         }
-        mm_masker_free(m);
     }
 }
 
@@ -227,7 +246,7 @@ static void test_edges(void **state)
     };
     char buf[512];
     for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
-        every_way(cases[c], strlen(cases[c]), true);
+        every_way(cases[c], strlen(cases[c]), 2);
         for (int pad = 0; pad < 66; pad += 1 + pad % 3) {
             /* {"p":"xxx...", followed by the case's members */
             int n = snprintf(buf, sizeof(buf), "{\"pad\":\"%.*s\",\"z\":%s}", pad,
@@ -251,7 +270,7 @@ static void test_depth(void **state)
         for (int i = d - 2; i >= 0; i--)
             buf[n++] = i % 2 ? ']' : '}';
         buf[n++] = '}';
-        every_way(buf, n, false);
+        every_way(buf, n, 0);
     }
 }
 
@@ -363,5 +382,5 @@ int main(void)
         cmocka_unit_test(test_generated),
         cmocka_unit_test(test_det_masks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
 }
