@@ -67,6 +67,7 @@ void det_pf_free(det_pf *pf);
 void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe);
 
 #define DET_FIT_MAX 63
+#define DET_VLEN_MAX 63 /* the longest value length the value filter tells apart */
 
 /* what may start at a byte: its word class, or the detectors triggered by that byte */
 enum { T_WORD = 1, T_BYTE = 2 };
@@ -90,6 +91,9 @@ struct det_set {
     size_t n_tbytes;         /* more than 8: the filter is off */
     unsigned char ttab[32];  /* their nibble tables (det_ttab) */
     bool any_builtin;
+    /* the value filter (detect.c): the detectors that fit in a value of min(n, DET_VLEN_MAX)
+     * bytes */
+    uint32_t v_len[DET_VLEN_MAX + 1];
     det_pattern *pats;
     size_t n_pats;
     pcre2_general_context *gctx; /* PCRE2 allocates through mm_malloc */
@@ -117,6 +121,7 @@ typedef struct {
     det_scratch *sc;
     const unsigned char *t;
     size_t n;
+    uint32_t ids; /* the detectors the value filter lets through: no other one can match */
     /* a detector is not tried before the end of its last match: next[id], valid only once
      * bit id of `found` is set (so a scan starts without clearing the array) */
     size_t next[DET_BUILTIN_COUNT];

@@ -910,7 +910,11 @@ static void test_prefilter_exact(void **state)
         "2345 6789 0124", "AB123456C", "-----BEGIN PRIVATE KEY-----",
         "Pwd=x", "Bearer abcdefghijklmnop1", "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234",
         "AKIAIOSFODNN7EXAMPLE",
+        /* the value filter's shortest matches (detect.c's vneed) */
+        "://:x@", "eyJhbGciOi.ab.", "xoxb-1-a-abcdefghijklmnop", "gldt-abcdefghijklmnopqrst",
+        "sk_live_abcdefghijklmnopqrstuvwx", "Bearer abcdefghijklmno1",
     };
+
     det_id ids[DET_BUILTIN_COUNT];
     det_set *slow = NULL;
     char buf[512];
@@ -924,6 +928,13 @@ static void test_prefilter_exact(void **state)
         assert_int_equal(det_set_add_builtin(slow, (det_id)i, i), MM_OK);
     det_set_exhaustive(slow);
     assert_int_equal(det_set_compile(slow, NULL), MM_OK);
+    /* each shortest value holds a match: else it proves nothing about a bound */
+    for (size_t r = 0; r < MM_ARRAY_LEN(shortest); r++) {
+        got g;
+        scan_into(slow, shortest[r], strlen(shortest[r]), &g);
+        if (!g.total)
+            fail_msg("shortest %zu (%zu bytes): no match", r, strlen(shortest[r]));
+    }
     for (size_t r = 0; r < MM_ARRAY_LEN(rows) + MM_ARRAY_LEN(shortest); r++) {
         const char *t = r < MM_ARRAY_LEN(rows) ? rows[r].text : shortest[r - MM_ARRAY_LEN(rows)];
         size_t n = strlen(t);
