@@ -7,6 +7,7 @@
 #define DET_MAX_MATCHES 65536 /* per scanned value: a bound, not a realistic count */
 
 unsigned char det_cls[256];
+uint32_t det_vcount[256];
 
 static void init_classes(void)
 {
@@ -27,6 +28,18 @@ static void init_classes(void)
         if (c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/')
             v |= C_TOKEN;
         det_cls[c] = v;
+        uint32_t k = 0;
+        if (c >= '0' && c <= '9')
+            k = 1u | 1u << 24;
+        else if (c >= 'A' && c <= 'Z')
+            k = 16u;
+        else if (c == '.' || c == ':')
+            k = (c == '.' ? 1u : 16u) << 8;
+        else if (c == '@' || c == '=')
+            k = (c == '@' ? 1u : 16u) << 16;
+        else if (c == '+')
+            k = 2u << 24;
+        det_vcount[c] = k;
     }
 }
 

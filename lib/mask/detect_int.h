@@ -21,6 +21,11 @@ enum { C_DIGIT = 1, C_UPPER = 2, C_LOWER = 4, C_HEX = 8, C_LOCAL = 16, C_B64U = 
 extern unsigned char det_cls[256];
 void det_init_tables(void); /* idempotent, thread-safe */
 
+/* What a byte adds to a short value's census (detect.c's value filter), summed over its
+ * bytes (fewer than 16, so no nibble overflows): byte 0 digits | capitals << 4, byte 1
+ * '.' | ':' << 4, byte 2 '@' | '=' << 4, byte 3 digits + 2 per '+'. */
+extern uint32_t det_vcount[256];
+
 static inline bool is_digit(unsigned char c) { return (unsigned)(c - '0') < 10u; }
 static inline bool is_alnum(unsigned char c) { return det_cls[c] & C_ALNUM; }
 static inline bool is_upper(unsigned char c) { return (unsigned)(c - 'A') < 26u; }
@@ -92,8 +97,9 @@ struct det_set {
     unsigned char ttab[32];  /* their nibble tables (det_ttab) */
     bool any_builtin;
     /* the value filter (detect.c): the detectors that fit in a value of min(n, DET_VLEN_MAX)
-     * bytes */
+     * bytes, and those a short value's census allows, by its bytes 0-3 (det_vcount) */
     uint32_t v_len[DET_VLEN_MAX + 1];
+    uint32_t v_census[4][256];
     det_pattern *pats;
     size_t n_pats;
     pcre2_general_context *gctx; /* PCRE2 allocates through mm_malloc */
