@@ -175,7 +175,8 @@ bool ssn_valid(const unsigned char *d, size_t n)
     serial = det_num(d + 5, 4);
     if (area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0)
         return false;
-    return memcmp(d, "078051120", 9) != 0 && memcmp(d, "219099999", 9) != 0;
+    return !(area == 78 && group == 5 && serial == 1120) && /* 078-05-1120 */
+           !(area == 219 && group == 9 && serial == 9999);  /* 219-09-9999 */
 }
 
 bool ssn_shape(const scan *s, size_t i, size_t w)
@@ -399,10 +400,11 @@ bool aadhaar_valid(const unsigned char *d, size_t n)
     if (n != 12 || d[0] < '2' || d[0] > '9')
         return false;
     for (size_t k = 0; k < 12; k++) {
-        if (!is_digit(d[11 - k]))
+        unsigned v = (unsigned)(d[11 - k] - '0');
+        if (v > 9)
             return false;
-        same &= d[k] == d[0];
-        c = verhoeff_d[c][verhoeff_p[k % 8][d[11 - k] - '0']];
+        same &= d[11 - k] == d[0];
+        c = verhoeff_d[c][verhoeff_p[k & 7][v]];
     }
     return !same && c == 0;
 }

@@ -15,7 +15,7 @@
 /* ---- character classes (det_base.c fills det_cls once) ------------------------------- */
 
 enum { C_DIGIT = 1, C_UPPER = 2, C_LOWER = 4, C_HEX = 8, C_LOCAL = 16, C_B64U = 32,
-       C_TOKEN = 64 };
+       C_TOKEN = 64, C_USERINFO = 128 };
 #define C_ALNUM (C_DIGIT | C_UPPER | C_LOWER)
 
 extern unsigned char det_cls[256];
@@ -185,6 +185,7 @@ static inline bool det_sep_in(const char *seps, unsigned char c)
             return true;
     return false;
 }
+/* Luhn over n digits (d holds digits only: the callers check). */
 bool det_luhn(const unsigned char *d, size_t n);
 
 /* A run of digit groups starting at i: groups of 1..maxg digits joined by one separator
