@@ -165,6 +165,9 @@ static const struct {
     {"iban", "DE893704004405320130001", NO},              /* too long for DE */
     {"iban", "de89370400440532013000", NO},
     {"iban", "DE89 3704 0044 0532 01300 0", NO},          /* a space off its place */
+    {"iban", "DE8937040044053201300a", NO},               /* a small letter, whole word */
+    {"iban", "DE89370400440532013000a", NO},              /* a longer word */
+    {"iban", "DE8937040044053201300\xc3\xa9", NO},         /* a non-ASCII byte at the end */
     /* ipv4 */
     {"ipv4", "from 10.1.2.3:8080", 5, 13},
     {"ipv4", "255.255.255.255", 0, 15},
