@@ -53,31 +53,41 @@ void det_init_tables(void)
     pthread_once(&classes_once, init_classes);
 }
 
-void det_add(scan *s, size_t start, size_t end, int tag, const char *name)
+/* Room for one more match: false (and s->rc set) when there is none. */
+static __attribute__((noinline)) bool grow(scan *s)
 {
     det_scratch *sc = s->sc;
-    if (s->rc != MM_OK)
-        return;
-    if (sc->n == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 16;
-        det_match *m, *tmp;
-        if (cap > DET_MAX_MATCHES) {
-            s->rc = MM_ELIMIT;
-            return;
-        }
-        if (!(m = mm_realloc(sc->m, cap * sizeof(*m)))) {
-            s->rc = MM_ENOMEM;
-            return;
-        }
-        sc->m = m;
-        if (!(tmp = mm_realloc(sc->tmp, cap * sizeof(*tmp)))) {
-            s->rc = MM_ENOMEM;
-            return;
-        }
-        sc->tmp = tmp;
-        sc->cap = cap;
+    size_t cap = sc->cap ? sc->cap * 2 : 16;
+    det_match *m, *tmp;
+    if (cap > DET_MAX_MATCHES) {
+        s->rc = MM_ELIMIT;
+        return false;
     }
+    if (!(m = mm_realloc(sc->m, cap * sizeof(*m)))) {
+        s->rc = MM_ENOMEM;
+        return false;
+    }
+    sc->m = m;
+    if (!(tmp = mm_realloc(sc->tmp, cap * sizeof(*tmp)))) {
+        s->rc = MM_ENOMEM;
+        return false;
+    }
+    sc->tmp = tmp;
+    sc->cap = cap;
+    return true;
+}
+
+static inline void add(scan *s, size_t start, size_t end, int tag, const char *name)
+{
+    det_scratch *sc = s->sc;
+    if (s->rc != MM_OK || (sc->n == sc->cap && !grow(s)))
+        return;
     sc->m[sc->n++] = (det_match){.start = start, .end = end, .tag = tag, .name = name};
+}
+
+void det_add(scan *s, size_t start, size_t end, int tag, const char *name)
+{
+    add(s, start, end, tag, name);
 }
 
 /* The names alone, from the same list as detect.c's registry: reading the registry here
@@ -91,7 +101,7 @@ static const char *const det_names[DET_BUILTIN_COUNT] = {
 
 void det_found(scan *s, det_id id, size_t start, size_t end)
 {
-    det_add(s, start, end, s->set->tag[id], det_names[id]);
+    add(s, start, end, s->set->tag[id], det_names[id]);
     s->next[id] = end;
     s->found |= 1u << id;
 }

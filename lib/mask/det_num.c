@@ -134,13 +134,14 @@ void card_find(scan *s, size_t i, size_t w)
     const unsigned char *t = s->t;
     size_t end;
 
-    if (!digit_word(s, i, w))
-        return;
-    if (w - i >= 13) { /* one unseparated run */
-        if (w - i <= 19 && card_valid(t + i, w - i) && !(i > 0 && t[i - 1] == '+'))
+    if (w - i >= 13) { /* one unseparated run (issuer and Luhn first: most runs fail them) */
+        if (w - i <= 19 && card_valid(t + i, w - i) && digit_word(s, i, w) &&
+            !(i > 0 && t[i - 1] == '+'))
             det_found(s, DET_CREDIT_CARD, i, w);
         return;
     }
+    if (!digit_word(s, i, w))
+        return;
     if (i > 0 && t[i - 1] == '+') /* +44 20 ...: a phone number's first group */
         return;
     if (!(end = card_at(s, i)))
@@ -192,8 +193,8 @@ void ssn_find(scan *s, size_t i, size_t w)
     unsigned char d[9];
     size_t end;
 
-    if (!digit_word(s, i, w))
-        return;
+    /* no digit_word here: ssn_valid and fixed_groups read digits only, and fixed_groups
+     * needs a separator right after the first group, so a longer word fails there */
     if (w - i == 9) { /* bare: only when the 9 digits are the whole value */
         if (ssn_valid(t, 9))
             det_found(s, DET_US_SSN, 0, 9);
@@ -372,7 +373,8 @@ void sin_find(scan *s, size_t i, size_t w)
     unsigned char d[9];
     size_t end;
 
-    if (digit_word(s, i, w) && (end = fixed_groups(s, i, sizes, 3, " -", d)) && sin_valid(d, 9))
+    MM_UNUSED(w); /* fixed_groups reads the word's digits (see ssn_find) */
+    if ((end = fixed_groups(s, i, sizes, 3, " -", d)) && sin_valid(d, 9))
         det_found(s, DET_CA_SIN, i, end);
 }
 
@@ -421,7 +423,7 @@ void aadhaar_find(scan *s, size_t i, size_t w)
     unsigned char d[12];
     size_t end;
 
-    if (digit_word(s, i, w) && (end = fixed_groups(s, i, sizes, 3, " -", d)) &&
-        aadhaar_valid(d, 12))
+    MM_UNUSED(w); /* fixed_groups reads the word's digits (see ssn_find) */
+    if ((end = fixed_groups(s, i, sizes, 3, " -", d)) && aadhaar_valid(d, 12))
         det_found(s, DET_IN_AADHAAR, i, end);
 }
