@@ -21,8 +21,8 @@ static inline bool group_sep(unsigned char c) { return c == ' ' || c == '-' || c
 
 /* Digit groups of the given sizes from i, joined by one separator out of `seps` (the first
  * one met), nothing alphanumeric after them: their digits into d, and the end; 0 when the
- * text is not of that shape. */
-static size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, size_t ng,
+ * text is not of that shape. Inlined: each caller's sizes are constants, its loops unroll. */
+static inline __attribute__((always_inline)) size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, size_t ng,
                            const char *seps, unsigned char *d)
 {
     unsigned char sep = 0;
@@ -405,10 +405,13 @@ bool aadhaar_valid(const unsigned char *d, size_t n)
         unsigned v = (unsigned)(d[11 - k] - '0');
         if (v > 9)
             return false;
-        same &= d[11 - k] == d[0];
         c = verhoeff_d[c][verhoeff_p[k & 7][v]];
     }
-    return !same && c == 0;
+    if (c != 0)
+        return false;
+    for (size_t k = 1; k < 12; k++) /* checked only for the one number in ten that passes */
+        same &= d[k] == d[0];
+    return !same;
 }
 
 bool aadhaar_shape(const scan *s, size_t i, size_t w)
