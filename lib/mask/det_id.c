@@ -35,27 +35,44 @@ static unsigned iban_want(const unsigned char *c)
     return iban_len[(c[0] - 'A') * 26 + (c[1] - 'A')];
 }
 
-/* A character's value in the mod-97 check: digits 0-9, capitals 10-35, anything else 99. */
-static unsigned iban_digit(unsigned char ch)
+/* A character's value in the mod-97 check plus one: digits 1-10, capitals 11-36, anything
+ * else 0 (not part of an IBAN). */
+#define D(c, v) [c] = (v) + 1
+static const unsigned char iban_val[256] = {
+    D('0', 0), D('1', 1), D('2', 2), D('3', 3), D('4', 4), D('5', 5), D('6', 6), D('7', 7),
+    D('8', 8), D('9', 9), D('A', 10), D('B', 11), D('C', 12), D('D', 13), D('E', 14),
+    D('F', 15), D('G', 16), D('H', 17), D('I', 18), D('J', 19), D('K', 20), D('L', 21),
+    D('M', 22), D('N', 23), D('O', 24), D('P', 25), D('Q', 26), D('R', 27), D('S', 28),
+    D('T', 29), D('U', 30), D('V', 31), D('W', 32), D('X', 33), D('Y', 34), D('Z', 35),
+};
+#undef D
+
+/* acc extended by the characters c[0..n) (mod-97 values), reduced mod 97 only when it
+ * grows large (the remainder is the same); UINT64_MAX when one is not a digit or capital. */
+static uint64_t iban_acc(uint64_t acc, const unsigned char *c, size_t n)
 {
-    return is_digit(ch) ? (unsigned)(ch - '0') : is_upper(ch) ? (unsigned)(ch - 'A' + 10) : 99;
+    for (size_t k = 0; k < n; k++) {
+        unsigned v = iban_val[c[k]];
+        if (!v--)
+            return UINT64_MAX;
+        acc = acc * (v < 10 ? 10 : 100) + v;
+        if (acc >= 1ull << 56) /* acc * 100 + 35 stays below 2^63 */
+            acc %= 97;
+    }
+    return acc;
 }
 
 /* Country code with its registered length, two check digits, capitals and digits, and mod
  * 97 of BBAN + country + check digits (letters as 10..35) is 1. */
 bool iban_valid(const unsigned char *c, size_t nc)
 {
-    uint64_t acc = 0; /* reduced mod 97 only when it grows large: the remainder is the same */
+    uint64_t acc;
     if (nc < 5 || iban_want(c) != nc || !is_digit(c[2]) || !is_digit(c[3]))
         return false;
-    for (size_t k = 4; k < nc + 4; k++) { /* BBAN first, then country and check digits */
-        unsigned v = iban_digit(c[k < nc ? k : k - nc]);
-        if (v == 99)
-            return false;
-        acc = acc * (v < 10 ? 10 : 100) + v;
-        if (acc >= 1ull << 56) /* acc * 100 + 35 stays below 2^63 */
-            acc %= 97;
-    }
+    /* BBAN first, then country and check digits */
+    if ((acc = iban_acc(0, c + 4, nc - 4)) == UINT64_MAX ||
+        (acc = iban_acc(acc, c, 4)) == UINT64_MAX)
+        return false;
     return acc % 97 == 1;
 }
 
@@ -72,9 +89,13 @@ void iban_find(scan *s, size_t i, size_t w)
     unsigned char c[34], sep = 0;
     size_t nc = 0, j = i, want = iban_want(t + i);
 
-    MM_UNUSED(w);
     if (!want)
         return;
+    if (w - i >= want) { /* unspaced: the word, whole (a longer word holds none) */
+        if (w - i == want && iban_valid(t + i, want))
+            det_found(s, DET_IBAN, i, w);
+        return;
+    }
     while (j < s->n && nc < want) {
         if (is_digit(t[j]) || is_upper(t[j])) {
             c[nc++] = t[j++];

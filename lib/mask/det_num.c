@@ -21,8 +21,8 @@ static inline bool group_sep(unsigned char c) { return c == ' ' || c == '-' || c
 
 /* Digit groups of the given sizes from i, joined by one separator out of `seps` (the first
  * one met), nothing alphanumeric after them: their digits into d, and the end; 0 when the
- * text is not of that shape. */
-static size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, size_t ng,
+ * text is not of that shape. Inlined: each caller's sizes are constants, its loops unroll. */
+static inline __attribute__((always_inline)) size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, size_t ng,
                            const char *seps, unsigned char *d)
 {
     unsigned char sep = 0;
@@ -134,13 +134,14 @@ void card_find(scan *s, size_t i, size_t w)
     const unsigned char *t = s->t;
     size_t end;
 
-    if (!digit_word(s, i, w))
-        return;
-    if (w - i >= 13) { /* one unseparated run */
-        if (w - i <= 19 && card_valid(t + i, w - i) && !(i > 0 && t[i - 1] == '+'))
+    if (w - i >= 13) { /* one unseparated run (issuer and Luhn first: most runs fail them) */
+        if (w - i <= 19 && card_valid(t + i, w - i) && digit_word(s, i, w) &&
+            !(i > 0 && t[i - 1] == '+'))
             det_found(s, DET_CREDIT_CARD, i, w);
         return;
     }
+    if (!digit_word(s, i, w))
+        return;
     if (i > 0 && t[i - 1] == '+') /* +44 20 ...: a phone number's first group */
         return;
     if (!(end = card_at(s, i)))
@@ -175,7 +176,8 @@ bool ssn_valid(const unsigned char *d, size_t n)
     serial = det_num(d + 5, 4);
     if (area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0)
         return false;
-    return memcmp(d, "078051120", 9) != 0 && memcmp(d, "219099999", 9) != 0;
+    return !(area == 78 && group == 5 && serial == 1120) && /* 078-05-1120 */
+           !(area == 219 && group == 9 && serial == 9999);  /* 219-09-9999 */
 }
 
 bool ssn_shape(const scan *s, size_t i, size_t w)
@@ -191,8 +193,8 @@ void ssn_find(scan *s, size_t i, size_t w)
     unsigned char d[9];
     size_t end;
 
-    if (!digit_word(s, i, w))
-        return;
+    /* no digit_word here: ssn_valid and fixed_groups read digits only, and fixed_groups
+     * needs a separator right after the first group, so a longer word fails there */
     if (w - i == 9) { /* bare: only when the 9 digits are the whole value */
         if (ssn_valid(t, 9))
             det_found(s, DET_US_SSN, 0, 9);
@@ -371,7 +373,8 @@ void sin_find(scan *s, size_t i, size_t w)
     unsigned char d[9];
     size_t end;
 
-    if (digit_word(s, i, w) && (end = fixed_groups(s, i, sizes, 3, " -", d)) && sin_valid(d, 9))
+    MM_UNUSED(w); /* fixed_groups reads the word's digits (see ssn_find) */
+    if ((end = fixed_groups(s, i, sizes, 3, " -", d)) && sin_valid(d, 9))
         det_found(s, DET_CA_SIN, i, end);
 }
 
@@ -399,12 +402,16 @@ bool aadhaar_valid(const unsigned char *d, size_t n)
     if (n != 12 || d[0] < '2' || d[0] > '9')
         return false;
     for (size_t k = 0; k < 12; k++) {
-        if (!is_digit(d[11 - k]))
+        unsigned v = (unsigned)(d[11 - k] - '0');
+        if (v > 9)
             return false;
-        same &= d[k] == d[0];
-        c = verhoeff_d[c][verhoeff_p[k % 8][d[11 - k] - '0']];
+        c = verhoeff_d[c][verhoeff_p[k & 7][v]];
     }
-    return !same && c == 0;
+    if (c != 0)
+        return false;
+    for (size_t k = 1; k < 12; k++) /* checked only for the one number in ten that passes */
+        same &= d[k] == d[0];
+    return !same;
 }
 
 bool aadhaar_shape(const scan *s, size_t i, size_t w)
@@ -419,7 +426,7 @@ void aadhaar_find(scan *s, size_t i, size_t w)
     unsigned char d[12];
     size_t end;
 
-    if (digit_word(s, i, w) && (end = fixed_groups(s, i, sizes, 3, " -", d)) &&
-        aadhaar_valid(d, 12))
+    MM_UNUSED(w); /* fixed_groups reads the word's digits (see ssn_find) */
+    if ((end = fixed_groups(s, i, sizes, 3, " -", d)) && aadhaar_valid(d, 12))
         det_found(s, DET_IN_AADHAAR, i, end);
 }

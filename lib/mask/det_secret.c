@@ -363,10 +363,6 @@ bool urlpw_shape(const scan *s, size_t i, size_t w)
     return i > 0 && s->t[i - 1] != ' ';
 }
 
-static inline bool userinfo_char(unsigned char c)
-{
-    return is_alnum(c) || (c && strchr("-._~!$&'()*+,;=%:", c));
-}
 
 /* At '@': scheme://user:password@ -- the password between the first ':' after "//" and the
  * '@' is the match (the user name stays, so logs still say who). */
@@ -376,7 +372,7 @@ void urlpw_find(scan *s, size_t i, size_t w)
     size_t a = i, colon = 0;
 
     MM_UNUSED(w);
-    while (a > 0 && userinfo_char(t[a - 1]) && i - a < 512)
+    while (a > 0 && (det_cls[t[a - 1]] & C_USERINFO) && i - a < 512)
         a--;
     if (a < 3 || t[a - 1] != '/' || t[a - 2] != '/' || t[a - 3] != ':')
         return;

@@ -130,6 +130,88 @@ static const struct {
     [DET_PASSPORT_MRZ] = {0, NULL, 44, 0, NULL},                /* a 44-character line */
 };
 
+/* The value filter: what a whole value must hold for a detector to match anywhere in it,
+ * so that most values (names, cities, amounts, short ids) run no scan. Every value is held
+ * to each detector's shortest match; a short one (under DET_VSHORT bytes) also to a census
+ * of its bytes (det_vcount): the digits of the shortest number, the capitals of a fixed
+ * prefix, the '.', ':', '@', '=' or '+' it cannot match without. A longer value runs the
+ * scan on its length alone: there the SIMD scan costs about what counting would. Each
+ * bound is what the detector's finder needs; test_prefilter_exact holds each detector's
+ * shortest match and compares with a scan without filters. */
+#define DET_VSHORT 16
+static const struct {
+    /* the shortest match; digits, capitals, '.', ':', '@', '=', digits + 2 per '+' */
+    unsigned char len, digits, upper, dots, colons, at, eq, phone;
+} vneed[DET_BUILTIN_COUNT] = {
+    [DET_CREDIT_CARD] = {13, 13, 0, 0, 0, 0, 0, 0},
+    [DET_US_SSN] = {9, 9, 0, 0, 0, 0, 0, 0},          /* bare 9 digits as the whole value */
+    [DET_EMAIL] = {6, 0, 0, 1, 0, 1, 0, 0},           /* a@b.cd */
+    /* +12345678; without a '+' a NANP number of 10 digits */
+    [DET_PHONE] = {9, 8, 0, 0, 0, 0, 0, 10},
+    [DET_IBAN] = {15, 2, 2, 0, 0, 0, 0, 0},           /* NO; country code, check digits */
+    [DET_IPV4] = {7, 4, 0, 3, 0, 0, 0, 0},            /* 0.0.0.0 */
+    [DET_IPV6] = {2, 0, 0, 0, 2, 0, 0, 0},            /* "::" */
+    [DET_JWT] = {14, 0, 1, 2, 0, 0, 0, 0},            /* eyJ and 7, '.', 2, '.' */
+    [DET_AWS_ACCESS_KEY] = {20, 0, 4, 0, 0, 0, 0, 0}, /* AKIA and 16 */
+    [DET_BEARER_TOKEN] = {23, 0, 0, 0, 0, 0, 0, 0},   /* "Bearer " and 16 */
+    [DET_GITHUB_TOKEN] = {40, 0, 0, 0, 0, 0, 0, 0},   /* ghp_ and 36 */
+    [DET_GITLAB_TOKEN] = {25, 0, 0, 0, 0, 0, 0, 0},   /* gldt- and 20 */
+    [DET_SLACK_TOKEN] = {25, 1, 0, 0, 0, 0, 0, 0},    /* xoxb-1-a- and 16 */
+    [DET_STRIPE_KEY] = {32, 0, 0, 0, 0, 0, 0, 0},     /* sk_live_ and 24 */
+    [DET_GOOGLE_API_KEY] = {39, 0, 2, 0, 0, 0, 0, 0}, /* AIza and 35 */
+    [DET_PRIVATE_KEY] = {27, 0, 0, 0, 0, 0, 0, 0},    /* -----BEGIN PRIVATE KEY----- */
+    [DET_URL_PASSWORD] = {6, 0, 0, 0, 2, 1, 0, 0},    /* ://:x@ */
+    [DET_CONN_PASSWORD] = {5, 0, 0, 0, 0, 0, 1, 0},   /* Pwd=x */
+    [DET_UK_NINO] = {9, 6, 3, 0, 0, 0, 0, 0},         /* AB123456C */
+    [DET_CA_SIN] = {11, 9, 0, 0, 0, 0, 0, 0},         /* NNN NNN NNN */
+    [DET_IN_AADHAAR] = {14, 12, 0, 0, 0, 0, 0, 0},    /* NNNN NNNN NNNN */
+    [DET_PASSPORT_MRZ] = {44, 0, 0, 0, 0, 0, 0, 0},
+};
+_Static_assert(DET_VLEN_MAX >= 44, "v_len tells every shortest match apart");
+
+/* Does census byte x (two nibble counts) meet the bounds lo and hi? */
+static bool nibbles_meet(unsigned x, unsigned lo, unsigned hi)
+{
+    return (x & 15) >= lo && x >> 4 >= hi;
+}
+
+/* The value filter's tables for detector id (v_len and v_census). */
+static void value_tables(det_set *s, int id)
+{
+    uint32_t bit = 1u << id;
+    for (int l = s->exhaustive ? 0 : vneed[id].len; l <= DET_VLEN_MAX; l++)
+        s->v_len[l] |= bit;
+    for (unsigned x = 0; x < 256; x++) {
+        bool all = s->exhaustive;
+        if (all || nibbles_meet(x, vneed[id].digits, vneed[id].upper))
+            s->v_census[0][x] |= bit;
+        if (all || nibbles_meet(x, vneed[id].dots, vneed[id].colons))
+            s->v_census[1][x] |= bit;
+        if (all || nibbles_meet(x, vneed[id].at, vneed[id].eq))
+            s->v_census[2][x] |= bit;
+        if (all || x >= vneed[id].phone)
+            s->v_census[3][x] |= bit;
+    }
+}
+
+/* The detectors that may match somewhere in t[0..n) (a superset: each still checks). */
+static inline uint32_t value_ids(const det_set *set, const unsigned char *t, size_t n)
+{
+    if (n >= DET_VSHORT)
+        return set->v_len[n < DET_VLEN_MAX ? n : DET_VLEN_MAX];
+    uint32_t c = 0, c2 = 0; /* n < 16: no nibble overflows */
+    size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        c += det_vcount[t[i]];
+        c2 += det_vcount[t[i + 1]];
+    }
+    if (i < n)
+        c += det_vcount[t[i]];
+    c += c2;
+    return set->v_len[n] & set->v_census[0][c & 255] & set->v_census[1][c >> 8 & 255] &
+           set->v_census[2][c >> 16 & 255] & set->v_census[3][c >> 24];
+}
+
 int det_lookup(const char *name)
 {
     for (int i = 0; name && i < DET_BUILTIN_COUNT; i++)
@@ -290,11 +372,14 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
     memset(s->fit, 0, sizeof(s->fit));
     memset(s->bfit, 0, sizeof(s->bfit));
     memset(s->byte_ids, 0, sizeof(s->byte_ids));
+    memset(s->v_len, 0, sizeof(s->v_len));
+    memset(s->v_census, 0, sizeof(s->v_census));
     for (int id = 0; id < DET_BUILTIN_COUNT; id++) {
         const det_entry *e = &det_registry[id];
         if (!s->on[id])
             continue;
         s->any_builtin = true;
+        value_tables(s, (int)id);
         uint32_t lens = prefilter[id].lens && !s->exhaustive ? prefilter[id].lens : ~0u;
         const char *next = s->exhaustive ? NULL : prefilter[id].next;
         for (int c = 0; c < 256; c++)
@@ -426,7 +511,7 @@ static inline void window(const scan *s, det_mask_fn masks, size_t at, size_t *w
 static inline void try_word(scan *s, size_t i, size_t w)
 {
     const det_set *set = s->set;
-    uint32_t m = set->first_ok[s->t[i]] & set->lens_ok[w - i < 31 ? w - i : 31];
+    uint32_t m = set->first_ok[s->t[i]] & set->lens_ok[w - i < 31 ? w - i : 31] & s->ids;
     if (!m) /* most words: no detector starts at this byte and length */
         return;
     m &= set->next_ok[w < s->n ? s->t[w] : 0] &
@@ -443,7 +528,7 @@ static inline void try_word(scan *s, size_t i, size_t w)
 static inline void try_byte(scan *s, size_t i)
 {
     const det_set *set = s->set;
-    uint32_t m = set->byte_ids[s->t[i]] &
+    uint32_t m = set->byte_ids[s->t[i]] & s->ids &
                  set->bfit[s->n - i < DET_FIT_MAX ? s->n - i : DET_FIT_MAX];
     while (m) {
         det_id id = (det_id)__builtin_ctz(m);
@@ -709,26 +794,29 @@ static void sort_matches(det_scratch *sc)
         memcpy(sc->m, a, n * sizeof(*a));
 }
 
-mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, size_t n,
-                       const char *member, size_t mlen, det_match_fn cb, void *ctx)
+/* The scan of a value the filter lets some detector through for (or that has patterns or
+ * a member name to read), kept out of det_scan_member so that the values nothing can match
+ * in cost no more than their census. */
+static __attribute__((noinline)) mm_err scan_value(const det_set *set, det_scratch *sc,
+                                                   const unsigned char *t, size_t n,
+                                                   uint32_t ids, const char *member,
+                                                   size_t mlen, det_match_fn cb, void *ctx)
 {
     scan s; /* next[] is not cleared: det_next reads it only where `found` says */
     mm_err rc;
 
     s.set = set;
     s.sc = sc;
-    s.t = (const unsigned char *)text;
+    s.t = t;
     s.n = n;
+    s.ids = ids;
     s.found = 0;
     s.rc = MM_OK;
-    if (sc->set != set || sc->n_md != set->n_pats || !set->compiled)
-        return MM_EINVAL; /* scratch made for another set, or the set not compiled */
-    sc->n = 0;
-    if (set->any_builtin && n >= 64 && sc->masks && !set->exhaustive)
+    if (ids && n >= 64 && sc->masks && !set->exhaustive)
         scan_builtins_simd(&s);
-    else if (set->any_builtin && n >= DET_SIMD_MIN && sc->masks && !set->exhaustive)
+    else if (ids && n >= DET_SIMD_MIN && sc->masks && !set->exhaustive)
         scan_builtins_short(&s);
-    else if (set->any_builtin)
+    else if (ids)
         scan_builtins(&s);
     if (member && set->any_members && s.rc == MM_OK)
         scan_member(&s, member, mlen);
@@ -742,6 +830,20 @@ mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, si
         if ((rc = cb(ctx, &sc->m[i])) != MM_OK)
             return rc;
     return MM_OK;
+}
+
+mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, size_t n,
+                       const char *member, size_t mlen, det_match_fn cb, void *ctx)
+{
+    const unsigned char *t = (const unsigned char *)text;
+
+    if (sc->set != set || sc->n_md != set->n_pats || !set->compiled)
+        return MM_EINVAL; /* scratch made for another set, or the set not compiled */
+    sc->n = 0;
+    uint32_t ids = value_ids(set, t, n);
+    if (!ids && !set->n_pats && !(member && set->any_members))
+        return MM_OK; /* no detector can match in it */
+    return scan_value(set, sc, t, n, ids, member, mlen, cb, ctx);
 }
 
 mm_err det_scan(const det_set *set, det_scratch *sc, const char *text, size_t n, det_match_fn cb,

@@ -15,11 +15,16 @@
 /* ---- character classes (det_base.c fills det_cls once) ------------------------------- */
 
 enum { C_DIGIT = 1, C_UPPER = 2, C_LOWER = 4, C_HEX = 8, C_LOCAL = 16, C_B64U = 32,
-       C_TOKEN = 64 };
+       C_TOKEN = 64, C_USERINFO = 128 };
 #define C_ALNUM (C_DIGIT | C_UPPER | C_LOWER)
 
 extern unsigned char det_cls[256];
 void det_init_tables(void); /* idempotent, thread-safe */
+
+/* What a byte adds to a short value's census (detect.c's value filter), summed over its
+ * bytes (fewer than 16, so no nibble overflows): byte 0 digits | capitals << 4, byte 1
+ * '.' | ':' << 4, byte 2 '@' | '=' << 4, byte 3 digits + 2 per '+'. */
+extern uint32_t det_vcount[256];
 
 static inline bool is_digit(unsigned char c) { return (unsigned)(c - '0') < 10u; }
 static inline bool is_alnum(unsigned char c) { return det_cls[c] & C_ALNUM; }
@@ -67,6 +72,7 @@ void det_pf_free(det_pf *pf);
 void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe);
 
 #define DET_FIT_MAX 63
+#define DET_VLEN_MAX 63 /* the longest value length the value filter tells apart */
 
 /* what may start at a byte: its word class, or the detectors triggered by that byte */
 enum { T_WORD = 1, T_BYTE = 2 };
@@ -90,6 +96,10 @@ struct det_set {
     size_t n_tbytes;         /* more than 8: the filter is off */
     unsigned char ttab[32];  /* their nibble tables (det_ttab) */
     bool any_builtin;
+    /* the value filter (detect.c): the detectors that fit in a value of min(n, DET_VLEN_MAX)
+     * bytes, and those a short value's census allows, by its bytes 0-3 (det_vcount) */
+    uint32_t v_len[DET_VLEN_MAX + 1];
+    uint32_t v_census[4][256];
     det_pattern *pats;
     size_t n_pats;
     pcre2_general_context *gctx; /* PCRE2 allocates through mm_malloc */
@@ -117,6 +127,7 @@ typedef struct {
     det_scratch *sc;
     const unsigned char *t;
     size_t n;
+    uint32_t ids; /* the detectors the value filter lets through: no other one can match */
     /* a detector is not tried before the end of its last match: next[id], valid only once
      * bit id of `found` is set (so a scan starts without clearing the array) */
     size_t next[DET_BUILTIN_COUNT];
@@ -174,6 +185,7 @@ static inline bool det_sep_in(const char *seps, unsigned char c)
             return true;
     return false;
 }
+/* Luhn over n digits (d holds digits only: the callers check). */
 bool det_luhn(const unsigned char *d, size_t n);
 
 /* A run of digit groups starting at i: groups of 1..maxg digits joined by one separator

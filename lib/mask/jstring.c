@@ -76,8 +76,16 @@ mm_err json_decode(mm_stream *s, const char *raw, size_t n, bool map)
 mm_err json_build_string(mm_stream *s, const char *raw, size_t rawlen, const char *dec,
                                 const size_t *map, mm_buf *out)
 {
-    mm_err rc = mm_buf_putc(out, '"');
+    mm_err rc;
     size_t at = 0;
+    if (s->nsp == 1) { /* the whole value one constant (a detector's usual match): as is */
+        const span *p = &s->sp[0];
+        const mrule *r = &s->m->rules[p->rule];
+        if (r->jconst && s->ract[p->rule] == &r->act && (map ? map[p->start] : p->start) == 0 &&
+            (map ? map[p->end] : p->end) == rawlen)
+            return mm_buf_append(out, r->jconst, r->jconst_len);
+    }
+    rc = mm_buf_putc(out, '"');
     for (size_t i = 0; i < s->nsp && rc == MM_OK; i++) {
         const span *p = &s->sp[i];
         size_t rs = map ? map[p->start] : p->start, re = map ? map[p->end] : p->end;

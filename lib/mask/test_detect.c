@@ -165,6 +165,9 @@ static const struct {
     {"iban", "DE893704004405320130001", NO},              /* too long for DE */
     {"iban", "de89370400440532013000", NO},
     {"iban", "DE89 3704 0044 0532 01300 0", NO},          /* a space off its place */
+    {"iban", "DE8937040044053201300a", NO},               /* a small letter, whole word */
+    {"iban", "DE89370400440532013000a", NO},              /* a longer word */
+    {"iban", "DE8937040044053201300\xc3\xa9", NO},         /* a non-ASCII byte at the end */
     /* ipv4 */
     {"ipv4", "from 10.1.2.3:8080", 5, 13},
     {"ipv4", "255.255.255.255", 0, 15},
@@ -910,7 +913,11 @@ static void test_prefilter_exact(void **state)
         "2345 6789 0124", "AB123456C", "-----BEGIN PRIVATE KEY-----",
         "Pwd=x", "Bearer abcdefghijklmnop1", "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234",
         "AKIAIOSFODNN7EXAMPLE",
+        /* the value filter's shortest matches (detect.c's vneed) */
+        "://:x@", "eyJhbGciOi.ab.", "xoxb-1-a-abcdefghijklmnop", "gldt-abcdefghijklmnopqrst",
+        "sk_live_abcdefghijklmnopqrstuvwx", "Bearer abcdefghijklmno1",
     };
+
     det_id ids[DET_BUILTIN_COUNT];
     det_set *slow = NULL;
     char buf[512];
@@ -924,6 +931,13 @@ static void test_prefilter_exact(void **state)
         assert_int_equal(det_set_add_builtin(slow, (det_id)i, i), MM_OK);
     det_set_exhaustive(slow);
     assert_int_equal(det_set_compile(slow, NULL), MM_OK);
+    /* each shortest value holds a match: else it proves nothing about a bound */
+    for (size_t r = 0; r < MM_ARRAY_LEN(shortest); r++) {
+        got g;
+        scan_into(slow, shortest[r], strlen(shortest[r]), &g);
+        if (!g.total)
+            fail_msg("shortest %zu (%zu bytes): no match", r, strlen(shortest[r]));
+    }
     for (size_t r = 0; r < MM_ARRAY_LEN(rows) + MM_ARRAY_LEN(shortest); r++) {
         const char *t = r < MM_ARRAY_LEN(rows) ? rows[r].text : shortest[r - MM_ARRAY_LEN(rows)];
         size_t n = strlen(t);

@@ -255,6 +255,14 @@ static void test_values_and_precedence(void **state)
     /* escapes outside the match stay as written; inside, the value is decoded first */
     check(p, MM_BODY_JSON, "[\"\\u00e9 4111\\u00201111 1111 1111 \\\"q\\\"\"]",
           "[\"\\u00e9 ***************1111 \\\"q\\\"\"]", "escapes");
+    /* a redaction constant over the whole value (written as is), with escapes, over part of
+     * it, over a number, and two matches in one value */
+    const char *wc = pol("p", "  rules:\n  - {name: card, detectors: [credit_card, email], action: "
+                             "{type: redact}}\n");
+    check(wc, MM_BODY_JSON, "[\"4111111111111111\",\"\\u0034111111111111111\",\"4111111111111111\\t\","
+                           "\" 4111111111111111\",4111111111111111,\"a@b.cd 4111111111111111\"]",
+          "[\"[REDACTED]\",\"[REDACTED]\",\"[REDACTED]\\t\",\" [REDACTED]\",\"[REDACTED]\","
+          "\"[REDACTED] [REDACTED]\"]", "whole-value constant");
     /* a path beats a detector; overlapping detectors: the lower rule wins */
     const char *q = pol("p", "  rules:\n"
                              "  - {name: a, fields: [\"$.x\"], action: {type: replace, value: P}}\n"
