@@ -110,27 +110,6 @@ mm_err st_scan(mm_stream *s, const char *t, size_t n, const char *member, size_t
     return rc;
 }
 
-/* st_detect's loops for one match, outside scan mode: its audit or exempt rule reports it,
- * the rule that takes it applies it (nothing to sort or merge). */
-static mm_err detect_one(mm_stream *s, const size_t *map, uint64_t base, uint64_t line,
-                         const char *path, bool *apply, bool *remove)
-{
-    span *sp = &s->sp[0];
-    uint64_t at = base + (map ? map[sp->start] : sp->start);
-    int slot = sp->rule, silent = s->slot_silent[slot];
-    if (silent != RULE_NONE)
-        st_report(s, silent, sp->name, path, at, line, false);
-    if ((sp->rule = s->slot_rule[slot]) == RULE_NONE) {
-        s->nsp = 0;
-        return MM_OK;
-    }
-    st_report(s, sp->rule, sp->name, path, at, line, true);
-    if (s->ract[sp->rule]->type == MM_ACTION_REMOVE)
-        *remove = true;
-    *apply = true;
-    return MM_OK;
-}
-
 mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint64_t base,
                  uint64_t line, const char *path, int attrib, int fallback, bool *apply,
                  bool *remove)
@@ -142,8 +121,6 @@ mm_err st_detect(mm_stream *s, const char *t, size_t n, const size_t *map, uint6
     if (!s->sp_ready && (rc = st_scan(s, t, n, s->member, s->member_len)) != MM_OK)
         return rc;
     s->sp_ready = false;
-    if (s->nsp == 1 && !s->m->scan) /* the usual case, as the loop below takes it */
-        return detect_one(s, map, base, line, path, apply, remove);
     /* each match goes to the first rule naming its detector that applies here; an audit or
      * exempt rule before it reports the match without shielding it */
     for (size_t i = 0; i < s->nsp; i++) {
