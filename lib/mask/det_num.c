@@ -22,8 +22,9 @@ static inline bool group_sep(unsigned char c) { return c == ' ' || c == '-' || c
 /* Digit groups of the given sizes from i, joined by one separator out of `seps` (the first
  * one met), nothing alphanumeric after them: their digits into d, and the end; 0 when the
  * text is not of that shape. Inlined: each caller's sizes are constants, its loops unroll. */
-static inline __attribute__((always_inline)) size_t fixed_groups(const scan *s, size_t i, const unsigned char *sizes, size_t ng,
-                           const char *seps, unsigned char *d)
+static inline __attribute__((always_inline)) size_t
+fixed_groups(const scan *s, size_t i, const unsigned char *sizes, size_t ng, const char *seps,
+             unsigned char *d)
 {
     unsigned char sep = 0;
     size_t j = i;
