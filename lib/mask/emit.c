@@ -23,7 +23,7 @@ mm_err st_out_flush(mm_stream *s)
     return rc;
 }
 
-mm_err st_out_put(mm_stream *s, const char *p, size_t n)
+mm_err st_out_put_slow(mm_stream *s, const char *p, size_t n)
 {
     mm_err rc;
     if (n == 0)

@@ -261,19 +261,10 @@ bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64
     if (s->findings)
         path_pop(s, base);
     /* what json.c's flush_to does (nothing is suppressed in a by_name object), then the
-     * constant: appended to the staged output in place when both fit it, as st_out_put
-     * would (no encrypt tweak holds the output where jskim runs) */
+     * constant */
     const char *run = data + s->run, *c = s->m->rules[sel].jconst;
     size_t rn = start - s->run, cn = s->m->rules[sel].jconst_len;
-    mm_buf *ob = &s->ob;
     s->run = end;
-    if (ob->len + rn + cn <= OUT_FLUSH && ob->cap - ob->len > rn + cn) {
-        memcpy(ob->data + ob->len, run, rn);
-        memcpy(ob->data + ob->len + rn, c, cn);
-        ob->len += rn + cn;
-        ob->data[ob->len] = '\0';
-        return true;
-    }
     if ((s->skrc = st_out_put(s, run, rn)) == MM_OK)
         s->skrc = st_out_put(s, c, cn);
     return s->skrc == MM_OK;

@@ -273,7 +273,23 @@ mm_err jtw_put(mm_stream *s, const char *p, size_t n);
 mm_err jtw_flush(mm_stream *s);
 
 /* emit.c */
-mm_err st_out_put(mm_stream *s, const char *p, size_t n);
+mm_err st_out_put_slow(mm_stream *s, const char *p, size_t n);
+/* Stages p[0..n) for the sink. Inline: it runs once or twice per value. What fits the staged
+ * output without a flush or a growth (and no encrypt tweak may hold it) is copied here;
+ * anything else is st_out_put_slow's. */
+static inline mm_err st_out_put(mm_stream *s, const char *p, size_t n)
+{
+    mm_buf *ob = &s->ob;
+    if (n == 0)
+        return MM_OK;
+    if (!s->tw && ob->len + n <= OUT_FLUSH && ob->cap - ob->len > n) {
+        memcpy(ob->data + ob->len, p, n);
+        ob->len += n;
+        ob->data[ob->len] = '\0';
+        return MM_OK;
+    }
+    return st_out_put_slow(s, p, n);
+}
 mm_err st_out_flush(mm_stream *s);
 void st_report(mm_stream *s, int rule, const char *detector, const char *path, uint64_t off,
                uint64_t line, bool applied);
