@@ -24,56 +24,23 @@ static inline mm_err put_c(mm_buf *out, char c)
 }
 
 /* A string literal: most have nothing to escape, and those are copied in one piece; the
- * others (the status annotation's JSON is one, with a dozen quotes) are escaped in place after
- * one reservation of the exact size, each plain run copied whole: the bytes json-c (and
- * mm_buf_put_json_str) write, \" \\ \n \r \t \b \f and \u00xx for the other controls. */
+ * others (the status annotation's JSON is one) are mm_buf_put_json_str's. */
 mm_err adm_json_str(mm_buf *out, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i = 0, need = n + 2;
-    char *o;
+    size_t i = 0;
     mm_err rc;
 
     while (i < n && adm_json_plain[(unsigned char)s[i]])
         i++;
-    for (size_t k = i; k < n; k++) { /* the exact size: \u00xx adds 5, the others 1 */
-        unsigned char c = (unsigned char)s[k];
-        if (!adm_json_plain[c])
-            need += c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\b' && c != '\f' ? 5 : 1;
-    }
-    if ((rc = mm_buf_reserve(out, need)) != MM_OK)
+    if (i < n)
+        return mm_buf_put_json_str(out, s, n);
+    if ((rc = mm_buf_reserve(out, n + 2)) != MM_OK)
         return rc;
-    o = out->data + out->len;
-    *o++ = '"';
-    memcpy(o, s, i);
-    o += i;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i++];
-        size_t run = i;
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        default:
-            memcpy(o, "u00", 3);
-            o[3] = hex[c >> 4];
-            o[4] = hex[c & 15];
-            o += 5;
-        }
-        while (run < n && adm_json_plain[(unsigned char)s[run]])
-            run++;
-        memcpy(o, s + i, run - i);
-        o += run - i;
-        i = run;
-    }
-    *o++ = '"';
-    *o = '\0';
-    out->len = (size_t)(o - out->data);
+    out->data[out->len++] = '"';
+    memcpy(out->data + out->len, s, n);
+    out->len += n;
+    out->data[out->len++] = '"';
+    out->data[out->len] = '\0';
     return MM_OK;
 }
 

@@ -279,42 +279,53 @@ mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n)
 mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t need = n, i = 0;
+    char *o;
     mm_err rc;
-    size_t i, run = 0;
 
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        size_t elen = 0;
-
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            elen = 2;
-        } else if (c < 0x20) {
-            esc[0] = '\\';
-            switch (c) {
-            case '\n': esc[1] = 'n'; elen = 2; break;
-            case '\r': esc[1] = 'r'; elen = 2; break;
-            case '\t': esc[1] = 't'; elen = 2; break;
-            case '\b': esc[1] = 'b'; elen = 2; break;
-            case '\f': esc[1] = 'f'; elen = 2; break;
-            default:
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
-                elen = 6;
-            }
-        } else {
-            continue;
-        }
-        if ((rc = mm_buf_append(b, s + run, i - run)) != MM_OK)
-            return rc;
-        if ((rc = mm_buf_append(b, esc, elen)) != MM_OK)
-            return rc;
-        run = i + 1;
+    /* the exact size first (\u00xx adds 5, the others 1), so one reservation serves and
+     * each plain run is copied whole */
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (c == '"' || c == '\\')
+            need++;
+        else if (c < 0x20)
+            need += c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f' ? 1 : 5;
     }
-    return mm_buf_append(b, s + run, n - run);
+    if (need == n)
+        return mm_buf_append(b, s, n);
+    if ((rc = mm_buf_reserve(b, need)) != MM_OK)
+        return rc;
+    o = b->data + b->len;
+    while (i < n) {
+        size_t run = i;
+        unsigned char c;
+        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+            run++;
+        memcpy(o, s + i, run - i);
+        o += run - i;
+        if ((i = run) == n)
+            break;
+        c = (unsigned char)s[i++];
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+    }
+    *o = '\0';
+    b->len = (size_t)(o - b->data);
+    return MM_OK;
 }
 
 mm_err mm_buf_put_utf8(mm_buf *b, unsigned long cp)

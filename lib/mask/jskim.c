@@ -267,9 +267,9 @@ static size_t value_end(const unsigned char *d, size_t v, size_t len)
     return scalar_end(d, v, len);
 }
 
-SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
-           char kind, size_t room, size_t keymax, const sk_names *names, const sk_values *vals,
-           sk_result *r)
+SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len,
+                     int js, char kind, size_t room, size_t keymax, const sk_names *names,
+                     const sk_values *vals, sk_result *r)
 {
     const unsigned char *d = (const unsigned char *)data;
     unsigned char pad[64];
