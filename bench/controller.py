@@ -16,8 +16,11 @@ creates the CRD and the namespaces ns-0000.. (which must not hold other MaskingP
 and deletes those namespaces at the end unless BENCH_KEEP=1.
 BENCH_NS / BENCH_PER_NS scale it down for a quick run. BENCH_MARKS=FILE: the wall-clock
 times (epoch seconds) of the controller's start, all rendered and all Ready, for cutting an API
-server's audit log to the cold start (bench/audit-writes.py --marks)."""
-import base64, http.client, json, os, re, signal, ssl, subprocess, sys, tempfile, threading, time
+server's audit log to the cold start (bench/audit-writes.py --marks). To see where the memory
+goes: BENCH_SMAPS=FILE saves the controller's /proc/PID/smaps at the end (which mappings'
+pages count), BENCH_CTRL_PREFIX="valgrind --tool=massif ..." runs the controller under that
+command (its RSS is then the tool's, not the controller's)."""
+import base64, http.client, json, os, re, shlex, signal, ssl, subprocess, sys, tempfile, threading, time
 import urllib.request
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -288,7 +291,8 @@ def main():
         log = open(os.path.join(d, "ctrl.log"), "w+")
         api_cpu0 = cpu_s(api_p.pid) if api_p else None
         t0 = time.time()
-        ctrl = subprocess.Popen([os.path.join(BIN, "maskmesh-controller"), "--kubeconfig", kc,
+        prefix = shlex.split(os.environ.get("BENCH_CTRL_PREFIX", ""))
+        ctrl = subprocess.Popen(prefix + [os.path.join(BIN, "maskmesh-controller"), "--kubeconfig", kc,
                                  "--admin", "127.0.0.1:0", "--resync", str(RESYNC)], stdout=log, stderr=log)
         procs.append(ctrl)
         port = None
@@ -355,6 +359,9 @@ def main():
         idle_reconciles = metric(port, "maskmesh_controller_reconciles_total") - r0
         rss = status_kib(ctrl.pid, "VmHWM") / 1024
         rss_end = status_kib(ctrl.pid, "VmRSS") / 1024
+        if os.environ.get("BENCH_SMAPS"):
+            with open("/proc/%d/smaps" % ctrl.pid) as f, open(os.environ["BENCH_SMAPS"], "w") as out:
+                out.write(f.read())
 
         print("controller bench: %d policies in %d namespaces (%s), %d CPUs, load average %s" %
               (total, NS, where, os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3])))

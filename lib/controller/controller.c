@@ -286,62 +286,46 @@ static void owned_update(void *ud, struct json_object *old_obj, struct json_obje
 /* ---- reconcile ------------------------------------------------------------------------ */
 
 /* Does the policy's status differ from w, and was w not just written from this version (the
- * cache lagging)? *old: its Ready condition; *h: w's hash. */
+ * cache lagging)? The informer keeps the status in short (ctrl_slim): *old_ready and *since
+ * are its Ready condition's status and lastTransitionTime (NULL: no Ready condition); *h is
+ * w's hash. Sums that cannot be made (memory) differ. */
 static bool status_differs(mm_ctrl *c, struct json_object *policy, const ctrl_want_st *w,
-                           struct json_object **old, uint64_t *h)
+                           const char **old_ready, const char **since, uint64_t *h)
 {
-    struct json_object *st = ctrl_field(policy, "status", NULL), *conds = ctrl_field(st, "conditions", NULL);
+    struct json_object *st = ctrl_field(policy, "status", NULL);
     const char *ns = ctrl_meta_str(policy, "namespace"), *name = ctrl_meta_str(policy, "name");
     int64_t gen = json_object_get_int64(ctrl_field(policy, "metadata", "generation"));
-    char npname[300], num[64];
+    const char *want_status = w->ready ? "True" : "False";
+    char num[64];
 
-    *old = NULL;
-    snprintf(npname, sizeof(npname), "maskmesh-%.240s", name);
-    if (conds && !json_object_is_type(conds, json_type_array))
-        conds = NULL; /* a status someone else wrote: treat as no conditions */
-    for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
-        struct json_object *cd = json_object_array_get_idx(conds, i);
-        if (strcmp(json_object_get_string(ctrl_field(cd, "type", NULL)) ?: "", "Ready") == 0)
-            *old = cd;
-    }
-    const char *ctrl_want_status = w->ready ? "True" : "False";
-    bool cond_same = *old && strcmp(json_object_get_string(ctrl_field(*old, "status", NULL)) ?: "", ctrl_want_status) == 0 &&
-                     strcmp(json_object_get_string(ctrl_field(*old, "reason", NULL)) ?: "", w->reason) == 0 &&
-                     strcmp(json_object_get_string(ctrl_field(*old, "message", NULL)) ?: "", w->message) == 0 &&
-                     json_object_get_int64(ctrl_field(*old, "observedGeneration", NULL)) == gen;
-    bool rest_same = st && json_object_get_int64(ctrl_field(st, "observedGeneration", NULL)) == gen &&
-                     json_object_get_int64(ctrl_field(st, "ruleCount", NULL)) == (int64_t)w->rules &&
-                     (!w->rendered || (strcmp(json_object_get_string(ctrl_field(st, "configMap", NULL)) ?: "",
-                                              MM_POLICY_CONFIGMAP) == 0 &&
-                                       strcmp(json_object_get_string(ctrl_field(st, "networkPolicy", NULL)) ?: "",
-                                              npname) == 0));
-    if (cond_same && rest_same)
+    *old_ready = json_object_get_string(ctrl_field(st, CTRL_ST_READY, NULL));
+    *since = json_object_get_string(ctrl_field(st, CTRL_ST_SINCE, NULL));
+    if (ctrl_status_says(policy, w))
         return false; /* nothing to say: no write */
     snprintf(num, sizeof(num), "%lld/%zu/%d", (long long)gen, w->rules, (int)w->rendered);
-    *h = ctrl_fnv(ctrl_fnv(ctrl_fnv(ctrl_fnv(0xcbf29ce484222325ull, ctrl_want_status), w->reason), w->message), num);
+    *h = ctrl_fnv(ctrl_fnv(ctrl_fnv(ctrl_fnv(0xcbf29ce484222325ull, want_status), w->reason), w->message), num);
     return !status_written(c, ns, name, ctrl_meta_str(policy, "resourceVersion"), *h);
 }
 
 /* Writes status when it differs from what the policy says now; an Event on Ready changes. */
 static mm_err set_status(mm_ctrl *c, struct json_object *policy, const ctrl_want_st *w, mm_errbuf *eb)
 {
-    struct json_object *old;
     const char *ns = ctrl_meta_str(policy, "namespace"), *name = ctrl_meta_str(policy, "name");
     int64_t gen = json_object_get_int64(ctrl_field(policy, "metadata", "generation"));
-    const char *ctrl_want_status = w->ready ? "True" : "False";
+    const char *want_status = w->ready ? "True" : "False", *old_ready, *since;
     char npname[300], ts[32];
     uint64_t h;
     mm_err rc;
 
-    if (!status_differs(c, policy, w, &old, &h))
+    if (!status_differs(c, policy, w, &old_ready, &since, &h))
         return MM_OK;
     snprintf(npname, sizeof(npname), "maskmesh-%.240s", name);
     /* the transition time moves only when the status of the condition does */
-    bool flipped = !old || strcmp(json_object_get_string(ctrl_field(old, "status", NULL)) ?: "", ctrl_want_status) != 0;
+    bool flipped = !old_ready || strcmp(old_ready, want_status) != 0;
     if (flipped)
         ctrl_now_rfc3339(ts);
     else
-        snprintf(ts, sizeof(ts), "%s", json_object_get_string(ctrl_field(old, "lastTransitionTime", NULL)) ?: "");
+        snprintf(ts, sizeof(ts), "%s", since ? since : "");
 
     rc = ctrl_write_status(&c->w, ns, name, gen, w, npname, ts, eb);
     if (rc == MM_OK)
@@ -357,9 +341,9 @@ static mm_err set_status(mm_ctrl *c, struct json_object *policy, const ctrl_want
 static mm_err decide_status(mm_ctrl *c, struct json_object *policy, const ctrl_want_st *w, bool *pending,
                             mm_errbuf *eb)
 {
-    struct json_object *old;
+    const char *old_ready, *since;
     uint64_t h;
-    bool differs = status_differs(c, policy, w, &old, &h);
+    bool differs = status_differs(c, policy, w, &old_ready, &since, &h);
     char *msg = differs ? mm_strdup(w->message) : NULL;
     if (differs && !msg)
         return mm_errf(eb, MM_ENOMEM, "out of memory");

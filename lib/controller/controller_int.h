@@ -25,6 +25,29 @@ void ctrl_keep_only(struct json_object *o, const char *const *keys, size_t n);
  * NetworkPolicy informers keep (ctrl_owned_slim: digests in place of the rendered content). */
 mm_err ctrl_slim(void *ud, struct json_object *o);
 mm_err ctrl_owned_slim(void *ud, struct json_object *o);
+/* What a policy's status says, or what reconcile wants it to say, as status_differs
+ * compares them; ctrl_slim keeps two sums of it (ctrl_status_sums) in place of the status:
+ * status.ready (the Ready condition's status), status.since (its lastTransitionTime),
+ * status.sum (without the two refs: a status not rendered does not compare them) and
+ * status.sumRefs; no Ready condition: none of the four. */
+typedef struct {
+    const char *status, *reason, *message; /* the Ready condition's; NULL reads as "" */
+    int64_t cond_gen;                      /* its observedGeneration */
+    int64_t gen, rules;                    /* status.observedGeneration, ruleCount */
+    const char *config_map, *network_policy;
+} ctrl_status_in;
+#define CTRL_STATUS_SUM_LEN 25 /* 24 hex digits and NUL */
+#define CTRL_ST_READY "ready"
+#define CTRL_ST_SINCE "since"
+#define CTRL_ST_SUM "sum"
+#define CTRL_ST_SUM_REFS "sumRefs"
+mm_err ctrl_status_sums(const ctrl_status_in *s, char sum[CTRL_STATUS_SUM_LEN],
+                        char sum_refs[CTRL_STATUS_SUM_LEN]);
+struct ctrl_want_st;
+/* Does the status of policy, as ctrl_slim keeps it, say what w wants (the Ready condition,
+ * observedGeneration at the policy's generation, ruleCount and, when rendered, the ConfigMap
+ * and the NetworkPolicy maskmesh-<name>)? Then no status is written. */
+bool ctrl_status_says(struct json_object *policy, const struct ctrl_want_st *w);
 /* o.a, or o.a.b when b is not NULL; NULL when missing */
 struct json_object *ctrl_field(struct json_object *o, const char *a, const char *b);
 /* Does a stored object (digests, from ctrl_owned_slim) hold what desired renders at a(.b)? */
@@ -95,7 +118,7 @@ mm_err ctrl_apply(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, const 
 mm_err ctrl_patch_status(ctrl_writer *w, const char *ns, const char *name, const mm_buf *patch,
                          mm_errbuf *eb);
 /* The status a render decides for a policy */
-typedef struct {
+typedef struct ctrl_want_st {
     bool ready, rendered;
     const char *reason; /* a literal */
     const char *message;
