@@ -328,7 +328,9 @@ mm_err mm_k8s_watch(mm_k8s_client *c, const mm_k8s_ref *ref, const mm_k8s_watch_
  *
  * The store holds each object as compact JSON text, not as a tree, shaped first (as
  * client-go's SetTransform does): metadata.managedFields dropped unless keep_managed_fields,
- * then the caller's transform. Handlers and mm_k8s_informer_get see the shaped object. */
+ * then the caller's transform; the text is deflated against the first object stored (one
+ * kind's objects share most of their bytes). Handlers and mm_k8s_informer_get see the
+ * shaped object. */
 typedef struct mm_k8s_informer mm_k8s_informer;
 
 typedef struct {
@@ -378,6 +380,7 @@ char *mm_k8s_informer_resource_version(mm_k8s_informer *inf);
 /* Counters for tests and metrics. */
 typedef struct {
     uint64_t lists, watches, relists_410, resumes, errors, events;
+    uint64_t store_bytes; /* what the stored objects' allocations hold now */
 } mm_k8s_informer_stats;
 void mm_k8s_informer_get_stats(mm_k8s_informer *inf, mm_k8s_informer_stats *out);
 
