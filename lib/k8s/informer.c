@@ -14,7 +14,9 @@
 
 /* The dictionary is at most the first object's first DICT_MAX bytes, within the window of
  * 2^ZWBITS bytes (zlib uses a dictionary's last window - 262 bytes); the small window and
- * memLevel keep the informer's deflate state near 64 KB (the defaults: 256 KB). */
+ * memLevel keep the informer's deflate state near 64 KB (the defaults: 256 KB). A 631-byte
+ * policy against another: 107 bytes at level 6 or 9, 119 at 1; about 10 us to deflate (most
+ * of it setting the dictionary), 2-3 us to inflate. */
 #define ZWBITS 13
 #define ZMEMLEVEL 6
 #define DICT_MAX 4096
@@ -124,7 +126,7 @@ static bool deflate_text(mm_k8s_informer *inf, const char *text, size_t len, mm_
 {
     z_stream *z = &inf->zout;
     if (!inf->zout_ok) {
-        if (deflateInit2(z, Z_BEST_COMPRESSION, Z_DEFLATED, -ZWBITS, ZMEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+        if (deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -ZWBITS, ZMEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
             return false;
         inf->zout_ok = true;
     } else if (deflateReset(z) != Z_OK) {
