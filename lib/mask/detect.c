@@ -739,8 +739,11 @@ static void scan_patterns(scan *s)
     const det_set *set = s->set;
     uint64_t maybe[DET_PF_WORDS];
 
-    if (set->pf)
+    if (set->pf) {
+        if (det_pf_none(set->pf, s->t, s->n))
+            return;
         det_pf_scan(set->pf, s->t, s->n, maybe);
+    }
     for (size_t w = 0; w * 64 < set->n_pats && s->rc == MM_OK; w++)
         for (uint64_t m = set->pf ? maybe[w] : ~0ull; m && s->rc == MM_OK; m &= m - 1) {
             size_t p = w * 64 + (size_t)__builtin_ctzll(m);
@@ -841,8 +844,9 @@ mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, si
         return MM_EINVAL; /* scratch made for another set, or the set not compiled */
     sc->n = 0;
     uint32_t ids = value_ids(set, t, n);
-    if (!ids && !set->n_pats && !(member && set->any_members))
-        return MM_OK; /* no detector can match in it */
+    if (!ids && !(member && set->any_members) &&
+        (!set->n_pats || (set->pf && det_pf_none(set->pf, t, n))))
+        return MM_OK; /* no detector or pattern can match in it */
     return scan_value(set, sc, t, n, ids, member, mlen, cb, ctx);
 }
 

@@ -70,6 +70,10 @@ void det_pf_free(det_pf *pf);
 /* Sets bit p of maybe[] for each pattern p that may match t[0..n) (its literal occurs, case
  * folded, or it has none); one pass over t. */
 void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe);
+/* True when det_pf_scan would mark no pattern (every pattern has literals and none occurs),
+ * found without its automaton: t is shorter than every literal, or lacks the bytes one of
+ * which each literal holds (one memchr for a single such byte). */
+bool det_pf_none(const det_pf *pf, const unsigned char *t, size_t n);
 
 #define DET_FIT_MAX 63
 #define DET_VLEN_MAX 63 /* the longest value length the value filter tells apart */

@@ -16,7 +16,12 @@
  *
  * At det_set_compile the literals of all patterns go into one Aho-Corasick automaton over
  * folded byte classes, so a value is read once for all patterns instead of once per pattern;
- * det_pf_scan marks the patterns whose literal occurs, and scan_patterns runs only those. */
+ * det_pf_scan marks the patterns whose literal occurs, and scan_patterns runs only those.
+ * The automaton only leaves its root at a byte some literal starts with, which in text is
+ * often (the 'e' of "emp-"); so each literal also names its rarest byte (by a fixed guess of
+ * byte frequencies, as memchr-based searchers do), and at the root the scan jumps to where a
+ * literal holding the next such byte could start; a value without one (most values: one
+ * memchr when there is a single such byte) or shorter than every literal is done at once. */
 #include "mask/detect_int.h"
 
 #include <stdlib.h>
@@ -636,8 +641,29 @@ const unsigned char *det_lits_get(const det_lits *l, size_t k, size_t *len)
 
 /* ---- the automaton -------------------------------------------------------------------- */
 
+/* Bytes from the most to the least frequent in JSON and text (a guess, as memchr-style
+ * searchers make one): the rarest byte of a literal is the one the scan looks for. Letters
+ * stand for both cases; bytes not listed are rarer than all of these. */
+static const char pf_common[] = " e\"t:a,oinsr0h1l2d.c3u4m5f6p7g8w9y-b_v/k{}x[]j=qz@&+#";
+
+/* How often byte c (folded) is expected: the higher, the more often. */
+static size_t pf_freq(unsigned char c)
+{
+    const char *at = c ? strchr(pf_common, c) : NULL;
+    return at ? sizeof(pf_common) - (size_t)(at - pf_common) : 0;
+}
+
 struct det_pf {
     unsigned char cls[256]; /* folded byte -> class; 0: in no literal */
+    /* the rare bytes: each literal holds one of them (as is, both cases of a letter) at most
+     * rare_back bytes from its start; so at the root a literal can only start rare_back
+     * bytes before the next of them, and a value without one holds no literal */
+    bool rare[256];
+    size_t n_rare; /* distinct bytes in rare[] (0: the skip is off) */
+    unsigned char rare1; /* the byte, when n_rare is 1 (memchr finds it) */
+    size_t rare_back;
+    size_t min_len; /* the shortest literal: a shorter value holds none */
+    bool any_always; /* some pattern has no literal (always[] is not all zero) */
     size_t ncls, nstates, words;
     uint16_t *delta;   /* [state * ncls + class] */
     uint64_t *out;     /* [state * words]: patterns whose literal ends here */
@@ -654,6 +680,42 @@ void det_pf_free(det_pf *pf)
     mm_free(pf->out);
     mm_free(pf->accept);
     mm_free(pf);
+}
+
+/* Literal s's rarest byte (a letter counts both its cases) into pf->rare; and its length
+ * into min_len (which starts at SIZE_MAX). */
+static void rare_add(det_pf *pf, const pf_str *s)
+{
+    size_t best = 0;
+    for (size_t j = 1; j < s->n; j++)
+        if (pf_freq(s->b[j]) + is_lower(s->b[j]) < pf_freq(s->b[best]) + is_lower(s->b[best]))
+            best = j;
+    unsigned char b = s->b[best];
+    pf->rare[b] = true;
+    if (is_lower(b))
+        pf->rare[b - 32] = true;
+    if (best > pf->rare_back)
+        pf->rare_back = best;
+    if (s->n < pf->min_len)
+        pf->min_len = s->n;
+}
+
+/* The rare bytes counted once every literal is in. More than PF_RARE_MAX of them leave the
+ * skip off: looking for them would cost about what the automaton's loop at the root does. */
+#define PF_RARE_MAX 8
+static void rare_finish(det_pf *pf)
+{
+    for (int c = 0; c < 256; c++)
+        if (pf->rare[c]) {
+            pf->rare1 = (unsigned char)c;
+            pf->n_rare++;
+        }
+    if (pf->n_rare > PF_RARE_MAX) {
+        memset(pf->rare, 0, sizeof(pf->rare));
+        pf->n_rare = 0;
+    }
+    if (pf->min_len == SIZE_MAX)
+        pf->min_len = 0;
 }
 
 mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out)
@@ -677,6 +739,7 @@ mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out)
             need += pats[p].lits->s[k].n;
         if (!need || total + need > PF_STATES) {
             pf->always[p / 64] |= 1ull << (p % 64);
+            pf->any_always = true;
             continue;
         }
         total += need;
@@ -695,8 +758,10 @@ mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out)
         !(pf->accept = mm_calloc(total, sizeof(*pf->accept))) ||
         !(fail = mm_calloc(total, sizeof(*fail))) || !(queue = mm_calloc(total, sizeof(*queue))))
         goto out;
-    /* the trie (0 in delta: no edge yet; the root is state 0, never a target) */
+    /* the trie (0 in delta: no edge yet; the root is state 0, never a target), and the
+     * literals' rare bytes */
     pf->nstates = 1;
+    pf->min_len = SIZE_MAX;
     for (size_t p = 0; p < n; p++) {
         if (!(pf->some[p / 64] >> (p % 64) & 1))
             continue;
@@ -711,8 +776,10 @@ mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out)
             }
             pf->out[st * pf->words + p / 64] |= 1ull << (p % 64);
             pf->accept[st] = true;
+            rare_add(pf, s);
         }
     }
+    rare_finish(pf);
     /* breadth first: failure links, outputs along them, missing edges from the failure */
     size_t qh = 0, qt = 0;
     for (size_t c = 1; c < pf->ncls; c++)
@@ -744,17 +811,47 @@ out:
     return rc;
 }
 
+/* The first rare byte in t[i..n), n when there is none. */
+static inline size_t next_rare(const det_pf *pf, const unsigned char *t, size_t n, size_t i)
+{
+    if (pf->n_rare == 1) {
+        const unsigned char *r = i < n ? memchr(t + i, pf->rare1, n - i) : NULL;
+        return r ? (size_t)(r - t) : n;
+    }
+    while (i < n && !pf->rare[t[i]])
+        i++;
+    return i;
+}
+
+bool det_pf_none(const det_pf *pf, const unsigned char *t, size_t n)
+{
+    if (pf->any_always)
+        return false;
+    return n < pf->min_len || (pf->n_rare && next_rare(pf, t, n, 0) >= n);
+}
+
 void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe)
 {
     const unsigned char *cls = pf->cls;
     const size_t ncls = pf->ncls, words = pf->words;
-    size_t st = 0, i = 0;
+    size_t st = 0, i = 0, r = 0;
 
     memcpy(maybe, pf->always, sizeof(pf->always));
+    if (n < pf->min_len)
+        return;
+    if (pf->n_rare && (r = next_rare(pf, t, n, 0)) >= n)
+        return; /* no rare byte: no literal */
     for (;;) {
-        if (!st) /* at the root, bytes in no literal keep it there */
-            while (i < n && !cls[t[i]])
+        if (!st) { /* at the root: no literal is under way */
+            if (pf->n_rare) { /* the next literal holds the next rare byte */
+                if (r < i && (r = next_rare(pf, t, n, i)) >= n)
+                    break;
+                if (r - i > pf->rare_back)
+                    i = r - pf->rare_back;
+            }
+            while (i < n && !cls[t[i]]) /* bytes in no literal keep it there */
                 i++;
+        }
         if (i >= n)
             break;
         st = pf->delta[st * ncls + cls[t[i++]]];

@@ -284,6 +284,96 @@ static void test_random_patterns(void **state)
     assert_true(checked > 50000);
 }
 
+/* det_pf_scan against its definition: bit p set exactly when pattern p has no literal or one
+ * of its literals occurs in the value, ASCII case folded. Sets of 1 to 12 patterns of literal
+ * alternatives over a small alphabet (one rare byte, a letter's two cases, several, too many
+ * for the rare-byte skip), values of the same bytes: literals near each other, cut short, a
+ * rare byte at either end or far from the literal's start, repeats that restart the search. */
+static bool holds(const unsigned char *t, size_t n, const unsigned char *l, size_t ln)
+{
+    for (size_t i = 0; i + ln <= n; i++) {
+        size_t k = 0;
+        while (k < ln && (is_upper(t[i + k]) ? t[i + k] + 32 : t[i + k]) == l[k])
+            k++;
+        if (k == ln)
+            return true;
+    }
+    return false;
+}
+
+static void test_prefilter_definition(void **state)
+{
+    static const char alpha[] = "eEmMpP-_x9aA";
+    uint32_t x = 2654435761u;
+    size_t hits = 0, misses = 0, nones = 0;
+    (void)state;
+
+    for (int round = 0; round < 400; round++) {
+        det_set *set = NULL;
+        mm_errbuf eb;
+        char re[12][64], lit[12][3][8];
+        size_t nlit[12], llen[12][3], npat = 1 + rnd(&x, round < 100 ? 1 : 12);
+        assert_int_equal(det_set_new(&set), MM_OK);
+        for (size_t p = 0; p < npat; p++) {
+            size_t n = 0;
+            nlit[p] = 1 + rnd(&x, 3);
+            for (size_t k = 0; k < nlit[p]; k++) {
+                llen[p][k] = 1 + rnd(&x, 6);
+                for (size_t j = 0; j < llen[p][k]; j++) /* literal bytes, escaped if need be */
+                    lit[p][k][j] = alpha[rnd(&x, round % 3 ? 6 : sizeof(alpha) - 1)];
+                if (k)
+                    re[p][n++] = '|';
+                memcpy(re[p] + n, lit[p][k], llen[p][k]);
+                n += llen[p][k];
+            }
+            re[p][n] = '\0';
+            if (nlit[p] > 1) { /* (?:a|b) keeps the alternation whole */
+                memmove(re[p] + 3, re[p], n + 1);
+                memcpy(re[p], "(?:", 3);
+                memcpy(re[p] + n + 3, ")", 2);
+            }
+            if (det_set_add_pattern(set, "d", re[p], (int)p, &eb) != MM_OK)
+                fail_msg("round %d: pattern %zu: %s", round, p, eb.msg);
+        }
+        assert_int_equal(det_set_compile(set, &eb), MM_OK);
+        assert_non_null(set->pf);
+        for (int v = 0; v < 200; v++) {
+            unsigned char t[48];
+            uint64_t maybe[DET_PF_WORDS];
+            size_t n = rnd(&x, sizeof(t));
+            for (size_t i = 0; i < n; i++)
+                t[i] = (unsigned char)alpha[rnd(&x, sizeof(alpha) - 1)];
+            if (n > 8 && rnd(&x, 2)) { /* a literal (perhaps cut) somewhere in it */
+                size_t p = rnd(&x, (uint32_t)npat), k = rnd(&x, (uint32_t)nlit[p]);
+                size_t at = rnd(&x, (uint32_t)n), ln = llen[p][k] - rnd(&x, 2);
+                for (size_t j = 0; j < ln && at + j < n; j++) { /* either case */
+                    unsigned char c = (unsigned char)lit[p][k][j];
+                    bool letter = is_upper(c) || is_lower(c);
+                    t[at + j] = (unsigned char)(c ^ (letter && rnd(&x, 2) ? 0x20 : 0));
+                }
+            }
+            det_pf_scan(set->pf, t, n, maybe);
+            bool none = det_pf_none(set->pf, t, n); /* then no bit may be set */
+            nones += none;
+            for (size_t p = 0; p < set->n_pats; p++) {
+                const det_lits *l = set->pats[p].lits;
+                bool want = !l;
+                for (size_t k = 0; !want && k < det_lits_count(l); k++) {
+                    size_t ln;
+                    const unsigned char *b = det_lits_get(l, k, &ln);
+                    want = holds(t, n, b, ln);
+                }
+                if (want != (bool)(maybe[p / 64] >> (p % 64) & 1) || (want && none))
+                    fail_msg("round %d, value %d (%zu bytes), pattern %zu: prefilter says %d "
+                         "(none %d), the literals %d", round, v, n, p, !want, none, want);
+                want ? hits++ : misses++;
+            }
+        }
+        det_set_free(set);
+    }
+    assert_true(hits > 10000 && misses > 10000 && nones > 2000);
+}
+
 /* A UTF pattern on a value that is not UTF-8: an error (the value fails closed), never a
  * match run on it unchecked (pcre2_jit_match does not check). */
 static void test_utf_pattern_checks_value(void **state)
@@ -312,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_literals),
         cmocka_unit_test(test_prefilter_exact),
         cmocka_unit_test(test_random_patterns),
+        cmocka_unit_test(test_prefilter_definition),
         cmocka_unit_test(test_utf_pattern_checks_value),
     };
     return cmocka_run_group_tests_name("mask-pattern", tests, NULL, NULL);
