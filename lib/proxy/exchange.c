@@ -34,22 +34,19 @@ void flush_findings(worker *w)
         }
 }
 
-void count_finding(worker *w, uint64_t gen, const mm_finding *f)
+/* A finding whose (rule, detector, applied) this generation's cache holds no entry for (or
+ * the first after a policy change, which empties the cache): its series is looked up, and
+ * kept while the cache has room. Out of line, so that counting a cached finding saves no
+ * registers. */
+static __attribute__((noinline)) void count_new_finding(worker *w, uint64_t gen,
+                                                        const mm_finding *f)
 {
     const char *det = f->detector ? f->detector : "field";
-    size_t i;
 
     if (w->fcache_gen != gen) {
         flush_findings(w);
         w->n_fcache = 0;
         w->fcache_gen = gen;
-    }
-    for (i = 0; i < w->n_fcache; i++) {
-        find_ent *e = &w->fcache[i];
-        if (e->rule == f->rule && e->detector == f->detector && e->applied == f->applied) {
-            e->pending++; /* no shared atomic per value on the hot path */
-            return;
-        }
     }
     const char *v[4] = {f->policy ? f->policy : "", f->rule ? f->rule : "", det,
                         f->applied ? "true" : "false"};
@@ -59,6 +56,19 @@ void count_finding(worker *w, uint64_t gen, const mm_finding *f)
             (find_ent){.gen = gen, .rule = f->rule, .detector = f->detector,
                        .applied = f->applied, .s = s};
     mm_series_add(s, 1);
+}
+
+void count_finding(worker *w, uint64_t gen, const mm_finding *f)
+{
+    if (w->fcache_gen == gen) {
+        find_ent *e = w->fcache, *end = e + w->n_fcache;
+        for (; e < end; e++)
+            if (e->rule == f->rule && e->detector == f->detector && e->applied == f->applied) {
+                e->pending++; /* no shared atomic per value on the hot path */
+                return;
+            }
+    }
+    count_new_finding(w, gen, f);
 }
 
 void on_finding(void *ctx, const mm_finding *f)
