@@ -802,10 +802,11 @@ static void sort_matches(det_scratch *sc)
  * in cost no more than their census. */
 static __attribute__((noinline)) mm_err scan_value(const det_set *set, det_scratch *sc,
                                                    const unsigned char *t, size_t n,
-                                                   uint32_t ids, const char *member,
-                                                   size_t mlen, det_match_fn cb, void *ctx)
+                                                   const char *member, size_t mlen,
+                                                   det_match_fn cb, void *ctx)
 {
     scan s; /* next[] is not cleared: det_next reads it only where `found` says */
+    const uint32_t ids = sc->ids;
     mm_err rc;
 
     s.set = set;
@@ -835,6 +836,18 @@ static __attribute__((noinline)) mm_err scan_value(const det_set *set, det_scrat
     return MM_OK;
 }
 
+/* A value no built-in detector can match in: the patterns' scan, unless the prefilter tells
+ * at once that none can match either (most values). Out of line, so that det_scan_member
+ * stays a leaf up to its tail calls (nothing to save for the values it decides itself). */
+static __attribute__((noinline)) mm_err scan_patterns_only(const det_set *set, det_scratch *sc,
+                                                           const unsigned char *t, size_t n,
+                                                           det_match_fn cb, void *ctx)
+{
+    if (set->pf && det_pf_none(set->pf, t, n))
+        return MM_OK;
+    return scan_value(set, sc, t, n, NULL, 0, cb, ctx);
+}
+
 mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, size_t n,
                        const char *member, size_t mlen, det_match_fn cb, void *ctx)
 {
@@ -843,11 +856,11 @@ mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, si
     if (sc->set != set || sc->n_md != set->n_pats || !set->compiled)
         return MM_EINVAL; /* scratch made for another set, or the set not compiled */
     sc->n = 0;
-    uint32_t ids = value_ids(set, t, n);
-    if (!ids && !(member && set->any_members) &&
-        (!set->n_pats || (set->pf && det_pf_none(set->pf, t, n))))
-        return MM_OK; /* no detector or pattern can match in it */
-    return scan_value(set, sc, t, n, ids, member, mlen, cb, ctx);
+    /* scan_value takes ids through the scratch: with det_scan_member's own arguments the
+     * call is a jump, and the values decided here save no registers */
+    if (!(sc->ids = value_ids(set, t, n)) && !(member && set->any_members))
+        return set->n_pats ? scan_patterns_only(set, sc, t, n, cb, ctx) : MM_OK;
+    return scan_value(set, sc, t, n, member, mlen, cb, ctx);
 }
 
 mm_err det_scan(const det_set *set, det_scratch *sc, const char *text, size_t n, det_match_fn cb,

@@ -122,6 +122,7 @@ struct det_scratch {
     det_match *m;   /* matches of the value being scanned, sorted before reporting */
     det_match *tmp; /* merge-sort space, as large as m */
     size_t n, cap;
+    uint32_t ids; /* the value filter's verdict on the value being scanned (detect.c) */
 };
 
 /* ---- the scan state ------------------------------------------------------------------- */
