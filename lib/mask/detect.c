@@ -363,6 +363,7 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
     if (s->n_pats && !s->exhaustive && !s->pf && !(pf && strcmp(pf, "off") == 0) &&
         det_pf_build(s->pats, s->n_pats, &s->pf) != MM_OK)
         return mm_errf(eb, MM_ENOMEM, "patterns: out of memory");
+    s->pfq = s->pf ? det_pf_quick_of(s->pf) : NULL;
     memset(s->trig, 0, sizeof(s->trig));
     memset(s->lens_ok, 0, sizeof(s->lens_ok));
     memset(s->first_ok, 0, sizeof(s->first_ok));
@@ -740,7 +741,7 @@ static void scan_patterns(scan *s)
     uint64_t maybe[DET_PF_WORDS];
 
     if (set->pf) {
-        if (det_pf_none(set->pf, s->t, s->n))
+        if (det_pf_none(set->pfq, s->t, s->n))
             return;
         det_pf_scan(set->pf, s->t, s->n, maybe);
     }
@@ -838,12 +839,12 @@ static __attribute__((noinline)) mm_err scan_value(const det_set *set, det_scrat
 
 /* A value no built-in detector can match in: the patterns' scan, unless the prefilter tells
  * at once that none can match either (most values). Out of line, so that det_scan_member
- * stays a leaf up to its tail calls (nothing to save for the values it decides itself). */
+ * stays as light for the values it decides itself. */
 static __attribute__((noinline)) mm_err scan_patterns_only(const det_set *set, det_scratch *sc,
                                                            const unsigned char *t, size_t n,
                                                            det_match_fn cb, void *ctx)
 {
-    if (set->pf && det_pf_none(set->pf, t, n))
+    if (set->pfq && det_pf_none(set->pfq, t, n))
         return MM_OK;
     return scan_value(set, sc, t, n, NULL, 0, cb, ctx);
 }

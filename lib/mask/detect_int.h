@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /* ---- character classes (det_base.c fills det_cls once) ------------------------------- */
 
@@ -70,10 +72,56 @@ void det_pf_free(det_pf *pf);
 /* Sets bit p of maybe[] for each pattern p that may match t[0..n) (its literal occurs, case
  * folded, or it has none); one pass over t. */
 void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe);
+
+/* What det_pf_none reads of an automaton (pattern.c fills it): each literal holds one of the
+ * rare bytes (its rarest, a letter in both cases) and has min_len bytes or more. */
+typedef struct {
+    bool any_always;    /* some pattern has no literal: it may match any value */
+    bool rare[256];
+    size_t n_rare;      /* distinct rare bytes (0: too many to look for) */
+    unsigned char rare1; /* the rare byte when n_rare is 1 */
+    size_t min_len;     /* the shortest literal */
+} det_pf_quick;
+const det_pf_quick *det_pf_quick_of(const det_pf *pf); /* borrowed from pf */
+
+/* Does t[0..n) hold byte c? Short values without a call (two overlapping 8-byte words from 8
+ * bytes on, tested for a zero byte the usual bit-trick way), longer ones by memchr. */
+static inline bool det_has_byte(const unsigned char *t, size_t n, unsigned char c)
+{
+    if (n > 16)
+        return memchr(t, c, n) != NULL;
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++)
+            if (t[i] == c)
+                return true;
+        return false;
+    }
+    const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
+    uint64_t a, b;
+    memcpy(&a, t, 8);
+    memcpy(&b, t + n - 8, 8);
+    a ^= ones * c;
+    b ^= ones * c;
+    return (((a - ones) & ~a) | ((b - ones) & ~b)) & highs;
+}
+
 /* True when det_pf_scan would mark no pattern (every pattern has literals and none occurs),
- * found without its automaton: t is shorter than every literal, or lacks the bytes one of
- * which each literal holds (one memchr for a single such byte). */
-bool det_pf_none(const det_pf *pf, const unsigned char *t, size_t n);
+ * decided without the automaton: t is shorter than every literal, or lacks every rare byte. */
+static inline bool det_pf_none(const det_pf_quick *q, const unsigned char *t, size_t n)
+{
+    if (q->any_always)
+        return false;
+    if (n < q->min_len)
+        return true;
+    if (q->n_rare == 1)
+        return !det_has_byte(t, n, q->rare1);
+    if (!q->n_rare)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (q->rare[t[i]])
+            return false;
+    return true;
+}
 
 #define DET_FIT_MAX 63
 #define DET_VLEN_MAX 63 /* the longest value length the value filter tells apart */
@@ -109,6 +157,7 @@ struct det_set {
     pcre2_general_context *gctx; /* PCRE2 allocates through mm_malloc */
     pcre2_compile_context *cctx;
     det_pf *pf; /* NULL: every pattern runs on every value (no patterns, or exhaustive) */
+    const det_pf_quick *pfq; /* pf's, NULL without pf */
     bool compiled;
 };
 

@@ -655,15 +655,11 @@ static size_t pf_freq(unsigned char c)
 
 struct det_pf {
     unsigned char cls[256]; /* folded byte -> class; 0: in no literal */
-    /* the rare bytes: each literal holds one of them (as is, both cases of a letter) at most
-     * rare_back bytes from its start; so at the root a literal can only start rare_back
-     * bytes before the next of them, and a value without one holds no literal */
-    bool rare[256];
-    size_t n_rare; /* distinct bytes in rare[] (0: the skip is off) */
-    unsigned char rare1; /* the byte, when n_rare is 1 (memchr finds it) */
+    /* the rare bytes (q.rare): each literal holds one of them at most rare_back bytes from
+     * its start; so at the root a literal can only start rare_back bytes before the next of
+     * them, and a value without one holds no literal */
+    det_pf_quick q;
     size_t rare_back;
-    size_t min_len; /* the shortest literal: a shorter value holds none */
-    bool any_always; /* some pattern has no literal (always[] is not all zero) */
     size_t ncls, nstates, words;
     uint16_t *delta;   /* [state * ncls + class] */
     uint64_t *out;     /* [state * words]: patterns whose literal ends here */
@@ -691,13 +687,13 @@ static void rare_add(det_pf *pf, const pf_str *s)
         if (pf_freq(s->b[j]) + is_lower(s->b[j]) < pf_freq(s->b[best]) + is_lower(s->b[best]))
             best = j;
     unsigned char b = s->b[best];
-    pf->rare[b] = true;
+    pf->q.rare[b] = true;
     if (is_lower(b))
-        pf->rare[b - 32] = true;
+        pf->q.rare[b - 32] = true;
     if (best > pf->rare_back)
         pf->rare_back = best;
-    if (s->n < pf->min_len)
-        pf->min_len = s->n;
+    if (s->n < pf->q.min_len)
+        pf->q.min_len = s->n;
 }
 
 /* The rare bytes counted once every literal is in. More than PF_RARE_MAX of them leave the
@@ -706,16 +702,16 @@ static void rare_add(det_pf *pf, const pf_str *s)
 static void rare_finish(det_pf *pf)
 {
     for (int c = 0; c < 256; c++)
-        if (pf->rare[c]) {
-            pf->rare1 = (unsigned char)c;
-            pf->n_rare++;
+        if (pf->q.rare[c]) {
+            pf->q.rare1 = (unsigned char)c;
+            pf->q.n_rare++;
         }
-    if (pf->n_rare > PF_RARE_MAX) {
-        memset(pf->rare, 0, sizeof(pf->rare));
-        pf->n_rare = 0;
+    if (pf->q.n_rare > PF_RARE_MAX) {
+        memset(pf->q.rare, 0, sizeof(pf->q.rare));
+        pf->q.n_rare = 0;
     }
-    if (pf->min_len == SIZE_MAX)
-        pf->min_len = 0;
+    if (pf->q.min_len == SIZE_MAX)
+        pf->q.min_len = 0;
 }
 
 mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out)
@@ -739,7 +735,7 @@ mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out)
             need += pats[p].lits->s[k].n;
         if (!need || total + need > PF_STATES) {
             pf->always[p / 64] |= 1ull << (p % 64);
-            pf->any_always = true;
+            pf->q.any_always = true;
             continue;
         }
         total += need;
@@ -761,7 +757,7 @@ mm_err det_pf_build(const det_pattern *pats, size_t n, det_pf **out)
     /* the trie (0 in delta: no edge yet; the root is state 0, never a target), and the
      * literals' rare bytes */
     pf->nstates = 1;
-    pf->min_len = SIZE_MAX;
+    pf->q.min_len = SIZE_MAX;
     for (size_t p = 0; p < n; p++) {
         if (!(pf->some[p / 64] >> (p % 64) & 1))
             continue;
@@ -814,21 +810,16 @@ out:
 /* The first rare byte in t[i..n), n when there is none. */
 static inline size_t next_rare(const det_pf *pf, const unsigned char *t, size_t n, size_t i)
 {
-    if (pf->n_rare == 1) {
-        const unsigned char *r = i < n ? memchr(t + i, pf->rare1, n - i) : NULL;
+    if (pf->q.n_rare == 1) {
+        const unsigned char *r = i < n ? memchr(t + i, pf->q.rare1, n - i) : NULL;
         return r ? (size_t)(r - t) : n;
     }
-    while (i < n && !pf->rare[t[i]])
+    while (i < n && !pf->q.rare[t[i]])
         i++;
     return i;
 }
 
-bool det_pf_none(const det_pf *pf, const unsigned char *t, size_t n)
-{
-    if (pf->any_always)
-        return false;
-    return n < pf->min_len || (pf->n_rare && next_rare(pf, t, n, 0) >= n);
-}
+const det_pf_quick *det_pf_quick_of(const det_pf *pf) { return &pf->q; }
 
 void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe)
 {
@@ -837,13 +828,13 @@ void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *m
     size_t st = 0, i = 0, r = 0;
 
     memcpy(maybe, pf->always, sizeof(pf->always));
-    if (n < pf->min_len)
+    if (n < pf->q.min_len)
         return;
-    if (pf->n_rare && (r = next_rare(pf, t, n, 0)) >= n)
+    if (pf->q.n_rare && (r = next_rare(pf, t, n, 0)) >= n)
         return; /* no rare byte: no literal */
     for (;;) {
         if (!st) { /* at the root: no literal is under way */
-            if (pf->n_rare) { /* the next literal holds the next rare byte */
+            if (pf->q.n_rare) { /* the next literal holds the next rare byte */
                 if (r < i && (r = next_rare(pf, t, n, i)) >= n)
                     break;
                 if (r - i > pf->rare_back)
