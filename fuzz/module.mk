@@ -12,3 +12,4 @@ fuzz_pbdesc_MODULES := mask
 fuzz_proto_MODULES := mask
 fuzz_simd_MODULES := mask
 fuzz_h2_MODULES := proxy
+fuzz_prefilter_MODULES := mask
