@@ -364,6 +364,9 @@ mm_err det_set_compile(det_set *s, mm_errbuf *eb)
         det_pf_build(s->pats, s->n_pats, &s->pf) != MM_OK)
         return mm_errf(eb, MM_ENOMEM, "patterns: out of memory");
     s->pfq = s->pf ? det_pf_quick_of(s->pf) : NULL;
+    /* without rare bytes the quick check decides little (the automaton reads the value as
+     * fast), and a second look at the value costs more than it saves */
+    s->pf_quick = s->pfq && !s->pfq->any_always && s->pfq->n_rare;
     memset(s->trig, 0, sizeof(s->trig));
     memset(s->lens_ok, 0, sizeof(s->lens_ok));
     memset(s->first_ok, 0, sizeof(s->first_ok));
@@ -741,7 +744,7 @@ static void scan_patterns(scan *s)
     uint64_t maybe[DET_PF_WORDS];
 
     if (set->pf) {
-        if (det_pf_none(set->pfq, s->t, s->n))
+        if (set->pf_quick && det_pf_none(set->pfq, s->t, s->n))
             return;
         det_pf_scan(set->pf, s->t, s->n, maybe);
     }
@@ -838,15 +841,19 @@ static __attribute__((noinline)) mm_err scan_value(const det_set *set, det_scrat
 }
 
 /* A value no built-in detector can match in: the patterns' scan, unless the prefilter tells
- * at once that none can match either (most values). Out of line, so that det_scan_member
- * stays as light for the values it decides itself. */
+ * at once that none can match either (most values: shorter than every literal, or short and
+ * without the one rare byte). Only what det_pf_none decides without a call is decided here,
+ * so this is a leaf up to its jump to scan_value (whose scan_patterns asks the rest); out of
+ * line, so that det_scan_member stays as light for the values it decides itself. */
 static __attribute__((noinline)) mm_err scan_patterns_only(const det_set *set, det_scratch *sc,
                                                            const unsigned char *t, size_t n,
+                                                           const char *member, size_t mlen,
                                                            det_match_fn cb, void *ctx)
 {
-    if (set->pfq && det_pf_none(set->pfq, t, n))
+    const det_pf_quick *q = set->pfq; /* pf_quick: every pattern has literals, rare bytes */
+    if (n < q->min_len || (n <= 16 && q->n_rare == 1 && !det_has_byte(t, n, q->rare1)))
         return MM_OK;
-    return scan_value(set, sc, t, n, NULL, 0, cb, ctx);
+    return scan_value(set, sc, t, n, member, mlen, cb, ctx); /* a jump: the same arguments */
 }
 
 mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, size_t n,
@@ -860,7 +867,9 @@ mm_err det_scan_member(const det_set *set, det_scratch *sc, const char *text, si
     /* scan_value takes ids through the scratch: with det_scan_member's own arguments the
      * call is a jump, and the values decided here save no registers */
     if (!(sc->ids = value_ids(set, t, n)) && !(member && set->any_members))
-        return set->n_pats ? scan_patterns_only(set, sc, t, n, cb, ctx) : MM_OK;
+        return !set->n_pats ? MM_OK
+               : set->pf_quick ? scan_patterns_only(set, sc, t, n, member, mlen, cb, ctx)
+                               : scan_value(set, sc, t, n, member, mlen, cb, ctx);
     return scan_value(set, sc, t, n, member, mlen, cb, ctx);
 }
 

@@ -158,6 +158,7 @@ struct det_set {
     pcre2_compile_context *cctx;
     det_pf *pf; /* NULL: every pattern runs on every value (no patterns, or exhaustive) */
     const det_pf_quick *pfq; /* pf's, NULL without pf */
+    bool pf_quick; /* det_pf_none is worth asking before the automaton (detect.c) */
     bool compiled;
 };
 

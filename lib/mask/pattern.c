@@ -821,20 +821,21 @@ static inline size_t next_rare(const det_pf *pf, const unsigned char *t, size_t 
 
 const det_pf_quick *det_pf_quick_of(const det_pf *pf) { return &pf->q; }
 
-void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe)
+/* The automaton over t from the root, marking in maybe the patterns whose literals end;
+ * with skip, r is the first rare byte (there is one), and at the root the walk jumps to where
+ * a literal holding the next one could start. Inlined twice, so without skip the loop is the
+ * plain one. */
+static inline __attribute__((always_inline)) void walk(const det_pf *pf, const unsigned char *t,
+                                                       size_t n, size_t r, uint64_t *maybe,
+                                                       const bool skip)
 {
     const unsigned char *cls = pf->cls;
     const size_t ncls = pf->ncls, words = pf->words;
-    size_t st = 0, i = 0, r = 0;
+    size_t st = 0, i = 0;
 
-    memcpy(maybe, pf->always, sizeof(pf->always));
-    if (n < pf->q.min_len)
-        return;
-    if (pf->q.n_rare && (r = next_rare(pf, t, n, 0)) >= n)
-        return; /* no rare byte: no literal */
     for (;;) {
         if (!st) { /* at the root: no literal is under way */
-            if (pf->q.n_rare) { /* the next literal holds the next rare byte */
+            if (skip) { /* the next literal holds the next rare byte */
                 if (r < i && (r = next_rare(pf, t, n, i)) >= n)
                     break;
                 if (r - i > pf->rare_back)
@@ -850,4 +851,23 @@ void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *m
             for (size_t w = 0; w < words; w++)
                 maybe[w] |= pf->out[st * words + w];
     }
+}
+
+/* det_pf_scan with the rare-byte skip; out of line, so that the plain walk's registers stay
+ * as few as they were. */
+static __attribute__((noinline)) void walk_rare(const det_pf *pf, const unsigned char *t,
+                                                size_t n, uint64_t *maybe)
+{
+    size_t r;
+    if (n >= pf->q.min_len && (r = next_rare(pf, t, n, 0)) < n) /* else: no literal */
+        walk(pf, t, n, r, maybe, true);
+}
+
+void det_pf_scan(const det_pf *pf, const unsigned char *t, size_t n, uint64_t *maybe)
+{
+    memcpy(maybe, pf->always, sizeof(pf->always));
+    if (pf->q.n_rare)
+        walk_rare(pf, t, n, maybe);
+    else
+        walk(pf, t, n, 0, maybe, false);
 }
