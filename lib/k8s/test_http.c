@@ -67,10 +67,12 @@ static void add(fake *f, int code, const char *ct, const char *hdrs, const char 
     }
 }
 
+/* MSG_NOSIGNAL: a client that has stopped reading (a stopped informer, a timeout) closes the
+ * connection; that must end this write, not the test process by SIGPIPE. */
 static void write_all(int fd, const char *p, size_t n)
 {
     while (n) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w <= 0)
             return;
         p += w;
