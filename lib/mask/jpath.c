@@ -144,20 +144,24 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
     step_states(s, in, ns, !k, index);
 }
 
-/* Steps to the member named k[0..n) of the by_name object at the top; whether a rule can
+/* Steps to the member named k[0..n) of the live object at the top; whether a rule can
  * touch its value. */
 static bool name_step(mm_stream *s, const char *k, size_t n)
 {
     const uint64_t *in = s->sets + (s->depth - 1) * s->words;
-    /* without wildcard or descendant states (json.c's by_name), a name that no active
-     * state waits for leads nowhere: the usual case, without the full step */
     const uint64_t *ns = name_states(&s->m->pa, k, n);
     uint64_t hit = 0;
     for (size_t w = 0; ns && w < s->words; w++)
         hit |= in[w] & ns[w];
     if (!hit) {
-        child_none(s);
-        return false;
+        /* without wildcard or descendant states (json.c's by_name), a name that no active
+         * state waits for leads nowhere: the usual case, without the full step; with
+         * them, every such name leads to the same child (one memo entry) */
+        if (!s->fr[s->depth - 1].wild) {
+            child_none(s);
+            return false;
+        }
+        ns = NULL;
     }
     if (s->words > 1) {
         step_states(s, in, ns, false, 0);
@@ -242,6 +246,8 @@ int names_judge(void *ctx, const char *k, size_t n)
             return -1;
     }
     int sel = s->csel;
+    if (sel == RULE_NONE && s->casel == RULE_NONE && !s->callow)
+        return SK_OPEN; /* states only: paths may select something inside it */
     if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
         !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
         s->ract[sel]->type == MM_ACTION_REMOVE)
@@ -268,6 +274,45 @@ bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64
     if ((s->skrc = st_out_put(s, run, rn)) == MM_OK)
         s->skrc = st_out_put(s, c, cn);
     return s->skrc == MM_OK;
+}
+
+static bool any_and(const uint64_t *a, const uint64_t *b, size_t words)
+{
+    for (size_t w = 0; w < words; w++)
+        if (a[w] & b[w])
+            return true;
+    return false;
+}
+
+/* Whether every element of an array whose states are set[] gets the same states, which
+ * complete no path: no [N] step waits there, and the states * and .. lead to are not
+ * final. Then no path selects a scalar element, whatever its index. */
+static bool elems_plain(const mm_stream *s, const uint64_t *set)
+{
+    const mpaths *pa = &s->m->pa;
+    uint64_t carry = 0;
+    for (size_t w = 0; w < s->words; w++) {
+        uint64_t hit = set[w] & pa->any[w];
+        uint64_t out = (hit << 1) | carry | (set[w] & pa->desc[w]);
+        if ((set[w] & pa->idx[w]) || (out & pa->final[w]))
+            return false;
+        carry = hit >> 63;
+    }
+    return true;
+}
+
+void frame_paths(mm_stream *s, jframe *f, uint64_t *set)
+{
+    const mpaths *pa = &s->m->pa;
+    f->live = s->clive;
+    f->named = s->cnamed;
+    f->hold = s->det_remove || (s->clive && any_and(s->cset, s->rmhold, s->words));
+    if (!s->clive)
+        return;
+    memcpy(set, s->cset, s->words * sizeof(uint64_t));
+    f->wild = any_and(set, pa->any, s->words) || any_and(set, pa->desc, s->words);
+    f->by_name = f->kind == '{' && f->named && !f->wild;
+    f->judged = f->kind == '{' || elems_plain(s, set);
 }
 
 /* The root value's states: those of the paths whose rule is on in this stream. */

@@ -113,7 +113,7 @@ static inline uint64_t below(unsigned k)
  * stack. */
 enum { S_VAL_O, S_VAL_A, S_ARR_FIRST, S_OBJ_FIRST, S_OBJ_KEY, S_COLON, S_AFTER_O, S_AFTER_A,
        S_N, /* actions: */ A_PUSH_O = S_N, A_PUSH_A, A_POP, A_SCALAR_O, A_SCALAR_A, A_COLON,
-       A_KEY, A_VALUE, A_STR_O, A_STR_A, A_NAME, A_RCOLON, A_STOP };
+       A_KEY, A_VALUE, A_STR_O, A_STR_A, A_NAME, A_RCOLON, A_OPEN, A_STOP };
 enum { C_OTHER, C_QUOTE, C_SCALAR, C_LBRACE, C_LBRACKET, C_RBRACE, C_RBRACKET, C_COLON, C_COMMA };
 static const unsigned char tok_class[256] = {
     ['"'] = C_QUOTE, ['-'] = C_SCALAR, ['0' ... '9'] = C_SCALAR,
@@ -128,10 +128,11 @@ static const unsigned char tok_class[256] = {
      ['}'] = rbrace, [']'] = rbracket, [':'] = colon, [','] = comma}
 /* [1]: member names are bounded, so ':' is checked against the name before it; [2]: the
  * names of the skimmed object itself are judged (sk_names), [0] or [1] serve inside; [3]:
- * strings and numbers are handed to sk_values, [4]: with their member names */
+ * strings and numbers are handed to sk_values, [4]: with their member names; [5]: sk_names
+ * and sk_values together, at the depths sk_names judges ([3] or [4] serve inside) */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverride-init" /* each row's default, then its tokens */
-static const unsigned char next_state[5][S_N][256] = {
+static const unsigned char next_state[6][S_N][256] = {
     /*            other quote scalar  {  [  }  ]  :  , */
   {
     [S_VAL_O] = ROW(X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
@@ -180,6 +181,16 @@ static const unsigned char next_state[5][S_N][256] = {
     [S_OBJ_FIRST] = ROW(X, A_NAME, X, X, X, A_POP, X, X, X),
     [S_OBJ_KEY] = ROW(X, A_NAME, X, X, X, X, X, X, X),
     [S_COLON] = ROW(X, X, X, X, X, X, X, A_RCOLON, X),
+    [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
+    [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
+  },
+  {
+    [S_VAL_O] = ROW(X, A_STR_O, A_SCALAR_O, A_OPEN, A_OPEN, X, X, X, X),
+    [S_VAL_A] = ROW(X, A_STR_A, A_SCALAR_A, A_OPEN, A_OPEN, X, X, X, X),
+    [S_ARR_FIRST] = ROW(X, A_STR_A, A_SCALAR_A, A_OPEN, A_OPEN, X, A_POP, X, X),
+    [S_OBJ_FIRST] = ROW(X, A_KEY, X, X, X, A_POP, X, X, X),
+    [S_OBJ_KEY] = ROW(X, A_KEY, X, X, X, X, X, X, X),
+    [S_COLON] = ROW(X, X, X, X, X, X, X, A_VALUE, X),
     [S_AFTER_O] = ROW(X, X, X, X, X, A_POP, X, X, S_OBJ_KEY),
     [S_AFTER_A] = ROW(X, X, X, X, X, X, A_POP, X, S_VAL_A),
   },
@@ -242,14 +253,14 @@ name_close(const unsigned char *d, size_t base, size_t len, const sk_block *b, u
 }
 
 /* The member name whose opening quote is bit k of block b, judged by `names` when it can
- * be in place (name_close). -1: it cannot; else the verdict (SK_*). */
+ * be in place (name_close; *q its closing quote). -1: it cannot; else the verdict (SK_*). */
 static int name_judged(const sk_names *names, const unsigned char *d, size_t base, size_t len,
-                       const sk_block *b, unsigned k, unsigned lim)
+                       const sk_block *b, unsigned k, unsigned lim, size_t *q)
 {
-    size_t from = base + k + 1, q = name_close(d, base, len, b, k, lim, names->max);
-    if (q == SIZE_MAX)
+    size_t from = base + k + 1;
+    if ((*q = name_close(d, base, len, b, k, lim, names->max)) == SIZE_MAX)
         return -1;
-    return names->judge(names->ctx, (const char *)d + from, q - from);
+    return names->judge(names->ctx, (const char *)d + from, *q - from);
 }
 
 /* The end of the value that starts at d[v]: a string closed within the chunk without an
@@ -290,12 +301,14 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
      * value is read: json.c reads both when jskim stops between them) */
     const char *name = NULL;
     size_t nlen = 0;
-    size_t opened = 0; /* objects opened by sk_names's open and not closed yet */
+    size_t opened = 0; /* containers opened by sk_names's open and not closed yet */
+    char here = kind;  /* the kind of the container at depth 0: skimmed, or last opened */
 
     /* `inner` inside the containers jskim opens, `tab` at the depth it is at */
     const unsigned char(*inner)[256] =
         next_state[vals ? 3 + vals->names : keymax != SIZE_MAX];
-    const unsigned char(*outer)[256] = names && kind == '{' ? next_state[2] : inner;
+    const unsigned char(*outer)[256] =
+        names && vals ? next_state[5] : names && kind == '{' ? next_state[2] : inner;
     const unsigned char(*tab)[256] = outer;
     for (; base < len; base += 64, first = 0) {
         const unsigned char *p = d + base;
@@ -349,6 +362,7 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 continue;
             case A_PUSH_O:
             case A_PUSH_A:
+            push:
                 if (depth >= room || depth >= SK_MAX_DEPTH)
                     goto stop;
                 if (nx == A_PUSH_O)
@@ -361,10 +375,11 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 st = nx == A_PUSH_O ? S_OBJ_FIRST : S_ARR_FIRST;
                 continue;
             case A_POP:
-                if (!depth && opened) { /* an object sk_names opened: json.c closes it */
-                    last = at + 1, last_st = st = S_AFTER_O;
-                    opened--, room++;
-                    if (!names->close(names->ctx, data, at)) {
+                if (!depth && opened) { /* a container sk_names opened: json.c closes it */
+                    int in = names->close(names->ctx, data, at);
+                    last = at + 1, last_st = st = in == '[' ? S_AFTER_A : S_AFTER_O;
+                    opened--, room++, here = (char)in;
+                    if (!in) {
                         pos = at + 1;
                         goto out;
                     }
@@ -375,26 +390,36 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 if (!--depth)
                     tab = outer;
                 last = at, last_st = st;
-                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : kind == '{')
+                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : here == '{')
                          ? S_AFTER_O : S_AFTER_A;
                 continue;
-            case A_KEY: /* a name of the skimmed object: json.c reads those it cannot judge */
-                if ((verdict = name_judged(names, d, base, len, b, k, lim)) < 0)
+            case A_KEY: { /* a name of the skimmed object: json.c reads those it cannot judge */
+                size_t q;
+                if ((verdict = name_judged(names, d, base, len, b, k, lim, &q)) < 0)
                     goto stop;
+                name = data + at + 1, nlen = q - at - 1; /* for vals */
                 last = at, last_st = st, st = S_COLON;
                 continue;
+            }
             case A_VALUE: /* after a touched name, json.c reads the value, or it is replaced */
-                last = at, last_st = st, st = S_VAL_O;
-                if (verdict == SK_PASS)
-                    continue;
-                if (verdict == SK_CONST && t) {
+                if (!vals) /* with vals json.c reads the name again (the detectors take it) */
+                    last = at, last_st = st;
+                st = S_VAL_O;
+                if (verdict == SK_PASS || (vals && verdict == SK_OPEN))
+                    continue; /* with vals, a string or number is theirs; A_OPEN below */
+                if ((verdict == SK_CONST || (vals && verdict == SK_READ)) && t) {
                     size_t start = base + (unsigned)__builtin_ctzll(t);
                     size_t end = value_end(d, start, len);
-                    if (end && end - start <= names->max) {
+                    uint64_t ln = lines + ones(nl & below(start - base));
+                    /* replaced, or with vals decided by json.c in place (take) */
+                    int done = !end || end - start > names->max ? -1
+                               : verdict == SK_CONST
+                                   ? names->replace(names->ctx, data, start, end, ln)
+                                   : names->take(names->ctx, data, start, end, ln);
+                    if (done >= 0) {
                         /* the output is written to end: json.c never reads before it */
                         last = end, last_st = st = S_AFTER_O;
-                        if (!names->replace(names->ctx, data, start, end,
-                                            lines + ones(nl & below(start - base)))) {
+                        if (!done) {
                             pos = end; /* json.c gives up on the stream */
                             goto out;
                         }
@@ -402,7 +427,8 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                         continue;
                     }
                 }
-                if (verdict == SK_READ && t && p[__builtin_ctzll(t)] == '{') {
+                if ((verdict == SK_READ || verdict == SK_OPEN) && t &&
+                    p[__builtin_ctzll(t)] == '{') {
                     /* an object the name leads to: judged on here when json.c says so */
                     size_t o = base + (unsigned)__builtin_ctzll(t);
                     int op = names->open(names->ctx, data, o);
@@ -410,7 +436,7 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                         t &= t - 1;
                         last = o + 1, last_st = st = S_OBJ_FIRST;
                         if (op > 0) {
-                            opened++, room--;
+                            opened++, room--, here = '{';
                             continue;
                         }
                         pos = o + 1;
@@ -466,6 +492,23 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
             case A_RCOLON:
                 st = S_VAL_O;
                 continue;
+            case A_OPEN: { /* a container at a judged depth (sk_names with sk_values) */
+                if (st == S_VAL_O && verdict == SK_PASS) { /* no path goes on in it */
+                    nx = p[k] == '{' ? A_PUSH_O : A_PUSH_A;
+                    goto push;
+                }
+                int op = names->open(names->ctx, data, at);
+                if (op < 0)
+                    goto stop;
+                last = at + 1, last_st = st = p[k] == '{' ? S_OBJ_FIRST : S_ARR_FIRST;
+                if (op > 0) {
+                    opened++, room--, here = (char)p[k];
+                    continue;
+                }
+                pos = at + 1;
+                lines += ones(nl & below(k + 1));
+                goto out;
+            }
             }
         stop:
             pos = at;

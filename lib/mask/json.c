@@ -131,14 +131,6 @@ static mm_err ensure_depth(mm_stream *s, size_t d)
     return MM_OK;
 }
 
-static bool any_and(const uint64_t *a, const uint64_t *b, size_t words)
-{
-    for (size_t w = 0; w < words; w++)
-        if (a[w] & b[w])
-            return true;
-    return false;
-}
-
 /* ---- values --------------------------------------------------------------------------- */
 
 /* The child selection for a value starting now (objects: computed at its name). */
@@ -199,13 +191,7 @@ static mm_err container_begin(mm_stream *s, const char *data, size_t i, char kin
     nf->sel = sel;
     nf->asel = asel < sel ? asel : RULE_NONE;
     nf->allow = allow;
-    nf->live = s->clive;
-    nf->named = s->cnamed;
-    if (s->clive)
-        memcpy(set_at(s, s->depth), s->cset, s->words * sizeof(uint64_t));
-    nf->by_name = kind == '{' && s->cnamed && !any_and(s->cset, s->m->pa.any, s->words) &&
-                  !any_and(s->cset, s->m->pa.desc, s->words);
-    nf->hold = s->det_remove || (s->clive && any_and(s->cset, s->rmhold, s->words));
+    frame_paths(s, nf, set_at(s, s->depth));
     s->depth++;
     if (nf->hold) { /* the first member's prefix starts after the opener */
         if ((rc = flush_to(s, data, i + 1)) != MM_OK)
@@ -554,31 +540,61 @@ static inline bool frame_reads(const mm_stream *s)
            f->asel == RULE_NONE;
 }
 
-/* sk_names's open and close (simd_int.h): a by_name object's member that is an object
- * opens and closes as the byte machine's '{' and '}' would open and close it. */
+/* Whether detectors read the values of the live container at the top and paths reach its
+ * children only through names (names_judge) or alike for every element (jframe's judged):
+ * jskim judges the names and hands the rest to jread.c; read_ok's conditions hold. */
+static inline bool frame_judged(const mm_stream *s)
+{
+    const jframe *f = &s->fr[s->depth - 1];
+    return f->judged && !s->supp && !s->holding && !f->hold && f->sel == RULE_NONE &&
+           f->asel == RULE_NONE;
+}
+
+/* sk_names's open and close (simd_int.h): a container of a by_name object (an object) or of
+ * a judged one opens and closes as the byte machine's '{' or '[' and its closer would. */
 static int names_open(void *ctx, const char *data, size_t at)
 {
     mm_stream *s = ctx;
     if (s->depth >= MM_MASK_MAX_DEPTH) /* the byte machine says so */
         return -1;
-    if ((s->skrc = container_begin(s, data, at, '{')) != MM_OK)
+    if ((s->skrc = container_begin(s, data, at, data[at])) != MM_OK)
         return -1;
-    return frame_by_name(s);
+    return s->reads ? frame_judged(s) : frame_by_name(s); /* judged: detectors read */
 }
 
-static bool names_close(void *ctx, const char *data, size_t at)
+static int names_close(void *ctx, const char *data, size_t at)
 {
     mm_stream *s = ctx;
     if ((s->skrc = container_end(s, data, at)) != MM_OK)
-        return false;
+        return 0;
     value_end(s);
-    return true;
+    return top(s)->kind;
+}
+
+/* sk_names's take: the value data[start..end) (a string without escapes, a number, true
+ * or false) of the member names_judge gave SK_READ, read as the byte machine would read it
+ * there, when a path's rule selects it (else the detectors read it, with the member name
+ * names_judge did not keep: json.c reads both). */
+static int names_take(void *ctx, const char *data, size_t start, size_t end, uint64_t lines)
+{
+    mm_stream *s = ctx;
+    uint64_t line = s->line;
+    if (s->csel == RULE_NONE)
+        return -1;
+    s->line += lines; /* the value's line */
+    s->skrc = scalar_begin_full(s, data, start, data[start] == '"' ? V_STR
+                                                : data[start] == 't' || data[start] == 'f'
+                                                    ? V_LIT : V_NUM);
+    if (s->skrc == MM_OK && (s->skrc = scalar_end(s, data, end)) == MM_OK)
+        value_end(s);
+    s->line = line;
+    return s->skrc == MM_OK;
 }
 
 /* Skims from data[i] in state *js; *next is where the byte machine reads on. The containers
  * jskim was inside when it stopped are opened as container_begin would open them there.
  * `by_name`: the object at the top is skimmed member by member (frame_by_name); `reads`:
- * its values go to the detectors (frame_reads). */
+ * its values go to the detectors (frame_reads); both: frame_judged. */
 static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by_name,
                    bool reads, int *js, size_t *next)
 {
@@ -587,8 +603,8 @@ static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by
     mm_err rc;
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
-    const sk_names names = {names_judge, names_replace, names_open, names_close, s,
-                            s->max_value};
+    const sk_names names = {names_judge, names_replace, names_open, names_close, names_take,
+                            s, s->max_value};
     const sk_values vals = {jread_value, s, s->max_value, s->key_det};
     s->skrc = MM_OK;
     jskim(s->cls, &s->skc, data, i, len, *js, top(s)->kind, MM_MASK_MAX_DEPTH - s->depth,
@@ -638,11 +654,13 @@ mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
             s->depth) {
             bool quiet = frame_quiet(s), by_name = !quiet && skim_ok && frame_by_name(s);
             bool reads = !quiet && read_ok && frame_reads(s);
+            bool judged = !quiet && !reads && read_ok && frame_judged(s);
             size_t next;
-            if (!quiet && !by_name && !reads)
+            if (!quiet && !by_name && !reads && !judged)
                 goto byte;
-            if ((rc = skim(s, data, i, len, by_name, reads, &js, &next)) != MM_OK)
-                return rc;
+            if ((rc = skim(s, data, i, len, by_name || judged, reads || judged, &js, &next)) !=
+                MM_OK)
+                return limit(s, eb, rc); /* as scalar_end's callers say it */
             skim_at = i = next;
             continue;
         }

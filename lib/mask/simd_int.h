@@ -167,17 +167,29 @@ typedef struct {
  * reads the value, but for an object whose '{' it sees in the same block: open(ctx, data,
  * at) opens it as json.c would at data[at] and says whether jskim goes on judging its
  * names in the same way (1; close(ctx, data, at) then closes it at its '}', as json.c
- * would, false when that fails), stops after the '{' (0: json.c reads the object) or stops
+ * would, 0 when that fails), stops after the '{' (0: json.c reads the object) or stops
  * before it (-1: not opened; json.c reads it, or gives up on the stream when that failed).
  * jskim stops before a name it cannot judge in place (escaped, crossing a block, longer
  * than max: json.c's limit error) and before one judge gives a negative verdict for (it
- * could not take the name in: json.c reads it and says why). */
-enum { SK_PASS, SK_READ, SK_CONST };
+ * could not take the name in: json.c reads it and says why). SK_OPEN is SK_READ here but
+ * with `vals` (below).
+ * With `vals` too (json.c's judged frames: paths may go on below any member, detectors read
+ * the values), the skimmed container may be an array as well, and at its own depth and that
+ * of every container open opened: a name's value is SK_PASS, read as vals says (strings and
+ * numbers to value, containers skimmed with vals); SK_OPEN, a string or number read as for
+ * SK_PASS, a container opened with open(ctx, data, at) (an array's element containers are
+ * always opened so); SK_CONST as above; SK_READ, a value that replace could take handed to
+ * take(ctx, data, start, end, lines) alike, which decides it as json.c would (1; 0: that
+ * failed; -1: json.c must read it), else, and for an object open does not take on, stopped
+ * before the member's name (json.c reads the name again, and the value). Close then returns
+ * the kind ('{' or '[') of the container the closed one was in, 0 when closing failed. */
+enum { SK_PASS, SK_READ, SK_CONST, SK_OPEN };
 typedef struct {
     int (*judge)(void *ctx, const char *name, size_t n);
     bool (*replace)(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
     int (*open)(void *ctx, const char *data, size_t at);
-    bool (*close)(void *ctx, const char *data, size_t at);
+    int (*close)(void *ctx, const char *data, size_t at);
+    int (*take)(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
     void *ctx;
     size_t max;
 } sk_names;
@@ -204,7 +216,7 @@ typedef struct {
  * '['), with `room` more levels of nesting allowed, validating as json.c would; member
  * names longer than `keymax` bytes as written (SIZE_MAX: no limit) are left to json.c.
  * `names` (NULL: nothing in the container is touched) judges an object's own names;
- * `vals` (NULL: none) reads its values instead (not with `names`). */
+ * `vals` (NULL: none) reads its values instead, or with `names` those names let through. */
 void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
            char kind, size_t room, size_t keymax, const sk_names *names, const sk_values *vals,
            sk_result *r);

@@ -18,6 +18,10 @@ typedef struct {
     bool named;       /* an active state waits for a member name: names are looked up */
     bool by_name;     /* an object where only names lead paths on (no wildcard or
                          descendant state): jskim may skim the members others' names start */
+    bool wild;        /* live, with a wildcard or descendant state: every child is live */
+    bool judged;      /* live, and an object or an array whose elements no path selects
+                         (jpath.c's elems_plain): where detectors read values, jskim may
+                         judge its names and read the rest (json.c's frame_judged) */
     bool hold;        /* members are held back until their value decides (remove) */
     bool emitted;     /* a member was written: the next one written keeps its comma */
     int sel;          /* the rule (applied in this stream) selecting this container */
@@ -165,15 +169,21 @@ void step_root(mm_stream *s);
  * s->kesc tell where it started): the child's states follow from it; s->key keeps it when
  * findings or detectors need it. MM_ELIMIT: longer than max_value. */
 mm_err key_step(mm_stream *s, const char *data, size_t q);
-/* sk_names (simd_int.h) for the by_name object at the top of the stream `ctx` (json.c):
+/* sk_names (simd_int.h) for the by_name or judged object at the top of the stream `ctx`
+ * (json.c):
  * names_judge steps to the member as key_step would (keeping the name in s->key for the
- * findings path) and gives SK_CONST where scalar_decide would only write a rule's constant
+ * findings path) and gives SK_PASS when no path can touch the value, SK_OPEN when states
+ * go on in it but select nothing yet (a container must be opened as json.c would; a scalar
+ * is only the detectors'), SK_CONST where scalar_decide would only write a rule's constant
  * in place of a string, number, true or false and report it (the member's rule applied
  * here, its action the rule's own constant, no audit rule seeing the value); -1 when it
  * cannot keep the name (json.c reads it). names_replace reports that finding as
  * scalar_decide would (path, offset, the line `lines` newlines after s->line) and writes
  * the constant in place of data[start..end). */
 int names_judge(void *ctx, const char *k, size_t n);
+/* A new frame's path flags (live, named, by_name, wild, judged, hold) from the child's
+ * states (s->cset, clive, cnamed), which are copied to set[] when live. */
+void frame_paths(mm_stream *s, jframe *f, uint64_t *set);
 bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
 /* jread.c: sk_values's value for the containers only detectors read (json.c's
  * frame_reads), the stream `ctx` at the top: it reports and writes what scalar_end would

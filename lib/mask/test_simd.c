@@ -24,7 +24,8 @@
  * skimmed while suppressed), one whose objects are touched only through some names (so
  * skimmed member by member, constants written in place of the values the names select);
  * and with detectors (without findings paths, jskim hands them the values: jread.c), one
- * of them taking member names as evidence, one beside a path rule. */
+ * of them taking member names as evidence, one beside a path rule; descendant paths
+ * beside detectors. */
 static const char *const policies[] = {
     HEAD "  rules:\n  - {name: a, fields: [\"$.a\", \"$.o.p\"], action: {type: redact}}\n",
     HEAD "  rules:\n  - {name: r, fields: [\"$.rm\", \"$[1]\", \"$.o.q\"], action: {type: remove}}\n",
@@ -47,6 +48,21 @@ static const char *const policies[] = {
          "action: {type: mask}}\n",
     HEAD "  rules:\n  - {name: a, fields: [\"$.o.p\", \"$.k[*].a\"], action: {type: redact}}\n"
          "  - {name: d, detectors: [us_ssn, phone, credit_card], action: {type: redact}}\n",
+    /* descendant paths beside detectors (bench/proxy.sh's kind): jskim judges every
+     * object's names, opens every container through json.c, hands selected values to
+     * json.c in place (a mask) or writes constants (redact), the rest to the detectors;
+     * x[*] selects whole arrays' elements (json.c reads those), rm's members are held */
+    HEAD "  rules:\n  - {name: c, fields: [\"$..a\", \"$..p\"], action: {type: mask, "
+         "keepLast: 2}}\n"
+         "  - {name: r, fields: [\"$..y\", \"$.k[*].o\", \"$..x[*]\"], action: {type: redact}}\n"
+         "  - {name: m, fields: [\"$.rm.o\"], action: {type: remove}}\n"
+         "  - {name: d, detectors: [credit_card, email, phone, us_ssn], action: {type: redact}}\n"
+         "  - {name: i, patterns: [{name: e, regex: \"EMP-[0-9]{6}\"}], action: {type: redact, "
+         "replacement: \"[ID]\"}}\n",
+    HEAD "  rules:\n  - {name: c, fields: [\"$..o.p\", \"$.k[*].a\", \"$..k[0]\"], "
+         "action: {type: mask}}\n"
+         "  - {name: d, detectors: [us_ssn, phone, email], useMemberNames: true, "
+         "action: {type: mask}}\n",
 };
 
 #define ADDED 5
@@ -243,6 +259,21 @@ static void test_edges(void **state)
         "{\"k\":{\"o\":{\"q\\u0061\":1,\"p\":2}},\"k\":{\"o\":[{\"p\":1}],\"o\":{\"p\":1]}}}",
         "{\"phone\"\n:\n\"4155550132\" , \"ssn\" : 078051120 ,\"cell\":\"+1 415 555 0132 and "
         "4111-1111-1111-1111 and a long tail to cross the block\",\"e\":\"a@b.co\"}",
+        /* descendant paths with detectors: the sidecar bench's records, selected names
+         * (plain, escaped, values of every kind, cut), nested objects and arrays */
+        "{\"items\":[{\"id\":0,\"name\":\"User 0\",\"email\":\"u0@example.com\",\"a\":\"4111 "
+        "1111 1111 1111\",\"y\":\"123-45-1000\",\"phone\":\"+1 415 555 1000\",\"note\":\"EMP-"
+        "123456 shipped\",\"amount\":0.00},{\"id\":1,\"a\":4111111111111111,\"y\":true,\"p\""
+        ":null,\"ssn\":\"078-05-1120\"}]}",
+        "{\"o\":{\"a\":{\"p\":1,\"y\":[1,{\"a\":\"x\"}],\"q\":[[{\"p\":\"v\"}],{}]},\"p\":"
+        "{\"z\":\"078-05-1120\"},\"\\u0061\":\"esc\",\"a\":\"e\\n\",\"k\":[{\"a\":1,\"o\":"
+        "\"x\"},[2],\"s\"]},\"k\":[{\"a\":\"4111111111111111\",\"o\":{\"p\":2}},[{\"a\":"
+        "1}]],\"x\":[1,\"a\",{\"a\":2}],\"rm\":{\"o\":1,\"p\":2,\"a\":{\"o\":3}}}",
+        "{\"a\":-1.5e3,\"a\":false,\"a\":\"a value that crosses a block boundary of sixty-four "
+        "bytes, surely\",\"b\":{\"a\":[\"\\u0041\",{\"p\":\"t\"}],\"p\":{}},\"y\":{\"q\":"
+        "1},\"y\":[],\"k\":[[{\"y\":\"bob@example.com\"}]],\"a\":\"x\"\"b\":1}",
+        "{\"k\":[{\"a\":\"v\",\n\"o\":\n\"w\"}\n,\n{\"a\"\n:\n1}],\"p\":\"call 415-555-0132\","
+        "\"o\":{\"p\":[1,2],\"p\":\"4155550132\"}}\n",
     };
     char buf[512];
     for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
