@@ -144,9 +144,10 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
     step_states(s, in, ns, !k, index);
 }
 
-/* Steps to the member named k[0..n) of the live object at the top; whether a rule can
- * touch its value. */
-static bool name_step(mm_stream *s, const char *k, size_t n)
+/* Steps to the member named k[0..n) of the live object at the top (`wild`: it may have
+ * wildcard or descendant states, else it is by_name); whether a rule can touch its value. */
+static inline __attribute__((always_inline)) bool name_step(mm_stream *s, const char *k,
+                                                            size_t n, const bool wild)
 {
     const uint64_t *in = s->sets + (s->depth - 1) * s->words;
     const uint64_t *ns = name_states(&s->m->pa, k, n);
@@ -157,7 +158,7 @@ static bool name_step(mm_stream *s, const char *k, size_t n)
         /* without wildcard or descendant states (json.c's by_name), a name that no active
          * state waits for leads nowhere: the usual case, without the full step; with
          * them, every such name leads to the same child (one memo entry) */
-        if (!s->fr[s->depth - 1].wild) {
+        if (!wild || !s->fr[s->depth - 1].wild) {
             child_none(s);
             return false;
         }
@@ -232,11 +233,12 @@ mm_err key_step(mm_stream *s, const char *data, size_t q)
     return MM_OK;
 }
 
-/* sk_names for by_name objects (stream_int.h says what they decide). */
-int names_judge(void *ctx, const char *k, size_t n)
+/* sk_names for by_name objects, or (`wild`) judged ones (stream_int.h says what they
+ * decide). */
+static inline __attribute__((always_inline)) int judge(mm_stream *s, const char *k, size_t n,
+                                                       const bool wild)
 {
-    mm_stream *s = ctx;
-    if (!name_step(s, k, n))
+    if (!name_step(s, k, n, wild))
         return SK_PASS;
     /* the member's findings path, as key_step keeps it (json.c reads the value on, or
      * names_replace reports it); without memory, json.c reads the name and says so */
@@ -246,13 +248,25 @@ int names_judge(void *ctx, const char *k, size_t n)
             return -1;
     }
     int sel = s->csel;
-    if (sel == RULE_NONE && s->casel == RULE_NONE && !s->callow)
+    if (wild && sel == RULE_NONE && s->casel == RULE_NONE && !s->callow)
         return SK_OPEN; /* states only: paths may select something inside it */
-    if (s->clive || sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
+    /* (states may go on below it: a container stays json.c's, a scalar is only written
+     * over) */
+    if (sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||
         !s->m->rules[sel].jconst || s->ract[sel] != &s->m->rules[sel].act ||
         s->ract[sel]->type == MM_ACTION_REMOVE)
         return SK_READ;
     return SK_CONST;
+}
+
+int names_judge(void *ctx, const char *k, size_t n)
+{
+    return judge(ctx, k, n, false);
+}
+
+int names_judge_any(void *ctx, const char *k, size_t n)
+{
+    return judge(ctx, k, n, true);
 }
 
 bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines)
@@ -276,18 +290,10 @@ bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64
     return s->skrc == MM_OK;
 }
 
-static bool any_and(const uint64_t *a, const uint64_t *b, size_t words)
-{
-    for (size_t w = 0; w < words; w++)
-        if (a[w] & b[w])
-            return true;
-    return false;
-}
-
 /* Whether every element of an array whose states are set[] gets the same states, which
  * complete no path: no [N] step waits there, and the states * and .. lead to are not
  * final. Then no path selects a scalar element, whatever its index. */
-static bool elems_plain(const mm_stream *s, const uint64_t *set)
+bool elems_plain(const mm_stream *s, const uint64_t *set)
 {
     const mpaths *pa = &s->m->pa;
     uint64_t carry = 0;
@@ -299,20 +305,6 @@ static bool elems_plain(const mm_stream *s, const uint64_t *set)
         carry = hit >> 63;
     }
     return true;
-}
-
-void frame_paths(mm_stream *s, jframe *f, uint64_t *set)
-{
-    const mpaths *pa = &s->m->pa;
-    f->live = s->clive;
-    f->named = s->cnamed;
-    f->hold = s->det_remove || (s->clive && any_and(s->cset, s->rmhold, s->words));
-    if (!s->clive)
-        return;
-    memcpy(set, s->cset, s->words * sizeof(uint64_t));
-    f->wild = any_and(set, pa->any, s->words) || any_and(set, pa->desc, s->words);
-    f->by_name = f->kind == '{' && f->named && !f->wild;
-    f->judged = f->kind == '{' || elems_plain(s, set);
 }
 
 /* The root value's states: those of the paths whose rule is on in this stream. */

@@ -252,22 +252,12 @@ name_close(const unsigned char *d, size_t base, size_t len, const sk_block *b, u
     return q - from > max ? SIZE_MAX : q;
 }
 
-/* The member name whose opening quote is bit k of block b, judged by `names` when it can
- * be in place (name_close; *q its closing quote). -1: it cannot; else the verdict (SK_*). */
-static int name_judged(const sk_names *names, const unsigned char *d, size_t base, size_t len,
-                       const sk_block *b, unsigned k, unsigned lim, size_t *q)
-{
-    size_t from = base + k + 1;
-    if ((*q = name_close(d, base, len, b, k, lim, names->max)) == SIZE_MAX)
-        return -1;
-    return names->judge(names->ctx, (const char *)d + from, *q - from);
-}
-
 /* The end of the value that starts at d[v]: a string closed within the chunk without an
  * escape or a control byte in it (the blocks after it see its rest as in a string), a
  * number, true or false followed by a delimiter within the chunk; 0 for any other (null
  * stays null: json.c says so). */
-static size_t value_end(const unsigned char *d, size_t v, size_t len)
+static inline __attribute__((always_inline)) size_t value_end(const unsigned char *d, size_t v,
+                                                              size_t len)
 {
     if (d[v] == '"') {
         size_t q = str_scan((const char *)d, v + 1, len);
@@ -278,9 +268,12 @@ static size_t value_end(const unsigned char *d, size_t v, size_t len)
     return scalar_end(d, v, len);
 }
 
-SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len,
-                     int js, char kind, size_t room, size_t keymax, const sk_names *names,
-                     const sk_values *vals, sk_result *r)
+/* jskim's walk; `judged`: names and vals together (a constant in each copy, so that the
+ * other modes' loop keeps its registers) */
+SK_TARGET static inline __attribute__((always_inline)) void
+walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
+     char kind, size_t room, size_t keymax, const sk_names *names, const sk_values *vals,
+     sk_result *r, const bool judged)
 {
     const unsigned char *d = (const unsigned char *)data;
     unsigned char pad[64];
@@ -302,13 +295,14 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
     const char *name = NULL;
     size_t nlen = 0;
     size_t opened = 0; /* containers opened by sk_names's open and not closed yet */
-    char here = kind;  /* the kind of the container at depth 0: skimmed, or last opened */
+    char here = kind;  /* judged: the kind of the container at depth 0 (skimmed, or opened;
+                          by_name opens only objects in an object) */
 
     /* `inner` inside the containers jskim opens, `tab` at the depth it is at */
     const unsigned char(*inner)[256] =
         next_state[vals ? 3 + vals->names : keymax != SIZE_MAX];
     const unsigned char(*outer)[256] =
-        names && vals ? next_state[5] : names && kind == '{' ? next_state[2] : inner;
+        judged ? next_state[5] : names && kind == '{' ? next_state[2] : inner;
     const unsigned char(*tab)[256] = outer;
     for (; base < len; base += 64, first = 0) {
         const unsigned char *p = d + base;
@@ -377,8 +371,10 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
             case A_POP:
                 if (!depth && opened) { /* a container sk_names opened: json.c closes it */
                     int in = names->close(names->ctx, data, at);
-                    last = at + 1, last_st = st = in == '[' ? S_AFTER_A : S_AFTER_O;
-                    opened--, room++, here = (char)in;
+                    last = at + 1, last_st = st = judged && in == '[' ? S_AFTER_A : S_AFTER_O;
+                    opened--, room++;
+                    if (judged)
+                        here = (char)in;
                     if (!in) {
                         pos = at + 1;
                         goto out;
@@ -390,32 +386,34 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 if (!--depth)
                     tab = outer;
                 last = at, last_st = st;
-                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : here == '{')
+                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : (judged ? here : kind) == '{')
                          ? S_AFTER_O : S_AFTER_A;
                 continue;
             case A_KEY: { /* a name of the skimmed object: json.c reads those it cannot judge */
-                size_t q;
-                if ((verdict = name_judged(names, d, base, len, b, k, lim, &q)) < 0)
+                size_t q = name_close(d, base, len, b, k, lim, names->max);
+                if (q == SIZE_MAX ||
+                    (verdict = names->judge(names->ctx, data + at + 1, q - at - 1)) < 0)
                     goto stop;
-                name = data + at + 1, nlen = q - at - 1; /* for vals */
+                if (judged) /* for vals */
+                    name = data + at + 1, nlen = q - at - 1;
                 last = at, last_st = st, st = S_COLON;
                 continue;
             }
             case A_VALUE: /* after a touched name, json.c reads the value, or it is replaced */
-                if (!vals) /* with vals json.c reads the name again (the detectors take it) */
+                if (!judged) /* judged: json.c reads the name again (the detectors take it) */
                     last = at, last_st = st;
                 st = S_VAL_O;
-                if (verdict == SK_PASS || (vals && verdict == SK_OPEN))
-                    continue; /* with vals, a string or number is theirs; A_OPEN below */
-                if ((verdict == SK_CONST || (vals && verdict == SK_READ)) && t) {
+                if (verdict == SK_PASS || (judged && verdict == SK_OPEN))
+                    continue; /* judged: a string or number is the detectors'; A_OPEN below */
+                if ((verdict == SK_CONST || (judged && verdict == SK_READ)) && t) {
                     size_t start = base + (unsigned)__builtin_ctzll(t);
                     size_t end = value_end(d, start, len);
                     uint64_t ln = lines + ones(nl & below(start - base));
-                    /* replaced, or with vals decided by json.c in place (take) */
+                    /* replaced, or when judged decided by json.c in place (take) */
                     int done = !end || end - start > names->max ? -1
-                               : verdict == SK_CONST
-                                   ? names->replace(names->ctx, data, start, end, ln)
-                                   : names->take(names->ctx, data, start, end, ln);
+                               : judged && verdict == SK_READ
+                                   ? names->take(names->ctx, data, start, end, ln)
+                                   : names->replace(names->ctx, data, start, end, ln);
                     if (done >= 0) {
                         /* the output is written to end: json.c never reads before it */
                         last = end, last_st = st = S_AFTER_O;
@@ -427,7 +425,7 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                         continue;
                     }
                 }
-                if ((verdict == SK_READ || verdict == SK_OPEN) && t &&
+                if ((verdict == SK_READ || (judged && verdict == SK_OPEN)) && t &&
                     p[__builtin_ctzll(t)] == '{') {
                     /* an object the name leads to: judged on here when json.c says so */
                     size_t o = base + (unsigned)__builtin_ctzll(t);
@@ -436,7 +434,9 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                         t &= t - 1;
                         last = o + 1, last_st = st = S_OBJ_FIRST;
                         if (op > 0) {
-                            opened++, room--, here = '{';
+                            opened++, room--;
+                            if (judged)
+                                here = '{';
                             continue;
                         }
                         pos = o + 1;
@@ -493,6 +493,8 @@ SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size
                 st = S_VAL_O;
                 continue;
             case A_OPEN: { /* a container at a judged depth (sk_names with sk_values) */
+                if (!judged)
+                    goto stop; /* (not in next_state[0..4]) */
                 if (st == S_VAL_O && verdict == SK_PASS) { /* no path goes on in it */
                     nx = p[k] == '{' ? A_PUSH_O : A_PUSH_A;
                     goto push;
@@ -539,4 +541,23 @@ out:
     r->js = to_js(st);
     r->depth = depth;
     r->lines = lines;
+}
+
+/* The two copies, each a function of its own (its registers its own). */
+SK_TARGET __attribute__((noinline)) static void
+walk_judged(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
+            char kind, size_t room, size_t keymax, const sk_names *names, const sk_values *vals,
+            sk_result *r)
+{
+    walk(cls, cache, data, i, len, js, kind, room, keymax, names, vals, r, true);
+}
+
+SK_TARGET void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len,
+                     int js, char kind, size_t room, size_t keymax, const sk_names *names,
+                     const sk_values *vals, sk_result *r)
+{
+    if (names && vals)
+        walk_judged(cls, cache, data, i, len, js, kind, room, keymax, names, vals, r);
+    else
+        walk(cls, cache, data, i, len, js, kind, room, keymax, names, vals, r, false);
 }

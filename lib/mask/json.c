@@ -603,8 +603,8 @@ static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by
     mm_err rc;
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
-    const sk_names names = {names_judge, names_replace, names_open, names_close, names_take,
-                            s, s->max_value};
+    const sk_names names = {by_name && reads ? names_judge_any : names_judge, names_replace,
+                            names_open, names_close, names_take, s, s->max_value};
     const sk_values vals = {jread_value, s, s->max_value, s->key_det};
     s->skrc = MM_OK;
     jskim(s->cls, &s->skc, data, i, len, *js, top(s)->kind, MM_MASK_MAX_DEPTH - s->depth,

@@ -172,8 +172,9 @@ mm_err key_step(mm_stream *s, const char *data, size_t q);
 /* sk_names (simd_int.h) for the by_name or judged object at the top of the stream `ctx`
  * (json.c):
  * names_judge steps to the member as key_step would (keeping the name in s->key for the
- * findings path) and gives SK_PASS when no path can touch the value, SK_OPEN when states
- * go on in it but select nothing yet (a container must be opened as json.c would; a scalar
+ * findings path) and gives SK_PASS when no path can touch the value, SK_OPEN (only
+ * names_judge_any, for judged objects; names_judge says SK_READ) when states go on in it
+ * but select nothing yet (a container must be opened as json.c would; a scalar
  * is only the detectors'), SK_CONST where scalar_decide would only write a rule's constant
  * in place of a string, number, true or false and report it (the member's rule applied
  * here, its action the rule's own constant, no audit rule seeing the value); -1 when it
@@ -181,9 +182,33 @@ mm_err key_step(mm_stream *s, const char *data, size_t q);
  * scalar_decide would (path, offset, the line `lines` newlines after s->line) and writes
  * the constant in place of data[start..end). */
 int names_judge(void *ctx, const char *k, size_t n);
+int names_judge_any(void *ctx, const char *k, size_t n); /* judged objects: SK_OPEN too */
+/* Whether every element of an array whose states are set[] gets the same states, which
+ * complete no path (jpath.c). */
+bool elems_plain(const mm_stream *s, const uint64_t *set);
+static inline bool any_and(const uint64_t *a, const uint64_t *b, size_t words)
+{
+    for (size_t w = 0; w < words; w++)
+        if (a[w] & b[w])
+            return true;
+    return false;
+}
 /* A new frame's path flags (live, named, by_name, wild, judged, hold) from the child's
- * states (s->cset, clive, cnamed), which are copied to set[] when live. */
-void frame_paths(mm_stream *s, jframe *f, uint64_t *set);
+ * states (s->cset, clive, cnamed), which are copied to set[] when live. Inline: per
+ * container. */
+static inline void frame_paths(mm_stream *s, jframe *f, uint64_t *set)
+{
+    const mpaths *pa = &s->m->pa;
+    f->live = s->clive;
+    f->named = s->cnamed;
+    f->hold = s->det_remove || (s->clive && any_and(s->cset, s->rmhold, s->words));
+    if (!s->clive)
+        return;
+    memcpy(set, s->cset, s->words * sizeof(uint64_t));
+    f->wild = any_and(set, pa->any, s->words) || any_and(set, pa->desc, s->words);
+    f->by_name = f->kind == '{' && f->named && !f->wild;
+    f->judged = s->det && (f->kind == '{' || elems_plain(s, set)); /* judged: detectors read */
+}
 bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
 /* jread.c: sk_values's value for the containers only detectors read (json.c's
  * frame_reads), the stream `ctx` at the top: it reports and writes what scalar_end would
