@@ -370,9 +370,11 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
                 continue;
             case A_POP:
                 if (!depth && opened) { /* a container sk_names opened: json.c closes it */
-                    int in = names->close(names->ctx, data, at);
-                    last = at + 1, last_st = st = judged && in == '[' ? S_AFTER_A : S_AFTER_O;
+                    last = at + 1, last_st = st = S_AFTER_O;
                     opened--, room++;
+                    int in = names->close(names->ctx, data, at);
+                    if (judged && in == '[')
+                        last_st = st = S_AFTER_A;
                     if (judged)
                         here = (char)in;
                     if (!in) {
@@ -408,15 +410,19 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
                 if ((verdict == SK_CONST || (judged && verdict == SK_READ)) && t) {
                     size_t start = base + (unsigned)__builtin_ctzll(t);
                     size_t end = value_end(d, start, len);
-                    uint64_t ln = lines + ones(nl & below(start - base));
-                    /* replaced, or when judged decided by json.c in place (take) */
-                    int done = !end || end - start > names->max ? -1
-                               : judged && verdict == SK_READ
-                                   ? names->take(names->ctx, data, start, end, ln)
-                                   : names->replace(names->ctx, data, start, end, ln);
-                    if (done >= 0) {
-                        /* the output is written to end: json.c never reads before it */
+                    if (end && end - start <= names->max) {
+                        /* replaced, or when judged decided by json.c in place (take); the
+                         * output is written to end: json.c never reads before it */
+                        int done = judged && verdict == SK_READ
+                                       ? names->take(names->ctx, data, start, end,
+                                                     lines + ones(nl & below(start - base)))
+                                       : -2;
+                        if (done == -1)
+                            goto read;
                         last = end, last_st = st = S_AFTER_O;
+                        if (done == -2)
+                            done = names->replace(names->ctx, data, start, end,
+                                                  lines + ones(nl & below(start - base)));
                         if (!done) {
                             pos = end; /* json.c gives up on the stream */
                             goto out;
@@ -425,6 +431,7 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
                         continue;
                     }
                 }
+            read:
                 if ((verdict == SK_READ || (judged && verdict == SK_OPEN)) && t &&
                     p[__builtin_ctzll(t)] == '{') {
                     /* an object the name leads to: judged on here when json.c says so */
