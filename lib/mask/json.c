@@ -607,8 +607,12 @@ static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by
                             names_open, names_close, names_take, s, s->max_value};
     const sk_values vals = {jread_value, s, s->max_value, s->key_det};
     s->skrc = MM_OK;
-    jskim(s->cls, &s->skc, data, i, len, *js, top(s)->kind, MM_MASK_MAX_DEPTH - s->depth,
-          keymax, by_name ? &names : NULL, reads ? &vals : NULL, &r);
+    if (by_name && reads) /* frame_judged (read_ok: no findings path, so keymax is none) */
+        jskim_judged(s->cls, &s->skc, data, i, len, *js, top(s)->kind,
+                     MM_MASK_MAX_DEPTH - s->depth, &names, &vals, &r);
+    else
+        jskim(s->cls, &s->skc, data, i, len, *js, top(s)->kind, MM_MASK_MAX_DEPTH - s->depth,
+              keymax, by_name ? &names : NULL, reads ? &vals : NULL, &r);
     if (s->skrc != MM_OK)
         return s->skrc;
     f = top(s); /* names_open and names_close may have moved it */
@@ -654,7 +658,7 @@ mm_err json_feed(mm_stream *s, const char *data, size_t len, mm_errbuf *eb)
             s->depth) {
             bool quiet = frame_quiet(s), by_name = !quiet && skim_ok && frame_by_name(s);
             bool reads = !quiet && read_ok && frame_reads(s);
-            bool judged = !quiet && !reads && read_ok && frame_judged(s);
+            bool judged = read_ok && !quiet && !reads && frame_judged(s);
             size_t next;
             if (!quiet && !by_name && !reads && !judged)
                 goto byte;

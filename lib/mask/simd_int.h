@@ -216,10 +216,14 @@ typedef struct {
  * '['), with `room` more levels of nesting allowed, validating as json.c would; member
  * names longer than `keymax` bytes as written (SIZE_MAX: no limit) are left to json.c.
  * `names` (NULL: nothing in the container is touched) judges an object's own names;
- * `vals` (NULL: none) reads its values instead, or with `names` those names let through. */
+ * `vals` (NULL: none) reads its values instead (not with `names`). jskim_judged: with both
+ * (sk_names says how), member names not bounded but by `names`. */
 void jskim(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len, int js,
            char kind, size_t room, size_t keymax, const sk_names *names, const sk_values *vals,
            sk_result *r);
+void jskim_judged(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len,
+                  int js, char kind, size_t room, const sk_names *names, const sk_values *vals,
+                  sk_result *r);
 
 /* ---- json.c's byte machine: the next byte that ends or escapes a string ------------- */
 
