@@ -4,7 +4,9 @@
  * containers untouched (skimmed), remove some (skimmed while suppressed) and report
  * findings with a small value limit (member names are bounded); again with every detector
  * on (the SIMD trigger filter of detect.c); and under one whose objects are touched only
- * through some names (skimmed member by member, constants written over selected values).
+ * through some names (skimmed member by member, constants written over selected values);
+ * and under descendant paths beside detectors (names judged, other values read by the
+ * detectors, findings without paths as the sidecar counts them).
  * Verdicts, error messages, outputs and findings (rule, path, offset, line) must be the same
  * byte for byte. */
 #include <stdint.h>
@@ -40,7 +42,17 @@ static const char by_name[] =
     "action: {type: redact}}\n"
     "  - {name: f, fields: [\"$.o.q\", \"$.k.k\"], action: {type: mask}}\n";
 
-static mm_masker *maskers[3];
+/* the fourth: descendant and wildcard paths beside detectors (jskim judges names and hands
+ * the other values to the detectors) */
+static const char judged[] =
+    "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: judged}\n"
+    "spec:\n  selector: {}\n  rules:\n"
+    "  - {name: g, fields: [\"$..a\", \"$..y\", \"$.k[*].o\"], action: {type: redact}}\n"
+    "  - {name: h, fields: [\"$..p\", \"$.x[*]\"], action: {type: mask}}\n"
+    "  - {name: i, detectors: [credit_card, email, us_ssn, phone], useMemberNames: true, "
+    "action: {type: redact}}\n";
+
+static mm_masker *maskers[4];
 
 static mm_err to_buf(void *ctx, const char *d, size_t n)
 {
@@ -67,10 +79,11 @@ static void record(void *ctx, const mm_finding *f)
 }
 
 static void mask(mm_masker *masker, const char *level, mm_body_kind kind, const char *in,
-                 size_t n, size_t split, bool findings, result *r)
+                 size_t n, size_t split, bool findings, bool no_paths, result *r)
 {
     mm_stream_opts o = {.kind = kind, .max_value = findings ? 24 : 4096,
-                        .on_finding = findings ? record : NULL, .finding_ctx = r};
+                        .on_finding = findings ? record : NULL, .finding_ctx = r,
+                        .no_finding_paths = no_paths};
     mm_stream *s = NULL;
     setenv("MM_SIMD", level, 1);
     mm_buf_init(&r->out, 0);
@@ -90,8 +103,8 @@ static void mask(mm_masker *masker, const char *level, mm_body_kind kind, const 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const levels[] = {"avx2", "avx512"};
-    for (int m = 0; m < 3 && !maskers[m]; m++) {
-        const char *text = m == 2 ? by_name : m ? detectors : policy;
+    for (int m = 0; m < 4 && !maskers[m]; m++) {
+        const char *text = m == 3 ? judged : m == 2 ? by_name : m ? detectors : policy;
         mm_policy_set *set = NULL;
         mm_errbuf eb;
         const mm_policy *p[1];
@@ -104,15 +117,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const char *in = (const char *)data;
     size_t split = size ? data[0] % (size + 1) : 0;
-    for (int k = 0; k < 12; k++) {
+    for (int k = 0; k < 16; k++) {
         mm_masker *masker = maskers[k >> 2];
         mm_body_kind kind = k & 1 ? MM_BODY_NDJSON : MM_BODY_JSON;
         for (int w = 0; w < 2; w++) {
             size_t at = w ? split : size;
             result want, got;
-            mask(masker, "off", kind, in, size, at, k & 2, &want);
+            mask(masker, "off", kind, in, size, at, k & 2, k >= 12, &want);
             for (size_t l = 0; l < 2; l++) {
-                mask(masker, levels[l], kind, in, size, at, k & 2, &got);
+                mask(masker, levels[l], kind, in, size, at, k & 2, k >= 12, &got);
                 if (got.rc != want.rc || strcmp(got.eb.msg, want.eb.msg) != 0 ||
                     got.findings != want.findings ||
                     strcmp(mm_buf_cstr(&got.seen), mm_buf_cstr(&want.seen)) != 0 ||
