@@ -2,7 +2,9 @@
  * tokens of simd_int.h's block masks instead of byte by byte: whitespace and string contents
  * are never looked at one byte at a time, only the structure, numbers, literals and escapes.
  * Where only detectors read values, it hands each string and number whole to them (jread.c
- * through sk_values) and the untouched stretches between go out as one run.
+ * through sk_values) and the untouched stretches between go out as one run; where paths
+ * reach members by name (or alike for all, as `..` and `*` do) it judges the names
+ * (sk_names) and does both (jskim_judged, the same walk in a unit of its own).
  * It accepts exactly what json.c's machine accepts; at the first thing it is not sure of (an
  * error, an escape it cannot see the end of, a token cut by the end of the chunk, a member
  * name that may be over the limit, nesting at the limit) it stops before the token, and

@@ -3,9 +3,9 @@
  * whitespace, structural characters by table lookup, control bytes), escaped quotes are
  * resolved with the odd/even carry trick and the bytes inside strings found by a prefix XOR
  * (carry-less multiplication); state carries from block to block. jskim.c walks the tokens
- * these masks give over a container that no rule can touch, or only detectors read
- * (validating it exactly as json.c would, without a byte-by-byte state machine) and hands
- * anything unusual back to json.c.
+ * these masks give over a container that no rule can touch, or only detectors read, or
+ * where paths go on by member names beside them (validating it exactly as json.c would,
+ * without a byte-by-byte state machine) and hands anything unusual back to json.c.
  * Not part of the public surface. */
 #ifndef MM_SIMD_INT_H
 #define MM_SIMD_INT_H
