@@ -144,26 +144,11 @@ void step_child(mm_stream *s, const uint64_t *in, bool named, const char *k, siz
     step_states(s, in, ns, !k, index);
 }
 
-/* Steps to the member named k[0..n) of the live object at the top (`wild`: it may have
- * wildcard or descendant states, else it is by_name); whether a rule can touch its value. */
-static inline __attribute__((always_inline)) bool name_step(mm_stream *s, const char *k,
-                                                            size_t n, const bool wild)
+/* The child's states from the object's `in` and a name's states ns (NULL: only where
+ * every name leads). */
+static inline __attribute__((always_inline)) void name_child(mm_stream *s, const uint64_t *in,
+                                                             const uint64_t *ns)
 {
-    const uint64_t *in = s->sets + (s->depth - 1) * s->words;
-    const uint64_t *ns = name_states(&s->m->pa, k, n);
-    uint64_t hit = 0;
-    for (size_t w = 0; ns && w < s->words; w++)
-        hit |= in[w] & ns[w];
-    if (!hit) {
-        /* without wildcard or descendant states (json.c's by_name), a name that no active
-         * state waits for leads nowhere: the usual case, without the full step; with
-         * them, every such name leads to the same child (one memo entry) */
-        if (!wild || !s->fr[s->depth - 1].wild) {
-            child_none(s);
-            return false;
-        }
-        ns = NULL;
-    }
     if (s->words > 1) {
         step_states(s, in, ns, false, 0);
     } else {
@@ -187,7 +172,48 @@ static inline __attribute__((always_inline)) bool name_step(mm_stream *s, const 
                              s->cnamed};
         }
     }
-    return s->clive || s->csel != RULE_NONE || s->casel != RULE_NONE || s->callow;
+}
+
+enum { STEP_NONE, STEP_NAME, STEP_REST, STEP_LATER };
+
+/* Steps to the member named k[0..n) of the live object at the top (`wild`: it may have
+ * wildcard or descendant states, else it is by_name): STEP_NONE, no rule can touch its
+ * value; STEP_NAME, the name leads on; STEP_REST, it leads only where every name does;
+ * STEP_LATER, that is where the object's other such names led, to SK_OPEN (the child is
+ * left to names_rest: s->cdefer). */
+static inline __attribute__((always_inline)) int name_step(mm_stream *s, const char *k,
+                                                           size_t n, const bool wild)
+{
+    const uint64_t *in = s->sets + (s->depth - 1) * s->words;
+    const uint64_t *ns = name_states(&s->m->pa, k, n);
+    uint64_t hit = 0;
+    for (size_t w = 0; ns && w < s->words; w++)
+        hit |= in[w] & ns[w];
+    if (!hit) {
+        /* without wildcard or descendant states (json.c's by_name), a name that no active
+         * state waits for leads nowhere: the usual case, without the full step; with
+         * them, every such name leads to the same child (one memo entry), which a scalar
+         * does not need */
+        const jframe *f = &s->fr[s->depth - 1];
+        if (!wild || !f->wild) {
+            child_none(s);
+            return STEP_NONE;
+        }
+        if (f->rest == SK_OPEN + 1) {
+            s->cdefer = true;
+            return STEP_LATER;
+        }
+        ns = NULL;
+    }
+    name_child(s, in, ns);
+    if (!(s->clive || s->csel != RULE_NONE || s->casel != RULE_NONE || s->callow))
+        return STEP_NONE;
+    return ns ? STEP_NAME : STEP_REST;
+}
+
+void names_rest(mm_stream *s)
+{
+    name_child(s, s->sets + (s->depth - 1) * s->words, NULL);
 }
 
 mm_err key_step(mm_stream *s, const char *data, size_t q)
@@ -238,7 +264,10 @@ mm_err key_step(mm_stream *s, const char *data, size_t q)
 static inline __attribute__((always_inline)) int judge(mm_stream *s, const char *k, size_t n,
                                                        const bool wild)
 {
-    if (!name_step(s, k, n, wild))
+    if (wild)
+        s->cdefer = false;
+    int step = name_step(s, k, n, wild);
+    if (step == STEP_NONE)
         return SK_PASS;
     /* the member's findings path, as key_step keeps it (json.c reads the value on, or
      * names_replace reports it); without memory, json.c reads the name and says so */
@@ -247,9 +276,14 @@ static inline __attribute__((always_inline)) int judge(mm_stream *s, const char 
         if (mm_buf_append(&s->key, k, n) != MM_OK)
             return -1;
     }
+    if (wild && step == STEP_LATER)
+        return SK_OPEN;
     int sel = s->csel;
-    if (wild && sel == RULE_NONE && s->casel == RULE_NONE && !s->callow)
+    if (wild && sel == RULE_NONE && s->casel == RULE_NONE && !s->callow) {
+        if (step == STEP_REST) /* so are the object's other names no state waits for */
+            s->fr[s->depth - 1].rest = SK_OPEN + 1;
         return SK_OPEN; /* states only: paths may select something inside it */
+    }
     /* (states may go on below it: a container stays json.c's, a scalar is only written
      * over) */
     if (sel == RULE_NONE || s->casel != RULE_NONE || s->callow || s->m->scan ||

@@ -562,6 +562,19 @@ static int names_open(void *ctx, const char *data, size_t at)
     return s->reads ? frame_judged(s) : frame_by_name(s); /* judged: detectors read */
 }
 
+/* names_open in judged frames: first the member's child names_judge_any left (an array's
+ * element's is container_begin's) */
+static int names_open_any(void *ctx, const char *data, size_t at)
+{
+    mm_stream *s = ctx;
+    if (s->cdefer) {
+        s->cdefer = false;
+        if (top(s)->kind == '{')
+            names_rest(s);
+    }
+    return names_open(ctx, data, at);
+}
+
 static int names_close(void *ctx, const char *data, size_t at)
 {
     mm_stream *s = ctx;
@@ -603,11 +616,13 @@ static mm_err skim(mm_stream *s, const char *data, size_t i, size_t len, bool by
     mm_err rc;
     /* key_begin keeps member names (and so bounds them) when findings are on */
     size_t keymax = s->findings && !s->supp ? s->max_value : SIZE_MAX;
-    const sk_names names = {by_name && reads ? names_judge_any : names_judge, names_replace,
-                            names_open, names_close, names_take, s, s->max_value};
+    const bool judged = by_name && reads;
+    const sk_names names = {judged ? names_judge_any : names_judge, names_replace,
+                            judged ? names_open_any : names_open, names_close, names_take, s,
+                            s->max_value};
     const sk_values vals = {jread_value, s, s->max_value, s->key_det};
     s->skrc = MM_OK;
-    if (by_name && reads) /* frame_judged (read_ok: no findings path, so keymax is none) */
+    if (judged) /* frame_judged (read_ok: no findings path, so keymax is none) */
         jskim_judged(s->cls, &s->skc, data, i, len, *js, top(s)->kind,
                      MM_MASK_MAX_DEPTH - s->depth, &names, &vals, &r);
     else

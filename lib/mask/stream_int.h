@@ -19,6 +19,8 @@ typedef struct {
     bool by_name;     /* an object where only names lead paths on (no wildcard or
                          descendant state): jskim may skim the members others' names start */
     bool wild;        /* live, with a wildcard or descendant state: every child is live */
+    signed char rest; /* wild objects: SK_OPEN + 1 once a name no state waits for was
+                         judged SK_OPEN (so are the others: names_judge_any skips the step) */
     bool judged;      /* live, and an object or an array whose elements no path selects
                          (jpath.c's elems_plain): where detectors read values, jskim may
                          judge its names and read the rest (json.c's frame_judged) */
@@ -92,6 +94,7 @@ struct mm_stream {
     bool clive, cnamed;
     int csel, casel;
     uint64_t callow;     /* the default-deny rules whose paths allow the next child */
+    bool cdefer;         /* names_judge_any left the child (clive ...) to names_rest */
     name_memo nmemo[NAME_MEMO]; /* by the name's states and the parent's (jpath.c) */
 
     /* JSON: the machine */
@@ -183,6 +186,9 @@ mm_err key_step(mm_stream *s, const char *data, size_t q);
  * the constant in place of data[start..end). */
 int names_judge(void *ctx, const char *k, size_t n);
 int names_judge_any(void *ctx, const char *k, size_t n); /* judged objects: SK_OPEN too */
+/* The child names_judge_any left (s->cdefer) for the object at the top: its states where
+ * every name leads. */
+void names_rest(mm_stream *s);
 /* Whether every element of an array whose states are set[] gets the same states, which
  * complete no path (jpath.c). */
 bool elems_plain(const mm_stream *s, const uint64_t *set);
