@@ -559,7 +559,7 @@ static int names_open(void *ctx, const char *data, size_t at)
         return -1;
     if ((s->skrc = container_begin(s, data, at, data[at])) != MM_OK)
         return -1;
-    return s->reads ? frame_judged(s) : frame_by_name(s); /* judged: detectors read */
+    return frame_by_name(s);
 }
 
 /* names_open in judged frames: first the member's child names_judge_any left (an array's
@@ -572,7 +572,9 @@ static int names_open_any(void *ctx, const char *data, size_t at)
         if (top(s)->kind == '{')
             names_rest(s);
     }
-    return names_open(ctx, data, at);
+    if (names_open(ctx, data, at) < 0)
+        return -1;
+    return frame_judged(s);
 }
 
 static int names_close(void *ctx, const char *data, size_t at)
