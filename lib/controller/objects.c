@@ -77,12 +77,12 @@ bool ctrl_status_says(struct json_object *policy, const ctrl_want_st *w)
     const char *have = json_object_get_string(ctrl_field(st, w->rendered ? CTRL_ST_SUM_REFS : CTRL_ST_SUM, NULL));
     const char *name = ctrl_meta_str(policy, "name");
     int64_t gen = json_object_get_int64(ctrl_field(policy, "metadata", "generation"));
-    char npname[300], sum[CTRL_STATUS_SUM_LEN], sum_refs[CTRL_STATUS_SUM_LEN];
+    char npname[300], sum[CTRL_STATUS_SUM_LEN];
     snprintf(npname, sizeof(npname), "maskmesh-%.240s", name ? name : "");
     ctrl_status_in want = {w->ready ? "True" : "False", w->reason, w->message, gen, gen,
                            (int64_t)w->rules, MM_POLICY_CONFIGMAP, npname};
-    return have && ctrl_status_sums(&want, sum, sum_refs) == MM_OK &&
-           strcmp(have, w->rendered ? sum_refs : sum) == 0;
+    /* only the sum the stored status is compared by */
+    return have && status_sum(&want, w->rendered, sum) == MM_OK && strcmp(have, sum) == 0;
 }
 
 /* o.key = s ("" for NULL); false when out of memory */
