@@ -35,6 +35,22 @@ mm_err ff1_decrypt(const ff1_key *k, unsigned radix, const unsigned char *tweak,
 mm_err ff1_crypt(const ff1_key *k, unsigned radix, const unsigned char *tweak, size_t tlen,
                  const uint8_t *in, size_t n, uint8_t *out, bool decrypt, bool bignum);
 
+/* One value of ff1_encrypt_lanes: n numerals x (each 0..radix-1), encrypted in place. */
+typedef struct {
+    unsigned radix;
+    const unsigned char *tweak;
+    size_t tlen;
+    uint8_t *x;
+    size_t n;
+} ff1_lane;
+
+#define FF1_LANES 16 /* values per ff1_encrypt_lanes call */
+
+/* FF1.Encrypt of up to FF1_LANES values under one key, each as ff1_encrypt would, in
+ * lockstep: round i of every value goes through one AES call. Checks every value before it
+ * encrypts any; on an error no value is to be used. */
+mm_err ff1_encrypt_lanes(const ff1_key *k, ff1_lane *v, size_t n);
+
 /* ---- AES-SIV (siv.c) ------------------------------------------------------------------ */
 
 /* An AES-SIV key (32, 48 or 64 bytes: AES-128/192/256-SIV, K1 || K2 as RFC 5297 writes
@@ -88,6 +104,31 @@ const char *enc_tweak_field(const enc_t *e);
 /* The key version a value names (an siv token's enc_v<N>_, an ff1 surrogate's .v<N>:), 0
  * when it names none (ff1 without surrogate), -1 when it is not in this action's form. */
 int enc_value_version(const mm_action *a, const char *in, size_t n);
+
+/* An ff1 value whose encryption waits for others', so that a body's values go through FF1
+ * together (ff1_encrypt_lanes). Held by value in the caller's array; its parts are the
+ * value's symbols, so it is wiped once run. */
+#define ENC_JOB_MAX 48 /* bytes of a value that can wait */
+typedef struct enc_job {
+    const enc_t *e;
+    size_t at; /* where the value's bytes are in the caller's buffer */
+    uint8_t m, first, len, check_off;
+    bool card;
+    uint16_t pos[ENC_JOB_MAX];
+    char sym[ENC_JOB_MAX];
+    uint8_t x[ENC_JOB_MAX];
+} enc_job;
+
+/* Whether enc_encrypt(e, in, n) can wait in *job: an ff1 value of digits (no cycle walking)
+ * of at most ENC_JOB_MAX printable bytes with nothing JSON escapes (so its bytes are the
+ * same in a JSON string). If so, appends to out what enc_encrypt would with in[0..n) in
+ * place of the ciphertext, and sets job->at to the offset in that output where in[0..n)
+ * begins; the caller adds where the output lands and runs the job before the bytes leave. */
+bool enc_defer(const enc_t *e, const char *in, size_t n, mm_buf *out, enc_job *job,
+               mm_err *rc);
+/* Encrypts the jobs' values in place in base (each at base + at), the values of one key
+ * together; wipes the jobs. On an error the values are not to be used. */
+mm_err enc_run(enc_job *jobs, size_t n, char *base);
 
 /* HKDF-SHA256 of `ikm` with `info`, `outlen` bytes. */
 mm_err enc_derive(const unsigned char *ikm, size_t len, const char *info, unsigned char *out,

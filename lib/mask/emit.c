@@ -5,14 +5,71 @@
  * in a circle. */
 #include "mask/stream_int.h"
 
+#include "mask/crypt_int.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- output --------------------------------------------------------------------------- */
 
+#define ST_JOBS FF1_LANES /* ff1 values waiting at most: one batch */
+
+/* Encrypts the waiting values where they are in s->ob. On an error nothing of s->ob may
+ * leave: it holds clear values, so it is wiped. */
+static mm_err settle(mm_stream *s)
+{
+    mm_err rc = enc_run(s->jobs, s->njobs, s->ob.data);
+
+    s->njobs = 0;
+    if (rc != MM_OK) {
+        explicit_bzero(s->ob.data, s->ob.len);
+        s->ob.len = 0;
+    }
+    return rc;
+}
+
+mm_err st_act_apply(mm_stream *s, const act_t *a, const char *in, size_t n, mm_buf *out,
+                    bool *wait)
+{
+    mm_err rc;
+
+    *wait = false;
+    /* with tweaks from other members, output may wait in jtweak.c's hold instead */
+    if (a->type != MM_ACTION_ENCRYPT || s->tw)
+        return act_apply(a, in, n, out);
+    if (!s->jobs && !(s->jobs = mm_calloc(ST_JOBS + 1, sizeof(*s->jobs))))
+        return act_apply(a, in, n, out); /* one at a time, then */
+    if (enc_defer(a->enc, in, n, out, &s->jobs[ST_JOBS], &rc)) {
+        *wait = rc == MM_OK;
+        return rc;
+    }
+    return act_apply(a, in, n, out);
+}
+
+mm_err st_job_placed(mm_stream *s, size_t at)
+{
+    enc_job *j = &s->jobs[s->njobs++];
+
+    *j = s->jobs[ST_JOBS];
+    j->at += at;
+    explicit_bzero(&s->jobs[ST_JOBS], sizeof(*j));
+    return s->njobs == ST_JOBS ? settle(s) : MM_OK;
+}
+
+void st_jobs_free(mm_stream *s)
+{
+    if (s->jobs)
+        explicit_bzero(s->jobs, (ST_JOBS + 1) * sizeof(*s->jobs));
+    mm_free(s->jobs);
+    s->jobs = NULL;
+    s->njobs = 0;
+}
+
 mm_err st_out_flush(mm_stream *s)
 {
     mm_err rc = MM_OK;
+    if (s->njobs && (rc = settle(s)) != MM_OK)
+        return rc;
     if (s->tw && jtw_holding(s)) /* only what comes before a value waiting for its tweak */
         return jtw_flush(s);
     if (s->ob.len) {
@@ -222,6 +279,10 @@ void st_clear(mm_stream *s)
     s->sp_ready = false;
     memset(&s->st, 0, sizeof(s->st));
     s->ob.len = 0;
+    if (s->njobs) { /* values that waited for a body that ended early */
+        explicit_bzero(s->jobs, s->njobs * sizeof(*s->jobs));
+        s->njobs = 0;
+    }
     s->off = 0;
     s->line = 1;
 }

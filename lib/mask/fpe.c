@@ -232,79 +232,112 @@ static mm_err mask_all(const char *in, size_t n, mm_buf *out)
     return rc;
 }
 
-/* Encrypts (or decrypts) the symbols of v[0..n) in place; *masked when the value cannot be
+/* One ff1 value taken apart: its symbols (sym, in order, as the Luhn check reads them) at
+ * positions pos in the value, the m - first - last to encrypt as numerals x in radix
+ * cl_radix[cl], and for a card the check digit's distance from the correct one. */
+typedef struct {
+    uint16_t *pos;
+    char *sym;
+    uint8_t *x;
+    size_t m, first, len;
+    int cl, check_off;
+    bool card;
+    bool plain; /* no byte JSON escapes */
+} fv;
+
+/* Takes v[0..n) apart into f (its arrays hold n entries); *masked when the value cannot be
  * encrypted and the caller should mask it instead. */
-static mm_err ff1_value(const enc_t *e, const unsigned char *tw, size_t twl, char *v, size_t n,
-                        bool decrypt, bool *masked)
+static void fv_split(const enc_t *e, const char *v, size_t n, fv *f, bool *masked)
 {
-    uint16_t pos[ENC_MAX_VALUE];
-    size_t m = 0, first, last, len;
-    uint8_t x[ENC_MAX_VALUE];
-    char sym[ENC_MAX_VALUE];
-    bool card, lo = false, up = false, dg = true;
-    int cl, check_off = 0;
-    mm_err rc;
+    size_t m = 0, last;
+    bool lo = false, up = false, dg = true, plain = true;
 
     *masked = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c >= 0x80) {
             *masked = true;
-            return MM_OK;
+            return;
         }
+        plain &= c >= 0x20 && c != '"' && c != '\\';
         if (is_alnum(c)) {
-            sym[m] = (char)c; /* the symbols in order, as the Luhn check reads them */
+            f->sym[m] = (char)c;
             dg &= c <= '9';
-            pos[m++] = (uint16_t)i;
+            f->pos[m++] = (uint16_t)i;
         }
     }
-    first = (size_t)e->keep_first;
+    f->m = m;
+    f->plain = plain;
+    f->first = (size_t)e->keep_first;
     last = (size_t)e->keep_last;
-    card = e->luhn != MM_LUHN_NONE && dg && m >= 12 && m <= 19;
-    if (card && last == 0)
+    f->card = e->luhn != MM_LUHN_NONE && dg && m >= 12 && m <= 19;
+    if (f->card && last == 0)
         last = 1; /* the check digit is never encrypted: it is recomputed */
-    if (m <= first + last) {
+    if (m <= f->first + last) {
         *masked = true;
-        return MM_OK;
+        return;
     }
-    len = m - first - last;
-    if (card) /* the check digit's distance from the correct one */
-        check_off = (sym[m - 1] - '0' - luhn_digit(sym, m - 1) + 10) % 10;
-    for (size_t i = 0; i < len; i++) {
-        char c = sym[first + i];
+    f->len = m - f->first - last;
+    f->check_off = 0;
+    if (f->card) /* the check digit's distance from the correct one */
+        f->check_off = (f->sym[m - 1] - '0' - luhn_digit(f->sym, m - 1) + 10) % 10;
+    for (size_t i = 0; i < f->len; i++) {
+        char c = f->sym[f->first + i];
         lo |= c >= 'a';
         up |= c >= 'A' && c <= 'Z';
     }
-    cl = lo && up ? CL_MIXED : lo ? CL_LOWER : up ? CL_UPPER : CL_DIGITS;
+    f->cl = lo && up ? CL_MIXED : lo ? CL_LOWER : up ? CL_UPPER : CL_DIGITS;
     {   /* FF1 needs radix^len >= 100 */
         uint64_t dom = 1;
-        for (size_t i = 0; i < len && dom < 100; i++)
-            dom *= cl_radix[cl];
+        for (size_t i = 0; i < f->len && dom < 100; i++)
+            dom *= cl_radix[f->cl];
         if (dom < 100) {
             *masked = true;
-            return MM_OK;
+            return;
         }
     }
-    for (size_t i = 0; i < len; i++)
-        x[i] = to_num(cl, (unsigned char)sym[first + i]);
+    for (size_t i = 0; i < f->len; i++)
+        f->x[i] = to_num(f->cl, (unsigned char)f->sym[f->first + i]);
+}
+
+/* Writes f's numerals (encrypted or decrypted) back into v, and a card's check digit. */
+static void fv_join(const enc_t *e, fv *f, char *v, bool decrypt)
+{
+    for (size_t i = 0; i < f->len; i++)
+        v[f->pos[f->first + i]] = f->sym[f->first + i] = to_char(f->cl, f->x[i]);
+    if (f->card) {
+        /* encrypt: valid keeps the distance, invalid moves it by 5; decrypt undoes that */
+        int shift = e->luhn == MM_LUHN_INVALID ? 5 : 0;
+        int off = decrypt ? (f->check_off + 10 - shift) % 10 : (f->check_off + shift) % 10;
+        v[f->pos[f->m - 1]] = (char)('0' + (luhn_digit(f->sym, f->m - 1) + off) % 10);
+    }
+}
+
+/* Encrypts (or decrypts) the symbols of v[0..n) in place; *masked when the value cannot be
+ * encrypted and the caller should mask it instead. */
+static mm_err ff1_value(const enc_t *e, const unsigned char *tw, size_t twl, char *v, size_t n,
+                        bool decrypt, bool *masked)
+{
+    uint16_t pos[ENC_MAX_VALUE];
+    uint8_t x[ENC_MAX_VALUE];
+    char sym[ENC_MAX_VALUE];
+    fv f = {.pos = pos, .sym = sym, .x = x};
+    mm_err rc;
+
+    fv_split(e, v, n, &f, masked);
+    if (*masked)
+        return MM_OK;
     for (int walk = 0;; walk++) {
         if (walk == ENC_MAX_WALK)
             return MM_EINVAL;
-        rc = decrypt ? ff1_decrypt(e->ff1, cl_radix[cl], tw, twl, x, len, x)
-                     : ff1_encrypt(e->ff1, cl_radix[cl], tw, twl, x, len, x);
+        rc = decrypt ? ff1_decrypt(e->ff1, cl_radix[f.cl], tw, twl, f.x, f.len, f.x)
+                     : ff1_encrypt(e->ff1, cl_radix[f.cl], tw, twl, f.x, f.len, f.x);
         if (rc != MM_OK)
             return rc;
-        if (num_class(cl, x, len) == cl)
+        if (num_class(f.cl, f.x, f.len) == f.cl)
             break;
     }
-    for (size_t i = 0; i < len; i++)
-        v[pos[first + i]] = sym[first + i] = to_char(cl, x[i]);
-    if (card) {
-        /* encrypt: valid keeps the distance, invalid moves it by 5; decrypt undoes that */
-        int shift = e->luhn == MM_LUHN_INVALID ? 5 : 0;
-        int off = decrypt ? (check_off + 10 - shift) % 10 : (check_off + shift) % 10;
-        v[pos[m - 1]] = (char)('0' + (luhn_digit(sym, m - 1) + off) % 10);
-    }
+    fv_join(e, &f, v, decrypt);
     return MM_OK;
 }
 
@@ -343,6 +376,71 @@ static mm_err ff1_apply(const enc_t *e, const unsigned char *tw, size_t twl, con
     rc = mm_buf_append(out, work, n);
 out:
     OPENSSL_cleanse(work, n < sizeof(work) ? n : sizeof(work));
+    return rc;
+}
+
+/* ---- ff1 values in batches ------------------------------------------------------------ */
+
+bool enc_defer(const enc_t *e, const char *in, size_t n, mm_buf *out, enc_job *job,
+               mm_err *rc)
+{
+    char pre[64];
+    size_t plen;
+    fv f = {.pos = job->pos, .sym = job->sym, .x = job->x};
+    bool masked;
+
+    *rc = MM_OK;
+    if (e->mode != MM_ENC_FF1 || n > ENC_JOB_MAX)
+        return false;
+    fv_split(e, in, n, &f, &masked);
+    if (masked || f.cl != CL_DIGITS || !f.plain)
+        return false;
+    job->e = e;
+    job->m = (uint8_t)f.m;
+    job->first = (uint8_t)f.first;
+    job->len = (uint8_t)f.len;
+    job->check_off = (uint8_t)f.check_off;
+    job->card = f.card;
+    plen = surrogate_prefix(e, pre, sizeof(pre));
+    job->at = plen;
+    if ((*rc = mm_buf_append(out, pre, plen)) == MM_OK)
+        *rc = mm_buf_append(out, in, n);
+    return true;
+}
+
+mm_err enc_run(enc_job *jobs, size_t n, char *base)
+{
+    mm_err rc = MM_OK;
+    ff1_lane lane[FF1_LANES];
+    size_t idx[FF1_LANES];
+    uint32_t done = 0; /* bit j: job j is in a batch run */
+
+    if (n > 32)
+        return MM_ELIMIT;
+    while (rc == MM_OK && done != (n == 32 ? UINT32_MAX : ((uint32_t)1 << n) - 1)) {
+        const enc_t *e = NULL;
+        size_t cnt = 0;
+        for (size_t j = 0; j < n && cnt < FF1_LANES; j++) {
+            if (done & (uint32_t)1 << j || (e && jobs[j].e->ff1 != e->ff1))
+                continue;
+            e = jobs[j].e;
+            done |= (uint32_t)1 << j;
+            idx[cnt] = j;
+            lane[cnt++] = (ff1_lane){.radix = 10, .tweak = jobs[j].e->tweak,
+                                     .tlen = jobs[j].e->tweak_len, .x = jobs[j].x,
+                                     .n = jobs[j].len};
+        }
+        if ((rc = ff1_encrypt_lanes(e->ff1, lane, cnt)) != MM_OK)
+            break;
+        for (size_t i = 0; i < cnt; i++) {
+            enc_job *j = &jobs[idx[i]];
+            fv f = {.pos = j->pos, .sym = j->sym, .x = j->x, .m = j->m, .first = j->first,
+                    .len = j->len, .cl = CL_DIGITS, .check_off = j->check_off,
+                    .card = j->card};
+            fv_join(j->e, &f, base + j->at, false);
+        }
+    }
+    explicit_bzero(jobs, n * sizeof(*jobs));
     return rc;
 }
 

@@ -308,6 +308,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
     size_t n = s->vlen;
     int sel = s->vsel;
     enum { SAME, NEW, DROP } what = SAME;
+    bool wait = false; /* the value's ff1 encryption waits (st_act_apply) */
     const char *path = path_str(s);
 
     /* the content: strings without their quotes, decoded when they have escapes */
@@ -385,7 +386,7 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
             mm_buf_reset(&s->abuf);
             if (jtw_takes(s, a)) /* encrypt with a tweak from another member */
                 rc = jtw_apply(s, a, dec, dlen, &s->tmp);
-            else if ((rc = act_apply(a, dec, dlen, &s->abuf)) == MM_OK)
+            else if ((rc = st_act_apply(s, a, dec, dlen, &s->abuf, &wait)) == MM_OK)
                 rc = mm_buf_put_json_str(&s->tmp, s->abuf.data ? s->abuf.data : "", s->abuf.len);
             what = NEW;
         }
@@ -412,6 +413,9 @@ static mm_err scalar_decide(mm_stream *s, const char *data, size_t end)
             rc = st_out_put(s, s->m->rules[sel].jconst, s->m->rules[sel].jconst_len);
         else
             rc = st_out_put(s, s->tmp.data, s->tmp.len);
+        /* without tweaks held (st_act_apply), a value this short lands at s->ob's end */
+        if (rc == MM_OK && wait)
+            rc = st_job_placed(s, s->ob.len - s->tmp.len + 1);
         break;
     case DROP:
         if (!top(s))

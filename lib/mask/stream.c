@@ -190,6 +190,7 @@ void mm_stream_free(mm_stream *s)
     mm_free(s->slot_silent);
     mm_free(s->sp);
     mm_free(s->hf);
+    st_jobs_free(s);
     mm_buf_free(&s->ob);
     mm_buf_free(&s->tmp);
     mm_buf_free(&s->cout);

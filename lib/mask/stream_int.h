@@ -134,6 +134,10 @@ struct mm_stream {
     size_t mapcap;
     jtweak *tw;      /* encrypt tweaks from another member (jtweak.c); NULL when no action
                         of this stream takes one */
+    /* ff1 values written in s->ob as they are and encrypted together before the bytes
+     * leave (emit.c): njobs placed, then the one being staged; NULL until the first */
+    struct enc_job *jobs;
+    size_t njobs;
     span *sp;
     size_t nsp, spcap;
     bool sp_ready;   /* s->sp holds the scalar's raw matches already (json.c: st_scan) */
@@ -332,6 +336,14 @@ static inline mm_err st_out_put(mm_stream *s, const char *p, size_t n)
     return st_out_put_slow(s, p, n);
 }
 mm_err st_out_flush(mm_stream *s);
+/* act_apply of a value to be written next as a JSON string at the end of s->ob (json.c). An
+ * ff1 value that can wait (enc_defer) is written as it is (*wait set); the caller then
+ * calls st_job_placed with where in s->ob its output begins, and the value is encrypted
+ * with others' before the bytes leave (st_out_flush) or when ST_JOBS are waiting. */
+mm_err st_act_apply(mm_stream *s, const act_t *a, const char *in, size_t n, mm_buf *out,
+                    bool *wait);
+mm_err st_job_placed(mm_stream *s, size_t at);
+void st_jobs_free(mm_stream *s);
 void st_report(mm_stream *s, int rule, const char *detector, const char *path, uint64_t off,
                uint64_t line, bool applied);
 mm_err st_fail(mm_stream *s, mm_errbuf *eb, mm_err e, uint64_t off, const char *what);

@@ -156,6 +156,82 @@ static void ff1_paths_agree(void **state)
     ff1_key_free(k);
 }
 
+/* ff1_encrypt_lanes gives each value what the reference path gives it alone: batches of 1
+ * to FF1_LANES values of mixed radix, length (the 64-bit path and past it) and tweak (none,
+ * in Q's last block, over several blocks), each NIST sample among random companions; and
+ * one bad value fails the batch before anything is written. */
+static void ff1_lanes_agree(void **state)
+{
+    unsigned char key[32], tweak[FF1_LANES][40];
+    uint8_t x[FF1_LANES][40], want[FF1_LANES][40], orig[40];
+    ff1_lane v[FF1_LANES + 1];
+    ff1_key *k = NULL;
+    unsigned seed = 33;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (unsigned char)rand_r(&seed);
+    assert_int_equal(ff1_key_new(key, sizeof(key), &k), MM_OK);
+    for (int round = 0; round < 400; round++) {
+        size_t cnt = 1 + (size_t)round % FF1_LANES;
+        for (size_t j = 0; j < cnt; j++) {
+            unsigned radix = j % 3 == 0 ? 10 : 2 + rand_r(&seed) % 61;
+            size_t n = 7 + rand_r(&seed) % 33, tl = rand_r(&seed) % 3 * 18;
+            for (size_t i = 0; i < tl; i++)
+                tweak[j][i] = (unsigned char)rand_r(&seed);
+            for (size_t i = 0; i < n; i++)
+                x[j][i] = (uint8_t)(rand_r(&seed) % radix);
+            assert_int_equal(ff1_crypt(k, radix, tweak[j], tl, x[j], n, want[j], false, true),
+                             MM_OK);
+            v[j] = (ff1_lane){.radix = radix, .tweak = tweak[j], .tlen = tl, .x = x[j], .n = n};
+        }
+        assert_int_equal(ff1_encrypt_lanes(k, v, cnt), MM_OK);
+        for (size_t j = 0; j < cnt; j++)
+            if (memcmp(x[j], want[j], v[j].n) != 0)
+                fail_msg("round %d: value %zu of %zu (radix %u, n %zu, tweak %zu) differs",
+                         round, j, cnt, v[j].radix, v[j].n, v[j].tlen);
+    }
+    /* a numeral out of range anywhere: nothing is encrypted */
+    for (size_t j = 0; j < 4; j++) {
+        for (size_t i = 0; i < 10; i++)
+            x[j][i] = (uint8_t)(i % 10);
+        v[j] = (ff1_lane){.radix = 10, .x = x[j], .n = 10};
+    }
+    memcpy(orig, x[0], 10);
+    x[3][5] = 10;
+    assert_int_equal(ff1_encrypt_lanes(k, v, 4), MM_EINVAL);
+    assert_memory_equal(x[0], orig, 10);
+    assert_int_equal(ff1_encrypt_lanes(k, v, FF1_LANES + 1), MM_ELIMIT);
+    ff1_key_free(k);
+
+    /* the NIST samples, each in a batch of its key with two random values */
+    for (size_t s = 0; s < MM_ARRAY_LEN(ff1_samples); s++) {
+        unsigned char skey[32], stw[32];
+        uint8_t sx[40], c1[12], c2[12], w1[12], w2[12];
+        char text[64];
+        size_t klen = unhex(ff1_samples[s].key, skey), tlen = unhex(ff1_samples[s].tweak, stw);
+        size_t n = numerals(ff1_samples[s].pt, sx);
+        unsigned radix = ff1_samples[s].radix;
+
+        assert_int_equal(ff1_key_new(skey, klen, &k), MM_OK);
+        for (size_t i = 0; i < sizeof(c1); i++) {
+            c1[i] = (uint8_t)(rand_r(&seed) % radix);
+            c2[i] = (uint8_t)(rand_r(&seed) % radix);
+        }
+        assert_int_equal(ff1_crypt(k, radix, NULL, 0, c1, sizeof(c1), w1, false, true), MM_OK);
+        assert_int_equal(ff1_crypt(k, radix, stw, 3, c2, sizeof(c2), w2, false, true), MM_OK);
+        v[0] = (ff1_lane){.radix = radix, .x = c1, .n = sizeof(c1)};
+        v[1] = (ff1_lane){.radix = radix, .tweak = stw, .tlen = tlen, .x = sx, .n = n};
+        v[2] = (ff1_lane){.radix = radix, .tweak = stw, .tlen = 3, .x = c2, .n = sizeof(c2)};
+        assert_int_equal(ff1_encrypt_lanes(k, v, 3), MM_OK);
+        text_of(sx, n, text);
+        assert_string_equal(text, ff1_samples[s].ct);
+        assert_memory_equal(c1, w1, sizeof(c1));
+        assert_memory_equal(c2, w2, sizeof(c2));
+        ff1_key_free(k);
+    }
+}
+
 /* Threads sharing one key fill its CIPH(P) cache and borrow its contexts at once (two
  * pairs race on the same shapes); each result must equal the reference path's, which
  * computes CIPH(P) itself. */
@@ -303,6 +379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ff1_nist_samples),
         cmocka_unit_test(ff1_paths_agree),
+        cmocka_unit_test(ff1_lanes_agree),
         cmocka_unit_test(ff1_threads_share_a_key),
         cmocka_unit_test(ff1_small_domain_is_permutation),
         cmocka_unit_test(ff1_rejects),

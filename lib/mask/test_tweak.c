@@ -308,6 +308,129 @@ static void root_value_takes_rule_name(void **state)
     mm_keys_free(keys);
 }
 
+/* ff1 values of a body are encrypted together (emit.c, st_act_apply): written as they are,
+ * then encrypted in place in batches before the bytes leave. The oracle is the same rules
+ * with tweak: {field: nosuch}, which jtweak.c takes one value at a time with the rule's
+ * name as the tweak, against rules whose constant tweak is that name. Cards, SSNs with a
+ * surrogate, ids under a second key (one batch, two keys), values that cannot wait (letters,
+ * a quote inside, past 48 bytes, numbers), more than a batch, and a body past the staged
+ * output's flush size; split at every byte, and a body that fails after values waited
+ * writes none of them. */
+#define BATCH_POLICY(card, ssn, id, name)                                                      \
+    "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: p}\n"             \
+    "spec:\n  selector: {}\n  rules:\n"                                                        \
+    "  - {name: card, fields: [\"$.rows[*].card\"], action: {type: encrypt, mode: ff1, "      \
+    "key: k, keyVersion: 1, keepFirst: 6, keepLast: 4, luhn: valid, tweak: " card "}}\n"       \
+    "  - {name: ssn, fields: [\"$.rows[*].ssn\"], action: {type: encrypt, mode: ff1, "        \
+    "key: k, keyVersion: 1, surrogate: SSN, tweak: " ssn "}}\n"                                 \
+    "  - {name: id, fields: [\"$.rows[*].id\"], action: {type: encrypt, mode: ff1, "          \
+    "key: k2, keyVersion: 1, tweak: " id "}}\n"                                                 \
+    "  - {name: name, fields: [\"$.rows[*].name\"], action: {type: encrypt, mode: ff1, "      \
+    "key: k, keyVersion: 1, tweak: " name "}}\n"
+
+static char *batch_doc(int rows, size_t pad)
+{
+    mm_buf b;
+    char *pads = mm_malloc(pad + 1);
+
+    assert_non_null(pads);
+    memset(pads, 'p', pad);
+    pads[pad] = '\0';
+    mm_buf_init(&b, 0);
+    mm_buf_puts(&b, "{\"rows\":[");
+    for (int i = 0; i < rows; i++) {
+        char row[2048];
+        int id_len = 6 + (i * 7) % 50; /* 6..55 digits: past 48 some cannot wait */
+        char id[64];
+        for (int k = 0; k < id_len; k++)
+            id[k] = (char)('0' + (i + k * 3) % 10);
+        id[0] = (char)('1' + i % 9); /* a JSON number has no leading zero */
+        id[id_len] = '\0';
+        snprintf(row, sizeof(row),
+                 "%s{\"card\":\"%s\",\"ssn\":\"%03d-%02d-%04d\",\"id\":%s%s%s,"
+                 "\"name\":\"%s\",\"pad\":\"%s\"}",
+                 i ? "," : "",
+                 i % 5 == 0 ? "4111 1111 1111 1111" : i % 5 == 1 ? "5500-0000-0000-0004"
+                 : i % 5 == 2 ? "\\u00341111111111111111" : i % 5 == 3 ? "4111\\\"111111111111"
+                 : "378282246310005",
+                 100 + i, 10 + i % 90, 1000 + i * 37, i % 4 ? "\"" : "", id, i % 4 ? "\"" : "",
+                 i % 2 ? "Ada Lovelace" : "bob 42", pads);
+        mm_buf_puts(&b, row);
+    }
+    mm_buf_puts(&b, "]}");
+    mm_free(pads);
+    char *r = mm_strdup(mm_buf_cstr(&b));
+    mm_buf_free(&b);
+    return r;
+}
+
+static void ff1_batches_as_alone(void **state)
+{
+    mm_keys *keys = test_keys();
+    mm_errbuf eb = {{0}};
+    compiled c, o;
+
+    (void)state;
+    assert_int_equal(mm_keys_add(keys, "k2.v1", "another-secret-of-k2", 20), MM_OK);
+    c = compile(BATCH_POLICY("card", "ssn", "id", "name"), keys);
+    o = compile(BATCH_POLICY("{field: nosuch}", "{field: nosuch}", "{field: nosuch}",
+                             "{field: nosuch}"), keys);
+    {   /* a small body, split everywhere: more rows than a batch */
+        char *doc = batch_doc(20, 0);
+        char *got = run_all_splits(c.m, doc), *want = run(o.m, doc, 1 << 20, 1 << 20, &eb);
+        assert_non_null(want);
+        assert_string_equal(got, want);
+        assert_null(strstr(got, "1111 1111 1111"));
+        assert_null(strstr(got, "0000-0000"));
+        assert_non_null(strstr(got, "\"SSN.v1:"));
+        mm_free(got);
+        mm_free(want);
+        mm_free(doc);
+    }
+    {   /* past the staged output's flush size (64 KiB), in a few piece sizes */
+        char *doc = batch_doc(90, 1500), *want = run(o.m, doc, 1 << 20, 1 << 20, &eb);
+        static const size_t steps[] = {1 << 20, 1, 7, 4096, 65535};
+        assert_true(strlen(doc) > 128 * 1024);
+        assert_non_null(want);
+        for (size_t k = 0; k < MM_ARRAY_LEN(steps); k++) {
+            char *got = run(c.m, doc, steps[k], steps[k], &eb);
+            assert_non_null(got);
+            if (strcmp(got, want) != 0)
+                fail_msg("pieces of %zu bytes: the batched output differs", steps[k]);
+            mm_free(got);
+        }
+        mm_free(want);
+        mm_free(doc);
+    }
+    {   /* a body that fails after values waited: none of them is written, clear or not */
+        static const char bad[] = "{\"rows\":[{\"card\":\"4111 1111 1111 1111\"},"
+                                  "{\"card\":\"5500 0000 0000 0004\"}, !]}";
+        mm_stream_opts so = {.kind = MM_BODY_JSON, .direction = MM_DIR_RESPONSE};
+        mm_stream *s = NULL;
+        mm_buf out;
+        mm_buf_init(&out, 0);
+        assert_int_equal(mm_stream_new(c.m, &so, to_buf, &out, &s), MM_OK);
+        assert_int_not_equal(mm_stream_push(s, bad, strlen(bad), &eb), MM_OK);
+        assert_null(strstr(mm_buf_cstr(&out), "1111 1111"));
+        assert_null(strstr(mm_buf_cstr(&out), "0000 0000"));
+        /* and after a reset the stream masks the next body as a new one would */
+        mm_stream_reset(s);
+        out.len = 0;
+        static const char good[] = "{\"rows\":[{\"card\":\"4111 1111 1111 1111\"}]}";
+        assert_int_equal(mm_stream_push(s, good, strlen(good), &eb), MM_OK);
+        assert_int_equal(mm_stream_finish(s, &eb), MM_OK);
+        char *want = run(o.m, good, 64, 64, &eb);
+        assert_non_null(want);
+        assert_string_equal(mm_buf_cstr(&out), want);
+        mm_free(want);
+        mm_stream_free(s);
+        mm_buf_free(&out);
+    }
+    release(&c);
+    release(&o);
+    mm_keys_free(keys);
+}
+
 /* NDJSON lines and SSE data lines: each document waits and resolves on its own. */
 static void ndjson_and_sse(void **state)
 {
@@ -349,6 +472,7 @@ int main(void)
         cmocka_unit_test(refusals),
         cmocka_unit_test(root_value_takes_rule_name),
         cmocka_unit_test(ndjson_and_sse),
+        cmocka_unit_test(ff1_batches_as_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
