@@ -311,7 +311,8 @@ static inline uint64_t sub_mod(uint64_t a, uint64_t y, uint64_t m)
 /* The ten rounds of cnt values in lockstep: a round's PRF blocks, one per value, go through
  * one EVP_Cipher call (ECB over cnt blocks), so EVP's and the provider's per-call work is
  * paid once a round for all of them and AES-NI pipelines their blocks. io: 16 * cnt bytes. */
-static bool rounds64(EVP_CIPHER_CTX *c, lane64 *l, size_t cnt, bool decrypt, unsigned char *io)
+static bool rounds64(EVP_CIPHER_CTX *c, lane64 *restrict l, size_t cnt, bool decrypt,
+                     unsigned char *restrict io)
 {
     for (int step = 0; step < 10; step++) {
         int i = decrypt ? 9 - step : step;

@@ -255,14 +255,19 @@ static void fv_split(const enc_t *e, const char *v, size_t n, fv *f, bool *maske
     *masked = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
+        if ((unsigned)(c - '0') < 10) { /* most symbols are digits: they ask nothing else */
+            f->sym[m] = (char)c;
+            f->pos[m++] = (uint16_t)i;
+            continue;
+        }
         if (c >= 0x80) {
             *masked = true;
             return;
         }
         plain &= c >= 0x20 && c != '"' && c != '\\';
-        if (is_alnum(c)) {
+        if (is_alnum(c)) { /* a letter */
             f->sym[m] = (char)c;
-            dg &= c <= '9';
+            dg = false;
             f->pos[m++] = (uint16_t)i;
         }
     }
