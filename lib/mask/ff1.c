@@ -273,8 +273,9 @@ static bool lane_init(EVP_CIPHER_CTX *c, lane64 *l, const ff1_shape *sh, unsigne
     l->il = sh->b < 8 ? (uint64_t)1 << (8 * sh->b) : 0;
     l->a = num64(x, sh->u, radix);
     l->bb = num64(x + sh->u, sh->v, radix);
-    explicit_bzero(io, sizeof(io)); /* as OPENSSL_cleanse, without its indirect call */
-    explicit_bzero(q, qlen);
+    /* q holds the tweak and zeros, io a MAC state of the key and tweak alone (as the cached
+     * CIPH(P) is): neither
+     * holds the value, so neither is wiped */
     return ok;
 }
 
