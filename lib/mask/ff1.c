@@ -274,8 +274,7 @@ static bool lane_init(EVP_CIPHER_CTX *c, lane64 *l, const ff1_shape *sh, unsigne
     l->a = num64(x, sh->u, radix);
     l->bb = num64(x + sh->u, sh->v, radix);
     /* q holds the tweak and zeros, io a MAC state of the key and tweak alone (as the cached
-     * CIPH(P) is): neither
-     * holds the value, so neither is wiped */
+     * CIPH(P) is): neither holds the value, so neither is wiped */
     return ok;
 }
 
