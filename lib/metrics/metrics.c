@@ -14,7 +14,10 @@ struct mm_series {
     char **values;                /* label values */
     _Atomic uint64_t value;       /* counter/gauge: double bits; histogram: sum bits */
     _Atomic uint64_t count;       /* histogram: observations */
-    _Atomic uint64_t *bucket;     /* histogram: cumulative counts per bound */
+    _Atomic uint64_t *bucket;     /* histogram: counts of the bound's own interval (the
+                                     exposition sums them: one atomic add an observation,
+                                     where cumulative counts took one per bound above it,
+                                     on a line the workers share) */
     const struct mm_metric *family; /* for the histogram's bounds */
     struct mm_series *next;
 };
@@ -275,9 +278,11 @@ void mm_series_set(mm_series *s, double v)
 
 static void series_observe(const mm_metric *m, mm_series *s, double v)
 {
-    for (size_t i = 0; i < m->n_buckets; i++)
-        if (v <= m->buckets[i])
-            atomic_fetch_add_explicit(&s->bucket[i], 1, memory_order_relaxed);
+    size_t i = 0;
+    while (i < m->n_buckets && !(v <= m->buckets[i]))
+        i++;
+    if (i < m->n_buckets)
+        atomic_fetch_add_explicit(&s->bucket[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
     atomic_add_double(&s->value, v);
 }
@@ -379,13 +384,18 @@ static mm_err render_family(mm_buf *b, mm_metric *m)
                 rc = mm_buf_putc(b, '\n');
             continue;
         }
-        uint64_t count = atomic_load(&s->count);
+        uint64_t count = atomic_load(&s->count), cum = 0;
         for (size_t i = 0; i < m->n_buckets && rc == MM_OK; i++) {
             char le[64];
+            cum += atomic_load(&s->bucket[i]);
             snprintf(le, sizeof(le), "%g", m->buckets[i]);
             if ((rc = put_series_name(b, m, "_bucket", s, "le", le)) == MM_OK)
-                rc = mm_buf_printf(b, " %llu\n", (unsigned long long)atomic_load(&s->bucket[i]));
+                rc = mm_buf_printf(b, " %llu\n", (unsigned long long)cum);
         }
+        /* an observation counted in its bucket but not yet in count: +Inf and _count must
+         * not fall below the buckets */
+        if (count < cum)
+            count = cum;
         if (rc == MM_OK && (rc = put_series_name(b, m, "_bucket", s, "le", "+Inf")) == MM_OK)
             rc = mm_buf_printf(b, " %llu\n", (unsigned long long)count);
         if (rc == MM_OK && (rc = put_series_name(b, m, "_sum", s, NULL, NULL)) == MM_OK &&
