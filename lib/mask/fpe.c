@@ -406,6 +406,7 @@ bool enc_defer(const enc_t *e, const char *in, size_t n, mm_buf *out, enc_job *j
     job->len = (uint8_t)f.len;
     job->check_off = (uint8_t)f.check_off;
     job->card = f.card;
+    /* a surrogate is letters and '_' (policy/encrypt.c): its prefix needs no JSON escape */
     plen = surrogate_prefix(e, pre, sizeof(pre));
     job->at = plen;
     if ((*rc = mm_buf_append(out, pre, plen)) == MM_OK)
