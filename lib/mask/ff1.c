@@ -119,7 +119,7 @@ static inline bool ciph(EVP_CIPHER_CTX *c, const unsigned char in[16], unsigned 
     return EVP_Cipher(c, out, in, 16) > 0;
 }
 
-/* What both paths share for one call. */
+/* The BIGNUM path's state for one call. */
 typedef struct {
     EVP_CIPHER_CTX *c;
     unsigned radix;
@@ -465,11 +465,11 @@ static void p_block(unsigned radix, size_t u, size_t n, size_t t, unsigned char 
     }
 }
 
-/* b = ceil(ceil(v log2 radix) / 8), d = 4 ceil(b / 4) + 4 */
-static void set_bd(ff1_call *f, size_t bits)
+/* b = ceil(ceil(v log2 radix) / 8), d = 4 ceil(b / 4) + 4, from bits = ceil(v log2 radix) */
+static void set_bd(size_t bits, size_t *b, size_t *d)
 {
-    f->b = (bits + 7) / 8;
-    f->d = 4 * ((f->b + 3) / 4) + 4;
+    *b = (bits + 7) / 8;
+    *d = 4 * ((*b + 3) / 4) + 4;
 }
 
 /* The BIGNUM path's moduli and b, d; P's cipher (f->y0) is computed by the caller. */
@@ -482,7 +482,7 @@ static bool bn_setup(ff1_call *f, BN_CTX *bc, BIGNUM *mod_u, BIGNUM *mod_v)
     BN_free(r);
     if (!ok)
         return false;
-    set_bd(f, (size_t)BN_num_bits(mod_v)); /* the bit length of radix^v - 1 */
+    set_bd((size_t)BN_num_bits(mod_v), &f->b, &f->d); /* the bit length of radix^v - 1 */
     return BN_add_word(mod_v, 1);
 }
 
@@ -504,7 +504,7 @@ static mm_err shape_get(const ff1_key *k, EVP_CIPHER_CTX *c, unsigned radix, siz
     uint32_t tag = pc_tag(radix, n, tlen);
     size_t u = n / 2, v = n - u;
     uint64_t m64u, m64v;
-    ff1_call f = {.radix = radix};
+    size_t b, d;
     unsigned char p[16];
 
     if ((*out = shape_cached(k, tag)) != NULL)
@@ -515,10 +515,10 @@ static mm_err shape_get(const ff1_key *k, EVP_CIPHER_CTX *c, unsigned radix, siz
     if (!(m64v = pow64(radix, v)))
         return MM_OK;
     /* the bit length of radix^v - 1 is ceil(v log2 radix) */
-    set_bd(&f, m64v > 1 ? 64 - (size_t)__builtin_clzll(m64v - 1) : 0);
+    set_bd(m64v > 1 ? 64 - (size_t)__builtin_clzll(m64v - 1) : 0, &b, &d);
     *local = (ff1_shape){.mod_u = m64u, .mod_v = m64v, .inv_u = UINT64_MAX / m64u,
                          .inv_v = UINT64_MAX / m64v, .u = (uint8_t)u, .v = (uint8_t)v,
-                         .b = (uint8_t)f.b, .d = (uint8_t)f.d};
+                         .b = (uint8_t)b, .d = (uint8_t)d};
     p_block(radix, u, n, tlen, p);
     if (!ciph(c, p, local->y0))
         return MM_ENOMEM;
