@@ -34,12 +34,11 @@ mm_err st_act_apply(mm_stream *s, const act_t *a, const char *in, size_t n, mm_b
     mm_err rc;
 
     *wait = false;
-    /* with tweaks from other members, output may wait in jtweak.c's hold instead */
-    if (a->type != MM_ACTION_ENCRYPT || s->tw)
-        return act_apply(a, in, n, out);
-    if (!s->jobs && !(s->jobs = mm_calloc(ST_JOBS + 1, sizeof(*s->jobs))))
-        return act_apply(a, in, n, out); /* one at a time, then */
-    if (enc_defer(a->enc, in, n, out, &s->jobs[ST_JOBS], &rc)) {
+    /* with tweaks from other members, output may wait in jtweak.c's hold instead; without
+     * memory for the jobs, values go one at a time */
+    if (a->type == MM_ACTION_ENCRYPT && !s->tw &&
+        (s->jobs || (s->jobs = mm_calloc(ST_JOBS + 1, sizeof(*s->jobs)))) &&
+        enc_defer(a->enc, in, n, out, &s->jobs[ST_JOBS], &rc)) {
         *wait = rc == MM_OK;
         return rc;
     }

@@ -418,12 +418,12 @@ mm_err enc_run(enc_job *jobs, size_t n, char *base)
 {
     mm_err rc = MM_OK;
     ff1_lane lane[FF1_LANES];
-    size_t idx[FF1_LANES];
+    size_t idx[FF1_LANES], left = n;
     uint32_t done = 0; /* bit j: job j is in a batch run */
 
     if (n > 32)
         return MM_ELIMIT;
-    while (rc == MM_OK && done != (n == 32 ? UINT32_MAX : ((uint32_t)1 << n) - 1)) {
+    while (rc == MM_OK && left) {
         const enc_t *e = NULL;
         size_t cnt = 0;
         for (size_t j = 0; j < n && cnt < FF1_LANES; j++) {
@@ -431,6 +431,7 @@ mm_err enc_run(enc_job *jobs, size_t n, char *base)
                 continue;
             e = jobs[j].e;
             done |= (uint32_t)1 << j;
+            left--;
             idx[cnt] = j;
             lane[cnt++] = (ff1_lane){.radix = 10, .tweak = jobs[j].e->tweak,
                                      .tlen = jobs[j].e->tweak_len, .x = jobs[j].x,
