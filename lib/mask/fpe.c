@@ -48,6 +48,8 @@ struct enc_t {
     char *surrogate;
     char siv_prefix[SIV_PREFIX_MAX]; /* "enc_v<N>_", made once */
     size_t siv_prefix_len;
+    char ff1_prefix[64]; /* "<surrogate>.v<N>:", made once; empty without a surrogate */
+    size_t ff1_prefix_len;
 };
 
 /* ---- keys ----------------------------------------------------------------------------- */
@@ -113,6 +115,11 @@ mm_err enc_compile(const mm_action *a, const mm_keys *keys, int version, const c
     }
     if (a->surrogate && !(e->surrogate = mm_strdup(a->surrogate)))
         goto nomem;
+    if (e->surrogate) {
+        int pk = snprintf(e->ff1_prefix, sizeof(e->ff1_prefix), "%s.v%d:", e->surrogate,
+                          version);
+        e->ff1_prefix_len = pk > 0 && (size_t)pk < sizeof(e->ff1_prefix) ? (size_t)pk : 0;
+    }
     if (a->tweak_field && !(e->tweak_field = mm_strdup(a->tweak_field)))
         goto nomem;
     if (e->mode == MM_ENC_FF1) {
@@ -346,17 +353,12 @@ static mm_err ff1_value(const enc_t *e, const unsigned char *tw, size_t twl, cha
     return MM_OK;
 }
 
-static size_t surrogate_prefix(const enc_t *e, char *buf, size_t cap)
-{
-    int k = e->surrogate ? snprintf(buf, cap, "%s.v%d:", e->surrogate, e->version) : 0;
-    return k > 0 && (size_t)k < cap ? (size_t)k : 0;
-}
-
 static mm_err ff1_apply(const enc_t *e, const unsigned char *tw, size_t twl, const char *in,
                         size_t n, mm_buf *out, bool decrypt)
 {
-    char work[ENC_MAX_VALUE], pre[64];
-    size_t plen = surrogate_prefix(e, pre, sizeof(pre));
+    char work[ENC_MAX_VALUE];
+    const char *pre = e->ff1_prefix;
+    size_t plen = e->ff1_prefix_len;
     bool masked;
     mm_err rc;
 
@@ -389,8 +391,6 @@ out:
 bool enc_defer(const enc_t *e, const char *in, size_t n, mm_buf *out, enc_job *job,
                mm_err *rc)
 {
-    char pre[64];
-    size_t plen;
     fv f = {.pos = job->pos, .sym = job->sym, .x = job->x};
     bool masked;
 
@@ -407,9 +407,8 @@ bool enc_defer(const enc_t *e, const char *in, size_t n, mm_buf *out, enc_job *j
     job->check_off = (uint8_t)f.check_off;
     job->card = f.card;
     /* a surrogate is letters and '_' (policy/encrypt.c): its prefix needs no JSON escape */
-    plen = surrogate_prefix(e, pre, sizeof(pre));
-    job->at = plen;
-    if ((*rc = mm_buf_append(out, pre, plen)) == MM_OK)
+    job->at = e->ff1_prefix_len;
+    if ((*rc = mm_buf_append(out, e->ff1_prefix, e->ff1_prefix_len)) == MM_OK)
         *rc = mm_buf_append(out, in, n);
     return true;
 }
