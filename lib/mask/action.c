@@ -69,6 +69,11 @@ bad:
     return 1;
 }
 
+static inline bool ascii_alnum(unsigned char c)
+{
+    return (unsigned char)(c - '0') < 10 || (unsigned char)((c | 0x20) - 'a') < 26;
+}
+
 /* Letters and digits are what preserveFormat masks. Outside ASCII, a code point counts as a
  * letter unless it is in a block of spaces, punctuation or symbols (Latin-1 punctuation,
  * General Punctuation, currency, arrows to dingbats, CJK punctuation, fullwidth punctuation,
@@ -76,7 +81,7 @@ bad:
 static inline bool maskable(uint32_t c)
 {
     if (c < 0x80)
-        return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+        return ascii_alnum((unsigned char)c);
     if (c <= 0xBF) /* Latin-1 punctuation and symbols; ª ² ³ µ ¹ º ¼ ½ ¾ are letters/numbers */
         return c == 0xAA || c == 0xB2 || c == 0xB3 || c == 0xB5 || c == 0xB9 || c == 0xBA ||
                (c >= 0xBC && c <= 0xBE);
@@ -240,6 +245,79 @@ void act_clear(act_t *a)
 
 /* ---- apply ---------------------------------------------------------------------------- */
 
+static bool all_ascii(const unsigned char *in, size_t n)
+{
+    uint64_t acc = 0, w;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, in + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= in[i];
+    return !(acc & 0x8080808080808080ull);
+}
+
+/* The letters and digits among n ASCII bytes, eight at a time: with every byte below 0x80,
+ * adding 0x80 - lo to each sets its top bit exactly when it is lo or more, and no byte
+ * carries into the next. */
+static size_t alnum_count(const unsigned char *in, size_t n)
+{
+#define ONES 0x0101010101010101ull
+#define GE(w, lo) (((w) + (0x80 - (lo)) * ONES) & 0x80 * ONES)
+    size_t total = 0, i = 0;
+    uint64_t w, l;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, in + i, 8);
+        l = w | 0x20 * ONES; /* letters to lower case; no other byte lands in a-z */
+        w = (GE(w, '0') & ~GE(w, '9' + 1)) | (GE(l, 'a') & ~GE(l, 'z' + 1));
+        total += (size_t)(((w >> 7) * ONES) >> 56); /* the top bits, summed in the top byte */
+    }
+    for (; i < n; i++)
+        total += ascii_alnum(in[i]);
+    return total;
+#undef GE
+#undef ONES
+}
+
+/* apply_mask for an ASCII value and a one-byte mask character, the usual case (cards,
+ * phone numbers, ids): a byte is a character, so the value is copied whole and the masked
+ * stretch overwritten, instead of deciding each character in turn. That cost ~50
+ * instructions a byte (callgrind), 15% of the sidecar's time on 64 KB bodies of cards;
+ * this, ~20. */
+static mm_err mask_ascii(const act_t *a, const unsigned char *in, size_t n, mm_buf *out)
+{
+    size_t lo = 0, hi = n, k, first = (size_t)a->keep_first, last = (size_t)a->keep_last;
+    const char c = a->mask_char[0];
+    mm_err rc;
+    char *o;
+
+    if ((rc = mm_buf_reserve(out, n)) != MM_OK)
+        return rc;
+    o = out->data + out->len;
+    memcpy(o, in, n);
+    if (!a->preserve_format) {
+        if (n > first + last) /* else all of it: never show a value in full */
+            lo = first, hi = n - last;
+        memset(o + lo, c, hi - lo);
+    } else {
+        if (alnum_count(in, n) > first + last) {
+            /* lo: past the first `first` letters and digits; hi: at the last `last` */
+            for (k = 0; k < first; lo++)
+                k += ascii_alnum(in[lo]);
+            for (k = 0; k < last; hi--)
+                k += ascii_alnum(in[hi - 1]);
+        }
+        for (size_t i = lo; i < hi; i++)
+            o[i] = ascii_alnum(in[i]) ? c : (char)in[i];
+    }
+    out->len += n;
+    out->data[out->len] = '\0'; /* mm_buf keeps its data NUL-terminated */
+    return MM_OK;
+}
+
 static mm_err apply_mask(const act_t *a, const unsigned char *in, size_t n, mm_buf *out)
 {
     size_t total = 0, idx = 0, i, k, first = (size_t)a->keep_first, last = (size_t)a->keep_last;
@@ -250,6 +328,8 @@ static mm_err apply_mask(const act_t *a, const unsigned char *in, size_t n, mm_b
 
     if (n == 0)
         return MM_OK;
+    if (a->mask_char_len == 1 && all_ascii(in, n))
+        return mask_ascii(a, in, n, out);
     for (i = 0; i < n; i += k) {
         k = in[i] < 0x80 ? (cp = in[i], 1) : u8dec(in + i, n - i, &cp);
         if (!a->preserve_format || maskable(cp))

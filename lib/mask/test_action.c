@@ -251,6 +251,46 @@ static void test_apply_appends_and_limits(void **state)
 }
 
 /* Every allocation act_compile makes, failed in turn: an error, nothing leaked. */
+/* An ASCII value with a one-byte mask character takes apply_mask's fast path; with a
+ * three-byte one ("\u2022") it takes the path that decides character by character. Both
+ * must hide the same characters: ASCII values of 0-40 bytes (digits, letters, the
+ * bytes beside their ranges, control bytes), every keepFirst/keepLast of 0-5, with and without
+ * preserveFormat. */
+static void test_mask_ascii_as_general(void **state)
+{
+    /* each range's ends and the bytes just outside them */
+    static const char pool[] = "0189azAZmM /:@[`{_-.\x01\x7f";
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    char in[41];
+    (void)state;
+    for (int row = 0; row < 4000; row++) {
+        size_t n = (size_t)(row % 41);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            in[i] = pool[(seed >> 33) % (sizeof(pool) - 1)];
+        }
+        int f = row / 41 % 6, l = row / 246 % 6;
+        bool pf = row & 1;
+        mm_action fast = MASK(f, l, "*", pf), slow = MASK(f, l, "\xe2\x80\xa2", pf);
+        char *a = apply(&fast, NULL, in, n, (size_t)row);
+        char *b = apply(&slow, NULL, in, n, (size_t)row);
+        size_t o = 0;
+        for (size_t i = 0; b[i]; o++) /* the bullet back to '*' */
+            if (strncmp(b + i, "\xe2\x80\xa2", 3) == 0) {
+                b[o] = '*';
+                i += 3;
+            } else {
+                b[o] = b[i++];
+            }
+        b[o] = '\0';
+        if (strcmp(a, b) != 0)
+            fail_msg("row %d (keep %d/%d, preserveFormat %d): fast \"%s\" general \"%s\"", row,
+                     f, l, (int)pf, a, b);
+        mm_free(a);
+        mm_free(b);
+    }
+}
+
 static void test_compile_alloc_failures(void **state)
 {
     static const mm_action acts[] = {REDACT("[X]"), MASK(1, 1, "*", true), HASH(K_JEFE),
@@ -287,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_key_copied),
         cmocka_unit_test(test_apply_appends_and_limits),
         cmocka_unit_test(test_compile_alloc_failures),
+        cmocka_unit_test(test_mask_ascii_as_general),
     };
     return cmocka_run_group_tests_name("mask-action", tests, NULL, NULL);
 }
