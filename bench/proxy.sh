@@ -148,6 +148,8 @@ bench() { # url [conns] [secs]
 # hits all three alike; each figure is the median of its rounds
 ROUNDS=${BENCH_ROUNDS:-3}
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# rounds FILE: the req/s of each round, as measured
+rounds() { cut -d' ' -f1 "$1" | tr '\n' ' '; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 # row LABEL FILE: a target's medians over its rounds, with ratios to nginx's (n_1, n_3);
 # sets row_rps and row_p99
@@ -202,7 +204,11 @@ for size in 1024 65536 1048576; do
         [ "$moved" -gt 0 ] || { echo "  octet-stream bodies were not spliced"; status=1; }
         awk -v r="$p_rps" 'BEGIN { exit !(r >= 0.80) }' || { echo "  BAR MISSED: $label path rules req/s $p_rps of nginx (< 0.80)"; status=1; }
     fi
-    echo "  rounds (req/s): nginx $(cut -d' ' -f1 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f1 "$tmp/m" | tr '\n' ' ')"
+    if [ "$size" = 1024 ]; then
+        echo "  rounds (req/s): nginx $(rounds "$tmp/n")| proxy $(rounds "$tmp/m")| FF1 $(rounds "$tmp/f")"
+    else
+        echo "  rounds (req/s): nginx $(rounds "$tmp/n")| proxy $(rounds "$tmp/m")| path rules $(rounds "$tmp/pr")"
+    fi
     echo "  rounds (p99 ms): nginx $(cut -d' ' -f3 "$tmp/n" | tr '\n' ' ')| proxy $(cut -d' ' -f3 "$tmp/m" | tr '\n' ' ')"
 done
 
