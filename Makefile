@@ -169,7 +169,7 @@ FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst fuzz/%.c,build-fuzz/fuzz/%,$(FUZZ_SRCS))
 fuzz-build:
 	@$(MAKE) --no-print-directory MM_DEPS_OK=1 BUILD=build-fuzz BIN=build-fuzz/bin CC=clang \
-	    CFLAGS="-O1 -g -DMM_FUZZING" SAN_FLAGS="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" \
+	    CFLAGS="-O1 -g -DMM_FUZZING" SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link" \
 	    $(FUZZ_BINS)
 fuzz: fuzz-build
 	@hack/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)

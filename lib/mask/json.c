@@ -62,9 +62,10 @@ static jframe *top(mm_stream *s)
     return s->depth ? &s->fr[s->depth - 1] : NULL;
 }
 
+/* Without paths there are no sets (s->sets is NULL, and arithmetic on it undefined). */
 static uint64_t *set_at(mm_stream *s, size_t k)
 {
-    return s->sets + k * s->words;
+    return s->words ? s->sets + k * s->words : NULL;
 }
 
 /* ---- output around values ------------------------------------------------------------- */

@@ -432,14 +432,16 @@ static mm_err resolve(pbparse *ps, mm_pbdesc *d)
     d->msgs = ps->msgs;
     d->n_msgs = ps->n_msgs;
     ps->msgs = NULL;
-    qsort(d->msgs, d->n_msgs, sizeof(*d->msgs), by_full);
+    if (d->n_msgs)
+        qsort(d->msgs, d->n_msgs, sizeof(*d->msgs), by_full);
     for (size_t i = 0; i + 1 < d->n_msgs; i++)
         if (strcmp(d->msgs[i].full, d->msgs[i + 1].full) == 0)
             return mm_errf(ps->eb, MM_EPARSE, "descriptor set: message %s is declared twice",
                            d->msgs[i].full);
     for (size_t i = 0; i < d->n_msgs; i++) {
         pbmsg *m = &d->msgs[i];
-        qsort(m->fields, m->n_fields, sizeof(*m->fields), by_number);
+        if (m->n_fields) /* a message without fields has no array: qsort takes no NULL */
+            qsort(m->fields, m->n_fields, sizeof(*m->fields), by_number);
         for (size_t k = 0; k < m->n_fields; k++) {
             pbfield *f = &m->fields[k];
             if (k && f->number == m->fields[k - 1].number)
