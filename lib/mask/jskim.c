@@ -409,22 +409,19 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
                 st = S_VAL_O;
                 if (verdict == SK_PASS || (judged && verdict == SK_OPEN))
                     continue; /* judged: a string or number is the detectors'; A_OPEN below */
-                if ((verdict == SK_CONST || (judged && verdict == SK_READ)) && t) {
+                if ((verdict == SK_CONST || verdict == SK_READ) && t) {
                     size_t start = base + (unsigned)__builtin_ctzll(t);
                     size_t end = value_end(d, start, len);
                     if (end && end - start <= names->max) {
-                        /* replaced, or when judged decided by json.c in place (take); the
-                         * output is written to end: json.c never reads before it */
-                        int done = judged && verdict == SK_READ
-                                       ? names->take(names->ctx, data, start, end,
-                                                     lines + ones(nl & below(start - base)))
-                                       : -2;
+                        /* replaced, or decided by json.c in place (take); the output is
+                         * written to end: json.c never reads before it */
+                        const uint64_t vl = lines + ones(nl & below(start - base));
+                        int done = verdict == SK_READ
+                                       ? names->take(names->ctx, data, start, end, vl)
+                                       : names->replace(names->ctx, data, start, end, vl);
                         if (done == -1)
                             goto read;
                         last = end, last_st = st = S_AFTER_O;
-                        if (done == -2)
-                            done = names->replace(names->ctx, data, start, end,
-                                                  lines + ones(nl & below(start - base)));
                         if (!done) {
                             pos = end; /* json.c gives up on the stream */
                             goto out;

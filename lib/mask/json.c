@@ -593,8 +593,10 @@ static int names_close(void *ctx, const char *data, size_t at)
 
 /* sk_names's take: the value data[start..end) (a string without escapes, a number, true
  * or false) of the member names_judge gave SK_READ, read as the byte machine would read it
- * there, when a path's rule selects it (else the detectors read it, with the member name
- * names_judge did not keep: json.c reads both). */
+ * there, when a path's rule selects it (else json.c reads it: in a judged frame the
+ * detectors read it with the member name names_judge did not keep). A masked, hashed,
+ * tokenized or encrypted value is taken so in by_name frames too: stopping jskim for the
+ * byte machine to read it cost ~230 instructions more a value (callgrind). */
 static int names_take(void *ctx, const char *data, size_t start, size_t end, uint64_t lines)
 {
     mm_stream *s = ctx;

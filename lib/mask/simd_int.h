@@ -163,12 +163,14 @@ typedef struct {
  * when it is a string, number, true or false that jskim sees whole and valid, not longer
  * than max (replace(ctx, data, start, end, lines) writes the output up to data[end), false
  * when that fails; `lines`: the newlines jskim skimmed before data[start] in this call, for
- * the finding's line); otherwise, and for SK_READ, jskim stops after the ':' and json.c
- * reads the value, but for an object whose '{' it sees in the same block: open(ctx, data,
- * at) opens it as json.c would at data[at] and says whether jskim goes on judging its
- * names in the same way (1; close(ctx, data, at) then closes it at its '}', as json.c
- * would, 0 when that fails), stops after the '{' (0: json.c reads the object) or stops
- * before it (-1: not opened; json.c reads it, or gives up on the stream when that failed).
+ * the finding's line); SK_READ, a value replace could take handed to take(ctx, data, start,
+ * end, lines), which decides it as json.c would (1; 0: that failed; -1: json.c must read
+ * it); otherwise jskim stops after the ':' and json.c reads the value, but for an object
+ * whose '{' it sees in the same block: open(ctx, data, at) opens it as json.c would at
+ * data[at] and says whether jskim goes on judging its names in the same way (1; close(ctx,
+ * data, at) then closes it at its '}', as json.c would, 0 when that fails), stops after the
+ * '{' (0: json.c reads the object) or stops before it (-1: not opened; json.c reads it, or
+ * gives up on the stream when that failed).
  * jskim stops before a name it cannot judge in place (escaped, crossing a block, longer
  * than max: json.c's limit error) and before one judge gives a negative verdict for (it
  * could not take the name in: json.c reads it and says why). SK_OPEN is SK_READ here but
@@ -178,11 +180,10 @@ typedef struct {
  * of every container open opened: a name's value is SK_PASS, read as vals says (strings and
  * numbers to value, containers skimmed with vals); SK_OPEN, a string or number read as for
  * SK_PASS, a container opened with open(ctx, data, at) (an array's element containers are
- * always opened so); SK_CONST as above; SK_READ, a value that replace could take handed to
- * take(ctx, data, start, end, lines) alike, which decides it as json.c would (1; 0: that
- * failed; -1: json.c must read it), else, and for an object open does not take on, stopped
- * before the member's name (json.c reads the name again, and the value). Close then returns
- * the kind ('{' or '[') of the container the closed one was in, 0 when closing failed. */
+ * always opened so); SK_CONST and SK_READ as above, but where json.c must read the value,
+ * and for an object open does not take on, stopped before the member's name (json.c reads
+ * the name again, and the value). Close then returns the kind ('{' or '[') of the
+ * container the closed one was in, 0 when closing failed. */
 enum { SK_PASS, SK_READ, SK_CONST, SK_OPEN };
 typedef struct {
     int (*judge)(void *ctx, const char *name, size_t n);
