@@ -1,7 +1,8 @@
 /* Unit tests for lib/mask's actions: a row per case with the exact output, known SHA-256
  * and HMAC-SHA256 vectors (FIPS 180-2, RFC 4231), RFC 4648 base32 vectors, masking of
- * cards, emails and UTF-8 names with and without preserveFormat, and the errors
- * act_compile gives. Failure output names the row, not the value. */
+ * cards, emails and UTF-8 names with and without preserveFormat (ASCII values' fast path
+ * against the general one), and the errors act_compile gives. Failure output names the
+ * row, not the value. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -250,11 +251,10 @@ static void test_apply_appends_and_limits(void **state)
     mm_buf_free(&out);
 }
 
-/* Every allocation act_compile makes, failed in turn: an error, nothing leaked. */
 /* An ASCII value with a one-byte mask character takes apply_mask's fast path; with a
  * three-byte one ("\u2022") it takes the path that decides character by character. Both
- * must hide the same characters: ASCII values of 0-40 bytes (digits, letters, the
- * bytes beside their ranges, control bytes), every keepFirst/keepLast of 0-5, with and without
+ * must hide the same characters: ASCII values of 0-40 bytes (digits, letters, the bytes
+ * beside their ranges, control bytes), every keepFirst/keepLast of 0-5, with and without
  * preserveFormat. */
 static void test_mask_ascii_as_general(void **state)
 {
@@ -291,6 +291,7 @@ static void test_mask_ascii_as_general(void **state)
     }
 }
 
+/* Every allocation act_compile makes, failed in turn: an error, nothing leaked. */
 static void test_compile_alloc_failures(void **state)
 {
     static const mm_action acts[] = {REDACT("[X]"), MASK(1, 1, "*", true), HASH(K_JEFE),
