@@ -51,6 +51,46 @@ static void test_json_escape(void **state)
     mm_buf_free(&b);
 }
 
+/* mm_buf_put_json_chars, which skips eight bytes at a time where nothing needs escaping,
+ * against RFC 8259's escaping written byte by byte: 20,000 strings of 0-40 bytes drawn
+ * from the bytes that need escaping, their neighbours and bytes past ASCII. */
+static void test_json_escape_words(void **state)
+{
+    static const unsigned char pool[] = {0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f,
+                                         0x20, 0x21, '"',  0x23, '[',  '\\', ']',  'a',
+                                         '0',  0x7f, 0x80, 0x9f, 0xa0, 0xc3, 0xdc, 0xff};
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    char in[41], want[41 * 6 + 1];
+    mm_buf b;
+    (void)state;
+    mm_buf_init(&b, 0);
+    for (int row = 0; row < 20000; row++) {
+        size_t n = (size_t)(row % 41), o = 0;
+        /* mostly plain runs, so the eight-byte stretches are taken and left at every place */
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            in[i] = (char)((seed >> 60) < 12 ? 'x' : pool[(seed >> 33) % sizeof(pool)]);
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)in[i];
+            const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f" : NULL;
+            if (e)
+                o += (size_t)sprintf(want + o, "%s", e);
+            else if (c < 0x20)
+                o += (size_t)sprintf(want + o, "\\u%04x", c);
+            else
+                want[o++] = (char)c;
+        }
+        mm_buf_reset(&b);
+        assert_int_equal(mm_buf_put_json_chars(&b, in, n), MM_OK);
+        if (b.len != o || memcmp(b.data, want, o) != 0)
+            fail_msg("row %d: %zu bytes escaped to %zu, want %zu", row, n, b.len, o);
+    }
+    mm_buf_free(&b);
+}
+
 static void test_alloc_fault_injection(void **state)
 {
     char *a, *b;
@@ -171,6 +211,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_json_escape_words),
         cmocka_unit_test(test_alloc_fault_injection), cmocka_unit_test(test_buf_enomem),
         cmocka_unit_test(test_read_file),     cmocka_unit_test(test_parse_long),
         cmocka_unit_test(test_fsig),          cmocka_unit_test(test_errf_prefix),   cmocka_unit_test(test_cstr_after_reserve),
