@@ -77,9 +77,9 @@ static void test_json_escape_words(void **state)
                           : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
                           : c == '\f' ? "\\f" : NULL;
             if (e)
-                o += (size_t)sprintf(want + o, "%s", e);
+                o += (size_t)snprintf(want + o, sizeof(want) - o, "%s", e);
             else if (c < 0x20)
-                o += (size_t)sprintf(want + o, "\\u%04x", c);
+                o += (size_t)snprintf(want + o, sizeof(want) - o, "\\u%04x", c);
             else
                 want[o++] = (char)c;
         }
