@@ -46,19 +46,11 @@ const unsigned char adm_json_plain[256] = {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define ADM_SWAR 1
 #define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
 static inline uint64_t load8(const char *p)
 {
     uint64_t x;
     memcpy(&x, p, 8);
     return x;
-}
-/* the high bit of each byte of x that is '"', '\\' or below 0x20 (the lowest one exact: a
- * borrow only runs upward from a byte that matched) */
-static inline uint64_t special8(uint64_t x)
-{
-    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
-    return ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((x - ONES * 0x20) & ~x);
 }
 #endif
 
@@ -128,7 +120,7 @@ static bool string(reader *r, const char **out, size_t *out_len)
         unsigned char c;
 #ifdef ADM_SWAR
         while (r->pos + 8 <= r->len) {
-            uint64_t m = special8(load8(s + r->pos)) & HIGHS;
+            uint64_t m = mm_json_special8(load8(s + r->pos));
             if (m) {
                 r->pos += (size_t)__builtin_ctzll(m) / 8;
                 break;

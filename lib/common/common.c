@@ -276,16 +276,6 @@ mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n)
     return mm_buf_putc(b, '"');
 }
 
-/* Whether any of the eight bytes of w is below 0x20, '"' or '\\': Bit Twiddling Hacks'
- * hasless and haszero, each exact as a test for any byte. */
-static inline bool json_esc_any8(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ull;
-    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) &
-           (ones * 0x80);
-}
-
 mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -297,7 +287,7 @@ mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n)
     /* most values need no escape: their stretch without one, eight bytes at a time */
     for (; k + 8 <= n; k += 8) {
         memcpy(&w, s + k, 8);
-        if (json_esc_any8(w))
+        if (mm_json_special8(w))
             break;
     }
     /* the exact size first (\u00xx adds 5, the others 1), so one reservation serves and

@@ -83,6 +83,16 @@ mm_err mm_buf_vprintf(mm_buf *b, const char *fmt, va_list ap) __attribute__((for
 mm_err mm_buf_put_json_str(mm_buf *b, const char *s, size_t n);
 /* The same escaping without the quotes (a piece of a string literal). */
 mm_err mm_buf_put_json_chars(mm_buf *b, const char *s, size_t n);
+/* The top bit of each byte of x (eight bytes as loaded by memcpy) that a JSON string
+ * escapes: '"', '\\' or below 0x20. SWAR after Bit Twiddling Hacks' haszero and hasless:
+ * exact for "some byte is", and the lowest set bit exact (a borrow only runs upward from a
+ * byte that matched), so on a little-endian load it names the first such byte. */
+static inline uint64_t mm_json_special8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & (ones * 0x80);
+}
 /* Appends code point cp (at most 0x10FFFF) encoded as UTF-8. */
 mm_err mm_buf_put_utf8(mm_buf *b, unsigned long cp);
 /* Returns the data as a C string (an empty buffer gives ""). Never NULL after a successful
