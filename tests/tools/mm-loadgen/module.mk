@@ -1,0 +1,2 @@
+mm-loadgen_MODULES := common
+mm-loadgen_PKGS := openssl
