@@ -261,15 +261,16 @@ static void test_mask_ascii_as_general(void **state)
     /* each range's ends and the bytes just outside them */
     static const char pool[] = "0189azAZmM /:@[`{_-.\x01\x7f";
     uint64_t seed = 0x9E3779B97F4A7C15ull;
-    char in[41];
+    char in[81];
     (void)state;
-    for (int row = 0; row < 4000; row++) {
-        size_t n = (size_t)(row % 41);
+    /* 0-80 bytes: one word and over, the bit-mask path (up to 64) and the other */
+    for (int row = 0; row < 8000; row++) {
+        size_t n = (size_t)(row % 81);
         for (size_t i = 0; i < n; i++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             in[i] = pool[(seed >> 33) % (sizeof(pool) - 1)];
         }
-        int f = row / 41 % 6, l = row / 246 % 6;
+        int f = row / 81 % 6, l = row / 486 % 6;
         bool pf = row & 1;
         mm_action fast = MASK(f, l, "*", pf), slow = MASK(f, l, "\xe2\x80\xa2", pf);
         char *a = apply(&fast, NULL, in, n, (size_t)row);
