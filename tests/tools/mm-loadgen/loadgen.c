@@ -115,11 +115,6 @@ typedef struct {
     char last_detail[256];
 } lg;
 
-static uint64_t now_ns(void)
-{
-    return mm_now_ns();
-}
-
 static void usage(void)
 {
     fputs("usage: mm-loadgen --url URL --rate N --duration S [--connections C] [--body FILE]\n"
@@ -738,7 +733,7 @@ static int wait_events(lg *g, uint64_t wake, uint64_t now, bool *tick)
     int n = epoll_wait(g->epfd, ev, 64, ms);
     if (n < 0)
         return errno == EINTR ? 0 : -1;
-    now = now_ns();
+    now = mm_now_ns();
     for (int i = 0; i < n; i++) {
         if (!ev[i].data.ptr) {
             uint64_t x;
@@ -754,9 +749,9 @@ static int wait_events(lg *g, uint64_t wake, uint64_t now, bool *tick)
 
 static bool setup(lg *g)
 {
-    uint64_t start = now_ns();
+    uint64_t start = mm_now_ns();
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = mm_now_ns();
         int up = 0;
         uint64_t wake = step(g, now, false);
         /* every connection opened within --timeout, even from a server that never answers */
@@ -809,7 +804,7 @@ static void print_results(const lg *g)
     uint64_t off; /* CLOCK_MONOTONIC to Unix time, for timestamps like vegeta's */
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
-    off = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec - now_ns();
+    off = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec - mm_now_ns();
     for (long n = 0; n < g->total; n++) {
         const hit *h = &g->hits[n];
         printf("%llu,%d,%llu,%zu,%llu,%s,,,%ld,%s,", (unsigned long long)(h->ts + off),
@@ -914,10 +909,10 @@ int main(int argc, char **argv)
     if (!setup(&g))
         goto out;
 
-    g.t0 = now_ns();
+    g.t0 = mm_now_ns();
     uint64_t armed = 0;
     while (g.done < g.total) {
-        uint64_t now = now_ns();
+        uint64_t now = mm_now_ns();
         uint64_t wake = step(&g, now, true);
         if (g.next < g.total && due(&g, g.next) != armed)
             arm(&g, armed = due(&g, g.next));
