@@ -82,12 +82,20 @@ EOF
 }
 check "200 records masked exactly once into the output topic (read_committed)" eventually 120 masked_ok
 
+stream_status=
 stream_status_ok() {
-    local st
-    st="$(k -n "$STREAM_NS" get mp orders -o jsonpath='{.status.stream}')"
-    python3 -c 'import json,sys; s=json.loads(sys.argv[1] or "{}"); sys.exit(0 if s.get("ready") and s.get("readyReplicas")==2 and s.get("lag")==0 and s.get("partitions")==2 and s.get("reportingReplicas")==2 else 1)' "$st"
+    stream_status="$(k -n "$STREAM_NS" get mp orders -o jsonpath='{.status.stream}')"
+    python3 -c 'import json,sys; s=json.loads(sys.argv[1] or "{}"); sys.exit(0 if s.get("ready") and s.get("readyReplicas")==2 and s.get("lag")==0 and s.get("partitions")==2 and s.get("reportingReplicas")==2 else 1)' "$stream_status"
 }
+failed_before=$failed
 check "status.stream: ready, 2 replicas reporting, lag 0 over both partitions" eventually 120 stream_status_ok
+# what it was when the wait ended: it failed once (CI, 2026-12-07 01:08 UTC; it passed on the
+# rerun) with nothing to say why
+[ "$failed" -eq "$failed_before" ] || {
+    echo "    last status.stream: ${stream_status:-(none)}"
+    k -n "$STREAM_NS" get pods -o wide || true
+    k -n "$STREAM_NS" logs -l app.kubernetes.io/name=maskmesh-stream --all-containers --tail=30 --prefix || true
+}
 
 k delete namespace "$STREAM_NS" --wait=true --timeout=120s >/dev/null
 tests/kafka/broker.sh stop "$kafka_dir" >/dev/null 2>&1
