@@ -259,38 +259,40 @@ static bool all_ascii(const unsigned char *in, size_t n)
     return !(acc & 0x8080808080808080ull);
 }
 
-/* The letters and digits among n ASCII bytes, eight at a time: with every byte below 0x80,
- * adding 0x80 - lo to each sets its top bit exactly when it is lo or more, and no byte
- * carries into the next. */
+#define ONES 0x0101010101010101ull
+/* 0x01 in each byte of eight ASCII bytes that is a letter or digit: with every byte below
+ * 0x80, adding 0x80 - lo to each sets its top bit exactly when it is lo or more, and no
+ * byte carries into the next. */
+static inline uint64_t alnum_word(uint64_t w)
+{
+#define GE(w, lo) (((w) + (0x80 - (lo)) * ONES) & 0x80 * ONES)
+    uint64_t l = w | 0x20 * ONES; /* letters to lower case; no other byte lands in a-z */
+    return ((GE(w, '0') & ~GE(w, '9' + 1)) | (GE(l, 'a') & ~GE(l, 'z' + 1))) >> 7;
+#undef GE
+}
+
+/* The letters and digits among n ASCII bytes, eight at a time. */
 static size_t alnum_count(const unsigned char *in, size_t n)
 {
-#define ONES 0x0101010101010101ull
-#define GE(w, lo) (((w) + (0x80 - (lo)) * ONES) & 0x80 * ONES)
     size_t total = 0, i = 0;
-    uint64_t w, l;
+    uint64_t w;
 
     for (; i + 8 <= n; i += 8) {
         memcpy(&w, in + i, 8);
-        l = w | 0x20 * ONES; /* letters to lower case; no other byte lands in a-z */
-        w = (GE(w, '0') & ~GE(w, '9' + 1)) | (GE(l, 'a') & ~GE(l, 'z' + 1));
-        total += (size_t)(((w >> 7) * ONES) >> 56); /* the top bits, summed in the top byte */
+        total += (size_t)((alnum_word(w) * ONES) >> 56); /* the bytes, summed in the top one */
     }
     for (; i < n; i++)
         total += ascii_alnum(in[i]);
     return total;
-#undef GE
-#undef ONES
 }
 
 /* Bit i set when in[i] is an ASCII letter or digit, for n <= 64 ASCII bytes, and in *total
- * how many: alnum_count's test on each word, its top bits gathered into one byte by a
- * multiplication (byte k's bit lands on bit 56 + k; every other product bit is below 56 or
- * past 63, so none carries). */
+ * how many: alnum_word on each word, its bytes gathered into one by a multiplication (byte
+ * k's bit lands on bit 56 + k; every other product bit is below 56 or past 63, so none
+ * carries). */
 static uint64_t alnum_bits(const unsigned char *in, size_t n, size_t *total)
 {
-#define ONES 0x0101010101010101ull
-#define GE(w, lo) (((w) + (0x80 - (lo)) * ONES) & 0x80 * ONES)
-    uint64_t bits = 0, w, l;
+    uint64_t bits = 0, w;
     *total = 0;
     for (size_t i = 0; i < n; i += 8) {
         if (n - i >= 8) {
@@ -303,15 +305,13 @@ static uint64_t alnum_bits(const unsigned char *in, size_t n, size_t *total)
             for (size_t j = 0; j < n; j++)
                 w |= (uint64_t)in[j] << 8 * j;
         }
-        l = w | 0x20 * ONES;
-        w = (GE(w, '0') & ~GE(w, '9' + 1)) | (GE(l, 'a') & ~GE(l, 'z' + 1));
-        bits |= (((w >> 7) * 0x0102040810204080ull) >> 56) << i;
-        *total += (size_t)(((w >> 7) * ONES) >> 56); /* as alnum_count sums them */
+        w = alnum_word(w);
+        bits |= ((w * 0x0102040810204080ull) >> 56) << i;
+        *total += (size_t)((w * ONES) >> 56); /* as alnum_count sums them */
     }
     return bits;
-#undef GE
-#undef ONES
 }
+#undef ONES
 
 /* apply_mask for an ASCII value and a one-byte mask character, the usual case (cards,
  * phone numbers, ids): a byte is a character, so the value is copied whole and the masked
