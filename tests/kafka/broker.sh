@@ -170,8 +170,17 @@ EOF
     local jvm=(java -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20
                -Djava.awt.headless=true "-Dlog4j2.configurationFile=$dir/log4j2.properties"
                -cp "$libs/*")
-    id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-    nice -n 10 "${jvm[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+    # a cluster id as Kafka's Uuid.randomUuid makes one: never starting with '-', which the
+    # storage tool's argument parser would take for an option (1 id in 64 did, CI stop 26)
+    id="$(python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break
+')"
+    nice -n 10 "${jvm[@]}" kafka.tools.StorageTool format "--cluster-id=$id" -c "$dir/server.properties" \
         --add-scram "SCRAM-SHA-512=[name=scram-user,password=$scram_pass]" \
         >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "storage format failed"; }
     nice -n 10 "${jvm[@]}" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
