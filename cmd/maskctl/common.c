@@ -1,7 +1,8 @@
 /* maskctl: what the subcommands share — loading policies and keys into a masker, reading
- * inputs in chunks through a stream, and buffered output. */
+ * inputs in chunks through a stream, and writing their output. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,11 +47,29 @@ out:
     return rc;
 }
 
+/* The stream stages its output in 64 KB runs already: they go to fd 1 as they are, not
+ * copied once more into stdio's buffer (that copy was 5% of maskctl mask's instructions
+ * with path rules, callgrind). Whatever stdio holds goes first, so the order is kept. */
 mm_err maskctl_stdout_write(void *ctx, const char *data, size_t len)
 {
     MM_UNUSED(ctx);
-    if (len && fwrite(data, 1, len, stdout) != len)
+    if (fflush(stdout) != 0)
         return MM_EIO;
+    while (len) {
+        ssize_t n = write(STDOUT_FILENO, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { /* a non-blocking stdout */
+            struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return MM_EIO;
+            continue;
+        }
+        if (n <= 0)
+            return MM_EIO;
+        data += n;
+        len -= (size_t)n;
+    }
     return MM_OK;
 }
 

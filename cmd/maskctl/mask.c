@@ -91,7 +91,6 @@ int maskctl_mask(int argc, char **argv)
     mm_stream_stats total = {0};
     int c, ret = MASKCTL_OK;
     long v;
-    static char outbuf[1 << 20];
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:k:t:h", longopts, NULL)) != -1) {
@@ -168,7 +167,6 @@ int maskctl_mask(int argc, char **argv)
         fprintf(stderr, "maskctl mask: %s\n", eb.msg);
         return MASKCTL_EINPUT;
     }
-    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     ret = maskctl_run_inputs("mask", m, argv + optind, argc - optind, ctype, &opts,
                              maskctl_stdout_write, &total, NULL, NULL);
     if (fflush(stdout) != 0 && ret == MASKCTL_OK) {
