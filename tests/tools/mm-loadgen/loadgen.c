@@ -10,7 +10,8 @@
  * What it measures is what vegeta measures: hit n (0-based) is due at t0 + (n + 1) / rate;
  * when the loop takes the tick it stamps the hit, and the hit goes out on the first idle one
  * of the --connections kept-alive connections (waiting for one counts in its latency, which
- * runs from the stamp to the response's last byte). Connections are opened (and TLS
+ * runs from the stamp to the response's last byte; responses are read by lib/proxy's HTTP/1.1
+ * codec, the sidecar's own). Connections are opened (and TLS
  * handshaken) before t0, within --timeout; one request is in flight on each. The results go to stdout as
  * `vegeta encode --to csv` lines (timestamp ns, code, latency ns, bytes out, bytes in,
  * error, body, attack, seq, method, url, headers), so bench/openloop.py reads either tool.
@@ -33,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "proxy/http1.h"
 
 #define HEAD_MAX (64 * 1024) /* response head */
 #define BUF_SZ (HEAD_MAX + 16384) /* a connection's read buffer: a head, or body bytes read at once */
@@ -63,10 +64,6 @@ typedef struct {
 } hit;
 
 typedef enum { C_DOWN, C_CONNECTING, C_HANDSHAKE, C_IDLE, C_WRITING, C_READING } cstate;
-/* a response body: by Content-Length, chunks, until the connection closes, or none */
-typedef enum { B_LENGTH, B_CHUNKED, B_CLOSE, B_NONE } bmode;
-/* inside chunked: a size line, its data, the CRLF after it, the trailer */
-typedef enum { K_SIZE, K_DATA, K_CRLF, K_TRAILER } kstate;
 
 typedef struct {
     int fd;
@@ -79,10 +76,10 @@ typedef struct {
     char *buf;          /* bytes read and not yet parsed */
     size_t len;
     bool head;          /* the head is parsed */
-    bool close_after;   /* Connection: close */
-    bmode mode;
-    kstate ks;
-    uint64_t left;      /* body bytes (B_LENGTH) or chunk bytes (K_DATA) still to come */
+    bool close_after;   /* the server ends the connection after this response */
+    http_body mode;     /* how the body is delimited (lib/proxy's HTTP/1.1 codec) */
+    http_chunked ck;    /* HTTP_BODY_CHUNKED */
+    uint64_t left;      /* HTTP_BODY_LENGTH: body bytes still to come */
     uint64_t got;       /* body bytes so far */
     int code;
 } conn;
@@ -424,163 +421,59 @@ static void dispatch(lg *g, conn *c, uint64_t now)
     send_more(g, c, now);
 }
 
-/* A header's value when the line is `name: value` (case-insensitive name), else NULL. */
-static const char *header_value(const char *line, size_t n, const char *name, size_t *vlen)
-{
-    size_t k = strlen(name);
-    if (n <= k || strncasecmp(line, name, k) || line[k] != ':')
-        return NULL;
-    const char *v = line + k + 1, *end = line + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    *vlen = (size_t)(end - v);
-    return v;
-}
-
-static bool token_in(const char *v, size_t n, const char *tok)
-{
-    size_t k = strlen(tok);
-    for (size_t i = 0; i + k <= n; i++)
-        if (!strncasecmp(v + i, tok, k) && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
-            (i + k == n || v[i + k] == ',' || v[i + k] == ' '))
-            return true;
-    return false;
-}
-
-/* The status line and headers in c->buf[0..end) (end: after the blank line). */
-static bool parse_head(conn *c, size_t end)
-{
-    const char *p = c->buf, *lim = c->buf + end;
-    const char *eol = memmem(p, (size_t)(lim - p), "\r\n", 2);
-    bool have_len = false, chunked = false;
-
-    if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) || p[8] != ' ' || p[9] < '1' ||
-        p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9')
-        return false;
-    c->code = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    c->close_after = p[7] == '0'; /* HTTP/1.0: close unless kept alive below */
-    for (p = eol + 2; p < lim - 2; p = eol + 2) {
-        eol = memmem(p, (size_t)(lim - p), "\r\n", 2);
-        size_t n = (size_t)(eol - p), vl;
-        const char *v;
-        if ((v = header_value(p, n, "content-length", &vl))) {
-            uint64_t x = 0;
-            if (!vl || vl > 18)
-                return false;
-            for (size_t i = 0; i < vl; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    return false;
-                x = x * 10 + (uint64_t)(v[i] - '0');
-            }
-            if (have_len && x != c->left)
-                return false; /* two lengths that differ (RFC 9112 6.3) */
-            have_len = true;
-            c->left = x;
-        } else if ((v = header_value(p, n, "transfer-encoding", &vl))) {
-            chunked = vl >= 7 && !strncasecmp(v + vl - 7, "chunked", 7);
-            if (!chunked)
-                return false;
-        } else if ((v = header_value(p, n, "connection", &vl))) {
-            if (token_in(v, vl, "close"))
-                c->close_after = true;
-            else if (token_in(v, vl, "keep-alive"))
-                c->close_after = false;
-        }
-    }
-    if (c->code < 200)
-        return false; /* no Expect was sent: an interim answer is not expected */
-    if (c->code == 204 || c->code == 304) {
-        c->mode = B_NONE;
-    } else if (chunked) {
-        c->mode = B_CHUNKED;
-        c->ks = K_SIZE;
-    } else if (have_len) {
-        c->mode = B_LENGTH;
-    } else {
-        c->mode = B_CLOSE;
-        c->close_after = true;
-    }
-    return true;
-}
-
-/* Parses what c->buf holds; 1: the response is complete, 0: more to come, -1: malformed. */
+/* Parses what c->buf holds with lib/proxy's HTTP/1.1 codec (the sidecar's own, fuzzed by
+ * fuzz_http_response); 1: the response is complete, 0: more to come, -1: malformed. */
 static int parse(lg *g, conn *c)
 {
     size_t at = 0;
     if (!c->head) {
-        char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-        if (!end)
-            return c->len > HEAD_MAX ? -1 : 0;
-        at = (size_t)(end - c->buf) + 4;
-        if (!parse_head(c, at))
+        http_resp_head h;
+        http_framing f;
+        int end = http_parse_response(c->buf, c->len, HEAD_MAX, &h);
+        if (end <= 0)
+            return end < 0 ? -1 : 0;
+        /* no Expect was sent: an interim answer is not expected */
+        if (h.status < 200 || http_response_framing(&h, !strcmp(g->method, "HEAD"), &f) < 0)
             return -1;
+        at = (size_t)end;
         c->head = true;
-        if (!strcmp(g->method, "HEAD"))
-            c->mode = B_NONE;
+        c->code = h.status;
+        c->mode = f.kind;
+        c->left = f.length;
+        c->close_after = !f.keep_alive;
+        if (f.kind == HTTP_BODY_CHUNKED)
+            http_chunked_init(&c->ck);
     }
     int done = 0;
     switch (c->mode) {
-    case B_NONE:
+    case HTTP_BODY_NONE:
         done = 1;
         break;
-    case B_LENGTH: {
+    case HTTP_BODY_LENGTH: {
         uint64_t take = c->len - at < c->left ? c->len - at : c->left;
         at += take, c->left -= take, c->got += take;
         done = c->left == 0;
         break;
     }
-    case B_CLOSE:
+    case HTTP_BODY_CLOSE:
         c->got += c->len - at;
         at = c->len;
         break;
-    case B_CHUNKED:
-        while (!done && at < c->len) {
-            if (c->ks == K_DATA) {
-                uint64_t take = c->len - at < c->left ? c->len - at : c->left;
-                at += take, c->left -= take, c->got += take;
-                if (!c->left)
-                    c->ks = K_CRLF;
-                continue;
-            }
-            if (c->ks == K_CRLF) {
-                if (c->len - at < 2)
-                    break;
-                if (memcmp(c->buf + at, "\r\n", 2))
-                    return -1;
-                at += 2;
-                c->ks = K_SIZE;
-                continue;
-            }
-            char *eol = memmem(c->buf + at, c->len - at, "\r\n", 2);
-            if (!eol) {
-                if (c->len - at > 1024)
-                    return -1;
-                break;
-            }
-            size_t n = (size_t)(eol - (c->buf + at));
-            if (c->ks == K_TRAILER) {
-                at += n + 2;
-                done = n == 0;
-                continue;
-            }
-            uint64_t size = 0;
-            size_t i = 0;
-            for (; i < n && i < 16; i++) {
-                char ch = c->buf[at + i];
-                int d = ch >= '0' && ch <= '9' ? ch - '0'
-                        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                        : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-                if (d < 0)
-                    break;
-                size = size * 16 + (uint64_t)d;
-            }
-            if (!i || (i < n && c->buf[at + i] != ';' && c->buf[at + i] != ' '))
+    case HTTP_BODY_CHUNKED:
+        for (;;) {
+            const char *data;
+            size_t used = 0, dlen = 0;
+            http_chunk_res r = http_chunked_step(&c->ck, c->buf + at, c->len - at, &used,
+                                                 &data, &dlen);
+            at += used;
+            if (r == HTTP_CHUNK_ERROR)
                 return -1;
-            at += n + 2;
-            c->left = size;
-            c->ks = size ? K_DATA : K_TRAILER;
+            if (r == HTTP_CHUNK_DATA) {
+                c->got += dlen;
+                continue;
+            }
+            done = r == HTTP_CHUNK_DONE;
+            break;
         }
         break;
     }
@@ -596,7 +489,7 @@ static void on_readable(lg *g, conn *c, uint64_t now)
     for (;;) {
         ssize_t r;
         char *dst = c->buf + c->len;
-        size_t room = BUF_SZ - c->len; /* parse keeps under HEAD_MAX + 1 KB: never 0 */
+        size_t room = BUF_SZ - c->len; /* parse keeps at most HEAD_MAX: never 0 */
         if (g->tls) {
             ERR_clear_error();
             int rc = SSL_read(c->ssl, dst, (int)room);
@@ -619,7 +512,7 @@ static void on_readable(lg *g, conn *c, uint64_t now)
                 return;
         }
         if (r <= 0) { /* closed */
-            if (c->st == C_READING && c->head && c->mode == B_CLOSE) {
+            if (c->st == C_READING && c->head && c->mode == HTTP_BODY_CLOSE) {
                 finish(g, c, E_NONE, now);
                 conn_close(g, c, now);
             } else if (c->hit >= 0) {

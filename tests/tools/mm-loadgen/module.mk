@@ -1,2 +1,2 @@
-mm-loadgen_MODULES := common
+mm-loadgen_MODULES := common proxy
 mm-loadgen_PKGS := openssl
