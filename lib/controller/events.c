@@ -34,7 +34,8 @@ static void send_one(ctrl_events *ev, struct json_object *e)
     mm_errbuf eb = {{0}};
     const char *ns = ctrl_meta_str(e, "namespace");
     mm_k8s_ref ref = {"events.k8s.io", "v1", "events", ns, NULL, NULL};
-    mm_k8s_write_opts wo = {.field_manager = ev->field_manager, .no_body = true};
+    mm_k8s_write_opts wo = {.field_manager = ev->field_manager,
+                            .field_validation = CTRL_FIELD_VALIDATION, .no_body = true};
     if (mm_k8s_create(ev->client, &ref, e, &wo, &res, &eb) != MM_OK) {
         mm_metric_add(ev->dropped, NULL, 1);
         mm_log(MM_LOG_WARN, "could not record an event", "namespace", ns ? ns : "",

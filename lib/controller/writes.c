@@ -24,7 +24,7 @@ static mm_err patch(ctrl_writer *w, const mm_k8s_ref *kind, const char *ns, cons
     mm_k8s_result res = {0};
     /* an apply is forced: the controller owns what it renders */
     mm_k8s_patch_opts po = {.field_manager = w->field_manager, .force = type == MM_K8S_PATCH_APPLY,
-                            .no_body = true};
+                            .field_validation = CTRL_FIELD_VALIDATION, .no_body = true};
     ref.ns = ns;
     ref.name = name;
     ref.subresource = sub;
