@@ -19,7 +19,12 @@ times (epoch seconds) of the controller's start, all rendered and all Ready, for
 server's audit log to the cold start (bench/audit-writes.py --marks). To see where the memory
 goes: BENCH_SMAPS=FILE saves the controller's /proc/PID/smaps at the end (which mappings'
 pages count), BENCH_CTRL_PREFIX="valgrind --tool=massif ..." runs the controller under that
-command (its RSS is then the tool's, not the controller's)."""
+command (its RSS is then the tool's, not the controller's). BENCH_CTRL_KUBECONFIG=FILE: the
+controller's own credentials (bench/controller-live.sh: the chart's ServiceAccount), the
+bench's requests keep --kubeconfig's. BENCH_API_PROFILE=SECONDS (with
+--kubeconfig): the API server's own CPU profile (/debug/pprof/profile) over that many seconds
+from the controller's start, saved as bench/out/apiserver-cold.pprof, and its top functions
+printed (`go tool pprof`), to see where the API server spends a cold start."""
 import base64, http.client, json, os, re, shlex, signal, ssl, subprocess, sys, tempfile, threading, time
 import urllib.request
 
@@ -244,6 +249,40 @@ def status_kib(pid, field):
         return int(re.search(r"%s:\s+(\d+)" % field, f.read()).group(1))
 
 
+def start_profile(kc):
+    """The API server's CPU profile over BENCH_API_PROFILE seconds, from now (kubectl get
+    --raw, as the kubeconfig's user: the profiling endpoint needs the rights an admin has)."""
+    secs = int(os.environ.get("BENCH_API_PROFILE", "0") or 0)
+    if secs <= 0:
+        return None
+    out = os.path.join(TOP, "bench", "out", "apiserver-cold.pprof")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    f = open(out, "wb")
+    p = subprocess.Popen(["kubectl", "--kubeconfig", kc, "get", "--raw",
+                          "/debug/pprof/profile?seconds=%d" % secs], stdout=f,
+                         stderr=subprocess.PIPE)
+    return p, f, out, secs
+
+
+def print_profile(prof):
+    """Waits for the profile and prints its top functions by flat and by cumulative time."""
+    p, f, out, secs = prof
+    _, err = p.communicate(timeout=secs + 60)
+    f.close()
+    if p.returncode:
+        print("  API server profile: kubectl failed: %s" % err.decode().strip())
+        return
+    print("  API server CPU profile over the first %d s: %s" % (secs, out))
+    for sort in ("-top", "-top -cum"):
+        r = subprocess.run(["go", "tool", "pprof"] + sort.split() + ["-nodecount=25", out],
+                           capture_output=True, text=True)
+        if r.returncode:
+            print("    go tool pprof failed: %s" % r.stderr.strip())
+            return
+        for line in r.stdout.splitlines():
+            print("    " + line)
+
+
 def main():
     given = os.environ.get("BENCH_KUBECONFIG")
     if len(sys.argv) == 3 and sys.argv[1] == "--kubeconfig":
@@ -252,6 +291,7 @@ def main():
         sys.exit("usage: bench/controller.py [--kubeconfig FILE]")
     d = tempfile.mkdtemp(prefix="mm-bench-ctrl-")
     kc = given or os.path.join(d, "kubeconfig")
+    ctrl_kc = os.environ.get("BENCH_CTRL_KUBECONFIG") or kc
     procs = []
     api_p = None
     try:
@@ -290,9 +330,10 @@ def main():
 
         log = open(os.path.join(d, "ctrl.log"), "w+")
         api_cpu0 = cpu_s(api_p.pid) if api_p else None
+        prof = start_profile(kc) if given else None
         t0 = time.time()
         prefix = shlex.split(os.environ.get("BENCH_CTRL_PREFIX", ""))
-        ctrl = subprocess.Popen(prefix + [os.path.join(BIN, "maskmesh-controller"), "--kubeconfig", kc,
+        ctrl = subprocess.Popen(prefix + [os.path.join(BIN, "maskmesh-controller"), "--kubeconfig", ctrl_kc,
                                  "--admin", "127.0.0.1:0", "--resync", str(RESYNC)], stdout=log, stderr=log)
         procs.append(ctrl)
         port = None
@@ -380,6 +421,8 @@ def main():
               (p50 * 1000, p99 * 1000, CHANGES))
         print("  idle resync: %d reconciles, %d writes" % (idle_reconciles, idle_writes))
         print("  listed again at the end: %s" % (wrong or "every ConfigMap, NetworkPolicy and Ready status as wanted"))
+        if prof:
+            print_profile(prof)
         bars = [("peak RSS %.1f MB (bar < 32 MB)" % rss, rss < 32),
                 ("all rendered in %.1f s from a cold start (bar < 10 s)" % rendered_s, rendered_s < 10),
                 ("listed at the end: all there and matching", not wrong),

@@ -10,6 +10,7 @@
 #   live_start [controller-manager] # MM_CLUSTER_DIR, KUBECONFIG (admin, client certificate);
 #                                   # live_apiserver_args=(...) beforehand adds flags
 #   live_token_kubeconfig FILE      # a kubeconfig with a cluster-admin bearer token
+#   live_sa_kubeconfig FILE NS SA   # a kubeconfig with a bound token of ServiceAccount NS/SA
 #   (live_stop runs on exit: every process it started, by pid, then the temp dir)
 #
 # Bench options (environment): LIVE_ETCD_TMPFS=1 puts etcd's data dir on /dev/shm (tmpfs:
@@ -160,11 +161,19 @@ live_start() {
 # and FILE a kubeconfig with its bearer token (what the stand-in's kubeconfig holds, so the
 # tests that rotate or corrupt the token run unchanged)
 live_token_kubeconfig() {
-    local out=$1 tok
     "$BIN/kubectl" create serviceaccount maskmesh-test -n kube-system >/dev/null
     "$BIN/kubectl" create clusterrolebinding maskmesh-test --clusterrole=cluster-admin \
         --serviceaccount=kube-system:maskmesh-test >/dev/null
-    tok="$("$BIN/kubectl" create token maskmesh-test -n kube-system --duration=2h)"
+    live_sa_kubeconfig "$1" kube-system maskmesh-test
+}
+
+# live_sa_kubeconfig FILE NS SA: FILE a kubeconfig with a bound token (TokenRequest, 2 h) of
+# the existing ServiceAccount NS/SA, with only the rights bound to it: how a pod's client
+# authenticates in a cluster
+live_sa_kubeconfig() {
+    local out=$1 tok
+    tok="$("$BIN/kubectl" create token "$3" -n "$2" --duration=2h)" ||
+        die "no token for service account $2/$3"
     umask 077
     cat >"$out" <<EOF
 apiVersion: v1
