@@ -41,7 +41,7 @@ ctrl_kc=$KUBECONFIG
 case ${BENCH_CTRL_AUTH:-serviceaccount} in
 serviceaccount)
     helm="$(hack/install-helm.sh)" || die "cannot install helm (hack/install-helm.sh)"
-    "$BIN/kubectl" create namespace maskmesh >/dev/null
+    "$BIN/kubectl" create namespace maskmesh >/dev/null || die "the API server refused namespace maskmesh"
     "$helm" template maskmesh charts/maskmesh --namespace maskmesh \
         --show-only templates/rbac.yaml --show-only templates/serviceaccounts.yaml |
         "$BIN/kubectl" apply -f - >/dev/null || die "the API server refused the chart's RBAC"
