@@ -169,10 +169,6 @@ int maskctl_mask(int argc, char **argv)
     }
     ret = maskctl_run_inputs("mask", m, argv + optind, argc - optind, ctype, &opts,
                              maskctl_stdout_write, &total, NULL, NULL);
-    if (fflush(stdout) != 0 && ret == MASKCTL_OK) {
-        fprintf(stderr, "maskctl mask: writing stdout failed\n");
-        ret = MASKCTL_EINPUT;
-    }
     if (stats)
         fprintf(stderr,
                 "maskctl mask: %" PRIu64 " bytes in, %" PRIu64 " bytes out, %" PRIu64
