@@ -88,6 +88,9 @@ def gen(path, size, ndjson=False):
     os.replace(path + ".tmp", path)
 
 
+SIMD_PATHS = {}  # MM_SIMD ("" unset) -> the block classifier maskctl said it used
+
+
 def run(args, stdin_path=None, env=None):
     """Runs a command with stdout to /dev/null; returns (seconds, peak RSS in KiB).
     maskctl reports its own peak (VmHWM): ru_maxrss of a child forked from Python counts
@@ -103,6 +106,9 @@ def run(args, stdin_path=None, env=None):
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"bench: {' '.join(args)} failed: {err.strip()}")
     m = re.search(r"peak RSS (\d+) KiB", err)
+    path = re.search(r"SIMD path (\w+)", err)
+    if path:  # what maskctl chose on this CPU, by MM_SIMD
+        SIMD_PATHS[(env or {}).get("MM_SIMD", "")] = path.group(1)
     return secs, int(m.group(1)) if m else None
 
 
@@ -200,6 +206,8 @@ def main():
         big_rows.append((label, os.path.getsize(path) / 1e6 / t, rss))
 
     print(f"engine bench: {mb:.0f} MB of order records, best of {ROUNDS} rounds, one core")
+    print(f"  maskctl's block classifier on this CPU: {SIMD_PATHS.get('', '?')} "
+          f"(with MM_SIMD=off: {SIMD_PATHS.get('off', '?')})")
     print(f"  {'workload':<56} {'MB/s':>9} {'peak RSS':>10}")
     for name, v, rss in rows + big_rows:
         r = f"{rss / 1024:.1f} MB" if rss else ""

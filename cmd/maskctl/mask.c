@@ -24,7 +24,7 @@ static const char mask_help[] =
     "      --direction DIR       response (default) or request: which policies apply\n"
     "      --principal ID        caller identity for the policies' exemptions\n"
     "      --max-value BYTES     bound on one value or text line (default 1048576)\n"
-    "      --stats               print counts and peak memory to stderr at the end\n"
+    "      --stats               print counts, peak memory and the SIMD path to stderr at the end\n"
     "\n"
     "protobuf and gRPC (fields paths address message fields by their proto names):\n"
     "      --format F            grpc: a length-prefixed gRPC message stream (as on the wire);\n"
@@ -172,8 +172,9 @@ int maskctl_mask(int argc, char **argv)
     if (stats)
         fprintf(stderr,
                 "maskctl mask: %" PRIu64 " bytes in, %" PRIu64 " bytes out, %" PRIu64
-                " values matched, %" PRIu64 " transformed, peak RSS %lu KiB\n",
-                total.bytes_in, total.bytes_out, total.findings, total.applied, peak_rss_kib());
+                " values matched, %" PRIu64 " transformed, peak RSS %lu KiB, SIMD path %s\n",
+                total.bytes_in, total.bytes_out, total.findings, total.applied, peak_rss_kib(),
+                mm_mask_simd_path());
     mm_masker_free(m);
     mm_pbdesc_free(pb);
     return ret;

@@ -68,6 +68,10 @@ size_t mm_masker_rule_count(const mm_masker *m);
 const char *mm_masker_rule_name(const mm_masker *m, size_t i);
 const char *mm_masker_rule_policy(const mm_masker *m, size_t i);
 
+/* The block classifier the JSON masker uses on this CPU: "avx512", "avx2" or "off" (the
+ * portable path; also when MM_SIMD=off asks for it), for reports and benchmarks. */
+const char *mm_mask_simd_path(void);
+
 /* ---- built-in detectors --------------------------------------------------------------- */
 
 /* The registry (lib/mask/detectors.def), for listings: i < mm_mask_detector_count(). */

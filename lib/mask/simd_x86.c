@@ -1,5 +1,6 @@
 /* lib/mask: the x86-64 block classifiers (simd_int.h) for AVX2 and AVX-512, compiled with
  * target attributes so the build stays portable, and the choice among them at run time. */
+#include "mask/mask.h"
 #include "mask/simd_int.h"
 
 #include <stdlib.h>
@@ -236,4 +237,9 @@ sk_classify_fn simd_classifier(simd_level l)
 const char *simd_name(simd_level l)
 {
     return l == SIMD_AVX512 ? "avx512" : l == SIMD_AVX2 ? "avx2" : "off";
+}
+
+const char *mm_mask_simd_path(void)
+{
+    return simd_name(simd_chosen());
 }
