@@ -62,8 +62,11 @@ for w in ${BENCH_WORKERS:-1 4}; do
     echo "== controller on kube-apiserver $("$BIN/kube-apiserver" --version | awk '{print $2}'), --workers $w"
     # a missed bar is a figure to print, not a reason to skip the next run
     audit_from=$(wc -l <"$MM_CLUSTER_DIR/audit.log" 2>/dev/null || echo 0)
+    r=0
     BENCH_MARKS="$MM_CLUSTER_DIR/marks" BENCH_CTRL_KUBECONFIG="$ctrl_kc" MM_BIN="$wrap" \
-        python3 -u bench/controller.py --kubeconfig "$KUBECONFIG" || rc=1
+        python3 -u bench/controller.py --kubeconfig "$KUBECONFIG" || r=$?
+    # 3: measured, a bar missed; anything else: the bench failed, and the servers' logs tell
+    [ "$r" -eq 0 ] || { [ "$r" -eq 3 ] && [ "$rc" -ne 1 ] && rc=3; } || rc=1
     [ -f "$MM_CLUSTER_DIR/audit.log" ] && [ -s "$MM_CLUSTER_DIR/marks" ] &&
         python3 bench/audit-writes.py --skip "$audit_from" --marks "$MM_CLUSTER_DIR/marks" \
             "$MM_CLUSTER_DIR/audit.log"
@@ -74,4 +77,6 @@ for w in ${BENCH_WORKERS:-1 4}; do
         sleep 1
     done
 done
+# a missed bar is not the servers' failure: their logs stay out of the figures
+[ "$rc" -eq 3 ] && live_quiet=1
 exit $rc

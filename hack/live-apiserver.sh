@@ -11,7 +11,8 @@
 #                                   # live_apiserver_args=(...) beforehand adds flags
 #   live_token_kubeconfig FILE      # a kubeconfig with a cluster-admin bearer token
 #   live_sa_kubeconfig FILE NS SA   # a kubeconfig with a bound token of ServiceAccount NS/SA
-#   (live_stop runs on exit: every process it started, by pid, then the temp dir)
+#   (live_stop runs on exit: every process it started, by pid, then the temp dir; on a
+#   non-zero exit it prints the tail of each one's log first, unless live_quiet=1)
 #
 # Bench options (environment): LIVE_ETCD_TMPFS=1 puts etcd's data dir on /dev/shm (tmpfs:
 # its fsyncs cost nothing, so the figure is the API server's and etcd's CPU, not the disk's);
@@ -51,7 +52,7 @@ live_stop() {
     for ((i = ${#live_pids[@]} - 1; i >= 0; i--)); do
         kill "${live_pids[i]}" 2>/dev/null || true; wait "${live_pids[i]}" 2>/dev/null || true
     done
-    if [ $rc -ne 0 ] && [ -n "${MM_CLUSTER_DIR:-}" ]; then
+    if [ $rc -ne 0 ] && [ "${live_quiet:-0}" != 1 ] && [ -n "${MM_CLUSTER_DIR:-}" ]; then
         for i in "${live_names[@]}"; do
             [ -f "$MM_CLUSTER_DIR/$i.log" ] && { echo "---- $i.log (tail)"; tail -20 "$MM_CLUSTER_DIR/$i.log"; }
         done
