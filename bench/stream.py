@@ -7,8 +7,10 @@ once on (maskmesh-stream: Kafka transactions with the offsets; Kafka Streams:
 processing.guarantee=exactly_once_v2, one stream thread, bench/kstreams), one instance each.
 Throughput is records (and value MB) per second between the first and the last offset commit
 of its group (startup and the first rebalance are left out for both), read from the broker.
-Peak RSS from /proc. Bar: maskmesh-stream >= 3x Kafka Streams' records/s.
-Env: MM_STREAM_BENCH_RECORDS (default 100000)."""
+Peak RSS, and CPU per record (user + system time of the masker's process over the window,
+all its threads), from /proc. Bar: maskmesh-stream >= 3x Kafka Streams' records/s.
+Env: MM_STREAM_BENCH_RECORDS (default 300000: at 100,000 the faster masker finished in about
+3 s, and the offset polls at both ends of the window moved its rate by 10-20% from run to run)."""
 import hashlib
 import json
 import os
@@ -24,7 +26,7 @@ import kafkatest  # noqa: E402
 from confluent_kafka import TopicPartition  # noqa: E402
 
 TOP = kafkatest.TOP
-N = int(os.environ.get("MM_STREAM_BENCH_RECORDS", "100000"))
+N = int(os.environ.get("MM_STREAM_BENCH_RECORDS", "300000"))
 PARTS = 4
 KEY = "bench-key"
 BAR = 3.0
@@ -84,9 +86,23 @@ def peak_rss_mb(pid):
     return 0.0
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process and all its threads so far (/proc/PID/stat)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def measure(name, broker, proc, group, topic, timeout_s=900):
-    """Polls the group's committed offsets until all N are committed."""
-    t0 = c0 = None
+    """Polls the group's committed offsets until all N are committed. Returns records/s,
+    seconds, records and peak RSS over the window, and the CPU seconds the process and the
+    broker spent in it."""
+    t0 = c0 = cpu0 = None
+    with open(os.path.join(broker.dir, "pid")) as f:
+        broker_pid = int(f.read())
     end = time.monotonic() + timeout_s
     rss = 0.0
     # not subscribed: it only reads the group's offsets, never joins it
@@ -98,8 +114,9 @@ def measure(name, broker, proc, group, topic, timeout_s=900):
             continue
         rss = max(rss, peak_rss_mb(proc.pid))
         if c > 0 and t0 is None:
-            t0, c0 = now, c
+            t0, c0, cpu0, bcpu0 = now, c, cpu_s(proc.pid), cpu_s(broker_pid)
         if c >= N:
+            cpu, bcpu = cpu_s(proc.pid) - cpu0, cpu_s(broker_pid) - bcpu0
             break
         if proc.poll() is not None:
             raise SystemExit("%s exited with %s" % (name, proc.returncode))
@@ -108,7 +125,7 @@ def measure(name, broker, proc, group, topic, timeout_s=900):
         raise SystemExit("%s did not finish in %ds" % (name, timeout_s))
     reader.close()
     secs = now - t0
-    return (N - c0) / secs, secs, N - c0, rss
+    return (N - c0) / secs, secs, N - c0, rss, cpu, bcpu
 
 
 def check_output(broker, topic, n_expected):
@@ -162,7 +179,8 @@ def main():
             headers=""))
         mm = kafkatest.Masker(work, pol, keys_dir=keys, txn_id="bench-mm")
         procs.append(mm.proc)
-        mm_rps, mm_s, mm_n, mm_rss = measure("maskmesh-stream", broker, mm.proc, "bench-mm", "in")
+        mm_rps, mm_s, mm_n, mm_rss, mm_cpu, mm_bcpu = measure("maskmesh-stream", broker, mm.proc, "bench-mm",
+                                                     "in")
         mm.term()
         n, bad, mm_out = check_output(broker, "out-mm", N)
         if n != N or bad:
@@ -174,7 +192,7 @@ def main():
                               stdout=open(os.path.join(work, "ks.log"), "w"), stderr=subprocess.STDOUT,
                               env=dict(os.environ, JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=" + work))
         procs.append(ks)
-        ks_rps, ks_s, ks_n, ks_rss = measure("Kafka Streams", broker, ks, "bench-ks", "in")
+        ks_rps, ks_s, ks_n, ks_rss, ks_cpu, ks_bcpu = measure("Kafka Streams", broker, ks, "bench-ks", "in")
         ks.terminate()
         ks.wait(60)
         n, bad, ks_out = check_output(broker, "out-ks", N)
@@ -185,16 +203,19 @@ def main():
             raise SystemExit("the two maskers' outputs differ")
 
         print()
-        print("| masker (1 instance, exactly once) | records/s | MB/s | peak RSS |")
-        print("| --- | --- | --- | --- |")
-        print("| maskmesh-stream | %.0f | %.1f | %.1f MB |" % (mm_rps, mm_rps * mb, mm_rss))
-        print("| Kafka Streams 4.1.1 (exactly_once_v2) | %.0f | %.1f | %.1f MB |" %
-              (ks_rps, ks_rps * mb, ks_rss))
+        print("| masker (1 instance, exactly once) | records/s | MB/s | peak RSS | CPU per record |")
+        print("| --- | --- | --- | --- | --- |")
+        print("| maskmesh-stream | %.0f | %.1f | %.1f MB | %.1f us |" %
+              (mm_rps, mm_rps * mb, mm_rss, mm_cpu / mm_n * 1e6))
+        print("| Kafka Streams 4.1.1 (exactly_once_v2) | %.0f | %.1f | %.1f MB | %.1f us |" %
+              (ks_rps, ks_rps * mb, ks_rss, ks_cpu / ks_n * 1e6))
         ratio = mm_rps / ks_rps
         print("\nmaskmesh-stream: %.2fx Kafka Streams' records/s (bar %.1fx), %.2fx less memory; "
               "measured over %d and %d records (%.1fs, %.1fs) between first and last commit"
               % (ratio, BAR, ks_rss / mm_rss if mm_rss else 0, mm_n, ks_n, mm_s, ks_s))
-        print("(2 shared cores: the broker, the producer and the masker share them)")
+        print("(2 shared cores: the broker, the producer and the masker share them; the broker's "
+              "CPU per record in each window: %.1f us beside maskmesh-stream, %.1f us beside Kafka "
+              "Streams)" % (mm_bcpu / mm_n * 1e6, ks_bcpu / ks_n * 1e6))
         return 0 if ratio >= BAR else 1
     finally:
         for p in procs:

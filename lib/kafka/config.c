@@ -263,10 +263,16 @@ mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
             (rc = set(c, "session.timeout.ms", "10000", eb)))
             goto out;
     } else {
+        char linger[16];
         snprintf(num, sizeof(num), "%u", k->o.txn_timeout_ms);
+        /* a read_committed reader sees a record only when its transaction commits, every
+         * commit_ms, and the commit sends what waits: lingering that long delays nobody and
+         * sends each partition's records of a transaction in one batch, not one per 5 ms
+         * (Kafka Streams' producer lingers 100 ms for the same reason) */
+        snprintf(linger, sizeof(linger), "%u", k->o.commit_ms);
         if ((rc = set(c, "transactional.id", k->txn_id, eb)) ||
             (rc = set(c, "transaction.timeout.ms", num, eb)) ||
-            (rc = set(c, "linger.ms", "5", eb)))
+            (rc = set(c, "linger.ms", linger, eb)))
             goto out;
     }
     *out = c;
