@@ -268,8 +268,11 @@ mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
         /* a read_committed reader sees a record only when its transaction commits, every
          * commit_ms, and the commit sends what waits: lingering that long delays nobody and
          * sends each partition's records of a transaction in one batch, not one per 5 ms
-         * (Kafka Streams' producer lingers 100 ms for the same reason) */
-        snprintf(linger, sizeof(linger), "%u", k->o.commit_ms);
+         * (Kafka Streams' producer lingers 100 ms for the same reason); librdkafka wants it
+         * under message.timeout.ms, which a transactional producer takes from the
+         * transaction timeout */
+        snprintf(linger, sizeof(linger), "%u",
+                 k->o.commit_ms < k->o.txn_timeout_ms / 2 ? k->o.commit_ms : k->o.txn_timeout_ms / 2);
         if ((rc = set(c, "transactional.id", k->txn_id, eb)) ||
             (rc = set(c, "transaction.timeout.ms", num, eb)) ||
             (rc = set(c, "linger.ms", linger, eb)))
