@@ -269,15 +269,20 @@ mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
             goto out;
     } else {
         char linger[16];
-        snprintf(num, sizeof(num), "%u", k->o.txn_timeout_ms);
         /* a read_committed reader sees a record only when its transaction commits, every
          * commit_ms, and the commit sends what waits: lingering that long delays nobody and
          * sends each partition's records of a transaction in one batch, not one per 5 ms
-         * (Kafka Streams' producer lingers 100 ms for the same reason); librdkafka wants it
-         * under message.timeout.ms, which a transactional producer takes from the
-         * transaction timeout */
-        snprintf(linger, sizeof(linger), "%u",
-                 k->o.commit_ms < k->o.txn_timeout_ms / 2 ? k->o.commit_ms : k->o.txn_timeout_ms / 2);
+         * (Kafka Streams' producer lingers 100 ms for the same reason). librdkafka refuses
+         * every produce unless linger.ms is under message.timeout.ms (--commit-ms 600000
+         * stopped the masker at its first record): at most half the transaction timeout
+         * and a second, under any message timeout a transactional producer can have. */
+        unsigned linger_ms = k->o.commit_ms;
+        if (linger_ms > k->o.txn_timeout_ms / 2)
+            linger_ms = k->o.txn_timeout_ms / 2;
+        if (linger_ms > 1000)
+            linger_ms = 1000;
+        snprintf(num, sizeof(num), "%u", k->o.txn_timeout_ms);
+        snprintf(linger, sizeof(linger), "%u", linger_ms);
         if ((rc = set(c, "transactional.id", k->txn_id, eb)) ||
             (rc = set(c, "transaction.timeout.ms", num, eb)) ||
             (rc = set(c, "linger.ms", linger, eb)))
