@@ -179,8 +179,8 @@ def main():
             headers=""))
         mm = kafkatest.Masker(work, pol, keys_dir=keys, txn_id="bench-mm")
         procs.append(mm.proc)
-        mm_rps, mm_s, mm_n, mm_rss, mm_cpu, mm_bcpu = measure("maskmesh-stream", broker, mm.proc, "bench-mm",
-                                                     "in")
+        mm_rps, mm_s, mm_n, mm_rss, mm_cpu, mm_bcpu = measure(
+            "maskmesh-stream", broker, mm.proc, "bench-mm", "in")
         mm.term()
         n, bad, mm_out = check_output(broker, "out-mm", N)
         if n != N or bad:
@@ -192,7 +192,8 @@ def main():
                               stdout=open(os.path.join(work, "ks.log"), "w"), stderr=subprocess.STDOUT,
                               env=dict(os.environ, JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=" + work))
         procs.append(ks)
-        ks_rps, ks_s, ks_n, ks_rss, ks_cpu, ks_bcpu = measure("Kafka Streams", broker, ks, "bench-ks", "in")
+        ks_rps, ks_s, ks_n, ks_rss, ks_cpu, ks_bcpu = measure(
+            "Kafka Streams", broker, ks, "bench-ks", "in")
         ks.terminate()
         ks.wait(60)
         n, bad, ks_out = check_output(broker, "out-ks", N)
