@@ -196,10 +196,13 @@ simd_level simd_best(void)
     static int best = -1; /* the CPU does not change: asked once (a benign race) */
     if (best < 0) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("pclmul"))
+        /* jskim, which runs with either classifier, is built for popcnt, bmi and bmi2
+         * (SK_TARGET): every AVX2 CPU has them, a hypervisor may still hide them */
+        bool scalar = __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi") &&
+                      __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("pclmul");
+        if (scalar && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
             best = SIMD_AVX512;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("pclmul"))
+        else if (scalar && __builtin_cpu_supports("avx2"))
             best = SIMD_AVX2;
         else
             best = SIMD_OFF;
