@@ -256,13 +256,18 @@ mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
              * others (KIP-429) */
             (rc = set(c, "partition.assignment.strategy", "cooperative-sticky", eb)) ||
             (rc = set(c, "enable.partition.eof", "false", eb)) ||
-            /* prefetch 16 MB per masker, not librdkafka's 64 MB: memory stays small and a
-             * fetch still holds thousands of records */
-            (rc = set(c, "queued.max.messages.kbytes", "16384", eb)) ||
+            /* prefetch 64 MB (librdkafka's default), not less: once the queue is over it,
+             * librdkafka before 2.3 (Debian 12 has 2.0.2) fetches a partition again only a
+             * second later (its issue #2879; 2.3's fetch.queue.backoff.ms sets that wait),
+             * so the queue must hold more than a second of masking. With 16 MB the masker
+             * polled an empty queue half the time: 27-31k records/s at 66 MB peak RSS,
+             * 75-80k at 148 MB with 64 (bench/stream.py's records, one masker). */
+            (rc = set(c, "queued.max.messages.kbytes", "65536", eb)) ||
             /* one fetch at a time goes to a broker: 8 MB per partition, not 1, takes a
-             * transaction's worth in one round trip (a 4-partition topic: 30-32k records/s
-             * against 24-27k, at 12 us of CPU per record either way); fetch.max.bytes (50 MB)
-             * still bounds a response however many partitions a masker holds */
+             * transaction's worth in one round trip (a 4-partition topic, 64 MB prefetch:
+             * 75-80k records/s against 66-72k, 148 MB peak RSS against 121);
+             * fetch.max.bytes (50 MB) still bounds a response however many partitions a
+             * masker holds */
             (rc = set(c, "max.partition.fetch.bytes", "8388608", eb)) ||
             /* a killed masker's partitions move to the others after 10 s, not 45 */
             (rc = set(c, "session.timeout.ms", "10000", eb)))
