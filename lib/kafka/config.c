@@ -29,6 +29,8 @@ void kafka_snap_free(snap *s)
 {
     if (!s)
         return;
+    mm_stream_free(s->vstream);
+    mm_buf_free(&s->vout);
     mm_masker_free(s->masker);
     mm_policy_set_free(s->set);
     mm_free(s);

@@ -12,15 +12,12 @@
 
 #define CTYPE_HDR_MAX 256
 
-typedef struct {
-    mm_kafka *k;
-} finding_ctx;
-
+/* ctx: the mm_kafka */
 static void on_finding(void *ctx, const mm_finding *f)
 {
-    finding_ctx *fc = ctx;
+    mm_kafka *k = ctx;
     if (f->rule)
-        mm_metric_add(fc->k->m.findings,
+        mm_metric_add(k->m.findings,
                       (const char *const[]){f->policy, f->rule, f->applied ? "true" : "false"}, 1);
 }
 
@@ -54,7 +51,6 @@ static mm_err headers_out(mm_kafka *k, const snap *s, const rd_kafka_message_t *
     rd_kafka_headers_t *in = NULL, *h;
     mm_err rc = MM_OK;
     mm_buf nv;
-    finding_ctx fc = {k};
 
     mm_buf_init(&nv, MM_MASK_MAX_VALUE);
     if (rd_kafka_message_headers(msg, &in) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -74,7 +70,7 @@ static mm_err headers_out(mm_kafka *k, const snap *s, const rd_kafka_message_t *
             continue;
         }
         if ((rc = mm_masker_header(s->masker, MM_DIR_RESPONSE, NULL, name, v, len, &nv, &res,
-                                   on_finding, &fc)) != MM_OK) {
+                                   on_finding, k)) != MM_OK) {
             mm_errf(eb, rc, "header %.64s: masking failed", name);
             goto out;
         }
@@ -148,33 +144,64 @@ out:
     return rc;
 }
 
-/* Masks `in` as `kind` into out; the error message names the part (value or key). */
-static mm_err mask_part(mm_kafka *k, const snap *s, mm_body_kind kind, const void *in,
-                        size_t len, mm_buf *out, const char *part, mm_errbuf *eb)
+static mm_err vout_write(void *ctx, const char *data, size_t len)
 {
-    finding_ctx fc = {k};
-    mm_stream_opts so = {.kind = kind, .direction = MM_DIR_RESPONSE, .on_finding = on_finding,
-                         .finding_ctx = &fc};
-    mm_err rc = mm_mask_buffer(s->masker, &so, in, len, out, eb);
+    return mm_buf_append(ctx, data, len);
+}
+
+/* The record's value masked as `kind` into s->vout, by the snap's stream, made on first use
+ * and again when the kind changes, else reset. */
+static mm_err mask_value(mm_kafka *k, snap *s, mm_body_kind kind, const void *in, size_t len,
+                         mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+
+    mm_buf_reset(&s->vout);
+    if (s->vstream && s->vkind != kind) {
+        mm_stream_free(s->vstream);
+        s->vstream = NULL;
+    }
+    if (s->vstream) {
+        mm_stream_reset(s->vstream);
+    } else {
+        mm_stream_opts so = {.kind = kind, .direction = MM_DIR_RESPONSE,
+                             .on_finding = on_finding, .finding_ctx = k};
+        if ((rc = mm_stream_new(s->masker, &so, vout_write, &s->vout, &s->vstream)) != MM_OK)
+            rc = mm_errf(eb, rc, "out of memory");
+        s->vkind = kind;
+    }
+    if (rc == MM_OK && (rc = mm_stream_push(s->vstream, in, len, eb)) == MM_OK)
+        rc = mm_stream_finish(s->vstream, eb);
     if (rc != MM_OK)
-        mm_errprefix(eb, "%s (%s)", part, mm_body_kind_name(kind));
+        mm_errprefix(eb, "value (%s)", mm_body_kind_name(kind));
     return rc;
 }
 
-mm_err kafka_record(mm_kafka *k, const snap *s, const rd_kafka_message_t *msg, bool *stop_it,
+/* The record's key masked as text into out (only with spec.streams.keys: mask). */
+static mm_err mask_key(mm_kafka *k, const snap *s, const void *in, size_t len, mm_buf *out,
+                       mm_errbuf *eb)
+{
+    mm_stream_opts so = {.kind = MM_BODY_TEXT, .direction = MM_DIR_RESPONSE,
+                         .on_finding = on_finding, .finding_ctx = k};
+    mm_err rc = mm_mask_buffer(s->masker, &so, in, len, out, eb);
+    if (rc != MM_OK)
+        mm_errprefix(eb, "key (%s)", mm_body_kind_name(MM_BODY_TEXT));
+    return rc;
+}
+
+mm_err kafka_record(mm_kafka *k, snap *s, const rd_kafka_message_t *msg, bool *stop_it,
                     mm_errbuf *eb)
 {
     const mm_policy_streams *st = s->pol->streams;
     const char *topic = rd_kafka_topic_name(msg->rkt);
     mm_body_kind kind = s->default_kind;
     char ctype[CTYPE_HDR_MAX];
-    mm_buf val, key;
+    mm_buf key;
     mm_errbuf why = {{0}};
     rd_kafka_headers_t *hdrs = NULL;
     mm_err rc = MM_OK, mrc = MM_OK;
 
     *stop_it = false;
-    mm_buf_init(&val, 0);
     mm_buf_init(&key, 0);
     mm_metric_add(k->m.bytes, (const char *const[]){"in"}, (double)msg->len);
     if (content_type(msg, ctype, sizeof(ctype)) &&
@@ -183,18 +210,18 @@ mm_err kafka_record(mm_kafka *k, const snap *s, const rd_kafka_message_t *msg, b
         mrc = mm_errf(&why, MM_EINVAL, "content type \"%.64s\" is not one maskmesh masks", ctype);
         goto failed;
     }
-    if (msg->payload && (mrc = mask_part(k, s, kind, msg->payload, msg->len, &val, "value",
-                                         &why)) != MM_OK)
+    if (msg->payload && (mrc = mask_value(k, s, kind, msg->payload, msg->len, &why)) != MM_OK)
         goto failed;
     if (st->mask_keys && msg->key &&
-        (mrc = mask_part(k, s, MM_BODY_TEXT, msg->key, msg->key_len, &key, "key", &why)) != MM_OK)
+        (mrc = mask_key(k, s, msg->key, msg->key_len, &key, &why)) != MM_OK)
         goto failed;
     if ((mrc = headers_out(k, s, msg, &hdrs, &why)) != MM_OK)
         goto failed;
     rc = produce(k, st->output, msg->partition,
                  st->mask_keys && msg->key ? (key.data ? key.data : "") : msg->key,
                  st->mask_keys && msg->key ? key.len : msg->key_len,
-                 msg->payload ? (val.data ? val.data : "") : NULL, msg->payload ? val.len : 0,
+                 msg->payload ? (s->vout.data ? s->vout.data : "") : NULL,
+                 msg->payload ? s->vout.len : 0,
                  hdrs, eb);
     if (rc == MM_OK)
         mm_metric_add(k->m.records, (const char *const[]){topic, "masked"}, 1);
@@ -223,7 +250,6 @@ failed:
         *stop_it = true;
     }
 out:
-    mm_buf_free(&val);
     mm_buf_free(&key);
     return rc;
 }
