@@ -263,7 +263,7 @@ mm_err kafka_conf(mm_kafka *k, const mm_policy_streams *st, bool consumer,
              * second later (its issue #2879; 2.3's fetch.queue.backoff.ms sets that wait),
              * so the queue must hold more than a second of masking. With 16 MB the masker
              * polled an empty queue half the time: 27-31k records/s at 66 MB peak RSS,
-             * 75-80k at 148 MB with 64 (bench/stream.py's records, one masker). */
+             * 59-80k at 148-173 MB with 64 (bench/stream.py's records, one masker). */
             (rc = set(c, "queued.max.messages.kbytes", "65536", eb)) ||
             /* one fetch at a time goes to a broker: 8 MB per partition, not 1, takes a
              * transaction's worth in one round trip (a 4-partition topic, 64 MB prefetch:
