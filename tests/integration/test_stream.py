@@ -32,6 +32,9 @@ def setUpModule():
 def tearDownModule():
     if BROKER:
         BROKER.stop()
+        # nothing of the broker stays behind (its log segments filled /tmp once)
+        if os.path.exists(BROKER.dir):
+            raise AssertionError("the broker's directory outlived it: " + BROKER.dir)
 
 
 def token(value):

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import subprocess
 import tempfile
 import time
@@ -40,7 +41,11 @@ class Broker:
             return f.read()
 
     def stop(self):
+        """Stops the broker and removes its directory: a bench run's log segments are GBs,
+        and a hundred runs left in /tmp once filled the disk under e2e-cluster's kubelet
+        (DiskPressure, nothing scheduled)."""
         subprocess.run([BROKER_SH, "stop", self.dir], check=False, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def topics(self, partitions, *names):
         fs = self.admin.create_topics([NewTopic(n, partitions, 1) for n in names])
