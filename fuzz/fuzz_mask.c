@@ -38,11 +38,6 @@ static const char deny[] =
 
 static mm_masker *maskers[2];
 
-static mm_err to_buf(void *ctx, const char *d, size_t n)
-{
-    return mm_buf_append(ctx, d, n);
-}
-
 static void count(void *ctx, const mm_finding *f)
 {
     (*(size_t *)ctx)++;
@@ -57,7 +52,7 @@ static mm_err mask(mm_masker *masker, const char *in, size_t n, size_t split, mm
                         .finding_ctx = findings};
     mm_stream *s = NULL;
     mm_errbuf eb;
-    mm_err rc = mm_stream_new(masker, &o, to_buf, out, &s);
+    mm_err rc = mm_stream_new(masker, &o, mm_stream_buf_write, out, &s);
     if (rc != MM_OK)
         return rc;
     rc = mm_stream_push(s, in, split, &eb);

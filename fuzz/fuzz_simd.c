@@ -54,11 +54,6 @@ static const char judged[] =
 
 static mm_masker *maskers[4];
 
-static mm_err to_buf(void *ctx, const char *d, size_t n)
-{
-    return mm_buf_append(ctx, d, n);
-}
-
 typedef struct {
     mm_err rc;
     mm_buf out;
@@ -90,7 +85,7 @@ static void mask(mm_masker *masker, const char *level, mm_body_kind kind, const 
     mm_buf_init(&r->seen, 0);
     memset(&r->eb, 0, sizeof(r->eb));
     r->findings = 0;
-    if ((r->rc = mm_stream_new(masker, &o, to_buf, &r->out, &s)) != MM_OK)
+    if ((r->rc = mm_stream_new(masker, &o, mm_stream_buf_write, &r->out, &s)) != MM_OK)
         abort();
     r->rc = mm_stream_push(s, in, split, &r->eb);
     if (r->rc == MM_OK)

@@ -144,11 +144,6 @@ out:
     return rc;
 }
 
-static mm_err vout_write(void *ctx, const char *data, size_t len)
-{
-    return mm_buf_append(ctx, data, len);
-}
-
 /* The record's value masked as `kind` into s->vout, by the snap's stream, made on first use
  * and again when the kind changes, else reset. */
 static mm_err mask_value(mm_kafka *k, snap *s, mm_body_kind kind, const void *in, size_t len,
@@ -166,7 +161,7 @@ static mm_err mask_value(mm_kafka *k, snap *s, mm_body_kind kind, const void *in
     } else {
         mm_stream_opts so = {.kind = kind, .direction = MM_DIR_RESPONSE,
                              .on_finding = on_finding, .finding_ctx = k};
-        if ((rc = mm_stream_new(s->masker, &so, vout_write, &s->vout, &s->vstream)) != MM_OK)
+        if ((rc = mm_stream_new(s->masker, &so, mm_stream_buf_write, &s->vout, &s->vstream)) != MM_OK)
             rc = mm_errf(eb, rc, "out of memory");
         s->vkind = kind;
     }

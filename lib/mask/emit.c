@@ -286,7 +286,7 @@ void st_clear(mm_stream *s)
     s->line = 1;
 }
 
-mm_err st_buf_write(void *ctx, const char *data, size_t len)
+mm_err mm_stream_buf_write(void *ctx, const char *data, size_t len)
 {
     return mm_buf_append(ctx, data, len);
 }

@@ -132,6 +132,8 @@ const char *mm_body_kind_name(mm_body_kind k);
 
 /* Output sink: called with masked bytes in order. An error stops the stream. */
 typedef mm_err (*mm_write_fn)(void *ctx, const char *data, size_t len);
+/* The mm_write_fn that appends to the mm_buf `ctx`. */
+mm_err mm_stream_buf_write(void *ctx, const char *data, size_t len);
 
 /* A value a rule (or, in scan mode, a detector) matched. Never holds the value itself. */
 typedef struct {

@@ -143,7 +143,7 @@ mm_err mm_stream_new(mm_masker *m, const mm_stream_opts *opts, mm_write_fn write
         co.kind = MM_BODY_JSON;
         co.on_finding = s->o.on_finding ? st_hold_finding : NULL;
         co.finding_ctx = s;
-        if (mm_stream_new(s->m, &co, st_buf_write, &s->cout, &s->child) != MM_OK)
+        if (mm_stream_new(s->m, &co, mm_stream_buf_write, &s->cout, &s->child) != MM_OK)
             goto nomem;
     }
     mm_stream_reset(s);
@@ -246,7 +246,7 @@ mm_err mm_mask_buffer(mm_masker *m, const mm_stream_opts *opts, const char *in, 
                       mm_buf *out, mm_errbuf *eb)
 {
     mm_stream *s = NULL;
-    mm_err rc = mm_stream_new(m, opts, st_buf_write, out, &s);
+    mm_err rc = mm_stream_new(m, opts, mm_stream_buf_write, out, &s);
     if (rc != MM_OK)
         return mm_errf(eb, rc, "out of memory");
     if ((rc = mm_stream_push(s, in, len, eb)) == MM_OK)

@@ -371,8 +371,6 @@ bool st_covered(const mm_stream *s, size_t n);
 void st_deny(const mm_stream *s, uint64_t allow, int *deny, int *silent);
 /* The part of a reset every format shares: counters, staged output, position, failure. */
 void st_clear(mm_stream *s);
-/* An mm_write_fn appending to the mm_buf `ctx`. */
-mm_err st_buf_write(void *ctx, const char *data, size_t len);
 /* An mm_finding_fn holding findings in the stream `ctx` (s->hf; s->hf_fail when out of
  * memory) until its caller knows what they are worth (SSE: whether a line is JSON). */
 void st_hold_finding(void *ctx, const mm_finding *f);

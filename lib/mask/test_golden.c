@@ -17,11 +17,6 @@
 
 #define GOLDEN_DIR "tests/golden"
 
-static mm_err to_buf(void *ctx, const char *d, size_t n)
-{
-    return mm_buf_append(ctx, d, n);
-}
-
 /* dir/name, allocated (no fixed path buffers); the caller frees it */
 static char *join(const char *dir, const char *name)
 {
@@ -92,7 +87,7 @@ static int run_case(const char *dir)
     for (size_t split = 0; split < splits; split++) {
         mm_stream *s = NULL;
         mm_buf_reset(&out);
-        assert_int_equal(mm_stream_new(m, &o, to_buf, &out, &s), MM_OK);
+        assert_int_equal(mm_stream_new(m, &o, mm_stream_buf_write, &out, &s), MM_OK);
         mm_err rc = mm_stream_push(s, in, split ? split : in_len, &eb);
         if (rc == MM_OK && split)
             rc = mm_stream_push(s, in + split, in_len - split, &eb);

@@ -348,8 +348,6 @@ static mm_masker *masker_all(void)
     return m;
 }
 
-static mm_err to_buf(void *ctx, const char *d, size_t n) { return mm_buf_append(ctx, d, n); }
-
 /* `in` masked as `kind`, pushed as [0, split) and [split, n). */
 static void mask_split(mm_masker *m, mm_body_kind kind, const char *in, size_t n, size_t split,
                        mm_buf *out)
@@ -358,7 +356,7 @@ static void mask_split(mm_masker *m, mm_body_kind kind, const char *in, size_t n
     mm_stream *s = NULL;
     mm_errbuf eb = {{0}};
     out->len = 0;
-    assert_int_equal(mm_stream_new(m, &o, to_buf, out, &s), MM_OK);
+    assert_int_equal(mm_stream_new(m, &o, mm_stream_buf_write, out, &s), MM_OK);
     if (mm_stream_push(s, in, split, &eb) != MM_OK || mm_stream_push(s, in + split, n - split, &eb) != MM_OK ||
         mm_stream_finish(s, &eb) != MM_OK)
         fail_msg("stream failed at split %zu: %s", split, eb.msg);

@@ -134,17 +134,12 @@ static void frame(mm_buf *b, const char *msg, size_t n, bool z)
 
 /* ---- running ---------------------------------------------------------------------------- */
 
-static mm_err to_buf(void *ctx, const char *d, size_t n)
-{
-    return mm_buf_append(ctx, d, n);
-}
-
 static mm_err run(mm_masker *m, const mm_stream_opts *o, const char *in, size_t n, size_t first,
                   size_t step, mm_buf *out, mm_errbuf *eb)
 {
     mm_stream *s = NULL;
     size_t i = 0;
-    mm_err rc = mm_stream_new(m, o, to_buf, out, &s);
+    mm_err rc = mm_stream_new(m, o, mm_stream_buf_write, out, &s);
     if (rc != MM_OK)
         return rc;
     while (rc == MM_OK && i < n) {
@@ -420,7 +415,7 @@ static void test_reset_grpc(void **state)
     assert_false(has(&want[0], "123-45-6789"));
     mm_stream_opts o0 = {.kind = MM_BODY_GRPC, .direction = MM_DIR_RESPONSE, .proto = d,
                          .grpc_method = c[3].method};
-    assert_int_equal(mm_stream_new(m, &o0, to_buf, &out, &s), MM_OK);
+    assert_int_equal(mm_stream_new(m, &o0, mm_stream_buf_write, &out, &s), MM_OK);
     for (int round = 0; round < 3; round++)
         for (int k = 0; k < 5; k++) {
             int i = round == 1 ? 4 - k : (k * (round + 2)) % 5;
@@ -436,7 +431,7 @@ static void test_reset_grpc(void **state)
         }
     /* a stream of another kind is not a call's */
     mm_stream_opts jo = {.kind = MM_BODY_JSON};
-    assert_int_equal(mm_stream_new(m, &jo, to_buf, &out, &js), MM_OK);
+    assert_int_equal(mm_stream_new(m, &jo, mm_stream_buf_write, &out, &js), MM_OK);
     assert_int_equal(mm_stream_reset_grpc(js, d, LIST, NULL), MM_EINVAL);
     mm_stream_free(js);
     mm_stream_free(s);

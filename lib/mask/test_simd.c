@@ -83,11 +83,6 @@ static mm_masker *compile(const char *yaml)
     return m;
 }
 
-static mm_err to_buf(void *ctx, const char *d, size_t n)
-{
-    return mm_buf_append(ctx, d, n);
-}
-
 typedef struct {
     mm_err rc;
     mm_buf out;
@@ -119,7 +114,7 @@ static void run(mm_masker *m, const char *level, const char *in, size_t n, size_
     mm_buf_init(&r->out, 0);
     mm_buf_init(&r->seen, 0);
     r->findings = 0;
-    assert_int_equal(mm_stream_new(m, &o, to_buf, &r->out, &s), MM_OK);
+    assert_int_equal(mm_stream_new(m, &o, mm_stream_buf_write, &r->out, &s), MM_OK);
     r->rc = mm_stream_push(s, in, split, &eb);
     if (r->rc == MM_OK)
         r->rc = mm_stream_push(s, in + split, n - split, &eb);

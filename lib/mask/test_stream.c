@@ -38,18 +38,13 @@ static mm_masker *compile(const char *yaml, bool scan)
     return m;
 }
 
-static mm_err to_buf(void *ctx, const char *d, size_t n)
-{
-    return mm_buf_append(ctx, d, n);
-}
-
 /* Masks `in` pushed in pieces of at most `step` bytes after a first piece of `first`. */
 static mm_err run(mm_masker *m, const mm_stream_opts *o, const char *in, size_t first, size_t step,
                   mm_buf *out, mm_errbuf *eb)
 {
     mm_stream *s = NULL;
     size_t n = strlen(in), i = 0;
-    mm_err rc = mm_stream_new(m, o, to_buf, out, &s);
+    mm_err rc = mm_stream_new(m, o, mm_stream_buf_write, out, &s);
     assert_int_equal(rc, MM_OK);
     while (rc == MM_OK && i < n) {
         size_t k = i == 0 ? first : step;
@@ -695,7 +690,7 @@ static void test_malformed(void **state)
     assert_output(mm_buf_cstr(&out), ok);
     /* a failed stream refuses more input until reset */
     mm_stream *s = NULL;
-    assert_int_equal(mm_stream_new(m, &o, to_buf, &out, &s), MM_OK);
+    assert_int_equal(mm_stream_new(m, &o, mm_stream_buf_write, &out, &s), MM_OK);
     assert_int_equal(mm_stream_push(s, "[x", 2, &eb), MM_EPARSE);
     assert_int_equal(mm_stream_push(s, "]", 1, &eb), MM_EINVAL);
     assert_int_equal(mm_stream_finish(s, &eb), MM_EINVAL);

@@ -17,11 +17,6 @@ static void z_free(voidpf opaque, voidpf addr)
     mm_free(addr);
 }
 
-static mm_err stage_write(void *ctx, const char *data, size_t len)
-{
-    return mm_buf_append(ctx, data, len);
-}
-
 void body_init(body_pipe *b, char *ztmp)
 {
     memset(b, 0, sizeof(*b));
@@ -103,7 +98,7 @@ static mm_err get_stream(body_pipe *b)
     }
     mm_stream_free(b->ms);
     b->ms = NULL;
-    if (mm_stream_new(b->o.masker, &so, stage_write, &b->stage, &b->ms) != MM_OK)
+    if (mm_stream_new(b->o.masker, &so, mm_stream_buf_write, &b->stage, &b->ms) != MM_OK)
         return MM_ENOMEM;
     b->ms_gen = b->o.gen;
     b->ms_kind = (int)b->o.kind;
