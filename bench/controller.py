@@ -29,6 +29,8 @@ printed (`go tool pprof`), to see where the API server spends a cold start."""
 import base64, http.client, json, os, re, shlex, signal, ssl, subprocess, sys, tempfile, threading, time
 import urllib.request
 
+from procstat import cpu_s, status_kib  # bench/, beside this script
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("MM_BIN", os.path.join(TOP, "bin"))
 NS = int(os.environ.get("BENCH_NS", 1000))
@@ -235,19 +237,6 @@ def metric(port, name):
     for m in re.finditer(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), text, re.M):
         total += float(m.group(1))
     return total
-
-
-def cpu_s(pid):
-    """User + system CPU seconds of a process so far (all its threads)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_kib(pid, field):
-    """VmHWM (peak resident set) or VmRSS (now) of a process, in KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"%s:\s+(\d+)" % field, f.read()).group(1))
 
 
 def start_profile(kc):

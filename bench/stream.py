@@ -24,6 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "kafka"))
 import kafkatest  # noqa: E402
 from confluent_kafka import TopicPartition  # noqa: E402
+from procstat import cpu_s, status_kib  # noqa: E402 (bench/, beside this script)
 
 TOP = kafkatest.TOP
 N = int(os.environ.get("MM_STREAM_BENCH_RECORDS", "300000"))
@@ -76,23 +77,11 @@ def committed_sum(c, topic):
 
 
 def peak_rss_mb(pid):
+    """0 once the process is gone (a zombie's status has no VmHWM): measure() then sees it
+    exit and says so."""
     try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
-def cpu_s(pid):
-    """User + system CPU seconds of a process and all its threads so far (/proc/PID/stat)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
+        return status_kib(pid, "VmHWM") / 1024.0
+    except (OSError, AttributeError):
         return 0.0
 
 
@@ -124,6 +113,9 @@ def measure(name, broker, proc, group, topic, timeout_s=900):
     else:
         raise SystemExit("%s did not finish in %ds" % (name, timeout_s))
     reader.close()
+    if c0 >= N:  # no window between the first and the last commit seen: nothing to divide
+        raise SystemExit("%s committed all %d records before the first look at its offsets; "
+                         "measure more (MM_STREAM_BENCH_RECORDS)" % (name, N))
     secs = now - t0
     return (N - c0) / secs, secs, N - c0, rss, cpu, bcpu
 
