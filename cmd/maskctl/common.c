@@ -3,13 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "maskctl.h"
 
 #define READ_CHUNK (256u << 10)
+#define MAP_WINDOW (4u << 20)
 
 mm_err maskctl_load(const char *policy_path, const char *keys_dir, bool scan,
                     mm_policy_set **set_out, mm_masker **out, mm_errbuf *eb)
@@ -80,6 +84,94 @@ mm_err maskctl_discard_write(void *ctx, const char *data, size_t len)
     return MM_OK;
 }
 
+/* One input's stream, made when its first bytes arrive (they choose the body kind). */
+typedef struct {
+    mm_masker *m;
+    const char *path; /* NULL: stdin */
+    const char *name;
+    const char *content_type;
+    mm_stream_opts opts;
+    mm_write_fn write;
+    void *wctx;
+    mm_stream *s;
+} input;
+
+static mm_err input_feed(input *in, const char *data, size_t n, mm_errbuf *eb)
+{
+    mm_err rc;
+    if (!in->s) {
+        if (!in->opts.proto) /* protobuf bodies: the caller chose the kind */
+            in->opts.kind = in->content_type ? mm_body_kind_for(in->m, in->content_type)
+                                             : mm_body_kind_sniff(in->path, data, n);
+        if ((rc = mm_stream_new(in->m, &in->opts, in->write, in->wctx, &in->s)) != MM_OK)
+            return mm_errf(eb, rc, "%s: %s", in->name, mm_strerror(rc));
+    }
+    if (n && (rc = mm_stream_push(in->s, data, n, eb)) != MM_OK) {
+        mm_errprefix(eb, "%s", in->name);
+        return rc;
+    }
+    /* A filter in a log or Kafka pipeline must not sit on output until EOF: what one
+     * read produced leaves now (a large file still writes in READ_CHUNK pieces). */
+    if (n && fflush(stdout) != 0)
+        return mm_errf(eb, MM_EIO, "writing stdout failed");
+    return MM_OK;
+}
+
+/* A mapped file that shrinks under us faults on the pages it lost: say so, by name, and
+ * stop as any other bad input does (what was masked before it has been written). */
+static const char *volatile mapped_name;
+
+static void on_sigbus(int sig)
+{
+    static const char pre[] = "maskctl: ", post[] = ": the file shrank while it was read\n";
+    const char *name = mapped_name;
+    MM_UNUSED(sig);
+    if (write(STDERR_FILENO, pre, sizeof(pre) - 1) < 0 ||
+        (name && write(STDERR_FILENO, name, strlen(name)) < 0) ||
+        write(STDERR_FILENO, post, sizeof(post) - 1) < 0) {
+        /* nothing more can be said */
+    }
+    _exit(MASKCTL_EINPUT);
+}
+
+/* A regular file is read through a window of mapped pages instead of read(2), which
+ * copied every byte from the page cache first (19% of maskctl mask's time with path
+ * rules, perf; 0.19 -> 0.15 s on 100 MB). The window keeps RSS what read's buffer kept it,
+ * whatever the file's size. Up to the size fstat gave; the caller reads on from *pos (what
+ * was appended since, or all of it where the file cannot be mapped). */
+static mm_err input_mapped(input *in, int fd, off_t *pos, off_t size, mm_errbuf *eb)
+{
+    mm_err rc = MM_OK;
+    const off_t page = (off_t)sysconf(_SC_PAGESIZE);
+    struct sigaction sa = {.sa_handler = on_sigbus}, old;
+
+    sigemptyset(&sa.sa_mask);
+    if (page <= 0 || sigaction(SIGBUS, &sa, &old) != 0)
+        return MM_OK; /* read(2) it */
+    mapped_name = in->name;
+    while (*pos < size) {
+        off_t base = *pos - *pos % page; /* mmap's offset is a page's */
+        size_t skip = (size_t)(*pos - base);
+        size_t len = size - base < (off_t)MAP_WINDOW ? (size_t)(size - base) : MAP_WINDOW;
+        char *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, base);
+        if (map == MAP_FAILED)
+            break; /* read(2) the rest */
+        /* the first push is no larger than a first read: sniffing sees the same bytes */
+        size_t n = !in->s && len - skip > READ_CHUNK ? READ_CHUNK : len - skip;
+        rc = input_feed(in, map + skip, n, eb);
+        munmap(map, len);
+        if (rc != MM_OK)
+            break;
+        *pos += (off_t)n;
+    }
+    mapped_name = NULL;
+    sigaction(SIGBUS, &old, NULL);
+    /* where read(2) goes on, and where a shared stdin's offset is left, as read leaves it */
+    if (rc == MM_OK && lseek(fd, *pos, SEEK_SET) < 0)
+        rc = mm_errf(eb, MM_EIO, "%s: seek: %s", in->name, strerror(errno));
+    return rc;
+}
+
 mm_err maskctl_run_input(mm_masker *m, const char *path, const char *content_type,
                          const mm_stream_opts *base, mm_write_fn write, void *wctx,
                          mm_stream_stats *stats, mm_errbuf *eb)
@@ -87,19 +179,22 @@ mm_err maskctl_run_input(mm_masker *m, const char *path, const char *content_typ
     mm_err rc = MM_OK;
     int fd = -1;
     char *buf = NULL;
-    mm_stream *s = NULL;
-    mm_stream_opts opts = *base;
-    const char *name = path ? path : "-";
+    input in = {.m = m, .path = path, .name = path ? path : "-", .content_type = content_type,
+                .opts = *base, .write = write, .wctx = wctx};
+    struct stat st;
+    off_t pos;
     ssize_t n;
-    bool first = true;
 
     if (!path || strcmp(path, "-") == 0) {
         fd = STDIN_FILENO;
-        path = NULL;
+        in.path = NULL;
     } else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = mm_errf(eb, MM_EIO, "%s: %s", name, strerror(errno));
+        rc = mm_errf(eb, MM_EIO, "%s: %s", in.name, strerror(errno));
         goto out;
     }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (pos = lseek(fd, 0, SEEK_CUR)) >= 0 &&
+        pos < st.st_size && (rc = input_mapped(&in, fd, &pos, st.st_size, eb)) != MM_OK)
+        goto out;
     if (!(buf = mm_malloc(READ_CHUNK))) {
         rc = mm_errf(eb, MM_ENOMEM, "out of memory");
         goto out;
@@ -111,40 +206,22 @@ mm_err maskctl_run_input(mm_masker *m, const char *path, const char *content_typ
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = mm_errf(eb, MM_EIO, "%s: read: %s", name, strerror(errno));
+            rc = mm_errf(eb, MM_EIO, "%s: read: %s", in.name, strerror(errno));
             goto out;
         }
-        if (first) {
-            if (!opts.proto) /* protobuf bodies: the caller chose the kind */
-                opts.kind = content_type ? mm_body_kind_for(m, content_type)
-                                         : mm_body_kind_sniff(path, buf, (size_t)n);
-            if ((rc = mm_stream_new(m, &opts, write, wctx, &s)) != MM_OK) {
-                rc = mm_errf(eb, rc, "%s: %s", name, mm_strerror(rc));
-                goto out;
-            }
-            first = false;
-        }
+        if ((rc = input_feed(&in, buf, (size_t)n, eb)) != MM_OK)
+            goto out;
         if (n == 0)
             break;
-        if ((rc = mm_stream_push(s, buf, (size_t)n, eb)) != MM_OK) {
-            mm_errprefix(eb, "%s", name);
-            goto out;
-        }
-        /* A filter in a log or Kafka pipeline must not sit on output until EOF: what one
-         * read produced leaves now (a large file still writes in READ_CHUNK pieces). */
-        if (fflush(stdout) != 0) {
-            rc = mm_errf(eb, MM_EIO, "writing stdout failed");
-            goto out;
-        }
     }
-    if ((rc = mm_stream_finish(s, eb)) != MM_OK) {
-        mm_errprefix(eb, "%s", name);
+    if ((rc = mm_stream_finish(in.s, eb)) != MM_OK) {
+        mm_errprefix(eb, "%s", in.name);
         goto out;
     }
     if (stats)
-        mm_stream_stats_get(s, stats);
+        mm_stream_stats_get(in.s, stats);
 out:
-    mm_stream_free(s);
+    mm_stream_free(in.s);
     mm_free(buf);
     if (fd > STDIN_FILENO)
         close(fd);
