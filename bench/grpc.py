@@ -53,10 +53,9 @@ def best(cmd, stdin_path):
     return t, c
 
 
-def main():
+def run(tmp):
     T = server.types(PROTOSET)
     msgs = [server.customer(T, i).SerializeToString() for i in range(1000)]
-    tmp = tempfile.mkdtemp(prefix="mm-bench-grpc-")
     data = os.path.join(tmp, "stream.grpc")
     with open(data, "wb") as f:
         for i in range(N):
@@ -84,6 +83,11 @@ def main():
         c = max(c, 1e-6)
         print(f"{name:34} {size / c / 1e6:8.1f} {N / c:10.0f} {c / base:15.2f} "
               f"{'(%.1f)' % (size / t / 1e6):>12}")
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="mm-bench-grpc-") as tmp:  # gone however it ends
+        return run(tmp)
 
 
 if __name__ == "__main__":

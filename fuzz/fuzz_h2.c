@@ -40,15 +40,25 @@ static void write_file(const char *path, const char *text)
         abort();
 }
 
+/* The policy's directory, removed when libFuzzer exits (it calls exit once its runs or time
+ * are done); a crash leaves it beside the crash's input. */
+static char dir[] = "/tmp/mm-fuzz-h2-XXXXXX", pol[64], lab[64];
+
+static void remove_dir(void)
+{
+    unlink(pol);
+    unlink(lab);
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char dir[] = "/tmp/mm-fuzz-h2-XXXXXX", pol[64], lab[64];
     mm_proxy_config cfg;
     mm_errbuf eb = {{0}};
 
     (void)argc;
     (void)argv;
-    if (!mkdtemp(dir))
+    if (!mkdtemp(dir) || atexit(remove_dir) != 0)
         abort();
     snprintf(pol, sizeof(pol), "%s/policies.yaml", dir);
     snprintf(lab, sizeof(lab), "%s/labels", dir);
