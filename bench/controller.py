@@ -30,7 +30,9 @@ import base64, http.client, json, os, re, shlex, signal, ssl, subprocess, sys, t
 import urllib.request
 
 from openloop import pct  # bench/, beside this script
-from procstat import cpu_s, status_kib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "pylib"))
+from procstat import cpu_s, status_kib  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("MM_BIN", os.path.join(TOP, "bin"))

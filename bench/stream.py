@@ -22,9 +22,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "kafka"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "pylib"))
 import kafkatest  # noqa: E402
 from confluent_kafka import TopicPartition  # noqa: E402
-from procstat import cpu_s, status_kib  # noqa: E402 (bench/, beside this script)
+from procstat import cpu_s, status_kib  # noqa: E402
 
 TOP = kafkatest.TOP
 N = int(os.environ.get("MM_STREAM_BENCH_RECORDS", "300000"))

@@ -21,7 +21,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 import test_proxy as tp  # noqa: E402  (the proxy runner and the policy)
+from procstat import cpu_s  # noqa: E402
 
 try:
     import websockets
@@ -293,12 +295,6 @@ async def t_slow_reader(env):
             assert m["i"] == i and m["card"] == MASKED and len(m["pad"]) == 20000, m["i"]
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def t_app_reset_while_client_slow(env):
     # a small receive buffer, so the proxy's output towards the client stays full
     s = socket.socket()
@@ -308,9 +304,9 @@ async def t_app_reset_while_client_slow(env):
     async with connect(env.px, "/flood-reset", ping_interval=None, sock=s,
                        read_limit=4096, max_queue=1) as ws:
         await asyncio.sleep(0.5)  # the app's bytes and its reset are in
-        before = cpu_seconds(env.px.p.pid)
+        before = cpu_s(env.px.p.pid)
         await asyncio.sleep(1.0)
-        spent = cpu_seconds(env.px.p.pid) - before
+        spent = cpu_s(env.px.p.pid) - before
         got = []
         try:
             while True:

@@ -1,5 +1,5 @@
-"""bench: a process's CPU time and memory from /proc, for the benches that watch the process
-they measure (bench/controller.py, bench/stream.py)."""
+"""A process's CPU time and memory from /proc, for the benches that watch the process they
+measure (bench/controller.py, bench/stream.py) and the tests that bound what one spends."""
 import os
 import re
 
