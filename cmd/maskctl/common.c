@@ -129,7 +129,8 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
     static const char pre[] = "maskctl: ", post[] = ": the file shrank while it was read\n";
     const char *name = mapped_name, *at = mapped_at, *addr = si->si_addr;
     MM_UNUSED(uctx);
-    if (!name || !at || addr < at || addr >= at + mapped_len) {
+    /* si_code > 0: the kernel's, for a fault; kill(2) and sigqueue(3) give 0 and less */
+    if (si->si_code <= 0 || !name || !at || addr < at || addr >= at + mapped_len) {
         signal(sig, SIG_DFL); /* pending until this returns, then the default action */
         raise(sig);
         return;
