@@ -41,7 +41,7 @@ static void write_file(const char *path, const char *text)
 }
 
 /* The policy's directory, removed when libFuzzer exits (it calls exit once its runs or time
- * are done); a crash leaves it beside the crash's input. */
+ * are done); after a crash it stays in /tmp, with the policy the crash ran under. */
 static char dir[] = "/tmp/mm-fuzz-h2-XXXXXX", pol[64], lab[64];
 
 static void remove_dir(void)
