@@ -111,7 +111,7 @@ static mm_err input_feed(input *in, const char *data, size_t n, mm_errbuf *eb)
         return rc;
     }
     /* A filter in a log or Kafka pipeline must not sit on output until EOF: what one
-     * read produced leaves now (a large file still writes in READ_CHUNK pieces). */
+     * read (or one mapped window) produced leaves now. */
     if (n && fflush(stdout) != 0)
         return mm_errf(eb, MM_EIO, "writing stdout failed");
     return MM_OK;
