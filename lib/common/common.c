@@ -225,6 +225,21 @@ mm_err mm_buf_append(mm_buf *b, const void *p, size_t n)
     return MM_OK;
 }
 
+mm_err mm_buf_take(mm_buf *dst, mm_buf *src)
+{
+    mm_err rc = MM_OK;
+
+    if (dst->len == 0 && dst->limit == src->limit) {
+        mm_buf t = *dst;
+        *dst = *src;
+        *src = t;
+    } else if (src->len && (rc = mm_buf_append(dst, src->data, src->len)) != MM_OK) {
+        return rc; /* src keeps its bytes */
+    }
+    mm_buf_reset(src);
+    return rc;
+}
+
 mm_err mm_buf_putc(mm_buf *b, char c)
 {
     if (b->len + 1 < b->cap) { /* fast path: no reserve call */

@@ -72,6 +72,10 @@ void mm_buf_free(mm_buf *b);            /* frees data; the struct may be reused 
 void mm_buf_reset(mm_buf *b);           /* len = 0, keeps the allocation */
 mm_err mm_buf_reserve(mm_buf *b, size_t extra);
 mm_err mm_buf_append(mm_buf *b, const void *p, size_t n);
+/* Appends src's bytes to dst and empties src (on an error src keeps them). When dst is empty
+ * and both have the same limit, they swap storage instead: a staged piece handed on whole
+ * costs no copy. */
+mm_err mm_buf_take(mm_buf *dst, mm_buf *src);
 /* v in decimal into out, without a NUL; returns its length (at most 20). For hot paths, where
  * printf costs more than the number. */
 size_t mm_u64_dec(char out[20], uint64_t v);

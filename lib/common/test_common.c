@@ -41,6 +41,43 @@ static void test_cstr_after_reserve(void **state)
     mm_buf_free(&b);
 }
 
+/* mm_buf_take hands an empty destination the source's storage, appends to one that holds
+ * bytes or has another limit, and leaves the source empty (or whole, on an error). */
+static void test_buf_take(void **state)
+{
+    mm_buf src, dst, lim;
+    (void)state;
+    mm_buf_init(&src, 0);
+    mm_buf_init(&dst, 0);
+    mm_buf_init(&lim, 4);
+    assert_int_equal(mm_buf_append(&src, "abc", 3), MM_OK);
+    const char *storage = src.data;
+    assert_int_equal(mm_buf_take(&dst, &src), MM_OK);
+    assert_ptr_equal(dst.data, storage); /* swapped, not copied */
+    assert_string_equal(mm_buf_cstr(&dst), "abc");
+    assert_int_equal(src.len, 0);
+    assert_string_equal(mm_buf_cstr(&src), "");
+    assert_int_equal(mm_buf_append(&src, "de", 2), MM_OK);
+    assert_int_equal(mm_buf_take(&dst, &src), MM_OK); /* dst holds bytes: appended */
+    assert_string_equal(mm_buf_cstr(&dst), "abcde");
+    assert_int_equal(src.len, 0);
+    assert_int_equal(mm_buf_take(&dst, &src), MM_OK); /* nothing to take */
+    assert_string_equal(mm_buf_cstr(&dst), "abcde");
+    /* another limit: copied within it; past it refused and the source kept */
+    assert_int_equal(mm_buf_append(&src, "xyz", 3), MM_OK);
+    storage = src.data;
+    assert_int_equal(mm_buf_take(&lim, &src), MM_OK);
+    assert_true(lim.data != storage);
+    assert_string_equal(mm_buf_cstr(&lim), "xyz");
+    assert_int_equal(mm_buf_append(&src, "12", 2), MM_OK);
+    assert_int_equal(mm_buf_take(&lim, &src), MM_ELIMIT);
+    assert_string_equal(mm_buf_cstr(&src), "12");
+    assert_string_equal(mm_buf_cstr(&lim), "xyz");
+    mm_buf_free(&src);
+    mm_buf_free(&dst);
+    mm_buf_free(&lim);
+}
+
 static void test_json_escape(void **state)
 {
     mm_buf b;
@@ -215,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_alloc_fault_injection), cmocka_unit_test(test_buf_enomem),
         cmocka_unit_test(test_read_file),     cmocka_unit_test(test_parse_long),
         cmocka_unit_test(test_fsig),          cmocka_unit_test(test_errf_prefix),   cmocka_unit_test(test_cstr_after_reserve),
+        cmocka_unit_test(test_buf_take),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 void set_nodelay(int fd)
@@ -52,6 +53,45 @@ bool flush_fd(int fd, mm_buf *b, size_t *off, uint64_t *last_io, uint64_t now)
     }
     b->len = 0;
     *off = 0;
+    return true;
+}
+
+bool send_through(int fd, mm_buf *b, size_t *off, const struct iovec *v, int n,
+                  uint64_t *last_io, uint64_t now)
+{
+    struct iovec iov[SEND_THROUGH_MAX + 1];
+    bool queued = *off < b->len;
+    int k = 0;
+    ssize_t r;
+
+    if (n > SEND_THROUGH_MAX)
+        return false;
+    if (queued)
+        iov[k++] = (struct iovec){b->data + *off, b->len - *off};
+    for (int i = 0; i < n; i++)
+        if (v[i].iov_len)
+            iov[k++] = v[i];
+    if (!k)
+        return true;
+    do
+        r = sendmsg(fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)k}, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    /* on an error nothing went: all of it is queued, and flush_fd meets the error */
+    size_t sent = r > 0 ? (size_t)r : 0;
+    if (sent)
+        *last_io = now;
+    for (int i = 0; i < k; i++) {
+        size_t take = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+        sent -= take;
+        if (i == 0 && queued) {
+            if ((*off += take) == b->len)
+                b->len = *off = 0;
+        } else if (take < iov[i].iov_len &&
+                   mm_buf_append(b, (const char *)iov[i].iov_base + take,
+                                 iov[i].iov_len - take) != MM_OK) {
+            return false;
+        }
+    }
     return true;
 }
 

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /* One loaded configuration: immutable once published; a request holds a reference from
  * its head to the end of its response, so a reload never changes an exchange midway. */
@@ -260,6 +261,12 @@ bool ep_set(worker *w, int fd, void *tag, uint32_t *cur, uint32_t want);
 void set_nodelay(int fd);
 /* Writes what it can; false when the peer is gone. */
 bool flush_fd(int fd, mm_buf *b, size_t *off, uint64_t *last_io, uint64_t now);
+/* Sends b's queued bytes and then v[0..n) (n <= SEND_THROUGH_MAX) with one sendmsg, and
+ * queues in b what the socket did not take: a piece that fits goes out without a copy into
+ * b. False when queueing fails; a send error queues all, for flush_fd to meet. */
+#define SEND_THROUGH_MAX 4
+bool send_through(int fd, mm_buf *b, size_t *off, const struct iovec *v, int n,
+                  uint64_t *last_io, uint64_t now);
 static inline size_t pending(const mm_buf *b, size_t off)
 {
     return b->len - off;

@@ -43,15 +43,32 @@ static bool send_head(conn *c, long long length)
     return ok;
 }
 
-static bool emit(conn *c, const char *p, size_t n)
+/* A piece of the body towards the client, framed, and with the chunked terminator when it
+ * is the last (which then ends the framing: rs_done adds none). Sent at once behind what is
+ * queued, so only what the socket does not take is copied (the copy of every piece into
+ * c->out was 4% of the proxy's CPU with 64 KB bodies, perf). */
+static bool emit(conn *c, const char *p, size_t n, bool last)
 {
+    char hdr[24];
+    struct iovec v[4];
+    int k = 0;
+
     /* keep the pending bytes at the front: the buffer then stays near OUT_HIGH */
     if (c->out_off > 0 && c->out_off >= c->out.len / 2) {
         memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
         c->out.len -= c->out_off;
         c->out_off = 0;
     }
-    return put_body(&c->out, c->out_chunked, p, n);
+    if (c->out_chunked && n)
+        v[k++] = (struct iovec){hdr, http_chunk_header(hdr, n)};
+    v[k++] = (struct iovec){(void *)(uintptr_t)p, n};
+    if (c->out_chunked && n)
+        v[k++] = (struct iovec){"\r\n", 2};
+    if (c->out_chunked && last) {
+        v[k++] = (struct iovec){"0\r\n\r\n", 5};
+        c->out_chunked = false;
+    }
+    return send_through(c->fd, &c->out, &c->out_off, v, k, &c->last_io, c->w->now);
 }
 
 static void rs_note(void *ctx, const char *why)
@@ -70,7 +87,7 @@ static bool rs_sink(void *ctx, const char *p, size_t n, bool last)
 
     if (c->hold && !send_head(c, last && c->rs_mask ? (long long)n : -1))
         return false;
-    return emit(c, p, n);
+    return emit(c, p, n, last);
 }
 
 /* The response body ended and went out whole. */
@@ -80,6 +97,7 @@ static void rs_done(conn *c)
         resp_abort(c, "out of memory");
         return;
     }
+    /* chunks a body pipe ran end with its last piece (emit): this ends any other */
     if (c->out_chunked && !out_put(&c->out, "0\r\n\r\n", 5)) {
         resp_abort(c, "out of memory");
         return;

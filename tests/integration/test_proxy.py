@@ -686,6 +686,38 @@ def t_slow_reader(env):
         px.stop()
 
 
+def t_masked_stream_to_a_slow_reader_is_exact(env):
+    # masked pieces go to the socket as they are made, and what it does not take waits in
+    # the connection's buffer behind what waited before: a reader that takes them slowly
+    # gets the bytes a fast one gets, the terminator once, and the next response after it
+    path = "/large?size=%d&chunk=65536" % int(12_000_000 * SCALE)
+    st, h, want = get(env.px.port, path)
+    assert st == 200 and CARD not in want.decode() and len(want) > 1_000_000 * SCALE
+
+    class Slow(Conn):
+        def _fill(self):
+            time.sleep(0.0002)
+            d = self.s.recv(16384)
+            if not d:
+                raise EOFError("connection closed")
+            self.buf += d
+
+    c = Slow(env.px.port)
+    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        c.send(("GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path).encode())
+        time.sleep(0.3)  # the proxy fills the socket and queues the rest
+        st, h, body = c.read_response()
+        assert st == 200 and "chunked" in h.get("transfer-encoding", [""])[0], (st, h)
+        assert body == want, "slow reader got %d bytes, other than the fast one's %d" % (
+            len(body), len(want))
+        st, h, body = c.request("/json?size=500")
+        assert st == 200 and not c.buf, (st, bytes(c.buf[:80]))
+        assert_masked(body)
+    finally:
+        c.close()
+
+
 def t_http10_client(env):
     # a 1.0 client cannot take chunks: a streamed masked body runs to the close
     c = Conn(env.px.port)
@@ -1073,7 +1105,7 @@ TESTS = [t_json_content_length, t_chunk_boundaries_inside_values, t_ndjson_strea
          t_large_body, t_keepalive_and_pool_reuse, t_recycled_state_between_requests, t_pipelined, t_concurrent,
          t_upstream_failures, t_malformed_blocks, t_malformed_mid_stream_is_cut,
          t_onerror_passthrough_and_redact,
-         t_headers_masked, t_head_204_304, t_slow_reader, t_spliced_bodies, t_http10_client, t_request_bodies, t_audit_mode, t_finding_counts_exact, t_exemptions,
+         t_headers_masked, t_head_204_304, t_slow_reader, t_masked_stream_to_a_slow_reader_is_exact, t_spliced_bodies, t_http10_client, t_request_bodies, t_audit_mode, t_finding_counts_exact, t_exemptions,
          t_default_deny,
          t_limits, t_admin, t_reload_under_load, t_inflight_keeps_old_config, t_upstream_timeout, t_sigterm_drain,
          t_quitquitquit, t_log_is_json_without_values]
