@@ -34,13 +34,14 @@ static const char detectors[] =
     "passport_mrz], action: {type: redact}}\n"
     "  - {name: d, patterns: [{name: emp, regex: \"EMP-[0-9]{3}\"}], action: {type: mask}}\n";
 
-/* the third: redact and mask by name only (jskim judges the names) */
+/* the third: redact and mask by name only (jskim judges the names, and opens the
+ * containers of arrays whose elements are alike) */
 static const char by_name[] =
     "apiVersion: maskmesh.io/v1alpha1\nkind: MaskingPolicy\nmetadata: {name: names}\n"
     "spec:\n  selector: {}\n  rules:\n"
-    "  - {name: e, fields: [\"$.a\", \"$.o.p\", \"$.o.y\", \"$.k.a\", \"$.x.y.z\"], "
-    "action: {type: redact}}\n"
-    "  - {name: f, fields: [\"$.o.q\", \"$.k.k\"], action: {type: mask}}\n";
+    "  - {name: e, fields: [\"$.a\", \"$.o.p\", \"$.o.y\", \"$.k.a\", \"$.x.y.z\", "
+    "\"$.k[*].a\", \"$[*].o.p\", \"$.x[*][*].y\"], action: {type: redact}}\n"
+    "  - {name: f, fields: [\"$.o.q\", \"$.k.k\", \"$.k[*].k\"], action: {type: mask}}\n";
 
 /* the fourth: descendant and wildcard paths beside detectors (jskim judges names and hands
  * the other values to the detectors) */

@@ -130,7 +130,8 @@ static const unsigned char tok_class[256] = {
      ['t'] = scalar, ['f'] = scalar, ['n'] = scalar, ['{'] = lbrace, ['['] = lbracket,          \
      ['}'] = rbrace, [']'] = rbracket, [':'] = colon, [','] = comma}
 /* [1]: member names are bounded, so ':' is checked against the name before it; [2]: the
- * names of the skimmed object itself are judged (sk_names), [0] or [1] serve inside; [3]:
+ * names of the skimmed object itself are judged (sk_names), or the containers of the skimmed
+ * array opened (sk_names: every element alike), [0] or [1] serve inside; [3]:
  * strings and numbers are handed to sk_values, [4]: with their member names; [5]: sk_names
  * and sk_values together, at the depths sk_names judges ([3] or [4] serve inside) */
 #pragma GCC diagnostic push
@@ -159,8 +160,8 @@ static const unsigned char next_state[6][S_N][256] = {
   },
   {
     [S_VAL_O] = ROW(X, S_AFTER_O, A_SCALAR_O, A_PUSH_O, A_PUSH_A, X, X, X, X),
-    [S_VAL_A] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, X, X, X),
-    [S_ARR_FIRST] = ROW(X, S_AFTER_A, A_SCALAR_A, A_PUSH_O, A_PUSH_A, X, A_POP, X, X),
+    [S_VAL_A] = ROW(X, S_AFTER_A, A_SCALAR_A, A_OPEN, A_OPEN, X, X, X, X),
+    [S_ARR_FIRST] = ROW(X, S_AFTER_A, A_SCALAR_A, A_OPEN, A_OPEN, X, A_POP, X, X),
     [S_OBJ_FIRST] = ROW(X, A_KEY, X, X, X, A_POP, X, X, X),
     [S_OBJ_KEY] = ROW(X, A_KEY, X, X, X, X, X, X, X),
     [S_COLON] = ROW(X, X, X, X, X, X, X, A_VALUE, X),
@@ -298,14 +299,12 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
     const char *name = NULL;
     size_t nlen = 0;
     size_t opened = 0; /* containers opened by sk_names's open and not closed yet */
-    char here = kind;  /* judged: the kind of the container at depth 0 (skimmed, or opened;
-                          by_name opens only objects in an object) */
+    char here = kind;  /* the kind of the container at depth 0 (skimmed, or opened) */
 
     /* `inner` inside the containers jskim opens, `tab` at the depth it is at */
     const unsigned char(*inner)[256] =
         next_state[vals ? 3 + vals->names : keymax != SIZE_MAX];
-    const unsigned char(*outer)[256] =
-        judged ? next_state[5] : names && kind == '{' ? next_state[2] : inner;
+    const unsigned char(*outer)[256] = judged ? next_state[5] : names ? next_state[2] : inner;
     const unsigned char(*tab)[256] = outer;
     for (; base < len; base += 64, first = 0) {
         const unsigned char *p = d + base;
@@ -376,10 +375,9 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
                     last = at + 1, last_st = st = S_AFTER_O;
                     opened--, room++;
                     int in = names->close(names->ctx, data, at);
-                    if (judged && in == '[')
+                    if (in == '[')
                         last_st = st = S_AFTER_A;
-                    if (judged)
-                        here = (char)in;
+                    here = (char)in;
                     if (!in) {
                         pos = at + 1;
                         goto out;
@@ -391,7 +389,7 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
                 if (!--depth)
                     tab = outer;
                 last = at, last_st = st;
-                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : (judged ? here : kind) == '{')
+                st = (depth ? r->kinds[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 : here == '{')
                          ? S_AFTER_O : S_AFTER_A;
                 continue;
             case A_KEY: { /* a name of the skimmed object: json.c reads those it cannot judge */
@@ -441,9 +439,7 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
                         t &= t - 1;
                         last = o + 1, last_st = st = S_OBJ_FIRST;
                         if (op > 0) {
-                            opened++, room--;
-                            if (judged)
-                                here = '{';
+                            opened++, room--, here = '{';
                             continue;
                         }
                         pos = o + 1;
@@ -499,10 +495,9 @@ walk(sk_classify_fn cls, sk_cache *cache, const char *data, size_t i, size_t len
             case A_RCOLON:
                 st = S_VAL_O;
                 continue;
-            case A_OPEN: { /* a container at a judged depth (sk_names with sk_values) */
-                if (!judged)
-                    goto stop; /* (not in next_state[0..4]) */
-                if (st == S_VAL_O && verdict == SK_PASS) { /* no path goes on in it */
+            case A_OPEN: { /* a container at a judged depth, or an element of a by_name
+                            array: opened as json.c would open it (sk_names) */
+                if (judged && st == S_VAL_O && verdict == SK_PASS) { /* no path goes on in it */
                     nx = p[k] == '{' ? A_PUSH_O : A_PUSH_A;
                     goto push;
                 }

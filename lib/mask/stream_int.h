@@ -17,7 +17,9 @@ typedef struct {
     bool live;        /* some path state is active here: children may be selected */
     bool named;       /* an active state waits for a member name: names are looked up */
     bool by_name;     /* an object where only names lead paths on (no wildcard or
-                         descendant state): jskim may skim the members others' names start */
+                         descendant state): jskim may skim the members others' names start;
+                         or an array whose elements no path selects (elems_plain): jskim
+                         may skim its scalars and open its containers */
     bool wild;        /* live, with a wildcard or descendant state: every child is live */
     signed char rest; /* wild objects: SK_OPEN + 1 once a name no state waits for was
                          judged SK_OPEN (so are the others: names_judge_any skips the step) */
@@ -216,7 +218,9 @@ static inline void frame_paths(mm_stream *s, jframe *f, uint64_t *set)
         return;
     memcpy(set, s->cset, s->words * sizeof(uint64_t));
     f->wild = any_and(set, pa->any, s->words) || any_and(set, pa->desc, s->words);
-    f->by_name = f->kind == '{' && f->named && !f->wild;
+    /* an array whose elements are alike: jskim opens its containers and passes its
+     * scalars (without findings: their paths count the elements, which jskim does not) */
+    f->by_name = f->kind == '{' ? f->named && !f->wild : !s->findings && elems_plain(s, set);
     f->judged = s->det && (f->kind == '{' || elems_plain(s, set)); /* judged: detectors read */
 }
 bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);

@@ -63,6 +63,13 @@ static const char *const policies[] = {
          "action: {type: mask}}\n"
          "  - {name: d, detectors: [us_ssn, phone, email], useMemberNames: true, "
          "action: {type: mask}}\n",
+    /* arrays whose elements are alike, path rules only: jskim passes their scalars and
+     * opens their containers (by_name arrays, without findings paths), at the root too */
+    HEAD "  rules:\n  - {name: e, fields: [\"$.k[*].a\", \"$.k[*].o.p\", \"$.o[*][*].p\", "
+         "\"$.rm[*].x[*].y\", \"$.z.k[*].a\", \"$[*].a\", \"$[*][*].c\"], "
+         "action: {type: redact}}\n"
+         "  - {name: f, fields: [\"$.k[*].y\", \"$.z.k[*].o\", \"$.x[*].y\", \"$[*].b\"], "
+         "action: {type: mask}}\n",
 };
 
 #define ADDED 5
