@@ -276,6 +276,10 @@ static void test_edges(void **state)
         "1},\"y\":[],\"k\":[[{\"y\":\"bob@example.com\"}]],\"a\":\"x\"\"b\":1}",
         "{\"k\":[{\"a\":\"v\",\n\"o\":\n\"w\"}\n,\n{\"a\"\n:\n1}],\"p\":\"call 415-555-0132\","
         "\"o\":{\"p\":[1,2],\"p\":\"4155550132\"}}\n",
+        /* an array opened in place whose last container was an array: back in the object,
+         * a member passed over (pushed and popped) must leave jskim in the object's state,
+         * or a value without a name would pass */
+        "{\"k\":[[1]],\"x\":{\"y\":1},1}", "{\"k\":[{\"a\":2},[1]],\"x\":[3],\"y\":4}",
     };
     char buf[512];
     for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
