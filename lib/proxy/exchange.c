@@ -106,17 +106,31 @@ bool put_field(mm_buf *b, const char *n, size_t nl, const char *v, size_t vl)
     return true;
 }
 
+int body_iov(struct iovec v[3], char hdr[24], bool chunked, const char *p, size_t n)
+{
+    int k = 0;
+
+    if (n == 0)
+        return 0;
+    if (chunked)
+        v[k++] = (struct iovec){hdr, http_chunk_header(hdr, n)};
+    v[k++] = (struct iovec){(void *)(uintptr_t)p, n};
+    if (chunked)
+        v[k++] = (struct iovec){"\r\n", 2};
+    return k;
+}
+
 /* Appends one chunk (or, unchunked, the bytes) to b. */
 bool put_body(mm_buf *b, bool chunked, const char *p, size_t n)
 {
     char hdr[24];
+    struct iovec v[3];
+    int k = body_iov(v, hdr, chunked, p, n);
 
-    if (n == 0)
-        return true;
-    if (!chunked)
-        return out_put(b, p, n);
-    return out_put(b, hdr, http_chunk_header(hdr, n)) && out_put(b, p, n) &&
-           out_put(b, "\r\n", 2);
+    for (int i = 0; i < k; i++)
+        if (!out_put(b, v[i].iov_base, v[i].iov_len))
+            return false;
+    return true;
 }
 
 /* Appends a decimal number (no printf on the per-request path). */

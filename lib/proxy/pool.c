@@ -86,11 +86,19 @@ bool send_through(int fd, mm_buf *b, size_t *off, const struct iovec *v, int n,
         if (i == 0 && queued) {
             if ((*off += take) == b->len)
                 b->len = *off = 0;
-        } else if (take < iov[i].iov_len &&
-                   mm_buf_append(b, (const char *)iov[i].iov_base + take,
-                                 iov[i].iov_len - take) != MM_OK) {
-            return false;
+            continue;
         }
+        if (take == iov[i].iov_len)
+            continue;
+        /* what waits is kept at the front: the buffer then stays near OUT_HIGH */
+        if (*off > 0 && *off >= b->len / 2) {
+            memmove(b->data, b->data + *off, b->len - *off);
+            b->len -= *off;
+            *off = 0;
+        }
+        if (mm_buf_append(b, (const char *)iov[i].iov_base + take, iov[i].iov_len - take) !=
+            MM_OK)
+            return false;
     }
     return true;
 }

@@ -262,8 +262,9 @@ void set_nodelay(int fd);
 /* Writes what it can; false when the peer is gone. */
 bool flush_fd(int fd, mm_buf *b, size_t *off, uint64_t *last_io, uint64_t now);
 /* Sends b's queued bytes and then v[0..n) (n <= SEND_THROUGH_MAX) with one sendmsg, and
- * queues in b what the socket did not take: a piece that fits goes out without a copy into
- * b. False when queueing fails; a send error queues all, for flush_fd to meet. */
+ * queues in b what the socket did not take (the pending bytes moved to the front first when
+ * they start past its middle): a piece that fits goes out without a copy into b. False when
+ * queueing fails; a send error queues all, for flush_fd to meet. */
 #define SEND_THROUGH_MAX 4
 bool send_through(int fd, mm_buf *b, size_t *off, const struct iovec *v, int n,
                   uint64_t *last_io, uint64_t now);
@@ -295,6 +296,9 @@ void count_finding(worker *w, uint64_t gen, const mm_finding *f);
 void on_finding(void *ctx, const mm_finding *f); /* ctx: the conn */
 bool out_put(mm_buf *b, const void *p, size_t n);
 bool put_field(mm_buf *b, const char *n, size_t nl, const char *v, size_t vl);
+/* A body piece's framing as iovecs into v (the chunk header written into hdr): the bytes,
+ * or one chunk; none for an empty piece. Returns how many. */
+int body_iov(struct iovec v[3], char hdr[24], bool chunked, const char *p, size_t n);
 bool put_body(mm_buf *b, bool chunked, const char *p, size_t n);
 bool put_u64(mm_buf *b, uint64_t v);
 long conn_extra(const http_hdr *hdrs, size_t n);

@@ -51,19 +51,8 @@ static bool emit(conn *c, const char *p, size_t n, bool last)
 {
     char hdr[24];
     struct iovec v[4];
-    int k = 0;
+    int k = body_iov(v, hdr, c->out_chunked, p, n);
 
-    /* keep the pending bytes at the front: the buffer then stays near OUT_HIGH */
-    if (c->out_off > 0 && c->out_off >= c->out.len / 2) {
-        memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
-        c->out.len -= c->out_off;
-        c->out_off = 0;
-    }
-    if (c->out_chunked && n)
-        v[k++] = (struct iovec){hdr, http_chunk_header(hdr, n)};
-    v[k++] = (struct iovec){(void *)(uintptr_t)p, n};
-    if (c->out_chunked && n)
-        v[k++] = (struct iovec){"\r\n", 2};
     if (c->out_chunked && last) {
         v[k++] = (struct iovec){"0\r\n\r\n", 5};
         c->out_chunked = false;
