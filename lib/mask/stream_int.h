@@ -220,8 +220,9 @@ static inline void frame_paths(mm_stream *s, jframe *f, uint64_t *set)
     f->wild = any_and(set, pa->any, s->words) || any_and(set, pa->desc, s->words);
     /* an array whose elements are alike: jskim opens its containers and passes its
      * scalars (without findings: their paths count the elements, which jskim does not) */
-    f->by_name = f->kind == '{' ? f->named && !f->wild : !s->findings && elems_plain(s, set);
-    f->judged = s->det && (f->kind == '{' || elems_plain(s, set)); /* judged: detectors read */
+    bool plain = f->kind == '[' && (s->det || !s->findings) && elems_plain(s, set);
+    f->by_name = f->kind == '{' ? f->named && !f->wild : !s->findings && plain;
+    f->judged = s->det && (f->kind == '{' || plain); /* judged: detectors read */
 }
 bool names_replace(void *ctx, const char *data, size_t start, size_t end, uint64_t lines);
 /* jread.c: sk_values's value for the containers only detectors read (json.c's
