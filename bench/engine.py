@@ -4,7 +4,10 @@ of realistic shape (~30% of string values sensitive), beside the floor (cat, a p
 pass), fast-redact (Node: JSON.parse + redact + JSON.stringify) and a SIMD JSON parser's own
 figures (Debian libsimdjson-dev: its DOM parse, and its On-Demand reads of the fields the path
 rules mask), all in the same run. maskctl runs on
-its best SIMD level and, for the SIMD-vs-portable ratio, with MM_SIMD=off.
+its best SIMD level and, for the SIMD-vs-portable ratio, with MM_SIMD=off. Every workload
+runs once per round, in turn, for BENCH_ROUNDS rounds: each row shows its best round, each
+ratio the median of the rounds' own ratios (with the lowest and highest), so that a slow spell
+of the host weighs on both sides of a ratio.
 
 Bars: path rules >= 5x fast-redact; all detectors >= 200 MB/s; peak RSS < 32 MB on 1 GB;
 issue 17: path rules >= 1.5 GB/s and >= 20x fast-redact, all detectors >= 0.6 GB/s.
@@ -17,7 +20,7 @@ BUILD = os.environ.get("MM_BUILD", os.path.join(TOP, "build"))
 OUT = os.path.join(TOP, "bench", "out")
 SIZE = int(os.environ.get("BENCH_SIZE", 100_000_000))       # throughput corpus
 BIG = int(os.environ.get("BENCH_BIG", 1_000_000_000))        # RSS corpus
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 5))
 
 # 20 custom patterns of the kind policies carry (order, employee and ticket ids, API key
 # prefixes); the order ids match every record, the rest are rare in the corpus, as in life
@@ -113,10 +116,29 @@ def run(args, stdin_path=None, env=None):
     return secs, int(m.group(1)) if m else None
 
 
-def best(args, stdin_path=None, env=None):
-    runs = [run(args, stdin_path, env) for _ in range(ROUNDS)]
-    rss = [r[1] for r in runs if r[1] is not None]
-    return min(r[0] for r in runs), max(rss) if rss else None
+# In-process baselines (simdjson, fast-redact) take the best of this many passes inside each
+# process, so that each round's figure is a warm one, as maskctl's runs are.
+WARM = 2
+
+
+def interleaved(work):
+    """Runs every workload once per round, round after round (ROUNDS of them), so that the
+    host's slow spells, which last minutes on this VM, fall on all of them alike instead of
+    on whichever workload ran its rounds then. work: [(key, fn)], fn() -> (MB/s, peak KiB or
+    None). Returns {key: [(MB/s, rss), ...]}, one entry per round."""
+    series = {k: [] for k, _ in work}
+    for _ in range(ROUNDS):
+        for k, fn in work:
+            series[k].append(fn())
+    return series
+
+
+def per_round(series, a, b):
+    """The ratio a/b of each round (measured seconds apart): (median, lowest, highest)."""
+    rs = sorted(x[0] / y[0] for x, y in zip(series[a], series[b]))
+    n = len(rs)
+    med = rs[n // 2] if n % 2 else (rs[n // 2 - 1] + rs[n // 2]) / 2
+    return med, rs[0], rs[-1]
 
 
 def sanity(policy_path, corpus):
@@ -138,8 +160,8 @@ def sanity(policy_path, corpus):
 
 def simdjson_figure(corpus, fields=()):
     """simdjson's own parse of the corpus (bench/simdjson-count.cpp, built here with g++ and
-    the Debian package): its DOM parse, or with `fields` its On-Demand reads of them in every
-    record; None when the package is not there."""
+    the Debian package), best of WARM passes: its DOM parse, or with `fields` its On-Demand
+    reads of them in every record; None when the package is not there."""
     src = os.path.join(TOP, "bench", "simdjson-count.cpp")
     exe = os.path.join(BUILD, "tools", "simdjson-count")
     if not os.path.exists("/usr/include/simdjson.h"):
@@ -147,7 +169,7 @@ def simdjson_figure(corpus, fields=()):
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         os.makedirs(os.path.dirname(exe), exist_ok=True)
         subprocess.run(["g++", "-O2", "-std=c++17", "-o", exe, src, "-lsimdjson"], check=True)
-    out = subprocess.run([exe, corpus, str(ROUNDS), *fields], capture_output=True, text=True,
+    out = subprocess.run([exe, corpus, str(WARM), *fields], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout)
 
@@ -165,47 +187,67 @@ def main():
     sanity(pols["path rules"], corpus)
     mb = os.path.getsize(corpus) / 1e6
 
-    rows = []
-    t, _ = best(["cat", corpus])
-    rows.append(("floor: cat > /dev/null", mb / t, None))
-    t, _ = best(["python3", "-c", "import json,sys; json.load(open(sys.argv[1]))", corpus])
-    rows.append(("floor: Python json.load (DOM parse only)", mb / t, None))
-    res = {}
-    for k in ("parse-only", "path rules", "all detectors"):
-        t, rss = best([maskctl, "mask", "--stats", "--policy", pols[k], corpus])
-        res[k] = mb / t
-        rows.append((f"maskctl mask: {k}", mb / t, rss))
-    # the same with the portable byte machine alone (lib/mask/simd_int.h: MM_SIMD)
-    portable = {}
-    for k in ("parse-only", "path rules"):
-        t, rss = best([maskctl, "mask", "--stats", "--policy", pols[k], corpus], env={"MM_SIMD": "off"})
-        portable[k] = mb / t
-        rows.append((f"maskctl mask: {k}, portable path (MM_SIMD=off)", mb / t, rss))
-    # custom patterns behind the one-pass prefilter, and each pattern run over every value
-    for label, env in (("", None), (", each on every value (no prefilter)",
-                                    {"MM_PATTERN_PREFILTER": "off"})):
-        t, rss = best([maskctl, "mask", "--stats", "--policy", pols["20 patterns"], corpus], env=env)
-        res["20 patterns" + label] = mb / t
-        rows.append((f"maskctl mask: 20 patterns{label}", mb / t, rss))
-    sj = simdjson_figure(corpus)
-    if sj:
-        rows.append((f"simdjson 3 DOM parse ({sj['implementation']}, in memory)", sj["mbps"], None))
-    # the same reads as the path rules, the way On-Demand makes them: no output, and the
-    # values it skips are not validated (a masker cannot skip that: a parser differential)
-    sjod = simdjson_figure(corpus, FIELDS)
-    if sjod:
-        rows.append(("simdjson 3 On-Demand reads of the 7 fields (in memory)",
-                     sjod["mbps"], None))
+    def cmd(args, env=None):
+        def fn():
+            t, rss = run(args, env=env)
+            return mb / t, rss
+        return fn
+
+    def mask(k, env=None):
+        return cmd([maskctl, "mask", "--stats", "--policy", pols[k], corpus], env)
+
+    sj_impl = []
+
+    def simdjson(fields=()):
+        def fn():
+            sj = simdjson_figure(corpus, fields)
+            if "implementation" in sj:
+                sj_impl[:] = [sj["implementation"]]
+            return sj["mbps"], None
+        return fn
 
     node_paths = ",".join("records[*]." + f for f in FIELDS)
     npm_dir = os.path.join(TOP, "bench")
     if not os.path.isdir(os.path.join(npm_dir, "node_modules", "fast-redact")):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock",
                         "--silent"], cwd=npm_dir, check=True)
-    fr = subprocess.run(["node", os.path.join(npm_dir, "fast-redact.js"), corpus, node_paths,
-                         str(ROUNDS)], capture_output=True, text=True, check=True)
-    fr_mbps = json.loads(fr.stdout)["mbps"]
-    rows.append(("fast-redact 3.5.0 (JSON.parse + redact + stringify)", fr_mbps, None))
+
+    def fast_redact():
+        fr = subprocess.run(["node", os.path.join(npm_dir, "fast-redact.js"), corpus, node_paths,
+                             str(WARM)], capture_output=True, text=True, check=True)
+        return json.loads(fr.stdout)["mbps"], None
+
+    # (key, label, fn): the table's rows in order; the label None when the key says it
+    off = {"MM_SIMD": "off"}  # the portable byte machine alone (lib/mask/simd_int.h)
+    work = [
+        ("cat", "floor: cat > /dev/null", cmd(["cat", corpus])),
+        ("python", "floor: Python json.load (DOM parse only)",
+         cmd(["python3", "-c", "import json,sys; json.load(open(sys.argv[1]))", corpus])),
+        ("parse-only", None, mask("parse-only")),
+        ("path rules", None, mask("path rules")),
+        ("all detectors", None, mask("all detectors")),
+        ("parse-only, portable path (MM_SIMD=off)", None, mask("parse-only", off)),
+        ("path rules, portable path (MM_SIMD=off)", None, mask("path rules", off)),
+        # custom patterns behind the one-pass prefilter, and each pattern on every value
+        ("20 patterns", None, mask("20 patterns")),
+        ("20 patterns, each on every value (no prefilter)", None,
+         mask("20 patterns", {"MM_PATTERN_PREFILTER": "off"})),
+    ]
+    if os.path.exists("/usr/include/simdjson.h"):
+        work += [("simdjson DOM", "simdjson 3 DOM parse ({impl}, in memory)", simdjson()),
+                 # the same reads as the path rules, the way On-Demand makes them: no output,
+                 # and the values it skips are not validated (a masker cannot skip that: a
+                 # parser differential)
+                 ("simdjson On-Demand", "simdjson 3 On-Demand reads of the 7 fields (in memory)",
+                  simdjson(FIELDS))]
+    work.append(("fast-redact", "fast-redact 3.5.0 (JSON.parse + redact + stringify)", fast_redact))
+    series = interleaved([(k, fn) for k, _, fn in work])
+    res = {k: max(m for m, _ in v) for k, v in series.items()}
+    rows = []
+    for k, label, _ in work:
+        rss = [r for _, r in series[k] if r is not None]
+        label = (label or f"maskctl mask: {k}").format(impl=sj_impl[0] if sj_impl else "?")
+        rows.append((label, res[k], max(rss) if rss else None))
 
     big_rows = []
     big = f"{BIG / 1e9:g} GB" if BIG >= 1e9 else f"{BIG / 1e6:g} MB"
@@ -214,23 +256,31 @@ def main():
         t, rss = run([maskctl, "mask", "--stats", "--policy", pol, path])
         big_rows.append((label, os.path.getsize(path) / 1e6 / t, rss))
 
-    print(f"engine bench: {mb:.0f} MB of order records, best of {ROUNDS} rounds, one core")
+    print(f"engine bench: {mb:.0f} MB of order records, {ROUNDS} rounds of every workload in "
+          f"turn, best round shown, one core")
     print(f"  maskctl's block classifier on this CPU: {SIMD_PATHS.get('', '?')} "
           f"(with MM_SIMD=off: {SIMD_PATHS.get('off', '?')})")
     print(f"  {'workload':<56} {'MB/s':>9} {'peak RSS':>10}")
     for name, v, rss in rows + big_rows:
         r = f"{rss / 1024:.1f} MB" if rss else ""
         print(f"  {name:<56} {v:>9.1f} {r:>10}")
-    ratio = res["path rules"] / fr_mbps
+    print("  ratios: median of the rounds' own (the two figures of a round are seconds apart), "
+          "lowest-highest")
+
+    def show(text, a, b):
+        med, lo, hi = per_round(series, a, b)
+        print(f"  {text}: {med:.2f}x ({lo:.2f}-{hi:.2f})")
+        return med
+
     for k in ("parse-only", "path rules"):
-        print(f"  SIMD vs portable path, {k}: {res[k] / portable[k]:.2f}x")
-    print(f"  20 patterns, prefilter vs every pattern on every value: "
-          f"{res['20 patterns'] / res['20 patterns, each on every value (no prefilter)']:.2f}x")
-    if sj:
-        print(f"  parse-only vs simdjson's DOM parse: {res['parse-only'] / sj['mbps']:.2f}x")
-    if sjod:
-        print(f"  path rules vs simdjson On-Demand reading the same fields: "
-              f"{res['path rules'] / sjod['mbps']:.2f}x")
+        show(f"SIMD vs portable path, {k}", k, f"{k}, portable path (MM_SIMD=off)")
+    show("20 patterns, prefilter vs every pattern on every value", "20 patterns",
+         "20 patterns, each on every value (no prefilter)")
+    if "simdjson DOM" in series:
+        show("parse-only vs simdjson's DOM parse", "parse-only", "simdjson DOM")
+        show("path rules vs simdjson On-Demand reading the same fields", "path rules",
+             "simdjson On-Demand")
+    ratio = show("path rules vs fast-redact", "path rules", "fast-redact")
     pr, ad = res["path rules"], res["all detectors"]
     bars = [
         (f"path rules vs fast-redact: {ratio:.1f}x (bar >= 5x)", ratio >= 5),
