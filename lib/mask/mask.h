@@ -132,7 +132,9 @@ const char *mm_body_kind_name(mm_body_kind k);
 
 /* Output sink: called with masked bytes in order. An error stops the stream. */
 typedef mm_err (*mm_write_fn)(void *ctx, const char *data, size_t len);
-/* The mm_write_fn that appends to the mm_buf `ctx`. */
+/* The mm_write_fn that appends to the mm_buf `ctx`. A stream given it hands its staged
+ * output over whole when `ctx` is empty (mm_buf_take: the two swap storage), so `ctx`'s data
+ * may move at any push or finish: keep offsets into it, not pointers. */
 mm_err mm_stream_buf_write(void *ctx, const char *data, size_t len);
 
 /* A value a rule (or, in scan mode, a detector) matched. Never holds the value itself. */
