@@ -67,11 +67,17 @@ def request(kind, ns, i):
 
 class Api:
     def __init__(self, kubeconfig):
-        kc = yaml.safe_load(open(kubeconfig))
-        cl, user = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
-        if "token" not in user:
-            sys.exit("apiserver-writes.py: %s has no bearer token" % kubeconfig)
-        self.host, port = cl["server"][len("https://"):].rsplit(":", 1)
+        try:
+            kc = yaml.safe_load(open(kubeconfig))
+            cl, user = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
+            server = cl["server"]
+        except (OSError, yaml.YAMLError, TypeError, KeyError, IndexError) as e:
+            sys.exit("apiserver-writes.py: %s: not a kubeconfig with a cluster and a user (%r)"
+                     % (kubeconfig, e))
+        if "token" not in user or not server.startswith("https://"):
+            sys.exit("apiserver-writes.py: %s: needs an https server and a bearer token"
+                     % kubeconfig)
+        self.host, port = server[len("https://"):].rsplit(":", 1)
         self.port, self.token = int(port), user["token"]
         self.ctx = ssl.create_default_context()
         if "certificate-authority-data" in cl:
@@ -149,4 +155,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (RuntimeError, OSError) as e:  # a refused request, or the API server gone
+        sys.exit("apiserver-writes.py: %s" % e)
