@@ -18,16 +18,14 @@ connections with a bearer token (as a ServiceAccount's would be), and reads the 
 
 The kinds run in turn, ROUNDS times, so a slow spell of the host falls on all of them.
 usage: apiserver-writes.py KUBECONFIG APISERVER_PID ETCD_PID [N] [ROUNDS] [THREADS]"""
-import base64
-import http.client
 import json
 import os
-import ssl
 import sys
+import tempfile
 import threading
 import time
 
-import yaml
+from controller import Api  # bench/, beside this script: reads the kubeconfig as kubectl does
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "pylib"))
 from procstat import cpu_s  # noqa: E402
@@ -65,37 +63,14 @@ def request(kind, ns, i):
             "application/json", PB)
 
 
-class Api:
-    def __init__(self, kubeconfig):
-        try:
-            kc = yaml.safe_load(open(kubeconfig))
-            cl, user = kc["clusters"][0]["cluster"], kc["users"][0]["user"]
-            server = cl["server"]
-        except (OSError, yaml.YAMLError, TypeError, KeyError, IndexError) as e:
-            sys.exit("apiserver-writes.py: %s: not a kubeconfig with a cluster and a user (%r)"
-                     % (kubeconfig, e))
-        if "token" not in user or not server.startswith("https://"):
-            sys.exit("apiserver-writes.py: %s: needs an https server and a bearer token"
-                     % kubeconfig)
-        self.host, port = server[len("https://"):].rsplit(":", 1)
-        self.port, self.token = int(port), user["token"]
-        self.ctx = ssl.create_default_context()
-        if "certificate-authority-data" in cl:
-            self.ctx.load_verify_locations(
-                cadata=base64.b64decode(cl["certificate-authority-data"]).decode())
-        else:
-            self.ctx.load_verify_locations(cl["certificate-authority"])
-
-    def conn(self):
-        return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60)
-
-    def send(self, conn, method, path, body, ctype, accept="application/json"):
-        conn.request(method, path, body=body, headers={
-            "Authorization": "Bearer " + self.token, "Content-Type": ctype, "Accept": accept})
-        r = conn.getresponse()
-        data = r.read()
-        if r.status >= 300:
-            raise RuntimeError("%s %s: HTTP %d %s" % (method, path, r.status, data[:300]))
+def send(api, conn, method, path, body, ctype, accept="application/json"):
+    """One request on a kept-alive connection; the answer's body is not parsed (it may be
+    protobuf). RuntimeError when it was refused."""
+    conn.request(method, path, body=body, headers=dict(api.headers(ctype), Accept=accept))
+    r = conn.getresponse()
+    data = r.read()
+    if r.status >= 300:
+        raise RuntimeError("%s %s: HTTP %d %s" % (method, path, r.status, data[:300]))
 
 
 def run_kind(api, kind, ns, n, threads, pids):
@@ -104,9 +79,9 @@ def run_kind(api, kind, ns, n, threads, pids):
 
     def work(t):
         try:
-            c = api.conn()
+            c = api.connect()
             for i in range(t, n, threads):
-                api.send(c, *request(kind, ns, i))
+                send(api, c, *request(kind, ns, i))
         except Exception as e:  # noqa: BLE001 (reported below, the run fails)
             errors.append(e)
 
@@ -125,14 +100,20 @@ def run_kind(api, kind, ns, n, threads, pids):
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__.rsplit("usage: ", 1)[1])
-    api, api_pid, etcd_pid = Api(argv[0]), int(argv[1]), int(argv[2])
+    with tempfile.TemporaryDirectory() as d:  # Api's client certificate files, if any
+        try:
+            api = Api(argv[0], d)
+        except LookupError as e:
+            sys.exit("apiserver-writes.py: %s: no cluster or user in its current context (%r)"
+                     % (argv[0], e))
+    api_pid, etcd_pid = int(argv[1]), int(argv[2])
     n = int(argv[3]) if len(argv) > 3 else 2000
     rounds = int(argv[4]) if len(argv) > 4 else 2
     threads = int(argv[5]) if len(argv) > 5 else 4
-    c = api.conn()
+    c = api.connect()
     plan = [(k, "%s-%d" % (k, r)) for r in range(rounds) for k in KINDS]
     for _, ns in plan:
-        api.send(c, "POST", "/api/v1/namespaces", json.dumps(
+        send(api, c, "POST", "/api/v1/namespaces", json.dumps(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), "application/json")
     print("%d writes of each kind per round, %d rounds, %d connections; CPU ms per write"
           % (n, rounds, threads))

@@ -11,6 +11,7 @@ live_name=bench-apiserver-writes
 . hack/live-apiserver.sh
 live_start
 live_token_kubeconfig "$MM_CLUSTER_DIR/token.kubeconfig"
+export PATH="$BIN:$PATH" # bench/controller.py's Api reads the kubeconfig with kubectl
 # live_start spawns etcd first, then kube-apiserver
 [ "${live_names[0]}" = etcd ] && [ "${live_names[1]}" = kube-apiserver ] ||
     die "unexpected processes: ${live_names[*]}"

@@ -95,11 +95,11 @@ def gen(path, size, ndjson=False):
 SIMD_PATHS = {}  # MM_SIMD ("" unset) -> the block classifier maskctl said it used
 
 
-def run(args, stdin_path=None, env=None):
+def run(args, env=None):
     """Runs a command with stdout to /dev/null; returns (seconds, peak RSS in KiB).
     maskctl reports its own peak (VmHWM): ru_maxrss of a child forked from Python counts
     the interpreter's pages too, since it survives exec."""
-    with open(os.devnull, "wb") as null, open(stdin_path or os.devnull, "rb") as inp:
+    with open(os.devnull, "wb") as null, open(os.devnull, "rb") as inp:
         t0 = time.perf_counter()
         p = subprocess.Popen(args, stdin=inp, stdout=null, stderr=subprocess.PIPE,
                              env=dict(os.environ, **(env or {})))
@@ -115,6 +115,8 @@ def run(args, stdin_path=None, env=None):
         SIMD_PATHS[(env or {}).get("MM_SIMD", "")] = path.group(1)
     return secs, int(m.group(1)) if m else None
 
+
+SIMDJSON_H = "/usr/include/simdjson.h"  # Debian libsimdjson-dev: the reference rows
 
 # In-process baselines (simdjson, fast-redact) take the best of this many passes inside each
 # process, so that each round's figure is a warm one, as maskctl's runs are.
@@ -160,12 +162,10 @@ def sanity(policy_path, corpus):
 
 def simdjson_figure(corpus, fields=()):
     """simdjson's own parse of the corpus (bench/simdjson-count.cpp, built here with g++ and
-    the Debian package), best of WARM passes: its DOM parse, or with `fields` its On-Demand
-    reads of them in every record; None when the package is not there."""
+    the Debian package, when SIMDJSON_H is there), best of WARM passes: its DOM parse, or with
+    `fields` its On-Demand reads of them in every record."""
     src = os.path.join(TOP, "bench", "simdjson-count.cpp")
     exe = os.path.join(BUILD, "tools", "simdjson-count")
-    if not os.path.exists("/usr/include/simdjson.h"):
-        return None
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         os.makedirs(os.path.dirname(exe), exist_ok=True)
         subprocess.run(["g++", "-O2", "-std=c++17", "-o", exe, src, "-lsimdjson"], check=True)
@@ -233,7 +233,7 @@ def main():
         ("20 patterns, each on every value (no prefilter)", None,
          mask("20 patterns", {"MM_PATTERN_PREFILTER": "off"})),
     ]
-    if os.path.exists("/usr/include/simdjson.h"):
+    if os.path.exists(SIMDJSON_H):
         work += [("simdjson DOM", "simdjson 3 DOM parse ({impl}, in memory)", simdjson()),
                  # the same reads as the path rules, the way On-Demand makes them: no output,
                  # and the values it skips are not validated (a masker cannot skip that: a
